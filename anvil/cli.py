@@ -1,0 +1,161 @@
+"""argv -> one library call -> rendered output -> exit code. Exit codes are documented in the README."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from anvil import __version__
+from anvil.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
+from anvil.project import open_project
+from anvil.recipe.load import load_recipe
+from anvil.recipe.schema import generated_files, stale_files
+from anvil.render import ApplyDisplay, dot, mermaid, plan_lines, status_table
+from anvil.stages import build_graph
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+DEFAULT_RECIPE = "anvil.toml"
+
+
+def cmd_validate(args) -> int:
+    results, status = [], EXIT_OK
+    for path in args.recipes or [DEFAULT_RECIPE]:
+        try:
+            loaded = load_recipe(path)
+            graph = build_graph(loaded.recipe)
+            results.append({"file": path, "valid": True, "problems": []})
+            if not args.json:
+                r = loaded.recipe
+                out.print(f"{path}: valid ({len(r.models)} models, {len(r.datasets)} datasets, {len(graph.nodes)} stages)")
+        except InvalidInput as e:
+            status = EXIT_ERROR
+            results.append({"file": path, "valid": False, "problems": [str(p) for p in e.problems]})
+            if not args.json:
+                err.print(str(e), markup=False)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return status
+
+
+def cmd_schema(args) -> int:
+    folder = Path(args.dir)
+    if args.check:
+        stale = stale_files(folder)
+        for name in stale:
+            err.print(f"{folder / name}: stale or missing; run `anvil schema` and commit the result")
+        return EXIT_ERROR if stale else EXIT_OK
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in generated_files().items():
+        (folder / name).write_text(text, encoding="utf-8")
+        out.print(f"wrote {folder / name}")
+    return EXIT_OK
+
+
+def cmd_plan(args) -> int:
+    plan = open_project(args.recipe).plan(args.target, args.replace)
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2))
+    else:
+        plan_lines(plan, out)
+    return EXIT_CHANGES if args.detailed_exitcode and plan.changes else EXIT_OK
+
+
+def cmd_apply(args) -> int:
+    project = open_project(args.recipe)
+    plan = project.plan(args.target, args.replace)
+    if not plan.changes:
+        plan_lines(plan, out)
+        out.print("Nothing to apply.")
+        return EXIT_OK
+    plan_lines(plan, out)
+    out.print()
+    with ApplyDisplay(plan, out) as display:
+        outcome = project.apply(plan, display.event, display.stage_progress)
+    out.print(f"\nApplied: {len(outcome.ran)} ran, {len(outcome.restored)} restored, {len(outcome.removed)} removed.")
+    return EXIT_OK
+
+
+def cmd_status(args) -> int:
+    rows = open_project(args.recipe).status()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        status_table(rows, out)
+    return EXIT_OK
+
+
+def cmd_graph(args) -> int:
+    graph = build_graph(load_recipe(args.recipe).recipe)
+    print(dot(graph) if args.format == "dot" else mermaid(graph))
+    return EXIT_OK
+
+
+def cmd_gc(args) -> int:
+    found = open_project(args.recipe).gc(args.dry_run)
+    if args.json:
+        print(json.dumps([{"fingerprint": fp, "bytes": size} for fp, size in found], indent=2))
+        return EXIT_OK
+    verb = "would remove" if args.dry_run else "removed"
+    for fp, size in found:
+        out.print(f"{verb} {fp[:12]} ({size / 1e6:.1f} MB)")
+    out.print(f"{verb} {len(found)} artifacts, {sum(s for _, s in found) / 1e6:.1f} MB" if found else "nothing to collect")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="anvil", description="Fine-tuning lineages as one recipe: plan, apply, gate.")
+    p.add_argument("--version", action="version", version=f"anvil {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, func, help, recipe=True):
+        c = sub.add_parser(name, help=help, description=help)
+        c.set_defaults(func=func)
+        if recipe:
+            c.add_argument("recipe", nargs="?", default=DEFAULT_RECIPE, help="recipe file (default: anvil.toml)")
+        return c
+
+    c = command("validate", cmd_validate, "check recipes, their references and their data files", recipe=False)
+    c.add_argument("recipes", nargs="*", help="recipe files (default: anvil.toml)")
+    c.add_argument("--json", action="store_true", help="machine-readable results")
+    c = command("schema", cmd_schema, "write schema/ from the recipe models", recipe=False)
+    c.add_argument("--check", action="store_true", help="fail when the files in schema/ are stale")
+    c.add_argument("--dir", default="schema", help="output folder (default: schema)")
+    for name, func, help in (("plan", cmd_plan, "show what apply would do, and why"),
+                             ("apply", cmd_apply, "run the stages whose inputs changed")):
+        c = command(name, func, help)
+        c.add_argument("--target", action="append", default=[], metavar="NODE",
+                       help="limit to a model, dataset or stage and what it needs (repeatable)")
+        c.add_argument("--replace", action="append", default=[], metavar="STAGE",
+                       help="force a stage to rerun, e.g. v2.train (repeatable)")
+    sub.choices["plan"].add_argument("--json", action="store_true", help="the plan as JSON")
+    sub.choices["plan"].add_argument("--detailed-exitcode", action="store_true",
+                                     help="exit 0 when nothing to do, 2 when changes are pending, 1 on error")
+    c = command("status", cmd_status, "what is built, with fingerprints and timings")
+    c.add_argument("--json", action="store_true", help="per-stage JSON with artifact paths")
+    c = command("graph", cmd_graph, "print the stage graph")
+    c.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    c = command("gc", cmd_gc, "remove artifacts no stage of the recipe refers to")
+    c.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
+    c.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AnvilError as e:
+        err.print(f"error: {e}" if not isinstance(e, InvalidInput) else str(e), markup=False)
+        return e.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted; finished stages are recorded, the one in flight is discarded")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

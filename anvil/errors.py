@@ -1,0 +1,48 @@
+"""One error tree. The CLI catches `AnvilError` alone and prints its message; anything else is a bug."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Exit codes, documented in the README. 2 is Terraform's "changes pending" for `plan --detailed-exitcode`.
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_INTERRUPTED = 130
+
+
+class AnvilError(Exception):
+    """An error the user can act on; `str()` is the whole message."""
+
+    exit_code = EXIT_ERROR
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file, already located: `FILE:LINE:COL: key.path: message`."""
+
+    file: str
+    line: int
+    col: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class InvalidInput(AnvilError):
+    """A recipe or data file failed validation; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class StoreLocked(AnvilError):
+    """Another live process holds the store's lock."""
+
+
+class StageFailed(AnvilError):
+    """A stage raised while running; what finished before it stays recorded."""

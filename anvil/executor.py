@@ -1,0 +1,86 @@
+"""Walks a Plan in order and applies it: runs stages through the function it is given, commits each
+artifact to the store and records the state as soon as each stage finishes, so a crash loses at most
+the stage in flight. Tests hand in fake stage functions; `anvil apply` hands in the real ones."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from anvil.errors import AnvilError, StageFailed
+from anvil.planning.graph import Graph
+from anvil.planning.plan import Act, Action, Plan
+from anvil.state.store import StageRecord, Store
+
+# (action, work folder to write into, artifact folders of the stages it needs) -> metrics
+RunStage = Callable[[Action, Path, dict[str, Path]], dict[str, Any]]
+# (event, action, seconds): event is "start", "done", "restored" or "removed"
+OnEvent = Callable[[str, Action, float], None]
+
+
+@dataclass
+class Outcome:
+    ran: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def execute(plan: Plan, graph: Graph, store: Store, run_stage: RunStage, on_event: OnEvent = lambda *a: None) -> Outcome:
+    records = store.load_state()
+    prints = {a.stage: a.fingerprint for a in plan.actions}
+    outcome = Outcome()
+    for action in plan.actions:
+        if action.act is Act.ORPHANED:
+            records.pop(action.stage, None)
+            store.save_state(records)
+            outcome.removed.append(action.stage)
+            on_event("removed", action, 0.0)
+            continue
+        if action.act is Act.RESTORE:
+            cached = store.cached(action.fingerprint)
+            if cached is not None:
+                records[action.stage] = cached.model_copy(update={"id": action.stage})
+                store.save_state(records)
+                outcome.restored.append(action.stage)
+                on_event("restored", action, 0.0)
+                continue
+            # the cached artifact went bad after planning: build it instead
+        elif action.act not in (Act.CREATE, Act.RERUN):
+            continue
+        node = graph.nodes[action.stage]
+        inputs = {need: store.artifact(prints[need]) for need in node.needs}
+        workdir = store.new_workdir(action.stage)
+        on_event("start", action, 0.0)
+        started, t0 = datetime.now(timezone.utc), time.monotonic()
+        try:
+            metrics = run_stage(action, workdir, inputs)
+        except BaseException as e:
+            shutil.rmtree(workdir, ignore_errors=True)
+            if isinstance(e, AnvilError):
+                raise StageFailed(f"{action.stage} failed:\n{e}") from e
+            if isinstance(e, Exception):
+                raise StageFailed(f"{action.stage} failed: {type(e).__name__}: {e}") from e
+            raise
+        record = StageRecord(
+            id=action.stage,
+            kind=node.kind,
+            fingerprint=action.fingerprint,
+            code_version=node.code_version,
+            config=node.config,
+            inputs={need: prints[need] for need in node.needs},
+            files={path: plan.files[path] for path in node.files},
+            outputs="",
+            started=started.isoformat(timespec="seconds"),
+            duration_s=round(time.monotonic() - t0, 3),
+            metrics=metrics,
+        )
+        records[action.stage] = store.commit(workdir, record)
+        store.save_state(records)
+        outcome.ran.append(action.stage)
+        on_event("done", action, record.duration_s)
+    return outcome

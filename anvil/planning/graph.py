@@ -1,0 +1,63 @@
+"""The stage graph as plain values: nodes with their resolved config, the stages they need and the
+files they read. Built by the stages' pure `nodes(recipe)` functions; no I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from anvil.errors import AnvilError
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str  # "dataset.behavioral", "v2.train"
+    kind: str  # the stage that builds it
+    config: dict[str, Any]  # resolved settings; all of it goes into the fingerprint
+    needs: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # paths relative to the recipe's folder
+    code_version: int = 1
+    available: bool = True  # False: this anvil cannot build this kind of stage yet
+    model: str | None = None  # model node it belongs to, for `--target v1` and `status`
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: dict[str, Node] = field(default_factory=dict)
+
+    def order(self) -> list[Node]:
+        """Dependencies first (post-order DFS), ties in declaration order so output is stable."""
+        done: dict[str, None] = {}
+
+        def visit(node_id: str, path: tuple[str, ...]) -> None:
+            if node_id in done:
+                return
+            if node_id in path:
+                raise AnvilError(f"stage cycle: {' -> '.join(path + (node_id,))}")
+            for need in self.nodes[node_id].needs:
+                visit(need, path + (node_id,))
+            done[node_id] = None
+
+        for node_id in self.nodes:
+            visit(node_id, ())
+        return [self.nodes[i] for i in done]
+
+    def closure(self, ids: set[str]) -> set[str]:
+        """The given stages and everything they need, transitively."""
+        out: set[str] = set()
+        todo = list(ids)
+        while todo:
+            node_id = todo.pop()
+            if node_id not in out:
+                out.add(node_id)
+                todo.extend(self.nodes[node_id].needs)
+        return out
+
+    def select(self, target: str) -> set[str]:
+        """Stage ids a `--target` names: a stage id (`v1.train`), a model (`v1`) or a dataset name."""
+        if target in self.nodes:
+            return {target}
+        found = {n.id for n in self.nodes.values() if n.model == target or n.id == f"dataset.{target}"}
+        if not found:
+            raise AnvilError(f"--target {target}: no such model or stage (expected one of: {', '.join(self.nodes)})")
+        return found

@@ -1,0 +1,182 @@
+"""The pure planning core: (graph, recorded state, file digests, run-cache lookup) -> Plan.
+
+For each stage, dependencies first, the fingerprint is computed from its config, its inputs'
+fingerprints and its files' digests, then compared with what the state recorded, cheapest check first:
+
+    not buildable by this anvil      -> ! unavailable
+    forced by --replace              -> ~ rerun
+    same fingerprint, artifact intact -> = up to date
+    fingerprint built before (cache) -> < restore (no compute)
+    recorded under another print     -> ~ rerun, with the field / file / input that changed
+    never recorded                   -> + create
+    recorded but gone from the graph -> - orphaned
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from anvil.planning.fingerprint import fingerprint
+from anvil.planning.graph import Graph, Node
+from anvil.state.store import StageRecord
+
+
+class Act(str, Enum):
+    CREATE = "create"
+    RERUN = "rerun"
+    RESTORE = "restore"
+    UP_TO_DATE = "up_to_date"
+    ORPHANED = "orphaned"
+    UNAVAILABLE = "unavailable"
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "rerun": "~", "restore": "<", "up_to_date": "=", "orphaned": "-", "unavailable": "!"}[
+            self.value
+        ]
+
+    @property
+    def is_change(self) -> bool:
+        """Whether apply would do anything for it (unavailable stages cannot be applied, so are not)."""
+        return self in (Act.CREATE, Act.RERUN, Act.RESTORE, Act.ORPHANED)
+
+
+@dataclass(frozen=True)
+class Action:
+    stage: str
+    kind: str
+    act: Act
+    fingerprint: str
+    reasons: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        label = ", ".join(self.reasons) if self.reasons else self.act.value.replace("_", " ")
+        return f"{self.act.symbol} {self.stage}: {label}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    files: dict[str, str] = field(default_factory=dict)  # the digests planned against
+
+    @property
+    def changes(self) -> list[Action]:
+        return [a for a in self.actions if a.act.is_change]
+
+    def counts(self) -> dict[str, int]:
+        out = {act.value: 0 for act in Act}
+        for action in self.actions:
+            out[action.act.value] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "changes": bool(self.changes),
+            "summary": self.counts(),
+            "actions": [
+                {**asdict(a), "act": a.act.value, "reasons": list(a.reasons), "needs": list(a.needs)} for a in self.actions
+            ],
+        }
+
+
+def make_plan(
+    graph: Graph,
+    records: Mapping[str, StageRecord],
+    files: Mapping[str, str],
+    intact: Collection[str] = (),
+    cached: Callable[[str], bool] = lambda fp: False,
+    targets: Collection[str] = (),
+    replace: Collection[str] = (),
+) -> Plan:
+    """`intact`: ids whose recorded artifact is present and unmodified. `cached(fp)`: whether the store
+    holds an intact artifact for that fingerprint. `targets` limits the plan to those stages and what
+    they need; `replace` forces stages to rerun."""
+    for stage in replace:
+        if stage not in graph.nodes:
+            raise ValueError(f"--replace {stage}: no such stage (expected one of: {', '.join(graph.nodes)})")
+    scope = graph.closure(set(targets)) if targets else set(graph.nodes)
+    prints: dict[str, str] = {}
+    blocked: set[str] = set()
+    actions: list[Action] = []
+    for node in graph.order():
+        inputs = {need: prints[need] for need in node.needs}
+        node_files = {path: files[path] for path in node.files}
+        fp = prints[node.id] = fingerprint(node, inputs, node_files)
+        if node.id not in scope:
+            continue
+        record = records.get(node.id)
+        act, reasons = _decide(node, fp, record, inputs, node_files, node.id in intact, cached, replace, blocked)
+        if act is Act.UNAVAILABLE:
+            blocked.add(node.id)
+        actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.needs))
+    if not targets:
+        for stage, record in records.items():
+            if stage not in graph.nodes:
+                actions.append(Action(stage, record.kind, Act.ORPHANED, record.fingerprint, ("orphaned",)))
+    return Plan(tuple(actions), dict(files))
+
+
+def _decide(node: Node, fp, record, inputs, files, intact, cached, replace, blocked) -> tuple[Act, list[str]]:
+    if not node.available:
+        return Act.UNAVAILABLE, [f"not available: this anvil cannot build {node.kind} stages yet"]
+    waiting = [need for need in node.needs if need in blocked]
+    if waiting:
+        return Act.UNAVAILABLE, [f"not available: needs {', '.join(waiting)}"]
+    if node.id in replace:
+        return Act.RERUN, ["forced by --replace"]
+    if record is not None and record.fingerprint == fp:
+        if intact:
+            return Act.UP_TO_DATE, []
+        return Act.RERUN, ["artifact missing or modified outside anvil"]
+    reasons = diff_reasons(node, record, inputs, files) if record else []
+    if cached(fp):
+        return Act.RESTORE, reasons + ["built before: restored from the run-cache"]
+    if record is None:
+        return Act.CREATE, ["create"]
+    return Act.RERUN, reasons or ["fingerprint changed"]
+
+
+def diff_reasons(node: Node, record: StageRecord, inputs: dict[str, str], files: dict[str, str]) -> list[str]:
+    """Why a recorded stage is stale, down to the field, the file or the input."""
+    reasons = []
+    if record.code_version != node.code_version:
+        reasons.append(f"stage code version {record.code_version} -> {node.code_version}")
+    old, new = _flatten(record.config), _flatten(node.config)
+    for key in list(new) + [k for k in old if k not in new]:
+        if key not in old:
+            reasons.append(f"{key} added ({_show(new[key])})")
+        elif key not in new:
+            reasons.append(f"{key} removed (was {_show(old[key])})")
+        elif old[key] != new[key]:
+            reasons.append(f"{key} {_show(old[key])} -> {_show(new[key])}")
+    for path in sorted(record.files.keys() | files.keys()):
+        if path not in record.files:
+            reasons.append(f"{path} added")
+        elif path not in files:
+            reasons.append(f"{path} removed")
+        elif record.files[path] != files[path]:
+            reasons.append(f"{path} changed")
+    for need in sorted(record.inputs.keys() | inputs.keys()):
+        if record.inputs.get(need) != inputs.get(need):
+            reasons.append(f"input {need} changed")
+    return reasons
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False) if not isinstance(value, float) else repr(value)

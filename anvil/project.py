@@ -1,0 +1,128 @@
+"""A recipe and its store together: refresh what exists (hashes, artifacts), plan, apply, status, gc.
+This is where the pure planner meets the file system; the CLI only calls these functions."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anvil.errors import AnvilError
+from anvil.executor import OnEvent, Outcome, execute
+from anvil.planning.graph import Graph
+from anvil.planning.plan import Action, Plan, make_plan
+from anvil.recipe.load import LoadedRecipe, load_recipe
+from anvil.recipe.rows import read_rows
+from anvil.settings import store_path
+from anvil.stages import BY_KIND, build_graph
+from anvil.stages.stage import StageContext
+from anvil.state.store import StageRecord, Store
+
+
+@dataclass
+class Project:
+    loaded: LoadedRecipe
+    store: Store
+    graph: Graph
+
+    def file_digests(self) -> dict[str, str]:
+        root = self.loaded.root
+        paths = {path for node in self.graph.nodes.values() for path in node.files}
+        return {path: self.store.hashes.tree(root / path) for path in sorted(paths)}
+
+    def plan(self, targets: Collection[str] = (), replace: Collection[str] = ()) -> Plan:
+        records = self.store.load_state()
+        selected: set[str] = set()
+        for target in targets:
+            selected |= self.graph.select(target)
+        try:
+            plan = make_plan(
+                self.graph,
+                records,
+                self.file_digests(),
+                intact={sid for sid, rec in records.items() if self.store.intact(rec)},
+                cached=lambda fp: self.store.cached(fp) is not None,
+                targets=selected,
+                replace=replace,
+            )
+        except ValueError as e:
+            raise AnvilError(str(e)) from None
+        self.store.hashes.save()
+        return plan
+
+    def run_stage(self, on_progress=None):
+        def run(action: Action, workdir: Path, inputs: dict[str, Path]) -> dict[str, Any]:
+            stage = BY_KIND[action.kind]
+            assert stage.run is not None, "the planner never schedules unavailable stages"
+            ctx = StageContext(self.graph.nodes[action.stage], self.loaded, workdir, inputs)
+            if on_progress:
+                ctx.progress = lambda fraction, message: on_progress(action, fraction, message)
+            return stage.run(ctx)
+
+        return run
+
+    def apply(self, plan: Plan, on_event: OnEvent = lambda *a: None, on_progress=None) -> Outcome:
+        with self.store.lock():
+            self.store.clear_debris()
+            try:
+                return execute(plan, self.graph, self.store, self.run_stage(on_progress), on_event)
+            finally:
+                self.store.hashes.save()
+
+    def status(self) -> list[dict[str, Any]]:
+        records = self.store.load_state()
+        rows = []
+        for node in self.graph.order():
+            record: StageRecord | None = records.get(node.id)
+            rows.append(
+                {
+                    "stage": node.id,
+                    "model": node.model,
+                    "kind": node.kind,
+                    "built": record is not None,
+                    "available": node.available,
+                    "fingerprint": record.fingerprint if record else None,
+                    "started": record.started if record else None,
+                    "duration_s": record.duration_s if record else None,
+                    "artifact": str(self.store.artifact(record.fingerprint)) if record else None,
+                    "metrics": record.metrics if record else {},
+                }
+            )
+        return rows
+
+    def garbage(self) -> list[str]:
+        """Artifacts in the store that no stage of the recipe refers to, now or in its plan."""
+        keep = {r.fingerprint for sid, r in self.store.load_state().items() if sid in self.graph.nodes}
+        keep |= {a.fingerprint for a in self.plan().actions}
+        return sorted(self.store.fingerprints() - keep)
+
+    def gc(self, dry_run: bool) -> list[tuple[str, int]]:
+        with self.store.lock():
+            found = [(fp, self.store.size(fp)) for fp in self.garbage()]
+            if not dry_run:
+                self.store.clear_debris()
+                for fp, _ in found:
+                    self.store.remove(fp)
+            return found
+
+
+def open_project(recipe_path: str | Path) -> Project:
+    recipe_path = Path(recipe_path)
+    root = recipe_path.resolve().parent
+    store = Store(store_path(root))
+    hashes = store.hashes
+
+    def check_rows(path: Path, shown_as: str):
+        # Row validation is cached by content: an unchanged file is not parsed again.
+        key = f"rows:{hashes.file(path)}"
+        if key in hashes.facts:
+            return hashes.facts[key], []
+        rows, problems = read_rows(path, shown_as)
+        if not problems:
+            hashes.facts[key] = len(rows)
+            hashes.dirty = True
+        return len(rows), problems
+
+    loaded = load_recipe(recipe_path, check_rows=check_rows)
+    return Project(loaded, store, build_graph(loaded.recipe))

@@ -1,0 +1,84 @@
+"""Checks across the recipe that one field cannot make alone: names, references, cycles, files, rows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from anvil.errors import Problem
+from anvil.recipe.models import NAME_PATTERN, MixError, Recipe
+
+# (key path, message) pairs; the loader turns them into located problems.
+Finding = tuple[tuple[str | int, ...], str]
+
+
+def _defined(names, kind: str, name: str) -> str:
+    known = ", ".join(sorted(names)) or "none"
+    return f"{kind} {name!r} is not defined (expected one of: {known})"
+
+
+def check_references(recipe: Recipe) -> Iterator[Finding]:
+    for table, names in (("models", recipe.models), ("datasets", recipe.datasets)):
+        for name in names:
+            if not re.match(NAME_PATTERN, name):
+                yield (table, name), f"name {name!r} is not allowed (expected letters, digits, _ or -, starting with a letter)"
+    for name, model in recipe.models.items():
+        if model.parent is not None and model.parent not in recipe.models:
+            yield ("models", name, "parent"), _defined(recipe.models, "model", model.parent)
+        if model.dataset is not None and model.dataset not in recipe.datasets:
+            yield ("models", name, "dataset"), _defined(recipe.datasets, "dataset", model.dataset)
+    yield from _check_cycles(recipe)
+    if recipe.serve and recipe.serve.model is not None and recipe.serve.model not in recipe.models:
+        yield ("serve", "model"), _defined(recipe.models, "model", recipe.serve.model)
+    if recipe.eval:
+        for i, name in enumerate(recipe.eval.compare):
+            if name not in recipe.models:
+                yield ("eval", "compare", i), _defined(recipe.models, "model", name)
+    for i, gate in enumerate(recipe.gates):
+        if gate.model not in recipe.models:
+            yield ("gates", i, "model"), _defined(recipe.models, "model", gate.model)
+
+
+def _check_cycles(recipe: Recipe) -> Iterator[Finding]:
+    reported: set[str] = set()
+    for start in recipe.models:
+        chain = [start]
+        while (parent := recipe.models[chain[-1]].parent) in recipe.models:
+            if parent in chain:
+                cycle = chain[chain.index(parent) :]
+                if not reported & set(cycle):
+                    reported.update(cycle)
+                    shown = " -> ".join(cycle + [parent])
+                    yield ("models", cycle[0], "parent"), f"lineage cycle {shown} (expected a tree rooted in a model with a source)"
+                break
+            chain.append(parent)
+
+
+def check_files(
+    recipe: Recipe, root: Path, check_rows: Callable[[Path], tuple[int, list[Problem]]]
+) -> Iterator[Finding | Problem]:
+    """Files the recipe reads exist, and every dataset can be mixed from what they hold.
+    `check_rows` validates a file's rows and returns how many are valid and the problems found."""
+    for name, model in recipe.models.items():
+        if model.source and model.source.startswith("path:") and not (root / model.source[5:]).exists():
+            yield ("models", name, "source"), f"{model.source[5:]} does not exist (expected a checkpoint folder)"
+    for name, dataset in recipe.datasets.items():
+        available: dict[int, int] = {}
+        for i, source in enumerate(dataset.sources):
+            path = root / source.path
+            if not path.is_file():
+                yield ("datasets", name, "sources", i, "path"), f"{source.path} does not exist (expected a chat JSONL file)"
+                continue
+            valid, problems = check_rows(path)
+            yield from problems
+            if not problems:
+                available[i] = valid
+        if len(available) < len(dataset.sources):
+            continue
+        try:
+            dataset.row_counts([available[i] for i in range(len(dataset.sources))])
+        except MixError as e:
+            source = dataset.sources[e.source] if e.source is not None else None
+            field = () if source is None else ("sources", e.source, "count" if source.count else "weight")
+            yield ("datasets", name) + field, str(e)

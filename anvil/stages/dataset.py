@@ -1,0 +1,79 @@
+"""dataset: mix chat JSONL sources by category count or weight, shuffle by seed, split train/valid.
+
+Writes `train.jsonl` and `valid.jsonl` that mlx-lm(-lora) reads as they are, and `manifest.json`
+with per-category counts for the report."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from typing import Any
+
+from anvil.planning.graph import Node
+from anvil.recipe.models import Recipe
+from anvil.recipe.rows import load_rows
+from anvil.stages.stage import Stage, StageContext
+
+CODE_VERSION = 1
+
+
+def nodes(recipe: Recipe) -> list[Node]:
+    return [
+        Node(
+            id=f"dataset.{name}",
+            kind="dataset",
+            config=dataset.model_dump(mode="json"),
+            files=tuple(dict.fromkeys(s.path for s in dataset.sources)),
+            code_version=CODE_VERSION,
+        )
+        for name, dataset in recipe.datasets.items()
+    ]
+
+
+def split(rows_by_category: dict[str, list[str]], valid_fraction: float, rng: random.Random):
+    """Stratified split: each category gives round(n * fraction) rows to valid, so every category is
+    seen in validation; at least one valid row overall when the fraction is above zero."""
+    n_valid = {c: round(len(rows) * valid_fraction) for c, rows in rows_by_category.items()}
+    if valid_fraction > 0 and not any(n_valid.values()):
+        largest = max(rows_by_category, key=lambda c: len(rows_by_category[c]))
+        n_valid[largest] = 1 if len(rows_by_category[largest]) > 1 else 0
+    train: list[str] = []
+    valid: list[str] = []
+    counts: dict[str, dict[str, int]] = {}
+    for category, rows in rows_by_category.items():
+        rows = rows[:]
+        rng.shuffle(rows)
+        k = n_valid[category]
+        valid += rows[:k]
+        train += rows[k:]
+        counts[category] = {"rows": len(rows), "train": len(rows) - k, "valid": k}
+    rng.shuffle(train)
+    rng.shuffle(valid)
+    return train, valid, counts
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    dataset = ctx.loaded.recipe.datasets[ctx.node.id.removeprefix("dataset.")]
+    root = ctx.loaded.root
+    rows = [load_rows(root / s.path, s.path) for s in dataset.sources]
+    counts = dataset.row_counts([len(r) for r in rows])
+    rng = random.Random(dataset.seed)
+    by_category: dict[str, list[str]] = defaultdict(list)
+    sources = []
+    for source, available, n in zip(dataset.sources, rows, counts):
+        taken = available if n == len(available) else rng.sample(available, n)
+        by_category[source.category] += taken
+        sources.append({"path": source.path, "category": source.category, "available": len(available), "taken": n})
+        ctx.progress(len(sources) / (len(dataset.sources) + 1), f"read {source.path}")
+    train, valid, categories = split(dict(by_category), dataset.valid_fraction, rng)
+    for name, lines in (("train.jsonl", train), ("valid.jsonl", valid)):
+        (ctx.workdir / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    manifest = {"rows": len(train) + len(valid), "train": len(train), "valid": len(valid),
+                "categories": categories, "sources": sources, "seed": dataset.seed}
+    (ctx.workdir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return {"rows": manifest["rows"], "train": len(train), "valid": len(valid),
+            "categories": {c: v["rows"] for c, v in categories.items()}}
+
+
+STAGE = Stage(kind="dataset", code_version=CODE_VERSION, nodes=nodes, run=run)

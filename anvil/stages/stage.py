@@ -1,0 +1,35 @@
+"""What a stage is: a kind, a code version, a pure expansion of the recipe into graph nodes, and a
+`run` that writes only into the work folder it is given (the store renames it into place)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anvil.planning.graph import Node
+from anvil.recipe.load import LoadedRecipe
+from anvil.recipe.models import Recipe
+
+
+@dataclass
+class StageContext:
+    node: Node
+    loaded: LoadedRecipe
+    workdir: Path  # the only place a stage writes
+    inputs: dict[str, Path]  # artifact folder of each stage in node.needs
+    progress: Callable[[float, str], None] = lambda fraction, message: None
+
+
+@dataclass(frozen=True)
+class Stage:
+    kind: str
+    code_version: int  # bump when a change to `run` changes what it produces
+    nodes: Callable[[Recipe], list[Node]]
+    run: Callable[[StageContext], dict[str, Any]] | None = None  # None: planned, not buildable yet
+
+
+def weights_of(recipe: Recipe, model: str) -> str:
+    """The stage whose artifact is a model's full weights: its source for a root, its fuse for a round."""
+    return f"{model}.source" if recipe.models[model].source else f"{model}.fuse"
