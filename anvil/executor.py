@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError, StageFailed
-from anvil.planning.graph import Graph
+from anvil.planning.graph import Graph, Node
 from anvil.planning.plan import Act, Action, Plan
 from anvil.state.store import StageRecord, Store
 
@@ -28,6 +28,24 @@ class Outcome:
     ran: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+
+
+def new_record(node: Node, fingerprint: str, prints: dict[str, str], files: dict[str, str],
+               started: datetime, seconds: float, metrics: dict[str, Any]) -> StageRecord:
+    """What the state remembers of a finished stage: enough to explain, later, why it must rerun."""
+    return StageRecord(
+        id=node.id,
+        kind=node.kind,
+        fingerprint=fingerprint,
+        code_version=node.code_version,
+        config=node.config,
+        inputs={need: prints[need] for need in node.needs},
+        files={path: files[path] for path in node.files},
+        outputs="",  # set by Store.commit once the folder is in place
+        started=started.isoformat(timespec="seconds"),
+        duration_s=round(seconds, 3),
+        metrics=metrics,
+    )
 
 
 def execute(plan: Plan, graph: Graph, store: Store, run_stage: RunStage, on_event: OnEvent = lambda *a: None) -> Outcome:
@@ -66,19 +84,7 @@ def execute(plan: Plan, graph: Graph, store: Store, run_stage: RunStage, on_even
             if isinstance(e, Exception):
                 raise StageFailed(f"{action.stage} failed: {type(e).__name__}: {e}") from e
             raise
-        record = StageRecord(
-            id=action.stage,
-            kind=node.kind,
-            fingerprint=action.fingerprint,
-            code_version=node.code_version,
-            config=node.config,
-            inputs={need: prints[need] for need in node.needs},
-            files={path: plan.files[path] for path in node.files},
-            outputs="",
-            started=started.isoformat(timespec="seconds"),
-            duration_s=round(time.monotonic() - t0, 3),
-            metrics=metrics,
-        )
+        record = new_record(node, action.fingerprint, prints, plan.files, started, time.monotonic() - t0, metrics)
         records[action.stage] = store.commit(workdir, record)
         store.save_state(records)
         outcome.ran.append(action.stage)

@@ -26,12 +26,16 @@ def plan_lines(plan: Plan, console: Console) -> None:
 
 def status_table(rows: list[dict], console: Console) -> None:
     table = Table("stage", "built", "fingerprint", "started", "took", "metrics")
+    table.columns[0].no_wrap = table.columns[2].no_wrap = True
     for row in rows:
-        built = "yes" if row["built"] else ("no" if row["available"] else "not available")
+        built = "yes" if row["built"] else ("no" if row["available"] else "n/a")
         metrics = ", ".join(f"{k}={v}" for k, v in row["metrics"].items() if not isinstance(v, dict | list))
         took = f"{row['duration_s']:.1f}s" if row["duration_s"] is not None else ""
-        table.add_row(row["stage"], built, (row["fingerprint"] or "")[:12], row["started"] or "", took, metrics)
+        started = (row["started"] or "")[:16].replace("T", " ")
+        table.add_row(row["stage"], built, (row["fingerprint"] or "")[:12], started, took, metrics)
     console.print(table)
+    if any(not row["available"] for row in rows):
+        console.print("n/a: this anvil cannot build that kind of stage yet")
 
 
 def mermaid(graph: Graph) -> str:

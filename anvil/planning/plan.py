@@ -168,14 +168,19 @@ def diff_reasons(node: Node, record: StageRecord, inputs: dict[str, str], files:
     return reasons
 
 
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """{"sources": [{"count": 6}]} -> {"sources[0].count": 6}: reasons name the exact field."""
+    if isinstance(config, dict) and config:
+        out: dict[str, Any] = {}
+        for key, value in config.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
+        return out
+    if isinstance(config, list) and config and all(isinstance(v, dict) for v in config):
+        out = {}
+        for i, value in enumerate(config):
+            out.update(_flatten(value, f"{prefix}[{i}]"))
+        return out
+    return {prefix: config}
 
 
 def _show(value: Any) -> str:

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def chat_row(user: str, answer: str) -> str:
+    return json.dumps({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]})
+
+
+LINEAGE = """\
+[project]
+name = "t"
+
+[models.base]
+source = "synthetic:tiny"
+
+[models.v1]
+parent = "base"
+dataset = "domain"
+lora = { rank = 4 }
+train = { steps = 10, learning_rate = 2e-05 }
+
+[models.v2]
+parent = "v1"
+dataset = "behavioral"
+lora = { rank = 4 }
+train = { steps = 10, learning_rate = 2e-05 }
+
+[datasets.domain]
+sources = [{ path = "data/domain.jsonl", category = "domain" }]
+
+[datasets.behavioral]
+valid_fraction = 0.25
+sources = [
+  { path = "data/a.jsonl", category = "a", count = 6 },
+  { path = "data/b.jsonl", category = "b", count = 2 },
+]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    """No test sees the developer's store settings or writes outside its own folder."""
+    monkeypatch.delenv("ANVIL_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def project_dir(tmp_path) -> Path:
+    """A recipe with a three-model lineage and two datasets, with its data files."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "domain.jsonl").write_text("".join(chat_row(f"q{i}", f"a{i}") + "\n" for i in range(10)))
+    (tmp_path / "data" / "a.jsonl").write_text("".join(chat_row(f"x{i}", f"y{i}") + "\n" for i in range(8)))
+    (tmp_path / "data" / "b.jsonl").write_text("".join(chat_row(f"m{i}", f"n{i}") + "\n" for i in range(4)))
+    (tmp_path / "anvil.toml").write_text(LINEAGE)
+    return tmp_path
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path

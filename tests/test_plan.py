@@ -1,0 +1,160 @@
+"""The pure planner on the real stage graph of a recipe, with every stage made buildable. No I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+
+import pytest
+import tomli
+
+from anvil.executor import new_record
+from anvil.planning.graph import Graph
+from anvil.planning.plan import Act, Plan, make_plan
+from anvil.recipe.models import Recipe
+from anvil.stages import build_graph
+from tests.conftest import LINEAGE
+
+FILES = {"data/domain.jsonl": "d1", "data/a.jsonl": "a1", "data/b.jsonl": "b1"}
+
+
+def graph_of(text: str = LINEAGE) -> Graph:
+    graph = build_graph(Recipe.model_validate(tomli.loads(text)))
+    return Graph({k: dataclasses.replace(n, available=True) for k, n in graph.nodes.items()})
+
+
+def applied(graph: Graph, plan: Plan, files=FILES) -> dict:
+    """The state after applying `plan` successfully."""
+    prints = {a.stage: a.fingerprint for a in plan.actions}
+    now = datetime.now(timezone.utc)
+    return {a.stage: new_record(graph.nodes[a.stage], a.fingerprint, prints, files, now, 1.0, {})
+            for a in plan.actions if a.stage in graph.nodes}
+
+
+def acts(plan: Plan) -> dict[str, Act]:
+    return {a.stage: a.act for a in plan.actions}
+
+
+def reasons(plan: Plan, stage: str) -> tuple[str, ...]:
+    return next(a.reasons for a in plan.actions if a.stage == stage)
+
+
+def built(text: str = LINEAGE):
+    graph = graph_of(text)
+    plan = make_plan(graph, {}, FILES)
+    records = applied(graph, plan)
+    return records, set(records)
+
+
+def test_fresh_plan_creates_everything_in_dependency_order():
+    plan = make_plan(graph_of(), {}, FILES)
+    order = [a.stage for a in plan.actions]
+    assert set(acts(plan).values()) == {Act.CREATE}
+    assert order.index("dataset.domain") < order.index("v1.train") < order.index("v1.fuse") < order.index("v2.train")
+    assert order.index("base.source") < order.index("v1.train")
+
+
+def test_applied_plan_has_nothing_to_do():
+    records, intact = built()
+    plan = make_plan(graph_of(), records, FILES, intact=intact)
+    assert set(acts(plan).values()) == {Act.UP_TO_DATE} and not plan.changes
+
+
+def test_changing_v2_touches_nothing_of_v1():
+    records, intact = built()
+    plan = make_plan(graph_of(LINEAGE.replace("learning_rate = 2e-05 }\n\n[datasets", "learning_rate = 3e-05 }\n\n[datasets")),
+                     records, FILES, intact=intact)
+    assert {s for s, a in acts(plan).items() if a is not Act.UP_TO_DATE} == {"v2.train", "v2.fuse"}
+    assert reasons(plan, "v2.train") == ("train.learning_rate 2e-05 -> 3e-05",)
+    assert reasons(plan, "v2.fuse") == ("input v2.train changed",)
+    assert next(a for a in plan.actions if a.stage == "v2.train").line() == "~ v2.train: train.learning_rate 2e-05 -> 3e-05"
+
+
+def test_changing_v1_cascades_to_v2():
+    records, intact = built()
+    text = LINEAGE.replace("lora = { rank = 4 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
+                           "lora = { rank = 8 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]")
+    plan = make_plan(graph_of(text), records, FILES, intact=intact)
+    changed = {s for s, a in acts(plan).items() if a is Act.RERUN}
+    assert changed == {"v1.train", "v1.fuse", "v2.train", "v2.fuse"}
+    assert reasons(plan, "v1.train") == ("lora.rank 4 -> 8",)
+    assert reasons(plan, "v2.train") == ("input v1.fuse changed",)
+
+
+def test_a_changed_file_names_the_file():
+    records, intact = built()
+    plan = make_plan(graph_of(), records, {**FILES, "data/a.jsonl": "a2"}, intact=intact)
+    assert reasons(plan, "dataset.behavioral") == ("data/a.jsonl changed",)
+    assert acts(plan)["dataset.domain"] is Act.UP_TO_DATE
+    assert acts(plan)["v2.train"] is Act.RERUN and acts(plan)["v1.train"] is Act.UP_TO_DATE
+
+
+def test_reverting_restores_from_the_run_cache():
+    graph = graph_of()
+    first = make_plan(graph, {}, FILES)
+    records = applied(graph, first)
+    cache = {a.fingerprint for a in first.actions}
+    changed = graph_of(LINEAGE.replace("valid_fraction = 0.25", "valid_fraction = 0.5"))
+    second = make_plan(changed, records, FILES, intact=set(records), cached=cache.__contains__)
+    records = {**records, **applied(changed, second)}
+    cache |= {a.fingerprint for a in second.actions}
+    back = make_plan(graph, records, FILES, intact=set(records), cached=cache.__contains__)
+    assert acts(back)["dataset.behavioral"] is Act.RESTORE
+    assert reasons(back, "dataset.behavioral")[0] == "valid_fraction 0.5 -> 0.25"
+    assert acts(back)["v2.train"] is Act.RESTORE
+
+
+def test_removed_model_is_orphaned():
+    records, intact = built()
+    text = LINEAGE[: LINEAGE.index("[models.v2]")] + LINEAGE[LINEAGE.index("[datasets.domain]") :]
+    plan = make_plan(graph_of(text), records, FILES, intact=intact)
+    assert {s for s, a in acts(plan).items() if a is Act.ORPHANED} == {"v2.train", "v2.fuse"}
+
+
+def test_target_limits_to_the_node_and_what_it_needs():
+    graph = graph_of()
+    plan = make_plan(graph, {}, FILES, targets=graph.select("v1"))
+    assert set(acts(plan)) == {"dataset.domain", "base.source", "v1.train", "v1.fuse"}
+
+
+def test_replace_forces_one_stage():
+    records, intact = built()
+    plan = make_plan(graph_of(), records, FILES, intact=intact, replace=["v1.train"])
+    assert {s for s, a in acts(plan).items() if a.is_change} == {"v1.train"}
+    assert reasons(plan, "v1.train") == ("forced by --replace",)
+    with pytest.raises(ValueError, match="--replace v7.train: no such stage"):
+        make_plan(graph_of(), records, FILES, replace=["v7.train"])
+
+
+def test_unavailable_stages_block_their_dependents_and_are_not_changes():
+    graph = graph_of()
+    graph.nodes["v1.train"] = dataclasses.replace(graph.nodes["v1.train"], available=False)
+    plan = make_plan(graph, {}, FILES)
+    assert acts(plan)["v1.train"] is Act.UNAVAILABLE and acts(plan)["v2.fuse"] is Act.UNAVAILABLE
+    assert reasons(plan, "v1.fuse") == ("not available: needs v1.train",)
+    assert {a.stage for a in plan.changes} == {"dataset.domain", "dataset.behavioral", "base.source"}
+
+
+def test_missing_or_edited_artifact_reruns():
+    records, intact = built()
+    plan = make_plan(graph_of(), records, FILES, intact=intact - {"v1.fuse"})
+    assert reasons(plan, "v1.fuse") == ("artifact missing or modified outside anvil",)
+    assert acts(plan)["v2.train"] is Act.UP_TO_DATE  # same inputs, so same fingerprint: only v1.fuse is rebuilt
+
+
+def test_code_version_change_is_a_reason():
+    records, intact = built()
+    graph = graph_of()
+    graph.nodes["dataset.domain"] = dataclasses.replace(graph.nodes["dataset.domain"], code_version=2)
+    plan = make_plan(graph, records, FILES, intact=intact)
+    assert reasons(plan, "dataset.domain") == ("stage code version 1 -> 2",)
+
+
+def test_plan_json_is_serialisable():
+    import json
+
+    plan = make_plan(graph_of(), {}, FILES)
+    data = json.loads(json.dumps(plan.to_json()))
+    assert data["changes"] is True and data["summary"]["create"] == 7
+    assert data["actions"][0] == {"stage": "dataset.domain", "kind": "dataset", "act": "create",
+                                  "fingerprint": plan.actions[0].fingerprint, "reasons": ["create"], "needs": []}
