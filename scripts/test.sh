@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): sets up .venv once, installs anvil with its test extras,
+# checks the generated schema/ and the shipped recipes, then runs pytest. Extra arguments go to pytest,
+# e.g. `bash scripts/test.sh -m "not e2e"` to skip the end-to-end tests locally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+.venv/bin/anvil schema --check
+.venv/bin/anvil validate anvil.toml recipes/*.toml
+.venv/bin/python -m pytest "$@"
