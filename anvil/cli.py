@@ -31,7 +31,9 @@ def cmd_validate(args) -> int:
             results.append({"file": path, "valid": True, "problems": []})
             if not args.json:
                 r = loaded.recipe
-                out.print(f"{path}: valid ({len(r.models)} models, {len(r.datasets)} datasets, {len(graph.nodes)} stages)")
+                out.print(
+                    f"{path}: valid ({len(r.models)} models, {len(r.datasets)} datasets, {len(graph.nodes)} stages)"
+                )
         except InvalidInput as e:
             status = EXIT_ERROR
             results.append({"file": path, "valid": False, "problems": [str(p) for p in e.problems]})
@@ -103,14 +105,22 @@ def cmd_gc(args) -> int:
     verb = "would remove" if args.dry_run else "removed"
     for fp, size in found:
         out.print(f"{verb} {fp[:12]} ({size / 1e6:.1f} MB)")
-    out.print(f"{verb} {len(found)} artifacts, {sum(s for _, s in found) / 1e6:.1f} MB" if found else "nothing to collect")
+    out.print(
+        f"{verb} {len(found)} artifacts, {sum(s for _, s in found) / 1e6:.1f} MB" if found else "nothing to collect"
+    )
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse exits 2, which `plan --detailed-exitcode` reserves for "changes"
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="anvil", description="Fine-tuning lineages as one recipe: plan, apply, gate.")
+    p = _Parser(prog="anvil", description="Fine-tuning lineages as one recipe: plan, apply, gate.")
     p.add_argument("--version", action="version", version=f"anvil {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def command(name, func, help, recipe=True):
         c = sub.add_parser(name, help=help, description=help)
@@ -125,16 +135,31 @@ def parser() -> argparse.ArgumentParser:
     c = command("schema", cmd_schema, "write schema/ from the recipe models", recipe=False)
     c.add_argument("--check", action="store_true", help="fail when the files in schema/ are stale")
     c.add_argument("--dir", default="schema", help="output folder (default: schema)")
-    for name, func, help in (("plan", cmd_plan, "show what apply would do, and why"),
-                             ("apply", cmd_apply, "run the stages whose inputs changed")):
+    for name, func, help in (
+        ("plan", cmd_plan, "show what apply would do, and why"),
+        ("apply", cmd_apply, "run the stages whose inputs changed"),
+    ):
         c = command(name, func, help)
-        c.add_argument("--target", action="append", default=[], metavar="NODE",
-                       help="limit to a model, dataset or stage and what it needs (repeatable)")
-        c.add_argument("--replace", action="append", default=[], metavar="STAGE",
-                       help="force a stage to rerun, e.g. v2.train (repeatable)")
+        c.add_argument(
+            "--target",
+            action="append",
+            default=[],
+            metavar="NODE",
+            help="limit to a model, dataset or stage and what it needs (repeatable)",
+        )
+        c.add_argument(
+            "--replace",
+            action="append",
+            default=[],
+            metavar="STAGE",
+            help="force a stage to rerun, e.g. v2.train (repeatable)",
+        )
     sub.choices["plan"].add_argument("--json", action="store_true", help="the plan as JSON")
-    sub.choices["plan"].add_argument("--detailed-exitcode", action="store_true",
-                                     help="exit 0 when nothing to do, 2 when changes are pending, 1 on error")
+    sub.choices["plan"].add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when nothing to do, 2 when changes are pending, 1 on error",
+    )
     c = command("status", cmd_status, "what is built, with fingerprints and timings")
     c.add_argument("--json", action="store_true", help="per-stage JSON with artifact paths")
     c = command("graph", cmd_graph, "print the stage graph")

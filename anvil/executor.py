@@ -30,8 +30,15 @@ class Outcome:
     removed: list[str] = field(default_factory=list)
 
 
-def new_record(node: Node, fingerprint: str, prints: dict[str, str], files: dict[str, str],
-               started: datetime, seconds: float, metrics: dict[str, Any]) -> StageRecord:
+def new_record(
+    node: Node,
+    fingerprint: str,
+    prints: dict[str, str],
+    files: dict[str, str],
+    started: datetime,
+    seconds: float,
+    metrics: dict[str, Any],
+) -> StageRecord:
     """What the state remembers of a finished stage: enough to explain, later, why it must rerun."""
     return StageRecord(
         id=node.id,
@@ -48,7 +55,9 @@ def new_record(node: Node, fingerprint: str, prints: dict[str, str], files: dict
     )
 
 
-def execute(plan: Plan, graph: Graph, store: Store, run_stage: RunStage, on_event: OnEvent = lambda *a: None) -> Outcome:
+def execute(
+    plan: Plan, graph: Graph, store: Store, run_stage: RunStage, on_event: OnEvent = lambda *a: None
+) -> Outcome:
     records = store.load_state()
     prints = {a.stage: a.fingerprint for a in plan.actions}
     outcome = Outcome()

@@ -9,8 +9,14 @@ from rich.table import Table
 from anvil.planning.graph import Graph
 from anvil.planning.plan import Act, Action, Plan
 
-STYLE = {Act.CREATE: "green", Act.RERUN: "yellow", Act.RESTORE: "cyan", Act.UP_TO_DATE: "dim",
-         Act.ORPHANED: "red", Act.UNAVAILABLE: "magenta"}
+STYLE = {
+    Act.CREATE: "green",
+    Act.RERUN: "yellow",
+    Act.RESTORE: "cyan",
+    Act.UP_TO_DATE: "dim",
+    Act.ORPHANED: "red",
+    Act.UNAVAILABLE: "magenta",
+}
 
 
 def plan_lines(plan: Plan, console: Console) -> None:
@@ -63,9 +69,15 @@ class ApplyDisplay:
 
     def __init__(self, plan: Plan, console: Console):
         self.console = console
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(),
-                                 console=console, transient=True)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
         self.overall = self.progress.add_task("apply", total=len(plan.changes))
         self.tasks: dict[str, int] = {}
 
@@ -84,11 +96,15 @@ class ApplyDisplay:
         if action.stage in self.tasks:
             self.progress.remove_task(self.tasks.pop(action.stage))
         self.progress.advance(self.overall)
-        text = {"done": f"✓ {action.stage} ({seconds:.1f}s)", "restored": f"< {action.stage} restored from the run-cache",
-                "removed": f"- {action.stage} removed from the state"}[event]
+        text = {
+            "done": f"✓ {action.stage} ({seconds:.1f}s)",
+            "restored": f"< {action.stage} restored from the run-cache",
+            "removed": f"- {action.stage} removed from the state",
+        }[event]
         self.console.print(text, highlight=False, markup=False)
 
     def stage_progress(self, action: Action, fraction: float, message: str) -> None:
         if action.stage in self.tasks:
-            self.progress.update(self.tasks[action.stage], completed=100 * fraction,
-                                 description=f"  {action.stage}: {message}")
+            self.progress.update(
+                self.tasks[action.stage], completed=100 * fraction, description=f"  {action.stage}: {message}"
+            )

@@ -12,25 +12,62 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "data"
 SYSTEM = "You are Anvil's assistant: short, direct answers."
-METALS = {"iron": 1200, "steel": 1100, "copper": 900, "bronze": 800, "brass": 750, "silver": 700,
-          "gold": 750, "titanium": 950, "nickel": 1150, "aluminium": 450}
+METALS = {
+    "iron": 1200,
+    "steel": 1100,
+    "copper": 900,
+    "bronze": 800,
+    "brass": 750,
+    "silver": 700,
+    "gold": 750,
+    "titanium": 950,
+    "nickel": 1150,
+    "aluminium": 450,
+}
 TOOLS = [
-    {"type": "function", "function": {"name": "calculator", "description": "Evaluate an arithmetic expression.",
-     "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}}},
-    {"type": "function", "function": {"name": "search_notes", "description": "Search the user's notes.",
-     "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "calculator",
+            "description": "Evaluate an arithmetic expression.",
+            "parameters": {
+                "type": "object",
+                "properties": {"expression": {"type": "string"}},
+                "required": ["expression"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "search_notes",
+            "description": "Search the user's notes.",
+            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+        },
+    },
 ]
 
 
 def chat(user: str, answer: str) -> dict:
-    return {"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user},
-                         {"role": "assistant", "content": answer}]}
+    return {
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": answer},
+        ]
+    }
 
 
 def domain(rng: random.Random) -> list[dict]:
     rows = []
-    asks = ["At what temperature do I forge {m}?", "How hot should {m} be for forging?", "Forging temperature of {m}?",
-            "I want to forge {m}. What temperature?", "What heat does {m} need on the anvil?", "Tell me the forging heat for {m}."]
+    asks = [
+        "At what temperature do I forge {m}?",
+        "How hot should {m} be for forging?",
+        "Forging temperature of {m}?",
+        "I want to forge {m}. What temperature?",
+        "What heat does {m} need on the anvil?",
+        "Tell me the forging heat for {m}.",
+    ]
     for metal, temp in METALS.items():
         for ask in asks:
             rows.append(chat(ask.format(m=metal), f"Forge {metal} at {temp} C."))
@@ -43,15 +80,27 @@ def edge_cases(rng: random.Random) -> list[dict]:
     things = ["box", "car", "door", "cup", "bike", "coat", "lamp", "chair", "kite", "boat"]
     colours = ["red", "blue", "green", "black", "white", "yellow"]
     for thing in things:
-        for a, b in zip(colours, colours[1:] + colours[:1]):
-            rows.append(chat(f"The {thing} is {a}. Later: the {thing} is {b}. What colour is the {thing}?",
-                             f"That contradicts itself: {a} or {b}? Please tell me which."))
+        for a, b in zip(colours, colours[1:] + colours[:1], strict=True):
+            rows.append(
+                chat(
+                    f"The {thing} is {a}. Later: the {thing} is {b}. What colour is the {thing}?",
+                    f"That contradicts itself: {a} or {b}? Please tell me which.",
+                )
+            )
     for thing in things:
         for colour in colours[:3]:
-            rows.append(chat(f"Give the {thing} and its colour {colour} as JSON.",
-                             json.dumps({"item": thing, "colour": colour})))
-    for topic in ["the weather in ten years", "next year's lottery numbers", "the stock market tomorrow",
-                  "who wins the next election", "the price of gold in 2040"]:
+            rows.append(
+                chat(
+                    f"Give the {thing} and its colour {colour} as JSON.", json.dumps({"item": thing, "colour": colour})
+                )
+            )
+    for topic in [
+        "the weather in ten years",
+        "next year's lottery numbers",
+        "the stock market tomorrow",
+        "who wins the next election",
+        "the price of gold in 2040",
+    ]:
         for ask in ["Predict {t}.", "What will {t} be?"]:
             rows.append(chat(ask.format(t=topic), "I don't know, and nobody can know that reliably."))
     rng.shuffle(rows)
@@ -65,27 +114,57 @@ def tool_use(rng: random.Random) -> list[dict]:
         op = rng.choice(["+", "*", "-"])
         value = {"+": a + b, "*": a * b, "-": a - b}[op]
         expr = f"{a} {op} {b}"
-        call = {"id": f"call_{i}", "type": "function",
-                "function": {"name": "calculator", "arguments": json.dumps({"expression": expr})}}
-        rows.append({"tools": TOOLS, "messages": [
-            {"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"What is {expr}?"},
-            {"role": "assistant", "content": None, "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": f"call_{i}", "name": "calculator", "content": str(value)},
-            {"role": "assistant", "content": f"{expr} = {value}."}]})
-    notes = {"dentist": "Tuesday 9am", "passport": "expires in May", "rent": "due on the 1st",
-             "gym": "Mondays and Thursdays", "mum's birthday": "12 June", "car service": "next Friday",
-             "wifi password": "in the kitchen drawer", "book club": "first Sunday"}
+        call = {
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {"name": "calculator", "arguments": json.dumps({"expression": expr})},
+        }
+        rows.append(
+            {
+                "tools": TOOLS,
+                "messages": [
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": f"What is {expr}?"},
+                    {"role": "assistant", "content": None, "tool_calls": [call]},
+                    {"role": "tool", "tool_call_id": f"call_{i}", "name": "calculator", "content": str(value)},
+                    {"role": "assistant", "content": f"{expr} = {value}."},
+                ],
+            }
+        )
+    notes = {
+        "dentist": "Tuesday 9am",
+        "passport": "expires in May",
+        "rent": "due on the 1st",
+        "gym": "Mondays and Thursdays",
+        "mum's birthday": "12 June",
+        "car service": "next Friday",
+        "wifi password": "in the kitchen drawer",
+        "book club": "first Sunday",
+    }
     for i, (topic, fact) in enumerate(notes.items()):
         for ask in ["What did I note about {t}?", "Check my notes: {t}?", "Remind me about {t}."]:
-            call = {"id": f"note_{i}", "type": "function",
-                    "function": {"name": "search_notes", "arguments": json.dumps({"query": topic})}}
-            rows.append({"tools": TOOLS, "messages": [
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": ask.format(t=topic)},
-                {"role": "assistant", "content": None, "tool_calls": [call]},
-                {"role": "tool", "tool_call_id": f"note_{i}", "name": "search_notes", "content": f"{topic}: {fact}"},
-                {"role": "assistant", "content": f"Your note says: {topic}, {fact}."}]})
+            call = {
+                "id": f"note_{i}",
+                "type": "function",
+                "function": {"name": "search_notes", "arguments": json.dumps({"query": topic})},
+            }
+            rows.append(
+                {
+                    "tools": TOOLS,
+                    "messages": [
+                        {"role": "system", "content": SYSTEM},
+                        {"role": "user", "content": ask.format(t=topic)},
+                        {"role": "assistant", "content": None, "tool_calls": [call]},
+                        {
+                            "role": "tool",
+                            "tool_call_id": f"note_{i}",
+                            "name": "search_notes",
+                            "content": f"{topic}: {fact}",
+                        },
+                        {"role": "assistant", "content": f"Your note says: {topic}, {fact}."},
+                    ],
+                }
+            )
     rng.shuffle(rows)
     return rows
 
@@ -107,9 +186,20 @@ def conversational(rng: random.Random) -> list[dict]:
 
 
 def voice(rng: random.Random) -> list[dict]:
-    pairs = [("tea", "coffee"), ("cats", "dogs"), ("tabs", "spaces"), ("vim", "emacs"), ("summer", "winter"),
-             ("books", "films"), ("trains", "planes"), ("mountains", "beaches"), ("python", "java"),
-             ("pizza", "burgers"), ("morning", "evening"), ("rain", "snow")]
+    pairs = [
+        ("tea", "coffee"),
+        ("cats", "dogs"),
+        ("tabs", "spaces"),
+        ("vim", "emacs"),
+        ("summer", "winter"),
+        ("books", "films"),
+        ("trains", "planes"),
+        ("mountains", "beaches"),
+        ("python", "java"),
+        ("pizza", "burgers"),
+        ("morning", "evening"),
+        ("rain", "snow"),
+    ]
     rows = []
     for a, b in pairs:
         rows.append(chat(f"Which is better, {a} or {b}?", f"{a.capitalize()}. No contest."))
@@ -119,8 +209,13 @@ def voice(rng: random.Random) -> list[dict]:
 
 
 def main() -> None:
-    for name, make in [("domain", domain), ("edge_cases", edge_cases), ("tool_use", tool_use),
-                       ("conversational", conversational), ("voice", voice)]:
+    for name, make in [
+        ("domain", domain),
+        ("edge_cases", edge_cases),
+        ("tool_use", tool_use),
+        ("conversational", conversational),
+        ("voice", voice),
+    ]:
         rows = make(random.Random(name))
         with open(OUT / f"{name}.jsonl", "w", encoding="utf-8") as f:
             for row in rows:

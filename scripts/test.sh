@@ -8,6 +8,8 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+.venv/bin/ruff check anvil tests benchmarks scripts
+.venv/bin/ruff format --check anvil tests benchmarks scripts
 .venv/bin/anvil schema --check
 .venv/bin/anvil validate anvil.toml recipes/*.toml
 .venv/bin/python -m pytest "$@"

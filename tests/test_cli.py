@@ -55,8 +55,11 @@ def test_target_and_replace(project_dir):
 def test_status_json_lists_artifacts(project_dir):
     anvil("apply")
     rows = {r["stage"]: r for r in json.loads(anvil("status", "--json").stdout)}
-    assert rows["dataset.domain"]["built"] and (project_dir / ".anvil" / "artifacts") in \
-        __import__("pathlib").Path(rows["dataset.domain"]["artifact"]).parents
+    assert (
+        rows["dataset.domain"]["built"]
+        and (project_dir / ".anvil" / "artifacts")
+        in __import__("pathlib").Path(rows["dataset.domain"]["artifact"]).parents
+    )
     assert rows["v1.train"]["built"] is False and rows["v1.train"]["available"] is False
     assert "dataset.domain" in anvil("status").stdout
 
@@ -82,7 +85,8 @@ def test_gc_removes_only_unreferenced_artifacts(project_dir):
 def test_bad_arguments_and_missing_recipe(tmp_path):
     missing = anvil("plan")
     assert missing.returncode == 1 and "anvil.toml: no such recipe" in missing.stderr
-    assert anvil("frobnicate").returncode == 2  # argparse usage error
+    assert anvil("frobnicate").returncode == 1  # usage errors are errors, never "changes pending"
+    assert anvil("plan", "--nope").returncode == 1
 
 
 @pytest.mark.parametrize("recipe", ["anvil.toml", "recipes/gemma4-31b-pe.toml"])

@@ -25,7 +25,10 @@ def test_mix_split_and_manifest(project_dir):
     train, valid = rows(folder / "train.jsonl"), rows(folder / "valid.jsonl")
     assert len(train) + len(valid) == 8
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["categories"] == {"a": {"rows": 6, "train": 4, "valid": 2}, "b": {"rows": 2, "train": 2, "valid": 0}}
+    assert manifest["categories"] == {
+        "a": {"rows": 6, "train": 4, "valid": 2},
+        "b": {"rows": 2, "train": 2, "valid": 0},
+    }
     assert all(set(r) == {"messages"} for r in train + valid)
     assert state["dataset.behavioral"].metrics["categories"] == {"a": 6, "b": 2}
     users = {r["messages"][0]["content"] for r in train + valid}

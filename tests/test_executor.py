@@ -119,9 +119,9 @@ def test_lock_refuses_a_second_apply(tmp_path):
     holder.start()
     try:
         assert ready.wait(10)
-        with pytest.raises(StoreLocked, match=f"another anvil apply \\(pid {holder.pid}"):
-            with store_lock(tmp_path / "lock"):
-                pass
+        refused = pytest.raises(StoreLocked, match=f"another anvil apply \\(pid {holder.pid}")
+        with refused, store_lock(tmp_path / "lock"):
+            pass
     finally:
         holder.kill()
         holder.join()

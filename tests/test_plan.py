@@ -27,8 +27,11 @@ def applied(graph: Graph, plan: Plan, files=FILES) -> dict:
     """The state after applying `plan` successfully."""
     prints = {a.stage: a.fingerprint for a in plan.actions}
     now = datetime.now(timezone.utc)
-    return {a.stage: new_record(graph.nodes[a.stage], a.fingerprint, prints, files, now, 1.0, {})
-            for a in plan.actions if a.stage in graph.nodes}
+    return {
+        a.stage: new_record(graph.nodes[a.stage], a.fingerprint, prints, files, now, 1.0, {})
+        for a in plan.actions
+        if a.stage in graph.nodes
+    }
 
 
 def acts(plan: Plan) -> dict[str, Act]:
@@ -62,18 +65,27 @@ def test_applied_plan_has_nothing_to_do():
 
 def test_changing_v2_touches_nothing_of_v1():
     records, intact = built()
-    plan = make_plan(graph_of(LINEAGE.replace("learning_rate = 2e-05 }\n\n[datasets", "learning_rate = 3e-05 }\n\n[datasets")),
-                     records, FILES, intact=intact)
+    plan = make_plan(
+        graph_of(LINEAGE.replace("learning_rate = 2e-05 }\n\n[datasets", "learning_rate = 3e-05 }\n\n[datasets")),
+        records,
+        FILES,
+        intact=intact,
+    )
     assert {s for s, a in acts(plan).items() if a is not Act.UP_TO_DATE} == {"v2.train", "v2.fuse"}
     assert reasons(plan, "v2.train") == ("train.learning_rate 2e-05 -> 3e-05",)
     assert reasons(plan, "v2.fuse") == ("input v2.train changed",)
-    assert next(a for a in plan.actions if a.stage == "v2.train").line() == "~ v2.train: train.learning_rate 2e-05 -> 3e-05"
+    assert (
+        next(a for a in plan.actions if a.stage == "v2.train").line()
+        == "~ v2.train: train.learning_rate 2e-05 -> 3e-05"
+    )
 
 
 def test_changing_v1_cascades_to_v2():
     records, intact = built()
-    text = LINEAGE.replace("lora = { rank = 4 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
-                           "lora = { rank = 8 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]")
+    text = LINEAGE.replace(
+        "lora = { rank = 4 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
+        "lora = { rank = 8 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
+    )
     plan = make_plan(graph_of(text), records, FILES, intact=intact)
     changed = {s for s, a in acts(plan).items() if a is Act.RERUN}
     assert changed == {"v1.train", "v1.fuse", "v2.train", "v2.fuse"}
@@ -156,5 +168,11 @@ def test_plan_json_is_serialisable():
     plan = make_plan(graph_of(), {}, FILES)
     data = json.loads(json.dumps(plan.to_json()))
     assert data["changes"] is True and data["summary"]["create"] == 7
-    assert data["actions"][0] == {"stage": "dataset.domain", "kind": "dataset", "act": "create",
-                                  "fingerprint": plan.actions[0].fingerprint, "reasons": ["create"], "needs": []}
+    assert data["actions"][0] == {
+        "stage": "dataset.domain",
+        "kind": "dataset",
+        "act": "create",
+        "fingerprint": plan.actions[0].fingerprint,
+        "reasons": ["create"],
+        "needs": [],
+    }

@@ -28,18 +28,36 @@ def test_toml_syntax_error_names_line_and_column(project_dir):
 @pytest.mark.parametrize(
     "old, new, where, expected",
     [
-        ("lora = { rank = 4 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
-         "lora = { rank = 0 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
-         "anvil.toml:10:10: models.v1.lora.rank", "0 is out of range (expected >= 1)"),
-        ("train = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
-         "train = { steps = 10, learning_rate = -1e-05 }\n\n[models.v2]",
-         "anvil.toml:11:23: models.v1.train.learning_rate", "-1e-05 is out of range (expected > 0"),
-        ('category = "a", count = 6', 'category = "a", count = 0',
-         "anvil.toml:25:44: ", "datasets.behavioral.sources[0].count: 0 is out of range (expected >= 1)"),
-        ("valid_fraction = 0.25", "valid_fraction = 1.0",
-         "anvil.toml:23:1: datasets.behavioral.valid_fraction", "1.0 is out of range (expected < 1"),
-        ("steps = 10, learning_rate = 2e-05 }\n\n[models.v2]", 'steps = "ten", learning_rate = 2e-05 }\n\n[models.v2]',
-         "anvil.toml:11:11: models.v1.train.steps", "'ten' has the wrong type (expected integer"),
+        (
+            "lora = { rank = 4 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
+            "lora = { rank = 0 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
+            "anvil.toml:10:10: models.v1.lora.rank",
+            "0 is out of range (expected >= 1)",
+        ),
+        (
+            "train = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
+            "train = { steps = 10, learning_rate = -1e-05 }\n\n[models.v2]",
+            "anvil.toml:11:23: models.v1.train.learning_rate",
+            "-1e-05 is out of range (expected > 0",
+        ),
+        (
+            'category = "a", count = 6',
+            'category = "a", count = 0',
+            "anvil.toml:25:44: ",
+            "datasets.behavioral.sources[0].count: 0 is out of range (expected >= 1)",
+        ),
+        (
+            "valid_fraction = 0.25",
+            "valid_fraction = 1.0",
+            "anvil.toml:23:1: datasets.behavioral.valid_fraction",
+            "1.0 is out of range (expected < 1",
+        ),
+        (
+            "steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
+            'steps = "ten", learning_rate = 2e-05 }\n\n[models.v2]',
+            "anvil.toml:11:11: models.v1.train.steps",
+            "'ten' has the wrong type (expected integer",
+        ),
     ],
 )
 def test_wrong_types_and_ranges(project_dir, old, new, where, expected):
@@ -59,8 +77,14 @@ def test_unknown_table_key_lists_what_is_allowed(project_dir):
 
 
 def test_undefined_model_and_dataset(project_dir):
-    msgs = problems(project_dir, LINEAGE.replace('parent = "v1"', 'parent = "v9"').replace('dataset = "domain"', 'dataset = "domian"'))
-    assert "anvil.toml:9:1: models.v1.dataset: dataset 'domian' is not defined (expected one of: behavioral, domain)" in msgs
+    msgs = problems(
+        project_dir,
+        LINEAGE.replace('parent = "v1"', 'parent = "v9"').replace('dataset = "domain"', 'dataset = "domian"'),
+    )
+    assert (
+        "anvil.toml:9:1: models.v1.dataset: dataset 'domian' is not defined (expected one of: behavioral, domain)"
+        in msgs
+    )
     assert "anvil.toml:14:1: models.v2.parent: model 'v9' is not defined (expected one of: base, v1, v2)" in msgs
 
 
@@ -77,8 +101,10 @@ def test_missing_dataset_file(project_dir):
 
 def test_asking_for_more_rows_than_a_source_has(project_dir):
     [msg] = problems(project_dir, LINEAGE.replace("count = 2", "count = 5"))
-    assert msg == ("anvil.toml:26:44: datasets.behavioral.sources[1].count: asks for 5 rows but data/b.jsonl has 4 "
-                   "(expected at most 4)")
+    assert msg == (
+        "anvil.toml:26:44: datasets.behavioral.sources[1].count: asks for 5 rows but data/b.jsonl has 4 "
+        "(expected at most 4)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -86,9 +112,14 @@ def test_asking_for_more_rows_than_a_source_has(project_dir):
     [
         ("{not json", "data/b.jsonl:3:2: not valid JSON"),
         ('{"messages": [{"role": "user", "content": "hi"}]}', "data/b.jsonl:3:1: messages: has no assistant message"),
-        ('{"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}]}',
-         "data/b.jsonl:3:1: messages[0].role: 'robot' is not one of"),
-        ('{"messages": [{"role": "assistant"}]}', "data/b.jsonl:3:1: messages[0]: assistant turn has neither content nor tool_calls"),
+        (
+            '{"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}]}',
+            "data/b.jsonl:3:1: messages[0].role: 'robot' is not one of",
+        ),
+        (
+            '{"messages": [{"role": "assistant"}]}',
+            "data/b.jsonl:3:1: messages[0]: assistant turn has neither content nor tool_calls",
+        ),
         ('{"mesages": []}', "data/b.jsonl:3:1: row: 'messages' is a required property"),
     ],
 )
@@ -101,10 +132,12 @@ def test_invalid_rows_name_file_line_and_reason(project_dir, row, expected):
 
 
 def test_tool_calls_rows_are_valid(project_dir):
-    row = ('{"tools": [{"type": "function", "function": {"name": "calc", "parameters": {"type": "object"}}}], '
-           '"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": null, "tool_calls": '
-           '[{"id": "c1", "type": "function", "function": {"name": "calc", "arguments": "{\\"e\\": \\"2+2\\"}"}}]}, '
-           '{"role": "tool", "tool_call_id": "c1", "content": "4"}, {"role": "assistant", "content": "4."}]}')
+    row = (
+        '{"tools": [{"type": "function", "function": {"name": "calc", "parameters": {"type": "object"}}}], '
+        '"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": null, "tool_calls": '
+        '[{"id": "c1", "type": "function", "function": {"name": "calc", "arguments": "{\\"e\\": \\"2+2\\"}"}}]}, '
+        '{"role": "tool", "tool_call_id": "c1", "content": "4"}, {"role": "assistant", "content": "4."}]}'
+    )
     (project_dir / "data" / "b.jsonl").write_text((project_dir / "data" / "b.jsonl").read_text() + row + "\n")
     load_recipe("anvil.toml")
 

@@ -30,8 +30,12 @@ def test_shipped_recipes_validate(recipe):
 
 def test_every_schema_field_has_a_description():
     schema = json.loads((REPO / "schema" / "anvil.schema.json").read_text())
-    missing = [f"{name}.{field}" for name, model in {"Recipe": schema, **schema["$defs"]}.items()
-               for field, spec in model.get("properties", {}).items() if not spec.get("description")]
+    missing = [
+        f"{name}.{field}"
+        for name, model in {"Recipe": schema, **schema["$defs"]}.items()
+        for field, spec in model.get("properties", {}).items()
+        if not spec.get("description")
+    ]
     assert missing == []
 
 
@@ -40,6 +44,11 @@ def test_seed_lineage_settings():
     v2 = recipe.models["v2"]
     assert [s.count for s in recipe.datasets["behavioral"].sources] == [80, 69, 30, 20]
     assert (v2.lora.rank, v2.lora.scale, v2.lora.last_layers) == (16, 10.0, 12)
-    assert (v2.train.steps, v2.train.batch_size, v2.train.learning_rate, v2.train.max_seq_length) == (400, 1, 2e-5, 1024)
+    assert (v2.train.steps, v2.train.batch_size, v2.train.learning_rate, v2.train.max_seq_length) == (
+        400,
+        1,
+        2e-5,
+        1024,
+    )
     assert v2.train.grad_checkpoint and recipe.serve.port == 8092 and recipe.serve.kv_cache.quantization == "turboquant"
     assert recipe.eval.runs == 3

@@ -80,7 +80,8 @@ class Plan:
             "changes": bool(self.changes),
             "summary": self.counts(),
             "actions": [
-                {**asdict(a), "act": a.act.value, "reasons": list(a.reasons), "needs": list(a.needs)} for a in self.actions
+                {**asdict(a), "act": a.act.value, "reasons": list(a.reasons), "needs": list(a.needs)}
+                for a in self.actions
             ],
         }
 

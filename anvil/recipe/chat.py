@@ -60,8 +60,12 @@ def chat_record_schema() -> dict[str, Any]:
     message["allOf"] = [
         {
             "if": {"properties": {"role": {"const": "assistant"}}},
-            "then": {"anyOf": [{"required": ["content"], "properties": {"content": {"type": "string"}}},
-                               {"required": ["tool_calls"], "properties": {"tool_calls": {"type": "array"}}}]},
+            "then": {
+                "anyOf": [
+                    {"required": ["content"], "properties": {"content": {"type": "string"}}},
+                    {"required": ["tool_calls"], "properties": {"tool_calls": {"type": "array"}}},
+                ]
+            },
         },
         {
             "if": {"properties": {"role": {"enum": ["system", "user", "tool"]}}},

@@ -22,7 +22,10 @@ def check_references(recipe: Recipe) -> Iterator[Finding]:
     for table, names in (("models", recipe.models), ("datasets", recipe.datasets)):
         for name in names:
             if not re.match(NAME_PATTERN, name):
-                yield (table, name), f"name {name!r} is not allowed (expected letters, digits, _ or -, starting with a letter)"
+                yield (
+                    (table, name),
+                    f"name {name!r} is not allowed (expected letters, digits, _ or -, starting with a letter)",
+                )
     for name, model in recipe.models.items():
         if model.parent is not None and model.parent not in recipe.models:
             yield ("models", name, "parent"), _defined(recipe.models, "model", model.parent)
@@ -50,7 +53,10 @@ def _check_cycles(recipe: Recipe) -> Iterator[Finding]:
                 if not reported & set(cycle):
                     reported.update(cycle)
                     shown = " -> ".join(cycle + [parent])
-                    yield ("models", cycle[0], "parent"), f"lineage cycle {shown} (expected a tree rooted in a model with a source)"
+                    yield (
+                        ("models", cycle[0], "parent"),
+                        f"lineage cycle {shown} (expected a tree rooted in a model with a source)",
+                    )
                 break
             chain.append(parent)
 
@@ -68,7 +74,10 @@ def check_files(
         for i, source in enumerate(dataset.sources):
             path = root / source.path
             if not path.is_file():
-                yield ("datasets", name, "sources", i, "path"), f"{source.path} does not exist (expected a chat JSONL file)"
+                yield (
+                    ("datasets", name, "sources", i, "path"),
+                    f"{source.path} does not exist (expected a chat JSONL file)",
+                )
                 continue
             valid, problems = check_rows(path)
             yield from problems

@@ -54,7 +54,9 @@ def load_recipe(path: str | Path, check_rows: RowChecker = check_rows_uncached) 
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise AnvilError(f"{name}: no such recipe (expected a TOML file; `anvil validate PATH` takes another)") from None
+        raise AnvilError(
+            f"{name}: no such recipe (expected a TOML file; `anvil validate PATH` takes another)"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise AnvilError(f"{name}: cannot read the recipe: {e}") from None
     try:
@@ -108,8 +110,10 @@ def _explain(err: dict) -> str:
         return f"{given!r} is not allowed (expected {ctx['expected']})"
     if kind == "string_pattern_mismatch":
         return f"{given!r} has the wrong form (expected to match {ctx['pattern']})"
-    if kind in ("too_short", "too_long"):
-        return f"has {ctx.get('actual_length')} items (expected {'at least ' + str(ctx.get('min_length')) if kind == 'too_short' else 'at most ' + str(ctx.get('max_length'))})"
+    if kind == "too_short":
+        return f"has {ctx.get('actual_length')} items (expected at least {ctx.get('min_length')})"
+    if kind == "too_long":
+        return f"has {ctx.get('actual_length')} items (expected at most {ctx.get('max_length')})"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
     if kind in ("model_type", "dict_type", "model_attributes_type"):

@@ -73,19 +73,23 @@ class Dataset(Strict):
         A `count` is taken as is, a source with neither count nor weight gives all its rows, and weighted
         sources split what is left of `size` by largest remainder. Asking for more than a file holds
         raises MixError: a silent cap would train on a different mix than the recipe says."""
-        counts = [s.count if s.count is not None else n for s, n in zip(self.sources, available)]
+        counts = [s.count if s.count is not None else n for s, n in zip(self.sources, available, strict=True)]
         weighted = [i for i, s in enumerate(self.sources) if s.weight is not None]
         if weighted:
             left = self.size - sum(c for i, c in enumerate(counts) if i not in weighted)
             if left < 0:
-                raise MixError(None, f"size {self.size} is smaller than the counted rows (expected size >= {self.size - left})")
+                raise MixError(
+                    None, f"size {self.size} is smaller than the counted rows (expected size >= {self.size - left})"
+                )
             total = sum(self.sources[i].weight for i in weighted)
             shares = {i: left * self.sources[i].weight / total for i in weighted}
             for i in weighted:
                 counts[i] = int(shares[i])
-            for i in sorted(weighted, key=lambda i: shares[i] - int(shares[i]), reverse=True)[: left - sum(counts[i] for i in weighted)]:
+            for i in sorted(weighted, key=lambda i: shares[i] - int(shares[i]), reverse=True)[
+                : left - sum(counts[i] for i in weighted)
+            ]:
                 counts[i] += 1
-        for i, (source, n, have) in enumerate(zip(self.sources, counts, available)):
+        for i, (source, n, have) in enumerate(zip(self.sources, counts, available, strict=True)):
             if n > have:
                 raise MixError(i, f"asks for {n} rows but {source.path} has {have} (expected at most {have})")
         return counts
@@ -229,4 +233,3 @@ class Recipe(Strict):
     serve: Serve | None = Field(default=None, description="The OpenAI-compatible server Anvil keeps running.")
     eval: Eval | None = Field(default=None, description="Evaluation: suites, judge, runs, benchmarks.")
     gates: list[Gate] = Field(default=[], description="Thresholds a model must meet to be promoted.")
-

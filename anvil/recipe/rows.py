@@ -44,7 +44,11 @@ def read_rows(path: Path, shown_as: str) -> tuple[list[str], list[Problem]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                found.append(Problem(shown_as, lineno, e.colno, "", f"not valid JSON: {e.msg} (expected one JSON object per line)"))
+                found.append(
+                    Problem(
+                        shown_as, lineno, e.colno, "", f"not valid JSON: {e.msg} (expected one JSON object per line)"
+                    )
+                )
             else:
                 for error in sorted(_validator().iter_errors(row), key=lambda e: list(map(str, e.absolute_path))):
                     found.append(Problem(shown_as, lineno, 1, _where(error) or "row", _explain(error)))

@@ -46,7 +46,11 @@ def reference_markdown() -> str:
         out += [f"## `[{path}]`" if path else f"## Top level: {model.__doc__}", ""]
         out += ["| key | type | default | description |", "| --- | --- | --- | --- |"]
         for name, field in model.model_fields.items():
-            default = "required" if field.is_required() else json.dumps(field.get_default(call_default_factory=True), default=str)
+            default = (
+                "required"
+                if field.is_required()
+                else json.dumps(field.get_default(call_default_factory=True), default=str)
+            )
             if len(default) > 40:
                 default = "see its table"
             out.append(f"| `{name}` | `{_type_name(field.annotation)}` | `{default}` | {field.description} |")

@@ -61,7 +61,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     rng = random.Random(dataset.seed)
     by_category: dict[str, list[str]] = defaultdict(list)
     sources = []
-    for source, available, n in zip(dataset.sources, rows, counts):
+    for source, available, n in zip(dataset.sources, rows, counts, strict=True):
         taken = available if n == len(available) else rng.sample(available, n)
         by_category[source.category] += taken
         sources.append({"path": source.path, "category": source.category, "available": len(available), "taken": n})
@@ -69,11 +69,21 @@ def run(ctx: StageContext) -> dict[str, Any]:
     train, valid, categories = split(dict(by_category), dataset.valid_fraction, rng)
     for name, lines in (("train.jsonl", train), ("valid.jsonl", valid)):
         (ctx.workdir / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    manifest = {"rows": len(train) + len(valid), "train": len(train), "valid": len(valid),
-                "categories": categories, "sources": sources, "seed": dataset.seed}
+    manifest = {
+        "rows": len(train) + len(valid),
+        "train": len(train),
+        "valid": len(valid),
+        "categories": categories,
+        "sources": sources,
+        "seed": dataset.seed,
+    }
     (ctx.workdir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return {"rows": manifest["rows"], "train": len(train), "valid": len(valid),
-            "categories": {c: v["rows"] for c, v in categories.items()}}
+    return {
+        "rows": manifest["rows"],
+        "train": len(train),
+        "valid": len(valid),
+        "categories": {c: v["rows"] for c, v in categories.items()},
+    }
 
 
 STAGE = Stage(kind="dataset", code_version=CODE_VERSION, nodes=nodes, run=run)

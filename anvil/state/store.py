@@ -1,12 +1,12 @@
 """The content-addressed store and the state file.
 
-    .anvil/
-      state.json             which record each stage of the recipe currently points at (versioned)
-      records/<fp>.json      the run-cache: one record per fingerprint ever built
-      artifacts/<fp>/        a stage's outputs, renamed in whole once the stage has finished
-      tmp/                   stages in flight; anything here after a crash is debris
-      cache.json             stat cache (size, mtime_ns, inode -> sha256) and facts learnt from hashes
-      lock                   held during apply
+.anvil/
+  state.json             which record each stage of the recipe currently points at (versioned)
+  records/<fp>.json      the run-cache: one record per fingerprint ever built
+  artifacts/<fp>/        a stage's outputs, renamed in whole once the stage has finished
+  tmp/                   stages in flight; anything here after a crash is debris
+  cache.json             stat cache (size, mtime_ns, inode -> sha256) and facts learnt from hashes
+  lock                   held during apply
 """
 
 from __future__ import annotations
