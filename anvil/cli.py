@@ -78,7 +78,11 @@ def cmd_apply(args) -> int:
     out.print()
     with ApplyDisplay(plan, out) as display:
         outcome = project.apply(plan, display.event, display.stage_progress)
-    out.print(f"\nApplied: {len(outcome.ran)} ran, {len(outcome.restored)} restored, {len(outcome.removed)} removed.")
+    unavailable = plan.counts()["unavailable"]
+    note = f"; {unavailable} stages not available in this version" if unavailable else ""
+    out.print(
+        f"\nApplied: {len(outcome.ran)} ran, {len(outcome.restored)} restored, {len(outcome.removed)} removed{note}."
+    )
     return EXIT_OK
 
 
