@@ -17,8 +17,8 @@ from anvil.recipe.schema import generated_files, stale_files
 from anvil.render import ApplyDisplay, dot, mermaid, plan_lines, status_table
 from anvil.stages import build_graph
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(file=sys.stdout, highlight=False, soft_wrap=True)  # bound now: stages may redirect
+err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
 DEFAULT_RECIPE = "anvil.toml"
 
 

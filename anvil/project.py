@@ -3,6 +3,7 @@ This is where the pure planner meets the file system; the CLI only calls these f
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +56,13 @@ class Project:
         def run(action: Action, workdir: Path, inputs: dict[str, Path]) -> dict[str, Any]:
             stage = BY_KIND[action.kind]
             assert stage.run is not None, "the planner never schedules unavailable stages"
-            ctx = StageContext(self.graph.nodes[action.stage], self.loaded, workdir, inputs)
+            scratch = self.store.root / "scratch" / action.fingerprint
+            ctx = StageContext(self.graph.nodes[action.stage], self.loaded, workdir, inputs, scratch)
             if on_progress:
                 ctx.progress = lambda fraction, message: on_progress(action, fraction, message)
-            return stage.run(ctx)
+            metrics = stage.run(ctx)
+            shutil.rmtree(scratch, ignore_errors=True)
+            return metrics
 
         return run
 

@@ -19,17 +19,18 @@ name = "t"
 
 [models.base]
 source = "synthetic:tiny"
+synthetic = { hidden_size = 32, num_layers = 2 }
 
 [models.v1]
 parent = "base"
 dataset = "domain"
-lora = { rank = 4 }
+lora = { rank = 4, last_layers = 2 }
 train = { steps = 10, learning_rate = 2e-05 }
 
 [models.v2]
 parent = "v1"
 dataset = "behavioral"
-lora = { rank = 4 }
+lora = { rank = 4, last_layers = 2 }
 train = { steps = 10, learning_rate = 2e-05 }
 
 [datasets.domain]
@@ -44,11 +45,21 @@ sources = [
 """
 
 
+DATA_ONLY = LINEAGE[: LINEAGE.index("[models.base]")] + LINEAGE[LINEAGE.index("[datasets.domain]") :]
+
+
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
     """No test sees the developer's store settings or writes outside its own folder."""
     monkeypatch.delenv("ANVIL_STORE", raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def data_dir(project_dir) -> Path:
+    """A data-only recipe: two datasets, no model, so applying it is fast."""
+    (project_dir / "anvil.toml").write_text(DATA_ONLY)
+    return project_dir
 
 
 @pytest.fixture

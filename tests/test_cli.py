@@ -21,29 +21,28 @@ def test_validate_ok_and_bad(project_dir):
     (project_dir / "bad.toml").write_text((project_dir / "anvil.toml").read_text().replace("rank = 4", "rank = 0", 1))
     bad = anvil("validate", "anvil.toml", "bad.toml")
     assert bad.returncode == 1
-    assert bad.stderr.strip() == "bad.toml:10:10: models.v1.lora.rank: 0 is out of range (expected >= 1)"
+    assert bad.stderr.strip() == "bad.toml:11:10: models.v1.lora.rank: 0 is out of range (expected >= 1)"
     assert "Traceback" not in bad.stderr
     data = json.loads(anvil("validate", "bad.toml", "--json").stdout)
-    assert data[0]["valid"] is False and data[0]["problems"][0].startswith("bad.toml:10:10")
+    assert data[0]["valid"] is False and data[0]["problems"][0].startswith("bad.toml:11:10")
 
 
-def test_plan_apply_cycle_with_exit_codes(project_dir):
+def test_plan_apply_cycle_with_exit_codes(data_dir):
     first = anvil("plan", "--detailed-exitcode")
     assert first.returncode == 2 and "+ dataset.behavioral: create" in first.stdout
-    assert "! v1.train: not available" in first.stdout
     applied = anvil("apply")
     assert applied.returncode == 0 and "✓ dataset.behavioral" in applied.stdout
     again = anvil("apply")
     assert again.returncode == 0 and "Nothing to apply." in again.stdout
     assert anvil("plan", "--detailed-exitcode").returncode == 0
-    recipe = project_dir / "anvil.toml"
+    recipe = data_dir / "anvil.toml"
     recipe.write_text(recipe.read_text().replace("count = 6", "count = 5"))
     plan = json.loads(anvil("plan", "--json").stdout)
     [changed] = [a for a in plan["actions"] if a["act"] == "rerun"]
     assert changed["stage"] == "dataset.behavioral" and changed["reasons"] == ["sources[0].count 6 -> 5"]
 
 
-def test_target_and_replace(project_dir):
+def test_target_and_replace(data_dir):
     out = anvil("apply", "--target", "domain")
     assert out.returncode == 0 and "dataset.domain" in out.stdout and "dataset.behavioral" not in out.stdout
     forced = anvil("plan", "--replace", "dataset.domain", "--target", "domain")
@@ -52,15 +51,14 @@ def test_target_and_replace(project_dir):
     assert unknown.returncode == 1 and unknown.stderr.startswith("error: --target v7: no such model or stage")
 
 
-def test_status_json_lists_artifacts(project_dir):
+def test_status_json_lists_artifacts(data_dir):
     anvil("apply")
     rows = {r["stage"]: r for r in json.loads(anvil("status", "--json").stdout)}
     assert (
         rows["dataset.domain"]["built"]
-        and (project_dir / ".anvil" / "artifacts")
+        and (data_dir / ".anvil" / "artifacts")
         in __import__("pathlib").Path(rows["dataset.domain"]["artifact"]).parents
     )
-    assert rows["v1.train"]["built"] is False and rows["v1.train"]["available"] is False
     assert "dataset.domain" in anvil("status").stdout
 
 
@@ -69,16 +67,16 @@ def test_graph_formats(project_dir):
     assert '"v1.fuse" -> "v2.train";' in anvil("graph", "--format", "dot").stdout
 
 
-def test_gc_removes_only_unreferenced_artifacts(project_dir):
+def test_gc_removes_only_unreferenced_artifacts(data_dir):
     anvil("apply")
-    recipe = project_dir / "anvil.toml"
+    recipe = data_dir / "anvil.toml"
     recipe.write_text(recipe.read_text().replace("count = 6", "count = 5"))
     anvil("apply")
     listed = json.loads(anvil("gc", "--dry-run", "--json").stdout)
     assert len(listed) == 1
-    assert len(list((project_dir / ".anvil" / "artifacts").iterdir())) == 3
+    assert len(list((data_dir / ".anvil" / "artifacts").iterdir())) == 3
     assert anvil("gc").returncode == 0
-    assert len(list((project_dir / ".anvil" / "artifacts").iterdir())) == 2
+    assert len(list((data_dir / ".anvil" / "artifacts").iterdir())) == 2
     assert anvil("plan", "--detailed-exitcode").returncode == 0
 
 

@@ -8,7 +8,7 @@ from anvil.project import open_project
 from anvil.render import ApplyDisplay  # noqa: F401  (the CLI path imports cleanly)
 
 
-def apply(project_dir):
+def apply(folder):
     project = open_project("anvil.toml")
     project.apply(project.plan())
     state = project.store.load_state()
@@ -19,8 +19,8 @@ def rows(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_mix_split_and_manifest(project_dir):
-    artifacts, state = apply(project_dir)
+def test_mix_split_and_manifest(data_dir):
+    artifacts, state = apply(data_dir)
     folder = artifacts["dataset.behavioral"]
     train, valid = rows(folder / "train.jsonl"), rows(folder / "valid.jsonl")
     assert len(train) + len(valid) == 8
@@ -35,24 +35,24 @@ def test_mix_split_and_manifest(project_dir):
     assert len(users) == 8 and all(u[0] in "xm" for u in users)
 
 
-def test_same_seed_same_split_other_seed_other_split(project_dir):
-    artifacts, _ = apply(project_dir)
+def test_same_seed_same_split_other_seed_other_split(data_dir):
+    artifacts, _ = apply(data_dir)
     first = (artifacts["dataset.behavioral"] / "train.jsonl").read_text()
-    recipe = project_dir / "anvil.toml"
+    recipe = data_dir / "anvil.toml"
     recipe.write_text(recipe.read_text().replace("valid_fraction = 0.25", "valid_fraction = 0.25\nseed = 3"))
-    artifacts, _ = apply(project_dir)
+    artifacts, _ = apply(data_dir)
     other = (artifacts["dataset.behavioral"] / "train.jsonl").read_text()
     assert other != first
     import shutil
 
-    shutil.rmtree(project_dir / ".anvil")
+    shutil.rmtree(data_dir / ".anvil")
     recipe.write_text(recipe.read_text().replace("\nseed = 3", ""))
-    artifacts, _ = apply(project_dir)
+    artifacts, _ = apply(data_dir)
     assert (artifacts["dataset.behavioral"] / "train.jsonl").read_text() == first
 
 
-def test_at_least_one_validation_row(project_dir):
-    recipe = project_dir / "anvil.toml"
+def test_at_least_one_validation_row(data_dir):
+    recipe = data_dir / "anvil.toml"
     recipe.write_text(recipe.read_text().replace("valid_fraction = 0.25", "valid_fraction = 0.01"))
-    artifacts, _ = apply(project_dir)
+    artifacts, _ = apply(data_dir)
     assert len(rows(artifacts["dataset.behavioral"] / "valid.jsonl")) == 1

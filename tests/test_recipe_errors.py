@@ -29,33 +29,33 @@ def test_toml_syntax_error_names_line_and_column(project_dir):
     "old, new, where, expected",
     [
         (
-            "lora = { rank = 4 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
-            "lora = { rank = 0 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
-            "anvil.toml:10:10: models.v1.lora.rank",
+            "lora = { rank = 4, last_layers = 2 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
+            "lora = { rank = 0, last_layers = 2 }\ntrain = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
+            "anvil.toml:11:10: models.v1.lora.rank",
             "0 is out of range (expected >= 1)",
         ),
         (
             "train = { steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
             "train = { steps = 10, learning_rate = -1e-05 }\n\n[models.v2]",
-            "anvil.toml:11:23: models.v1.train.learning_rate",
+            "anvil.toml:12:23: models.v1.train.learning_rate",
             "-1e-05 is out of range (expected > 0",
         ),
         (
             'category = "a", count = 6',
             'category = "a", count = 0',
-            "anvil.toml:25:44: ",
+            "anvil.toml:26:44: ",
             "datasets.behavioral.sources[0].count: 0 is out of range (expected >= 1)",
         ),
         (
             "valid_fraction = 0.25",
             "valid_fraction = 1.0",
-            "anvil.toml:23:1: datasets.behavioral.valid_fraction",
+            "anvil.toml:24:1: datasets.behavioral.valid_fraction",
             "1.0 is out of range (expected < 1",
         ),
         (
             "steps = 10, learning_rate = 2e-05 }\n\n[models.v2]",
             'steps = "ten", learning_rate = 2e-05 }\n\n[models.v2]',
-            "anvil.toml:11:11: models.v1.train.steps",
+            "anvil.toml:12:11: models.v1.train.steps",
             "'ten' has the wrong type (expected integer",
         ),
     ],
@@ -67,8 +67,10 @@ def test_wrong_types_and_ranges(project_dir, old, new, where, expected):
 
 
 def test_unknown_key_suggests_the_close_one(project_dir):
-    [msg] = problems(project_dir, LINEAGE.replace("lora = { rank = 4 }", "lora = { rank = 4, last_layer = 2 }", 1))
-    assert msg == "anvil.toml:10:20: models.v1.lora.last_layer: unknown key (did you mean 'last_layers'?)"
+    [msg] = problems(
+        project_dir, LINEAGE.replace("lora = { rank = 4, last_layers = 2 }", "lora = { rank = 4, last_layer = 2 }", 1)
+    )
+    assert msg == "anvil.toml:11:20: models.v1.lora.last_layer: unknown key (did you mean 'last_layers'?)"
 
 
 def test_unknown_table_key_lists_what_is_allowed(project_dir):
@@ -82,27 +84,27 @@ def test_undefined_model_and_dataset(project_dir):
         LINEAGE.replace('parent = "v1"', 'parent = "v9"').replace('dataset = "domain"', 'dataset = "domian"'),
     )
     assert (
-        "anvil.toml:9:1: models.v1.dataset: dataset 'domian' is not defined (expected one of: behavioral, domain)"
+        "anvil.toml:10:1: models.v1.dataset: dataset 'domian' is not defined (expected one of: behavioral, domain)"
         in msgs
     )
-    assert "anvil.toml:14:1: models.v2.parent: model 'v9' is not defined (expected one of: base, v1, v2)" in msgs
+    assert "anvil.toml:15:1: models.v2.parent: model 'v9' is not defined (expected one of: base, v1, v2)" in msgs
 
 
 def test_lineage_cycle(project_dir):
     [msg] = problems(project_dir, LINEAGE.replace('parent = "base"', 'parent = "v2"'))
-    assert msg.startswith("anvil.toml:8:1: models.v1.parent: lineage cycle v1 -> v2 -> v1")
+    assert msg.startswith("anvil.toml:9:1: models.v1.parent: lineage cycle v1 -> v2 -> v1")
 
 
 def test_missing_dataset_file(project_dir):
     (project_dir / "data" / "b.jsonl").unlink()
     [msg] = problems(project_dir, LINEAGE)
-    assert msg.startswith("anvil.toml:26:5: datasets.behavioral.sources[1].path: data/b.jsonl does not exist")
+    assert msg.startswith("anvil.toml:27:5: datasets.behavioral.sources[1].path: data/b.jsonl does not exist")
 
 
 def test_asking_for_more_rows_than_a_source_has(project_dir):
     [msg] = problems(project_dir, LINEAGE.replace("count = 2", "count = 5"))
     assert msg == (
-        "anvil.toml:26:44: datasets.behavioral.sources[1].count: asks for 5 rows but data/b.jsonl has 4 "
+        "anvil.toml:27:44: datasets.behavioral.sources[1].count: asks for 5 rows but data/b.jsonl has 4 "
         "(expected at most 4)"
     )
 
@@ -143,7 +145,7 @@ def test_tool_calls_rows_are_valid(project_dir):
 
 
 def test_every_problem_is_reported_at_once(project_dir):
-    text = LINEAGE.replace("rank = 4 }", "rank = 0 }").replace("valid_fraction = 0.25", "valid_fraction = -1")
+    text = LINEAGE.replace("rank = 4,", "rank = 0,").replace("valid_fraction = 0.25", "valid_fraction = -1")
     assert len(problems(project_dir, text)) == 3
 
 

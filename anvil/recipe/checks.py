@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from anvil.errors import Problem
-from anvil.recipe.models import NAME_PATTERN, MixError, Recipe
+from anvil.recipe.models import NAME_PATTERN, Lora, MixError, Recipe, Synthetic
 
 # (key path, message) pairs; the loader turns them into located problems.
 Finding = tuple[tuple[str | int, ...], str]
@@ -31,7 +31,10 @@ def check_references(recipe: Recipe) -> Iterator[Finding]:
             yield ("models", name, "parent"), _defined(recipe.models, "model", model.parent)
         if model.dataset is not None and model.dataset not in recipe.datasets:
             yield ("models", name, "dataset"), _defined(recipe.datasets, "dataset", model.dataset)
-    yield from _check_cycles(recipe)
+    cycles = list(_check_cycles(recipe))
+    yield from cycles
+    if not cycles:
+        yield from _check_layers(recipe)
     if recipe.serve and recipe.serve.model is not None and recipe.serve.model not in recipe.models:
         yield ("serve", "model"), _defined(recipe.models, "model", recipe.serve.model)
     if recipe.eval:
@@ -41,6 +44,23 @@ def check_references(recipe: Recipe) -> Iterator[Finding]:
     for i, gate in enumerate(recipe.gates):
         if gate.model not in recipe.models:
             yield ("gates", i, "model"), _defined(recipe.models, "model", gate.model)
+
+
+def _check_layers(recipe: Recipe) -> Iterator[Finding]:
+    """A round cannot adapt more layers than its lineage's root has (known up front for synthetic roots)."""
+    for name, model in recipe.models.items():
+        root = model
+        while root.parent in recipe.models:
+            root = recipe.models[root.parent]
+        if model.parent is None or not (root.source or "").startswith("synthetic:"):
+            continue
+        layers = (root.synthetic or Synthetic()).num_layers
+        wanted = (model.lora or Lora()).last_layers
+        if wanted > layers:
+            yield (
+                ("models", name, "lora", "last_layers"),
+                f"{wanted} layers requested but the model has {layers} (expected at most {layers})",
+            )
 
 
 def _check_cycles(recipe: Recipe) -> Iterator[Finding]:

@@ -121,11 +121,29 @@ class Train(Strict):
     max_seq_length: int = Field(default=2048, ge=16, description="Longer sequences are truncated.")
     grad_checkpoint: bool = Field(default=False, description="Recompute activations to save memory.")
     seed: int = Field(default=0, description="Seed of the adapter initialisation and batch order.")
+    mask_prompt: bool = Field(
+        default=False,
+        description="Train on the last assistant turn only (mlx-lm-lora's mask_prompt); off trains on every "
+        "turn, tool calls included.",
+    )
     val_interval: int = Field(default=50, ge=1, description="Compute the validation loss every N steps.")
     val_batches: int = Field(default=8, ge=1, description="Batches in each validation-loss computation.")
     checkpoint_interval: int = Field(
         default=100, ge=1, description="Save a resumable adapter checkpoint every N steps."
     )
+
+
+class Synthetic(Strict):
+    """Sizes of the tiny offline Gemma 4 that a `synthetic:` source builds (random weights, real architecture)."""
+
+    hidden_size: int = Field(default=64, ge=16, description="Width of the text model.")
+    num_layers: int = Field(default=4, ge=1, description="Text transformer layers.")
+    num_heads: int = Field(default=2, ge=1, description="Attention heads (one key/value head).")
+    head_dim: int = Field(default=32, ge=8, description="Width of one attention head.")
+    intermediate_size: int = Field(default=128, ge=16, description="Width of the MLP.")
+    vocab_size: int = Field(default=1024, ge=300, le=65536, description="BPE vocabulary trained on Anvil's corpus.")
+    vision_layers: int = Field(default=1, ge=1, description="Layers of the (random) vision tower.")
+    seed: int = Field(default=0, description="Seed of the random weights.")
 
 
 class Model(Strict):
@@ -140,6 +158,9 @@ class Model(Strict):
         pattern=NAME_PATTERN,
         description="Model whose fused weights this round trains on. Exactly one of source and parent.",
     )
+    synthetic: Synthetic | None = Field(
+        default=None, description="Sizes of a `synthetic:` source; defaults when omitted."
+    )
     dataset: str | None = Field(default=None, description="Dataset this round trains on (needs a parent).")
     lora: Lora | None = Field(default=None, description="LoRA adapter settings (needs a parent).")
     train: Train | None = Field(default=None, description="Optimiser settings (needs a parent).")
@@ -148,6 +169,8 @@ class Model(Strict):
     def _root_or_round(self) -> Model:
         if (self.source is None) == (self.parent is None):
             raise ValueError("give exactly one of source (a root model) or parent (a training round)")
+        if self.synthetic is not None and not (self.source or "").startswith("synthetic:"):
+            raise ValueError("synthetic sizes need a `synthetic:` source")
         if self.source is not None and (self.dataset or self.lora or self.train):
             raise ValueError("a root model (source) takes no dataset, lora or train; those belong to rounds")
         if self.parent is not None and self.dataset is None:
@@ -228,7 +251,7 @@ class Recipe(Strict):
     """An Anvil recipe: a lineage of models, the datasets they train on, serving, evaluation and gates."""
 
     project: Project = Field(description="Project settings.")
-    models: dict[str, Model] = Field(description="Model nodes: roots with a source, rounds with a parent.")
+    models: dict[str, Model] = Field(default={}, description="Model nodes: roots with a source, rounds with a parent.")
     datasets: dict[str, Dataset] = Field(default={}, description="Dataset mixes, by name.")
     serve: Serve | None = Field(default=None, description="The OpenAI-compatible server Anvil keeps running.")
     eval: Eval | None = Field(default=None, description="Evaluation: suites, judge, runs, benchmarks.")

@@ -15,7 +15,7 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.rows import load_rows
 from anvil.stages.stage import Stage, StageContext
 
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 
 def nodes(recipe: Recipe) -> list[Node]:
@@ -33,20 +33,21 @@ def nodes(recipe: Recipe) -> list[Node]:
 
 def split(rows_by_category: dict[str, list[str]], valid_fraction: float, rng: random.Random):
     """Stratified split: each category gives round(n * fraction) rows to valid, so every category is
-    seen in validation; at least one valid row overall when the fraction is above zero."""
+    seen in validation; at least one valid row overall when the fraction is above zero.
+    Returns (train, valid) as lists of (row, category) and the per-category counts."""
     n_valid = {c: round(len(rows) * valid_fraction) for c, rows in rows_by_category.items()}
     if valid_fraction > 0 and not any(n_valid.values()):
         largest = max(rows_by_category, key=lambda c: len(rows_by_category[c]))
         n_valid[largest] = 1 if len(rows_by_category[largest]) > 1 else 0
-    train: list[str] = []
-    valid: list[str] = []
+    train: list[tuple[str, str]] = []
+    valid: list[tuple[str, str]] = []
     counts: dict[str, dict[str, int]] = {}
     for category, rows in rows_by_category.items():
-        rows = rows[:]
-        rng.shuffle(rows)
+        tagged = [(row, category) for row in rows]
+        rng.shuffle(tagged)
         k = n_valid[category]
-        valid += rows[:k]
-        train += rows[k:]
+        valid += tagged[:k]
+        train += tagged[k:]
         counts[category] = {"rows": len(rows), "train": len(rows) - k, "valid": k}
     rng.shuffle(train)
     rng.shuffle(valid)
@@ -67,8 +68,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
         sources.append({"path": source.path, "category": source.category, "available": len(available), "taken": n})
         ctx.progress(len(sources) / (len(dataset.sources) + 1), f"read {source.path}")
     train, valid, categories = split(dict(by_category), dataset.valid_fraction, rng)
-    for name, lines in (("train.jsonl", train), ("valid.jsonl", valid)):
-        (ctx.workdir / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    for name, tagged in (("train.jsonl", train), ("valid.jsonl", valid)):
+        (ctx.workdir / name).write_text("".join(row + "\n" for row, _ in tagged), encoding="utf-8")
     manifest = {
         "rows": len(train) + len(valid),
         "train": len(train),
@@ -76,6 +77,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "categories": categories,
         "sources": sources,
         "seed": dataset.seed,
+        "valid_categories": [category for _, category in valid],  # row by row, for held-out samples
     }
     (ctx.workdir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return {

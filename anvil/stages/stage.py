@@ -19,6 +19,7 @@ class StageContext:
     loaded: LoadedRecipe
     workdir: Path  # the only place a stage writes
     inputs: dict[str, Path]  # artifact folder of each stage in node.needs
+    scratch: Path  # survives a crash (checkpoints to resume from); removed once the stage is committed
     progress: Callable[[float, str], None] = lambda fraction, message: None
 
 

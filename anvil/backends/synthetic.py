@@ -1,0 +1,118 @@
+"""A tiny Gemma 4 built offline: the real `gemma4` architecture from mlx-vlm with random weights, a
+small vision tower, a byte-level BPE tokenizer trained on Anvil's own corpus and a chat template for
+system / user / assistant / tool turns and tool definitions. Deterministic for a given recipe."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from anvil.recipe.models import Synthetic
+
+SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>",
+                  "<image>", "<audio>", "<boi>", "<eoi>", "<boa>", "<eoa>"]  # fmt: skip
+
+
+def asset(name: str) -> str:
+    return resources.files("anvil.assets").joinpath(name).read_text(encoding="utf-8")
+
+
+def build_tokenizer(vocab_size: int, out: Path) -> dict[str, int]:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(asset("corpus.txt").splitlines(), trainer)
+    tokenizer.save(str(out / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<bos>",
+        "eos_token": "<end_of_turn>",
+        "pad_token": "<pad>",
+        "unk_token": "<unk>",
+        "model_max_length": 4096,
+        "chat_template": asset("chat_template.jinja"),
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    return {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS} | {"vocab": tokenizer.get_vocab_size()}
+
+
+def model_config(sizes: Synthetic, ids: dict[str, int]) -> dict:
+    vocab = ids["vocab"]
+    text = {
+        "model_type": "gemma4_text",
+        "hidden_size": sizes.hidden_size,
+        "num_hidden_layers": sizes.num_layers,
+        "intermediate_size": sizes.intermediate_size,
+        "num_attention_heads": sizes.num_heads,
+        "num_key_value_heads": 1,
+        "head_dim": sizes.head_dim,
+        "global_head_dim": sizes.head_dim,
+        "vocab_size": vocab,
+        "vocab_size_per_layer_input": vocab,
+        "hidden_size_per_layer_input": 16,
+        "num_kv_shared_layers": 0,
+        "sliding_window": 128,
+        "sliding_window_pattern": 2,
+        "max_position_embeddings": 4096,
+    }
+    vision = {
+        "model_type": "gemma4_vision",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": sizes.vision_layers,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "global_head_dim": 16,
+        "patch_size": 16,
+        "position_embedding_size": 1024,
+        "default_output_length": 16,
+    }
+    return {
+        "model_type": "gemma4",
+        "architectures": ["Gemma4ForConditionalGeneration"],
+        "text_config": text,
+        "vision_config": vision,
+        "vocab_size": vocab,
+        "hidden_size": sizes.hidden_size,
+        "image_token_id": ids["<image>"],
+        "audio_token_id": ids["<audio>"],
+        "boi_token_id": ids["<boi>"],
+        "eoi_token_id": ids["<eoi>"],
+        "boa_token_id": ids["<boa>"],
+        "eoa_token_id": ids["<eoa>"],
+        "eos_token_id": [ids["<end_of_turn>"], ids["<eos>"]],
+        "pad_token_id": ids["<pad>"],
+        "vision_soft_tokens_per_image": 16,
+    }
+
+
+def build(sizes: Synthetic, out: Path) -> dict:
+    """Write config.json, model.safetensors, tokenizer and processor files into `out`."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_vlm.models.gemma4 import Model, ModelConfig
+    from mlx_vlm.models.gemma4.config import TextConfig, VisionConfig
+
+    ids = build_tokenizer(sizes.vocab_size, out)
+    config = model_config(sizes, ids)
+    model_config_ = ModelConfig.from_dict(config)
+    model_config_.text_config = TextConfig.from_dict(config["text_config"])
+    model_config_.vision_config = VisionConfig.from_dict(config["vision_config"])
+    mx.random.seed(sizes.seed)
+    weights = dict(tree_flatten(Model(model_config_).parameters()))
+    mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "mlx"})
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    (out / "generation_config.json").write_text(json.dumps({"eos_token_id": config["eos_token_id"]}))
+    language = sum(v.size for k, v in weights.items() if k.startswith("language_model."))
+    return {"parameters": sum(v.size for v in weights.values()), "language_parameters": language,
+            "tensors": len(weights), "vocab_size": ids["vocab"]}  # fmt: skip

@@ -1,0 +1,181 @@
+"""The model lineage for real on a very small Gemma 4: synthetic base -> v1 -> v2 through mlx-lm-lora
+training and the VLM-aware fuse, then checks on the weights themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from anvil.project import open_project
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+SMALL = """\
+#:schema ./schema/anvil.schema.json
+[project]
+name = "small"
+
+[models.base]
+source = "synthetic:small"
+synthetic = { hidden_size = 32, intermediate_size = 64, num_layers = 3, num_heads = 2, head_dim = 16, vocab_size = 320 }
+
+[models.v1]
+parent = "base"
+dataset = "domain"
+lora = { rank = 4, last_layers = 2 }
+train = { steps = STEPS, batch_size = 2, learning_rate = 2e-3, max_seq_length = 128, val_interval = 4, val_batches = 2, checkpoint_interval = 4 }
+
+[models.v2]
+parent = "v1"
+dataset = "behavioral"
+lora = { rank = 4, last_layers = 1, targets = ["q_proj", "v_proj"] }
+train = { steps = 6, batch_size = 2, learning_rate = 2e-3, max_seq_length = 256, val_interval = 3, val_batches = 2, checkpoint_interval = 3 }
+
+[datasets.domain]
+valid_fraction = 0.2
+sources = [{ path = "data/domain.jsonl", category = "domain", count = 20 }]
+
+[datasets.behavioral]
+valid_fraction = 0.25
+sources = [
+  { path = "data/tool_use.jsonl", category = "tool_use", count = 8 },
+  { path = "data/voice.jsonl", category = "voice", count = 8 },
+]
+"""
+
+
+def make(folder: Path, steps: int = 8) -> Path:
+    shutil.copytree(REPO / "data", folder / "data")
+    (folder / "anvil.toml").write_text(SMALL.replace("STEPS", str(steps)))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lineage(tmp_path_factory):
+    folder = make(tmp_path_factory.mktemp("lineage"))
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        project = open_project("anvil.toml")
+        project.apply(project.plan())
+        project = open_project("anvil.toml")
+        yield project, {sid: project.store.artifact(r.fingerprint) for sid, r in project.store.load_state().items()}
+    finally:
+        os.chdir(cwd)
+
+
+def tensors(folder: Path) -> dict:
+    import mlx.core as mx
+
+    out = {}
+    for shard in sorted(folder.glob("*.safetensors")):
+        out.update(mx.load(str(shard)))
+    return out
+
+
+def test_everything_builds_and_a_second_apply_does_nothing(lineage):
+    project, artifacts = lineage
+    assert set(artifacts) == {"dataset.domain", "dataset.behavioral", "base.source", "v1.train", "v1.fuse",
+                              "v2.train", "v2.fuse"}  # fmt: skip
+    assert not project.plan().changes
+
+
+def test_training_records_what_the_report_needs(lineage):
+    project, artifacts = lineage
+    metrics = project.store.load_state()["v1.train"].metrics
+    assert metrics["train_loss_last"] < metrics["train_loss_first"]
+    assert 0 < metrics["trainable_parameters"] < metrics["total_parameters"]
+    assert metrics["tokens_per_second"] > 0 and metrics["peak_memory_gb"] > 0
+    loss = json.loads((artifacts["v1.train"] / "loss.json").read_text())
+    assert [e["step"] for e in loss["train"]] == list(range(1, 9)) and loss["valid"][0]["step"] == 0
+    samples = json.loads((artifacts["v1.train"] / "samples.json").read_text())
+    assert samples and {"before", "after", "expected", "category"} <= set(samples[0])
+
+
+def test_adapter_is_mlx_lm_format(lineage):
+    from mlx_lm import load
+
+    _, artifacts = lineage
+    config = json.loads((artifacts["v2.train"] / "adapter_config.json").read_text())
+    assert config["lora_parameters"]["keys"] == ["self_attn.q_proj", "self_attn.v_proj"] and config["num_layers"] == 1
+    model, _ = load(str(artifacts["v1.fuse"]), adapter_path=str(artifacts["v2.train"]))
+    assert model is not None
+
+
+def test_fuse_keeps_every_non_language_tensor_bit_for_bit(lineage):
+    import numpy as np
+
+    _, artifacts = lineage
+    base, fused = tensors(artifacts["base.source"]), tensors(artifacts["v1.fuse"])
+    assert base.keys() == fused.keys()
+    changed = {k for k in base if not np.array_equal(np.array(base[k]), np.array(fused[k]))}
+    # v1 adapts attention + MLP of the last 2 of 3 layers: 7 projections x 2 layers, nothing else.
+    assert changed == {f"language_model.model.layers.{i}.{p}.weight" for i in (1, 2)
+                       for p in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                 "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")}  # fmt: skip
+    vision = [k for k in base if k.startswith(("vision_tower.", "embed_vision."))]
+    assert vision and all(np.array(base[k]).tobytes() == np.array(fused[k]).tobytes() for k in vision)
+
+
+def test_fused_model_loads_in_mlx_vlm_and_matches_adapter_logits(lineage):
+    from mlx_vlm import load
+
+    project, artifacts = lineage
+    metrics = project.store.load_state()["v2.fuse"].metrics
+    assert metrics["max_logit_diff"] <= metrics["logit_tolerance"] and metrics["vision_tower"]
+    model, processor = load(str(artifacts["v2.fuse"]))
+    assert model.vision_tower is not None and processor is not None
+    for shard in artifacts["v2.fuse"].glob("*.safetensors"):
+        from safetensors import safe_open
+
+        with safe_open(str(shard), "np") as f:
+            assert f.metadata()["format"] == "mlx"
+
+
+def test_v2_trains_on_v1_fused_weights(lineage):
+    project, _ = lineage
+    state = project.store.load_state()
+    assert state["v2.train"].inputs == {"v1.fuse": state["v1.fuse"].fingerprint,
+                                        "dataset.behavioral": state["dataset.behavioral"].fingerprint}  # fmt: skip
+
+
+def test_mlx_lm_fuse_drops_the_vision_tower_anvil_keeps_it(lineage, tmp_path):
+    """Why the fuse stage exists: mlx-lm's own fuse writes a text-only checkpoint."""
+    _, artifacts = lineage
+    out = tmp_path / "mlx-lm-fused"
+    subprocess.run([sys.executable, "-m", "mlx_lm", "fuse", "--model", str(artifacts["base.source"]),
+                    "--adapter-path", str(artifacts["v1.train"]), "--save-path", str(out)],
+                   check=True, capture_output=True)  # fmt: skip
+    theirs, ours = tensors(out), tensors(artifacts["v1.fuse"])
+    assert not any(k.startswith("vision_tower.") for k in theirs)
+    assert "vision_config" not in json.loads((out / "config.json").read_text())
+    assert any(k.startswith("vision_tower.") for k in ours)
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
+    folder = make(tmp_path, steps=40)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "anvil", "apply", "--target", "v1.train"]
+    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    scratch = folder / ".anvil" / "scratch"
+    while time.monotonic() < deadline and not list(scratch.glob("*/0000008_adapters.safetensors")):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(scratch.glob("*/0000008_adapters.safetensors")), "training never reached its step-8 checkpoint"
+    done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    metrics = open_project(folder / "anvil.toml").store.load_state()["v1.train"].metrics
+    assert metrics["resumed_from_step"] >= 8
+    loss = json.loads(next((folder / ".anvil" / "artifacts").glob("*/loss.json")).read_text())
+    assert [e["step"] for e in loss["train"]] == list(range(1, 41)), "the curve spans both runs, once each step"
