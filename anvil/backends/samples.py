@@ -19,11 +19,19 @@ def held_out(data: Path, per_category: int = 2) -> list[dict]:
             continue
         first = next(i for i, m in enumerate(row["messages"]) if m["role"] == "assistant")
         answer = row["messages"][first]
-        expected = answer.get("content") or json.dumps(answer.get("tool_calls"))
+        expected = answer.get("content") or "".join(_shown_call(call) for call in answer["tool_calls"])
         out.append({"category": category, "messages": row["messages"][:first], "tools": row.get("tools"),
                     "expected": expected})  # fmt: skip
         picked[category] = picked.get(category, 0) + 1
     return out
+
+
+def _shown_call(call: dict) -> str:
+    """A tool call as the synthetic chat template renders it, so outputs compare like for like."""
+    function = call.get("function", call)
+    arguments = function["arguments"]
+    arguments = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return f'<tool_call>{{"name": "{function["name"]}", "arguments": {arguments}}}</tool_call>'
 
 
 def _lora_scale(model, factor: float) -> None:
