@@ -1,4 +1,5 @@
-"""Writes the example chat datasets under data/ (run once; the output is committed).
+"""Writes the example chat datasets under data/ and the tokenizer corpus (run once with the project's
+virtual environment: `.venv/bin/python scripts/make_example_data.py`; the output is committed).
 
 Each category has one small, regular pattern so that the tiny default model can visibly learn it:
 domain facts about forging, and behaviours (contradiction spotting, tool discipline, brevity,
@@ -208,6 +209,22 @@ def voice(rng: random.Random) -> list[dict]:
     return rows
 
 
+def write_corpus() -> None:
+    """anvil/assets/corpus.txt: the example data rendered through the synthetic model's chat template,
+    the text its BPE tokenizer is trained on (so the tiny model's tokens fit its demo data)."""
+    from jinja2 import Environment
+
+    assets = OUT.parent / "anvil" / "assets"
+    template = Environment().from_string((assets / "chat_template.jinja").read_text())
+    texts = []
+    for path in sorted(OUT.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            texts.append(template.render(bos_token="", messages=row["messages"], tools=row.get("tools")))
+    (assets / "corpus.txt").write_text("\n".join(texts))
+    print(f"anvil/assets/corpus.txt: {len(texts)} conversations")
+
+
 def main() -> None:
     for name, make in [
         ("domain", domain),
@@ -221,6 +238,7 @@ def main() -> None:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"data/{name}.jsonl: {len(rows)} rows")
+    write_corpus()
 
 
 if __name__ == "__main__":

@@ -179,3 +179,41 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     assert metrics["resumed_from_step"] >= 8
     loss = json.loads(next((folder / ".anvil" / "artifacts").glob("*/loss.json")).read_text())
     assert [e["step"] for e in loss["train"]] == list(range(1, 41)), "the curve spans both runs, once each step"
+
+
+def test_path_source_uses_a_local_checkpoint_in_place(lineage, tmp_path):
+    _, artifacts = lineage
+    checkpoint = artifacts["v1.fuse"]
+    (tmp_path / "data").mkdir()
+    shutil.copy(REPO / "data" / "voice.jsonl", tmp_path / "data" / "voice.jsonl")
+    (tmp_path / "anvil.toml").write_text(
+        f'[project]\nname = "p"\n\n[models.base]\nsource = "path:{checkpoint}"\n\n'
+        '[models.v1]\nparent = "base"\ndataset = "d"\nlora = { rank = 2, last_layers = 1 }\n'
+        "train = { steps = 2, batch_size = 2, max_seq_length = 64, val_batches = 1 }\n\n"
+        '[datasets.d]\nsources = [{ path = "data/voice.jsonl", category = "voice" }]\nvalid_fraction = 0.2\n'
+    )
+    project = open_project(tmp_path / "anvil.toml")
+    project.apply(project.plan(targets=["v1.train"]))
+    state = project.store.load_state()
+    pointer = json.loads((project.store.artifact(state["base.source"].fingerprint) / "source.json").read_text())
+    assert pointer["path"] == str(checkpoint), "a local checkpoint is used where it is, never copied"
+    assert state["v1.train"].metrics["train_loss_first"] > 0
+
+
+def test_hub_source_offline_says_how_to_provide_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    (tmp_path / "anvil.toml").write_text('[project]\nname = "h"\n\n[models.base]\nsource = "hf:google/gemma-4-31b-it"\n')
+    done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "hf:google/gemma-4-31b-it: cannot download the weights" in done.stderr
+    assert 'source = "path:DIR"' in done.stderr
+
+
+def test_quantized_checkpoints_are_refused(tmp_path):
+    from anvil.backends.fuse import fuse
+    from anvil.errors import AnvilError
+
+    (tmp_path / "config.json").write_text(json.dumps({"quantization": {"bits": 4, "group_size": 64}}))
+    with pytest.raises(AnvilError, match="quantized checkpoints are refused"):
+        fuse(tmp_path, tmp_path, tmp_path / "out")

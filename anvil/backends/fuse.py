@@ -102,3 +102,32 @@ def max_logit_difference(parent: Path, adapter: Path, fused: Path, prompts: list
         diff = mx.abs(reference(tokens).astype(mx.float32) - candidate(tokens).astype(mx.float32)).max()
         worst = max(worst, float(diff.item()))
     return worst
+
+
+def weight_dtype(folder: Path) -> str:
+    """The dtype of a checkpoint's projection weights (`float32`, `bfloat16`, ...), read from the
+    safetensors headers alone."""
+    names = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+    for shard in shards(folder):
+        with open(shard, "rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        for key, info in header.items():
+            if key.endswith("q_proj.weight"):
+                return names.get(info["dtype"], info["dtype"].lower())
+    raise AnvilError(f"{folder}: no q_proj weights found (expected a language model checkpoint)")
+
+
+def load_vlm(folder: Path):
+    """mlx-vlm's load, without its warnings about the audio tower a checkpoint does not have."""
+    import logging
+    import warnings
+
+    from mlx_vlm import load
+
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load(str(folder))[0]
+    finally:
+        logging.disable(logging.NOTSET)

@@ -33,32 +33,6 @@ def nodes(recipe: Recipe) -> list[Node]:
     ]
 
 
-def _dtype(folder) -> str:
-    import mlx.core as mx
-
-    from anvil.backends.fuse import shards
-
-    first = mx.load(str(shards(folder)[0]))
-    name = str(next(v.dtype for k, v in first.items() if k.endswith("q_proj.weight")))
-    return name.removeprefix("mlx.core.")
-
-
-def _load_vlm(folder):
-    """mlx-vlm's load, without its warnings about the audio tower a checkpoint does not have."""
-    import logging
-    import warnings
-
-    from mlx_vlm import load
-
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return load(str(folder))[0]
-    finally:
-        logging.disable(logging.NOTSET)
-
-
 def run(ctx: StageContext) -> dict[str, Any]:
     from anvil.backends import fuse
 
@@ -66,12 +40,12 @@ def run(ctx: StageContext) -> dict[str, Any]:
     parent = model_dir(parent_artifact)
     metrics = fuse.fuse(parent, adapter, ctx.workdir, ctx.progress)
     ctx.progress(0.9, "verifying logits")
-    tolerance = LOGIT_TOLERANCE.get(_dtype(ctx.workdir), 5e-2)
+    tolerance = LOGIT_TOLERANCE.get(fuse.weight_dtype(ctx.workdir), 5e-2)
     worst = fuse.max_logit_difference(parent, adapter, ctx.workdir, VERIFY_PROMPTS)
     if worst > tolerance:
         raise AnvilError(f"fused logits differ from parent + adapter by {worst:.2e} (tolerance {tolerance:.0e})")
     ctx.progress(0.95, "loading with mlx-vlm")
-    vlm = _load_vlm(ctx.workdir)
+    vlm = fuse.load_vlm(ctx.workdir)
     has_vision = hasattr(vlm, "vision_tower") and vlm.vision_tower is not None
     return metrics | {"max_logit_diff": worst, "logit_tolerance": tolerance, "loads_in_mlx_vlm": True,
                       "vision_tower": has_vision}  # fmt: skip
