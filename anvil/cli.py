@@ -86,6 +86,36 @@ def cmd_apply(args) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args) -> int:
+    import time
+
+    from anvil.backends.server import alive, running
+    from anvil.recipe.models import Serve
+
+    folder = Path(args.model)
+    if folder.is_dir():
+        options = Serve()
+        if Path(args.recipe).exists():
+            options = load_recipe(args.recipe).recipe.serve or options
+    else:
+        project = open_project(args.recipe)
+        folder, options = project.weights(args.model), project.loaded.recipe.serve or Serve()
+    if args.port:
+        options = options.model_copy(update={"port": args.port})
+    with running(folder, options, log=None) as server:
+        out.print(f"serving {args.model} at {server.url}/v1 (OpenAI-compatible); Ctrl-C stops it")
+        while alive(server.pid):
+            time.sleep(0.5)
+    err.print("the server exited")
+    return EXIT_ERROR
+
+
+def cmd_down(args) -> int:
+    stopped = open_project(args.recipe).down()
+    out.print(f"stopped {', '.join(stopped)}" if stopped else "nothing running")
+    return EXIT_OK
+
+
 def cmd_status(args) -> int:
     rows = open_project(args.recipe).status()
     if args.json:
@@ -164,6 +194,13 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 when nothing to do, 2 when changes are pending, 1 on error",
     )
+    c = command(
+        "serve", cmd_serve, "run a model behind mlx-vlm's OpenAI-compatible server, in the foreground", recipe=False
+    )
+    c.add_argument("model", help="a model node of the recipe (e.g. v2) or a checkpoint folder")
+    c.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe whose [serve] settings apply (default: anvil.toml)")
+    c.add_argument("--port", type=int, help="override the recipe's port")
+    command("down", cmd_down, "stop the server that apply keeps running")
     c = command("status", cmd_status, "what is built, with fingerprints and timings")
     c.add_argument("--json", action="store_true", help="per-stage JSON with artifact paths")
     c = command("graph", cmd_graph, "print the stage graph")
@@ -182,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"error: {e}" if not isinstance(e, InvalidInput) else str(e), markup=False)
         return e.exit_code
     except KeyboardInterrupt:
+        if args.func is cmd_serve:
+            err.print("stopped")
+            return EXIT_OK
         err.print("interrupted; finished stages are recorded, the one in flight is discarded")
         return EXIT_INTERRUPTED
 

@@ -17,8 +17,10 @@ from anvil.planning.graph import Graph, Node
 from anvil.planning.plan import Act, Action, Plan
 from anvil.state.store import StageRecord, Store
 
-# (action, work folder to write into, artifact folders of the stages it needs) -> metrics
-RunStage = Callable[[Action, Path, dict[str, Path]], dict[str, Any]]
+# (action, work folder to write into (None for a resource), artifact folders of the stages it needs) -> metrics
+RunStage = Callable[[Action, Path | None, dict[str, Path]], dict[str, Any]]
+# Stops what a resource record stands for (the server), when its stage leaves the recipe.
+Release = Callable[[StageRecord], None]
 # (event, action, seconds): event is "start", "done", "restored" or "removed"
 OnEvent = Callable[[str, Action, float], None]
 
@@ -56,13 +58,20 @@ def new_record(
 
 
 def execute(
-    plan: Plan, graph: Graph, store: Store, run_stage: RunStage, on_event: OnEvent = lambda *a: None
+    plan: Plan,
+    graph: Graph,
+    store: Store,
+    run_stage: RunStage,
+    on_event: OnEvent = lambda *a: None,
+    release: Release = lambda record: None,
 ) -> Outcome:
     records = store.load_state()
     prints = {a.stage: a.fingerprint for a in plan.actions}
     outcome = Outcome()
     for action in plan.actions:
         if action.act is Act.ORPHANED:
+            if action.stage in records:
+                release(records[action.stage])
             records.pop(action.stage, None)
             store.save_state(records)
             outcome.removed.append(action.stage)
@@ -81,20 +90,21 @@ def execute(
             continue
         node = graph.nodes[action.stage]
         inputs = {need: store.artifact(prints[need]) for need in node.needs}
-        workdir = store.new_workdir(action.stage)
+        workdir = None if node.resource else store.new_workdir(action.stage)
         on_event("start", action, 0.0)
         started, t0 = datetime.now(timezone.utc), time.monotonic()
         try:
             metrics = run_stage(action, workdir, inputs)
         except BaseException as e:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
             if isinstance(e, AnvilError):
                 raise StageFailed(f"{action.stage} failed:\n{e}") from e
             if isinstance(e, Exception):
                 raise StageFailed(f"{action.stage} failed: {type(e).__name__}: {e}") from e
             raise
         record = new_record(node, action.fingerprint, prints, plan.files, started, time.monotonic() - t0, metrics)
-        records[action.stage] = store.commit(workdir, record)
+        records[action.stage] = record if workdir is None else store.commit(workdir, record)
         store.save_state(records)
         outcome.ran.append(action.stage)
         on_event("done", action, record.duration_s)

@@ -17,7 +17,8 @@ from anvil.recipe.load import LoadedRecipe, load_recipe
 from anvil.recipe.rows import read_rows
 from anvil.settings import store_path
 from anvil.stages import BY_KIND, build_graph
-from anvil.stages.stage import StageContext
+from anvil.stages.source import model_dir
+from anvil.stages.stage import StageContext, weights_of
 from anvil.state.store import StageRecord, Store
 
 
@@ -42,7 +43,7 @@ class Project:
                 self.graph,
                 records,
                 self.file_digests(),
-                intact={sid for sid, rec in records.items() if self.store.intact(rec)},
+                drifted={sid: why for sid, record in records.items() if (why := self.drift(record))},
                 cached=lambda fp: self.store.cached(fp) is not None,
                 targets=selected,
                 replace=replace,
@@ -52,12 +53,27 @@ class Project:
         self.store.hashes.save()
         return plan
 
+    def drift(self, record: StageRecord) -> str | None:
+        """Why what a record stands for no longer matches it: an edited artifact, a dead server."""
+        stage = BY_KIND.get(record.kind)
+        if stage is not None and stage.check is not None:
+            return stage.check(record)
+        return None if self.store.intact(record) else "artifact missing or modified outside anvil"
+
+    def release(self, record: StageRecord) -> None:
+        stage = BY_KIND.get(record.kind)
+        if stage is not None and stage.stop is not None:
+            stage.stop(record)
+
     def run_stage(self, on_progress=None):
-        def run(action: Action, workdir: Path, inputs: dict[str, Path]) -> dict[str, Any]:
+        previous = self.store.load_state()
+
+        def run(action: Action, workdir: Path | None, inputs: dict[str, Path]) -> dict[str, Any]:
             stage = BY_KIND[action.kind]
             assert stage.run is not None, "the planner never schedules unavailable stages"
             scratch = self.store.root / "scratch" / action.fingerprint
-            ctx = StageContext(self.graph.nodes[action.stage], self.loaded, workdir, inputs, scratch)
+            ctx = StageContext(self.graph.nodes[action.stage], self.loaded, workdir, inputs, scratch,
+                               self.store.root / "logs", previous.get(action.stage))  # fmt: skip
             if on_progress:
                 ctx.progress = lambda fraction, message: on_progress(action, fraction, message)
             metrics = stage.run(ctx)
@@ -70,9 +86,30 @@ class Project:
         with self.store.lock():
             self.store.clear_debris()
             try:
-                return execute(plan, self.graph, self.store, self.run_stage(on_progress), on_event)
+                return execute(plan, self.graph, self.store, self.run_stage(on_progress), on_event, self.release)
             finally:
                 self.store.hashes.save()
+
+    def down(self) -> list[str]:
+        """Stop every running resource (the server) and forget it; the next apply starts it again."""
+        with self.store.lock():
+            records = self.store.load_state()
+            stopped = [sid for sid, record in records.items() if getattr(BY_KIND.get(record.kind), "stop", None)]
+            for sid in stopped:
+                self.release(records.pop(sid))
+            self.store.save_state(records)
+            return stopped
+
+    def weights(self, model: str) -> Path:
+        """The checkpoint folder of a built model node."""
+        if model not in self.loaded.recipe.models:
+            known = ", ".join(self.loaded.recipe.models) or "none"
+            raise AnvilError(f"{model}: no such model in {self.loaded.path.name} (expected one of: {known})")
+        stage = weights_of(self.loaded.recipe, model)
+        record = self.store.load_state().get(stage)
+        if record is None or not self.store.intact(record):
+            raise AnvilError(f"{model} is not built yet: run `anvil apply --target {model}` first")
+        return model_dir(self.store.artifact(record.fingerprint))
 
     def status(self) -> list[dict[str, Any]]:
         records = self.store.load_state()
@@ -89,7 +126,7 @@ class Project:
                     "fingerprint": record.fingerprint if record else None,
                     "started": record.started if record else None,
                     "duration_s": record.duration_s if record else None,
-                    "artifact": str(self.store.artifact(record.fingerprint)) if record else None,
+                    "artifact": str(self.store.artifact(record.fingerprint)) if record and not node.resource else None,
                     "metrics": record.metrics if record else {},
                 }
             )

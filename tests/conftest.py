@@ -76,3 +76,24 @@ def project_dir(tmp_path) -> Path:
 def write(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text))
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_orphan_servers(tmp_path_factory):
+    """Whatever a failing test leaves behind, no server started from a test folder outlives the session."""
+    yield
+    import contextlib
+    import os
+    import signal
+
+    base = str(tmp_path_factory.getbasetemp())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any("mlx_vlm.server" in a for a in argv) and any(base in a for a in argv):
+            with contextlib.suppress(OSError):
+                os.killpg(int(entry.name), signal.SIGKILL)

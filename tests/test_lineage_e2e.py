@@ -203,7 +203,9 @@ def test_path_source_uses_a_local_checkpoint_in_place(lineage, tmp_path):
 def test_hub_source_offline_says_how_to_provide_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    (tmp_path / "anvil.toml").write_text('[project]\nname = "h"\n\n[models.base]\nsource = "hf:google/gemma-4-31b-it"\n')
+    (tmp_path / "anvil.toml").write_text(
+        '[project]\nname = "h"\n\n[models.base]\nsource = "hf:google/gemma-4-31b-it"\n'
+    )
     done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "hf:google/gemma-4-31b-it: cannot download the weights" in done.stderr

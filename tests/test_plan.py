@@ -46,7 +46,7 @@ def built(text: str = LINEAGE):
     graph = graph_of(text)
     plan = make_plan(graph, {}, FILES)
     records = applied(graph, plan)
-    return records, set(records)
+    return records, {}
 
 
 def test_fresh_plan_creates_everything_in_dependency_order():
@@ -58,18 +58,18 @@ def test_fresh_plan_creates_everything_in_dependency_order():
 
 
 def test_applied_plan_has_nothing_to_do():
-    records, intact = built()
-    plan = make_plan(graph_of(), records, FILES, intact=intact)
+    records, drifted = built()
+    plan = make_plan(graph_of(), records, FILES, drifted=drifted)
     assert set(acts(plan).values()) == {Act.UP_TO_DATE} and not plan.changes
 
 
 def test_changing_v2_touches_nothing_of_v1():
-    records, intact = built()
+    records, drifted = built()
     plan = make_plan(
         graph_of(LINEAGE.replace("learning_rate = 2e-05 }\n\n[datasets", "learning_rate = 3e-05 }\n\n[datasets")),
         records,
         FILES,
-        intact=intact,
+        drifted=drifted,
     )
     assert {s for s, a in acts(plan).items() if a is not Act.UP_TO_DATE} == {"v2.train", "v2.fuse"}
     assert reasons(plan, "v2.train") == ("train.learning_rate 2e-05 -> 3e-05",)
@@ -81,9 +81,9 @@ def test_changing_v2_touches_nothing_of_v1():
 
 
 def test_changing_v1_cascades_to_v2():
-    records, intact = built()
+    records, drifted = built()
     text = LINEAGE.replace("lora = { rank = 4, last_layers = 2 }", "lora = { rank = 8, last_layers = 2 }", 1)
-    plan = make_plan(graph_of(text), records, FILES, intact=intact)
+    plan = make_plan(graph_of(text), records, FILES, drifted=drifted)
     changed = {s for s, a in acts(plan).items() if a is Act.RERUN}
     assert changed == {"v1.train", "v1.fuse", "v2.train", "v2.fuse"}
     assert reasons(plan, "v1.train") == ("lora.rank 4 -> 8",)
@@ -91,8 +91,8 @@ def test_changing_v1_cascades_to_v2():
 
 
 def test_a_changed_file_names_the_file():
-    records, intact = built()
-    plan = make_plan(graph_of(), records, {**FILES, "data/a.jsonl": "a2"}, intact=intact)
+    records, drifted = built()
+    plan = make_plan(graph_of(), records, {**FILES, "data/a.jsonl": "a2"}, drifted=drifted)
     assert reasons(plan, "dataset.behavioral") == ("data/a.jsonl changed",)
     assert acts(plan)["dataset.domain"] is Act.UP_TO_DATE
     assert acts(plan)["v2.train"] is Act.RERUN and acts(plan)["v1.train"] is Act.UP_TO_DATE
@@ -104,19 +104,19 @@ def test_reverting_restores_from_the_run_cache():
     records = applied(graph, first)
     cache = {a.fingerprint for a in first.actions}
     changed = graph_of(LINEAGE.replace("valid_fraction = 0.25", "valid_fraction = 0.5"))
-    second = make_plan(changed, records, FILES, intact=set(records), cached=cache.__contains__)
+    second = make_plan(changed, records, FILES, drifted={}, cached=cache.__contains__)
     records = {**records, **applied(changed, second)}
     cache |= {a.fingerprint for a in second.actions}
-    back = make_plan(graph, records, FILES, intact=set(records), cached=cache.__contains__)
+    back = make_plan(graph, records, FILES, drifted={}, cached=cache.__contains__)
     assert acts(back)["dataset.behavioral"] is Act.RESTORE
     assert reasons(back, "dataset.behavioral")[0] == "valid_fraction 0.5 -> 0.25"
     assert acts(back)["v2.train"] is Act.RESTORE
 
 
 def test_removed_model_is_orphaned():
-    records, intact = built()
+    records, drifted = built()
     text = LINEAGE[: LINEAGE.index("[models.v2]")] + LINEAGE[LINEAGE.index("[datasets.domain]") :]
-    plan = make_plan(graph_of(text), records, FILES, intact=intact)
+    plan = make_plan(graph_of(text), records, FILES, drifted=drifted)
     assert {s for s, a in acts(plan).items() if a is Act.ORPHANED} == {"v2.train", "v2.fuse"}
 
 
@@ -127,8 +127,8 @@ def test_target_limits_to_the_node_and_what_it_needs():
 
 
 def test_replace_forces_one_stage():
-    records, intact = built()
-    plan = make_plan(graph_of(), records, FILES, intact=intact, replace=["v1.train"])
+    records, drifted = built()
+    plan = make_plan(graph_of(), records, FILES, drifted=drifted, replace=["v1.train"])
     assert {s for s, a in acts(plan).items() if a.is_change} == {"v1.train"}
     assert reasons(plan, "v1.train") == ("forced by --replace",)
     with pytest.raises(ValueError, match="--replace v7.train: no such stage"):
@@ -145,18 +145,18 @@ def test_unavailable_stages_block_their_dependents_and_are_not_changes():
 
 
 def test_missing_or_edited_artifact_reruns():
-    records, intact = built()
-    plan = make_plan(graph_of(), records, FILES, intact=intact - {"v1.fuse"})
+    records, drifted = built()
+    plan = make_plan(graph_of(), records, FILES, drifted={"v1.fuse": "artifact missing or modified outside anvil"})
     assert reasons(plan, "v1.fuse") == ("artifact missing or modified outside anvil",)
     assert acts(plan)["v2.train"] is Act.UP_TO_DATE  # same inputs, so same fingerprint: only v1.fuse is rebuilt
 
 
 def test_code_version_change_is_a_reason():
-    records, intact = built()
+    records, drifted = built()
     graph = graph_of()
     old = graph.nodes["dataset.domain"].code_version
     graph.nodes["dataset.domain"] = dataclasses.replace(graph.nodes["dataset.domain"], code_version=old + 1)
-    plan = make_plan(graph, records, FILES, intact=intact)
+    plan = make_plan(graph, records, FILES, drifted=drifted)
     assert reasons(plan, "dataset.domain") == (f"stage code version {old} -> {old + 1}",)
 
 

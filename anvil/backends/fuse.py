@@ -117,7 +117,7 @@ def weight_dtype(folder: Path) -> str:
     raise AnvilError(f"{folder}: no q_proj weights found (expected a language model checkpoint)")
 
 
-def load_vlm(folder: Path):
+def load_vlm_with_processor(folder: Path):
     """mlx-vlm's load, without its warnings about the audio tower a checkpoint does not have."""
     import logging
     import warnings
@@ -128,6 +128,10 @@ def load_vlm(folder: Path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return load(str(folder))[0]
+            return load(str(folder))
     finally:
         logging.disable(logging.NOTSET)
+
+
+def load_vlm(folder: Path):
+    return load_vlm_with_processor(folder)[0]

@@ -19,6 +19,7 @@ class Node:
     code_version: int = 1
     available: bool = True  # False: this anvil cannot build this kind of stage yet
     model: str | None = None  # model node it belongs to, for `--target v1` and `status`
+    resource: bool = False  # a running process (the server), not an artifact: never restored from cache
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ fingerprints and its files' digests, then compared with what the state recorded,
 
     not buildable by this anvil      -> ! unavailable
     forced by --replace              -> ~ rerun
-    same fingerprint, artifact intact -> = up to date
-    fingerprint built before (cache) -> < restore (no compute)
+    same fingerprint, nothing drifted -> = up to date (else ~ rerun, saying what drifted)
+    fingerprint built before (cache) -> < restore (no compute; never for running resources)
     recorded under another print     -> ~ rerun, with the field / file / input that changed
     never recorded                   -> + create
     recorded but gone from the graph -> - orphaned
@@ -90,14 +90,14 @@ def make_plan(
     graph: Graph,
     records: Mapping[str, StageRecord],
     files: Mapping[str, str],
-    intact: Collection[str] = (),
+    drifted: Mapping[str, str] = {},
     cached: Callable[[str], bool] = lambda fp: False,
     targets: Collection[str] = (),
     replace: Collection[str] = (),
 ) -> Plan:
-    """`intact`: ids whose recorded artifact is present and unmodified. `cached(fp)`: whether the store
-    holds an intact artifact for that fingerprint. `targets` limits the plan to those stages and what
-    they need; `replace` forces stages to rerun."""
+    """`drifted`: stages whose recorded artifact or process no longer matches the record, with why.
+    `cached(fp)`: whether the store holds an intact artifact for that fingerprint. `targets` limits the
+    plan to those stages and what they need; `replace` forces stages to rerun."""
     for stage in replace:
         if stage not in graph.nodes:
             raise ValueError(f"--replace {stage}: no such stage (expected one of: {', '.join(graph.nodes)})")
@@ -112,7 +112,7 @@ def make_plan(
         if node.id not in scope:
             continue
         record = records.get(node.id)
-        act, reasons = _decide(node, fp, record, inputs, node_files, node.id in intact, cached, replace, blocked)
+        act, reasons = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, replace, blocked)
         if act is Act.UNAVAILABLE:
             blocked.add(node.id)
         actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.needs))
@@ -123,7 +123,7 @@ def make_plan(
     return Plan(tuple(actions), dict(files))
 
 
-def _decide(node: Node, fp, record, inputs, files, intact, cached, replace, blocked) -> tuple[Act, list[str]]:
+def _decide(node: Node, fp, record, inputs, files, drift, cached, replace, blocked) -> tuple[Act, list[str]]:
     if not node.available:
         return Act.UNAVAILABLE, [f"not available: this anvil cannot build {node.kind} stages yet"]
     waiting = [need for need in node.needs if need in blocked]
@@ -132,11 +132,9 @@ def _decide(node: Node, fp, record, inputs, files, intact, cached, replace, bloc
     if node.id in replace:
         return Act.RERUN, ["forced by --replace"]
     if record is not None and record.fingerprint == fp:
-        if intact:
-            return Act.UP_TO_DATE, []
-        return Act.RERUN, ["artifact missing or modified outside anvil"]
+        return (Act.UP_TO_DATE, []) if drift is None else (Act.RERUN, [drift])
     reasons = diff_reasons(node, record, inputs, files) if record else []
-    if cached(fp):
+    if not node.resource and cached(fp):
         return Act.RESTORE, reasons + ["built before: restored from the run-cache"]
     if record is None:
         return Act.CREATE, ["create"]

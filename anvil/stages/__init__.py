@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from anvil.planning.graph import Graph
 from anvil.recipe.models import Recipe
-from anvil.stages import dataset, fuse, source, train
+from anvil.stages import dataset, fuse, serve, source, train
 from anvil.stages.stage import Stage
 
-STAGES: tuple[Stage, ...] = (dataset.STAGE, source.STAGE, train.STAGE, fuse.STAGE)
+STAGES: tuple[Stage, ...] = (dataset.STAGE, source.STAGE, train.STAGE, fuse.STAGE, serve.STAGE)
 BY_KIND = {stage.kind: stage for stage in STAGES}
 
 

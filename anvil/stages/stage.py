@@ -11,15 +11,18 @@ from typing import Any
 from anvil.planning.graph import Node
 from anvil.recipe.load import LoadedRecipe
 from anvil.recipe.models import Recipe
+from anvil.state.store import StageRecord
 
 
 @dataclass
 class StageContext:
     node: Node
     loaded: LoadedRecipe
-    workdir: Path  # the only place a stage writes
+    workdir: Path | None  # the only place a stage writes; None for a resource (a running process)
     inputs: dict[str, Path]  # artifact folder of each stage in node.needs
     scratch: Path  # survives a crash (checkpoints to resume from); removed once the stage is committed
+    logs: Path  # long-lived logs, e.g. of a server started in the background
+    previous: StageRecord | None = None  # what the state recorded for this stage before this run
     progress: Callable[[float, str], None] = lambda fraction, message: None
 
 
@@ -29,6 +32,9 @@ class Stage:
     code_version: int  # bump when a change to `run` changes what it produces
     nodes: Callable[[Recipe], list[Node]]
     run: Callable[[StageContext], dict[str, Any]] | None = None  # None: planned, not buildable yet
+    # Resources only: why a recorded process no longer matches its record (None: it does), and how to stop it.
+    check: Callable[[StageRecord], str | None] | None = None
+    stop: Callable[[StageRecord], None] | None = None
 
 
 def weights_of(recipe: Recipe, model: str) -> str:

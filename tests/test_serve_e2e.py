@@ -1,0 +1,184 @@
+"""Serving for real: mlx-vlm's server on a free loopback port, the real `openai` client, the server
+reconciled by plan/apply like a resource, and always stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+from anvil.backends.server import alive, free_port, healthy
+from anvil.project import open_project
+from anvil.stages.serve import _server
+
+pytestmark = pytest.mark.e2e
+
+RECIPE = """\
+[project]
+name = "served"
+
+[models.base]
+source = "synthetic:served"
+synthetic = {{ hidden_size = 32, intermediate_size = 64, num_layers = 2, num_heads = 2, head_dim = 16, vocab_size = 320 }}
+
+[serve]
+model = "base"
+port = {port}
+max_tokens = {max_tokens}
+kv_cache = {{ quantization = "turboquant", bits = 4 }}
+{extra}
+"""
+
+
+def write(folder: Path, port: int, max_tokens: int = 64, extra: str = "") -> Path:
+    (folder / "anvil.toml").write_text(RECIPE.format(port=port, max_tokens=max_tokens, extra=extra))
+    return folder / "anvil.toml"
+
+
+def apply(recipe: Path):
+    project = open_project(recipe)
+    plan = project.plan()
+    project.apply(plan)
+    return plan, open_project(recipe)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("served")
+    recipe = write(folder, free_port())
+    apply(recipe)
+    project = open_project(recipe)
+    yield recipe, project
+    open_project(recipe).down()
+
+
+def client(project) -> tuple[openai.OpenAI, str]:
+    record = project.store.load_state()["serve"]
+    return openai.OpenAI(base_url=record.metrics["url"] + "/v1", api_key="unused"), record.metrics["model"]
+
+
+def test_apply_starts_the_server_and_records_it(served):
+    recipe, project = served
+    record = project.store.load_state()["serve"]
+    assert alive(record.metrics["pid"]) and healthy(_server(record))
+    assert record.inputs == {"base.source": project.store.load_state()["base.source"].fingerprint}
+    assert 0 <= record.metrics["validation_agreement"] <= 1 and record.metrics["validation_prompts"] == 5
+    assert not open_project(recipe).plan().changes
+
+
+def test_openai_client_plain_streaming_and_tools(served):
+    _, project = served
+    api, model = client(project)
+    reply = api.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hello"}], max_tokens=8,
+                                        temperature=0)  # fmt: skip
+    assert reply.choices[0].message.role == "assistant" and reply.usage.completion_tokens >= 1
+    chunks = list(api.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}],
+                                              max_tokens=8, temperature=0, stream=True))  # fmt: skip
+    assert len(chunks) >= 2 and any(c.choices and c.choices[0].delta.content for c in chunks)
+    tools = [{"type": "function", "function": {"name": "calculator", "parameters": {"type": "object",
+              "properties": {"expression": {"type": "string"}}}}}]  # fmt: skip
+    with_tools = api.chat.completions.create(model=model, messages=[{"role": "user", "content": "What is 2+2?"}],
+                                             tools=tools, max_tokens=8, temperature=0)  # fmt: skip
+    assert with_tools.choices[0].finish_reason in ("stop", "length", "tool_calls")
+    # The synthetic chat template renders tool calls as <tool_call>{json}</tool_call>, which mlx-vlm
+    # recognises: the server parses such output into OpenAI tool_calls.
+    import urllib.request
+
+    health = json.loads(urllib.request.urlopen(project.store.load_state()["serve"].metrics["url"] + "/health").read())
+    assert health["loaded_tool_parser"] == "json_tools"
+
+
+def test_bad_requests_get_http_errors(served):
+    _, project = served
+    api, model = client(project)
+    with pytest.raises(openai.BadRequestError):
+        api.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}], max_tokens=2)
+    url = project.store.load_state()["serve"].metrics["url"]
+    done = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json",
+                           "-d", "{not json", f"{url}/v1/chat/completions"], capture_output=True, text=True)  # fmt: skip
+    assert done.stdout == "422"
+
+
+def test_a_dead_server_is_planned_and_restarted(served):
+    recipe, project = served
+    pid = project.store.load_state()["serve"].metrics["pid"]
+    os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    plan, after = apply(recipe)
+    [action] = [a for a in plan.actions if a.stage == "serve"]
+    assert action.line() == f"~ serve: server process {pid} is not running"
+    new = after.store.load_state()["serve"].metrics["pid"]
+    assert new != pid and healthy(_server(after.store.load_state()["serve"]))
+
+
+def test_an_option_change_restarts_and_a_busy_port_is_a_clear_error(served, tmp_path):
+    recipe, project = served
+    old = project.store.load_state()["serve"]
+    write(recipe.parent, old.metrics["port"], max_tokens=32)
+    plan, after = apply(recipe)
+    assert [a.line() for a in plan.actions if a.stage == "serve"] == ["~ serve: max_tokens 64 -> 32"]
+    assert not alive(old.metrics["pid"]) and after.store.load_state()["serve"].metrics["pid"] != old.metrics["pid"]
+
+    other = tmp_path / "other"
+    other.mkdir()
+    busy = write(other, old.metrics["port"])
+    done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=other, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"port {old.metrics['port']} on 127.0.0.1 is already in use by another process" in done.stderr
+    assert busy.exists()
+
+
+def test_api_key_is_required_when_configured(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANVIL_TEST_KEY", "s3cret")
+    recipe = write(tmp_path, free_port(), extra='api_key_env = "ANVIL_TEST_KEY"')
+    apply(recipe)
+    project = open_project(recipe)
+    try:
+        metrics = project.store.load_state()["serve"].metrics
+        denied = openai.OpenAI(base_url=metrics["url"] + "/v1", api_key="wrong")
+        with pytest.raises(openai.AuthenticationError):
+            denied.chat.completions.create(model=metrics["model"], messages=[{"role": "user", "content": "x"}])
+        allowed = openai.OpenAI(base_url=metrics["url"] + "/v1", api_key="s3cret")
+        reply = allowed.chat.completions.create(model=metrics["model"], messages=[{"role": "user", "content": "x"}],
+                                                max_tokens=2)  # fmt: skip
+        assert reply.choices
+    finally:
+        assert project.down() == ["serve"]
+    assert not alive(metrics["pid"])
+    assert "+ serve" in subprocess.run([sys.executable, "-m", "anvil", "plan"], cwd=tmp_path, capture_output=True,
+                                       text=True, env={**os.environ}).stdout  # fmt: skip
+
+
+def test_anvil_serve_runs_in_the_foreground_and_ctrl_c_stops_it(served, tmp_path):
+    recipe, project = served
+    folder = project.weights("base")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "anvil", "serve", str(folder), "--port", str(port)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    import urllib.request
+
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    health = json.loads(urllib.request.urlopen(url + "/health", timeout=5).read())
+    assert health["status"] == "healthy"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    time.sleep(0.5)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url + "/health", timeout=1)
