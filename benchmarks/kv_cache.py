@@ -30,7 +30,7 @@ while len(tokenizer.encode(text)) < prompt_tokens:
     text += words * 50
 prompt = tokenizer.decode(tokenizer.encode(text)[:prompt_tokens])
 cache = make_prompt_cache(model.language_model)
-kw = {} if bits == "none" else {"kv_bits": float(bits), "kv_quant_scheme": scheme}
+kw = {} if bits == "none" else {"kv_bits": float(bits), "kv_quant_scheme": scheme, "quantized_kv_start": 0}
 mx.reset_peak_memory()
 last, tokens = None, []
 for last in stream_generate(model, processor, prompt, max_tokens=new_tokens, temperature=0.0, prompt_cache=cache, **kw):

@@ -7,8 +7,10 @@ import shutil
 import subprocess
 import sys
 
+import openai
 import pytest
 
+from anvil.backends.server import free_port
 from anvil.project import open_project
 from tests.conftest import REPO
 
@@ -16,12 +18,14 @@ pytestmark = pytest.mark.e2e
 
 
 def test_default_recipe_applies_and_learns(tmp_path):
-    shutil.copy(REPO / "anvil.toml", tmp_path / "anvil.toml")
+    port = free_port()
+    (tmp_path / "anvil.toml").write_text((REPO / "anvil.toml").read_text().replace("port = 8092", f"port = {port}"))
     shutil.copytree(REPO / "data", tmp_path / "data")
     done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Applied: 7 ran" in done.stdout
-    state = open_project(tmp_path / "anvil.toml").store.load_state()
+    assert "Applied: 8 ran" in done.stdout
+    project = open_project(tmp_path / "anvil.toml")
+    state = project.store.load_state()
     for round_ in ("v1", "v2"):
         m = state[f"{round_}.train"].metrics
         assert m["train_loss_last"] < m["train_loss_first"] / 3, m
@@ -29,3 +33,15 @@ def test_default_recipe_applies_and_learns(tmp_path):
         assert m["sample_similarity_after"] > m["sample_similarity_before"] + 0.2, m
     again = subprocess.run([sys.executable, "-m", "anvil", "plan", "--detailed-exitcode"], cwd=tmp_path)
     assert again.returncode == 0
+
+    # v2 is served: an OpenAI client reaches it; the served model is v2's fused checkpoint.
+    try:
+        serve = state["serve"]
+        assert serve.inputs == {"v2.fuse": state["v2.fuse"].fingerprint} and serve.metrics["port"] == port
+        api = openai.OpenAI(base_url=serve.metrics["url"] + "/v1", api_key="unused")
+        [model] = [m.id for m in api.models.list().data]
+        reply = api.chat.completions.create(model=model, messages=[{"role": "user", "content": "Thanks!"}],
+                                            max_tokens=16, temperature=0)  # fmt: skip
+        assert reply.choices[0].message.content
+    finally:
+        assert project.down() == ["serve"]

@@ -10,6 +10,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import tomli
 from pydantic import BaseModel, ValidationError
@@ -21,6 +22,7 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.rows import read_rows
 
 RowChecker = Callable[[Path, str], tuple[int, list[Problem]]]
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -47,39 +49,52 @@ def check_rows_uncached(path: Path, shown_as: str) -> tuple[int, list[Problem]]:
     return len(rows), problems
 
 
-def load_recipe(path: str | Path, check_rows: RowChecker = check_rows_uncached) -> LoadedRecipe:
-    """Parse and validate a recipe completely, or raise InvalidInput listing every problem."""
-    path = Path(path)
+@dataclass(frozen=True)
+class Parsed(Generic[M]):
+    """A TOML file validated into a model, with what is needed to locate later findings in it."""
+
+    name: str  # the path as the user gave it
+    value: M
+    positions: dict
+
+    def problem(self, loc: tuple, message: str) -> Problem:
+        line, col = locate(self.positions, loc)
+        return Problem(self.name, line, col, _dotted(loc), message)
+
+
+def parse_toml(path: Path, model: type[M], what: str) -> Parsed[M]:
+    """Read a TOML file into `model`, or raise InvalidInput with every located problem."""
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise AnvilError(
-            f"{name}: no such recipe (expected a TOML file; `anvil validate PATH` takes another)"
-        ) from None
+        raise AnvilError(f"{name}: no such {what} (expected a TOML file)") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise AnvilError(f"{name}: cannot read the recipe: {e}") from None
+        raise AnvilError(f"{name}: cannot read the {what}: {e}") from None
     try:
         data = tomli.loads(text)
     except tomli.TOMLDecodeError as e:
         raise InvalidInput([Problem(name, e.lineno, e.colno, "", f"invalid TOML: {e.msg}")]) from None
     positions = key_positions(text)
-
-    def problem(loc: tuple, message: str) -> Problem:
-        line, col = locate(positions, loc)
-        return Problem(name, line, col, _dotted(loc), message)
-
     try:
-        recipe = Recipe.model_validate(data)
+        value = model.model_validate(data)
     except ValidationError as e:
-        problems = [problem(err["loc"], _explain(err)) for err in e.errors()]
+        parsed = Parsed(name, None, positions)
+        problems = [parsed.problem(err["loc"], _explain(err, model)) for err in e.errors()]
         raise InvalidInput(sorted(problems, key=lambda p: (p.line, p.col))) from None
+    return Parsed(name, value, positions)
 
+
+def load_recipe(path: str | Path, check_rows: RowChecker = check_rows_uncached) -> LoadedRecipe:
+    """Parse and validate a recipe completely, or raise InvalidInput listing every problem."""
+    path = Path(path)
+    parsed = parse_toml(path, Recipe, "recipe")
+    recipe = parsed.value
     root = path.resolve().parent
     findings = list(check_references(recipe))
     if not findings:  # file checks need sound references
         findings += check_files(recipe, root, lambda p: check_rows(p, shown(p)))
-    problems = [f if isinstance(f, Problem) else problem(*f) for f in findings]
+    problems = [f if isinstance(f, Problem) else parsed.problem(*f) for f in findings]
     if problems:
         raise InvalidInput(problems)
     return LoadedRecipe(path.resolve(), recipe)
@@ -92,12 +107,12 @@ def _dotted(loc: tuple) -> str:
     return out
 
 
-def _explain(err: dict) -> str:
+def _explain(err: dict, model: type[BaseModel]) -> str:
     """One pydantic error as `what is wrong (what is expected)`."""
     kind, ctx, given = err["type"], err.get("ctx", {}), err.get("input")
     bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
     if kind == "extra_forbidden":
-        allowed = _fields_at(Recipe, err["loc"][:-1])
+        allowed = _fields_at(model, err["loc"][:-1])
         close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(allowed)}"
         return f"unknown key ({hint})"
