@@ -10,11 +10,11 @@ from pathlib import Path
 from rich.console import Console
 
 from anvil import __version__
-from anvil.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
+from anvil.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_GATES, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
 from anvil.project import open_project
 from anvil.recipe.load import load_recipe
 from anvil.recipe.schema import generated_files, stale_files
-from anvil.render import ApplyDisplay, dot, mermaid, plan_lines, status_table
+from anvil.render import ApplyDisplay, dot, eval_table, mermaid, plan_lines, status_table
 from anvil.stages import build_graph
 
 out = Console(file=sys.stdout, highlight=False, soft_wrap=True)  # bound now: stages may redirect
@@ -59,30 +59,50 @@ def cmd_schema(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    plan = open_project(args.recipe).plan(args.target, args.replace)
+    project = open_project(args.recipe)
+    plan = project.plan(args.target, args.replace)
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
-        plan_lines(plan, out)
+        plan_lines(plan, out, project.store.load_state())
     return EXIT_CHANGES if args.detailed_exitcode and plan.changes else EXIT_OK
 
 
 def cmd_apply(args) -> int:
     project = open_project(args.recipe)
     plan = project.plan(args.target, args.replace)
+    plan_lines(plan, out, project.store.load_state())
     if not plan.changes:
-        plan_lines(plan, out)
         out.print("Nothing to apply.")
-        return EXIT_OK
-    plan_lines(plan, out)
-    out.print()
-    with ApplyDisplay(plan, out) as display:
-        outcome = project.apply(plan, display.event, display.stage_progress)
-    unavailable = plan.counts()["unavailable"]
-    note = f"; {unavailable} stages not available in this version" if unavailable else ""
-    out.print(
-        f"\nApplied: {len(outcome.ran)} ran, {len(outcome.restored)} restored, {len(outcome.removed)} removed{note}."
-    )
+    else:
+        out.print()
+        try:
+            with ApplyDisplay(plan, out) as display:
+                outcome = project.apply(plan, display.event, display.stage_progress)
+        except AnvilError as e:
+            err.print(f"error: {e}", markup=False)
+            return report_gates(project) or e.exit_code
+        unavailable = plan.counts()["unavailable"]
+        note = f"; {unavailable} stages not available or blocked" if unavailable else ""
+        done = f"{len(outcome.ran)} ran, {len(outcome.restored)} restored, {len(outcome.removed)} removed"
+        out.print(f"\nApplied: {done}{note}.")
+    return report_gates(project)
+
+
+def report_gates(project) -> int:
+    """The seed's GATE table for every failed gate of the recipe; EXIT_GATES if there is one."""
+    failed = project.failed_gates()
+    for stage, lines in failed.items():
+        err.print(f"\n{stage} FAILED (not promoted):\n  " + "\n  ".join(lines), markup=False)
+    return EXIT_GATES if failed else EXIT_OK
+
+
+def cmd_eval_show(args) -> int:
+    report = open_project(args.recipe).eval_results(args.model)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        eval_table(report, args.test, out)
     return EXIT_OK
 
 
@@ -201,6 +221,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe whose [serve] settings apply (default: anvil.toml)")
     c.add_argument("--port", type=int, help="override the recipe's port")
     command("down", cmd_down, "stop the server that apply keeps running")
+    c = sub.add_parser("eval", help="evaluation results").add_subparsers(dest="eval_command", required=True,
+                                                                         parser_class=_Parser)  # fmt: skip
+    c = c.add_parser("show", help="scores of a model, or one test's transcripts and rationales")
+    c.set_defaults(func=cmd_eval_show)
+    c.add_argument("model", help="an evaluated model node, e.g. v2")
+    c.add_argument("test", nargs="?", help="a test id: show its transcripts and the judge's rationales")
+    c.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe file (default: anvil.toml)")
+    c.add_argument("--json", action="store_true", help="the whole results file")
     c = command("status", cmd_status, "what is built, with fingerprints and timings")
     c.add_argument("--json", action="store_true", help="per-stage JSON with artifact paths")
     c = command("graph", cmd_graph, "print the stage graph")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_GATES = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -46,3 +47,9 @@ class StoreLocked(AnvilError):
 
 class StageFailed(AnvilError):
     """A stage raised while running; what finished before it stays recorded."""
+
+
+class GatesFailed(AnvilError):
+    """A model missed its gates: recorded, reported like the seed's table, and not promoted."""
+
+    exit_code = EXIT_GATES

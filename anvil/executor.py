@@ -99,7 +99,9 @@ def execute(
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
             if isinstance(e, AnvilError):
-                raise StageFailed(f"{action.stage} failed:\n{e}") from e
+                failed = StageFailed(f"{action.stage} failed:\n{e}")
+                failed.exit_code = e.exit_code  # a gate failure stays a gate failure (exit 3)
+                raise failed from e
             if isinstance(e, Exception):
                 raise StageFailed(f"{action.stage} failed: {type(e).__name__}: {e}") from e
             raise

@@ -3,6 +3,7 @@ This is where the pure planner meets the file system; the CLI only calls these f
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -72,8 +73,9 @@ class Project:
             stage = BY_KIND[action.kind]
             assert stage.run is not None, "the planner never schedules unavailable stages"
             scratch = self.store.root / "scratch" / action.fingerprint
+            root = self.store.root
             ctx = StageContext(self.graph.nodes[action.stage], self.loaded, workdir, inputs, scratch,
-                               self.store.root / "logs", previous.get(action.stage))  # fmt: skip
+                               root / "logs", root / "cache", previous.get(action.stage))  # fmt: skip
             if on_progress:
                 ctx.progress = lambda fraction, message: on_progress(action, fraction, message)
             metrics = stage.run(ctx)
@@ -110,6 +112,22 @@ class Project:
         if record is None or not self.store.intact(record):
             raise AnvilError(f"{model} is not built yet: run `anvil apply --target {model}` first")
         return model_dir(self.store.artifact(record.fingerprint))
+
+    def failed_gates(self) -> dict[str, list[str]]:
+        """Gate stages of this recipe whose recorded result is a failure, with the seed-style table rows."""
+        from anvil.stages.gate import failure_lines
+
+        records = self.store.load_state()
+        return {sid: failure_lines(r.metrics) for sid, r in records.items()
+                if r.kind == "gate" and sid in self.graph.nodes and r.metrics.get("passed") is False}  # fmt: skip
+
+    def eval_results(self, model: str) -> dict[str, Any]:
+        record = self.store.load_state().get(f"{model}.eval")
+        if record is None:
+            evaluated = [n.model for n in self.graph.nodes.values() if n.kind == "eval"]
+            raise AnvilError(f"{model} has no evaluation results (evaluated models: {', '.join(evaluated) or 'none'}; "
+                             "run `anvil apply` first)")  # fmt: skip
+        return json.loads((self.store.artifact(record.fingerprint) / "results.json").read_text())
 
     def status(self) -> list[dict[str, Any]]:
         records = self.store.load_state()

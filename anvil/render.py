@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from anvil.errors import AnvilError
 from anvil.planning.graph import Graph
 from anvil.planning.plan import Act, Action, Plan
 
@@ -19,15 +20,32 @@ STYLE = {
 }
 
 
-def plan_lines(plan: Plan, console: Console) -> None:
+def plan_lines(plan: Plan, console: Console, records: dict | None = None) -> None:
+    """The plan, a line per stage; gate stages also show their last recorded result."""
     for action in plan.actions:
-        console.print(action.line(), style=STYLE[action.act], markup=False, highlight=False)
+        line = action.line()
+        record = (records or {}).get(action.stage)
+        if action.kind == "gate" and record is not None:
+            line += f"  [{gate_summary(record.metrics)}]"
+        console.print(line, style=STYLE[action.act], markup=False, highlight=False)
     counts = plan.counts()
     summary = ", ".join(f"{n} {act.replace('_', ' ')}" for act, n in counts.items() if n)
     if plan.changes:
         console.print(f"\nPlan: {summary}.", highlight=False)
     else:
         console.print(f"\nNo changes: everything that can be built is up to date ({summary}).", highlight=False)
+
+
+def gate_summary(metrics: dict) -> str:
+    failures = metrics.get("failures", [])
+    if not failures:
+        return f"last: passed {metrics.get('gates', 0)} gates"
+    shown = ", ".join(f"{f['metric']} {_value(f['value'])}" for f in failures[:3])
+    return f"last: FAILED {len(failures)} of {metrics.get('gates', 0)}: {shown}"
+
+
+def _value(value: float | None) -> str:
+    return "missing" if value is None else f"{value:.2f}"
 
 
 def status_table(rows: list[dict], console: Console) -> None:
@@ -108,3 +126,34 @@ class ApplyDisplay:
             self.progress.update(
                 self.tasks[action.stage], completed=100 * fraction, description=f"  {action.stage}: {message}"
             )
+
+
+def eval_table(report: dict, test: str | None, console: Console) -> None:
+    """Scores per suite (tests, categories, composite, deltas), or one test's runs in full."""
+    if test is not None:
+        runs = [r for r in report["runs"] if r["test"] == test]
+        if not runs:
+            known = sorted({r["test"] for r in report["runs"]})
+            raise AnvilError(f"no test {test!r} in {report['model']}'s results (expected one of: {', '.join(known)})")
+        from anvil.evaluation.agent import render
+
+        for r in runs:
+            v = r["verdict"]
+            console.print(f"[bold]{r['suite']}/{test} run {r['run']}: score {v['score']:.2f}[/bold]")
+            console.print(render(r["transcript"]), markup=False, highlight=False)
+            console.print(f"judge: {v['rationale']}\n", markup=False, highlight=False)
+        return
+    for suite, summary in report["suites"].items():
+        table = Table("test", "category", "mean", "std", "runs", "gate", "", title=f"{report['model']}: {suite}")
+        for test_id, t in summary["tests"].items():
+            failed = t["gate"] is not None and t["mean"] < t["gate"]
+            flags = ("GATE " if failed else "") + ("high variance" if t["high_variance"] else "")
+            table.add_row(test_id, t["category"], f"{t['mean']:.2f}", f"{t['std']:.2f}",
+                          " ".join(f"{x:.1f}" for x in t["runs"]), "" if t["gate"] is None else f"{t['gate']:.1f}",
+                          flags)  # fmt: skip
+        console.print(table)
+        cats = ", ".join(f"{c} {v:.2f}" for c, v in summary["categories"].items())
+        console.print(f"composite {summary['composite']:.2f}   categories: {cats}", highlight=False)
+        for label in ("delta_vs_base", "delta_vs_parent"):
+            if summary.get(label):
+                console.print(f"{label.replace('_', ' ')}: {summary[label]['composite']:+.2f}", highlight=False)

@@ -45,7 +45,9 @@ def render(transcript: dict[str, Any]) -> str:
     for m in transcript["messages"]:
         if m.get("tool_calls"):
             for call in m["tool_calls"]:
-                lines.append(f"[assistant calls {call['function']['name']}({json.dumps(call['function'].get('arguments'))})]")
+                lines.append(
+                    f"[assistant calls {call['function']['name']}({json.dumps(call['function'].get('arguments'))})]"
+                )
         if m.get("content"):
             label = f"tool {m.get('name')}" if m["role"] == "tool" else m["role"]
             lines.append(f"{label}: {m['content']}")

@@ -104,6 +104,7 @@ def make_plan(
     scope = graph.closure(set(targets)) if targets else set(graph.nodes)
     prints: dict[str, str] = {}
     blocked: set[str] = set()
+    gates_failed: set[str] = set()
     actions: list[Action] = []
     for node in graph.order():
         inputs = {need: prints[need] for need in node.needs}
@@ -112,9 +113,12 @@ def make_plan(
         if node.id not in scope:
             continue
         record = records.get(node.id)
-        act, reasons = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, replace, blocked)
+        act, reasons = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, replace, blocked,
+                               gates_failed)  # fmt: skip
         if act is Act.UNAVAILABLE:
             blocked.add(node.id)
+        if act is Act.UP_TO_DATE and record.metrics.get("passed") is False:
+            gates_failed.add(node.id)  # a recorded, current gate failure: what needs it is not promoted
         actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.needs))
     if not targets:
         for stage, record in records.items():
@@ -123,12 +127,17 @@ def make_plan(
     return Plan(tuple(actions), dict(files))
 
 
-def _decide(node: Node, fp, record, inputs, files, drift, cached, replace, blocked) -> tuple[Act, list[str]]:
+def _decide(
+    node: Node, fp, record, inputs, files, drift, cached, replace, blocked, gates_failed
+) -> tuple[Act, list[str]]:
     if not node.available:
         return Act.UNAVAILABLE, [f"not available: this anvil cannot build {node.kind} stages yet"]
     waiting = [need for need in node.needs if need in blocked]
     if waiting:
         return Act.UNAVAILABLE, [f"not available: needs {', '.join(waiting)}"]
+    failed = [need for need in node.needs if need in gates_failed]
+    if failed:
+        return Act.UNAVAILABLE, [f"blocked: {', '.join(failed)} failed"]
     if node.id in replace:
         return Act.RERUN, ["forced by --replace"]
     if record is not None and record.fingerprint == fp:

@@ -6,8 +6,9 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from anvil.errors import Problem
+from anvil.errors import InvalidInput, Problem
 from anvil.recipe.models import NAME_PATTERN, Lora, MixError, Recipe, Synthetic
+from anvil.recipe.suite import load_suite
 
 # (key path, message) pairs; the loader turns them into located problems.
 Finding = tuple[tuple[str | int, ...], str]
@@ -41,9 +42,14 @@ def check_references(recipe: Recipe) -> Iterator[Finding]:
         for i, name in enumerate(recipe.eval.compare):
             if name not in recipe.models:
                 yield ("eval", "compare", i), _defined(recipe.models, "model", name)
+    compared = recipe.eval.compare if recipe.eval else []
+    if recipe.eval and recipe.eval.suites and not compared:
+        yield ("eval", "compare"), "lists no model to evaluate (expected model names, e.g. ['base', 'v1', 'v2'])"
     for i, gate in enumerate(recipe.gates):
         if gate.model not in recipe.models:
             yield ("gates", i, "model"), _defined(recipe.models, "model", gate.model)
+        elif gate.model not in compared:
+            yield ("gates", i, "model"), f"{gate.model!r} is not evaluated (expected it in eval.compare)"
 
 
 def _check_layers(recipe: Recipe) -> Iterator[Finding]:
@@ -89,6 +95,16 @@ def check_files(
     for name, model in recipe.models.items():
         if model.source and model.source.startswith("path:") and not (root / model.source[5:]).exists():
             yield ("models", name, "source"), f"{model.source[5:]} does not exist (expected a checkpoint folder)"
+    for i, suite in enumerate(recipe.eval.suites if recipe.eval else []):
+        try:
+            tests = load_suite(root / suite, suite)
+        except InvalidInput as e:
+            yield from e.problems
+            continue
+        if recipe.eval.judge.kind == "rules":
+            for test in tests:
+                if not test.checks:
+                    yield ("eval", "suites", i), f"{suite}/{test.id}.toml has no checks, which the rules judge needs"
     for name, dataset in recipe.datasets.items():
         available: dict[int, int] = {}
         for i, source in enumerate(dataset.sources):

@@ -211,6 +211,7 @@ class Judge(Strict):
     model: str | None = Field(default=None, description="Judge model name (kind openai).")
     api_key_env: str | None = Field(default=None, description="Environment variable with the judge's API key.")
     timeout_s: float = Field(default=120.0, gt=0, description="Seconds one judge call may take.")
+    retries: int = Field(default=3, ge=1, le=10, description="Attempts per judge call, with exponential backoff.")
 
     @model_validator(mode="after")
     def _kind_needs(self) -> Judge:
@@ -228,6 +229,11 @@ class Knowledge(Strict):
 
 class Eval(Strict):
     runs: int = Field(default=3, ge=1, description="Runs per test, each with its own sampling seed, averaged.")
+    temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of the evaluated model.")
+    max_tokens: int = Field(default=96, ge=1, description="Generated tokens per model turn.")
+    high_variance: float = Field(
+        default=2.0, gt=0, description="Flag a test whose run scores spread (max - min) by at least this much."
+    )
     compare: list[str] = Field(default=[], description="Model nodes scored side by side.")
     judge: Judge = Field(default_factory=Judge, description="Who scores the behavioural suite.")
     suites: list[str] = Field(default=[], description="Suite folders, relative to the recipe's folder.")
@@ -236,7 +242,10 @@ class Eval(Strict):
 
 class Gate(Strict):
     model: str = Field(description="Model node the gate applies to.")
-    metric: str = Field(description="Metric path, e.g. `behavioral.composite` or `behavioral.test.tool_multi_step`.")
+    metric: str = Field(
+        description="Metric path: `SUITE.composite`, `SUITE.category.NAME`, `SUITE.test.ID`, "
+        "`SUITE.delta_vs_base` or `SUITE.delta_vs_parent` (SUITE: the suite folder's name)."
+    )
     min: float | None = Field(default=None, description="Fail when the metric is below this.")
     max: float | None = Field(default=None, description="Fail when the metric is above this.")
 

@@ -1,14 +1,14 @@
 """A behavioural suite: a folder of hand-written test files (TOML), validated like recipes.
 
-    id = "tool_calculator"            # defaults to the file name
-    category = "tool_use"
-    turns = ["What is 17 * 23?"]      # user turns, each answered through a full agent loop
-    tools = ["calculator"]            # built-in tools the model may call
-    rubric = "Calls the calculator, then states 391."
-    gate = 3.0                        # the test fails its gate below this mean score (0-5)
-    [[checks]]                        # deterministic checks, scored by the `rules` judge
-    kind = "tool_called"
-    value = "calculator"
+id = "tool_calculator"            # defaults to the file name
+category = "tool_use"
+turns = ["What is 17 * 23?"]      # user turns, each answered through a full agent loop
+tools = ["calculator"]            # built-in tools the model may call
+rubric = "Calls the calculator, then states 391."
+gate = 3.0                        # the test fails its gate below this mean score (0-5)
+[[checks]]                        # deterministic checks, scored by the `rules` judge
+kind = "tool_called"
+value = "calculator"
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def load_suite(folder: Path, shown_as: str) -> list[SuiteTest]:
     from anvil.recipe.load import parse_toml
 
     if not folder.is_dir():
-        raise InvalidInput([Problem(shown_as, 0, 0, "", "no such suite folder (expected a folder of test .toml files)")])
+        raise InvalidInput(
+            [Problem(shown_as, 0, 0, "", "no such suite folder (expected a folder of test .toml files)")]
+        )
     tests, problems, seen = [], [], {}
     for path in sorted(folder.glob("*.toml")):
         try:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from anvil.planning.graph import Graph
 from anvil.recipe.models import Recipe
-from anvil.stages import dataset, fuse, serve, source, train
+from anvil.stages import dataset, evaluate, fuse, gate, knowledge, serve, source, train
 from anvil.stages.stage import Stage
 
-STAGES: tuple[Stage, ...] = (dataset.STAGE, source.STAGE, train.STAGE, fuse.STAGE, serve.STAGE)
+STAGES: tuple[Stage, ...] = (
+    dataset.STAGE, source.STAGE, train.STAGE, fuse.STAGE, evaluate.STAGE, knowledge.STAGE, gate.STAGE, serve.STAGE,
+)  # fmt: skip
 BY_KIND = {stage.kind: stage for stage in STAGES}
 
 

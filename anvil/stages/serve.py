@@ -7,8 +7,10 @@ restarts it; removing `[serve] model` stops it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from anvil.errors import GatesFailed
 from anvil.planning.graph import Node
 from anvil.recipe.models import Recipe, Serve
 from anvil.stages.source import model_dir
@@ -37,12 +39,18 @@ def nodes(recipe: Recipe) -> list[Node]:
             id="serve",
             kind="serve",
             config={"model": serve.model, **options},
-            needs=(weights_of(recipe, serve.model),),
+            needs=(weights_of(recipe, serve.model), *promotion_gate(recipe, serve.model)),
             code_version=CODE_VERSION,
             model=serve.model,
             resource=True,
         )
     ]
+
+
+def promotion_gate(recipe: Recipe, model: str) -> tuple[str, ...]:
+    """The gate stage a model must pass before it is served, when it is evaluated."""
+    evaluated = recipe.eval is not None and recipe.eval.suites and model in recipe.eval.compare
+    return (f"{model}.gate",) if evaluated else ()
 
 
 def _server(record: StageRecord):
@@ -95,6 +103,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
     from anvil.backends.generation import greedy_texts
 
     options = Serve.model_validate(_options(ctx.node.config))
+    for need in ctx.node.needs[1:]:  # the promotion gate
+        gates = json.loads((ctx.inputs[need] / "gates.json").read_text())
+        if not all(g["passed"] for g in gates["gates"]):
+            raise GatesFailed(f"{ctx.node.model} failed its gates ({need}); it is not promoted to the served model")
     if ctx.previous is not None and ctx.previous.kind == "serve":
         stop(ctx.previous)
     folder = model_dir(ctx.inputs[ctx.node.needs[0]])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ def nodes(recipe: Recipe) -> list[Node]:
         config: dict[str, Any] = {"source": model.source}
         if scheme == "synthetic":
             config["synthetic"] = (model.synthetic or Synthetic()).model_dump(mode="json")
+            config["assets"] = assets_digest()  # the chat template and tokenizer corpus it is built from
         out.append(
             Node(
                 id=f"{name}.source",
@@ -36,6 +38,14 @@ def nodes(recipe: Recipe) -> list[Node]:
             )
         )
     return out
+
+
+@cache
+def assets_digest() -> str:
+    from anvil.backends.synthetic import asset
+    from anvil.planning.fingerprint import digest
+
+    return digest([asset("chat_template.jinja"), asset("corpus.txt")])[:16]
 
 
 def model_dir(artifact: Path) -> Path:

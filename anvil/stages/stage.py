@@ -22,6 +22,7 @@ class StageContext:
     inputs: dict[str, Path]  # artifact folder of each stage in node.needs
     scratch: Path  # survives a crash (checkpoints to resume from); removed once the stage is committed
     logs: Path  # long-lived logs, e.g. of a server started in the background
+    cache: Path  # content-addressed results shared by all stages and runs (judge verdicts)
     previous: StageRecord | None = None  # what the state recorded for this stage before this run
     progress: Callable[[float, str], None] = lambda fraction, message: None
 

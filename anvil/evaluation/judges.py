@@ -1,0 +1,167 @@
+"""Judges score a transcript 0-5: `rules` (the test's deterministic checks), `command` (a program given
+the judge prompt on stdin, e.g. `claude -p`), `openai` (an OpenAI-compatible endpoint).
+
+Calls are cached by content (judge identity + rubric + checks + transcript), so an unchanged output is
+never judged twice, and failures are retried with backoff before they are reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from anvil.evaluation.agent import render
+from anvil.planning.fingerprint import digest
+from anvil.recipe.models import Judge
+from anvil.recipe.suite import Check, SuiteTest
+from anvil.state.atomic import write_json
+
+PROMPT = """You are grading one conversation of an AI assistant against a rubric.
+
+Rubric:
+{rubric}
+
+Conversation:
+{transcript}
+
+Score the assistant from 0 (fails the rubric entirely) to 5 (meets it fully); fractions are allowed.
+Answer with one line of JSON and nothing else: {{"score": <0-5>, "rationale": "<one or two sentences>"}}"""
+
+
+class JudgeError(Exception):
+    """A judge call that failed or answered something without a score."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    score: float | None
+    rationale: str
+    error: str | None = None
+    cached: bool = False
+
+
+def check_passes(check: Check, transcript: dict[str, Any]) -> bool:
+    final = transcript["final"] or ""
+    text, value = (final.lower(), (check.value or "").lower()) if check.ignore_case else (final, check.value or "")
+    if check.kind == "contains":
+        return value in text
+    if check.kind == "not_contains":
+        return value not in text
+    if check.kind == "regex":
+        return re.search(check.value, final, re.IGNORECASE if check.ignore_case else 0) is not None
+    if check.kind == "tool_called":
+        return check.value in transcript["tools_called"]
+    if check.kind == "max_length":
+        return len(final) <= check.length
+    if check.kind == "min_length":
+        return len(final) >= check.length
+    try:
+        jsonschema.validate(json.loads(final), check.schema_)
+    except (json.JSONDecodeError, jsonschema.ValidationError):
+        return False
+    return True
+
+
+def rules_verdict(test: SuiteTest, transcript: dict[str, Any]) -> Verdict:
+    results = [(check, check_passes(check, transcript)) for check in test.checks]
+    passed = sum(ok for _, ok in results)
+    lines = [f"{'pass' if ok else 'FAIL'} {c.kind} {c.value or c.length or ''}".rstrip() for c, ok in results]
+    return Verdict(round(5 * passed / len(results), 3), "; ".join(lines))
+
+
+def parse_score(text: str) -> tuple[float, str]:
+    """A score 0-5 from a judge's answer: a JSON object with `score` anywhere in it, or `score: N`."""
+    for match in re.finditer(r"\{[^{}]*\}", text, re.DOTALL):
+        try:
+            data = json.loads(match.group(0))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("score"), int | float):
+            return _in_range(float(data["score"]), text), str(data.get("rationale", "")).strip()
+    found = re.search(r"(?i)score\s*[:=]\s*(-?\d+(?:\.\d+)?)", text)
+    if found:
+        return _in_range(float(found.group(1)), text), text.strip()[:500]
+    raise JudgeError(f'no score in the judge\'s answer: {text.strip()[:200]!r} (expected {{"score": 0-5, ...}})')
+
+
+def _in_range(score: float, text: str) -> float:
+    if not 0 <= score <= 5:
+        raise JudgeError(f"score {score} is outside 0-5 in the judge's answer: {text.strip()[:200]!r}")
+    return score
+
+
+def _call_command(judge: Judge, prompt: str) -> str:
+    try:
+        done = subprocess.run(judge.argv, input=prompt, capture_output=True, text=True, timeout=judge.timeout_s)
+    except subprocess.TimeoutExpired:
+        raise JudgeError(f"{judge.argv[0]} timed out after {judge.timeout_s:g}s") from None
+    except OSError as e:
+        raise JudgeError(f"cannot run {judge.argv[0]}: {e}") from None
+    if done.returncode != 0:
+        raise JudgeError(f"{judge.argv[0]} exited with code {done.returncode}: {done.stderr.strip()[-300:]}")
+    return done.stdout
+
+
+def _call_openai(judge: Judge, prompt: str) -> str:
+    headers = {"Content-Type": "application/json"}
+    if judge.api_key_env:
+        key = os.environ.get(judge.api_key_env)
+        if not key:
+            raise JudgeError(f"environment variable {judge.api_key_env} (the judge's API key) is not set")
+        headers["Authorization"] = f"Bearer {key}"
+    body = {"model": judge.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0}
+    request = urllib.request.Request(judge.url.rstrip("/") + "/chat/completions", json.dumps(body).encode(), headers)
+    try:
+        with urllib.request.urlopen(request, timeout=judge.timeout_s) as response:
+            return json.loads(response.read())["choices"][0]["message"]["content"]
+    except (urllib.error.URLError, OSError, KeyError, ValueError) as e:
+        raise JudgeError(f"{judge.url}: {e}") from None
+
+
+class Judging:
+    """Scores transcripts with one judge, through a content-addressed cache and with retries."""
+
+    def __init__(self, judge: Judge, cache: Path, retries: int = 3, backoff_s: float = 1.0):
+        self.judge, self.cache, self.retries, self.backoff_s = judge, cache, retries, backoff_s
+        self.calls = self.hits = 0
+
+    def identity(self) -> dict[str, Any]:
+        return self.judge.model_dump(mode="json", exclude={"timeout_s"})
+
+    def __call__(self, test: SuiteTest, transcript: dict[str, Any]) -> Verdict:
+        if self.judge.kind == "rules":
+            return rules_verdict(test, transcript)
+        key = digest({"judge": self.identity(), "rubric": test.rubric, "transcript": transcript["messages"]})
+        path = self.cache / f"{key}.json"
+        if path.exists():
+            self.hits += 1
+            saved = json.loads(path.read_text())
+            return Verdict(saved["score"], saved["rationale"], cached=True)
+        prompt = PROMPT.format(rubric=test.rubric, transcript=render(transcript))
+        error = ""
+        for attempt in range(self.retries):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            self.calls += 1
+            try:
+                answer = (
+                    _call_command(self.judge, prompt)
+                    if self.judge.kind == "command"
+                    else _call_openai(self.judge, prompt)
+                )
+                score, rationale = parse_score(answer)
+            except JudgeError as e:
+                error = str(e)
+                continue
+            write_json(path, {"score": score, "rationale": rationale})
+            return Verdict(score, rationale)
+        return Verdict(None, "", error=f"judge failed after {self.retries} attempts: {error}")

@@ -1,0 +1,138 @@
+"""Evaluation and gates for real on a very small lineage: answers generated through mlx-vlm's server,
+a `command` judge that is a real subprocess, judge failures that keep finished work, and a failed gate
+that keeps the model from being served."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from anvil.backends.server import free_port
+from anvil.project import open_project
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+JUDGE = """
+import json, os, sys
+prompt = sys.stdin.read()
+with open(os.environ["JUDGE_CALLS"], "a") as f:
+    f.write("x")
+if os.environ.get("JUDGE_MODE") == "fail":
+    print("judge is down", file=sys.stderr)
+    sys.exit(2)
+print(json.dumps({"score": 4, "rationale": "answered" if "assistant:" in prompt else "no answer"}))
+"""
+
+RECIPE = """\
+[project]
+name = "judged"
+
+[models.base]
+source = "synthetic:judged"
+synthetic = {{ hidden_size = 32, intermediate_size = 64, num_layers = 2, num_heads = 2, head_dim = 16, vocab_size = 320 }}
+
+[models.v1]
+parent = "base"
+dataset = "d"
+lora = {{ rank = 2, last_layers = 1 }}
+train = {{ steps = 4, batch_size = 2, max_seq_length = 64, val_batches = 1 }}
+
+[datasets.d]
+valid_fraction = 0.25
+sources = [{{ path = "data/voice.jsonl", category = "voice", count = 8 }}]
+
+[eval]
+runs = 2
+compare = ["base", "v1"]
+judge = {{ kind = "command", argv = ["{python}", "judge.py"], timeout_s = 30, retries = 2 }}
+suites = ["suite"]
+max_tokens = 8
+
+[[gates]]
+model = "v1"
+metric = "suite.composite"
+min = {gate}
+
+[serve]
+model = "v1"
+port = {port}
+"""
+
+
+def anvil(folder: Path, *args: str, mode: str = "ok") -> subprocess.CompletedProcess:
+    env = {**os.environ, "JUDGE_MODE": mode, "JUDGE_CALLS": str(folder / "calls")}
+    return subprocess.run([sys.executable, "-m", "anvil", *args], cwd=folder, env=env, capture_output=True, text=True)
+
+
+def calls(folder: Path) -> int:
+    return len((folder / "calls").read_text()) if (folder / "calls").exists() else 0
+
+
+def test_judge_failures_gates_and_promotion(tmp_path):
+    (tmp_path / "data").mkdir()
+    shutil.copy(REPO / "data" / "voice.jsonl", tmp_path / "data")
+    (tmp_path / "judge.py").write_text(JUDGE)
+    (tmp_path / "suite").mkdir()
+    for name, question in (("greet", "Hello"), ("opinion", "Tea or coffee?")):
+        (tmp_path / "suite" / f"{name}.toml").write_text(
+            f'category = "voice"\nturns = ["{question}"]\nrubric = "Answers in one short sentence."\n'
+        )
+    port = free_port()
+    recipe = tmp_path / "anvil.toml"
+    recipe.write_text(RECIPE.format(python=sys.executable, gate=4.5, port=port))
+
+    down = anvil(tmp_path, "apply", mode="fail")
+    assert down.returncode == 1 and "Traceback" not in down.stderr
+    assert "judge failures (finished tests are kept" in down.stderr
+    assert "suite/greet run 1: judge failed after 2 attempts" in down.stderr
+    assert "exited with code 2: judge is down" in down.stderr
+    kept = sorted((tmp_path / ".anvil" / "scratch").glob("*/suite.*.json"))
+    assert len(kept) == 4, "the transcripts of every test and run are kept for the next apply"
+    marked = json.loads(kept[0].read_text())
+    marked["transcript"]["messages"][-1]["content"] = marked["transcript"]["final"] = "KEPT"
+    kept[0].write_text(json.dumps(marked))
+
+    gated = anvil(tmp_path, "apply")
+    assert gated.returncode == 3, gated.stderr
+    assert "v1.gate FAILED (not promoted)" in gated.stderr
+    assert "suite.composite" in gated.stderr and "4.00" in gated.stderr and "needs >= 4.5" in gated.stderr
+    project = open_project(recipe)
+    state = project.store.load_state()
+    assert "serve" not in state, "a model whose gates fail is not served"
+    results = project.eval_results("v1")
+    summary = results["suites"]["suite"]
+    assert summary["composite"] == 4.0 and summary["delta_vs_base"]["composite"] == 0.0
+    assert len(results["runs"]) == 4 and all(r["verdict"]["rationale"] == "answered" for r in results["runs"])
+    assert "KEPT" in [r["transcript"]["final"] for r in results["runs"]], "finished transcripts are not regenerated"
+    plan = anvil(tmp_path, "plan")
+    assert "! serve: blocked: v1.gate failed" in plan.stdout
+    assert "= v1.gate: up to date  [last: FAILED 1 of 1: suite.composite 4.00]" in plan.stdout
+
+    judged = calls(tmp_path)
+    again = anvil(tmp_path, "apply")
+    assert again.returncode == 3 and "Nothing to apply." in again.stdout and "v1.gate FAILED" in again.stderr
+    assert calls(tmp_path) == judged, "a second apply calls no judge and trains nothing"
+
+    shown = anvil(tmp_path, "eval", "show", "v1", "greet")
+    assert (
+        shown.returncode == 0 and "suite/greet run 1: score 4.00" in shown.stdout and "judge: answered" in shown.stdout
+    )
+
+    recipe.write_text(RECIPE.format(python=sys.executable, gate=3.0, port=port))
+    plan = anvil(tmp_path, "plan")
+    assert "~ v1.gate: gates[0].min 4.5 -> 3.0" in plan.stdout
+    try:
+        promoted = anvil(tmp_path, "apply")
+        assert promoted.returncode == 0, promoted.stderr
+        assert calls(tmp_path) == judged, "re-gating re-judges nothing"
+        assert json.loads(anvil(tmp_path, "status", "--json").stdout)[-1]["stage"] == "serve"
+        assert "serve" in open_project(recipe).store.load_state()
+    finally:
+        anvil(tmp_path, "down")
