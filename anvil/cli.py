@@ -109,7 +109,8 @@ def cmd_eval_show(args) -> int:
 def cmd_serve(args) -> int:
     import time
 
-    from anvil.backends.server import alive, running
+    from anvil.backends.server import running
+    from anvil.process import alive
     from anvil.recipe.models import Serve
 
     folder = Path(args.model)

@@ -23,7 +23,7 @@ def test_default_recipe_applies_and_learns(tmp_path):
     shutil.copytree(REPO / "data", tmp_path / "data")
     done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Applied: 8 ran" in done.stdout
+    assert "Applied: 14 ran" in done.stdout
     project = open_project(tmp_path / "anvil.toml")
     state = project.store.load_state()
     for round_ in ("v1", "v2"):
@@ -31,6 +31,11 @@ def test_default_recipe_applies_and_learns(tmp_path):
         assert m["train_loss_last"] < m["train_loss_first"] / 3, m
         assert m["valid_loss_last"] < m["valid_loss_first"] / 3, m
         assert m["sample_similarity_after"] > m["sample_similarity_before"] + 0.2, m
+    # The rules judge, through the real server, scores v2 above base where v2's data taught it.
+    base, v2 = (state[f"{m}.eval"].metrics["suites"]["tiny"] for m in ("base", "v2"))
+    assert v2["delta_vs_base"] >= 1.0 and state["v2.gate"].metrics["passed"], v2
+    for category in ("edge_cases", "conversational"):
+        assert v2["categories"][category] > base["categories"][category], (category, base, v2)
     again = subprocess.run([sys.executable, "-m", "anvil", "plan", "--detailed-exitcode"], cwd=tmp_path)
     assert again.returncode == 0
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from anvil.backends.server import alive, free_port, healthy
+from anvil.backends.server import free_port, healthy
+from anvil.process import alive
 from anvil.project import open_project
 from anvil.stages.serve import _server
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anvil.errors import AnvilError
+from anvil.process import alive
 from anvil.recipe.models import Serve
 
 STARTUP_TIMEOUT_S = 180.0
@@ -73,20 +74,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours is dead too
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return True
 
 
 def healthy(server: Server, timeout: float = 2.0) -> bool:

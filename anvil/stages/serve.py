@@ -66,7 +66,8 @@ def _options(config: dict) -> dict:
 
 
 def check(record: StageRecord) -> str | None:
-    from anvil.backends.server import alive, healthy, port_in_use
+    from anvil.backends.server import healthy, port_in_use
+    from anvil.process import alive
 
     m = record.metrics
     if not alive(m["pid"]):
@@ -79,8 +80,8 @@ def check(record: StageRecord) -> str | None:
 
 
 def stop(record: StageRecord) -> None:
-    from anvil.backends.server import alive
     from anvil.backends.server import stop as stop_process
+    from anvil.process import alive
 
     if alive(record.metrics["pid"]):
         stop_process(record.metrics["pid"])

@@ -10,16 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from anvil.errors import StoreLocked
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from anvil.process import alive
 
 
 @contextmanager
@@ -35,7 +26,7 @@ def store_lock(path: Path):
                 owner = json.loads(path.read_text())
             except (OSError, ValueError):
                 owner = {}  # written by a process killed between create and write: stale
-            if owner.get("host") == me["host"] and owner.get("pid") and _alive(owner["pid"]):
+            if owner.get("host") == me["host"] and owner.get("pid") and alive(owner["pid"]):
                 raise StoreLocked(
                     f"{path}: another anvil apply (pid {owner['pid']}, since {owner.get('since')}) is using this "
                     "store; wait for it to finish"
