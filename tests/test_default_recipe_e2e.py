@@ -21,6 +21,7 @@ def test_default_recipe_applies_and_learns(tmp_path):
     port = free_port()
     (tmp_path / "anvil.toml").write_text((REPO / "anvil.toml").read_text().replace("port = 8092", f"port = {port}"))
     shutil.copytree(REPO / "data", tmp_path / "data")
+    shutil.copytree(REPO / "evals", tmp_path / "evals")
     done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Applied: 14 ran" in done.stdout

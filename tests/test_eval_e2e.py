@@ -94,7 +94,7 @@ def test_judge_failures_gates_and_promotion(tmp_path):
     assert "suite/greet run 1: judge failed after 2 attempts" in down.stderr
     assert "exited with code 2: judge is down" in down.stderr
     kept = sorted((tmp_path / ".anvil" / "scratch").glob("*/suite.*.json"))
-    assert len(kept) == 4, "the transcripts of every test and run are kept for the next apply"
+    assert len(kept) == 4, "the transcripts of every test and run of base.eval are kept for the next apply"
     marked = json.loads(kept[0].read_text())
     marked["transcript"]["messages"][-1]["content"] = marked["transcript"]["final"] = "KEPT"
     kept[0].write_text(json.dumps(marked))
@@ -110,7 +110,8 @@ def test_judge_failures_gates_and_promotion(tmp_path):
     summary = results["suites"]["suite"]
     assert summary["composite"] == 4.0 and summary["delta_vs_base"]["composite"] == 0.0
     assert len(results["runs"]) == 4 and all(r["verdict"]["rationale"] == "answered" for r in results["runs"])
-    assert "KEPT" in [r["transcript"]["final"] for r in results["runs"]], "finished transcripts are not regenerated"
+    base_runs = project.eval_results("base")["runs"]  # the failed apply stopped at base.eval
+    assert "KEPT" in [r["transcript"]["final"] for r in base_runs], "finished transcripts are not regenerated"
     plan = anvil(tmp_path, "plan")
     assert "! serve: blocked: v1.gate failed" in plan.stdout
     assert "= v1.gate: up to date  [last: FAILED 1 of 1: suite.composite 4.00]" in plan.stdout
