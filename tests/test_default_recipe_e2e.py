@@ -43,7 +43,8 @@ def test_default_recipe_applies_and_learns(tmp_path):
     # v2 is served: an OpenAI client reaches it; the served model is v2's fused checkpoint.
     try:
         serve = state["serve"]
-        assert serve.inputs == {"v2.fuse": state["v2.fuse"].fingerprint} and serve.metrics["port"] == port
+        assert serve.inputs == {"v2.fuse": state["v2.fuse"].fingerprint, "v2.gate": state["v2.gate"].fingerprint}
+        assert serve.metrics["port"] == port
         api = openai.OpenAI(base_url=serve.metrics["url"] + "/v1", api_key="unused")
         [model] = [m.id for m in api.models.list().data]
         reply = api.chat.completions.create(model=model, messages=[{"role": "user", "content": "Thanks!"}],
