@@ -62,9 +62,10 @@ class Project:
         return None if self.store.intact(record) else "artifact missing or modified outside anvil"
 
     def release(self, record: StageRecord) -> None:
-        stage = BY_KIND.get(record.kind)
-        if stage is not None and stage.stop is not None:
-            stage.stop(record)
+        """Stop what a resource record stands for (the server); artifact records need nothing."""
+        stop = _stop_of(record)
+        if stop is not None:
+            stop(record)
 
     def run_stage(self, on_progress=None):
         previous = self.store.load_state()
@@ -96,7 +97,7 @@ class Project:
         """Stop every running resource (the server) and forget it; the next apply starts it again."""
         with self.store.lock():
             records = self.store.load_state()
-            stopped = [sid for sid, record in records.items() if getattr(BY_KIND.get(record.kind), "stop", None)]
+            stopped = [sid for sid, record in records.items() if _stop_of(record) is not None]
             for sid in stopped:
                 self.release(records.pop(sid))
             self.store.save_state(records)
@@ -164,6 +165,11 @@ class Project:
                 for fp, _ in found:
                     self.store.remove(fp)
             return found
+
+
+def _stop_of(record: StageRecord):
+    stage = BY_KIND.get(record.kind)
+    return None if stage is None else stage.stop
 
 
 def open_project(recipe_path: str | Path) -> Project:
