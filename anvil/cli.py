@@ -11,11 +11,11 @@ from rich.console import Console
 
 from anvil import __version__
 from anvil.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_GATES, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
-from anvil.project import open_project
+from anvil.project import open_project, serve_target
 from anvil.recipe.load import load_recipe
 from anvil.recipe.schema import generated_files, stale_files
 from anvil.render import ApplyDisplay, dot, eval_table, mermaid, plan_lines, status_table
-from anvil.stages import build_graph
+from anvil.stages.registry import build_graph
 
 out = Console(file=sys.stdout, highlight=False, soft_wrap=True)  # bound now: stages may redirect
 err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
@@ -27,7 +27,7 @@ def cmd_validate(args) -> int:
     for path in args.recipes or [DEFAULT_RECIPE]:
         try:
             loaded = load_recipe(path)
-            graph = build_graph(loaded.recipe)
+            graph = build_graph(loaded.recipe, loaded.suites)
             results.append({"file": path, "valid": True, "problems": []})
             if not args.json:
                 r = loaded.recipe
@@ -64,27 +64,28 @@ def cmd_plan(args) -> int:
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
-        plan_lines(plan, out, project.store.load_state())
+        plan_lines(plan, out, project.state.load())
     return EXIT_CHANGES if args.detailed_exitcode and plan.changes else EXIT_OK
 
 
 def cmd_apply(args) -> int:
     project = open_project(args.recipe)
     plan = project.plan(args.target, args.replace)
-    plan_lines(plan, out, project.store.load_state())
+    plan_lines(plan, out, project.state.load())
     if not plan.changes:
         out.print("Nothing to apply.")
     else:
         out.print()
         try:
             with ApplyDisplay(plan, out) as display:
-                outcome = project.apply(plan, display.event, display.stage_progress)
+                applied = project.apply(plan, display.event, display.stage_progress)
         except AnvilError as e:
             err.print(f"error: {e}", markup=False)
             return report_gates(project) or e.exit_code
-        unavailable = plan.counts()["unavailable"]
-        note = f"; {unavailable} stages not available or blocked" if unavailable else ""
-        done = f"{len(outcome.ran)} ran, {len(outcome.restored)} restored, {len(outcome.removed)} removed"
+        counts = plan.counts()
+        held = counts["unavailable"] + counts["blocked"] + len(applied.blocked)
+        note = f"; {held} stages not available or blocked" if held else ""
+        done = f"{len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} removed"
         out.print(f"\nApplied: {done}{note}.")
     return report_gates(project)
 
@@ -107,26 +108,11 @@ def cmd_eval_show(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import time
+    from anvil.backends.server import serve_foreground
 
-    from anvil.backends.server import running
-    from anvil.process import alive
-    from anvil.recipe.models import Serve
-
-    folder = Path(args.model)
-    if folder.is_dir():
-        options = Serve()
-        if Path(args.recipe).exists():
-            options = load_recipe(args.recipe).recipe.serve or options
-    else:
-        project = open_project(args.recipe)
-        folder, options = project.weights(args.model), project.loaded.recipe.serve or Serve()
-    if args.port:
-        options = options.model_copy(update={"port": args.port})
-    with running(folder, options, log=None) as server:
-        out.print(f"serving {args.model} at {server.url}/v1 (OpenAI-compatible); Ctrl-C stops it")
-        while alive(server.pid):
-            time.sleep(0.5)
+    folder, options = serve_target(args.model, args.recipe, args.port)
+    ready = lambda server: out.print(f"serving {args.model} at {server.url}/v1 (OpenAI-compatible); Ctrl-C stops it")  # noqa: E731
+    serve_foreground(folder, options, ready)
     err.print("the server exited")
     return EXIT_ERROR
 
@@ -147,7 +133,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_graph(args) -> int:
-    graph = build_graph(load_recipe(args.recipe).recipe)
+    loaded = load_recipe(args.recipe)
+    graph = build_graph(loaded.recipe, loaded.suites)
     print(dot(graph) if args.format == "dot" else mermaid(graph))
     return EXIT_OK
 

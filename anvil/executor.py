@@ -1,6 +1,7 @@
 """Walks a Plan in order and applies it: runs stages through the function it is given, commits each
 artifact to the store and records the state as soon as each stage finishes, so a crash loses at most
-the stage in flight. Tests hand in fake stage functions; `anvil apply` hands in the real ones."""
+the stage in flight. A stage whose outcome is `failed` is recorded and blocks what needs it (the
+planner's rule, `Held`). Tests hand in fake stage functions; `anvil apply` hands in the real ones."""
 
 from __future__ import annotations
 
@@ -9,27 +10,34 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError, StageFailed
 from anvil.planning.graph import Graph, Node
-from anvil.planning.plan import Act, Action, Plan
-from anvil.state.store import StageRecord, Store
+from anvil.planning.plan import Act, Action, Held, Plan
+from anvil.planning.record import Outcome, StageRecord
+from anvil.stages.stage import Result
+from anvil.state.project_state import ProjectState
+from anvil.state.store import Store
 
-# (action, work folder to write into (None for a resource), artifact folders of the stages it needs) -> metrics
-RunStage = Callable[[Action, Path | None, dict[str, Path]], dict[str, Any]]
+# (action, work folder to write into (None for a resource), artifact folders of its inputs by role) -> result
+RunStage = Callable[[Action, Path | None, dict[str, Path]], Result | dict[str, Any]]
 # Stops what a resource record stands for (the server), when its stage leaves the recipe.
 Release = Callable[[StageRecord], None]
-# (event, action, seconds): event is "start", "done", "restored" or "removed"
+# (event, action, seconds): "start", "done", "failed" (finished with a failed outcome), "restored",
+# "removed", "blocked" (needs a failed stage) or "waiting" (another project is building the same stage)
 OnEvent = Callable[[str, Action, float], None]
 
 
 @dataclass
-class Outcome:
+class Applied:
     ran: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # finished with a failed outcome (a gate not met)
+    blocked: list[str] = field(default_factory=list)
 
 
 def new_record(
@@ -40,6 +48,7 @@ def new_record(
     started: datetime,
     seconds: float,
     metrics: dict[str, Any],
+    outcome: Outcome = Outcome.OK,
 ) -> StageRecord:
     """What the state remembers of a finished stage: enough to explain, later, why it must rerun."""
     return StageRecord(
@@ -47,12 +56,13 @@ def new_record(
         kind=node.kind,
         fingerprint=fingerprint,
         code_version=node.code_version,
-        config=node.config,
-        inputs={need: prints[need] for need in node.needs},
+        config=node.settings,
+        inputs={need: prints[need] for need in node.deps},
         files={path: files[path] for path in node.files},
         outputs="",  # set by Store.commit once the folder is in place
         started=started.isoformat(timespec="seconds"),
         duration_s=round(seconds, 3),
+        outcome=outcome,
         metrics=metrics,
     )
 
@@ -61,53 +71,76 @@ def execute(
     plan: Plan,
     graph: Graph,
     store: Store,
+    state: ProjectState,
     run_stage: RunStage,
     on_event: OnEvent = lambda *a: None,
     release: Release = lambda record: None,
-) -> Outcome:
-    records = store.load_state()
+) -> Applied:
+    records = state.load()
     prints = {a.stage: a.fingerprint for a in plan.actions}
-    outcome = Outcome()
+    held, applied = Held(), Applied()
     for action in plan.actions:
         if action.act is Act.ORPHANED:
             if action.stage in records:
                 release(records[action.stage])
             records.pop(action.stage, None)
-            store.save_state(records)
-            outcome.removed.append(action.stage)
+            state.save(records)
+            applied.removed.append(action.stage)
             on_event("removed", action, 0.0)
             continue
-        if action.act is Act.RESTORE:
-            cached = store.cached(action.fingerprint)
-            if cached is not None:
-                records[action.stage] = cached.model_copy(update={"id": action.stage})
-                store.save_state(records)
-                outcome.restored.append(action.stage)
-                on_event("restored", action, 0.0)
-                continue
-            # the cached artifact went bad after planning: build it instead
-        elif action.act not in (Act.CREATE, Act.RERUN):
+        if action.act not in (Act.CREATE, Act.RERUN, Act.RESTORE):
+            continue
+        if held.why(action.needs):
+            held.note(action.stage, blocked=True, failed=False)
+            applied.blocked.append(action.stage)
+            on_event("blocked", action, 0.0)
             continue
         node = graph.nodes[action.stage]
-        inputs = {need: store.artifact(prints[need]) for need in node.needs}
-        workdir = None if node.resource else store.new_workdir(action.stage)
-        on_event("start", action, 0.0)
-        started, t0 = datetime.now(timezone.utc), time.monotonic()
-        try:
-            metrics = run_stage(action, workdir, inputs)
-        except BaseException as e:
-            if workdir is not None:
-                shutil.rmtree(workdir, ignore_errors=True)
-            if isinstance(e, AnvilError):
-                failed = StageFailed(f"{action.stage} failed:\n{e}")
-                failed.exit_code = e.exit_code  # a gate failure stays a gate failure (exit 3)
-                raise failed from e
-            if isinstance(e, Exception):
-                raise StageFailed(f"{action.stage} failed: {type(e).__name__}: {e}") from e
-            raise
-        record = new_record(node, action.fingerprint, prints, plan.files, started, time.monotonic() - t0, metrics)
-        records[action.stage] = record if workdir is None else store.commit(workdir, record)
-        store.save_state(records)
-        outcome.ran.append(action.stage)
-        on_event("done", action, record.duration_s)
-    return outcome
+        if node.resource:
+            record, restored = _build(node, action, None, store, prints, plan, run_stage, on_event), False
+            records[action.stage] = record
+            state.save(records)
+        else:
+            with store.claim(action.fingerprint, on_wait=partial(on_event, "waiting", action, 0.0)) as waited:
+                # Planned as a restore, or built by another project while we waited: no compute.
+                record = store.cached(action.fingerprint) if waited or action.act is Act.RESTORE else None
+                restored = record is not None
+                if record is None:
+                    workdir = store.new_workdir(action.stage)
+                    record = store.commit(workdir, _build(node, action, workdir, store, prints, plan, run_stage,
+                                                          on_event))  # fmt: skip
+                records[action.stage] = record.model_copy(update={"id": action.stage})
+                state.save(records)  # under the claim: gc never sees a committed artifact no state refers to
+        failed = record.outcome is Outcome.FAILED
+        held.note(action.stage, blocked=False, failed=failed)
+        if failed:
+            applied.failed.append(action.stage)
+        if restored:
+            applied.restored.append(action.stage)
+            on_event("restored", action, 0.0)
+        else:
+            applied.ran.append(action.stage)
+            on_event("failed" if failed else "done", action, record.duration_s)
+    return applied
+
+
+def _build(node, action, workdir, store, prints, plan, run_stage, on_event) -> StageRecord:
+    inputs = {role: store.artifact(prints[need]) for role, need in node.needs.items()}
+    on_event("start", action, 0.0)
+    started, t0 = datetime.now(timezone.utc), time.monotonic()
+    try:
+        result = run_stage(action, workdir, inputs)
+    except BaseException as e:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if isinstance(e, AnvilError):
+            failed = StageFailed(f"{action.stage} failed:\n{e}")
+            failed.exit_code = e.exit_code
+            raise failed from e
+        if isinstance(e, Exception):
+            raise StageFailed(f"{action.stage} failed: {type(e).__name__}: {e}") from e
+        raise
+    if not isinstance(result, Result):
+        result = Result(result)
+    seconds = time.monotonic() - t0
+    return new_record(node, action.fingerprint, prints, plan.files, started, seconds, result.metrics, result.outcome)

@@ -9,6 +9,8 @@ from rich.table import Table
 from anvil.errors import AnvilError
 from anvil.planning.graph import Graph
 from anvil.planning.plan import Act, Action, Plan
+from anvil.planning.record import StageRecord
+from anvil.stages.registry import BY_KIND
 
 STYLE = {
     Act.CREATE: "green",
@@ -17,16 +19,18 @@ STYLE = {
     Act.UP_TO_DATE: "dim",
     Act.ORPHANED: "red",
     Act.UNAVAILABLE: "magenta",
+    Act.BLOCKED: "magenta",
 }
 
 
-def plan_lines(plan: Plan, console: Console, records: dict | None = None) -> None:
-    """The plan, a line per stage; gate stages also show their last recorded result."""
+def plan_lines(plan: Plan, console: Console, records: dict[str, StageRecord] | None = None) -> None:
+    """The plan, a line per stage; a stage that summarises its last result (a gate) shows it too."""
     for action in plan.actions:
         line = action.line()
         record = (records or {}).get(action.stage)
-        if action.kind == "gate" and record is not None:
-            line += f"  [{gate_summary(record.metrics)}]"
+        summary = BY_KIND[action.kind].summary if action.kind in BY_KIND else None
+        if record is not None and summary is not None:
+            line += f"  [{summary(record)}]"
         console.print(line, style=STYLE[action.act], markup=False, highlight=False)
     counts = plan.counts()
     summary = ", ".join(f"{n} {act.replace('_', ' ')}" for act, n in counts.items() if n)
@@ -36,23 +40,15 @@ def plan_lines(plan: Plan, console: Console, records: dict | None = None) -> Non
         console.print(f"\nNo changes: everything that can be built is up to date ({summary}).", highlight=False)
 
 
-def gate_summary(metrics: dict) -> str:
-    failures = metrics.get("failures", [])
-    if not failures:
-        return f"last: passed {metrics.get('gates', 0)} gates"
-    shown = ", ".join(f"{f['metric']} {_value(f['value'])}" for f in failures[:3])
-    return f"last: FAILED {len(failures)} of {metrics.get('gates', 0)}: {shown}"
-
-
-def _value(value: float | None) -> str:
-    return "missing" if value is None else f"{value:.2f}"
-
-
 def status_table(rows: list[dict], console: Console) -> None:
     table = Table("stage", "built", "fingerprint", "started", "took", "metrics")
     table.columns[0].no_wrap = table.columns[2].no_wrap = True
     for row in rows:
-        built = "yes" if row["built"] else ("no" if row["available"] else "n/a")
+        built = (
+            ("FAILED" if row["outcome"] == "failed" else "yes")
+            if row["built"]
+            else ("no" if row["available"] else "n/a")
+        )
         metrics = ", ".join(f"{k}={v}" for k, v in row["metrics"].items() if not isinstance(v, dict | list))
         took = f"{row['duration_s']:.1f}s" if row["duration_s"] is not None else ""
         started = (row["started"] or "")[:16].replace("T", " ")
@@ -66,7 +62,7 @@ def mermaid(graph: Graph) -> str:
     lines = ["flowchart LR"]
     for node in graph.order():
         lines.append(f'  {_key(node.id)}["{node.id}"]')
-        lines += [f"  {_key(need)} --> {_key(node.id)}" for need in node.needs]
+        lines += [f"  {_key(need)} --> {_key(node.id)}" for need in node.deps]
     return "\n".join(lines)
 
 
@@ -74,7 +70,7 @@ def dot(graph: Graph) -> str:
     lines = ["digraph anvil {", "  rankdir=LR;"]
     for node in graph.order():
         lines.append(f'  "{node.id}";')
-        lines += [f'  "{need}" -> "{node.id}";' for need in node.needs]
+        lines += [f'  "{need}" -> "{node.id}";' for need in node.deps]
     return "\n".join(lines + ["}"])
 
 
@@ -107,6 +103,9 @@ class ApplyDisplay:
         return self.progress.__exit__(*exc)
 
     def event(self, event: str, action: Action, seconds: float) -> None:
+        if event == "waiting":
+            self.progress.update(self.overall, description=f"apply: {action.stage} (another project builds it)")
+            return
         if event == "start":
             self.tasks[action.stage] = self.progress.add_task(f"  {action.stage}", total=100)
             self.progress.update(self.overall, description=f"apply: {action.stage}")
@@ -116,8 +115,10 @@ class ApplyDisplay:
         self.progress.advance(self.overall)
         text = {
             "done": f"✓ {action.stage} ({seconds:.1f}s)",
+            "failed": f"✗ {action.stage} FAILED ({seconds:.1f}s)",
             "restored": f"< {action.stage} restored from the run-cache",
             "removed": f"- {action.stage} removed from the state",
+            "blocked": f"! {action.stage} blocked: it needs a stage that failed",
         }[event]
         self.console.print(text, highlight=False, markup=False)
 

@@ -84,7 +84,7 @@ def main() -> None:
         assert not result.changes, "the benchmark must measure a no-op plan"
 
         def cold():
-            (root / ".anvil" / "cache.json").unlink(missing_ok=True)
+            project.state.hashes.path.unlink(missing_ok=True)
             return plan()
 
         cold_s, result = timed(cold, max(1, args.repeat // 2))

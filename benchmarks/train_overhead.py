@@ -3,7 +3,8 @@
 Each side runs in its own fresh process (one-time compilation included for both), twice, in
 alternating order. Compared: steady-state tokens/s (the first step, which compiles, left out) as each
 side's trainer reports it. mlx-lm-lora alone needs Anvil's narrow Metal-only guard to run on a CPU
-(see anvil/backends/lora.py); nothing else of Anvil is in its path.
+(see anvil/backends/lora_worker.py); nothing else of Anvil is in its path. Anvil's side includes starting
+its training child process, as the train stage does.
 Run by hand: python benchmarks/train_overhead.py [--steps 60]"""
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from anvil.recipe.models import Lora, Train
 root, steps = Path(sys.argv[1]), int(sys.argv[2])
 out = Path(sys.argv[3]); out.mkdir()
 t0 = time.perf_counter()
-_, _, m = lora.train(root / "base", root / "data", Lora(rank=16, last_layers=4), Train(steps=steps, batch_size=4,
+m = lora.train(root / "base", root / "data", Lora(rank=16, last_layers=4), Train(steps=steps, batch_size=4,
     learning_rate=2e-3, max_seq_length=256, val_interval=1000, checkpoint_interval=1000), out, out / "ck")
 print(json.dumps({"tokens_per_second": m["tokens_per_second"], "wall_s": time.perf_counter() - t0}))
 """
@@ -46,7 +47,7 @@ import json, sys, time, types
 from pathlib import Path
 from mlx_lm.tuner.callbacks import TrainingCallback
 from mlx_lm_lora import train as T
-from anvil.backends.lora import metal_only_calls_guarded
+from anvil.backends.lora_worker import metal_only_calls_guarded
 root, steps = Path(sys.argv[1]), int(sys.argv[2])
 speeds = []
 class Speed(TrainingCallback):
@@ -85,7 +86,6 @@ def main() -> None:
         rows = (REPO / "data" / "domain.jsonl").read_text().splitlines()
         (root / "data" / "train.jsonl").write_text("\n".join(rows[:54]) + "\n")
         (root / "data" / "valid.jsonl").write_text("\n".join(rows[54:]) + "\n")
-        (root / "data" / "manifest.json").write_text(json.dumps({"valid_categories": ["domain"] * 6}))
         results: dict[str, list[dict]] = {"anvil": [], "mlx-lm-lora": []}
         for i in range(args.rounds):
             order = [("anvil", ANVIL), ("mlx-lm-lora", DIRECT)]

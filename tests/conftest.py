@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import http.server
 import json
 import textwrap
+import threading
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,6 +75,35 @@ def project_dir(tmp_path) -> Path:
     (tmp_path / "data" / "b.jsonl").write_text("".join(chat_row(f"m{i}", f"n{i}") + "\n" for i in range(4)))
     (tmp_path / "anvil.toml").write_text(LINEAGE)
     return tmp_path
+
+
+@contextmanager
+def chat_endpoint(content: Callable[[dict], str]):
+    """An OpenAI-compatible chat-completions endpoint on loopback whose reply to a request body is
+    `content(body)`; yields (port, the requests it answered, each as {"path", "headers", "body"})."""
+    requests: list[dict] = []
+
+    class Endpoint(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            answer = {"choices": [{"message": {"role": "assistant", "content": content(body)}}]}
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_port, requests
+    finally:
+        server.shutdown()
 
 
 def write(path: Path, text: str) -> Path:

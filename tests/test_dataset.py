@@ -11,7 +11,7 @@ from anvil.render import ApplyDisplay  # noqa: F401  (the CLI path imports clean
 def apply(folder):
     project = open_project("anvil.toml")
     project.apply(project.plan())
-    state = project.store.load_state()
+    state = project.state.load()
     return {sid: project.store.artifact(rec.fingerprint) for sid, rec in state.items()}, state
 
 

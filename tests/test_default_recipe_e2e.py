@@ -24,9 +24,12 @@ def test_default_recipe_applies_and_learns(tmp_path):
     shutil.copytree(REPO / "evals", tmp_path / "evals")
     done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Applied: 14 ran" in done.stdout
+    assert "Applied: 17 ran" in done.stdout  # 14 stages before evaluation was split into transcripts + scores
+    for file in (f for f in (tmp_path / ".anvil" / "artifacts").rglob("*") if f.is_file()):
+        data = file.read_bytes()
+        assert not [p for p in (str(tmp_path), sys.prefix, str(REPO)) if p.encode() in data], file
     project = open_project(tmp_path / "anvil.toml")
-    state = project.store.load_state()
+    state = project.state.load()
     for round_ in ("v1", "v2"):
         m = state[f"{round_}.train"].metrics
         assert m["train_loss_last"] < m["train_loss_first"] / 3, m

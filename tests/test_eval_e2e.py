@@ -104,7 +104,7 @@ def test_judge_failures_gates_and_promotion(tmp_path):
     assert "v1.gate FAILED (not promoted)" in gated.stderr
     assert "suite.composite" in gated.stderr and "4.00" in gated.stderr and "needs >= 4.5" in gated.stderr
     project = open_project(recipe)
-    state = project.store.load_state()
+    state = project.state.load()
     assert "serve" not in state, "a model whose gates fail is not served"
     results = project.eval_results("v1")
     summary = results["suites"]["suite"]
@@ -134,6 +134,6 @@ def test_judge_failures_gates_and_promotion(tmp_path):
         assert promoted.returncode == 0, promoted.stderr
         assert calls(tmp_path) == judged, "re-gating re-judges nothing"
         assert json.loads(anvil(tmp_path, "status", "--json").stdout)[-1]["stage"] == "serve"
-        assert "serve" in open_project(recipe).store.load_state()
+        assert "serve" in open_project(recipe).state.load()
     finally:
         anvil(tmp_path, "down")

@@ -13,7 +13,6 @@ import time
 import pytest
 
 from anvil.errors import StageFailed, StoreLocked
-from anvil.executor import execute
 from anvil.planning.plan import Act
 from anvil.project import open_project
 from anvil.state.lock import store_lock
@@ -34,10 +33,7 @@ class Recorder:
 
 def apply_fake(project, run=None):
     run = run or Recorder()
-    plan = project.plan()
-    with project.store.lock():
-        project.store.clear_debris()
-        execute(plan, project.graph, project.store, run)
+    project.apply(project.plan(), run_stage=run)
     return run
 
 
@@ -59,7 +55,7 @@ def test_revert_reuses_the_earlier_artifact(project_dir):
     project = open_project("anvil.toml")
     assert {a.stage: a.act for a in project.plan().actions}["dataset.behavioral"] is Act.RESTORE
     assert apply_fake(project).ran == []
-    state = project.store.load_state()
+    state = project.state.load()
     assert state["dataset.behavioral"].config["valid_fraction"] == 0.25
 
 
@@ -73,7 +69,7 @@ def test_a_failing_stage_keeps_what_finished_and_leaves_no_debris(project_dir):
     project = open_project("anvil.toml")
     with pytest.raises(StageFailed, match="dataset.behavioral failed: RuntimeError: disk on fire"):
         apply_fake(project, run)
-    assert set(project.store.load_state()) == {"dataset.domain"}
+    assert set(project.state.load()) == {"dataset.domain"}
     assert not any((project.store.root / "tmp").iterdir())
 
 
@@ -100,7 +96,7 @@ def test_a_killed_apply_loses_only_the_stage_in_flight(project_dir):
     os.kill(child.pid, signal.SIGKILL)
     child.join()
     project = open_project("anvil.toml")
-    state = json.loads(project.store.state_file.read_text())  # still valid JSON
+    state = json.loads(project.state.file.read_text())  # still valid JSON
     assert set(state["stages"]) == {"dataset.domain"}
     in_flight = next(a for a in project.plan().actions if a.stage == "dataset.behavioral")
     assert in_flight.act is Act.CREATE and not project.store.artifact(in_flight.fingerprint).exists()
@@ -142,7 +138,7 @@ def test_stale_lock_of_a_dead_process_is_cleared(tmp_path):
 def test_hand_edited_artifact_is_detected_and_rebuilt(project_dir):
     apply_fake(open_project("anvil.toml"))
     project = open_project("anvil.toml")
-    record = project.store.load_state()["dataset.domain"]
+    record = project.state.load()["dataset.domain"]
     (project.store.artifact(record.fingerprint) / "out.txt").write_text("edited by hand")
     action = next(a for a in project.plan().actions if a.stage == "dataset.domain")
     assert action.reasons == ("artifact missing or modified outside anvil",)
@@ -152,5 +148,9 @@ def test_hand_edited_artifact_is_detected_and_rebuilt(project_dir):
 def test_store_location_comes_from_the_environment(project_dir, monkeypatch, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("shared-store")
     monkeypatch.setenv("ANVIL_STORE", str(elsewhere))
-    apply_fake(open_project("anvil.toml"))
-    assert (elsewhere / "state.json").exists() and not (project_dir / ".anvil" / "state.json").exists()
+    project = open_project("anvil.toml")
+    apply_fake(project)
+    # The artifacts go to the (shareable) store; the project's own state stays beside its recipe.
+    assert len(list((elsewhere / "artifacts").iterdir())) == 7 and not (project_dir / ".anvil" / "artifacts").exists()
+    assert project.state.file.is_relative_to(project_dir / ".anvil") and project.state.file.exists()
+    assert not (elsewhere / "state.json").exists()

@@ -161,37 +161,18 @@ def test_shipped_suites_validate():
 
 def test_openai_judge_calls_an_openai_compatible_endpoint(tmp_path, monkeypatch):
     """A real HTTP endpoint on loopback that speaks the chat-completions format."""
-    import http.server
-    import threading
+    from tests.conftest import chat_endpoint
 
-    seen = {}
-
-    class Endpoint(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.update(path=self.path, auth=self.headers.get("Authorization"), model=body["model"])
-            answer = {"choices": [{"message": {"role": "assistant", "content": '{"score": 3.5, "rationale": "ok"}'}}]}
-            data = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Endpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with chat_endpoint(lambda body: '{"score": 3.5, "rationale": "ok"}') as (port, requests):
         monkeypatch.setenv("JUDGE_KEY", "k")
-        url = f"http://127.0.0.1:{server.server_port}/v1"
+        url = f"http://127.0.0.1:{port}/v1"
         judge = Judge(kind="openai", url=url, model="grader", api_key_env="JUDGE_KEY")
         verdict = Judging(judge, tmp_path / "cache")(TEST, transcript("391"))
+        [request] = requests
+        seen = {"path": request["path"], "auth": request["headers"].get("Authorization"),
+                "model": request["body"]["model"]}  # fmt: skip
         assert (verdict.score, verdict.rationale) == (3.5, "ok")
         assert seen == {"path": "/v1/chat/completions", "auth": "Bearer k", "model": "grader"}
         monkeypatch.delenv("JUDGE_KEY")
         missing = Judging(judge, tmp_path / "other", retries=1)(TEST, transcript("392"))
         assert "JUDGE_KEY (the judge's API key) is not set" in missing.error
-    finally:
-        server.shutdown()

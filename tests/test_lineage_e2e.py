@@ -68,7 +68,7 @@ def lineage(tmp_path_factory):
         project = open_project("anvil.toml")
         project.apply(project.plan())
         project = open_project("anvil.toml")
-        yield project, {sid: project.store.artifact(r.fingerprint) for sid, r in project.store.load_state().items()}
+        yield project, {sid: project.store.artifact(r.fingerprint) for sid, r in project.state.load().items()}
     finally:
         os.chdir(cwd)
 
@@ -89,9 +89,19 @@ def test_everything_builds_and_a_second_apply_does_nothing(lineage):
     assert not project.plan().changes
 
 
+def test_no_artifact_holds_a_path_of_this_machine(lineage):
+    """Artifacts live in a store other projects and machines share: no absolute local path inside."""
+    project, artifacts = lineage
+    paths = [str(project.loaded.root), str(project.store.root), sys.prefix, str(REPO)]
+    for folder in artifacts.values():
+        for file in (f for f in folder.rglob("*") if f.is_file()):
+            data = file.read_bytes()
+            assert not [p for p in paths if p.encode() in data], file
+
+
 def test_training_records_what_the_report_needs(lineage):
     project, artifacts = lineage
-    metrics = project.store.load_state()["v1.train"].metrics
+    metrics = project.state.load()["v1.train"].metrics
     assert metrics["train_loss_last"] < metrics["train_loss_first"]
     assert 0 < metrics["trainable_parameters"] < metrics["total_parameters"]
     assert metrics["tokens_per_second"] > 0 and metrics["peak_memory_gb"] > 0
@@ -130,7 +140,7 @@ def test_fused_model_loads_in_mlx_vlm_and_matches_adapter_logits(lineage):
     from mlx_vlm import load
 
     project, artifacts = lineage
-    metrics = project.store.load_state()["v2.fuse"].metrics
+    metrics = project.state.load()["v2.fuse"].metrics
     assert metrics["max_logit_diff"] <= metrics["logit_tolerance"] and metrics["vision_tower"]
     model, processor = load(str(artifacts["v2.fuse"]))
     assert model.vision_tower is not None and processor is not None
@@ -143,7 +153,7 @@ def test_fused_model_loads_in_mlx_vlm_and_matches_adapter_logits(lineage):
 
 def test_v2_trains_on_v1_fused_weights(lineage):
     project, _ = lineage
-    state = project.store.load_state()
+    state = project.state.load()
     assert state["v2.train"].inputs == {"v1.fuse": state["v1.fuse"].fingerprint,
                                         "dataset.behavioral": state["dataset.behavioral"].fingerprint}  # fmt: skip
 
@@ -175,7 +185,7 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     assert list(scratch.glob("*/0000008_adapters.safetensors")), "training never reached its step-8 checkpoint"
     done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    metrics = open_project(folder / "anvil.toml").store.load_state()["v1.train"].metrics
+    metrics = open_project(folder / "anvil.toml").state.load()["v1.train"].metrics
     assert metrics["resumed_from_step"] >= 8
     loss = json.loads(next((folder / ".anvil" / "artifacts").glob("*/loss.json")).read_text())
     assert [e["step"] for e in loss["train"]] == list(range(1, 41)), "the curve spans both runs, once each step"
@@ -194,7 +204,7 @@ def test_path_source_uses_a_local_checkpoint_in_place(lineage, tmp_path):
     )
     project = open_project(tmp_path / "anvil.toml")
     project.apply(project.plan(targets=["v1.train"]))
-    state = project.store.load_state()
+    state = project.state.load()
     pointer = json.loads((project.store.artifact(state["base.source"].fingerprint) / "source.json").read_text())
     assert pointer["path"] == str(checkpoint), "a local checkpoint is used where it is, never copied"
     assert state["v1.train"].metrics["train_loss_first"] > 0

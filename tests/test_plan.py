@@ -12,7 +12,7 @@ from anvil.executor import new_record
 from anvil.planning.graph import Graph
 from anvil.planning.plan import Act, Plan, make_plan
 from anvil.recipe.models import Recipe
-from anvil.stages import build_graph
+from anvil.stages.registry import build_graph
 from tests.conftest import LINEAGE
 
 FILES = {"data/domain.jsonl": "d1", "data/a.jsonl": "a1", "data/b.jsonl": "b1"}

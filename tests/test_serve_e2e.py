@@ -14,10 +14,10 @@ from pathlib import Path
 import openai
 import pytest
 
+from anvil.backends.process import alive
 from anvil.backends.server import free_port, healthy
-from anvil.process import alive
 from anvil.project import open_project
-from anvil.stages.serve import _server
+from anvil.stages.serve import server_of
 
 pytestmark = pytest.mark.e2e
 
@@ -61,15 +61,15 @@ def served(tmp_path_factory):
 
 
 def client(project) -> tuple[openai.OpenAI, str]:
-    record = project.store.load_state()["serve"]
+    record = project.state.load()["serve"]
     return openai.OpenAI(base_url=record.metrics["url"] + "/v1", api_key="unused"), record.metrics["model"]
 
 
 def test_apply_starts_the_server_and_records_it(served):
     recipe, project = served
-    record = project.store.load_state()["serve"]
-    assert alive(record.metrics["pid"]) and healthy(_server(record))
-    assert record.inputs == {"base.source": project.store.load_state()["base.source"].fingerprint}
+    record = project.state.load()["serve"]
+    assert alive(record.metrics["pid"]) and healthy(server_of(record))
+    assert record.inputs == {"base.source": project.state.load()["base.source"].fingerprint}
     assert 0 <= record.metrics["validation_agreement"] <= 1 and record.metrics["validation_prompts"] == 5
     assert not open_project(recipe).plan().changes
 
@@ -92,7 +92,7 @@ def test_openai_client_plain_streaming_and_tools(served):
     # recognises: the server parses such output into OpenAI tool_calls.
     import urllib.request
 
-    health = json.loads(urllib.request.urlopen(project.store.load_state()["serve"].metrics["url"] + "/health").read())
+    health = json.loads(urllib.request.urlopen(project.state.load()["serve"].metrics["url"] + "/health").read())
     assert health["loaded_tool_parser"] == "json_tools"
 
 
@@ -101,7 +101,7 @@ def test_bad_requests_get_http_errors(served):
     api, model = client(project)
     with pytest.raises(openai.BadRequestError):
         api.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}], max_tokens=2)
-    url = project.store.load_state()["serve"].metrics["url"]
+    url = project.state.load()["serve"].metrics["url"]
     done = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json",
                            "-d", "{not json", f"{url}/v1/chat/completions"], capture_output=True, text=True)  # fmt: skip
     assert done.stdout == "422"
@@ -109,7 +109,7 @@ def test_bad_requests_get_http_errors(served):
 
 def test_a_dead_server_is_planned_and_restarted(served):
     recipe, project = served
-    pid = project.store.load_state()["serve"].metrics["pid"]
+    pid = project.state.load()["serve"].metrics["pid"]
     os.killpg(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while alive(pid) and time.monotonic() < deadline:
@@ -117,17 +117,17 @@ def test_a_dead_server_is_planned_and_restarted(served):
     plan, after = apply(recipe)
     [action] = [a for a in plan.actions if a.stage == "serve"]
     assert action.line() == f"~ serve: server process {pid} is not running"
-    new = after.store.load_state()["serve"].metrics["pid"]
-    assert new != pid and healthy(_server(after.store.load_state()["serve"]))
+    new = after.state.load()["serve"].metrics["pid"]
+    assert new != pid and healthy(server_of(after.state.load()["serve"]))
 
 
 def test_an_option_change_restarts_and_a_busy_port_is_a_clear_error(served, tmp_path):
     recipe, project = served
-    old = project.store.load_state()["serve"]
+    old = project.state.load()["serve"]
     write(recipe.parent, old.metrics["port"], max_tokens=32)
     plan, after = apply(recipe)
     assert [a.line() for a in plan.actions if a.stage == "serve"] == ["~ serve: max_tokens 64 -> 32"]
-    assert not alive(old.metrics["pid"]) and after.store.load_state()["serve"].metrics["pid"] != old.metrics["pid"]
+    assert not alive(old.metrics["pid"]) and after.state.load()["serve"].metrics["pid"] != old.metrics["pid"]
 
     other = tmp_path / "other"
     other.mkdir()
@@ -145,7 +145,7 @@ def test_api_key_is_required_when_configured(tmp_path, monkeypatch):
     apply(recipe)
     project = open_project(recipe)
     try:
-        metrics = project.store.load_state()["serve"].metrics
+        metrics = project.state.load()["serve"].metrics
         denied = openai.OpenAI(base_url=metrics["url"] + "/v1", api_key="wrong")
         with pytest.raises(openai.AuthenticationError):
             denied.chat.completions.create(model=metrics["model"], messages=[{"role": "user", "content": "x"}])

@@ -1,20 +1,20 @@
-"""LoRA SFT through mlx-lm-lora's own trainer (`train_sft`), used as a library.
+"""LoRA SFT through mlx-lm-lora's own trainer, run as a child process (backends/lora_worker.py) that
+writes files: the adapter in mlx-lm's format, the loss curve, samples and its metrics. Anvil's process
+never imports the trainer, so nothing of it (module globals, stdout) leaks into Anvil, and the same
+child is what `mlx.launch` can start several of.
 
-Anvil supplies what mlx-lm-lora's CLI cannot take: the projections to adapt (its `from_pretrained`
-drops LoRA `keys`), resumable checkpoints that count steps across restarts, and a callback that
-records the loss curve. The training loop itself is mlx-lm-lora's."""
+This side writes the job, starts the worker through backends/process.py, follows its loss log for
+progress and turns its exit into a result or a clean error."""
 
 from __future__ import annotations
 
 import json
-import re
-import shutil
+import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
-from types import SimpleNamespace
 
+from anvil.backends import process
 from anvil.errors import AnvilError
 from anvil.recipe.models import Lora, Train
 
@@ -22,6 +22,7 @@ PROJECTIONS = {
     "attention": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"],
     "mlp": ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"],
 }
+JOB, RESULT, FAILURE, LOSS_LOG, TRAINER_LOG = "job.json", "result.json", "error.json", "log.jsonl", "trainer.log"
 
 
 def lora_keys(targets: list[str]) -> list[str]:
@@ -33,86 +34,9 @@ def lora_keys(targets: list[str]) -> list[str]:
     return keys
 
 
-@contextmanager
-def metal_only_calls_guarded():
-    """mlx-lm-lora's trainer calls `mx.set_wired_limit(mx.device_info()["max_recommended_working_set_size"])`,
-    a key only Metal reports, so it raises KeyError on the CPU backend. Where the key is missing, the
-    trainer module alone sees a `device_info` that reports it as 0 (wired memory is a Metal notion; 0
-    means no limit). On a Mac nothing changes."""
-    import mlx.core as mx
-    from mlx_lm_lora.trainer import sft_trainer
-
-    info = mx.device_info()
-    if "max_recommended_working_set_size" in info:
-        yield
-        return
-
-    class _Mx:
-        def __getattr__(self, name):
-            return getattr(mx, name)
-
-        @staticmethod
-        def device_info():
-            return {**mx.device_info(), "max_recommended_working_set_size": 0}
-
-    sft_trainer.mx = _Mx()
-    try:
-        yield
-    finally:
-        sft_trainer.mx = mx
-
-
-@contextmanager
-def _quiet(log: Path):
-    """mlx-lm-lora prints progress bars and per-step lines; keep them in a log, not over Anvil's display."""
-    with open(log, "a") as f, redirect_stdout(f), redirect_stderr(f):
-        yield
-
-
-def _resume(checkpoints: Path) -> int:
-    """Name the last run's step checkpoints by absolute step, load nothing; return steps already done."""
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    progress = checkpoints / "progress.json"
-    offset = json.loads(progress.read_text())["offset"] if progress.exists() else 0
-    for path in checkpoints.glob("*_adapters.safetensors"):
-        step = offset + int(path.name.split("_")[0])
-        path.rename(checkpoints / f"step_{step:07d}.safetensors")
-    steps = [int(re.findall(r"\d+", p.name)[0]) for p in checkpoints.glob("step_*.safetensors")]
-    return max(steps, default=0)
-
-
-class Recorder:
-    """The mlx-lm training callback: a loss curve that survives restarts (log.jsonl, one line per report)."""
-
-    def __init__(self, log: Path, offset: int, total: int, progress: Callable[[float, str], None]):
-        self.log, self.offset, self.total, self.progress = log, offset, total, progress
-        kept = []
-        if log.exists():
-            kept = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-            kept = [e for e in kept if e["step"] <= offset and not (e["kind"] == "valid" and e["step"] == offset)]
-        log.write_text("".join(json.dumps(e) + "\n" for e in kept))
-        self.entries = kept
-
-    def _add(self, entry: dict) -> None:
-        self.entries.append(entry)
-        with open(self.log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-
-    def on_train_loss_report(self, info: dict) -> None:
-        step = self.offset + info["iteration"]
-        self._add({"kind": "train", "step": step, "loss": round(float(info["train_loss"]), 5),
-                   "tokens_per_second": round(float(info["tokens_per_second"]), 2),
-                   "seconds": round(1 / max(float(info["iterations_per_second"]), 1e-9), 4),
-                   "peak_memory_gb": round(float(info["peak_memory"]), 4), "time": time.time()})  # fmt: skip
-        self.progress(step / self.total, f"step {step}/{self.total} loss {info['train_loss']:.3f}")
-
-    def on_val_loss_report(self, info: dict) -> None:
-        self._add({"kind": "valid", "step": self.offset + info["iteration"] - (1 if info["iteration"] == 1 else 0),
-                   "loss": round(float(info["val_loss"]), 5), "time": time.time()})  # fmt: skip
-
-
 def adapter_config(lora: Lora, base: str) -> dict:
-    """mlx-lm's adapter_config.json, so `mlx_lm.load(base, adapter_path=...)` loads the adapter."""
+    """mlx-lm's adapter_config.json, so `mlx_lm.load(base, adapter_path=...)` loads the adapter. `base`
+    names the parent weights without a path of this machine (Anvil writes `anvil:<fingerprint>`)."""
     return {
         "fine_tune_type": "lora",
         "num_layers": lora.last_layers,
@@ -126,101 +50,50 @@ def adapter_config(lora: Lora, base: str) -> dict:
     }
 
 
-def train(
-    parent: Path,
-    data: Path,
-    lora: Lora,
-    settings: Train,
-    out: Path,
-    checkpoints: Path,
-    progress: Callable[[float, str], None] = lambda f, m: None,
-) -> tuple[object, object, dict]:
-    """Train an adapter on `parent` with `data/{train,valid}.jsonl`; write mlx-lm's adapter format to `out`.
-    Returns the model (with its LoRA layers), its tokenizer and the run's metrics."""
-    import mlx.core as mx
-    import mlx.optimizers as optim
-    import numpy as np
-    from mlx.utils import tree_flatten
-    from mlx_lm import load
-    from mlx_lm.tuner.utils import build_schedule, linear_to_lora_layers
-    from mlx_lm_lora.trainer.datasets import CacheDataset, load_local_dataset
-    from mlx_lm_lora.trainer.sft_trainer import SFTTrainingArgs, get_sft_loss, train_sft
+def _last_step(log: Path) -> dict | None:
+    """The latest training step the worker has logged (the log is small: a line per step)."""
+    try:
+        lines = log.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line being written
+        if entry.get("kind") == "train":
+            return entry
+    return None
 
-    mx.random.seed(settings.seed)
-    np.random.seed(settings.seed)
-    model, tokenizer = load(str(parent))
-    layers = len(model.layers)
-    if lora.last_layers > layers:
-        raise AnvilError(f"lora.last_layers = {lora.last_layers}, but the model only has {layers} layers")
-    model.freeze()
-    config = {"rank": lora.rank, "scale": lora.scale, "dropout": lora.dropout, "keys": lora_keys(lora.targets)}
-    linear_to_lora_layers(model, lora.last_layers, config)
-    total = sum(v.size for _, v in tree_flatten(model.parameters()))
-    trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
-    if trainable == 0:
-        raise AnvilError(f"lora.targets {lora.targets} match no projection of the last {lora.last_layers} layers")
 
-    done = _resume(checkpoints)
-    if done:
-        model.load_weights(str(checkpoints / f"step_{done:07d}.safetensors"), strict=False)
-    (checkpoints / "progress.json").write_text(json.dumps({"offset": done}))
-
-    data_config = SimpleNamespace(mask_prompt=settings.mask_prompt, train_mode="sft")
-    train_set, valid_set, _ = load_local_dataset(data, tokenizer, data_config)
-    for name, rows in (("train", train_set), ("valid", valid_set)):
-        if len(rows) < settings.batch_size:
-            raise AnvilError(f"{name}.jsonl has {len(rows)} rows, fewer than batch_size = {settings.batch_size}")
-
-    base_lr = settings.learning_rate
-    if settings.lr_schedule == "cosine":
-        schedule = build_schedule({"name": "cosine_decay", "arguments": [base_lr, settings.steps],
-                                   "warmup": settings.warmup_steps})  # fmt: skip
-    elif settings.warmup_steps:
-        schedule = build_schedule({"name": "linear_schedule", "arguments": [base_lr, base_lr, 1],
-                                   "warmup": settings.warmup_steps})  # fmt: skip
-    else:
-        schedule = None
-    lr = (lambda step: schedule(step + done)) if schedule else base_lr  # a resumed run continues the schedule
-    recorder = Recorder(checkpoints / "log.jsonl", done, settings.steps, progress)
-    if done < settings.steps:
-        args = SFTTrainingArgs(
-            batch_size=settings.batch_size,
-            iters=settings.steps - done,
-            val_batches=settings.val_batches,
-            steps_per_report=1,
-            steps_per_eval=settings.val_interval,
-            steps_per_save=settings.checkpoint_interval,
-            adapter_file=str(checkpoints / "adapters.safetensors"),
-            max_seq_length=settings.max_seq_length,
-            grad_checkpoint=settings.grad_checkpoint,
-        )
-        with metal_only_calls_guarded(), _quiet(checkpoints / "trainer.log"):
-            train_sft(model=model, optimizer=optim.Adam(learning_rate=lr), train_dataset=CacheDataset(train_set),
-                      val_dataset=CacheDataset(valid_set), args=args, loss=get_sft_loss("nll"),
-                      training_callback=recorder)  # fmt: skip
-    else:
-        model.load_weights(str(checkpoints / f"step_{done:07d}.safetensors"), strict=False)
-    adapters = dict(tree_flatten(model.trainable_parameters()))
-    mx.save_safetensors(str(out / "adapters.safetensors"), adapters)
-    (out / "adapter_config.json").write_text(json.dumps(adapter_config(lora, str(parent)), indent=2))
-    train_log = [e for e in recorder.entries if e["kind"] == "train"]
-    valid_log = [e for e in recorder.entries if e["kind"] == "valid"]
-    if (checkpoints / "trainer.log").exists():
-        shutil.copy2(checkpoints / "trainer.log", out / "trainer.log")
-    (out / "loss.json").write_text(json.dumps({"train": train_log, "valid": valid_log}, indent=1))
-    steady = train_log[1:] or train_log  # the first step includes the one-time compile
-    metrics = {
-        "steps": settings.steps,
-        "resumed_from_step": done,
-        "train_loss_first": train_log[0]["loss"] if train_log else None,
-        "train_loss_last": train_log[-1]["loss"] if train_log else None,
-        "valid_loss_first": valid_log[0]["loss"] if valid_log else None,
-        "valid_loss_last": valid_log[-1]["loss"] if valid_log else None,
-        "tokens_per_second": round(sum(e["tokens_per_second"] for e in steady) / max(len(steady), 1), 1),
-        "seconds_per_step": round(sum(e["seconds"] for e in steady) / max(len(steady), 1), 4),
-        "peak_memory_gb": max((e["peak_memory_gb"] for e in train_log), default=0.0),
-        "trainable_parameters": trainable,
-        "total_parameters": total,
-        "trainable_percent": round(100 * trainable / total, 4),
-    }
-    return model, tokenizer, metrics
+def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, checkpoints: Path, *,
+          prompts: list[dict] = (), base_model: str = "", ledger: Path | None = None,
+          progress: Callable[[float, str], None] = lambda f, m: None) -> dict:  # fmt: skip
+    """Train an adapter on `parent` with `data/{train,valid}.jsonl` into `out`, resuming from the
+    checkpoints in `checkpoints`; sample `prompts` before and after. Returns the run's metrics."""
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    for name in (RESULT, FAILURE):
+        (checkpoints / name).unlink(missing_ok=True)
+    job = {"parent": str(parent), "data": str(data), "out": str(out), "checkpoints": str(checkpoints),
+           "lora": lora.model_dump(mode="json"), "train": settings.model_dump(mode="json"),
+           "prompts": list(prompts), "base_model": base_model}  # fmt: skip
+    (checkpoints / JOB).write_text(json.dumps(job))
+    progress(0.0, "loading the parent model")
+    argv = [sys.executable, "-m", "anvil.backends.lora_worker", str(checkpoints / JOB)]
+    # Run where its checkpoints go: the trainer's log then names them without a path of this machine.
+    child = process.spawn(argv, checkpoints / TRAINER_LOG, tethered=True, ledger=ledger, cwd=checkpoints)
+    try:
+        while child.poll() is None:
+            if entry := _last_step(checkpoints / LOSS_LOG):
+                step = entry["step"]
+                progress(step / settings.steps, f"step {step}/{settings.steps} loss {entry['loss']:.3f}")
+            time.sleep(0.25)
+    finally:
+        child.stop()  # a no-op once it has exited; on Ctrl-C or an error it ends the training
+    if child.poll() != 0:
+        failure = checkpoints / FAILURE
+        if failure.exists():
+            raise AnvilError(json.loads(failure.read_text())["message"])
+        tail = "\n".join((checkpoints / TRAINER_LOG).read_text(errors="replace").splitlines()[-15:])
+        raise AnvilError(f"training exited with code {child.poll()}; the end of its log:\n{tail}")
+    return json.loads((checkpoints / RESULT).read_text())

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import difflib
 import json
-from pathlib import Path
 
 
-def held_out(data: Path, per_category: int = 2) -> list[dict]:
-    """Up to `per_category` validation conversations per category, cut before their first assistant turn."""
-    manifest = json.loads((data / "manifest.json").read_text())
-    rows = [json.loads(line) for line in (data / "valid.jsonl").read_text().splitlines()]
+def held_out(validation: list[tuple[dict, str]], per_category: int = 2) -> list[dict]:
+    """Up to `per_category` validation conversations (row, category) per category, cut before their first
+    assistant turn."""
     picked: dict[str, int] = {}
     out = []
-    for row, category in zip(rows, manifest["valid_categories"], strict=True):
+    for row, category in validation:
         if picked.get(category, 0) >= per_category:
             continue
         first = next(i for i, m in enumerate(row["messages"]) if m["role"] == "assistant")

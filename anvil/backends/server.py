@@ -1,26 +1,26 @@
-"""mlx-vlm's OpenAI-compatible server as a process Anvil starts, health-checks and stops.
+"""mlx-vlm's OpenAI-compatible server: its command line, start-up and health, requests.
 
 The one place that knows how to run the server: `anvil serve` (foreground), the `serve` stage
-(background, reconciled like a resource) and evaluation all go through `running()` or `start()`."""
+(background, reconciled like a resource) and evaluation all go through `running()` or `start()`; the
+process itself is owned by backends/process.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from anvil.backends import process
+from anvil.backends.process import Child, Owned
 from anvil.errors import AnvilError
-from anvil.process import alive
 from anvil.recipe.models import Serve
 
 STARTUP_TIMEOUT_S = 180.0
@@ -28,11 +28,15 @@ STARTUP_TIMEOUT_S = 180.0
 
 @dataclass(frozen=True)
 class Server:
-    pid: int
+    owned: Owned
     host: str
     port: int
     api_key: str | None
     model: str  # the id requests name: the loaded checkpoint's path
+
+    @property
+    def pid(self) -> int:
+        return self.owned.pid
 
     @property
     def url(self) -> str:
@@ -94,9 +98,11 @@ def _log_tail(log: Path | None, lines: int = 15) -> str:
         return ""
 
 
-def start(model_dir: Path, options: Serve, log: Path | None, port: int | None = None) -> Server:
-    """Start the server in its own session (it outlives this process) and wait until it answers.
-    Its output goes to `log`, or to this process's terminal when `log` is None."""
+def start(model_dir: Path, options: Serve, log: Path | None, *, tethered: bool, ledger: Path | None = None,
+          port: int | None = None) -> tuple[Server, Child]:  # fmt: skip
+    """Start the server and wait until it answers. Tethered, it ends with this process; untethered (the
+    served model), it outlives it and is recorded in `ledger` first. Output goes to `log`, or to this
+    process's terminal when `log` is None."""
     port = port or options.port
     if port_in_use(options.host, port):
         raise AnvilError(f"serve: port {port} on {options.host} is already in use by another process")
@@ -105,47 +111,45 @@ def start(model_dir: Path, options: Serve, log: Path | None, port: int | None = 
     if key:
         env["MLX_VLM_SERVER_API_KEY"] = key
     argv = command(model_dir, options.model_copy(update={"port": port}))
-    if log is None:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    else:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    start_new_session=True)  # fmt: skip
-    server = Server(proc.pid, options.host, port, key, str(model_dir))
+    child = process.spawn(argv, log, tethered=tethered, ledger=ledger, env=env)
+    server = Server(child.owned, options.host, port, key, str(model_dir))
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AnvilError(f"serve: the server exited with code {proc.returncode} while starting:\n{_log_tail(log)}")
-        if healthy(server):
-            return server
-        time.sleep(0.25)
-    stop(proc.pid)
-    raise AnvilError(f"serve: no answer from {server.url}/health within {STARTUP_TIMEOUT_S:.0f}s:\n{_log_tail(log)}")
-
-
-def stop(pid: int, grace_s: float = 10.0) -> None:
-    """SIGTERM the server's process group, SIGKILL it if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and alive(pid):
-            time.sleep(0.1)
-        if not alive(pid):
-            return
+    try:
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                raise AnvilError(f"serve: the server exited with code {child.poll()} while starting:\n{_log_tail(log)}")
+            if healthy(server):
+                return server, child
+            time.sleep(0.25)
+        waited = f"{STARTUP_TIMEOUT_S:.0f}s"
+        raise AnvilError(f"serve: no answer from {server.url}/health within {waited}:\n{_log_tail(log)}")
+    except BaseException:
+        child.stop()
+        raise
 
 
 @contextmanager
-def running(model_dir: Path, options: Serve, log: Path | None, port: int | None = None) -> Iterator[Server]:
-    """A server for the duration of a block; always stopped, whatever happens inside."""
-    server = start(model_dir, options, log, port)
+def running(model_dir: Path, options: Serve, log: Path | None, port: int | None = None,
+            ledger: Path | None = None) -> Iterator[Server]:  # fmt: skip
+    """A server for the duration of a block, tethered to this process; always stopped, whatever happens."""
+    server, child = start(model_dir, options, log, tethered=True, ledger=ledger, port=port)
     try:
         yield server
     finally:
-        stop(server.pid)
+        child.stop()
+
+
+def serve_foreground(model_dir: Path, options: Serve, on_ready: Callable[[Server], None]) -> int:
+    """`anvil serve`: the server on this terminal, tethered to this process, until it exits (its exit code
+    is returned) or this process is interrupted; stopped either way."""
+    server, child = start(model_dir, options, None, tethered=True)
+    try:
+        on_ready(server)
+        while child.poll() is None:
+            time.sleep(0.5)
+        return child.poll()
+    finally:
+        child.stop()
 
 
 def chat(server: Server, messages: list[dict], max_tokens: int = 32, timeout: float = 120.0, **extra) -> dict:

@@ -8,10 +8,10 @@ import json
 from typing import Any
 
 from anvil.evaluation.tools import openai_tools, run_tool
-from anvil.recipe.suite import SuiteTest
+from anvil.recipe.suite import Prompt
 
 
-def converse(server, test: SuiteTest, seed: int, temperature: float, max_tokens: int) -> dict[str, Any]:
+def converse(server, test: Prompt, seed: int, temperature: float, max_tokens: int) -> dict[str, Any]:
     from anvil.backends.server import chat
 
     messages: list[dict[str, Any]] = [{"role": "system", "content": test.system}] if test.system else []

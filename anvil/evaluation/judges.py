@@ -1,8 +1,10 @@
 """Judges score a transcript 0-5: `rules` (the test's deterministic checks), `command` (a program given
-the judge prompt on stdin, e.g. `claude -p`), `openai` (an OpenAI-compatible endpoint).
+the judge prompt on stdin, e.g. `claude -p`), `openai` (an OpenAI-compatible endpoint); `JUDGES` is
+their registry, by the recipe's `judge.kind`.
 
-Calls are cached by content (judge identity + rubric + checks + transcript), so an unchanged output is
-never judged twice, and failures are retried with backoff before they are reported."""
+Judges that are asked (a program, an endpoint) are cached by content (judge identity + rubric +
+transcript), so an unchanged output is never judged twice, and retried with backoff before a failure
+is reported."""
 
 from __future__ import annotations
 
@@ -13,16 +15,18 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from anvil.backends import process
 from anvil.evaluation.agent import render
 from anvil.planning.fingerprint import digest
 from anvil.recipe.models import Judge
-from anvil.recipe.suite import Check, SuiteTest
+from anvil.recipe.suite import Check, Scoring
 from anvil.state.atomic import write_json
 
 PROMPT = """You are grading one conversation of an AI assistant against a rubric.
@@ -71,7 +75,7 @@ def check_passes(check: Check, transcript: dict[str, Any]) -> bool:
     return True
 
 
-def rules_verdict(test: SuiteTest, transcript: dict[str, Any]) -> Verdict:
+def rules_verdict(test: Scoring, transcript: dict[str, Any]) -> Verdict:
     results = [(check, check_passes(check, transcript)) for check in test.checks]
     passed = sum(ok for _, ok in results)
     lines = [f"{'pass' if ok else 'FAIL'} {c.kind} {c.value or c.length or ''}".rstrip() for c, ok in results]
@@ -99,9 +103,9 @@ def _in_range(score: float, text: str) -> float:
     return score
 
 
-def _call_command(judge: Judge, prompt: str) -> str:
+def _ask_command(judge: Judge, prompt: str) -> str:
     try:
-        done = subprocess.run(judge.argv, input=prompt, capture_output=True, text=True, timeout=judge.timeout_s)
+        done = process.run(judge.argv, prompt, judge.timeout_s)
     except subprocess.TimeoutExpired:
         raise JudgeError(f"{judge.argv[0]} timed out after {judge.timeout_s:g}s") from None
     except OSError as e:
@@ -111,7 +115,7 @@ def _call_command(judge: Judge, prompt: str) -> str:
     return done.stdout
 
 
-def _call_openai(judge: Judge, prompt: str) -> str:
+def _ask_openai(judge: Judge, prompt: str) -> str:
     headers = {"Content-Type": "application/json"}
     if judge.api_key_env:
         key = os.environ.get(judge.api_key_env)
@@ -128,7 +132,7 @@ def _call_openai(judge: Judge, prompt: str) -> str:
 
 
 class Judging:
-    """Scores transcripts with one judge, through a content-addressed cache and with retries."""
+    """Scores transcripts with one judge, chosen from `JUDGES` by its kind."""
 
     def __init__(self, judge: Judge, cache: Path, retries: int = 3, backoff_s: float = 1.0):
         self.judge, self.cache, self.retries, self.backoff_s = judge, cache, retries, backoff_s
@@ -137,9 +141,11 @@ class Judging:
     def identity(self) -> dict[str, Any]:
         return self.judge.model_dump(mode="json", exclude={"timeout_s"})
 
-    def __call__(self, test: SuiteTest, transcript: dict[str, Any]) -> Verdict:
-        if self.judge.kind == "rules":
-            return rules_verdict(test, transcript)
+    def __call__(self, test: Scoring, transcript: dict[str, Any]) -> Verdict:
+        return JUDGES[self.judge.kind](self, test, transcript)
+
+    def asked(self, ask: Callable[[Judge, str], str], test: Scoring, transcript: dict[str, Any]) -> Verdict:
+        """A verdict from a judge that is asked: from the content-addressed cache, or asked with retries."""
         key = digest({"judge": self.identity(), "rubric": test.rubric, "transcript": transcript["messages"]})
         path = self.cache / f"{key}.json"
         if path.exists():
@@ -153,15 +159,22 @@ class Judging:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             self.calls += 1
             try:
-                answer = (
-                    _call_command(self.judge, prompt)
-                    if self.judge.kind == "command"
-                    else _call_openai(self.judge, prompt)
-                )
-                score, rationale = parse_score(answer)
+                score, rationale = parse_score(ask(self.judge, prompt))
             except JudgeError as e:
                 error = str(e)
                 continue
             write_json(path, {"score": score, "rationale": rationale})
             return Verdict(score, rationale)
         return Verdict(None, "", error=f"judge failed after {self.retries} attempts: {error}")
+
+
+def _asked(ask: Callable[[Judge, str], str]) -> Callable[[Judging, Scoring, dict[str, Any]], Verdict]:
+    return lambda judging, test, transcript: judging.asked(ask, test, transcript)
+
+
+# The judges, by `judge.kind`: each scores one transcript of one test.
+JUDGES: dict[str, Callable[[Judging, Scoring, dict[str, Any]], Verdict]] = {
+    "rules": lambda judging, test, transcript: rules_verdict(test, transcript),
+    "command": _asked(_ask_command),
+    "openai": _asked(_ask_openai),
+}

@@ -7,10 +7,10 @@ import statistics
 from typing import Any
 
 from anvil.recipe.models import Gate
-from anvil.recipe.suite import SuiteTest
+from anvil.recipe.suite import Scoring
 
 
-def summarize(tests: list[SuiteTest], scores: dict[str, list[float]], high_variance: float) -> dict[str, Any]:
+def summarize(tests: list[Scoring], scores: dict[str, list[float]], high_variance: float) -> dict[str, Any]:
     """`scores`: run scores per test id (0-5). Means are weighted by each test's weight."""
     per_test = {}
     for test in tests:
@@ -31,7 +31,7 @@ def summarize(tests: list[SuiteTest], scores: dict[str, list[float]], high_varia
     return {"tests": per_test, "categories": categories, "composite": _weighted(tests, per_test)}
 
 
-def _weighted(tests: list[SuiteTest], per_test: dict[str, dict]) -> float:
+def _weighted(tests: list[Scoring], per_test: dict[str, dict]) -> float:
     total = sum(t.weight for t in tests)
     return round(sum(per_test[t.id]["mean"] * t.weight for t in tests) / total, 3)
 

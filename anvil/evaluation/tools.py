@@ -10,7 +10,7 @@ import operator
 import re
 from typing import Any
 
-from anvil.recipe.suite import SuiteTest
+from anvil.recipe.suite import Prompt
 
 SPECS = {
     "calculator": {"description": "Evaluate an arithmetic expression.",
@@ -61,7 +61,7 @@ def _search(query: str, items: list[tuple[str, str]], limit: int = 3) -> str:
     return json.dumps(hits) if hits else "no results"
 
 
-def run_tool(test: SuiteTest, name: str, arguments: Any) -> str:
+def run_tool(test: Prompt, name: str, arguments: Any) -> str:
     """The tool's answer, as text for the tool message; bad calls get an error text, never an exception."""
     if isinstance(arguments, str):
         try:
@@ -80,5 +80,5 @@ def run_tool(test: SuiteTest, name: str, arguments: Any) -> str:
     return _search(query, [(m, m) for m in test.memory])
 
 
-def openai_tools(test: SuiteTest) -> list[dict] | None:
+def openai_tools(test: Prompt) -> list[dict] | None:
     return [{"type": "function", "function": {"name": n, **SPECS[n]}} for n in test.tools] or None

@@ -22,5 +22,5 @@ def fingerprint(node: Node, inputs: dict[str, str], files: dict[str, str]) -> st
     fingerprints of the stages it needs and the content of the files it reads. Not its id: two stages
     with the same inputs share one artifact."""
     return digest(
-        {"kind": node.kind, "code": node.code_version, "config": node.config, "inputs": inputs, "files": files}
+        {"kind": node.kind, "code": node.code_version, "config": node.settings, "inputs": inputs, "files": files}
     )

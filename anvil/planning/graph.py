@@ -1,10 +1,14 @@
-"""The stage graph as plain values: nodes with their resolved config, the stages they need and the
-files they read. Built by the stages' pure `nodes(recipe)` functions; no I/O here."""
+"""The stage graph as plain values: nodes with their typed config, the stages they need (by role) and
+the files they read. Built by the stages' pure `nodes(recipe, suites)` functions; no I/O here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+from pydantic import BaseModel
 
 from anvil.errors import AnvilError
 
@@ -13,13 +17,22 @@ from anvil.errors import AnvilError
 class Node:
     id: str  # "dataset.behavioral", "v2.train"
     kind: str  # the stage that builds it
-    config: dict[str, Any]  # resolved settings; all of it goes into the fingerprint
-    needs: tuple[str, ...] = ()
+    config: BaseModel  # the stage's typed settings: all of it is fingerprinted, and it is exactly what `run` gets
+    needs: Mapping[str, str] = field(default_factory=dict)  # role -> stage id, e.g. {"parent": "v1.fuse"}
     files: tuple[str, ...] = ()  # paths relative to the recipe's folder
     code_version: int = 1
     available: bool = True  # False: this anvil cannot build this kind of stage yet
     model: str | None = None  # model node it belongs to, for `--target v1` and `status`
     resource: bool = False  # a running process (the server), not an artifact: never restored from cache
+
+    @cached_property
+    def settings(self) -> dict[str, Any]:
+        """The config as canonical JSON values: what is fingerprinted, recorded and diffed."""
+        return self.config.model_dump(mode="json")
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.needs.values()))
 
 
 @dataclass(frozen=True)
@@ -35,7 +48,7 @@ class Graph:
                 return
             if node_id in path:
                 raise AnvilError(f"stage cycle: {' -> '.join(path + (node_id,))}")
-            for need in self.nodes[node_id].needs:
+            for need in self.nodes[node_id].deps:
                 visit(need, path + (node_id,))
             done[node_id] = None
 
@@ -51,7 +64,7 @@ class Graph:
             node_id = todo.pop()
             if node_id not in out:
                 out.add(node_id)
-                todo.extend(self.nodes[node_id].needs)
+                todo.extend(self.nodes[node_id].deps)
         return out
 
     def select(self, target: str) -> set[str]:

@@ -4,6 +4,7 @@ For each stage, dependencies first, the fingerprint is computed from its config,
 fingerprints and its files' digests, then compared with what the state recorded, cheapest check first:
 
     not buildable by this anvil      -> ! unavailable
+    needs a failed or blocked stage  -> ! blocked (the one blocking rule, shared with the executor)
     forced by --replace              -> ~ rerun
     same fingerprint, nothing drifted -> = up to date (else ~ rerun, saying what drifted)
     fingerprint built before (cache) -> < restore (no compute; never for running resources)
@@ -22,7 +23,7 @@ from typing import Any
 
 from anvil.planning.fingerprint import fingerprint
 from anvil.planning.graph import Graph, Node
-from anvil.state.store import StageRecord
+from anvil.planning.record import Outcome, StageRecord
 
 
 class Act(str, Enum):
@@ -32,16 +33,16 @@ class Act(str, Enum):
     UP_TO_DATE = "up_to_date"
     ORPHANED = "orphaned"
     UNAVAILABLE = "unavailable"
+    BLOCKED = "blocked"
 
     @property
     def symbol(self) -> str:
-        return {"create": "+", "rerun": "~", "restore": "<", "up_to_date": "=", "orphaned": "-", "unavailable": "!"}[
-            self.value
-        ]
+        return {"create": "+", "rerun": "~", "restore": "<", "up_to_date": "=", "orphaned": "-", "unavailable": "!",
+                "blocked": "!"}[self.value]  # fmt: skip
 
     @property
     def is_change(self) -> bool:
-        """Whether apply would do anything for it (unavailable stages cannot be applied, so are not)."""
+        """Whether apply would do anything for it (unavailable and blocked stages cannot be applied)."""
         return self in (Act.CREATE, Act.RERUN, Act.RESTORE, Act.ORPHANED)
 
 
@@ -103,23 +104,29 @@ def make_plan(
             raise ValueError(f"--replace {stage}: no such stage (expected one of: {', '.join(graph.nodes)})")
     scope = graph.closure(set(targets)) if targets else set(graph.nodes)
     prints: dict[str, str] = {}
-    blocked: set[str] = set()
-    gates_failed: set[str] = set()
+    unavailable: set[str] = set()
+    held = Held()
     actions: list[Action] = []
     for node in graph.order():
-        inputs = {need: prints[need] for need in node.needs}
+        inputs = {need: prints[need] for need in node.deps}
         node_files = {path: files[path] for path in node.files}
         fp = prints[node.id] = fingerprint(node, inputs, node_files)
         if node.id not in scope:
             continue
         record = records.get(node.id)
-        act, reasons = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, replace, blocked,
-                               gates_failed)  # fmt: skip
+        waiting = [need for need in node.deps if need in unavailable]
+        if not node.available:
+            act, reasons = Act.UNAVAILABLE, [f"not available: this anvil cannot build {node.kind} stages yet"]
+        elif waiting:
+            act, reasons = Act.UNAVAILABLE, [f"not available: needs {', '.join(waiting)}"]
+        elif why := held.why(node.deps):
+            act, reasons = Act.BLOCKED, [why]
+        else:
+            act, reasons = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, replace)
         if act is Act.UNAVAILABLE:
-            blocked.add(node.id)
-        if act is Act.UP_TO_DATE and record.metrics.get("passed") is False:
-            gates_failed.add(node.id)  # a recorded, current gate failure: what needs it is not promoted
-        actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.needs))
+            unavailable.add(node.id)
+        held.note(node.id, act is Act.BLOCKED, act is Act.UP_TO_DATE and record.outcome is Outcome.FAILED)
+        actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.deps))
     if not targets:
         for stage, record in records.items():
             if stage not in graph.nodes:
@@ -127,17 +134,32 @@ def make_plan(
     return Plan(tuple(actions), dict(files))
 
 
-def _decide(
-    node: Node, fp, record, inputs, files, drift, cached, replace, blocked, gates_failed
-) -> tuple[Act, list[str]]:
-    if not node.available:
-        return Act.UNAVAILABLE, [f"not available: this anvil cannot build {node.kind} stages yet"]
-    waiting = [need for need in node.needs if need in blocked]
-    if waiting:
-        return Act.UNAVAILABLE, [f"not available: needs {', '.join(waiting)}"]
-    failed = [need for need in node.needs if need in gates_failed]
-    if failed:
-        return Act.UNAVAILABLE, [f"blocked: {', '.join(failed)} failed"]
+@dataclass
+class Held:
+    """The one blocking rule, shared by the planner and the executor: a stage that needs a stage whose
+    outcome is `failed` (a gate that did not pass) is blocked, and so is whatever needs a blocked stage.
+
+        v2.eval -> v2.gate (failed) -> serve (blocked: v2.gate failed) -> x (blocked: needs serve)
+    """
+
+    failed: set[str] = field(default_factory=set)
+    blocked: set[str] = field(default_factory=set)
+
+    def why(self, needs: Collection[str]) -> str | None:
+        failed = [need for need in needs if need in self.failed]
+        if failed:
+            return f"blocked: {', '.join(failed)} failed"
+        blocked = [need for need in needs if need in self.blocked]
+        return f"blocked: needs {', '.join(blocked)}" if blocked else None
+
+    def note(self, stage: str, blocked: bool, failed: bool) -> None:
+        if blocked:
+            self.blocked.add(stage)
+        if failed:
+            self.failed.add(stage)
+
+
+def _decide(node: Node, fp, record, inputs, files, drift, cached, replace) -> tuple[Act, list[str]]:
     if node.id in replace:
         return Act.RERUN, ["forced by --replace"]
     if record is not None and record.fingerprint == fp:
@@ -155,7 +177,7 @@ def diff_reasons(node: Node, record: StageRecord, inputs: dict[str, str], files:
     reasons = []
     if record.code_version != node.code_version:
         reasons.append(f"stage code version {record.code_version} -> {node.code_version}")
-    old, new = _flatten(record.config), _flatten(node.config)
+    old, new = _flatten(record.config), _flatten(node.settings)
     for key in list(new) + [k for k in old if k not in new]:
         if key not in old:
             reasons.append(f"{key} added ({_show(new[key])})")
@@ -191,5 +213,7 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: config}
 
 
-def _show(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False) if not isinstance(value, float) else repr(value)
+def _show(value: Any, limit: int = 60) -> str:
+    """A value in a reason, cut short: a changed suite test's turns should not fill the screen."""
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -55,9 +55,7 @@ def check_references(recipe: Recipe) -> Iterator[Finding]:
 def _check_layers(recipe: Recipe) -> Iterator[Finding]:
     """A round cannot adapt more layers than its lineage's root has (known up front for synthetic roots)."""
     for name, model in recipe.models.items():
-        root = model
-        while root.parent in recipe.models:
-            root = recipe.models[root.parent]
+        root = recipe.models[recipe.root_of(name)]
         if model.parent is None or not (root.source or "").startswith("synthetic:"):
             continue
         layers = (root.synthetic or Synthetic()).num_layers
@@ -72,32 +70,31 @@ def _check_layers(recipe: Recipe) -> Iterator[Finding]:
 def _check_cycles(recipe: Recipe) -> Iterator[Finding]:
     reported: set[str] = set()
     for start in recipe.models:
-        chain = [start]
-        while (parent := recipe.models[chain[-1]].parent) in recipe.models:
-            if parent in chain:
-                cycle = chain[chain.index(parent) :]
-                if not reported & set(cycle):
-                    reported.update(cycle)
-                    shown = " -> ".join(cycle + [parent])
-                    yield (
-                        ("models", cycle[0], "parent"),
-                        f"lineage cycle {shown} (expected a tree rooted in a model with a source)",
-                    )
-                break
-            chain.append(parent)
+        chain = recipe.lineage(start)
+        parent = recipe.models[chain[-1]].parent
+        if parent in chain:  # the walk stopped because the name repeats
+            cycle = chain[chain.index(parent) :]
+            if not reported & set(cycle):
+                reported.update(cycle)
+                shown = " -> ".join(cycle + [parent])
+                yield (
+                    ("models", cycle[0], "parent"),
+                    f"lineage cycle {shown} (expected a tree rooted in a model with a source)",
+                )
 
 
 def check_files(
-    recipe: Recipe, root: Path, check_rows: Callable[[Path], tuple[int, list[Problem]]]
+    recipe: Recipe, root: Path, check_rows: Callable[[Path], tuple[int, list[Problem]]], suites: dict[str, list]
 ) -> Iterator[Finding | Problem]:
     """Files the recipe reads exist, and every dataset can be mixed from what they hold.
-    `check_rows` validates a file's rows and returns how many are valid and the problems found."""
+    `check_rows` validates a file's rows and returns how many are valid and the problems found; the
+    suites read are put in `suites`, by path as the recipe writes it."""
     for name, model in recipe.models.items():
         if model.source and model.source.startswith("path:") and not (root / model.source[5:]).exists():
             yield ("models", name, "source"), f"{model.source[5:]} does not exist (expected a checkpoint folder)"
     for i, suite in enumerate(recipe.eval.suites if recipe.eval else []):
         try:
-            tests = load_suite(root / suite, suite)
+            tests = suites[suite] = load_suite(root / suite, suite)
         except InvalidInput as e:
             yield from e.problems
             continue

@@ -23,7 +23,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Project(Strict):
+class ProjectInfo(Strict):
     name: str = Field(description="Name of the lineage, shown in plans, status and the report.", min_length=1)
 
 
@@ -158,6 +158,12 @@ class Model(Strict):
         pattern=NAME_PATTERN,
         description="Model whose fused weights this round trains on. Exactly one of source and parent.",
     )
+    revision: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Branch, tag or commit of an `hf:` source (default: the main branch); the commit it "
+        "resolves to is recorded with the source.",
+    )
     synthetic: Synthetic | None = Field(
         default=None, description="Sizes of a `synthetic:` source; defaults when omitted."
     )
@@ -171,6 +177,8 @@ class Model(Strict):
             raise ValueError("give exactly one of source (a root model) or parent (a training round)")
         if self.synthetic is not None and not (self.source or "").startswith("synthetic:"):
             raise ValueError("synthetic sizes need a `synthetic:` source")
+        if self.revision is not None and not (self.source or "").startswith("hf:"):
+            raise ValueError("a revision needs an `hf:` source")
         if self.source is not None and (self.dataset or self.lora or self.train):
             raise ValueError("a root model (source) takes no dataset, lora or train; those belong to rounds")
         if self.parent is not None and self.dataset is None:
@@ -259,9 +267,20 @@ class Gate(Strict):
 class Recipe(Strict):
     """An Anvil recipe: a lineage of models, the datasets they train on, serving, evaluation and gates."""
 
-    project: Project = Field(description="Project settings.")
+    project: ProjectInfo = Field(description="Project settings.")
     models: dict[str, Model] = Field(default={}, description="Model nodes: roots with a source, rounds with a parent.")
     datasets: dict[str, Dataset] = Field(default={}, description="Dataset mixes, by name.")
     serve: Serve | None = Field(default=None, description="The OpenAI-compatible server Anvil keeps running.")
     eval: Eval | None = Field(default=None, description="Evaluation: suites, judge, runs, benchmarks.")
     gates: list[Gate] = Field(default=[], description="Thresholds a model must meet to be promoted.")
+
+    def lineage(self, model: str) -> list[str]:
+        """`model`, its parent, the parent's parent, ... up to its root; stops before a name repeats (a
+        cycle, reported by the checks) or is undefined."""
+        chain = [model]
+        while (parent := self.models[chain[-1]].parent) in self.models and parent not in chain:
+            chain.append(parent)
+        return chain
+
+    def root_of(self, model: str) -> str:
+        return self.lineage(model)[-1]

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from anvil.errors import InvalidInput, Problem
 from anvil.recipe.models import NAME_PATTERN, Strict
+from anvil.recipe.toml import parse_toml
 
 ToolName = Literal["calculator", "search", "memory_search"]
 
@@ -55,27 +56,40 @@ class Document(Strict):
     text: str = Field(description="Body the search tool matches and returns.")
 
 
-class SuiteTest(Strict):
-    """One behavioural test."""
+class Prompt(Strict):
+    """What the model is asked: the part of a test that generating its transcripts depends on."""
 
-    id: str | None = Field(default=None, pattern=NAME_PATTERN, description="Test id; defaults to the file name.")
-    category: str = Field(pattern=NAME_PATTERN, description="Category it counts towards.")
     system: str | None = Field(default=None, description="System prompt.")
     turns: list[str] = Field(min_length=1, description="User turns, sent in order.")
     tools: list[ToolName] = Field(default=[], description="Built-in tools offered to the model.")
     documents: list[Document] = Field(default=[], description="What the search tool searches.")
     memory: list[str] = Field(default=[], description="Memories preloaded for memory_search.")
     max_turns: int = Field(default=4, ge=1, le=16, description="Model calls per user turn before giving up.")
+
+
+class Scoring(Strict):
+    """How an answer is judged and counted: the part of a test that scoring its transcripts depends on."""
+
+    id: str | None = Field(default=None, pattern=NAME_PATTERN, description="Test id; defaults to the file name.")
+    category: str = Field(pattern=NAME_PATTERN, description="Category it counts towards.")
     rubric: str = Field(min_length=1, description="What a good answer does, for the judge.")
     checks: list[Check] = Field(default=[], description="Deterministic checks (the rules judge's score).")
     weight: float = Field(default=1.0, gt=0, description="Weight in its category and the composite.")
     gate: float | None = Field(default=None, ge=0, le=5, description="Minimum mean score (0-5) to pass.")
 
 
+class SuiteTest(Prompt, Scoring):
+    """One behavioural test, as its file writes it: a prompt and how to score the answers."""
+
+    def prompt(self) -> Prompt:
+        return Prompt(**{name: getattr(self, name) for name in Prompt.model_fields})
+
+    def scoring(self) -> Scoring:
+        return Scoring(**{name: getattr(self, name) for name in Scoring.model_fields})
+
+
 def load_suite(folder: Path, shown_as: str) -> list[SuiteTest]:
     """Every `*.toml` test of a suite folder, validated; all problems of all files reported together."""
-    from anvil.recipe.load import parse_toml
-
     if not folder.is_dir():
         raise InvalidInput(
             [Problem(shown_as, 0, 0, "", "no such suite folder (expected a folder of test .toml files)")]

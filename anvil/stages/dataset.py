@@ -8,22 +8,24 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from anvil.planning.graph import Node
-from anvil.recipe.models import Recipe
+from anvil.recipe.models import Dataset, Recipe
 from anvil.recipe.rows import load_rows
-from anvil.stages.stage import Stage, StageContext
+from anvil.stages.stage import Result, Stage, StageRun, Suites
 
 CODE_VERSION = 2
+MANIFEST = "manifest.json"
 
 
-def nodes(recipe: Recipe) -> list[Node]:
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     return [
         Node(
             id=f"dataset.{name}",
             kind="dataset",
-            config=dataset.model_dump(mode="json"),
+            config=dataset,
             files=tuple(dict.fromkeys(s.path for s in dataset.sources)),
             code_version=CODE_VERSION,
         )
@@ -54,10 +56,9 @@ def split(rows_by_category: dict[str, list[str]], valid_fraction: float, rng: ra
     return train, valid, counts
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
-    dataset = ctx.loaded.recipe.datasets[ctx.node.id.removeprefix("dataset.")]
-    root = ctx.loaded.root
-    rows = [load_rows(root / s.path, s.path) for s in dataset.sources]
+def run(ctx: StageRun[Dataset]) -> Result:
+    dataset = ctx.config
+    rows = [load_rows(ctx.root / s.path, s.path) for s in dataset.sources]
     counts = dataset.row_counts([len(r) for r in rows])
     rng = random.Random(dataset.seed)
     by_category: dict[str, list[str]] = defaultdict(list)
@@ -79,13 +80,25 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "seed": dataset.seed,
         "valid_categories": [category for _, category in valid],  # row by row, for held-out samples
     }
-    (ctx.workdir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return {
-        "rows": manifest["rows"],
-        "train": len(train),
-        "valid": len(valid),
-        "categories": {c: v["rows"] for c, v in categories.items()},
-    }
+    (ctx.workdir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return Result(
+        {
+            "rows": manifest["rows"],
+            "train": len(train),
+            "valid": len(valid),
+            "categories": {c: v["rows"] for c, v in categories.items()},
+        }
+    )
+
+
+def manifest(artifact: Path) -> dict[str, Any]:
+    return json.loads((artifact / MANIFEST).read_text())
+
+
+def validation_rows(artifact: Path) -> list[tuple[dict, str]]:
+    """The held-out conversations of a built dataset, each with its category."""
+    rows = [json.loads(line) for line in (artifact / "valid.jsonl").read_text().splitlines()]
+    return list(zip(rows, manifest(artifact)["valid_categories"], strict=True))
 
 
 STAGE = Stage(kind="dataset", code_version=CODE_VERSION, nodes=nodes, run=run)

@@ -1,8 +1,10 @@
-"""eval: a model's behavioural suites, run through its own mlx-vlm server (the serving path), N runs
-with their own seeds, judged, summarised; deltas against base and parent when they are compared too.
+"""eval: a model's transcripts judged and summarised: per-test mean and spread, categories, composite,
+and deltas against base and parent when they are compared too. Writes `results.json`.
 
-Transcripts and verdicts are kept in the stage's scratch folder as they complete, and judge calls are
-cached by content: a run stopped by a failing judge finishes only what is missing next time."""
+It generates nothing (stages/transcripts.py does): changing the judge, a rubric or `high_variance`
+re-scores the same conversations. Each run's transcript and, once judged, its verdict are kept in the
+stage's scratch folder, and judge calls are cached by content: a run stopped by a failing judge
+finishes only what is missing next time."""
 
 from __future__ import annotations
 
@@ -12,68 +14,63 @@ from typing import Any
 
 from anvil.errors import AnvilError
 from anvil.planning.graph import Node
-from anvil.recipe.models import Recipe, Serve
-from anvil.recipe.suite import SuiteTest, load_suite
-from anvil.stages.source import model_dir
-from anvil.stages.stage import Stage, StageContext, weights_of
+from anvil.recipe.models import Judge, Recipe, Strict
+from anvil.recipe.suite import Scoring
+from anvil.stages import transcripts
+from anvil.stages.stage import Result, Stage, StageRun, Suites
 from anvil.state.atomic import write_json
 
-CODE_VERSION = 1
+CODE_VERSION = 2
+RESULTS = "results.json"
 
 
-def root_of(recipe: Recipe, model: str) -> str:
-    while recipe.models[model].parent is not None:
-        model = recipe.models[model].parent
-    return model
+class EvalConfig(Strict):
+    judge: Judge
+    high_variance: float
+    tests: dict[str, dict[str, Scoring]]  # suite name -> test id -> how it is judged and counted
+    runs: int
 
 
-def nodes(recipe: Recipe) -> list[Node]:
-    if recipe.eval is None or not recipe.eval.suites:
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
+    settings = recipe.eval
+    if settings is None or not settings.suites:
         return []
+    config = EvalConfig(
+        judge=settings.judge,
+        high_variance=settings.high_variance,
+        tests={transcripts.suite_name(p): {t.id: t.scoring() for t in suites[p]} for p in settings.suites},
+        runs=settings.runs,
+    )
     out = []
-    config = recipe.eval.model_dump(mode="json", exclude={"compare", "knowledge"})
-    kv = (recipe.serve or Serve()).kv_cache.model_dump(mode="json")
-    for name in recipe.eval.compare:
-        compared = [m for m in (root_of(recipe, name), recipe.models[name].parent) if m and m != name]
-        needs = (weights_of(recipe, name), *dict.fromkeys(f"{m}.eval" for m in compared if m in recipe.eval.compare))
-        out.append(Node(id=f"{name}.eval", kind="eval", config={**config, "kv_cache": kv}, needs=needs,
-                        files=tuple(recipe.eval.suites), code_version=CODE_VERSION, model=name))  # fmt: skip
+    for name in settings.compare:
+        against = {"base": recipe.root_of(name), "parent": recipe.models[name].parent}
+        needs = {"transcripts": f"{name}.transcripts"}
+        needs |= {role: f"{m}.eval" for role, m in against.items() if m in settings.compare and m != name}
+        out.append(Node(f"{name}.eval", "eval", config, needs=needs, code_version=CODE_VERSION, model=name))
     return out
 
 
-def _suites(ctx: StageContext) -> dict[str, list[SuiteTest]]:
-    return {Path(s).name: load_suite(ctx.loaded.root / s, s) for s in ctx.loaded.recipe.eval.suites}
-
-
-def run(ctx: StageContext) -> dict[str, Any]:
-    from anvil.backends.server import free_port, running
-    from anvil.evaluation.agent import converse
+def run(ctx: StageRun[EvalConfig]) -> Result:
     from anvil.evaluation.judges import Judging
     from anvil.evaluation.scores import deltas, summarize
 
-    settings = ctx.loaded.recipe.eval
-    suites = _suites(ctx)
-    todo = [(suite, test, r) for suite, tests in suites.items() for test in tests for r in range(settings.runs)]
+    config = ctx.config
+    conversations = transcripts.read(ctx.inputs["transcripts"])
     ctx.scratch.mkdir(parents=True, exist_ok=True)
+    todo = [(suite, test, r) for suite, tests in config.tests.items() for test in tests.values()
+            for r in range(config.runs)]  # fmt: skip
 
-    def saved(suite: str, test: SuiteTest, r: int) -> Path:
+    def saved(suite: str, test: Scoring, r: int) -> Path:
         return ctx.scratch / f"{suite}.{test.id}.run{r}.json"
 
-    missing = [item for item in todo if not saved(*item).exists()]
-    if missing:
-        options = Serve(port=free_port(), max_tokens=settings.max_tokens, kv_cache=ctx.node.config["kv_cache"])
-        folder = model_dir(ctx.inputs[ctx.node.needs[0]])
-        with running(folder, options, ctx.logs / f"{ctx.node.id}.server.log") as server:
-            for i, (suite, test, r) in enumerate(missing):
-                ctx.progress(0.8 * i / len(missing), f"{suite}/{test.id} run {r + 1}")
-                transcript = converse(server, test, seed=r, temperature=settings.temperature,
-                                      max_tokens=settings.max_tokens)  # fmt: skip
-                write_json(saved(suite, test, r), {"transcript": transcript})
+    for suite, test, r in todo:
+        if not saved(suite, test, r).exists():
+            write_json(saved(suite, test, r), {"transcript": conversations[suite][test.id][r]})
 
-    judging = Judging(settings.judge, ctx.cache / "judge", retries=settings.judge.retries)
+    judging = Judging(config.judge, ctx.cache / "judge", retries=config.judge.retries)
     failures, results = [], {}
     for i, (suite, test, r) in enumerate(todo):
-        ctx.progress(0.8 + 0.2 * i / len(todo), f"judging {suite}/{test.id} run {r + 1}")
+        ctx.progress(i / len(todo), f"judging {suite}/{test.id} run {r + 1}")
         item = json.loads(saved(suite, test, r).read_text())
         if "verdict" not in item:
             verdict = judging(test, item["transcript"])
@@ -87,19 +84,18 @@ def run(ctx: StageContext) -> dict[str, Any]:
         raise AnvilError("judge failures (finished tests are kept; the next apply judges only these):\n  "
                          + "\n  ".join(failures))  # fmt: skip
 
-    compared = {need.removesuffix(".eval"): ctx.inputs[need] for need in ctx.node.needs[1:]}
-    root, parent = root_of(ctx.loaded.recipe, ctx.node.model), ctx.loaded.recipe.models[ctx.node.model].parent
+    others = {role: results_of(ctx.inputs[role]) for role in ("base", "parent") if role in ctx.inputs}
     summaries = {}
-    for suite, tests in suites.items():
-        scores = {t.id: [results[(suite, t.id, r)]["verdict"]["score"] for r in range(settings.runs)] for t in tests}
-        summary = summarize(tests, scores, settings.high_variance)
-        for label, other in (("delta_vs_base", root), ("delta_vs_parent", parent)):
-            theirs = _summary(compared.get(other), suite) if other != ctx.node.model else None
-            summary[label] = deltas(summary, theirs)
+    for suite, tests in config.tests.items():
+        scores = {t: [results[(suite, t, r)]["verdict"]["score"] for r in range(config.runs)] for t in tests}
+        summary = summarize(list(tests.values()), scores, config.high_variance)
+        for role in ("base", "parent"):
+            theirs = others[role]["suites"].get(suite) if role in others else None
+            summary[f"delta_vs_{role}"] = deltas(summary, theirs)
         summaries[suite] = summary
     runs = [{"suite": s, "test": t, "run": r + 1, **item} for (s, t, r), item in results.items()]
-    write_json(ctx.workdir / "results.json", {"model": ctx.node.model, "suites": summaries, "runs": runs})
-    return {
+    write_json(ctx.workdir / RESULTS, {"suites": summaries, "runs": runs})
+    return Result({
         "suites": {s: {"composite": v["composite"], "categories": v["categories"],
                        "delta_vs_base": (v["delta_vs_base"] or {}).get("composite"),
                        "delta_vs_parent": (v["delta_vs_parent"] or {}).get("composite"),
@@ -107,13 +103,12 @@ def run(ctx: StageContext) -> dict[str, Any]:
                    for s, v in summaries.items()},
         "judge_calls": judging.calls,
         "judge_cache_hits": judging.hits,
-    }  # fmt: skip
+    })  # fmt: skip
 
 
-def _summary(artifact: Path | None, suite: str) -> dict | None:
-    if artifact is None:
-        return None
-    return json.loads((artifact / "results.json").read_text())["suites"].get(suite)
+def results_of(artifact: Path) -> dict[str, Any]:
+    """{"suites": {suite: summary}, "runs": [...]} of a built eval stage."""
+    return json.loads((artifact / RESULTS).read_text())
 
 
 STAGE = Stage(kind="eval", code_version=CODE_VERSION, nodes=nodes, run=run)

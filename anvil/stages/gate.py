@@ -1,35 +1,40 @@
 """gate: a model's recipe gates and its suites' per-test gates, checked against its eval results.
 
-The result is recorded either way; a failed gate makes `apply` exit non-zero and keeps the model from
-being promoted to the served model (the planner blocks whatever needs a failed gate)."""
+The result is recorded either way, with a typed outcome: `failed` when a gate is not met. A failed
+gate makes `apply` exit 3 and, by the planner's one blocking rule, blocks whatever needs it: the model
+is not promoted to the served model. Writes `gates.json`."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from anvil.planning.graph import Node
-from anvil.recipe.models import Recipe
-from anvil.stages.stage import Stage, StageContext
+from anvil.planning.record import Outcome, StageRecord
+from anvil.recipe.models import Gate, Recipe, Strict
+from anvil.stages import evaluate
+from anvil.stages.stage import Result, Stage, StageRun, Suites
 from anvil.state.atomic import write_json
 
-CODE_VERSION = 1
+CODE_VERSION = 2
+GATES = "gates.json"
 
 
-def knowledge_needs(recipe: Recipe, model: str) -> tuple[str, ...]:
+class GateConfig(Strict):
+    gates: list[Gate]
+
+
+def knowledge_needs(recipe: Recipe, model: str) -> dict[str, str]:
     wanted = any(g.model == model and g.metric.startswith("knowledge.") for g in recipe.gates)
-    return (f"{model}.knowledge",) if wanted and recipe.eval.knowledge else ()
+    return {"knowledge": f"{model}.knowledge"} if wanted and recipe.eval.knowledge else {}
 
 
-def nodes(recipe: Recipe) -> list[Node]:
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     if recipe.eval is None or not recipe.eval.suites:
         return []
     return [
         Node(
             id=f"{name}.gate",
             kind="gate",
-            config={"gates": [g.model_dump(mode="json") for g in recipe.gates if g.model == name]},
-            needs=(f"{name}.eval", *knowledge_needs(recipe, name)),
+            config=GateConfig(gates=[g for g in recipe.gates if g.model == name]),
+            needs={"scores": f"{name}.eval", **knowledge_needs(recipe, name)},
             code_version=CODE_VERSION,
             model=name,
         )
@@ -37,25 +42,34 @@ def nodes(recipe: Recipe) -> list[Node]:
     ]
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageRun[GateConfig]) -> Result:
     from anvil.evaluation.scores import check_gates
 
-    results = json.loads((ctx.inputs[ctx.node.needs[0]] / "results.json").read_text())
-    gates = [g for g in ctx.loaded.recipe.gates if g.model == ctx.node.model]
-    checked = check_gates(results["suites"], gates)
+    checked = check_gates(evaluate.results_of(ctx.inputs["scores"])["suites"], ctx.config.gates)
     failures = [g for g in checked if not g["passed"]]
-    write_json(ctx.workdir / "gates.json", {"model": ctx.node.model, "gates": checked})
-    return {"passed": not failures, "gates": len(checked), "failures": failures}
+    write_json(ctx.workdir / GATES, {"gates": checked})
+    metrics = {"passed": not failures, "gates": len(checked), "failures": failures}
+    return Result(metrics, Outcome.FAILED if failures else Outcome.OK)
 
 
-def failure_lines(record_metrics: dict[str, Any]) -> list[str]:
+def failure_lines(record: StageRecord) -> list[str]:
     """The seed's GATE table: metric, value, threshold."""
     lines = []
-    for f in record_metrics.get("failures", []):
+    for f in record.metrics.get("failures", []):
         bound = f">= {f['min']}" if f["min"] is not None else f"<= {f['max']}"
         value = "missing" if f["value"] is None else f"{f['value']:.2f}"
         lines.append(f"{f['metric']:45s} {value:>8s}   needs {bound}")
     return lines
 
 
-STAGE = Stage(kind="gate", code_version=CODE_VERSION, nodes=nodes, run=run)
+def summary(record: StageRecord) -> str:
+    """The last verdict, shown beside the gate in `plan`."""
+    failures, total = record.metrics.get("failures", []), record.metrics.get("gates", 0)
+    if record.outcome is not Outcome.FAILED:
+        return f"last: passed {total} gates"
+    shown = ", ".join(f"{f['metric']} {'missing' if f['value'] is None else format(f['value'], '.2f')}"
+                      for f in failures[:3])  # fmt: skip
+    return f"last: FAILED {len(failures)} of {total}: {shown}"
+
+
+STAGE = Stage(kind="gate", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)

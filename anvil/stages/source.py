@@ -1,42 +1,41 @@
 """source: a root model's weights. `synthetic:` builds a tiny offline Gemma 4 into the artifact;
-`path:` and `hf:` point at a checkpoint folder (never copied) through `source.json`."""
+`path:` and `hf:` point at a checkpoint folder (never copied) through `source.json`, which holds no
+absolute path of this machine: the path as the recipe writes it, or the Hub repo and pinned commit."""
 
 from __future__ import annotations
 
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from anvil.errors import AnvilError
 from anvil.planning.graph import Node
-from anvil.recipe.models import Recipe, Synthetic
-from anvil.stages.stage import Stage, StageContext
+from anvil.recipe.models import Recipe, Strict, Synthetic
+from anvil.stages.stage import Result, Stage, StageRun, Suites
 
-CODE_VERSION = 1
+CODE_VERSION = 2
 POINTER = "source.json"
+HUB_FILES = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"]
 
 
-def nodes(recipe: Recipe) -> list[Node]:
+class SourceConfig(Strict):
+    source: str
+    revision: str | None = None  # hf: the branch, tag or commit asked for
+    synthetic: Synthetic | None = None
+    assets: str | None = None  # synthetic: digest of the chat template and tokenizer corpus it is built from
+
+
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     out = []
     for name, model in recipe.models.items():
         if model.source is None:
             continue
         scheme, _, where = model.source.partition(":")
-        config: dict[str, Any] = {"source": model.source}
+        config = SourceConfig(source=model.source, revision=model.revision)
         if scheme == "synthetic":
-            config["synthetic"] = (model.synthetic or Synthetic()).model_dump(mode="json")
-            config["assets"] = assets_digest()  # the chat template and tokenizer corpus it is built from
-        out.append(
-            Node(
-                id=f"{name}.source",
-                kind="source",
-                config=config,
-                files=(where,) if scheme == "path" else (),
-                code_version=CODE_VERSION,
-                model=name,
-            )
-        )
+            config = config.model_copy(update={"synthetic": model.synthetic or Synthetic(), "assets": assets_digest()})
+        files = (where,) if scheme == "path" else ()
+        out.append(Node(f"{name}.source", "source", config, files=files, code_version=CODE_VERSION, model=name))
     return out
 
 
@@ -48,45 +47,51 @@ def assets_digest() -> str:
     return digest([asset("chat_template.jinja"), asset("corpus.txt")])[:16]
 
 
-def model_dir(artifact: Path) -> Path:
-    """The checkpoint folder a weights artifact stands for: itself, or the folder its pointer names."""
+def checkpoint(artifact: Path, root: Path) -> Path:
+    """The checkpoint folder a weights artifact (a source or a fuse) stands for: itself, or the folder
+    its pointer names, resolved for the project whose recipe folder is `root`."""
     pointer = artifact / POINTER
-    return Path(json.loads(pointer.read_text())["path"]) if pointer.exists() else artifact
+    if not pointer.exists():
+        return artifact
+    data = json.loads(pointer.read_text())
+    if data.get("revision"):
+        return _from_hub(data["source"].removeprefix("hf:"), data["revision"], offline=True)[0]
+    return (root / data["path"]).resolve()
 
 
-def _from_hub(repo: str) -> tuple[Path, str]:
+def _from_hub(repo: str, revision: str | None, offline: bool = False) -> tuple[Path, str]:
+    """The local snapshot folder of a Hub repo and the commit it is at (downloaded unless `offline`)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        folder = Path(
-            snapshot_download(repo, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"])
-        )
+        folder = Path(snapshot_download(repo, revision=revision, allow_patterns=HUB_FILES, local_files_only=offline))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
         raise AnvilError(
             f"hf:{repo}: cannot download the weights ({type(e).__name__}). Offline, download them elsewhere "
             f'(`huggingface-cli download {repo} --local-dir DIR`), copy DIR here and use source = "path:DIR"'
         ) from None
-    return folder, folder.name
+    return folder, folder.name  # the snapshot folder is named after its commit
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageRun[SourceConfig]) -> Result:
     from anvil.backends import synthetic
 
-    model = ctx.loaded.recipe.models[ctx.node.model]
-    scheme, _, where = model.source.partition(":")
+    config = ctx.config
+    scheme, _, where = config.source.partition(":")
     if scheme == "synthetic":
         ctx.progress(0.1, "building a tiny Gemma 4")
-        return synthetic.build(model.synthetic or Synthetic(), ctx.workdir)
+        return Result(synthetic.build(config.synthetic or Synthetic(), ctx.workdir))
     if scheme == "path":
-        folder, revision = (ctx.loaded.root / where).resolve(), None
+        folder, pointer = (ctx.root / where).resolve(), {"source": config.source, "path": where}
     else:
         ctx.progress(0.1, f"downloading {where}")
-        folder, revision = _from_hub(where)
+        folder, commit = _from_hub(where, config.revision)
+        pointer = {"source": config.source, "revision": commit}
     if not (folder / "config.json").exists():
-        raise AnvilError(f"{model.source}: {folder} has no config.json (expected a Hugging Face / MLX checkpoint)")
-    (ctx.workdir / POINTER).write_text(json.dumps({"path": str(folder), "source": model.source, "revision": revision}))
-    return {"path": str(folder), "revision": revision}
+        raise AnvilError(f"{config.source}: {folder} has no config.json (expected a Hugging Face / MLX checkpoint)")
+    (ctx.workdir / POINTER).write_text(json.dumps(pointer))
+    return Result({"revision": pointer["revision"]} if "revision" in pointer else {})
 
 
 STAGE = Stage(kind="source", code_version=CODE_VERSION, nodes=nodes, run=run)

@@ -1,38 +1,56 @@
 """What a stage is: a kind, a code version, a pure expansion of the recipe into graph nodes, and a
-`run` that writes only into the work folder it is given (the store renames it into place)."""
+`run` that gets the node's typed config (exactly what was fingerprinted) and its inputs by role, never
+the recipe, and writes only into the work folder it is given (the store renames it into place)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
 
 from anvil.planning.graph import Node
-from anvil.recipe.load import LoadedRecipe
+from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
-from anvil.state.store import StageRecord
+from anvil.recipe.suite import SuiteTest
+
+C = TypeVar("C", bound=BaseModel)
+Suites = Mapping[str, list[SuiteTest]]  # the recipe's suites, read, by path as `eval.suites` writes it
 
 
 @dataclass
-class StageContext:
+class StageRun(Generic[C]):
     node: Node
-    loaded: LoadedRecipe
+    config: C  # the node's typed config: what was fingerprinted is what runs
+    inputs: dict[str, Path]  # artifact folder of each needed stage, by role ("parent", "dataset", ...)
+    root: Path  # the recipe's folder, which relative paths in the config are relative to
     workdir: Path | None  # the only place a stage writes; None for a resource (a running process)
-    inputs: dict[str, Path]  # artifact folder of each stage in node.needs
     scratch: Path  # survives a crash (checkpoints to resume from); removed once the stage is committed
-    logs: Path  # long-lived logs, e.g. of a server started in the background
-    cache: Path  # content-addressed results shared by all stages and runs (judge verdicts)
+    logs: Path  # the project's long-lived logs, e.g. of a server started in the background
+    cache: Path  # content-addressed results shared by all stages and projects (judge verdicts)
+    processes: Path  # the project's ledger of processes started (backends/process.py)
     previous: StageRecord | None = None  # what the state recorded for this stage before this run
     progress: Callable[[float, str], None] = lambda fraction, message: None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished stage reports: its metrics (status, report) and its typed outcome."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    outcome: Outcome = Outcome.OK
 
 
 @dataclass(frozen=True)
 class Stage:
     kind: str
     code_version: int  # bump when a change to `run` changes what it produces
-    nodes: Callable[[Recipe], list[Node]]
-    run: Callable[[StageContext], dict[str, Any]] | None = None  # None: planned, not buildable yet
+    nodes: Callable[[Recipe, Suites], list[Node]]
+    run: Callable[[StageRun], Result] | None = None  # None: planned, not buildable yet
+    # One line about a recorded result, shown beside the stage in `plan` (e.g. a gate's last verdict).
+    summary: Callable[[StageRecord], str] | None = None
     # Resources only: why a recorded process no longer matches its record (None: it does), and how to stop it.
     check: Callable[[StageRecord], str | None] | None = None
     stop: Callable[[StageRecord], None] | None = None

@@ -1,29 +1,29 @@
-"""train: LoRA SFT of a round on its parent's full weights and its dataset (mlx-lm-lora's trainer).
-Writes mlx-lm's adapter format, the loss curve and before/after samples on held-out prompts."""
+"""train: LoRA SFT of a round on its parent's full weights and its dataset (mlx-lm-lora's trainer, in a
+child process). Writes mlx-lm's adapter format, the loss curve and before/after samples on held-out
+prompts: `adapters.safetensors`, `adapter_config.json`, `loss.json`, `samples.json`."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from anvil.planning.graph import Node
-from anvil.recipe.models import Lora, Recipe, Train
-from anvil.stages.source import model_dir
-from anvil.stages.stage import Stage, StageContext, weights_of
+from anvil.recipe.models import Lora, Recipe, Strict, Train
+from anvil.stages import dataset, source
+from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 
-def nodes(recipe: Recipe) -> list[Node]:
+class TrainConfig(Strict):
+    lora: Lora
+    train: Train
+
+
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     return [
         Node(
             id=f"{name}.train",
             kind="train",
-            config={
-                "lora": (model.lora or Lora()).model_dump(mode="json"),
-                "train": (model.train or Train()).model_dump(mode="json"),
-            },
-            needs=(weights_of(recipe, model.parent), f"dataset.{model.dataset}"),
+            config=TrainConfig(lora=model.lora or Lora(), train=model.train or Train()),
+            needs={"parent": weights_of(recipe, model.parent), "dataset": f"dataset.{model.dataset}"},
             code_version=CODE_VERSION,
             model=name,
         )
@@ -32,25 +32,23 @@ def nodes(recipe: Recipe) -> list[Node]:
     ]
 
 
-def run(ctx: StageContext) -> dict[str, Any]:
+def run(ctx: StageRun[TrainConfig]) -> Result:
     from anvil.backends import lora, samples
 
-    model = ctx.loaded.recipe.models[ctx.node.model]
-    parent_weights, dataset = (ctx.inputs[need] for need in ctx.node.needs)
-    ctx.progress(0.0, "loading the parent model")
-    trained, tokenizer, metrics = lora.train(
-        model_dir(parent_weights),
-        dataset,
-        model.lora or Lora(),
-        model.train or Train(),
+    parent, data = ctx.inputs["parent"], ctx.inputs["dataset"]
+    metrics = lora.train(
+        source.checkpoint(parent, ctx.root),
+        data,
+        ctx.config.lora,
+        ctx.config.train,
         ctx.workdir,
         ctx.scratch,
-        ctx.progress,
+        prompts=samples.held_out(dataset.validation_rows(data)),
+        base_model=f"anvil:{parent.name}",  # artifact folders are named by their fingerprint
+        ledger=ctx.processes,
+        progress=ctx.progress,
     )
-    ctx.progress(0.99, "sampling held-out prompts")
-    results, sample_metrics = samples.before_and_after(trained, tokenizer, samples.held_out(dataset))
-    (ctx.workdir / "samples.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
-    return metrics | sample_metrics
+    return Result(metrics)
 
 
 STAGE = Stage(kind="train", code_version=CODE_VERSION, nodes=nodes, run=run)

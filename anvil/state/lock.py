@@ -1,49 +1,96 @@
-"""One apply at a time per store: an exclusive lock file naming its owner, cleared when the owner died."""
+"""Exclusive locks held by the operating system (flock): released the moment their holder dies, so a
+killed apply never leaves a stale lock to take over, and two processes can never both hold one.
+
+fcntl is used directly rather than the `filelock` package: its lock opens the file with O_TRUNC on every
+attempt, which would erase the owner (pid, host, since) a refused apply names in its message."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from anvil.errors import StoreLocked
-from anvil.process import alive
+
+
+def _owner(fd: int) -> dict:
+    try:
+        owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file we locked: a holder unlinks it on release, and a lock taken on
+    the unlinked file would lock nothing."""
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 @contextmanager
-def store_lock(path: Path):
-    """Hold `path` exclusively; a lock whose process is gone on this host is stale and taken over."""
+def store_lock(path: Path, what: str = "another anvil apply") -> Iterator[None]:
+    """Hold `path` exclusively or raise StoreLocked naming the holder; the file is removed on release."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    for _ in range(2):
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                owner = json.loads(path.read_text())
-            except (OSError, ValueError):
-                owner = {}  # written by a process killed between create and write: stale
-            if owner.get("host") == me["host"] and owner.get("pid") and alive(owner["pid"]):
-                raise StoreLocked(
-                    f"{path}: another anvil apply (pid {owner['pid']}, since {owner.get('since')}) is using this "
-                    "store; wait for it to finish"
-                ) from None
-            if owner.get("host") not in (None, me["host"]):
-                raise StoreLocked(
-                    f"{path}: locked by pid {owner.get('pid')} on host {owner['host']}; if that apply is gone, "
-                    "delete this file"
-                ) from None
-            path.unlink(missing_ok=True)  # stale: its process is dead
-            continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        break
-    else:
-        raise StoreLocked(f"{path}: could not take the store lock")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _owner(fd)
+            os.close(fd)
+            pid, host, since = owner.get("pid", "unknown"), owner.get("host"), owner.get("since", "unknown")
+            where = "" if host in (None, socket.gethostname()) else f" on host {host}"
+            raise StoreLocked(f"{path}: {what} (pid {pid}{where}, since {since}) holds this lock; "
+                              "wait for it to finish") from None  # fmt: skip
+        if _same_file(fd, path):
+            break
+        os.close(fd)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(me).encode(), 0)
     try:
         yield
     finally:
         path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+@contextmanager
+def waiting_lock(path: Path, on_wait: Callable[[], None] = lambda: None) -> Iterator[bool]:
+    """Hold `path` exclusively, waiting for another holder if there is one (after calling `on_wait`);
+    yields whether it waited. For sections shared by projects: a fingerprint built, restored or collected."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            waited = False
+        except BlockingIOError:
+            on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            waited = True
+        yield waited
+    finally:
+        os.close(fd)
+
+
+def is_held(path: Path) -> bool:
+    """Whether some process holds the lock at `path` right now."""
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

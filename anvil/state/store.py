@@ -1,12 +1,14 @@
-"""The content-addressed store and the state file.
+"""The content-addressed store: artifacts and run-cache records by fingerprint, shareable by every
+project that points at it (ANVIL_STORE). It holds no project's state: see state/project_state.py.
 
-.anvil/
-  state.json             which record each stage of the recipe currently points at (versioned)
-  records/<fp>.json      the run-cache: one record per fingerprint ever built
+<store>/
   artifacts/<fp>/        a stage's outputs, renamed in whole once the stage has finished
-  tmp/                   stages in flight; anything here after a crash is debris
-  cache.json             stat cache (size, mtime_ns, inode -> sha256) and facts learnt from hashes
-  lock                   held during apply
+  records/<fp>.json      the run-cache: one record per fingerprint ever built
+  scratch/<fp>/          a stage in flight's resumable work (checkpoints, finished transcripts)
+  locks/<fp>.lock        held while a fingerprint is built, restored or collected, by any project
+  tmp/<project>.*        work folders in flight; after a crash, debris its project clears
+  cache/                 content-addressed results shared by stages (judge verdicts)
+  projects/<id>.json     the projects known to use this store, so gc keeps what any of them refers to
 """
 
 from __future__ import annotations
@@ -15,63 +17,32 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, Field
 
 from anvil.errors import AnvilError
+from anvil.planning.record import StageRecord
 from anvil.state.atomic import fsync_dir, fsync_tree, write_json
 from anvil.state.hashing import StatCache
-from anvil.state.lock import store_lock
-
-STATE_FORMAT = 1
-
-
-class StageRecord(BaseModel):
-    """What a finished stage was built from and what it produced; the planner diffs against it."""
-
-    id: str
-    kind: str
-    fingerprint: str
-    code_version: int
-    config: dict[str, Any]
-    inputs: dict[str, str] = Field(description="Fingerprints of the stages it needed, by stage id.")
-    files: dict[str, str] = Field(description="Digests of the files it read, by path as the recipe writes it.")
-    outputs: str = Field(description="Digest of its artifact folder, to notice edits made outside anvil.")
-    started: str
-    duration_s: float
-    metrics: dict[str, Any] = {}
+from anvil.state.lock import is_held, waiting_lock
 
 
 class Store:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, hashes: StatCache, owner: str):
         self.root = root
-        self.state_file = root / "state.json"
-        self.hashes = StatCache(root / "cache.json")
-
-    # -- state ---------------------------------------------------------------------------------
-    def load_state(self) -> dict[str, StageRecord]:
-        if not self.state_file.exists():
-            return {}
-        try:
-            raw = json.loads(self.state_file.read_text())
-        except (OSError, ValueError) as e:
-            raise AnvilError(f"{self.state_file}: unreadable state ({e}); move it aside to start over") from None
-        if raw.get("format") != STATE_FORMAT:
-            raise AnvilError(
-                f"{self.state_file}: state format {raw.get('format')} is not {STATE_FORMAT} "
-                "(written by another anvil version)"
-            )
-        return {sid: StageRecord.model_validate(rec) for sid, rec in raw["stages"].items()}
-
-    def save_state(self, records: dict[str, StageRecord]) -> None:
-        stages = {sid: rec.model_dump() for sid, rec in sorted(records.items())}
-        write_json(self.state_file, {"format": STATE_FORMAT, "stages": stages})
+        self.hashes = hashes  # the project's stat cache: it is per machine, the store may not be
+        self.owner = owner  # the project using this handle: names its work folders
 
     # -- run-cache -----------------------------------------------------------------------------
     def artifact(self, fingerprint: str) -> Path:
         return self.root / "artifacts" / fingerprint
+
+    def scratch(self, fingerprint: str) -> Path:
+        return self.root / "scratch" / fingerprint
+
+    @property
+    def shared_cache(self) -> Path:
+        return self.root / "cache"
 
     def cached(self, fingerprint: str) -> StageRecord | None:
         """The record of an intact artifact built earlier under this fingerprint, if there is one."""
@@ -87,10 +58,11 @@ class Store:
 
     def new_workdir(self, stage_id: str) -> Path:
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix=f"{stage_id}."))
+        return Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix=f"{self.owner}.{stage_id}."))
 
     def commit(self, workdir: Path, record: StageRecord) -> StageRecord:
-        """Move a finished stage's folder into place under its fingerprint, then write its record."""
+        """Move a finished stage's folder into place under its fingerprint, then write its record; its
+        scratch is done with. Call while holding `claim(record.fingerprint)`."""
         fsync_tree(workdir)
         target = self.artifact(record.fingerprint)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -100,19 +72,54 @@ class Store:
         fsync_dir(target.parent)
         # Hashed once, where it will stay: the stat cache is keyed by path.
         record = record.model_copy(update={"outputs": self.hashes.tree(target)})
-        write_json(self.root / "records" / f"{record.fingerprint}.json", record.model_dump())
+        write_json(self.root / "records" / f"{record.fingerprint}.json", record.model_dump(mode="json"))
+        shutil.rmtree(self.scratch(record.fingerprint), ignore_errors=True)
         return record
 
     def clear_debris(self) -> list[str]:
-        """Remove stages left in flight by a killed apply (call only while holding the lock)."""
+        """Remove this project's work folders left in flight by a killed apply (call only while holding
+        the project's lock); other projects' folders in flight are theirs."""
         tmp = self.root / "tmp"
-        debris = sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
+        debris = sorted(p.name for p in tmp.glob(f"{self.owner}.*")) if tmp.exists() else []
         for name in debris:
             shutil.rmtree(tmp / name, ignore_errors=True)
         return debris
 
-    def lock(self):
-        return store_lock(self.root / "lock")
+    # -- one builder per fingerprint, across projects ------------------------------------------
+    def claim(self, fingerprint: str, on_wait: Callable[[], None] = lambda: None):
+        """Hold a fingerprint while building, restoring or collecting it; waits while another project
+        holds it and yields whether it had to (the other may have built it in the meantime)."""
+        return waiting_lock(self._lock(fingerprint), on_wait)
+
+    def busy(self, fingerprint: str) -> bool:
+        """Whether some process holds the fingerprint right now (gc leaves it alone)."""
+        return is_held(self._lock(fingerprint))
+
+    def _lock(self, fingerprint: str) -> Path:
+        return self.root / "locks" / f"{fingerprint}.lock"
+
+    # -- the projects that use this store --------------------------------------------------------
+    def register(self, project_id: str, recipe: Path, state_file: Path) -> None:
+        entry = self.root / "projects" / f"{project_id}.json"
+        wanted = {"recipe": str(recipe), "state": str(state_file)}
+        if not entry.exists() or json.loads(entry.read_text()) != wanted:
+            write_json(entry, wanted)
+
+    def known_projects(self) -> dict[str, Path]:
+        """Project id -> state file of every project registered here whose state still exists; entries
+        of projects whose state is gone are forgotten."""
+        folder = self.root / "projects"
+        known = {}
+        for entry in sorted(folder.glob("*.json")) if folder.exists() else []:
+            try:
+                state = Path(json.loads(entry.read_text())["state"])
+            except (OSError, ValueError, KeyError, TypeError):
+                raise AnvilError(f"{entry}: unreadable project entry; delete it if that project is gone") from None
+            if state.exists():
+                known[entry.stem] = state
+            else:
+                entry.unlink(missing_ok=True)
+        return known
 
     # -- garbage collection --------------------------------------------------------------------
     def fingerprints(self) -> set[str]:
@@ -123,5 +130,7 @@ class Store:
         return sum(f.stat().st_size for f in self.artifact(fingerprint).rglob("*") if f.is_file())
 
     def remove(self, fingerprint: str) -> None:
+        """Call while holding `claim(fingerprint)`."""
         (self.root / "records" / f"{fingerprint}.json").unlink(missing_ok=True)
         shutil.rmtree(self.artifact(fingerprint), ignore_errors=True)
+        shutil.rmtree(self.scratch(fingerprint), ignore_errors=True)

@@ -1,0 +1,202 @@
+"""The training child: `python -m anvil.backends.lora_worker JOB.json`, started by backends/lora.py.
+
+It runs mlx-lm-lora's own SFT trainer (`train_sft`) with the job's settings and supplies what
+mlx-lm-lora's CLI cannot take: the projections to adapt (its `from_pretrained` drops LoRA `keys`),
+checkpoints that count steps across restarts, and a callback that records the loss curve. It writes
+the adapter, `loss.json`, `samples.json` and its log into the job's `out`, its metrics into
+`checkpoints/result.json`, and an error the user can act on into `checkpoints/error.json`."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+from anvil.backends.lora import FAILURE, LOSS_LOG, RESULT, TRAINER_LOG, adapter_config, lora_keys
+from anvil.errors import AnvilError
+from anvil.recipe.models import Lora, Train
+
+
+@contextmanager
+def metal_only_calls_guarded():
+    """mlx-lm-lora's trainer calls `mx.set_wired_limit(mx.device_info()["max_recommended_working_set_size"])`,
+    a key only Metal reports, so it raises KeyError on the CPU backend. Where the key is missing, the
+    trainer module alone sees a `device_info` that reports it as 0 (wired memory is a Metal notion; 0
+    means no limit). On a Mac nothing changes. Only ever active in this child process."""
+    import mlx.core as mx
+    from mlx_lm_lora.trainer import sft_trainer
+
+    if "max_recommended_working_set_size" in mx.device_info():
+        yield
+        return
+
+    class _Mx:
+        def __getattr__(self, name):
+            return getattr(mx, name)
+
+        @staticmethod
+        def device_info():
+            return {**mx.device_info(), "max_recommended_working_set_size": 0}
+
+    sft_trainer.mx = _Mx()
+    try:
+        yield
+    finally:
+        sft_trainer.mx = mx
+
+
+def _resume(checkpoints: Path) -> int:
+    """Name the last run's step checkpoints by absolute step, load nothing; return steps already done."""
+    progress = checkpoints / "progress.json"
+    offset = json.loads(progress.read_text())["offset"] if progress.exists() else 0
+    for path in checkpoints.glob("*_adapters.safetensors"):
+        step = offset + int(path.name.split("_")[0])
+        path.rename(checkpoints / f"step_{step:07d}.safetensors")
+    steps = [int(re.findall(r"\d+", p.name)[0]) for p in checkpoints.glob("step_*.safetensors")]
+    return max(steps, default=0)
+
+
+class Recorder:
+    """The mlx-lm training callback: a loss curve that survives restarts (log.jsonl, one line per report)."""
+
+    def __init__(self, log: Path, offset: int):
+        self.log, self.offset = log, offset
+        kept = []
+        if log.exists():
+            kept = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            kept = [e for e in kept if e["step"] <= offset and not (e["kind"] == "valid" and e["step"] == offset)]
+        log.write_text("".join(json.dumps(e) + "\n" for e in kept))
+        self.entries = kept
+
+    def _add(self, entry: dict) -> None:
+        self.entries.append(entry)
+        with open(self.log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def on_train_loss_report(self, info: dict) -> None:
+        self._add({"kind": "train", "step": self.offset + info["iteration"],
+                   "loss": round(float(info["train_loss"]), 5),
+                   "tokens_per_second": round(float(info["tokens_per_second"]), 2),
+                   "seconds": round(1 / max(float(info["iterations_per_second"]), 1e-9), 4),
+                   "peak_memory_gb": round(float(info["peak_memory"]), 4), "time": time.time()})  # fmt: skip
+
+    def on_val_loss_report(self, info: dict) -> None:
+        self._add({"kind": "valid", "step": self.offset + info["iteration"] - (1 if info["iteration"] == 1 else 0),
+                   "loss": round(float(info["val_loss"]), 5), "time": time.time()})  # fmt: skip
+
+
+def train(job: dict) -> dict:
+    """Train, save mlx-lm's adapter format into `out`, sample; return the run's metrics."""
+    import mlx.core as mx
+    import mlx.optimizers as optim
+    import numpy as np
+    from mlx.utils import tree_flatten
+    from mlx_lm import load
+    from mlx_lm.tuner.utils import build_schedule, linear_to_lora_layers
+    from mlx_lm_lora.trainer.datasets import CacheDataset, load_local_dataset
+    from mlx_lm_lora.trainer.sft_trainer import SFTTrainingArgs, get_sft_loss, train_sft
+
+    from anvil.backends import samples
+
+    lora, settings = Lora.model_validate(job["lora"]), Train.model_validate(job["train"])
+    out, checkpoints = Path(job["out"]), Path(job["checkpoints"])
+    mx.random.seed(settings.seed)
+    np.random.seed(settings.seed)
+    model, tokenizer = load(job["parent"])
+    layers = len(model.layers)
+    if lora.last_layers > layers:
+        raise AnvilError(f"lora.last_layers = {lora.last_layers}, but the model only has {layers} layers")
+    model.freeze()
+    config = {"rank": lora.rank, "scale": lora.scale, "dropout": lora.dropout, "keys": lora_keys(lora.targets)}
+    linear_to_lora_layers(model, lora.last_layers, config)
+    total = sum(v.size for _, v in tree_flatten(model.parameters()))
+    trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    if trainable == 0:
+        raise AnvilError(f"lora.targets {lora.targets} match no projection of the last {lora.last_layers} layers")
+
+    done = _resume(checkpoints)
+    if done:
+        model.load_weights(str(checkpoints / f"step_{done:07d}.safetensors"), strict=False)
+    (checkpoints / "progress.json").write_text(json.dumps({"offset": done}))
+
+    data_config = SimpleNamespace(mask_prompt=settings.mask_prompt, train_mode="sft")
+    train_set, valid_set, _ = load_local_dataset(Path(job["data"]), tokenizer, data_config)
+    for name, rows in (("train", train_set), ("valid", valid_set)):
+        if len(rows) < settings.batch_size:
+            raise AnvilError(f"{name}.jsonl has {len(rows)} rows, fewer than batch_size = {settings.batch_size}")
+
+    base_lr = settings.learning_rate
+    if settings.lr_schedule == "cosine":
+        schedule = build_schedule({"name": "cosine_decay", "arguments": [base_lr, settings.steps],
+                                   "warmup": settings.warmup_steps})  # fmt: skip
+    elif settings.warmup_steps:
+        schedule = build_schedule({"name": "linear_schedule", "arguments": [base_lr, base_lr, 1],
+                                   "warmup": settings.warmup_steps})  # fmt: skip
+    else:
+        schedule = None
+    lr = (lambda step: schedule(step + done)) if schedule else base_lr  # a resumed run continues the schedule
+    recorder = Recorder(checkpoints / LOSS_LOG, done)
+    if done < settings.steps:
+        args = SFTTrainingArgs(
+            batch_size=settings.batch_size,
+            iters=settings.steps - done,
+            val_batches=settings.val_batches,
+            steps_per_report=1,
+            steps_per_eval=settings.val_interval,
+            steps_per_save=settings.checkpoint_interval,
+            adapter_file="adapters.safetensors",  # in the working directory: the checkpoints folder
+            max_seq_length=settings.max_seq_length,
+            grad_checkpoint=settings.grad_checkpoint,
+        )
+        with metal_only_calls_guarded():
+            train_sft(model=model, optimizer=optim.Adam(learning_rate=lr), train_dataset=CacheDataset(train_set),
+                      val_dataset=CacheDataset(valid_set), args=args, loss=get_sft_loss("nll"),
+                      training_callback=recorder)  # fmt: skip
+    else:
+        model.load_weights(str(checkpoints / f"step_{done:07d}.safetensors"), strict=False)
+    adapters = dict(tree_flatten(model.trainable_parameters()))
+    mx.save_safetensors(str(out / "adapters.safetensors"), adapters)
+    (out / "adapter_config.json").write_text(json.dumps(adapter_config(lora, job["base_model"]), indent=2))
+    train_log = [e for e in recorder.entries if e["kind"] == "train"]
+    valid_log = [e for e in recorder.entries if e["kind"] == "valid"]
+    (out / "loss.json").write_text(json.dumps({"train": train_log, "valid": valid_log}, indent=1))
+    steady = train_log[1:] or train_log  # the first step includes the one-time compile
+    metrics = {
+        "steps": settings.steps,
+        "resumed_from_step": done,
+        "train_loss_first": train_log[0]["loss"] if train_log else None,
+        "train_loss_last": train_log[-1]["loss"] if train_log else None,
+        "valid_loss_first": valid_log[0]["loss"] if valid_log else None,
+        "valid_loss_last": valid_log[-1]["loss"] if valid_log else None,
+        "tokens_per_second": round(sum(e["tokens_per_second"] for e in steady) / max(len(steady), 1), 1),
+        "seconds_per_step": round(sum(e["seconds"] for e in steady) / max(len(steady), 1), 4),
+        "peak_memory_gb": max((e["peak_memory_gb"] for e in train_log), default=0.0),
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "trainable_percent": round(100 * trainable / total, 4),
+    }
+    results, sample_metrics = samples.before_and_after(model, tokenizer, job["prompts"])
+    (out / "samples.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    return metrics | sample_metrics
+
+
+def main(job_file: str) -> int:
+    job = json.loads(Path(job_file).read_text())
+    checkpoints = Path(job["checkpoints"])
+    try:
+        metrics = train(job)
+    except AnvilError as e:
+        (checkpoints / FAILURE).write_text(json.dumps({"message": str(e)}))
+        return 3
+    shutil.copy2(checkpoints / TRAINER_LOG, Path(job["out"]) / TRAINER_LOG)
+    (checkpoints / RESULT).write_text(json.dumps(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,183 @@
+"""The one owner of the processes Anvil starts. It spawns them, records them in a ledger before they can
+outlive Anvil, proves that a recorded process is still the one it started (pid + start time + host,
+through psutil) before it sends a signal, and stops them. Nothing else in Anvil starts or signals one.
+
+Children that must not outlive Anvil (training, evaluation servers, `anvil serve`) are tethered: they run
+under `python -m anvil.backends.tether`, which ends them as soon as Anvil's process is gone, however it
+ended. The server `apply` leaves running is not tethered; its record is what later commands stop."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from anvil.state.atomic import write_json
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A process Anvil started, as recorded: enough to prove later that a pid is still that process."""
+
+    pid: int
+    started: float  # its start time: a pid reused by another process has another one
+    host: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Owned:
+        return cls(int(data["pid"]), float(data["started"]), str(data["host"]))
+
+
+@dataclass
+class Child:
+    """A process this Anvil process started and is still the parent of."""
+
+    popen: subprocess.Popen
+    owned: Owned
+    ledger: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """End it if it still runs (its exit status stays with `poll()`), and forget it."""
+        if self.popen.poll() is None:
+            stop(self.owned, grace_s)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=1)  # reap it: no zombie left behind
+        forget(self.ledger, self.owned)
+
+
+def identity(pid: int) -> Owned | None:
+    """The running process `pid` as an Owned record, or None if there is none."""
+    try:
+        return Owned(pid, psutil.Process(pid).create_time(), socket.gethostname())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def is_ours(owned: Owned) -> bool:
+    """Whether the recorded process still runs on this host as the very process Anvil started."""
+    if owned.host != socket.gethostname():
+        return False
+    try:
+        process = psutil.Process(owned.pid)
+        return abs(process.create_time() - owned.started) < 0.01 and _running(process)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _running(process: psutil.Process) -> bool:
+    """Not yet gone. A zombie child of ours is reaped here; until it can be, its other threads are still
+    exiting and may still hold its files and sockets."""
+    if process.status() != psutil.STATUS_ZOMBIE:
+        return True
+    try:
+        return os.waitpid(process.pid, os.WNOHANG)[0] == 0
+    except ChildProcessError:
+        return False
+
+
+def spawn(argv: list[str], log: Path | None, *, tethered: bool, ledger: Path | None = None,
+          env: dict[str, str] | None = None, cwd: Path | None = None) -> Child:  # fmt: skip
+    """Start `argv` (a `python -m MODULE ...` command when tethered) in its own process group, its output
+    appended to `log` (None: this terminal), and record it in `ledger` before returning."""
+    if tethered:
+        python, dash_m, *rest = argv
+        assert (python, dash_m) == (sys.executable, "-m"), "only python modules run tethered"
+        argv = [sys.executable, "-m", "anvil.backends.tether", str(os.getpid()), *rest]
+    out: Any = None
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log, "ab")  # noqa: SIM115  (closed below; the child keeps its own copy)
+    try:
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                 env=env, cwd=cwd, start_new_session=True)  # fmt: skip
+    finally:
+        if out is not None:
+            out.close()
+    owned = identity(popen.pid) or Owned(popen.pid, time.time(), socket.gethostname())
+    if ledger is not None:
+        write_json(ledger / f"{popen.pid}.json", {**owned.to_json(), "argv": argv})
+    return Child(popen, owned, ledger)
+
+
+def stop(owned: Owned, grace_s: float = 10.0) -> bool:
+    """SIGTERM the process's group, SIGKILL it if it lingers; only if it is provably the process Anvil
+    started. Returns whether it was signalled."""
+    if not is_ours(owned):
+        return False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(owned.pid, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and is_ours(owned):
+            time.sleep(0.1)
+        if not is_ours(owned):
+            break
+    return True
+
+
+def forget(ledger: Path | None, owned: Owned) -> None:
+    if ledger is not None:
+        (ledger / f"{owned.pid}.json").unlink(missing_ok=True)
+
+
+def sweep(ledger: Path, keep: set[int] = frozenset()) -> list[int]:
+    """Stop what the ledger lists and nothing claims any more (left by an Anvil that was killed), except
+    the pids in `keep`; forget entries whose process is gone or is provably not ours. Returns the pids
+    stopped."""
+    stopped = []
+    for entry in sorted(ledger.glob("*.json")) if ledger.exists() else []:
+        try:
+            owned = Owned.from_json(json.loads(entry.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            entry.unlink(missing_ok=True)
+            continue
+        if owned.pid in keep:
+            continue
+        if stop(owned):
+            stopped.append(owned.pid)
+        entry.unlink(missing_ok=True)
+    return stopped
+
+
+def run(argv: list[str], stdin: str, timeout_s: float) -> subprocess.CompletedProcess:
+    """Run a short program to completion (a judge): its own process group, killed whole on timeout."""
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as popen:  # fmt: skip
+        try:
+            out, err = popen.communicate(stdin, timeout=timeout_s)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
+            raise
+    return subprocess.CompletedProcess(argv, popen.returncode, out, err)
+
+
+def alive(pid: int) -> bool:
+    """Whether some process (ours or not) runs under `pid`; a zombie counts as gone."""
+    try:
+        return _running(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # someone else's live process

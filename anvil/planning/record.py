@@ -1,0 +1,35 @@
+"""What the state remembers of a finished stage, and its typed outcome. Plain data: the planner reads
+records, the state layer stores them, neither owns the other."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Outcome(str, Enum):
+    """How a finished stage ended. `failed` is a result, not a crash (a gate that did not pass): it is
+    recorded, and whatever needs that stage is blocked until it changes."""
+
+    OK = "ok"
+    WARNED = "warned"
+    FAILED = "failed"
+
+
+class StageRecord(BaseModel):
+    """What a finished stage was built from and what it produced; the planner diffs against it."""
+
+    id: str
+    kind: str
+    fingerprint: str
+    code_version: int
+    config: dict[str, Any]
+    inputs: dict[str, str] = Field(description="Fingerprints of the stages it needed, by stage id.")
+    files: dict[str, str] = Field(description="Digests of the files it read, by path as the recipe writes it.")
+    outputs: str = Field(description="Digest of its artifact folder, to notice edits made outside anvil.")
+    started: str
+    duration_s: float
+    outcome: Outcome = Outcome.OK
+    metrics: dict[str, Any] = {}

@@ -1,0 +1,108 @@
+"""transcripts: a model's conversations on the behavioural suites, generated through its own mlx-vlm
+server (the serving path, with the recipe's KV settings), N runs each with its own sampling seed.
+
+Only what generation depends on is fingerprinted (each test's prompt part, runs, sampling, KV cache):
+changing a rubric, the judge or a display threshold re-scores (stages/evaluate.py) without generating
+anything. Each finished conversation is kept in the stage's scratch folder, so an interrupted run
+generates only what is missing. `model_server` and `resumable` are what other generating stages reuse."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from anvil.planning.graph import Node
+from anvil.recipe.models import KvCache, Recipe, Serve, Strict
+from anvil.recipe.suite import Prompt
+from anvil.stages import source
+from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+from anvil.state.atomic import write_json
+
+CODE_VERSION = 1
+ARTIFACT = "transcripts.json"
+
+
+class TranscriptsConfig(Strict):
+    suites: dict[str, dict[str, Prompt]]  # suite name -> test id -> what the model is asked
+    runs: int
+    temperature: float
+    max_tokens: int
+    kv_cache: KvCache
+
+
+def suite_name(path: str) -> str:
+    """A suite's name in metrics (`tiny.composite`): its folder's name."""
+    return Path(path).name
+
+
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
+    settings = recipe.eval
+    if settings is None or not settings.suites:
+        return []
+    config = TranscriptsConfig(
+        suites={suite_name(p): {t.id: t.prompt() for t in suites[p]} for p in settings.suites},
+        runs=settings.runs,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+        kv_cache=(recipe.serve or Serve()).kv_cache,
+    )
+    return [Node(f"{name}.transcripts", "transcripts", config, needs={"model": weights_of(recipe, name)},
+                 code_version=CODE_VERSION, model=name) for name in settings.compare]  # fmt: skip
+
+
+@contextmanager
+def model_server(ctx: StageRun, max_tokens: int, kv_cache: KvCache) -> Iterator[Any]:
+    """The stage's `model` input behind its own mlx-vlm server on a free loopback port, for the block."""
+    from anvil.backends.server import free_port, running
+
+    options = Serve(port=free_port(), max_tokens=max_tokens, kv_cache=kv_cache)
+    folder = source.checkpoint(ctx.inputs["model"], ctx.root)
+    with running(folder, options, ctx.logs / f"{ctx.node.id}.server.log", ledger=ctx.processes) as server:
+        yield server
+
+
+def resumable(scratch: Path, names: list[str], produce: Callable[[list[str]], Iterator[tuple[str, Any]]]) -> dict:
+    """Every named item, produced once: items finished by an earlier, interrupted run are read from
+    `scratch`; `produce(missing)` yields (name, value) for the rest, each saved as soon as it exists."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    missing = [name for name in names if not (scratch / f"{name}.json").exists()]
+    if missing:
+        for name, value in produce(missing):
+            write_json(scratch / f"{name}.json", value)
+    return {name: json.loads((scratch / f"{name}.json").read_text()) for name in names}
+
+
+def run(ctx: StageRun[TranscriptsConfig]) -> Result:
+    from anvil.evaluation.agent import converse
+
+    config = ctx.config
+    items = {f"{suite}.{test_id}.run{r}": (prompt, r) for suite, tests in config.suites.items()
+             for test_id, prompt in tests.items() for r in range(config.runs)}  # fmt: skip
+    generated = 0
+
+    def produce(missing: list[str]) -> Iterator[tuple[str, Any]]:
+        nonlocal generated
+        with model_server(ctx, config.max_tokens, config.kv_cache) as server:
+            for i, name in enumerate(missing):
+                prompt, r = items[name]
+                ctx.progress(i / len(missing), f"{name.rsplit('.', 1)[0]} run {r + 1}")
+                yield name, {"transcript": converse(server, prompt, seed=r, temperature=config.temperature,
+                                                    max_tokens=config.max_tokens)}  # fmt: skip
+                generated += 1
+
+    done = resumable(ctx.scratch, list(items), produce)
+    out = {suite: {test_id: [done[f"{suite}.{test_id}.run{r}"]["transcript"] for r in range(config.runs)]
+                   for test_id in tests} for suite, tests in config.suites.items()}  # fmt: skip
+    write_json(ctx.workdir / ARTIFACT, {"suites": out})
+    return Result({"conversations": len(items), "generated": generated})
+
+
+def read(artifact: Path) -> dict[str, dict[str, list[dict]]]:
+    """Suite -> test id -> one transcript per run, of a built transcripts stage."""
+    return json.loads((artifact / ARTIFACT).read_text())["suites"]
+
+
+STAGE = Stage(kind="transcripts", code_version=CODE_VERSION, nodes=nodes, run=run)
