@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -14,11 +16,11 @@ from anvil.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_GATES, EXIT_INTERRUPTED,
 from anvil.project import open_project, serve_target
 from anvil.recipe.load import load_recipe
 from anvil.recipe.schema import generated_files, stale_files
-from anvil.render import ApplyDisplay, dot, eval_table, mermaid, plan_lines, status_table
+from anvil.render import ApplyDisplay, dot, eval_table, mermaid, plan_lines, status_table, summary_lines
 from anvil.stages.registry import build_graph
 
-out = Console(file=sys.stdout, highlight=False, soft_wrap=True)  # bound now: stages may redirect
-err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 DEFAULT_RECIPE = "anvil.toml"
 
 
@@ -26,19 +28,21 @@ def cmd_validate(args) -> int:
     results, status = [], EXIT_OK
     for path in args.recipes or [DEFAULT_RECIPE]:
         try:
-            loaded = load_recipe(path)
-            graph = build_graph(loaded.recipe, loaded.suites)
+            project = open_project(path)  # every row checked, through the project's row cache
+            project.state.hashes.save()
+            graph = project.graph
             results.append({"file": path, "valid": True, "problems": []})
             if not args.json:
-                r = loaded.recipe
+                r = project.loaded.recipe
                 out.print(
                     f"{path}: valid ({len(r.models)} models, {len(r.datasets)} datasets, {len(graph.nodes)} stages)"
                 )
-        except InvalidInput as e:
+        except AnvilError as e:
             status = EXIT_ERROR
-            results.append({"file": path, "valid": False, "problems": [str(p) for p in e.problems]})
+            problems = [str(p) for p in e.problems] if isinstance(e, InvalidInput) else [f"{path}: {e}"]
+            results.append({"file": path, "valid": False, "problems": problems})
             if not args.json:
-                err.print(str(e), markup=False)
+                err.print("\n".join(problems), markup=False)
     if args.json:
         print(json.dumps(results, indent=2))
     return status
@@ -51,10 +55,13 @@ def cmd_schema(args) -> int:
         for name in stale:
             err.print(f"{folder / name}: stale or missing; run `anvil schema` and commit the result")
         return EXIT_ERROR if stale else EXIT_OK
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in generated_files().items():
-        (folder / name).write_text(text, encoding="utf-8")
-        out.print(f"wrote {folder / name}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in generated_files().items():
+            (folder / name).write_text(text, encoding="utf-8")
+            out.print(f"wrote {folder / name}")
+    except OSError as e:
+        raise AnvilError(f"{e.filename or folder}: cannot write the schema there ({e.strerror or e})") from None
     return EXIT_OK
 
 
@@ -65,16 +72,15 @@ def cmd_plan(args) -> int:
         print(json.dumps(plan.to_json(), indent=2))
     else:
         plan_lines(plan, out, project.state.load())
-    return EXIT_CHANGES if args.detailed_exitcode and plan.changes else EXIT_OK
+    return EXIT_CHANGES if args.detailed_exitcode and plan.pending else EXIT_OK
 
 
 def cmd_apply(args) -> int:
     project = open_project(args.recipe)
     plan = project.plan(args.target, args.replace)
     plan_lines(plan, out, project.state.load())
-    if not plan.changes:
-        out.print("Nothing to apply.")
-    else:
+    ended = "Nothing to apply."
+    if plan.changes:
         out.print()
         try:
             with ApplyDisplay(plan, out) as display:
@@ -85,9 +91,16 @@ def cmd_apply(args) -> int:
         counts = plan.counts()
         held = counts["unavailable"] + counts["blocked"] + len(applied.blocked)
         note = f"; {held} stages not available or blocked" if held else ""
-        done = f"{len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} removed"
-        out.print(f"\nApplied: {done}{note}.")
-    return report_gates(project)
+        ended = (
+            f"Applied: {len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} removed{note}."
+        )
+    code = report_gates(project)  # the failure tables first, then the summary, the last line what is served
+    summary = project.summary()
+    summary_lines(summary, out)
+    served = summary["served"]
+    serving = f"{served['model']} at {served['url']}/v1 (model {served['name']!r})" if served else "nothing"
+    out.print(f"\n{ended} Serving {serving}.")
+    return code
 
 
 def report_gates(project) -> int:
@@ -110,15 +123,23 @@ def cmd_eval_show(args) -> int:
 def cmd_serve(args) -> int:
     from anvil.backends.server import serve_foreground
 
-    folder, options = serve_target(args.model, args.recipe, args.port)
-    ready = lambda server: out.print(f"serving {args.model} at {server.url}/v1 (OpenAI-compatible); Ctrl-C stops it")  # noqa: E731
-    serve_foreground(folder, options, ready)
+    target = serve_target(args.model, args.recipe, args.port)
+
+    def ready(server) -> None:
+        out.print(f"serving {args.model} at {server.url}/v1 as model {server.model!r} (OpenAI-compatible); "
+                  "Ctrl-C stops it")  # fmt: skip
+
+    serve_foreground(target.folder, target.options, ready, target.name, target.names)
     err.print("the server exited")
     return EXIT_ERROR
 
 
 def cmd_down(args) -> int:
-    stopped = open_project(args.recipe).down()
+    project = open_project(args.recipe)
+    stopped = project.down()
+    for sid in project.forgotten:
+        err.print(f"{sid}: its recorded process was started by another project (this state was copied); "
+                  "forgot the record, signalled nothing")  # fmt: skip
     out.print(f"stopped {', '.join(stopped)}" if stopped else "nothing running")
     return EXIT_OK
 
@@ -151,6 +172,12 @@ def cmd_gc(args) -> int:
         f"{verb} {len(found)} artifacts, {sum(s for _, s in found) / 1e6:.1f} MB" if found else "nothing to collect"
     )
     return EXIT_OK
+
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (expected 1 to 65535)")
+    return int(text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -207,7 +234,7 @@ def parser() -> argparse.ArgumentParser:
     )
     c.add_argument("model", help="a model node of the recipe (e.g. v2) or a checkpoint folder")
     c.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe whose [serve] settings apply (default: anvil.toml)")
-    c.add_argument("--port", type=int, help="override the recipe's port")
+    c.add_argument("--port", type=port_number, help="override the recipe's port")
     command("down", cmd_down, "stop the server that apply keeps running")
     c = sub.add_parser("eval", help="evaluation results").add_subparsers(dest="eval_command", required=True,
                                                                          parser_class=_Parser)  # fmt: skip
@@ -227,19 +254,36 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Python runs so that every `finally` stops what it started."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `anvil graph | head -1`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except AnvilError as e:
         err.print(f"error: {e}" if not isinstance(e, InvalidInput) else str(e), markup=False)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if args.func is cmd_serve:
             err.print("stopped")
             return EXIT_OK
         err.print("interrupted; finished stages are recorded, the one in flight is discarded")
-        return EXIT_INTERRUPTED
+        return 128 + e.signum if isinstance(e, Stopped) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from anvil.state.store import Store
 RunStage = Callable[[Action, Path | None, dict[str, Path]], Result | dict[str, Any]]
 # Stops what a resource record stands for (the server), when its stage leaves the recipe.
 Release = Callable[[StageRecord], None]
-# (event, action, seconds): "start", "done", "failed" (finished with a failed outcome), "restored",
+# (event, action, seconds): "start", "done", "warned" or "failed" (finished with that outcome), "restored",
 # "removed", "blocked" (needs a failed stage) or "waiting" (another project is building the same stage)
 OnEvent = Callable[[str, Action, float], None]
 
@@ -103,12 +103,14 @@ def execute(
         else:
             with store.claim(action.fingerprint, on_wait=partial(on_event, "waiting", action, 0.0)) as waited:
                 # Planned as a restore, or built by another project while we waited: no compute.
-                record = store.cached(action.fingerprint) if waited or action.act is Act.RESTORE else None
-                restored = record is not None
-                if record is None:
+                cached = store.cached(action.fingerprint) if waited or action.act is Act.RESTORE else None
+                restored = cached is not None
+                if cached is None:
                     workdir = store.new_workdir(action.stage)
                     record = store.commit(workdir, _build(node, action, workdir, store, prints, plan, run_stage,
                                                           on_event))  # fmt: skip
+                else:
+                    record = cached
                 records[action.stage] = record.model_copy(update={"id": action.stage})
                 state.save(records)  # under the claim: gc never sees a committed artifact no state refers to
         failed = record.outcome is Outcome.FAILED
@@ -120,7 +122,8 @@ def execute(
             on_event("restored", action, 0.0)
         else:
             applied.ran.append(action.stage)
-            on_event("failed" if failed else "done", action, record.duration_s)
+            event = {Outcome.FAILED: "failed", Outcome.WARNED: "warned"}.get(record.outcome, "done")
+            on_event(event, action, record.duration_s)
     return applied
 
 

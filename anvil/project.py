@@ -6,23 +6,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from anvil.backends import process
-from anvil.errors import AnvilError
+from anvil.errors import AnvilError, StoreLocked
 from anvil.executor import Applied, OnEvent, RunStage, execute
 from anvil.planning.graph import Graph
 from anvil.planning.plan import Action, Plan, make_plan
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.load import LoadedRecipe, load_recipe
-from anvil.recipe.models import Serve
 from anvil.recipe.rows import read_rows
+from anvil.recipe.serving import Serve
 from anvil.settings import store_path
 from anvil.stages import evaluate, gate, source
 from anvil.stages.registry import BY_KIND, build_graph
-from anvil.stages.stage import StageRun, weights_of
+from anvil.stages.stage import Result, StageRun, weights_of
 from anvil.state.project_state import ProjectState, load_records
 from anvil.state.store import Store
 
@@ -35,6 +35,7 @@ class Project:
     state: ProjectState  # this recipe's own: never shared
     store: Store  # content-addressed artifacts, shareable with other projects
     graph: Graph
+    forgotten: list[str] = field(default_factory=list)  # by `down`: records of processes another project started
 
     def file_digests(self) -> dict[str, str]:
         root = self.loaded.root
@@ -42,6 +43,7 @@ class Project:
         return {path: self.state.hashes.tree(root / path) for path in sorted(paths)}
 
     def plan(self, targets: Collection[str] = (), replace: Collection[str] = ()) -> Plan:
+        self.tidy()
         records = self.state.load()
         selected: set[str] = set()
         for target in targets:
@@ -62,17 +64,24 @@ class Project:
         return plan
 
     def drift(self, record: StageRecord) -> str | None:
-        """Why what a record stands for no longer matches it: an edited artifact, a dead server."""
+        """Why what a record stands for no longer matches it: an edited artifact, a dead server, a server
+        of another project (a state file copied with its project)."""
+        if self._foreign(record):
+            return f"the recorded process {record.metrics.get('pid')} was started by another project; left alone"
         stage = BY_KIND.get(record.kind)
         if stage is not None and stage.check is not None:
             return stage.check(record)
         return None if self.store.intact(record) else "artifact missing or modified outside anvil"
 
     def release(self, record: StageRecord) -> None:
-        """Stop what a resource record stands for (the server); artifact records need nothing."""
+        """Stop what a resource record stands for (the server), if this project started it; artifact records
+        need nothing."""
         stage = BY_KIND.get(record.kind)
-        if stage is not None and stage.stop is not None:
+        if stage is not None and stage.stop is not None and not self._foreign(record):
             stage.stop(record)
+
+    def _foreign(self, record: StageRecord) -> bool:
+        return record.metrics.get("project", self.state.id) != self.state.id
 
     def run_stage(self, on_progress: OnProgress | None = None):
         previous = self.state.load()
@@ -82,22 +91,31 @@ class Project:
             assert stage.run is not None, "the planner never schedules unavailable stages"
             node = self.graph.nodes[action.stage]
             ctx = StageRun(node, node.config, inputs, self.loaded.root, workdir, self.store.scratch(action.fingerprint),
-                           self.state.logs, self.store.shared_cache, self.state.processes,
-                           previous.get(action.stage))  # fmt: skip
+                           self.store.shared_cache, self.state, previous.get(action.stage))  # fmt: skip
             if on_progress:
                 ctx.progress = lambda fraction, message: on_progress(action, fraction, message)
-            return stage.run(ctx)
+            result = stage.run(ctx)
+            if node.resource:  # whose process it is: a copy of this project's state must not stop it
+                result = Result({**result.metrics, "project": self.state.id}, result.outcome)
+            return result
 
         return run
+
+    def tidy(self) -> None:
+        """Clear what a killed anvil left behind, unless another command of this project is running."""
+        try:
+            with self._locked():
+                pass
+        except StoreLocked:
+            pass
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """The project's lock, with what a killed anvil left behind cleared: its work folders in the store
         and the processes it started that nothing records."""
         with self.state.lock():
-            self.store.register(self.state.id, self.loaded.path, self.state.file)
             self.store.clear_debris()
-            resources = {r.metrics["pid"] for r in self.state.load().values() if BY_KIND[r.kind].stop is not None}
+            resources = {int(r.metrics.get("pid", 0)) for r in self.state.load().values() if _resource(r)}
             process.sweep(self.state.processes, keep=resources)
             yield
 
@@ -105,6 +123,7 @@ class Project:
               run_stage: RunStage | None = None) -> Applied:  # fmt: skip
         """Run `plan`; `run_stage` replaces the real stages (tests hand in fakes)."""
         with self._locked():
+            self.store.register(self.state.id, self.loaded.path, self.state.file)
             try:
                 run = run_stage or self.run_stage(on_progress)
                 return execute(plan, self.graph, self.store, self.state, run, on_event, self.release)
@@ -112,14 +131,16 @@ class Project:
                 self.state.hashes.save()
 
     def down(self) -> list[str]:
-        """Stop every running resource (the server) and forget it; the next apply starts it again."""
+        """Stop every running resource (the server) this project started and forget it; the next apply
+        starts it again. Records of another project's processes are forgotten, not stopped (`forgotten`)."""
         with self._locked():
             records = self.state.load()
-            stopped = [sid for sid, record in records.items() if BY_KIND[record.kind].stop is not None]
-            for sid in stopped:
+            resources = [sid for sid, record in records.items() if _resource(record)]
+            self.forgotten = [sid for sid in resources if self._foreign(records[sid])]
+            for sid in resources:
                 self.release(records.pop(sid))
             self.state.save(records)
-            return stopped
+            return [sid for sid in resources if sid not in self.forgotten]
 
     def weights(self, model: str) -> Path:
         """The checkpoint folder of a built model node."""
@@ -136,15 +157,41 @@ class Project:
         return {sid: gate.failure_lines(r) for sid, r in self.state.load().items()
                 if r.kind == "gate" and sid in self.graph.nodes and r.outcome is Outcome.FAILED}  # fmt: skip
 
+    def summary(self) -> dict[str, Any]:
+        """What a person wants to know after an apply: what is served and where, each evaluated model's
+        composite per suite with its deltas, and every gate's value and result."""
+        records = self.state.load()
+        served = records.get("serve")
+        scores: dict[str, dict[str, dict]] = {}
+        gates: dict[str, list[dict]] = {}
+        for node in self.graph.order():
+            record = records.get(node.id)
+            if record is None or node.model is None:
+                continue
+            if node.kind == "eval":
+                for suite, values in record.metrics.get("suites", {}).items():
+                    scores.setdefault(suite, {})[node.model] = values
+            elif node.kind == "gate":
+                gates[node.model] = gate.checked(self.store.artifact(record.fingerprint))
+        return {
+            "served": None if served is None else {"model": served.config.get("model"), "url": served.metrics["url"],
+                                                   "name": served.metrics["model"]},
+            "scores": scores,
+            "gates": gates,
+            "warnings": {sid: r.metrics.get("warnings", []) for sid, r in records.items()
+                         if r.outcome is Outcome.WARNED and sid in self.graph.nodes},
+        }  # fmt: skip
+
     def eval_results(self, model: str) -> dict[str, Any]:
         record = self.state.load().get(f"{model}.eval")
         if record is None:
-            evaluated = [n.model for n in self.graph.nodes.values() if n.kind == "eval"]
+            evaluated = [n.model for n in self.graph.nodes.values() if n.kind == "eval" and n.model]
             raise AnvilError(f"{model} has no evaluation results (evaluated models: {', '.join(evaluated) or 'none'}; "
                              "run `anvil apply` first)")  # fmt: skip
         return {"model": model, **evaluate.results_of(self.store.artifact(record.fingerprint))}
 
     def status(self) -> list[dict[str, Any]]:
+        self.tidy()
         records = self.state.load()
         rows = []
         for node in self.graph.order():
@@ -208,13 +255,35 @@ def open_project(recipe_path: str | Path) -> Project:
     return Project(loaded, state, store, build_graph(loaded.recipe, loaded.suites))
 
 
-def serve_target(model: str, recipe: str | Path, port: int | None) -> tuple[Path, Serve]:
-    """What `anvil serve MODEL` runs: a model node's weights (or a checkpoint folder) and the recipe's
-    `[serve]` options, with `port` overriding the recipe's."""
+def _resource(record: StageRecord) -> bool:
+    """Whether a record stands for a running process (the server) rather than an artifact."""
+    stage = BY_KIND.get(record.kind)
+    return stage is not None and stage.stop is not None
+
+
+@dataclass(frozen=True)
+class ServeTarget:
+    """What `anvil serve MODEL` runs: weights, the recipe's `[serve]` options, and the name clients use."""
+
+    folder: Path
+    options: Serve
+    name: str | None = None  # a model node's name; None: the checkpoint folder's name
+    names: Path | None = None
+
+
+def serve_target(model: str, recipe: str | Path, port: int | None) -> ServeTarget:
+    """A model node's weights (or a checkpoint folder) with the recipe's `[serve]` options, `port`
+    overriding the recipe's."""
     folder = Path(model)
     if folder.is_dir():
         options = (load_recipe(recipe).recipe.serve if Path(recipe).exists() else None) or Serve()
-    else:
-        project = open_project(recipe)
-        folder, options = project.weights(model), project.loaded.recipe.serve or Serve()
-    return folder, options.model_copy(update={"port": port}) if port else options
+        return ServeTarget(folder, options.model_copy(update={"port": port}) if port else options)
+    project = open_project(recipe)
+    options = project.loaded.recipe.serve or Serve()
+    options = options.model_copy(update={"port": port}) if port else options
+    served = project.state.load().get("serve")
+    if served is not None and served.metrics.get("port") == options.port and project.drift(served) is None:
+        raise AnvilError(f"port {options.port} is held by the server `apply` keeps running for "
+                         f"{served.config.get('model')} (pid {served.metrics['pid']}): stop it with `anvil down`, "
+                         "or choose another port with --port")  # fmt: skip
+    return ServeTarget(project.weights(model), options, model, project.state.names)

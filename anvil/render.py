@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from anvil.errors import AnvilError
@@ -28,9 +28,9 @@ def plan_lines(plan: Plan, console: Console, records: dict[str, StageRecord] | N
     for action in plan.actions:
         line = action.line()
         record = (records or {}).get(action.stage)
-        summary = BY_KIND[action.kind].summary if action.kind in BY_KIND else None
-        if record is not None and summary is not None:
-            line += f"  [{summary(record)}]"
+        summarise = BY_KIND[action.kind].summary if action.kind in BY_KIND else None
+        if record is not None and summarise is not None:
+            line += f"  [{summarise(record)}]"
         console.print(line, style=STYLE[action.act], markup=False, highlight=False)
     counts = plan.counts()
     summary = ", ".join(f"{n} {act.replace('_', ' ')}" for act, n in counts.items() if n)
@@ -38,17 +38,40 @@ def plan_lines(plan: Plan, console: Console, records: dict[str, StageRecord] | N
         console.print(f"\nPlan: {summary}.", highlight=False)
     else:
         console.print(f"\nNo changes: everything that can be built is up to date ({summary}).", highlight=False)
+    for action in (a for a in plan.actions if a.act is Act.BLOCKED):
+        console.print(f"Held back: {action.stage} ({action.reasons[0]}).", style="magenta", highlight=False)
+
+
+def summary_lines(summary: dict, console: Console) -> None:
+    """After an apply: what is served, the composites with their deltas, every gate's value and result."""
+    for suite, models in summary["scores"].items():
+        parts = []
+        for model, v in models.items():
+            deltas = [f"{v[k]:+.2f} vs {k.removeprefix('delta_vs_')}" for k in ("delta_vs_base", "delta_vs_parent")
+                      if v.get(k) is not None]  # fmt: skip
+            parts.append(f"{model} {v['composite']:.2f}" + (f" ({', '.join(deltas)})" if deltas else ""))
+        console.print(f"\n{suite} composite: " + "; ".join(parts), highlight=False, markup=False)
+    for stage, warnings in summary["warnings"].items():
+        for warning in warnings:
+            console.print(f"! {stage}: {warning}", style="yellow", highlight=False, markup=False)
+    for model, gates in summary["gates"].items():
+        if not gates:
+            continue
+        passed = sum(g["passed"] for g in gates)
+        console.print(f"{model} gates: {passed} of {len(gates)} passed", highlight=False)
+        for g in gates:
+            bound = f">= {g['min']:g}" if g["min"] is not None else f"<= {g['max']:g}"
+            value = "missing" if g["value"] is None else f"{g['value']:.2f}"
+            mark = "✓" if g["passed"] else "✗"
+            console.print(f"  {mark} {g['metric']:40.40s} {value:>8s}  needs {bound}", highlight=False, markup=False)
 
 
 def status_table(rows: list[dict], console: Console) -> None:
     table = Table("stage", "built", "fingerprint", "started", "took", "metrics")
     table.columns[0].no_wrap = table.columns[2].no_wrap = True
     for row in rows:
-        built = (
-            ("FAILED" if row["outcome"] == "failed" else "yes")
-            if row["built"]
-            else ("no" if row["available"] else "n/a")
-        )
+        outcome = {"failed": "FAILED", "warned": "warned"}.get(row["outcome"], "yes")
+        built = outcome if row["built"] else ("no" if row["available"] else "n/a")
         metrics = ", ".join(f"{k}={v}" for k, v in row["metrics"].items() if not isinstance(v, dict | list))
         took = f"{row['duration_s']:.1f}s" if row["duration_s"] is not None else ""
         started = (row["started"] or "")[:16].replace("T", " ")
@@ -93,7 +116,7 @@ class ApplyDisplay:
             transient=True,
         )
         self.overall = self.progress.add_task("apply", total=len(plan.changes))
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, TaskID] = {}
 
     def __enter__(self):
         self.progress.__enter__()
@@ -116,6 +139,7 @@ class ApplyDisplay:
         text = {
             "done": f"✓ {action.stage} ({seconds:.1f}s)",
             "failed": f"✗ {action.stage} FAILED ({seconds:.1f}s)",
+            "warned": f"! {action.stage} ({seconds:.1f}s), with warnings",
             "restored": f"< {action.stage} restored from the run-cache",
             "removed": f"- {action.stage} removed from the state",
             "blocked": f"! {action.stage} blocked: it needs a stage that failed",

@@ -10,6 +10,7 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet -e '.[test]'
 .venv/bin/ruff check anvil tests benchmarks scripts
 .venv/bin/ruff format --check anvil tests benchmarks scripts
+.venv/bin/mypy
 .venv/bin/anvil schema --check
 .venv/bin/anvil validate anvil.toml recipes/*.toml
 .venv/bin/python -m pytest "$@"

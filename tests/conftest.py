@@ -78,18 +78,20 @@ def project_dir(tmp_path) -> Path:
 
 
 @contextmanager
-def chat_endpoint(content: Callable[[dict], str]):
+def chat_endpoint(content: Callable[[dict], str], status: Callable[[int], int] = lambda n: 200):
     """An OpenAI-compatible chat-completions endpoint on loopback whose reply to a request body is
-    `content(body)`; yields (port, the requests it answered, each as {"path", "headers", "body"})."""
+    `content(body)`, with HTTP status `status(number of the request)`; yields (port, the requests it
+    answered, each as {"path", "headers", "body"})."""
     requests: list[dict] = []
 
     class Endpoint(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            code = status(len(requests))
             answer = {"choices": [{"message": {"role": "assistant", "content": content(body)}}]}
-            data = json.dumps(answer).encode()
-            self.send_response(200)
+            data = json.dumps(answer if code == 200 else {"error": {"message": content(body)}}).encode()
+            self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

@@ -40,6 +40,14 @@ def test_default_recipe_applies_and_learns(tmp_path):
     assert v2["delta_vs_base"] >= 1.0 and state["v2.gate"].metrics["passed"], v2
     for category in ("edge_cases", "conversational"):
         assert v2["categories"][category] > base["categories"][category], (category, base, v2)
+    # No special token leaks into what the models said: generation stops at them, as a real model's does.
+    specials = ("<pad>", "<bos>", "<start_of_turn>", "<end_of_turn>", "<eos>", "<image>", "<boa>")
+    for m in ("base", "v1", "v2"):
+        said = [r["transcript"]["final"] for r in project.eval_results(m)["runs"]]
+        assert not [s for s in said if any(t in s for t in specials)], (m, said)
+    assert state["serve"].metrics["validation_agreement"] == 1.0, (
+        "without KV quantization the server answers as in process"
+    )
     again = subprocess.run([sys.executable, "-m", "anvil", "plan", "--detailed-exitcode"], cwd=tmp_path)
     assert again.returncode == 0
 
@@ -53,5 +61,22 @@ def test_default_recipe_applies_and_learns(tmp_path):
         reply = api.chat.completions.create(model=model, messages=[{"role": "user", "content": "Thanks!"}],
                                             max_tokens=16, temperature=0)  # fmt: skip
         assert reply.choices[0].message.content
+        assert model == "v2"
+        # VLM-aware end to end: the served fused model takes an image.
+        import base64
+        import io
+
+        from PIL import Image
+
+        png = io.BytesIO()
+        Image.new("RGB", (64, 64), (200, 30, 30)).save(png, format="PNG")
+        image = {
+            "type": "image_url",
+            "image_url": {"url": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()},
+        }
+        question = {"type": "text", "text": "What colour?"}
+        usage = [api.chat.completions.create(model=model, messages=[{"role": "user", "content": content}], max_tokens=4,
+                                             temperature=0).usage.prompt_tokens for content in ([question], [question, image])]  # fmt: skip
+        assert usage[1] - usage[0] == 18, "the image became <boi>, 16 soft tokens, <eoi>"
     finally:
         assert project.down() == ["serve"]

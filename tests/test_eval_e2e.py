@@ -101,6 +101,9 @@ def test_judge_failures_gates_and_promotion(tmp_path):
 
     gated = anvil(tmp_path, "apply")
     assert gated.returncode == 3, gated.stderr
+    assert "✗ v1.gate FAILED" in gated.stdout, "a failed gate is shown as a failure where it happens"
+    assert "suite composite: base 4.00; v1 4.00 (+0.00 vs base" in gated.stdout
+    assert gated.stdout.rstrip().endswith("Serving nothing."), "the last line says what is served"
     assert "v1.gate FAILED (not promoted)" in gated.stderr
     assert "suite.composite" in gated.stderr and "4.00" in gated.stderr and "needs >= 4.5" in gated.stderr
     project = open_project(recipe)
@@ -115,6 +118,7 @@ def test_judge_failures_gates_and_promotion(tmp_path):
     plan = anvil(tmp_path, "plan")
     assert "! serve: blocked: v1.gate failed" in plan.stdout
     assert "= v1.gate: up to date  [last: FAILED 1 of 1: suite.composite 4.00]" in plan.stdout
+    assert anvil(tmp_path, "plan", "--detailed-exitcode").returncode == 2, "a model held back is not 'no changes'"
 
     judged = calls(tmp_path)
     again = anvil(tmp_path, "apply")

@@ -12,7 +12,7 @@ from anvil.errors import InvalidInput
 from anvil.evaluation.judges import JudgeError, Judging, parse_score, rules_verdict
 from anvil.evaluation.scores import check_gates, deltas, metric, summarize
 from anvil.evaluation.tools import calculate, run_tool
-from anvil.recipe.models import Gate, Judge
+from anvil.recipe.evaluation import Gate, Judge
 from anvil.recipe.suite import SuiteTest, load_suite
 
 
@@ -176,3 +176,25 @@ def test_openai_judge_calls_an_openai_compatible_endpoint(tmp_path, monkeypatch)
         monkeypatch.delenv("JUDGE_KEY")
         missing = Judging(judge, tmp_path / "other", retries=1)(TEST, transcript("392"))
         assert "JUDGE_KEY (the judge's API key) is not set" in missing.error
+
+
+def test_openai_judge_reports_the_refusal_and_retries_only_what_may_pass(tmp_path):
+    from tests.conftest import chat_endpoint
+
+    refused = Judge(kind="openai", url="http://127.0.0.1:1/v1", model="grader")
+    with chat_endpoint(lambda body: "invalid model 'grader'", status=lambda n: 400) as (port, requests):
+        judge = refused.model_copy(update={"url": f"http://127.0.0.1:{port}/v1"})
+        verdict = Judging(judge, tmp_path / "a", retries=3, backoff_s=0.01)(TEST, transcript("391"))
+        assert len(requests) == 1, "a 400 fails the same way every time: not retried"
+        assert "HTTP 400" in verdict.error and "invalid model 'grader'" in verdict.error
+    busy = lambda n: 429 if n == 1 else 200  # noqa: E731
+    with chat_endpoint(lambda body: '{"score": 2, "rationale": "ok"}', status=busy) as (port, requests):
+        judge = refused.model_copy(update={"url": f"http://127.0.0.1:{port}/v1"})
+        verdict = Judging(judge, tmp_path / "b", retries=3, backoff_s=0.01)(TEST, transcript("391"))
+        assert len(requests) == 2 and verdict.score == 2.0, "a 429 is asked again"
+
+
+@pytest.mark.parametrize("expression", ["(10**64)**64", "(-8)**(1/3)", "1e308*10", "-" * 100000 + "1",
+                                        "9" * 5000 + " * 2", "((" * 300 + "1" + "))" * 300])  # fmt: skip
+def test_the_calculator_answers_any_expression_with_text(expression):
+    assert calculate(expression).startswith("error") and run_tool(TEST, "calculator", {"expression": expression})

@@ -69,6 +69,6 @@ def test_modules_stay_small():
 
 def test_every_judge_kind_has_a_judge():
     from anvil.evaluation.judges import JUDGES
-    from anvil.recipe.models import Judge
+    from anvil.recipe.evaluation import Judge
 
     assert set(JUDGES) == set(typing.get_args(Judge.model_fields["kind"].annotation))

@@ -54,6 +54,7 @@ sources = [
 
 
 def make(folder: Path, steps: int = 8) -> Path:
+    folder.mkdir(exist_ok=True)
     shutil.copytree(REPO / "data", folder / "data")
     (folder / "anvil.toml").write_text(SMALL.replace("STEPS", str(steps)))
     return folder
@@ -151,6 +152,28 @@ def test_fused_model_loads_in_mlx_vlm_and_matches_adapter_logits(lineage):
             assert f.metadata()["format"] == "mlx"
 
 
+def test_base_and_fused_checkpoints_take_an_image_in_mlx_vlm(lineage, tmp_path):
+    """VLM-aware end to end: mlx-vlm's own CLI reads an image into the vision tower's 16 soft tokens."""
+    import re
+
+    from PIL import Image
+
+    _, artifacts = lineage
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "red.png")
+
+    def prompt_tokens(model: Path, *image: str) -> int:
+        done = subprocess.run([sys.executable, "-m", "mlx_vlm", "generate", "--model", str(model), *image, "--prompt",
+                               "What colour?", "--max-tokens", "4", "--verbose"],
+                              capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        return int(re.search(r"Prompt: (\d+) tokens", done.stdout).group(1))
+
+    for stage in ("base.source", "v2.fuse"):
+        with_image = prompt_tokens(artifacts[stage], "--image", str(tmp_path / "red.png"))
+        # the image becomes <boi>, 16 soft tokens (a square image: the most there are), <eoi>
+        assert with_image - prompt_tokens(artifacts[stage]) == 18
+
+
 def test_v2_trains_on_v1_fused_weights(lineage):
     project, _ = lineage
     state = project.state.load()
@@ -189,6 +212,61 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     assert metrics["resumed_from_step"] >= 8
     loss = json.loads(next((folder / ".anvil" / "artifacts").glob("*/loss.json")).read_text())
     assert [e["step"] for e in loss["train"]] == list(range(1, 41)), "the curve spans both runs, once each step"
+
+
+def test_sigterm_stops_the_training_child_and_records_nothing_half_done(tmp_path):
+    import psutil
+
+    folder = make(tmp_path, steps=40)
+    proc = subprocess.Popen([sys.executable, "-m", "anvil", "apply", "--target", "v1.train"], cwd=folder,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline, worker = time.monotonic() + 120, []
+    while time.monotonic() < deadline and not worker:
+        worker = [
+            c for c in psutil.Process(proc.pid).children(recursive=True) if "lora_worker" in " ".join(c.cmdline())
+        ]
+        time.sleep(0.1)
+    assert worker, "training started in a child process"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143 and "Traceback" not in proc.stderr.read()
+    assert not psutil.pid_exists(worker[0].pid) or worker[0].status() == psutil.STATUS_ZOMBIE
+    assert "v1.train" not in open_project(folder / "anvil.toml").state.load()
+
+
+def train_until(folder: Path, checkpoint: int | None) -> None:
+    """`anvil apply --target v1.train`, SIGKILLed once the step-`checkpoint` checkpoint exists (None: to the end)."""
+    cmd = [sys.executable, "-m", "anvil", "apply", "--target", "v1.train"]
+    if checkpoint is None:
+        done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return
+    proc = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list(folder.glob(f".anvil/scratch/*/{checkpoint:07d}_adapters.*")):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def adapter_digest(folder: Path) -> str:
+    import hashlib
+
+    project = open_project(folder / "anvil.toml")
+    artifact = project.store.artifact(project.state.load()["v1.train"].fingerprint)
+    return hashlib.sha256((artifact / "adapters.safetensors").read_bytes()).hexdigest()
+
+
+def test_resumed_training_ends_with_the_same_adapter_byte_for_byte(tmp_path):
+    whole = make(tmp_path / "whole", steps=16)
+    train_until(whole, None)
+    killed = make(tmp_path / "killed", steps=16)
+    train_until(killed, 4)
+    train_until(killed, 12)
+    [torn] = killed.glob(".anvil/scratch/*/0000012_adapters.safetensors")
+    torn.write_bytes(torn.read_bytes()[:1000])  # as if a kill had cut the write short
+    train_until(killed, None)
+    assert open_project(killed / "anvil.toml").state.load()["v1.train"].metrics["resumed_from_step"] == 8
+    assert adapter_digest(killed) == adapter_digest(whole)
 
 
 def test_path_source_uses_a_local_checkpoint_in_place(lineage, tmp_path):

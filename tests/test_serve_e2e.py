@@ -94,6 +94,7 @@ def test_openai_client_plain_streaming_and_tools(served):
 
     health = json.loads(urllib.request.urlopen(project.state.load()["serve"].metrics["url"] + "/health").read())
     assert health["loaded_tool_parser"] == "json_tools"
+    assert [m.id for m in api.models.list().data] == ["base"], "clients name the model by its node, not a store path"
 
 
 def test_bad_requests_get_http_errors(served):
@@ -162,6 +163,10 @@ def test_api_key_is_required_when_configured(tmp_path, monkeypatch):
 
 def test_anvil_serve_runs_in_the_foreground_and_ctrl_c_stops_it(served, tmp_path):
     recipe, project = served
+    busy = subprocess.run([sys.executable, "-m", "anvil", "serve", "base", "--recipe", str(recipe)], cwd=tmp_path,
+                          capture_output=True, text=True)  # fmt: skip
+    assert busy.returncode == 1 and "held by the server `apply` keeps running" in busy.stderr, busy.stderr
+    assert "anvil down" in busy.stderr and "--port" in busy.stderr
     folder = project.weights("base")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "anvil", "serve", str(folder), "--port", str(port)], cwd=tmp_path,

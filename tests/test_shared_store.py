@@ -82,3 +82,37 @@ def test_down_stops_only_the_projects_own_server(project_dir, monkeypatch, tmp_p
         assert child.poll() is not None
     finally:
         child.stop()
+
+
+def test_a_copied_project_forgets_the_originals_server_without_stopping_it(project_dir, tmp_path_factory):
+    (project_dir / "anvil.toml").write_text(DATA_ONLY)
+    original = open_project(project_dir / "anvil.toml")
+    child = process.spawn([sys.executable, "-c", "import time; time.sleep(60)"], None, tethered=False)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    metrics = {"pid": child.pid, "process": child.owned.to_json(), "project": original.state.id}
+    original.state.save({"serve": StageRecord(id="serve", kind="serve", fingerprint="f", code_version=1, config={},
+                                              inputs={}, files={}, outputs="", started=now, duration_s=0.0,
+                                              metrics=metrics)})  # fmt: skip
+    copy = tmp_path_factory.mktemp("copy") / "project"
+    shutil.copytree(project_dir, copy)
+    try:
+        copied = open_project(copy / "anvil.toml")
+        assert copied.down() == [] and copied.forgotten == ["serve"]
+        assert process.is_ours(child.owned), "the original's server still runs"
+        assert open_project(project_dir / "anvil.toml").down() == ["serve"]
+    finally:
+        child.stop()
+
+
+def test_gc_clears_the_scratch_of_stages_no_recipe_has(project_dir):
+    """A stage stopped half-way leaves resumable work in the store's scratch; once no recipe has that
+    stage, gc removes it (and leaves the scratch of current stages alone)."""
+    (project_dir / "anvil.toml").write_text(DATA_ONLY)
+    project = open_project("anvil.toml")
+    apply_fake(project)
+    current = project.state.load()["dataset.domain"].fingerprint
+    for fp in ("0" * 64, current):
+        project.store.scratch(fp).mkdir(parents=True)
+        (project.store.scratch(fp) / "checkpoint").write_text("x")
+    assert [fp for fp, _ in open_project("anvil.toml").gc(dry_run=False)] == ["0" * 64]
+    assert project.store.scratch(current).exists() and not project.store.scratch("0" * 64).exists()

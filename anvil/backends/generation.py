@@ -7,19 +7,24 @@ from pathlib import Path
 
 
 def greedy_texts(folder: Path, prompts: list[str], max_tokens: int) -> list[str]:
-    """One user turn per prompt, chat template applied, greedy decoding; the model is freed afterwards."""
+    """One user turn per prompt, chat template applied, greedy decoding; the model is freed afterwards.
+    The tokens are decoded whole, invalid UTF-8 replaced, as a server streaming them writes them."""
     import mlx.core as mx
-    from mlx_vlm import generate
+    from mlx_vlm import stream_generate
     from mlx_vlm.prompt_utils import apply_chat_template
 
     from anvil.backends.fuse import load_vlm_with_processor
 
     model, processor = load_vlm_with_processor(folder)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    stops = set(
+        model.config.eos_token_id if isinstance(model.config.eos_token_id, list) else [model.config.eos_token_id]
+    )
     texts = []
     for prompt in prompts:
         formatted = apply_chat_template(processor, model.config, [{"role": "user", "content": prompt}])
-        result = generate(model, processor, formatted, max_tokens=max_tokens, temperature=0.0, verbose=False)
-        texts.append(result.text)
+        tokens = [r.token for r in stream_generate(model, processor, formatted, max_tokens=max_tokens, temperature=0.0)]
+        texts.append(tokenizer.decode([t for t in tokens if t is not None and t not in stops]))
     del model, processor
     gc.collect()
     mx.clear_cache()

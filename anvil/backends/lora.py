@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from anvil.backends import process
@@ -25,7 +25,7 @@ PROJECTIONS = {
 JOB, RESULT, FAILURE, LOSS_LOG, TRAINER_LOG = "job.json", "result.json", "error.json", "log.jsonl", "trainer.log"
 
 
-def lora_keys(targets: list[str]) -> list[str]:
+def lora_keys(targets: Sequence[str]) -> list[str]:
     keys: list[str] = []
     for target in targets:
         for key in PROJECTIONS.get(target, [f"self_attn.{target}" if target[0] in "qkvo" else f"mlp.{target}"]):
@@ -67,7 +67,7 @@ def _last_step(log: Path) -> dict | None:
 
 
 def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, checkpoints: Path, *,
-          prompts: list[dict] = (), base_model: str = "", ledger: Path | None = None,
+          prompts: Sequence[dict] = (), base_model: str = "", ledger: Path | None = None,
           progress: Callable[[float, str], None] = lambda f, m: None) -> dict:  # fmt: skip
     """Train an adapter on `parent` with `data/{train,valid}.jsonl` into `out`, resuming from the
     checkpoints in `checkpoints`; sample `prompts` before and after. Returns the run's metrics."""

@@ -9,10 +9,11 @@ the adapter, `loss.json`, `samples.json` and its log into the job's `out`, its m
 from __future__ import annotations
 
 import json
-import re
+import math
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -50,22 +51,12 @@ def metal_only_calls_guarded():
         sft_trainer.mx = mx
 
 
-def _resume(checkpoints: Path) -> int:
-    """Name the last run's step checkpoints by absolute step, load nothing; return steps already done."""
-    progress = checkpoints / "progress.json"
-    offset = json.loads(progress.read_text())["offset"] if progress.exists() else 0
-    for path in checkpoints.glob("*_adapters.safetensors"):
-        step = offset + int(path.name.split("_")[0])
-        path.rename(checkpoints / f"step_{step:07d}.safetensors")
-    steps = [int(re.findall(r"\d+", p.name)[0]) for p in checkpoints.glob("step_*.safetensors")]
-    return max(steps, default=0)
-
-
 class Recorder:
-    """The mlx-lm training callback: a loss curve that survives restarts (log.jsonl, one line per report)."""
+    """The mlx-lm training callback: a loss curve that survives restarts (log.jsonl, one line per report),
+    and a resumable checkpoint every `interval` steps."""
 
-    def __init__(self, log: Path, offset: int):
-        self.log, self.offset = log, offset
+    def __init__(self, log: Path, offset: int, checkpoint: Callable[[int], None], interval: int):
+        self.log, self.offset, self.checkpoint, self.interval = log, offset, checkpoint, interval
         kept = []
         if log.exists():
             kept = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
@@ -79,11 +70,17 @@ class Recorder:
             f.write(json.dumps(entry) + "\n")
 
     def on_train_loss_report(self, info: dict) -> None:
-        self._add({"kind": "train", "step": self.offset + info["iteration"],
+        step = self.offset + info["iteration"]
+        if not math.isfinite(info["train_loss"]):
+            raise AnvilError(f"training diverged at step {step}: the loss is {info['train_loss']} (expected a finite "
+                             "loss; lower train.learning_rate?)")  # fmt: skip
+        self._add({"kind": "train", "step": step,
                    "loss": round(float(info["train_loss"]), 5),
                    "tokens_per_second": round(float(info["tokens_per_second"]), 2),
                    "seconds": round(1 / max(float(info["iterations_per_second"]), 1e-9), 4),
                    "peak_memory_gb": round(float(info["peak_memory"]), 4), "time": time.time()})  # fmt: skip
+        if step % self.interval == 0:
+            self.checkpoint(step)
 
     def on_val_loss_report(self, info: dict) -> None:
         self._add({"kind": "valid", "step": self.offset + info["iteration"] - (1 if info["iteration"] == 1 else 0),
@@ -101,10 +98,10 @@ def train(job: dict) -> dict:
     from mlx_lm_lora.trainer.datasets import CacheDataset, load_local_dataset
     from mlx_lm_lora.trainer.sft_trainer import SFTTrainingArgs, get_sft_loss, train_sft
 
-    from anvil.backends import samples
+    from anvil.backends import checkpoints, samples
 
     lora, settings = Lora.model_validate(job["lora"]), Train.model_validate(job["train"])
-    out, checkpoints = Path(job["out"]), Path(job["checkpoints"])
+    out, folder = Path(job["out"]), Path(job["checkpoints"])
     mx.random.seed(settings.seed)
     np.random.seed(settings.seed)
     model, tokenizer = load(job["parent"])
@@ -118,11 +115,6 @@ def train(job: dict) -> dict:
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     if trainable == 0:
         raise AnvilError(f"lora.targets {lora.targets} match no projection of the last {lora.last_layers} layers")
-
-    done = _resume(checkpoints)
-    if done:
-        model.load_weights(str(checkpoints / f"step_{done:07d}.safetensors"), strict=False)
-    (checkpoints / "progress.json").write_text(json.dumps({"offset": done}))
 
     data_config = SimpleNamespace(mask_prompt=settings.mask_prompt, train_mode="sft")
     train_set, valid_set, _ = load_local_dataset(Path(job["data"]), tokenizer, data_config)
@@ -139,8 +131,10 @@ def train(job: dict) -> dict:
                                    "warmup": settings.warmup_steps})  # fmt: skip
     else:
         schedule = None
-    lr = (lambda step: schedule(step + done)) if schedule else base_lr  # a resumed run continues the schedule
-    recorder = Recorder(checkpoints / LOSS_LOG, done)
+    optimizer = optim.Adam(learning_rate=schedule or base_lr)  # its restored step counter drives the schedule
+    done = checkpoints.restore(folder, model, optimizer)
+    recorder = Recorder(folder / LOSS_LOG, done, lambda step: checkpoints.save(folder, step, model, optimizer),
+                        settings.checkpoint_interval)  # fmt: skip
     if done < settings.steps:
         args = SFTTrainingArgs(
             batch_size=settings.batch_size,
@@ -148,17 +142,16 @@ def train(job: dict) -> dict:
             val_batches=settings.val_batches,
             steps_per_report=1,
             steps_per_eval=settings.val_interval,
-            steps_per_save=settings.checkpoint_interval,
+            steps_per_save=settings.steps + 1,  # checkpoints are Anvil's own (the recorder's): resumable exactly
             adapter_file="adapters.safetensors",  # in the working directory: the checkpoints folder
             max_seq_length=settings.max_seq_length,
             grad_checkpoint=settings.grad_checkpoint,
         )
         with metal_only_calls_guarded():
-            train_sft(model=model, optimizer=optim.Adam(learning_rate=lr), train_dataset=CacheDataset(train_set),
+            train_sft(model=model, optimizer=optimizer, train_dataset=CacheDataset(train_set),
                       val_dataset=CacheDataset(valid_set), args=args, loss=get_sft_loss("nll"),
+                      iterate_batches=checkpoints.seeded_batches(settings.seed, done),
                       training_callback=recorder)  # fmt: skip
-    else:
-        model.load_weights(str(checkpoints / f"step_{done:07d}.safetensors"), strict=False)
     adapters = dict(tree_flatten(model.trainable_parameters()))
     mx.save_safetensors(str(out / "adapters.safetensors"), adapters)
     (out / "adapter_config.json").write_text(json.dumps(adapter_config(lora, job["base_model"]), indent=2))

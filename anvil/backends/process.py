@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,14 @@ class Owned:
     pid: int
     started: float  # its start time: a pid reused by another process has another one
     host: str
+    command: str = ""  # its command line, as started
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Owned:
-        return cls(int(data["pid"]), float(data["started"]), str(data["host"]))
+        return cls(int(data["pid"]), float(data["started"]), str(data["host"]), str(data.get("command", "")))
 
 
 @dataclass
@@ -57,29 +59,36 @@ class Child:
         return self.popen.poll()
 
     def stop(self, grace_s: float = 10.0) -> None:
-        """End it if it still runs (its exit status stays with `poll()`), and forget it."""
-        if self.popen.poll() is None:
-            stop(self.owned, grace_s)
+        """End it if it still runs (its exit status stays with `poll()`), and forget it. No identity check
+        is needed: until it is reaped, its pid cannot be anyone else's."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.popen.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=1)  # reap it: no zombie left behind
+                self.popen.wait(timeout=grace_s)
         forget(self.ledger, self.owned)
 
 
 def identity(pid: int) -> Owned | None:
     """The running process `pid` as an Owned record, or None if there is none."""
     try:
-        return Owned(pid, psutil.Process(pid).create_time(), socket.gethostname())
+        process = psutil.Process(pid)
+        return Owned(pid, process.create_time(), socket.gethostname(), " ".join(process.cmdline()))
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
 
 
 def is_ours(owned: Owned) -> bool:
-    """Whether the recorded process still runs on this host as the very process Anvil started."""
+    """Whether the recorded process still runs on this host as the very process Anvil started: same pid,
+    same start time, same command line."""
     if owned.host != socket.gethostname():
         return False
     try:
         process = psutil.Process(owned.pid)
-        return abs(process.create_time() - owned.started) < 0.01 and _running(process)
+        same = abs(process.create_time() - owned.started) < 0.01 and _running(process)
+        return same and (not owned.command or " ".join(process.cmdline()) == owned.command)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
@@ -113,7 +122,9 @@ def spawn(argv: list[str], log: Path | None, *, tethered: bool, ledger: Path | N
     finally:
         if out is not None:
             out.close()
-    owned = identity(popen.pid) or Owned(popen.pid, time.time(), socket.gethostname())
+    owned = Owned(popen.pid, time.time(), socket.gethostname(), " ".join(argv))
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+        owned = Owned(popen.pid, psutil.Process(popen.pid).create_time(), owned.host, owned.command)
     if ledger is not None:
         write_json(ledger / f"{popen.pid}.json", {**owned.to_json(), "argv": argv})
     return Child(popen, owned, ledger)
@@ -140,7 +151,7 @@ def forget(ledger: Path | None, owned: Owned) -> None:
         (ledger / f"{owned.pid}.json").unlink(missing_ok=True)
 
 
-def sweep(ledger: Path, keep: set[int] = frozenset()) -> list[int]:
+def sweep(ledger: Path, keep: Collection[int] = ()) -> list[int]:
     """Stop what the ledger lists and nothing claims any more (left by an Anvil that was killed), except
     the pids in `keep`; forget entries whose process is gone or is provably not ours. Returns the pids
     stopped."""

@@ -6,6 +6,7 @@ process itself is owned by backends/process.py."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -21,7 +22,7 @@ from pathlib import Path
 from anvil.backends import process
 from anvil.backends.process import Child, Owned
 from anvil.errors import AnvilError
-from anvil.recipe.models import Serve
+from anvil.recipe.serving import Serve
 
 STARTUP_TIMEOUT_S = 180.0
 
@@ -57,14 +58,32 @@ def api_key(options: Serve) -> str | None:
     return key
 
 
-def command(model_dir: Path, options: Serve) -> list[str]:
-    argv = [sys.executable, "-m", "mlx_vlm.server", "--model", str(model_dir), "--host", options.host,
+def command(model: str, options: Serve) -> list[str]:
+    argv = [sys.executable, "-m", "mlx_vlm.server", "--model", model, "--host", options.host,
             "--port", str(options.port), "--max-tokens", str(options.max_tokens), "--log-level", "WARNING"]  # fmt: skip
     kv = options.kv_cache
     if kv.quantization != "none":
         argv += ["--kv-bits", str(kv.bits), "--kv-quant-scheme", kv.quantization,
                  "--kv-group-size", str(kv.group_size), "--quantized-kv-start", str(kv.start)]  # fmt: skip
     return argv
+
+
+def named(model_dir: Path, name: str | None, names: Path | None) -> tuple[Path, str]:
+    """Where to start the server and what to pass as `--model` so that clients name the model `name`
+    (the id /v1/models lists and requests carry), not a path of the store: a link `names/<dir>/name`.
+    Without `names`, the model is named after its folder."""
+    model_dir = model_dir.resolve()
+    if name is None or names is None:
+        return model_dir.parent, model_dir.name
+    folder = names / hashlib.sha256(str(model_dir).encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / name
+    if not (link.is_symlink() and link.resolve() == model_dir):
+        tmp = folder / f".{name}.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(model_dir, target_is_directory=True)
+        os.replace(tmp, link)
+    return folder, name
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -99,10 +118,11 @@ def _log_tail(log: Path | None, lines: int = 15) -> str:
 
 
 def start(model_dir: Path, options: Serve, log: Path | None, *, tethered: bool, ledger: Path | None = None,
-          port: int | None = None) -> tuple[Server, Child]:  # fmt: skip
+          port: int | None = None, name: str | None = None,
+          names: Path | None = None) -> tuple[Server, Child]:  # fmt: skip
     """Start the server and wait until it answers. Tethered, it ends with this process; untethered (the
     served model), it outlives it and is recorded in `ledger` first. Output goes to `log`, or to this
-    process's terminal when `log` is None."""
+    process's terminal when `log` is None. Clients name the model `name` (see `named`)."""
     port = port or options.port
     if port_in_use(options.host, port):
         raise AnvilError(f"serve: port {port} on {options.host} is already in use by another process")
@@ -110,9 +130,10 @@ def start(model_dir: Path, options: Serve, log: Path | None, *, tethered: bool, 
     env = {k: v for k, v in os.environ.items() if k != "MLX_VLM_SERVER_API_KEY"}
     if key:
         env["MLX_VLM_SERVER_API_KEY"] = key
-    argv = command(model_dir, options.model_copy(update={"port": port}))
-    child = process.spawn(argv, log, tethered=tethered, ledger=ledger, env=env)
-    server = Server(child.owned, options.host, port, key, str(model_dir))
+    cwd, model = named(model_dir, name, names)
+    argv = command(model, options.model_copy(update={"port": port}))
+    child = process.spawn(argv, log, tethered=tethered, ledger=ledger, env=env, cwd=cwd)
+    server = Server(child.owned, options.host, port, key, model)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     try:
         while time.monotonic() < deadline:
@@ -129,25 +150,26 @@ def start(model_dir: Path, options: Serve, log: Path | None, *, tethered: bool, 
 
 
 @contextmanager
-def running(model_dir: Path, options: Serve, log: Path | None, port: int | None = None,
-            ledger: Path | None = None) -> Iterator[Server]:  # fmt: skip
+def running(model_dir: Path, options: Serve, log: Path | None, port: int | None = None, ledger: Path | None = None,
+            name: str | None = None, names: Path | None = None) -> Iterator[Server]:  # fmt: skip
     """A server for the duration of a block, tethered to this process; always stopped, whatever happens."""
-    server, child = start(model_dir, options, log, tethered=True, ledger=ledger, port=port)
+    server, child = start(model_dir, options, log, tethered=True, ledger=ledger, port=port, name=name, names=names)
     try:
         yield server
     finally:
         child.stop()
 
 
-def serve_foreground(model_dir: Path, options: Serve, on_ready: Callable[[Server], None]) -> int:
+def serve_foreground(model_dir: Path, options: Serve, on_ready: Callable[[Server], None], name: str | None = None,
+                     names: Path | None = None) -> int:  # fmt: skip
     """`anvil serve`: the server on this terminal, tethered to this process, until it exits (its exit code
     is returned) or this process is interrupted; stopped either way."""
-    server, child = start(model_dir, options, None, tethered=True)
+    server, child = start(model_dir, options, None, tethered=True, name=name, names=names)
     try:
         on_ready(server)
-        while child.poll() is None:
+        while (code := child.poll()) is None:
             time.sleep(0.5)
-        return child.poll()
+        return code
     finally:
         child.stop()
 

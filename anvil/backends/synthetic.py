@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 from anvil.recipe.models import Synthetic
 
+STOPS = ("<end_of_turn>", "<eos>")
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>",
                   "<image>", "<audio>", "<boi>", "<eoi>", "<boa>", "<eoa>"]  # fmt: skip
 
@@ -40,9 +42,20 @@ def build_tokenizer(vocab_size: int, out: Path) -> dict[str, int]:
         "unk_token": "<unk>",
         "model_max_length": 4096,
         "chat_template": asset("chat_template.jinja"),
+        # What mlx-vlm's Gemma 4 processor reads to place an image's or a clip's soft tokens.
+        "extra_special_tokens": {
+            "image_token": "<image>",
+            "boi_token": "<boi>",
+            "eoi_token": "<eoi>",
+            "audio_token": "<audio>",
+            "boa_token": "<boa>",
+            "eoa_token": "<eoa>",
+        },
     }
     (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
-    return {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS} | {"vocab": tokenizer.get_vocab_size()}
+    ids = {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
+    assert None not in ids.values(), "the trainer adds every special token"
+    return cast(dict[str, int], ids) | {"vocab": tokenizer.get_vocab_size()}
 
 
 def model_config(sizes: Synthetic, ids: dict[str, int]) -> dict:
@@ -62,6 +75,12 @@ def model_config(sizes: Synthetic, ids: dict[str, int]) -> dict:
         "num_kv_shared_layers": 0,
         "sliding_window": 128,
         "sliding_window_pattern": 2,
+        # Written out, so that mlx-vlm and transformers build the same pattern: every 2nd layer global.
+        # The last layer is global too, as transformers insists for Gemma 4.
+        "layer_types": [
+            "full_attention" if (i + 1) % 2 == 0 or i == sizes.num_layers - 1 else "sliding_attention"
+            for i in range(sizes.num_layers)
+        ],
         "max_position_embeddings": 4096,
     }
     vision = {
@@ -90,7 +109,9 @@ def model_config(sizes: Synthetic, ids: dict[str, int]) -> dict:
         "eoi_token_id": ids["<eoi>"],
         "boa_token_id": ids["<boa>"],
         "eoa_token_id": ids["<eoa>"],
-        "eos_token_id": [ids["<end_of_turn>"], ids["<eos>"]],
+        # A real chat model emits special tokens only to end its turn; a tiny one may emit any: generation
+        # stops at each, so none leaks into an answer.
+        "eos_token_id": [ids["<end_of_turn>"], ids["<eos>"]] + [ids[t] for t in SPECIAL_TOKENS if t not in STOPS],
         "pad_token_id": ids["<pad>"],
         "vision_soft_tokens_per_image": 16,
     }
@@ -112,7 +133,12 @@ def build(sizes: Synthetic, out: Path) -> dict:
     weights = dict(tree_flatten(Model(model_config_).parameters()))
     mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "mlx"})
     (out / "config.json").write_text(json.dumps(config, indent=2))
-    (out / "generation_config.json").write_text(json.dumps({"eos_token_id": config["eos_token_id"]}))
+    generation = {"bos_token_id": ids["<bos>"], "eos_token_id": config["eos_token_id"], "pad_token_id": ids["<pad>"]}
+    (out / "generation_config.json").write_text(json.dumps(generation))
+    # An image becomes 16 soft tokens, as many as the vision tower gives (`vision_soft_tokens_per_image`).
+    processor = {"processor_class": "Gemma4Processor",
+                 "image_processor": {"patch_size": 16, "max_soft_tokens": 16, "pooling_kernel_size": 3}}  # fmt: skip
+    (out / "processor_config.json").write_text(json.dumps(processor, indent=2))
     language = sum(v.size for k, v in weights.items() if k.startswith("language_model."))
     return {"parameters": sum(v.size for v in weights.values()), "language_parameters": language,
             "tensors": len(weights), "vocab_size": ids["vocab"]}  # fmt: skip

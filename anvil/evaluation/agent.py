@@ -17,26 +17,33 @@ def converse(server, test: Prompt, seed: int, temperature: float, max_tokens: in
     messages: list[dict[str, Any]] = [{"role": "system", "content": test.system}] if test.system else []
     tools_called: list[str] = []
     turn_limit_hit = False
-    extra = {"tools": openai_tools(test)} if test.tools else {}
+    extra: dict[str, Any] = {"tools": openai_tools(test)} if test.tools else {}
     for user in test.turns:
         messages.append({"role": "user", "content": user})
         for _ in range(test.max_turns):
             reply = chat(server, messages, max_tokens, seed=seed, temperature=temperature, **extra)
             message = reply["choices"][0]["message"]
-            calls = message.get("tool_calls") or []
+            calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
             if not calls:
                 messages.append({"role": "assistant", "content": message.get("content") or ""})
                 break
             messages.append({"role": "assistant", "content": message.get("content") or None, "tool_calls": calls})
             for i, call in enumerate(calls):
-                name = call["function"]["name"]
+                function = _function(call)
+                name = str(function.get("name", ""))
                 tools_called.append(name)
                 messages.append({"role": "tool", "tool_call_id": call.get("id") or f"call_{i}", "name": name,
-                                 "content": run_tool(test, name, call["function"].get("arguments", {}))})  # fmt: skip
+                                 "content": run_tool(test, name, function.get("arguments", {}))})  # fmt: skip
         else:
             turn_limit_hit = True
     final = next((m["content"] for m in reversed(messages) if m["role"] == "assistant" and m.get("content")), "")
     return {"messages": messages, "final": final, "tools_called": tools_called, "turn_limit_hit": turn_limit_hit}
+
+
+def _function(call: dict) -> dict:
+    """A tool call's function part, whatever shape the model produced."""
+    function = call.get("function")
+    return function if isinstance(function, dict) else {}
 
 
 def render(transcript: dict[str, Any]) -> str:
@@ -46,7 +53,7 @@ def render(transcript: dict[str, Any]) -> str:
         if m.get("tool_calls"):
             for call in m["tool_calls"]:
                 lines.append(
-                    f"[assistant calls {call['function']['name']}({json.dumps(call['function'].get('arguments'))})]"
+                    f"[assistant calls {_function(call).get('name')}({json.dumps(_function(call).get('arguments'))})]"
                 )
         if m.get("content"):
             label = f"tool {m.get('name')}" if m["role"] == "tool" else m["role"]

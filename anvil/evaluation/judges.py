@@ -25,7 +25,7 @@ import jsonschema
 from anvil.backends import process
 from anvil.evaluation.agent import render
 from anvil.planning.fingerprint import digest
-from anvil.recipe.models import Judge
+from anvil.recipe.evaluation import Judge
 from anvil.recipe.suite import Check, Scoring
 from anvil.state.atomic import write_json
 
@@ -42,7 +42,11 @@ Answer with one line of JSON and nothing else: {{"score": <0-5>, "rationale": "<
 
 
 class JudgeError(Exception):
-    """A judge call that failed or answered something without a score."""
+    """A judge call that failed or answered something without a score; `retry`: whether asking again may help."""
+
+    def __init__(self, message: str, retry: bool = True):
+        super().__init__(message)
+        self.retry = retry
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,13 @@ def check_passes(check: Check, transcript: dict[str, Any]) -> bool:
     if check.kind == "not_contains":
         return value not in text
     if check.kind == "regex":
-        return re.search(check.value, final, re.IGNORECASE if check.ignore_case else 0) is not None
+        return re.search(check.value or "", final, re.IGNORECASE if check.ignore_case else 0) is not None
     if check.kind == "tool_called":
         return check.value in transcript["tools_called"]
     if check.kind == "max_length":
-        return len(final) <= check.length
+        return len(final) <= (check.length or 0)
     if check.kind == "min_length":
-        return len(final) >= check.length
+        return len(final) >= (check.length or 0)
     try:
         jsonschema.validate(json.loads(final), check.schema_)
     except (json.JSONDecodeError, jsonschema.ValidationError):
@@ -104,31 +108,41 @@ def _in_range(score: float, text: str) -> float:
 
 
 def _ask_command(judge: Judge, prompt: str) -> str:
+    argv = judge.argv or []  # the model requires argv for this kind
     try:
-        done = process.run(judge.argv, prompt, judge.timeout_s)
+        done = process.run(argv, prompt, judge.timeout_s)
     except subprocess.TimeoutExpired:
-        raise JudgeError(f"{judge.argv[0]} timed out after {judge.timeout_s:g}s") from None
+        raise JudgeError(f"{argv[0]} timed out after {judge.timeout_s:g}s") from None
     except OSError as e:
-        raise JudgeError(f"cannot run {judge.argv[0]}: {e}") from None
+        raise JudgeError(f"cannot run {argv[0]}: {e}") from None
     if done.returncode != 0:
-        raise JudgeError(f"{judge.argv[0]} exited with code {done.returncode}: {done.stderr.strip()[-300:]}")
+        raise JudgeError(f"{argv[0]} exited with code {done.returncode}: {done.stderr.strip()[-300:]}")
     return done.stdout
 
 
 def _ask_openai(judge: Judge, prompt: str) -> str:
     headers = {"Content-Type": "application/json"}
+    url = judge.url or ""  # the model requires url for this kind
     if judge.api_key_env:
         key = os.environ.get(judge.api_key_env)
         if not key:
             raise JudgeError(f"environment variable {judge.api_key_env} (the judge's API key) is not set")
         headers["Authorization"] = f"Bearer {key}"
     body = {"model": judge.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0}
-    request = urllib.request.Request(judge.url.rstrip("/") + "/chat/completions", json.dumps(body).encode(), headers)
+    request = urllib.request.Request(url.rstrip("/") + "/chat/completions", json.dumps(body).encode(), headers)
     try:
         with urllib.request.urlopen(request, timeout=judge.timeout_s) as response:
-            return json.loads(response.read())["choices"][0]["message"]["content"]
-    except (urllib.error.URLError, OSError, KeyError, ValueError) as e:
+            content = json.loads(response.read())["choices"][0]["message"]["content"]
+    except urllib.error.HTTPError as e:
+        said = e.read().decode(errors="replace").strip()[:300]
+        # A request the endpoint refuses (bad key, unknown model) fails the same way every time.
+        retry = e.code in (408, 429) or e.code >= 500
+        raise JudgeError(f"{judge.url}: HTTP {e.code}: {said or e.reason}", retry=retry) from None
+    except (urllib.error.URLError, OSError, KeyError, IndexError, TypeError, ValueError) as e:
         raise JudgeError(f"{judge.url}: {e}") from None
+    if not isinstance(content, str):
+        raise JudgeError(f"{judge.url}: the answer has no text content")
+    return content
 
 
 class Judging:
@@ -162,6 +176,8 @@ class Judging:
                 score, rationale = parse_score(ask(self.judge, prompt))
             except JudgeError as e:
                 error = str(e)
+                if not e.retry:
+                    return Verdict(None, "", error=f"judge failed: {error}")
                 continue
             write_json(path, {"score": score, "rationale": rationale})
             return Verdict(score, rationale)

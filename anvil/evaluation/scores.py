@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from anvil.recipe.models import Gate
+from anvil.recipe.evaluation import Gate
 from anvil.recipe.suite import Scoring
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import operator
 import re
+from collections.abc import Callable
 from typing import Any
 
 from anvil.recipe.suite import Prompt
@@ -23,9 +25,11 @@ SPECS = {
                                      "required": ["query"]}},
 }  # fmt: skip
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
-        ast.USub: operator.neg, ast.UAdd: operator.pos}  # fmt: skip
+_OPS: dict[type, Callable[..., Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+    ast.USub: operator.neg, ast.UAdd: operator.pos,
+}  # fmt: skip
 
 
 def calculate(expression: str) -> str:
@@ -36,8 +40,8 @@ def calculate(expression: str) -> str:
             return node.value
         if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
             left, right = value(node.left), value(node.right)
-            if isinstance(node.op, ast.Pow) and abs(right) > 64:
-                raise ValueError("exponent too large")
+            if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 1e15):
+                raise ValueError("power too large")
             return _OPS[type(node.op)](left, right)
         if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
             return _OPS[type(node.op)](value(node.operand))
@@ -45,9 +49,13 @@ def calculate(expression: str) -> str:
 
     try:
         result = value(ast.parse(expression.replace("^", "**").replace("×", "*"), mode="eval").body)
-    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError) as e:
+        if not isinstance(result, int | float) or not math.isfinite(result):
+            return f"error: {expression!r} has no finite real value"
+        return str(int(result)) if float(result).is_integer() else f"{result:.10g}"
+    except RecursionError:
+        return "error: expression nested too deeply"
+    except (SyntaxError, ValueError, TypeError, ArithmeticError, MemoryError) as e:
         return f"error: {e}"
-    return str(int(result)) if float(result).is_integer() else f"{result:.10g}"
 
 
 def _words(text: str) -> set[str]:
@@ -66,7 +74,7 @@ def run_tool(test: Prompt, name: str, arguments: Any) -> str:
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return f"error: arguments are not JSON: {arguments[:100]}"
     if not isinstance(arguments, dict):
         return "error: arguments must be an object"

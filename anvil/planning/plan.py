@@ -69,6 +69,12 @@ class Plan:
     def changes(self) -> list[Action]:
         return [a for a in self.actions if a.act.is_change]
 
+    @property
+    def pending(self) -> list[Action]:
+        """Changes, and stages held back by a failed stage (a model built but not promoted): what
+        `plan --detailed-exitcode` reports as not done."""
+        return [a for a in self.actions if a.act.is_change or a.act is Act.BLOCKED]
+
     def counts(self) -> dict[str, int]:
         out = {act.value: 0 for act in Act}
         for action in self.actions:
@@ -125,7 +131,8 @@ def make_plan(
             act, reasons = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, replace)
         if act is Act.UNAVAILABLE:
             unavailable.add(node.id)
-        held.note(node.id, act is Act.BLOCKED, act is Act.UP_TO_DATE and record.outcome is Outcome.FAILED)
+        failed = act is Act.UP_TO_DATE and record is not None and record.outcome is Outcome.FAILED
+        held.note(node.id, act is Act.BLOCKED, failed)
         actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.deps))
     if not targets:
         for stage, record in records.items():

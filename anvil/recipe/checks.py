@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from anvil.errors import InvalidInput, Problem
-from anvil.recipe.models import NAME_PATTERN, Lora, MixError, Recipe, Synthetic
-from anvil.recipe.suite import load_suite
+from anvil.recipe.base import NAME_PATTERN
+from anvil.recipe.metrics import gate_metrics
+from anvil.recipe.models import Lora, MixError, Recipe, Synthetic
+from anvil.recipe.suite import SuiteFolderError, load_suite
 
 # (key path, message) pairs; the loader turns them into located problems.
 Finding = tuple[tuple[str | int, ...], str]
@@ -83,6 +86,22 @@ def _check_cycles(recipe: Recipe) -> Iterator[Finding]:
                 )
 
 
+def check_gates(recipe: Recipe, suites: dict[str, list]) -> Iterator[Finding]:
+    """Every gate names a metric its model's results will have, with bounds inside the metric's range."""
+    for i, gate in enumerate(recipe.gates):
+        metrics = gate_metrics(recipe, suites, gate.model)
+        if gate.metric not in metrics:
+            close = difflib.get_close_matches(gate.metric, metrics, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(list(metrics)[:6])}"
+            yield ("gates", i, "metric"), f"{gate.metric!r} is not a metric of {gate.model}'s results ({hint})"
+            continue
+        low, high = metrics[gate.metric]
+        for bound in ("min", "max"):
+            value = getattr(gate, bound)
+            if value is not None and not low <= value <= high:
+                yield ("gates", i, bound), f"{value:g} is outside {gate.metric}'s range (expected {low:g} to {high:g})"
+
+
 def check_files(
     recipe: Recipe, root: Path, check_rows: Callable[[Path], tuple[int, list[Problem]]], suites: dict[str, list]
 ) -> Iterator[Finding | Problem]:
@@ -90,37 +109,53 @@ def check_files(
     `check_rows` validates a file's rows and returns how many are valid and the problems found; the
     suites read are put in `suites`, by path as the recipe writes it."""
     for name, model in recipe.models.items():
-        if model.source and model.source.startswith("path:") and not (root / model.source[5:]).exists():
-            yield ("models", name, "source"), f"{model.source[5:]} does not exist (expected a checkpoint folder)"
+        if model.source and model.source.startswith("path:"):
+            folder = model.source.removeprefix("path:")
+            if not (root / folder).exists():
+                yield ("models", name, "source"), f"{folder} does not exist (expected a checkpoint folder)"
+            elif not (root / folder / "config.json").is_file():
+                yield ("models", name, "source"), f"{folder} is not a checkpoint folder (expected one with config.json)"
+    names: dict[str, int] = {}
     for i, suite in enumerate(recipe.eval.suites if recipe.eval else []):
+        if (name := Path(suite).name) in names:
+            other = f"eval.suites[{names[name]}]"
+            yield ("eval", "suites", i), f"suite name {name!r} is also {other}'s (expected distinct folder names)"
+            continue
+        names[name] = i
         try:
             tests = suites[suite] = load_suite(root / suite, suite)
+        except SuiteFolderError as e:
+            yield ("eval", "suites", i), str(e)
+            continue
         except InvalidInput as e:
             yield from e.problems
             continue
-        if recipe.eval.judge.kind == "rules":
+        if recipe.eval is not None and recipe.eval.judge.kind == "rules":
             for test in tests:
                 if not test.checks:
                     yield ("eval", "suites", i), f"{suite}/{test.id}.toml has no checks, which the rules judge needs"
+    if recipe.eval is None or len(suites) == len(recipe.eval.suites):  # gates can be checked against them all
+        yield from check_gates(recipe, suites)
     for name, dataset in recipe.datasets.items():
         available: dict[int, int] = {}
         for i, source in enumerate(dataset.sources):
-            path = root / source.path
+            path, where = root / source.path, ("datasets", name, "sources", i, "path")
             if not path.is_file():
-                yield (
-                    ("datasets", name, "sources", i, "path"),
-                    f"{source.path} does not exist (expected a chat JSONL file)",
-                )
+                what = "is not a regular file" if path.exists() else "does not exist"
+                yield where, f"{source.path} {what} (expected a chat JSONL file)"
                 continue
             valid, problems = check_rows(path)
             yield from problems
-            if not problems:
+            if not problems and not valid:
+                yield where, f"{source.path} has no rows (expected at least one chat record)"
+            elif not problems:
                 available[i] = valid
         if len(available) < len(dataset.sources):
             continue
         try:
             dataset.row_counts([available[i] for i in range(len(dataset.sources))])
         except MixError as e:
-            source = dataset.sources[e.source] if e.source is not None else None
-            field = () if source is None else ("sources", e.source, "count" if source.count else "weight")
-            yield ("datasets", name) + field, str(e)
+            field: tuple[str | int, ...] = ()
+            if e.source is not None:
+                field = ("sources", e.source, "count" if dataset.sources[e.source].count else "weight")
+            yield ("datasets", name, *field), str(e)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from anvil.errors import InvalidInput, Problem
-from anvil.recipe.checks import check_files, check_references
+from anvil.recipe.checks import Finding, check_files, check_references
 from anvil.recipe.models import Recipe
 from anvil.recipe.rows import read_rows
 from anvil.recipe.suite import SuiteTest
@@ -49,7 +49,7 @@ def load_recipe(path: str | Path, check_rows: RowChecker = check_rows_uncached) 
     parsed = parse_toml(path, Recipe, "recipe")
     recipe = parsed.value
     root = path.resolve().parent
-    findings = list(check_references(recipe))
+    findings: list[Finding | Problem] = list(check_references(recipe))
     suites: dict[str, list[SuiteTest]] = {}
     if not findings:  # file checks need sound references
         findings += check_files(recipe, root, lambda p: check_rows(p, shown(p)), suites)

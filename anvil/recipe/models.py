@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
-SOURCE_PATTERN = r"^(hf|path|synthetic):.+$"
+from anvil.recipe.base import NAME_PATTERN, SOURCE_PATTERN, Seed, Strict
+from anvil.recipe.evaluation import Eval, Gate
+from anvil.recipe.serving import Serve
 
 
 class MixError(ValueError):
@@ -17,10 +18,6 @@ class MixError(ValueError):
     def __init__(self, source: int | None, message: str):
         super().__init__(message)
         self.source = source
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ProjectInfo(Strict):
@@ -56,7 +53,7 @@ class Dataset(Strict):
     valid_fraction: float = Field(
         default=0.1, ge=0, lt=1, description="Fraction of each category held out for validation, in [0, 1)."
     )
-    seed: int = Field(default=0, description="Seed of the sampling and the shuffle; same seed, same split.")
+    seed: Seed = Field(default=0, description="Seed of the sampling and the shuffle; same seed, same split.")
     size: int | None = Field(
         default=None, ge=1, description="Total rows; required when a source gives a `weight` instead of a `count`."
     )
@@ -76,13 +73,14 @@ class Dataset(Strict):
         counts = [s.count if s.count is not None else n for s, n in zip(self.sources, available, strict=True)]
         weighted = [i for i, s in enumerate(self.sources) if s.weight is not None]
         if weighted:
+            assert self.size is not None, "the validator requires size with weights"
             left = self.size - sum(c for i, c in enumerate(counts) if i not in weighted)
             if left < 0:
                 raise MixError(
                     None, f"size {self.size} is smaller than the counted rows (expected size >= {self.size - left})"
                 )
-            total = sum(self.sources[i].weight for i in weighted)
-            shares = {i: left * self.sources[i].weight / total for i in weighted}
+            weights = {i: self.sources[i].weight or 0.0 for i in weighted}
+            shares = {i: left * weights[i] / sum(weights.values()) for i in weighted}
             for i in weighted:
                 counts[i] = int(shares[i])
             for i in sorted(weighted, key=lambda i: shares[i] - int(shares[i]), reverse=True)[
@@ -99,10 +97,10 @@ LoraTarget = Literal["attention", "mlp", "q_proj", "k_proj", "v_proj", "o_proj",
 
 
 class Lora(Strict):
-    rank: int = Field(default=8, ge=1, description="LoRA rank r of the A (in x r) and B (r x out) matrices.")
-    scale: float = Field(default=10.0, gt=0, description="LoRA scale: the update is scale * x @ A @ B.")
+    rank: int = Field(default=8, ge=1, le=4096, description="LoRA rank r of the A (in x r) and B (r x out) matrices.")
+    scale: float = Field(default=10.0, gt=0, le=1e4, description="LoRA scale: the update is scale * x @ A @ B.")
     dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout on the LoRA input, in [0, 1).")
-    last_layers: int = Field(default=16, ge=1, description="Train adapters on the last N transformer layers.")
+    last_layers: int = Field(default=16, ge=1, le=1024, description="Train adapters on the last N transformer layers.")
     targets: list[LoraTarget] = Field(
         default=["attention", "mlp"],
         min_length=1,
@@ -111,39 +109,47 @@ class Lora(Strict):
 
 
 class Train(Strict):
-    steps: int = Field(default=100, ge=1, description="Optimiser steps (mlx-lm-lora's iters).")
-    batch_size: int = Field(default=1, ge=1, description="Sequences per step.")
-    learning_rate: float = Field(default=1e-5, gt=0, description="Peak learning rate of the Adam optimiser.")
+    steps: int = Field(default=100, ge=1, le=10_000_000, description="Optimiser steps (mlx-lm-lora's iters).")
+    batch_size: int = Field(default=1, ge=1, le=65536, description="Sequences per step.")
+    learning_rate: float = Field(default=1e-5, gt=0, le=1, description="Peak learning rate of the Adam optimiser.")
     lr_schedule: Literal["constant", "cosine"] = Field(
         default="constant", description="Learning-rate schedule after warm-up."
     )
-    warmup_steps: int = Field(default=0, ge=0, description="Linear warm-up steps before the schedule starts.")
-    max_seq_length: int = Field(default=2048, ge=16, description="Longer sequences are truncated.")
+    warmup_steps: int = Field(
+        default=0, ge=0, le=10_000_000, description="Linear warm-up steps before the schedule starts."
+    )
+    max_seq_length: int = Field(default=2048, ge=16, le=1_048_576, description="Longer sequences are truncated.")
     grad_checkpoint: bool = Field(default=False, description="Recompute activations to save memory.")
-    seed: int = Field(default=0, description="Seed of the adapter initialisation and batch order.")
+    seed: Seed = Field(default=0, description="Seed of the adapter initialisation and batch order.")
     mask_prompt: bool = Field(
         default=False,
         description="Train on the last assistant turn only (mlx-lm-lora's mask_prompt); off trains on every "
         "turn, tool calls included.",
     )
-    val_interval: int = Field(default=50, ge=1, description="Compute the validation loss every N steps.")
-    val_batches: int = Field(default=8, ge=1, description="Batches in each validation-loss computation.")
+    val_interval: int = Field(default=50, ge=1, le=10_000_000, description="Compute the validation loss every N steps.")
+    val_batches: int = Field(default=8, ge=1, le=100_000, description="Batches in each validation-loss computation.")
     checkpoint_interval: int = Field(
-        default=100, ge=1, description="Save a resumable adapter checkpoint every N steps."
+        default=100, ge=1, le=10_000_000, description="Save a resumable adapter checkpoint every N steps."
     )
+
+    @model_validator(mode="after")
+    def _warmup_within_steps(self) -> Train:
+        if self.warmup_steps > self.steps:
+            raise ValueError(f"warmup_steps {self.warmup_steps} is more than steps {self.steps} (expected at most)")
+        return self
 
 
 class Synthetic(Strict):
     """Sizes of the tiny offline Gemma 4 that a `synthetic:` source builds (random weights, real architecture)."""
 
-    hidden_size: int = Field(default=64, ge=16, description="Width of the text model.")
-    num_layers: int = Field(default=4, ge=1, description="Text transformer layers.")
-    num_heads: int = Field(default=2, ge=1, description="Attention heads (one key/value head).")
-    head_dim: int = Field(default=32, ge=8, description="Width of one attention head.")
-    intermediate_size: int = Field(default=128, ge=16, description="Width of the MLP.")
+    hidden_size: int = Field(default=64, ge=16, le=16384, description="Width of the text model.")
+    num_layers: int = Field(default=4, ge=1, le=256, description="Text transformer layers.")
+    num_heads: int = Field(default=2, ge=1, le=256, description="Attention heads (one key/value head).")
+    head_dim: int = Field(default=32, ge=8, le=1024, description="Width of one attention head.")
+    intermediate_size: int = Field(default=128, ge=16, le=65536, description="Width of the MLP.")
     vocab_size: int = Field(default=1024, ge=300, le=65536, description="BPE vocabulary trained on Anvil's corpus.")
-    vision_layers: int = Field(default=1, ge=1, description="Layers of the (random) vision tower.")
-    seed: int = Field(default=0, description="Seed of the random weights.")
+    vision_layers: int = Field(default=1, ge=1, le=64, description="Layers of the (random) vision tower.")
+    seed: Seed = Field(default=0, description="Seed of the random weights.")
 
 
 class Model(Strict):
@@ -179,88 +185,12 @@ class Model(Strict):
             raise ValueError("synthetic sizes need a `synthetic:` source")
         if self.revision is not None and not (self.source or "").startswith("hf:"):
             raise ValueError("a revision needs an `hf:` source")
+        if self.source and self.source.startswith("hf:") and (".." in self.source or "--" in self.source):
+            raise ValueError(f"{self.source!r} is not a Hub repo id (expected hf:ORG/NAME, without '..' or '--')")
         if self.source is not None and (self.dataset or self.lora or self.train):
             raise ValueError("a root model (source) takes no dataset, lora or train; those belong to rounds")
         if self.parent is not None and self.dataset is None:
             raise ValueError("a training round (parent) needs a dataset")
-        return self
-
-
-class KvCache(Strict):
-    quantization: Literal["none", "uniform", "turboquant"] = Field(
-        default="none", description="KV-cache quantization scheme of mlx-vlm's server."
-    )
-    bits: Literal[2, 3, 4, 8] = Field(default=4, description="Bits per KV-cache element when quantized.")
-    group_size: int = Field(default=64, ge=8, description="Quantization group size (uniform scheme).")
-    start: int = Field(default=0, ge=0, description="Tokens kept unquantized before quantization starts.")
-
-
-class Serve(Strict):
-    model: str | None = Field(
-        default=None, description="Model node that `apply` keeps served once its gates pass; none serves nothing."
-    )
-    host: str = Field(default="127.0.0.1", description="Interface to listen on; loopback unless you mean otherwise.")
-    port: int = Field(default=8092, ge=1, le=65535, description="TCP port of the OpenAI-compatible server.")
-    kv_cache: KvCache = Field(default_factory=KvCache, description="KV-cache quantization.")
-    max_tokens: int = Field(default=512, ge=1, description="Default cap on generated tokens per request.")
-    api_key_env: str | None = Field(
-        default=None, description="Environment variable holding the API key requests must carry."
-    )
-
-
-class Judge(Strict):
-    kind: Literal["rules", "command", "openai"] = Field(
-        default="rules",
-        description="`rules` (deterministic checks), `command` (a program reading the prompt on stdin), "
-        "or `openai` (an OpenAI-compatible endpoint).",
-    )
-    argv: list[str] | None = Field(default=None, min_length=1, description="Program and arguments (kind command).")
-    url: str | None = Field(default=None, description="Base URL of the endpoint (kind openai).")
-    model: str | None = Field(default=None, description="Judge model name (kind openai).")
-    api_key_env: str | None = Field(default=None, description="Environment variable with the judge's API key.")
-    timeout_s: float = Field(default=120.0, gt=0, description="Seconds one judge call may take.")
-    retries: int = Field(default=3, ge=1, le=10, description="Attempts per judge call, with exponential backoff.")
-
-    @model_validator(mode="after")
-    def _kind_needs(self) -> Judge:
-        if self.kind == "command" and not self.argv:
-            raise ValueError("a command judge needs argv, e.g. argv = ['claude', '-p']")
-        if self.kind == "openai" and not (self.url and self.model):
-            raise ValueError("an openai judge needs url and model")
-        return self
-
-
-class Knowledge(Strict):
-    benchmark: Literal["gsm8k_cot", "mmlu_pro"] = Field(description="Knowledge-preservation benchmark.")
-    n: int = Field(default=100, ge=1, description="Items sampled from the benchmark.")
-
-
-class Eval(Strict):
-    runs: int = Field(default=3, ge=1, description="Runs per test, each with its own sampling seed, averaged.")
-    temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of the evaluated model.")
-    max_tokens: int = Field(default=96, ge=1, description="Generated tokens per model turn.")
-    high_variance: float = Field(
-        default=2.0, gt=0, description="Flag a test whose run scores spread (max - min) by at least this much."
-    )
-    compare: list[str] = Field(default=[], description="Model nodes scored side by side.")
-    judge: Judge = Field(default_factory=Judge, description="Who scores the behavioural suite.")
-    suites: list[str] = Field(default=[], description="Suite folders, relative to the recipe's folder.")
-    knowledge: list[Knowledge] = Field(default=[], description="Knowledge-preservation benchmarks.")
-
-
-class Gate(Strict):
-    model: str = Field(description="Model node the gate applies to.")
-    metric: str = Field(
-        description="Metric path: `SUITE.composite`, `SUITE.category.NAME`, `SUITE.test.ID`, "
-        "`SUITE.delta_vs_base` or `SUITE.delta_vs_parent` (SUITE: the suite folder's name)."
-    )
-    min: float | None = Field(default=None, description="Fail when the metric is below this.")
-    max: float | None = Field(default=None, description="Fail when the metric is above this.")
-
-    @model_validator(mode="after")
-    def _a_bound(self) -> Gate:
-        if self.min is None and self.max is None:
-            raise ValueError("a gate needs min, max or both")
         return self
 
 

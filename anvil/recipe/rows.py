@@ -36,31 +36,37 @@ def read_rows(path: Path, shown_as: str) -> tuple[list[str], list[Problem]]:
     rows: list[str] = []
     problems: list[Problem] = []
     invalid = 0
-    with open(path, encoding="utf-8") as lines:
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            found: list[Problem] = []
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                found.append(
-                    Problem(
-                        shown_as, lineno, e.colno, "", f"not valid JSON: {e.msg} (expected one JSON object per line)"
-                    )
-                )
-            else:
-                for error in sorted(_validator().iter_errors(row), key=lambda e: list(map(str, e.absolute_path))):
-                    found.append(Problem(shown_as, lineno, 1, _where(error) or "row", _explain(error)))
+    with open(path, "rb") as lines:
+        for lineno, raw in enumerate(lines, start=1):
+            found = _row_problems(raw, lineno, shown_as, rows)
             if found:
                 invalid += 1
                 if len(problems) < MAX_PROBLEMS_PER_FILE:
                     problems.extend(found[:3])
-            else:
-                rows.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
     if invalid > MAX_PROBLEMS_PER_FILE:
         problems.append(Problem(shown_as, 0, 0, "", f"{invalid} invalid rows in all; the first are shown"))
     return rows, problems
+
+
+def _row_problems(raw: bytes, lineno: int, shown_as: str, rows: list[str]) -> list[Problem]:
+    """What is wrong with one line; a valid row is appended to `rows` instead."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return [Problem(shown_as, lineno, e.start + 1, "", "not UTF-8 text (expected a UTF-8 JSON object per line)")]
+    if not line.strip():
+        return []
+    try:
+        row = json.loads(line)
+        errors = sorted(_validator().iter_errors(row), key=lambda e: list(map(str, e.absolute_path)))
+    except json.JSONDecodeError as e:
+        return [Problem(shown_as, lineno, e.colno, "", f"not valid JSON: {e.msg} (expected one JSON object per line)")]
+    except RecursionError:
+        return [Problem(shown_as, lineno, 1, "", "nested too deeply (expected a chat record)")]
+    if errors:
+        return [Problem(shown_as, lineno, 1, _where(error) or "row", _explain(error)) for error in errors]
+    rows.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+    return []
 
 
 def load_rows(path: Path, shown_as: str) -> list[str]:

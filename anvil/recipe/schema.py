@@ -4,23 +4,41 @@ through `#:schema`), the chat record's JSON Schema, and the field reference in M
 from __future__ import annotations
 
 import json
+import re
 import typing
 from pathlib import Path
 
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
 
 from anvil.recipe.chat import chat_record_schema
 from anvil.recipe.models import Recipe
 
 
+class TomlSchema(GenerateJsonSchema):
+    """TOML has no null: an optional field is one you may leave out, so its schema is its type alone (not
+    `anyOf [X, null]`, which makes editors report a typo inside the table as "not valid under any of the
+    schemas" instead of naming the key), and it has no `null` default."""
+
+    def nullable_schema(self, schema):
+        return self.generate_inner(schema["schema"])
+
+    def default_schema(self, schema):
+        json_schema = super().default_schema(schema)
+        if json_schema.get("default", ...) is None:
+            del json_schema["default"]
+        return json_schema
+
+
 def recipe_schema() -> dict:
-    schema = Recipe.model_json_schema()
+    schema = Recipe.model_json_schema(schema_generator=TomlSchema)
     return {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Anvil recipe (anvil.toml)"}
 
 
 def _type_name(annotation) -> str:
-    text = str(annotation).replace("typing.", "").replace("anvil.recipe.models.", "")
-    return text.replace("<class '", "").replace("'>", "").replace(" | ", " or ")
+    text = re.sub(r"anvil\.recipe\.\w+\.", "", str(annotation).replace("typing.", ""))
+    text = text.replace("<class '", "").replace("'>", "")
+    return text.removesuffix(" | None") + (" (optional)" if text.endswith(" | None") else "")
 
 
 def _tables(model: type[BaseModel], path: str, out: dict[str, type[BaseModel]]) -> None:
@@ -46,10 +64,9 @@ def reference_markdown() -> str:
         out += [f"## `[{path}]`" if path else f"## Top level: {model.__doc__}", ""]
         out += ["| key | type | default | description |", "| --- | --- | --- | --- |"]
         for name, field in model.model_fields.items():
+            default = field.get_default(call_default_factory=True)
             default = (
-                "required"
-                if field.is_required()
-                else json.dumps(field.get_default(call_default_factory=True), default=str)
+                "required" if field.is_required() else "none" if default is None else json.dumps(default, default=str)
             )
             if len(default) > 40:
                 default = "see its table"

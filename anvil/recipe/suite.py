@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from anvil.errors import InvalidInput, Problem
-from anvil.recipe.models import NAME_PATTERN, Strict
+from anvil.recipe.base import NAME_PATTERN, Strict
 from anvil.recipe.toml import parse_toml
 
 ToolName = Literal["calculator", "search", "memory_search"]
@@ -45,7 +45,7 @@ class Check(Strict):
             raise ValueError(f"a {self.kind} check needs {needs[self.kind].rstrip('_')}")
         if self.kind == "regex":
             try:
-                re.compile(self.value)
+                re.compile(self.value or "")
             except re.error as e:
                 raise ValueError(f"invalid regex {self.value!r}: {e}") from None
         return self
@@ -70,7 +70,7 @@ class Prompt(Strict):
 class Scoring(Strict):
     """How an answer is judged and counted: the part of a test that scoring its transcripts depends on."""
 
-    id: str | None = Field(default=None, pattern=NAME_PATTERN, description="Test id; defaults to the file name.")
+    id: str = Field(default="", pattern=NAME_PATTERN, description="Test id; defaults to the file name.")
     category: str = Field(pattern=NAME_PATTERN, description="Category it counts towards.")
     rubric: str = Field(min_length=1, description="What a good answer does, for the judge.")
     checks: list[Check] = Field(default=[], description="Deterministic checks (the rules judge's score).")
@@ -88,13 +88,18 @@ class SuiteTest(Prompt, Scoring):
         return Scoring(**{name: getattr(self, name) for name in Scoring.model_fields})
 
 
+class SuiteFolderError(ValueError):
+    """The suite folder itself is wrong (missing, a file, empty): the recipe's `eval.suites` entry is at fault."""
+
+
 def load_suite(folder: Path, shown_as: str) -> list[SuiteTest]:
     """Every `*.toml` test of a suite folder, validated; all problems of all files reported together."""
     if not folder.is_dir():
-        raise InvalidInput(
-            [Problem(shown_as, 0, 0, "", "no such suite folder (expected a folder of test .toml files)")]
-        )
-    tests, problems, seen = [], [], {}
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise SuiteFolderError(f"{shown_as} {what} (expected a folder of test .toml files)")
+    tests: list[SuiteTest] = []
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
     for path in sorted(folder.glob("*.toml")):
         try:
             parsed = parse_toml(path, SuiteTest, "suite test")
@@ -102,7 +107,7 @@ def load_suite(folder: Path, shown_as: str) -> list[SuiteTest]:
             problems += e.problems
             continue
         test = parsed.value
-        if test.id is None:
+        if not test.id:
             test = test.model_copy(update={"id": path.stem})
         if test.id in seen:
             problems.append(parsed.problem(("id",), f"duplicate test id {test.id!r} (also in {seen[test.id]})"))
@@ -111,7 +116,7 @@ def load_suite(folder: Path, shown_as: str) -> list[SuiteTest]:
         seen[test.id] = path.name
         tests.append(test)
     if not tests and not problems:
-        problems.append(Problem(shown_as, 0, 0, "", "no test files (expected *.toml)"))
+        raise SuiteFolderError(f"{shown_as} has no test files (expected *.toml files)")
     if problems:
         raise InvalidInput(problems)
     return tests

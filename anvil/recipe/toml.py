@@ -14,6 +14,7 @@ import tomli
 from pydantic import BaseModel, ValidationError
 
 from anvil.errors import AnvilError, InvalidInput, Problem
+from anvil.recipe.base import PATTERNS
 from anvil.recipe.locate import key_positions, locate
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,8 +29,12 @@ class Parsed(Generic[M]):
     positions: dict
 
     def problem(self, loc: tuple, message: str) -> Problem:
-        line, col = locate(self.positions, loc)
-        return Problem(self.name, line, col, _dotted(loc), message)
+        return _located(self.name, self.positions, loc, message)
+
+
+def _located(name: str, positions: dict, loc: tuple, message: str) -> Problem:
+    line, col = locate(positions, loc)
+    return Problem(name, line, col, _dotted(loc), message)
 
 
 def parse_toml(path: Path, model: type[M], what: str) -> Parsed[M]:
@@ -45,12 +50,13 @@ def parse_toml(path: Path, model: type[M], what: str) -> Parsed[M]:
         data = tomli.loads(text)
     except tomli.TOMLDecodeError as e:
         raise InvalidInput([Problem(name, e.lineno, e.colno, "", f"invalid TOML: {e.msg}")]) from None
+    except RecursionError:
+        raise InvalidInput([Problem(name, 0, 0, "", "invalid TOML: values nested too deeply")]) from None
     positions = key_positions(text)
     try:
         value = model.model_validate(data)
     except ValidationError as e:
-        parsed = Parsed(name, None, positions)
-        problems = [parsed.problem(err["loc"], _explain(err, model)) for err in e.errors()]
+        problems = [_located(name, positions, err["loc"], _explain(dict(err), model)) for err in e.errors()]
         raise InvalidInput(sorted(problems, key=lambda p: (p.line, p.col))) from None
     return Parsed(name, value, positions)
 
@@ -79,7 +85,7 @@ def _explain(err: dict, model: type[BaseModel]) -> str:
     if kind == "literal_error":
         return f"{given!r} is not allowed (expected {ctx['expected']})"
     if kind == "string_pattern_mismatch":
-        return f"{given!r} has the wrong form (expected to match {ctx['pattern']})"
+        return f"{given!r} has the wrong form (expected {PATTERNS.get(ctx['pattern'], 'to match ' + ctx['pattern'])})"
     if kind == "too_short":
         return f"has {ctx.get('actual_length')} items (expected at least {ctx.get('min_length')})"
     if kind == "too_long":

@@ -70,7 +70,7 @@ def run(ctx: StageRun[Dataset]) -> Result:
         ctx.progress(len(sources) / (len(dataset.sources) + 1), f"read {source.path}")
     train, valid, categories = split(dict(by_category), dataset.valid_fraction, rng)
     for name, tagged in (("train.jsonl", train), ("valid.jsonl", valid)):
-        (ctx.workdir / name).write_text("".join(row + "\n" for row, _ in tagged), encoding="utf-8")
+        (ctx.out / name).write_text("".join(row + "\n" for row, _ in tagged), encoding="utf-8")
     manifest = {
         "rows": len(train) + len(valid),
         "train": len(train),
@@ -80,7 +80,7 @@ def run(ctx: StageRun[Dataset]) -> Result:
         "seed": dataset.seed,
         "valid_categories": [category for _, category in valid],  # row by row, for held-out samples
     }
-    (ctx.workdir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    (ctx.out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return Result(
         {
             "rows": manifest["rows"],

@@ -14,7 +14,9 @@ from typing import Any
 
 from anvil.errors import AnvilError
 from anvil.planning.graph import Node
-from anvil.recipe.models import Judge, Recipe, Strict
+from anvil.recipe.base import Strict
+from anvil.recipe.evaluation import Judge
+from anvil.recipe.models import Recipe
 from anvil.recipe.suite import Scoring
 from anvil.stages import transcripts
 from anvil.stages.stage import Result, Stage, StageRun, Suites
@@ -94,7 +96,7 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
             summary[f"delta_vs_{role}"] = deltas(summary, theirs)
         summaries[suite] = summary
     runs = [{"suite": s, "test": t, "run": r + 1, **item} for (s, t, r), item in results.items()]
-    write_json(ctx.workdir / RESULTS, {"suites": summaries, "runs": runs})
+    write_json(ctx.out / RESULTS, {"suites": summaries, "runs": runs})
     return Result({
         "suites": {s: {"composite": v["composite"], "categories": v["categories"],
                        "delta_vs_base": (v["delta_vs_base"] or {}).get("composite"),

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from anvil.errors import AnvilError
 from anvil.planning.graph import Node
-from anvil.recipe.models import Recipe, Strict
+from anvil.recipe.base import Strict
+from anvil.recipe.models import Recipe
 from anvil.stages import source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 
@@ -41,14 +42,14 @@ def run(ctx: StageRun[FuseConfig]) -> Result:
     from anvil.backends import fuse
 
     parent, adapter = source.checkpoint(ctx.inputs["parent"], ctx.root), ctx.inputs["adapter"]
-    metrics = fuse.fuse(parent, adapter, ctx.workdir, ctx.progress)
+    metrics = fuse.fuse(parent, adapter, ctx.out, ctx.progress)
     ctx.progress(0.9, "verifying logits")
-    tolerance = ctx.config.logit_tolerance.get(fuse.weight_dtype(ctx.workdir), 5e-2)
-    worst = fuse.max_logit_difference(parent, adapter, ctx.workdir, ctx.config.verify_prompts)
+    tolerance = ctx.config.logit_tolerance.get(fuse.weight_dtype(ctx.out), 5e-2)
+    worst = fuse.max_logit_difference(parent, adapter, ctx.out, ctx.config.verify_prompts)
     if worst > tolerance:
         raise AnvilError(f"fused logits differ from parent + adapter by {worst:.2e} (tolerance {tolerance:.0e})")
     ctx.progress(0.95, "loading with mlx-vlm")
-    vlm = fuse.load_vlm(ctx.workdir)
+    vlm = fuse.load_vlm(ctx.out)
     has_vision = hasattr(vlm, "vision_tower") and vlm.vision_tower is not None
     return Result(metrics | {"max_logit_diff": worst, "logit_tolerance": tolerance, "loads_in_mlx_vlm": True,
                              "vision_tower": has_vision})  # fmt: skip

@@ -6,9 +6,15 @@ is not promoted to the served model. Writes `gates.json`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 from anvil.planning.graph import Node
 from anvil.planning.record import Outcome, StageRecord
-from anvil.recipe.models import Gate, Recipe, Strict
+from anvil.recipe.base import Strict
+from anvil.recipe.evaluation import Gate
+from anvil.recipe.models import Recipe
 from anvil.stages import evaluate
 from anvil.stages.stage import Result, Stage, StageRun, Suites
 from anvil.state.atomic import write_json
@@ -23,7 +29,7 @@ class GateConfig(Strict):
 
 def knowledge_needs(recipe: Recipe, model: str) -> dict[str, str]:
     wanted = any(g.model == model and g.metric.startswith("knowledge.") for g in recipe.gates)
-    return {"knowledge": f"{model}.knowledge"} if wanted and recipe.eval.knowledge else {}
+    return {"knowledge": f"{model}.knowledge"} if wanted and recipe.eval and recipe.eval.knowledge else {}
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
@@ -47,9 +53,14 @@ def run(ctx: StageRun[GateConfig]) -> Result:
 
     checked = check_gates(evaluate.results_of(ctx.inputs["scores"])["suites"], ctx.config.gates)
     failures = [g for g in checked if not g["passed"]]
-    write_json(ctx.workdir / GATES, {"gates": checked})
+    write_json(ctx.out / GATES, {"gates": checked})
     metrics = {"passed": not failures, "gates": len(checked), "failures": failures}
     return Result(metrics, Outcome.FAILED if failures else Outcome.OK)
+
+
+def checked(artifact: Path) -> list[dict[str, Any]]:
+    """Every gate of a built gate stage: metric, value, min, max, passed."""
+    return json.loads((artifact / GATES).read_text())["gates"]
 
 
 def failure_lines(record: StageRecord) -> list[str]:

@@ -5,7 +5,9 @@ from `[eval] knowledge`; this version cannot run them yet, so `plan` says so and
 from __future__ import annotations
 
 from anvil.planning.graph import Node
-from anvil.recipe.models import Knowledge, Recipe, Strict
+from anvil.recipe.base import Strict
+from anvil.recipe.evaluation import Knowledge
+from anvil.recipe.models import Recipe
 from anvil.stages.stage import Stage, Suites
 
 CODE_VERSION = 1

@@ -11,10 +11,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from anvil.backends import process
+from anvil.backends import server as backend
 from anvil.backends.process import Owned
 from anvil.planning.graph import Node
-from anvil.planning.record import StageRecord
-from anvil.recipe.models import Recipe, Serve
+from anvil.planning.record import Outcome, StageRecord
+from anvil.recipe.models import Recipe
+from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 
@@ -28,6 +31,7 @@ VALIDATION_PROMPTS = [
     "Thanks!",
 ]
 VALIDATION_TOKENS = 24
+KV_AGREEMENT_WARNING = 0.6  # below this share of identical greedy answers, KV quantization is visibly hurting
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
@@ -45,67 +49,87 @@ def _owned(record: StageRecord) -> Owned:
 
 def server_of(record: StageRecord):
     """The recorded server, to send requests to."""
-    from anvil.backends.server import Server, api_key
-
     m = record.metrics
-    return Server(_owned(record), m["host"], m["port"], api_key(Serve.model_validate(record.config)), m["model"])
+    key = backend.api_key(Serve.model_validate(record.config))
+    return backend.Server(_owned(record), m["host"], m["port"], key, m["model"])
 
 
 def check(record: StageRecord) -> str | None:
-    from anvil.backends import process
-    from anvil.backends.server import healthy, port_in_use
-
     m = record.metrics
     if not process.is_ours(_owned(record)):
-        if port_in_use(m["host"], m["port"]):
+        if backend.port_in_use(m["host"], m["port"]):
             return f"server process {m['pid']} is gone and another process holds port {m['port']}"
         return f"server process {m['pid']} is not running"
-    if not healthy(server_of(record)):
+    if not backend.healthy(server_of(record)):
         return f"server process {m['pid']} does not answer on {m['url']}"
     return None
 
 
 def stop(record: StageRecord) -> None:
-    from anvil.backends import process
-
     process.stop(_owned(record))
 
 
-def agreement(local: list[str], server) -> dict[str, Any]:
-    """The same greedy prompts through the server: how often its text equals in-process generation."""
-    from anvil.backends.server import chat
+def agreement(local: list[str], server) -> float:
+    """The same greedy prompts through the server: the share of answers equal to in-process generation."""
+    replies = [backend.chat(server, [{"role": "user", "content": p}], VALIDATION_TOKENS) for p in VALIDATION_PROMPTS]
+    served = [reply["choices"][0]["message"]["content"] or "" for reply in replies]
+    return sum(_visible(a) == _visible(b) for a, b in zip(local, served, strict=True)) / len(VALIDATION_PROMPTS)
 
-    served = [chat(server, [{"role": "user", "content": p}], VALIDATION_TOKENS)["choices"][0]["message"]["content"]
-              for p in VALIDATION_PROMPTS]  # fmt: skip
-    agree = sum(a.strip() == (b or "").strip() for a, b in zip(local, served, strict=True))
-    return {"validation_prompts": len(VALIDATION_PROMPTS), "validation_agreement": agree / len(VALIDATION_PROMPTS)}
+
+def _visible(text: str) -> str:
+    """A reply as a reader sees it: bytes that form no character (a streaming server writes U+FFFD for
+    each, a whole decode may join them differently) and control characters left out."""
+    return "".join(c for c in text if c != "\ufffd" and (c.isprintable() or c in "\n\t")).strip()
 
 
 def run(ctx: StageRun[Serve]) -> Result:
-    from anvil.backends import server as backend
     from anvil.backends.generation import greedy_texts
 
     options = ctx.config
     if ctx.previous is not None and ctx.previous.kind == "serve":
         stop(ctx.previous)
     folder = source.checkpoint(ctx.inputs["model"], ctx.root)
-    # In-process answers first, model freed before the server loads it: never two copies in memory.
+    # In-process answers first, model freed before a server loads it: never two copies in memory.
     ctx.progress(0.05, "greedy answers in process, for the serving validation")
     local = greedy_texts(folder, VALIDATION_PROMPTS, VALIDATION_TOKENS)
-    ctx.progress(0.4, f"starting mlx-vlm on {options.host}:{options.port}")
+    validation: dict[str, Any] = {"validation_prompts": len(VALIDATION_PROMPTS)}
+    quantized = options.kv_cache.quantization != "none"
+    if quantized:  # the same weights and template without KV quantization must answer exactly the same
+        ctx.progress(0.2, "comparing a reference server (no KV quantization) with in-process answers")
+        reference = options.model_copy(update={"kv_cache": KvCache(), "port": backend.free_port(options.host)})
+        log = ctx.local.logs / "serve.reference.log"
+        with backend.running(folder, reference, log, name=options.model, names=ctx.local.names) as server:
+            validation["validation_agreement"] = agreement(local, server)
+    ctx.progress(0.5, f"starting mlx-vlm on {options.host}:{options.port}")
     t0 = time.monotonic()
-    log = ctx.logs / "serve.log"
-    server, child = backend.start(folder, options, log, tethered=False, ledger=ctx.processes)
+    log = ctx.local.logs / "serve.log"
+    server, child = backend.start(folder, options, log, tethered=False, ledger=ctx.local.processes,
+                                  name=options.model, names=ctx.local.names)  # fmt: skip
     started_s = time.monotonic() - t0
     try:
         ctx.progress(0.8, "comparing served answers with in-process ones")
-        validation = agreement(local, server)
+        validation["kv_validation_agreement" if quantized else "validation_agreement"] = agreement(local, server)
     except BaseException:
         child.stop()
         raise
-    return Result({"pid": server.pid, "process": server.owned.to_json(), "host": server.host, "port": server.port,
-                   "url": server.url, "model": server.model, "startup_s": round(started_s, 2), "log": str(log),
-                   **validation})  # fmt: skip
+    warnings = []
+    if validation["validation_agreement"] < 1.0:
+        warnings.append(f"the server answers {validation['validation_agreement']:.0%} of the validation prompts "
+                        "like in-process generation, expected all: template or weights differ")  # fmt: skip
+    if validation.get("kv_validation_agreement", 1.0) < KV_AGREEMENT_WARNING:
+        kv, share = options.kv_cache, validation["kv_validation_agreement"]
+        warnings.append(f"with {kv.bits}-bit {kv.quantization} KV quantization the server agrees on {share:.0%} of "
+                        "the validation prompts")  # fmt: skip
+    metrics = {"pid": server.pid, "process": server.owned.to_json(), "host": server.host, "port": server.port,
+               "url": server.url, "model": server.model, "startup_s": round(started_s, 2), "log": str(log),
+               **validation, "warnings": warnings}  # fmt: skip
+    return Result(metrics, Outcome.WARNED if warnings else Outcome.OK)
 
 
-STAGE = Stage(kind="serve", code_version=CODE_VERSION, nodes=nodes, run=run, check=check, stop=stop)
+def summary(record: StageRecord) -> str:
+    m = record.metrics
+    warned = "; WARNING: " + "; ".join(m["warnings"]) if m.get("warnings") else ""
+    return f"running: {record.config.get('model')} at {m['url']}/v1 as model {m['model']!r}{warned}"
+
+
+STAGE = Stage(kind="serve", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, check=check, stop=stop)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from anvil.errors import AnvilError
 from anvil.planning.graph import Node
-from anvil.recipe.models import Recipe, Strict, Synthetic
+from anvil.recipe.base import Strict
+from anvil.recipe.models import Recipe, Synthetic
 from anvil.stages.stage import Result, Stage, StageRun, Suites
 
 CODE_VERSION = 2
@@ -81,7 +82,7 @@ def run(ctx: StageRun[SourceConfig]) -> Result:
     scheme, _, where = config.source.partition(":")
     if scheme == "synthetic":
         ctx.progress(0.1, "building a tiny Gemma 4")
-        return Result(synthetic.build(config.synthetic or Synthetic(), ctx.workdir))
+        return Result(synthetic.build(config.synthetic or Synthetic(), ctx.out))
     if scheme == "path":
         folder, pointer = (ctx.root / where).resolve(), {"source": config.source, "path": where}
     else:
@@ -90,7 +91,7 @@ def run(ctx: StageRun[SourceConfig]) -> Result:
         pointer = {"source": config.source, "revision": commit}
     if not (folder / "config.json").exists():
         raise AnvilError(f"{config.source}: {folder} has no config.json (expected a Hugging Face / MLX checkpoint)")
-    (ctx.workdir / POINTER).write_text(json.dumps(pointer))
+    (ctx.out / POINTER).write_text(json.dumps(pointer))
     return Result({"revision": pointer["revision"]} if "revision" in pointer else {})
 
 

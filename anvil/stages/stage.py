@@ -15,6 +15,7 @@ from anvil.planning.graph import Node
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import SuiteTest
+from anvil.state.project_state import ProjectState
 
 C = TypeVar("C", bound=BaseModel)
 Suites = Mapping[str, list[SuiteTest]]  # the recipe's suites, read, by path as `eval.suites` writes it
@@ -28,11 +29,16 @@ class StageRun(Generic[C]):
     root: Path  # the recipe's folder, which relative paths in the config are relative to
     workdir: Path | None  # the only place a stage writes; None for a resource (a running process)
     scratch: Path  # survives a crash (checkpoints to resume from); removed once the stage is committed
-    logs: Path  # the project's long-lived logs, e.g. of a server started in the background
     cache: Path  # content-addressed results shared by all stages and projects (judge verdicts)
-    processes: Path  # the project's ledger of processes started (backends/process.py)
+    local: ProjectState  # the project's own: logs, the ledger of processes it started, served models' names
     previous: StageRecord | None = None  # what the state recorded for this stage before this run
     progress: Callable[[float, str], None] = lambda fraction, message: None
+
+    @property
+    def out(self) -> Path:
+        """The work folder of an artifact stage (resources have none)."""
+        assert self.workdir is not None, "a resource stage has no work folder"
+        return self.workdir
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ prompts: `adapters.safetensors`, `adapter_config.json`, `loss.json`, `samples.js
 from __future__ import annotations
 
 from anvil.planning.graph import Node
-from anvil.recipe.models import Lora, Recipe, Strict, Train
+from anvil.recipe.base import Strict
+from anvil.recipe.models import Lora, Recipe, Train
 from anvil.stages import dataset, source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 
@@ -41,11 +42,11 @@ def run(ctx: StageRun[TrainConfig]) -> Result:
         data,
         ctx.config.lora,
         ctx.config.train,
-        ctx.workdir,
+        ctx.out,
         ctx.scratch,
         prompts=samples.held_out(dataset.validation_rows(data)),
         base_model=f"anvil:{parent.name}",  # artifact folders are named by their fingerprint
-        ledger=ctx.processes,
+        ledger=ctx.local.processes,
         progress=ctx.progress,
     )
     return Result(metrics)

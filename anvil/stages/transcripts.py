@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from anvil.planning.graph import Node
-from anvil.recipe.models import KvCache, Recipe, Serve, Strict
+from anvil.recipe.base import Strict
+from anvil.recipe.models import Recipe
+from anvil.recipe.serving import KvCache, Serve
 from anvil.recipe.suite import Prompt
 from anvil.stages import source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
@@ -60,7 +62,8 @@ def model_server(ctx: StageRun, max_tokens: int, kv_cache: KvCache) -> Iterator[
 
     options = Serve(port=free_port(), max_tokens=max_tokens, kv_cache=kv_cache)
     folder = source.checkpoint(ctx.inputs["model"], ctx.root)
-    with running(folder, options, ctx.logs / f"{ctx.node.id}.server.log", ledger=ctx.processes) as server:
+    log, local = ctx.local.logs / f"{ctx.node.id}.server.log", ctx.local
+    with running(folder, options, log, ledger=local.processes, name=ctx.node.model, names=local.names) as server:
         yield server
 
 
@@ -96,7 +99,7 @@ def run(ctx: StageRun[TranscriptsConfig]) -> Result:
     done = resumable(ctx.scratch, list(items), produce)
     out = {suite: {test_id: [done[f"{suite}.{test_id}.run{r}"]["transcript"] for r in range(config.runs)]
                    for test_id in tests} for suite, tests in config.suites.items()}  # fmt: skip
-    write_json(ctx.workdir / ARTIFACT, {"suites": out})
+    write_json(ctx.out / ARTIFACT, {"suites": out})
     return Result({"conversations": len(items), "generated": generated})
 
 

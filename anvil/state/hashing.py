@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+from anvil.errors import AnvilError
 from anvil.state.atomic import write_json
 
 CHUNK = 8 << 20
@@ -33,16 +34,24 @@ class StatCache:
         if path and path.exists():
             try:
                 saved = json.loads(path.read_text())
-                self.entries, self.facts = saved["files"], saved["facts"]
-            except (OSError, ValueError, KeyError):
+                entries, facts = saved["files"], saved["facts"]
+                if isinstance(entries, dict) and isinstance(facts, dict):
+                    self.entries, self.facts = entries, facts
+            except (OSError, ValueError, KeyError, TypeError):
                 pass  # a damaged cache only costs a rehash
 
     def file(self, path: Path) -> str:
+        try:
+            return self._file(path)
+        except OSError as e:
+            raise AnvilError(f"{path}: cannot read it to hash it ({e.strerror or e})") from None
+
+    def _file(self, path: Path) -> str:
         st = os.stat(path)
         key = str(Path(path).resolve())
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         entry = self.entries.get(key)
-        if entry and entry[:3] == stamp:
+        if isinstance(entry, list) and entry[:3] == stamp:
             return entry[3]
         digest = sha256_file(path)
         self.entries[key] = stamp + [digest]

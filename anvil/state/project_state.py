@@ -7,7 +7,8 @@ each other's state, so one can neither orphan, stop nor collect the other's work
   lock           held during apply, gc and down (flock: released when its holder dies)
   hashes.json    stat cache (size, mtime_ns, inode -> sha256) and facts learnt from hashes; per machine
   logs/          servers and trainers started for this project
-  processes/     a ledger of the processes this project started (see backends/process.py)
+  processes/<id>/  a ledger of the processes this project started (see backends/process.py)
+  names/         links that give each model a server loads its stable name (`v2`, not a store path)
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class ProjectState:
         self.id = hashlib.sha256(str(self.recipe).encode()).hexdigest()[:16]
         self.hashes = StatCache(self.folder / "hashes.json")
         self.logs = self.folder / "logs"
-        self.processes = self.folder / "processes"
+        # By id: a copy of this folder (another project) must not take these processes for its own.
+        self.processes = self.folder / "processes" / self.id
+        self.names = self.folder / "names"
 
     def load(self) -> dict[str, StageRecord]:
         return load_records(self.file)
@@ -58,11 +61,20 @@ def load_records(file: Path) -> dict[str, StageRecord]:
         raw = json.loads(file.read_text())
     except (OSError, ValueError) as e:
         raise AnvilError(f"{file}: unreadable state ({e}); {recover}") from None
-    if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
-        found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
-        raise AnvilError(f"{file}: state format {found} is not {STATE_FORMAT} "
+    if not isinstance(raw, dict):
+        raise AnvilError(f"{file}: not an Anvil state file (expected a JSON object); {recover}")
+    if raw.get("format") != STATE_FORMAT:
+        raise AnvilError(f"{file}: state format {raw.get('format')} is not {STATE_FORMAT} "
                          f"(written by another anvil version); {recover}")  # fmt: skip
-    try:
-        return {sid: StageRecord.model_validate(rec) for sid, rec in raw["stages"].items()}
-    except (KeyError, AttributeError, ValidationError) as e:
-        raise AnvilError(f"{file}: damaged state ({str(e).splitlines()[0]}); {recover}") from None
+    stages = raw.get("stages")
+    if not isinstance(stages, dict):
+        raise AnvilError(f"{file}: damaged state (no `stages` table); {recover}")
+    records = {}
+    for sid, rec in stages.items():
+        try:
+            records[sid] = StageRecord.model_validate(rec)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "record"
+            raise AnvilError(f"{file}: damaged state: stages.{sid}.{where}: {first['msg']}; {recover}") from None
+    return records

@@ -20,6 +20,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from anvil.errors import AnvilError
 from anvil.planning.record import StageRecord
 from anvil.state.atomic import fsync_dir, fsync_tree, write_json
@@ -49,7 +51,11 @@ class Store:
         path = self.root / "records" / f"{fingerprint}.json"
         if not (path.exists() and self.artifact(fingerprint).is_dir()):
             return None
-        record = StageRecord.model_validate_json(path.read_text())
+        try:
+            record = StageRecord.model_validate_json(path.read_text())
+        except (OSError, ValidationError) as e:
+            raise AnvilError(f"{path}: damaged run-cache record ({str(e).splitlines()[0]}); delete it, and the "
+                             "stage is built again") from None  # fmt: skip
         return record if self.intact(record) else None
 
     def intact(self, record: StageRecord) -> bool:
@@ -123,11 +129,13 @@ class Store:
 
     # -- garbage collection --------------------------------------------------------------------
     def fingerprints(self) -> set[str]:
-        folder = self.root / "artifacts"
-        return {p.name for p in folder.iterdir()} if folder.exists() else set()
+        """Fingerprints with an artifact or a scratch folder (a stage stopped half-way) in the store."""
+        return {p.name for kind in ("artifacts", "scratch") if (self.root / kind).exists()
+                for p in (self.root / kind).iterdir()}  # fmt: skip
 
     def size(self, fingerprint: str) -> int:
-        return sum(f.stat().st_size for f in self.artifact(fingerprint).rglob("*") if f.is_file())
+        folders = (self.artifact(fingerprint), self.scratch(fingerprint))
+        return sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
 
     def remove(self, fingerprint: str) -> None:
         """Call while holding `claim(fingerprint)`."""

@@ -1,0 +1,29 @@
+"""What every recipe model shares: strictness, the name and seed rules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# hf:ORG/NAME (a Hub repo id), path:ANYTHING, synthetic:NAME
+SOURCE_PATTERN = (
+    r"^(hf:[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*|path:.+|synthetic:[A-Za-z0-9][A-Za-z0-9._-]*)$"
+)
+# What each pattern means, for error messages.
+PATTERNS = {
+    NAME_PATTERN: "letters, digits, _ or -, starting with a letter",
+    ENV_PATTERN: "an environment variable name: letters, digits and _",
+    SOURCE_PATTERN: "hf:ORG/NAME, path:DIR or synthetic:NAME",
+}
+SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Strict(BaseModel):
+    # strict: `steps = "20"` and `learning_rate = true` are errors, as they are for the JSON Schema
+    # (editors); no inf or nan anywhere.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)

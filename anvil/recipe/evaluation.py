@@ -1,0 +1,71 @@
+"""The recipe's `[eval]` table and `[[gates]]`: judges, suites, benchmarks and thresholds."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from anvil.recipe.base import ENV_PATTERN, NonEmpty, Strict
+
+
+class Judge(Strict):
+    kind: Literal["rules", "command", "openai"] = Field(
+        default="rules",
+        description="`rules` (deterministic checks), `command` (a program reading the prompt on stdin), "
+        "or `openai` (an OpenAI-compatible endpoint).",
+    )
+    argv: list[NonEmpty] | None = Field(default=None, min_length=1, description="Program and arguments (kind command).")
+    url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/]+", description="Base URL of the endpoint (kind openai)."
+    )
+    model: str | None = Field(default=None, min_length=1, description="Judge model name (kind openai).")
+    api_key_env: str | None = Field(
+        default=None, pattern=ENV_PATTERN, description="Environment variable with the judge's API key."
+    )
+    timeout_s: float = Field(default=120.0, gt=0, le=86400, description="Seconds one judge call may take.")
+    retries: int = Field(default=3, ge=1, le=10, description="Attempts per judge call, with exponential backoff.")
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> Judge:
+        if self.kind == "command" and not self.argv:
+            raise ValueError("a command judge needs argv, e.g. argv = ['claude', '-p']")
+        if self.kind == "openai" and not (self.url and self.model):
+            raise ValueError("an openai judge needs url and model")
+        return self
+
+
+class Knowledge(Strict):
+    benchmark: Literal["gsm8k_cot", "mmlu_pro"] = Field(description="Knowledge-preservation benchmark.")
+    n: int = Field(default=100, ge=1, le=1_000_000, description="Items sampled from the benchmark.")
+
+
+class Eval(Strict):
+    runs: int = Field(default=3, ge=1, le=100, description="Runs per test, each with its own sampling seed, averaged.")
+    temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of the evaluated model.")
+    max_tokens: int = Field(default=96, ge=1, le=1_000_000, description="Generated tokens per model turn.")
+    high_variance: float = Field(
+        default=2.0, gt=0, le=5, description="Flag a test whose run scores spread (max - min) by at least this much."
+    )
+    compare: list[str] = Field(default=[], description="Model nodes scored side by side.")
+    judge: Judge = Field(default_factory=Judge, description="Who scores the behavioural suite.")
+    suites: list[NonEmpty] = Field(default=[], description="Suite folders, relative to the recipe's folder.")
+    knowledge: list[Knowledge] = Field(default=[], description="Knowledge-preservation benchmarks.")
+
+
+class Gate(Strict):
+    model: str = Field(description="Model node the gate applies to.")
+    metric: str = Field(
+        description="Metric path: `SUITE.composite`, `SUITE.category.NAME`, `SUITE.test.ID`, "
+        "`SUITE.delta_vs_base` or `SUITE.delta_vs_parent` (SUITE: the suite folder's name)."
+    )
+    min: float | None = Field(default=None, description="Fail when the metric is below this.")
+    max: float | None = Field(default=None, description="Fail when the metric is above this.")
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> Gate:
+        if self.min is None and self.max is None:
+            raise ValueError("a gate needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g} (expected min <= max)")
+        return self

@@ -1,0 +1,364 @@
+"""A campaign of bad inputs, by class: every one must be refused with one clean message (no traceback,
+exit 1) and write nothing. `cases()` builds them; tests/test_bad_inputs.py runs them all.
+
+Each case is a function that gets a fresh project folder holding a valid tiny recipe (`anvil.toml`),
+its data and its suite, breaks something, and returns the CLI arguments to run and the text the error
+must contain."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import tomli
+
+from tests.conftest import REPO
+
+RECIPE = """\
+[project]
+name = "bad"
+
+[models.base]
+source = "synthetic:tiny"
+synthetic = { hidden_size = 32, intermediate_size = 64, num_layers = 2, num_heads = 2, head_dim = 16, vocab_size = 320 }
+
+[models.v1]
+parent = "base"
+dataset = "d"
+lora = { rank = 2, scale = 10.0, last_layers = 1, dropout = 0.0, targets = ["attention"] }
+train = { steps = 4, batch_size = 2, learning_rate = 1e-3, max_seq_length = 64, seed = 0, warmup_steps = 0, val_interval = 2, val_batches = 1, checkpoint_interval = 2 }
+
+[datasets.d]
+valid_fraction = 0.25
+seed = 7
+sources = [{ path = "data/voice.jsonl", category = "voice", count = 8 }]
+
+[eval]
+runs = 1
+compare = ["base", "v1"]
+temperature = 0.5
+max_tokens = 8
+high_variance = 2.0
+judge = { kind = "rules", timeout_s = 10.0, retries = 2 }
+suites = ["suite"]
+knowledge = [{ benchmark = "gsm8k_cot", n = 5 }]
+
+[[gates]]
+model = "v1"
+metric = "suite.composite"
+min = 1.0
+
+[serve]
+model = "v1"
+host = "127.0.0.1"
+port = 8092
+max_tokens = 16
+kv_cache = { quantization = "turboquant", bits = 4, group_size = 64, start = 0 }
+"""
+TEST = 'category = "voice"\nturns = ["Hi"]\nrubric = "Greets."\n[[checks]]\nkind = "contains"\nvalue = "hi"\n'
+
+Case = tuple[str, Callable[[Path], tuple[list[str], str]]]
+
+
+def setup(folder: Path) -> None:
+    (folder / "data").mkdir()
+    shutil.copy(REPO / "data" / "voice.jsonl", folder / "data" / "voice.jsonl")
+    (folder / "suite").mkdir()
+    (folder / "suite" / "greet.toml").write_text(TEST)
+    (folder / "anvil.toml").write_text(RECIPE)
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+
+
+def to_toml(data: dict) -> str:
+    """A recipe as TOML: top-level tables, everything below them inline."""
+    lines = []
+    for key, table in data.items():
+        if key == "gates":
+            for gate in table:
+                lines += ["[[gates]]", *(f"{k} = {toml_value(v)}" for k, v in gate.items()), ""]
+        elif key in ("models", "datasets"):
+            for name, sub in table.items():
+                lines += [f"[{key}.{name}]", *(f"{k} = {toml_value(v)}" for k, v in sub.items()), ""]
+        else:
+            lines += [f"[{key}]", *(f"{k} = {toml_value(v)}" for k, v in table.items()), ""]
+    return "\n".join(lines)
+
+
+def field_case(path: tuple, value, expect: str = "anvil.toml:") -> Case:
+    """The recipe with the value at `path` (keys and list indexes) replaced (or added)."""
+
+    def make(folder: Path):
+        data = tomli.loads(RECIPE)
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        (folder / "anvil.toml").write_text(to_toml(data))
+        return ["validate"], expect
+
+    return f"{'.'.join(map(str, path))} = {toml_value(value)[:40]}", make
+
+
+def file_case(name: str, write: Callable[[Path], object], expect: str, args: tuple[str, ...] = ("validate",)) -> Case:
+    def make(folder: Path):
+        write(folder)
+        return list(args), expect
+
+    return name, make
+
+
+def state_file(folder: Path) -> Path:
+    path = folder / ".anvil" / "state" / "anvil.toml" / "state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def record_file(folder: Path) -> Path:
+    """The run-cache record of a stage the plan looks up."""
+    from anvil.project import open_project
+
+    fingerprint = next(a.fingerprint for a in open_project(folder / "anvil.toml").plan().actions)
+    path = folder / ".anvil" / "records" / f"{fingerprint}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (folder / ".anvil" / "artifacts" / fingerprint).mkdir(parents=True)
+    return path
+
+
+def runtime() -> list[Case]:
+    """Damaged files of the project and the store, arguments and the environment, for the commands that read them."""
+    record = {"id": "x", "kind": "dataset", "fingerprint": "f", "code_version": 1, "config": {}, "inputs": {},
+              "files": {}, "outputs": "", "started": "now", "duration_s": 1.0}  # fmt: skip
+    out = []
+    for text, expect in [("[]", "not an Anvil state file"), ('{"format": 1}', "state format 1 is not 2"),
+                         ('{"format": 2}', "no `stages` table"), ('{"format": 2, "stages": []}', "no `stages` table"),
+                         ('{"format": 2, "stages": {"x": 5}}', "damaged state"), ("{not json", "unreadable state"),
+                         (json.dumps({"format": 2, "stages": {"x": {**record, "duration_s": "long"}}}), "stages.x.duration_s"),
+                         (json.dumps({"format": 2, "stages": {"x": {k: v for k, v in record.items() if k != "kind"}}}), "stages.x.kind")]:  # fmt: skip
+        for command in ("plan", "status", "apply", "down", "gc"):
+            out.append(
+                file_case(
+                    f"state {text[:30]} ({command})", lambda f, t=text: state_file(f).write_text(t), expect, (command,)
+                )
+            )
+    out += [
+        file_case(
+            "run-cache record damaged", lambda f: record_file(f).write_text("{}"), "damaged run-cache record", ("plan",)
+        ),
+        file_case(
+            "run-cache record not json",
+            lambda f: record_file(f).write_text("[1,"),
+            "damaged run-cache record",
+            ("plan",),
+        ),
+        file_case("serve --port 99999", lambda f: None, "not a TCP port", ("serve", "v1", "--port", "99999")),
+        file_case("serve --port -5", lambda f: None, "not a TCP port", ("serve", "v1", "--port", "-5")),
+        file_case("serve --port abc", lambda f: None, "not a TCP port", ("serve", "v1", "--port", "abc")),
+        file_case("serve an unknown model", lambda f: None, "no such model", ("serve", "v7")),
+        file_case("serve an unbuilt model", lambda f: None, "is not built yet", ("serve", "v1")),
+        file_case(
+            "plan --target unknown", lambda f: None, "--target v7: no such model or stage", ("plan", "--target", "v7")
+        ),
+        file_case(
+            "plan --replace unknown",
+            lambda f: None,
+            "--replace v7.train: no such stage",
+            ("plan", "--replace", "v7.train"),
+        ),
+        file_case(
+            "eval show an unevaluated model", lambda f: None, "has no evaluation results", ("eval", "show", "v1")
+        ),
+        file_case(
+            "graph of a bad recipe", lambda f: (f / "anvil.toml").write_text("[project]\n"), "project.name", ("graph",)
+        ),
+        file_case(
+            "schema into /dev/null", lambda f: None, "cannot write the schema", ("schema", "--dir", "/dev/null/x")
+        ),
+        file_case("a command that is not", lambda f: None, "invalid choice", ("frobnicate",)),
+    ]
+    return out
+
+
+NUMBERS = [
+    ("models", "base", "synthetic", "hidden_size"), ("models", "base", "synthetic", "num_layers"),
+    ("models", "base", "synthetic", "vocab_size"), ("models", "base", "synthetic", "seed"),
+    ("models", "v1", "lora", "rank"), ("models", "v1", "lora", "scale"), ("models", "v1", "lora", "last_layers"),
+    ("models", "v1", "lora", "dropout"), ("models", "v1", "train", "steps"), ("models", "v1", "train", "batch_size"),
+    ("models", "v1", "train", "learning_rate"), ("models", "v1", "train", "max_seq_length"),
+    ("models", "v1", "train", "seed"), ("models", "v1", "train", "warmup_steps"),
+    ("models", "v1", "train", "val_interval"), ("models", "v1", "train", "checkpoint_interval"),
+    ("datasets", "d", "valid_fraction"), ("datasets", "d", "seed"), ("datasets", "d", "sources", 0, "count"),
+    ("eval", "runs"), ("eval", "temperature"), ("eval", "max_tokens"), ("eval", "high_variance"),
+    ("eval", "judge", "timeout_s"), ("eval", "judge", "retries"), ("eval", "knowledge", 0, "n"),
+    ("gates", 0, "min"), ("serve", "port"), ("serve", "max_tokens"), ("serve", "kv_cache", "bits"),
+    ("serve", "kv_cache", "group_size"), ("serve", "kv_cache", "start"),
+]  # fmt: skip
+BAD_NUMBERS = [-1, 10**30, math.inf, math.nan, "20", True]
+STRINGS = [
+    ("project", "name"), ("models", "base", "source"), ("models", "v1", "parent"), ("models", "v1", "dataset"),
+    ("datasets", "d", "sources", 0, "path"), ("datasets", "d", "sources", 0, "category"), ("eval", "suites", 0),
+    ("eval", "compare", 0), ("gates", 0, "model"), ("gates", 0, "metric"), ("serve", "model"), ("serve", "host"),
+]  # fmt: skip
+BAD_STRINGS = ["", 5, False, ["x"]]
+
+
+def cases() -> list[Case]:
+    out: list[Case] = []
+    for path in NUMBERS:
+        out += [field_case(path, value) for value in BAD_NUMBERS if not (value == -1 and path == ("gates", 0, "min"))]
+    for path in STRINGS:
+        out += [field_case(path, value) for value in BAD_STRINGS]
+    out += [
+        field_case(("models", "v1", "lora", "rankk"), 4, "did you mean 'rank'"),
+        field_case(("models", "v1", "trian"), {}, "did you mean 'train'"),
+        field_case(("serve", "prot"), 8, "did you mean 'port'"),
+        field_case(("eval", "judge", "kind"), "llm", "anvil.toml:"),
+        field_case(("eval", "judge"), {"kind": "command", "argv": [""]}, "eval.judge.argv"),
+        field_case(("eval", "judge"), {"kind": "command", "argv": []}, "eval.judge.argv"),
+        field_case(("eval", "judge"), {"kind": "openai", "url": "ftp://x", "model": "m"}, "eval.judge.url"),
+        field_case(
+            ("eval", "judge"), {"kind": "openai", "url": "http://x", "model": "m", "api_key_env": ""}, "api_key_env"
+        ),  # fmt: skip
+        field_case(("serve", "api_key_env"), "", "serve.api_key_env"),
+        field_case(("serve", "api_key_env"), "MY KEY", "serve.api_key_env"),
+        field_case(("serve", "host"), "0.0.0.0", "set api_key_env too"),
+        field_case(("serve", "host"), "example.com", "is not an IP address"),
+        field_case(("models", "base"), {"source": "hf:../../etc"}, "expected hf:ORG/NAME"),
+        field_case(("models", "base"), {"source": "hf:a..b/c"}, "not a Hub repo id"),
+        field_case(("models", "base"), {"source": "hf:org"}, "expected hf:ORG/NAME"),
+        field_case(("models", "base"), {"source": "s3:bucket/x"}, "expected hf:ORG/NAME"),
+        field_case(("models", "base"), {"source": "path:/etc"}, "not a checkpoint folder"),
+        field_case(("models", "base"), {"source": "path:/"}, "not a checkpoint folder"),
+        field_case(("models", "base"), {"source": "path:anvil.toml"}, "not a checkpoint folder"),
+        field_case(("models", "base"), {"source": "path:nowhere"}, "does not exist"),
+        field_case(("models", "base", "synthetic"), {"hidden_size": 32, "layers": 2}, "did you mean 'num_layers'"),
+        field_case(("models", "base", "revision"), "main", "revision needs an `hf:` source"),
+        field_case(("models", "v1", "parent"), "v9", "model 'v9' is not defined"),
+        field_case(("models", "v1", "dataset"), "nope", "dataset 'nope' is not defined"),
+        field_case(("models", "v1", "lora", "last_layers"), 5, "5 layers requested but the model has 2"),
+        field_case(("models", "v1", "lora", "targets"), ["qproj"], "models.v1.lora.targets"),
+        field_case(("models", "v1", "train", "warmup_steps"), 9, "warmup_steps 9 is more than steps 4"),
+        field_case(("datasets", "d", "sources", 0, "count"), 99, "asks for 99 rows"),
+        field_case(("datasets", "d", "sources", 0, "weight"), 1.0, "either count or weight"),
+        field_case(("datasets", "d", "sources"), [], "datasets.d.sources"),
+        field_case(("gates", 0, "metric"), "suite.composit", "did you mean 'suite.composite'"),
+        field_case(("gates", 0, "metric"), "suite.test.nope", "is not a metric of v1"),
+        field_case(("gates", 0, "metric"), "knowledge.gsm8k_cot.delta_vs_bse", "did you mean"),
+        field_case(("gates", 0, "min"), 7.0, "outside suite.composite's range"),
+        field_case(("gates", 0, "max"), 0.5, "above max"),
+        field_case(("gates", 0, "model"), "v9", "model 'v9' is not defined"),
+        field_case(("eval", "compare"), [], "eval.compare"),
+        field_case(("eval", "suites"), ["suite", "suite"], "suite name 'suite' is also"),
+        field_case(("eval", "suites"), ["nowhere"], "eval.suites[0]: nowhere does not exist"),
+        field_case(("eval", "suites"), ["data/voice.jsonl"], "is not a folder"),
+        field_case(("eval", "suites"), ["data"], "has no test files"),
+        field_case(("eval", "knowledge", 0, "benchmark"), "arc", "eval.knowledge[0].benchmark"),
+        field_case(("serve", "model"), "v7", "model 'v7' is not defined"),
+        file_case("project is a value", lambda f: (f / "anvil.toml").write_text('project = "x"\n'), "project"),
+        file_case(
+            "models is a list",
+            lambda f: (f / "anvil.toml").write_text('models = []\n[project]\nname = "x"\n'),
+            "models",
+        ),  # fmt: skip
+    ]
+    out += files() + runtime()
+    return out
+
+
+def _data(folder: Path, content: bytes) -> None:
+    (folder / "data" / "voice.jsonl").write_bytes(content)
+
+
+def files() -> list[Case]:
+    row = (REPO / "data" / "voice.jsonl").read_bytes().splitlines()[0]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    return [
+        file_case("toml syntax", lambda f: (f / "anvil.toml").write_text(RECIPE + "\n[serve\n"), "invalid TOML"),
+        file_case(
+            "toml duplicate key",
+            lambda f: (f / "anvil.toml").write_text(RECIPE.replace('name = "bad"', 'name = "a"\nname = "b"')),
+            "invalid TOML",
+        ),  # fmt: skip
+        file_case(
+            "toml nested",
+            lambda f: (f / "anvil.toml").write_text(RECIPE + "x = " + "[" * 5000 + "]" * 5000),
+            "nested too deeply",
+        ),  # fmt: skip
+        file_case(
+            "recipe not utf-8",
+            lambda f: (f / "anvil.toml").write_bytes(b"\xff\xfe" + RECIPE.encode()),
+            "cannot read the recipe",
+        ),  # fmt: skip
+        file_case("recipe missing", lambda f: (f / "anvil.toml").unlink(), "no such recipe"),
+        file_case(
+            "recipe is a folder",
+            lambda f: ((f / "anvil.toml").unlink(), (f / "anvil.toml").mkdir()),
+            "cannot read the recipe",
+        ),  # fmt: skip
+        file_case("data not utf-8", lambda f: _data(f, row + b"\n\xff\xfe\xfd\n"), "not UTF-8"),
+        file_case("data nested", lambda f: _data(f, row + b"\n" + deep + b"\n"), "nested too deeply"),
+        file_case("data bad json", lambda f: _data(f, row + b"\n{not json\n"), "not valid JSON"),
+        file_case(
+            "data wrong record", lambda f: _data(f, row + b'\n{"messages": [{"role": "bot"}]}\n'), "voice.jsonl:2"
+        ),
+        file_case(
+            "data no assistant",
+            lambda f: _data(f, b'{"messages": [{"role": "user", "content": "x"}]}\n'),
+            "no assistant",
+        ),  # fmt: skip
+        file_case("data empty", lambda f: _data(f, b""), "has no rows"),
+        file_case("data blank lines", lambda f: _data(f, b"\n\n  \n"), "has no rows"),
+        file_case(
+            "data is a folder",
+            lambda f: ((f / "data" / "voice.jsonl").unlink(), (f / "data" / "voice.jsonl").mkdir()),
+            "not a regular file",
+        ),  # fmt: skip
+        file_case("data missing", lambda f: (f / "data" / "voice.jsonl").unlink(), "does not exist"),
+        file_case(
+            "data /dev/null",
+            lambda f: (f / "anvil.toml").write_text(RECIPE.replace("data/voice.jsonl", "/dev/null")),
+            "not a regular file",
+        ),  # fmt: skip
+        file_case(
+            "suite test bad",
+            lambda f: (f / "suite" / "greet.toml").write_text('category = "voice"\nturns = []\n'),
+            "greet.toml",
+        ),  # fmt: skip
+        file_case(
+            "suite test regex",
+            lambda f: (f / "suite" / "greet.toml").write_text(
+                TEST.replace('kind = "contains"\nvalue = "hi"', 'kind = "regex"\nvalue = "("')
+            ),
+            "invalid regex",
+        ),  # fmt: skip
+        file_case(
+            "suite test no checks (rules judge)",
+            lambda f: (f / "suite" / "greet.toml").write_text(TEST.split("[[checks]]")[0]),
+            "has no checks",
+        ),  # fmt: skip
+        file_case(
+            "suite test inf weight",
+            lambda f: (f / "suite" / "greet.toml").write_text(TEST.replace("rubric", "weight = inf\nrubric")),
+            "greet.toml",
+        ),  # fmt: skip
+        file_case(
+            "suite test not utf-8",
+            lambda f: (f / "suite" / "greet.toml").write_bytes(b"\xff" + TEST.encode()),
+            "greet.toml",
+        ),  # fmt: skip
+    ]

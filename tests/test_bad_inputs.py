@@ -1,0 +1,73 @@
+"""Every bad input of the campaign (tests/bad_inputs.py) is one clean error: exit 1, no traceback, the
+file (and where it has one, the line and key) named, and nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from anvil.cli import main
+from tests.bad_inputs import cases, setup
+
+CASES = cases()
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_the_campaign_is_broad():
+    assert len(CASES) >= 150
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_store(monkeypatch):
+    monkeypatch.delenv("ANVIL_STORE", raising=False)
+
+
+@pytest.mark.parametrize("make", [make for _, make in CASES], ids=[name for name, _ in CASES])
+def test_bad_input_is_refused_cleanly(make, tmp_path, capfd):
+    setup(tmp_path)
+    args, expect = make(tmp_path)
+    before = snapshot(tmp_path)
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse's usage errors
+        code = e.code
+    err = capfd.readouterr().err
+    assert code == 1, f"accepted: {err}"
+    assert "Traceback" not in err and expect in err, err
+    assert snapshot(tmp_path) == before, "nothing is written for a refused input"
+
+
+@pytest.mark.parametrize("value, expect", [("", "ANVIL_STORE is set but empty"), ("anvil.toml", "not a folder")])
+def test_a_bad_store_setting_is_refused(value, expect, tmp_path, capfd, monkeypatch):
+    setup(tmp_path)
+    monkeypatch.setenv("ANVIL_STORE", value)
+    assert main(["plan"]) == 1
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and expect in err, err
+
+
+def test_damaged_caches_and_locks_only_cost_time(tmp_path, capfd):
+    """The stat cache and the lock file hold nothing that can be lost: damaged, they are rebuilt."""
+    setup(tmp_path)
+    folder = tmp_path / ".anvil" / "state" / "anvil.toml"
+    folder.mkdir(parents=True)
+    for damaged in ("[1, 2]", '{"files": [], "facts": 3}', "{not json"):
+        (folder / "hashes.json").write_text(damaged)
+        (folder / "lock").write_text('{"pid": "abc"}')
+        assert main(["plan"]) == 0, capfd.readouterr().err
+
+
+def test_validate_is_served_from_the_row_cache(tmp_path, monkeypatch):
+    """`anvil validate` reads an unchanged data file's rows once, like `plan` (the cache is by content)."""
+    import anvil.project
+
+    setup(tmp_path)
+    reads = []
+    real = anvil.project.read_rows
+    monkeypatch.setattr(anvil.project, "read_rows", lambda *a: reads.append(a) or real(*a))
+    assert main(["validate"]) == 0 and main(["validate"]) == 0 and main(["plan"]) == 0
+    assert len(reads) == 1
