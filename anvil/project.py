@@ -17,7 +17,7 @@ from anvil.planning.graph import Graph
 from anvil.planning.plan import Action, Plan, make_plan
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.load import LoadedRecipe, load_recipe
-from anvil.recipe.rows import read_rows
+from anvil.recipe.rows import count_rows
 from anvil.recipe.serving import Serve
 from anvil.settings import store_path
 from anvil.stages import evaluate, gate, source
@@ -239,16 +239,16 @@ def open_project(recipe_path: str | Path) -> Project:
     state = ProjectState(recipe_path)
     hashes = state.hashes
 
-    def check_rows(path: Path, shown_as: str):
+    def check_rows(path: Path, shown_as: str, kind: str):
         # Row validation is cached by content: an unchanged file is not parsed again.
-        key = f"rows:{hashes.file(path)}"
+        key = f"rows:{kind}:{hashes.file(path)}"
         if key in hashes.facts:
             return hashes.facts[key], []
-        rows, problems = read_rows(path, shown_as)
+        valid, problems = count_rows(path, shown_as, kind)
         if not problems:
-            hashes.facts[key] = len(rows)
+            hashes.facts[key] = valid
             hashes.dirty = True
-        return len(rows), problems
+        return valid, problems
 
     loaded = load_recipe(recipe_path, check_rows=check_rows)
     store = Store(store_path(loaded.root), hashes, owner=state.id)

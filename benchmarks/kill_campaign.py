@@ -145,27 +145,29 @@ def main() -> None:
         expected = digests(reference)
         anvil(reference, "down")
         print(f"uninterrupted apply: {whole_s:.1f}s, {len(expected)} artifacts")
-        totals = {"trials": 0, "tracebacks": 0, "orphans": 0, "state_unreadable": 0, "digest_mismatches": 0}
+        totals = {"trials": 0, "tracebacks": 0, "orphans": 0, "state_unreadable": 0, "resumes_failed": 0,
+                  "digest_mismatches": 0}  # fmt: skip
         trials = [signal.SIGKILL] * args.kills + [signal.SIGTERM] * args.terms
         rng.shuffle(trials)
-        folder = make(root / "killed")
         for i, sig in enumerate(trials):
-            result = trial(folder, sig, rng.uniform(1.0, whole_s))
+            folder = make(root / f"trial{i}")  # a fresh project each time: the kill lands anywhere in a build
+            result = trial(folder, sig, rng.uniform(0.5, whole_s * 0.95))
+            finished = anvil(folder, "apply")  # resume to the end and compare with the uninterrupted build
+            result["resumed"] = finished.returncode
+            result["tracebacks"] += int("Traceback" in finished.stderr)
+            got = digests(folder)
+            result["mismatched"] = [s for s in expected if got.get(s) != expected[s]]
+            anvil(folder, "down")
+            leftovers = ours(folder)
+            result["orphans"] += len(leftovers)
             print(f"trial {i + 1:2d}: {result}")
             totals["trials"] += 1
             totals["tracebacks"] += result["tracebacks"]
             totals["orphans"] += result["orphans"]
             totals["state_unreadable"] += not result["state_loads"]
-            if i % 5 == 4 or i == len(trials) - 1:  # now and then, finish the apply and compare with the reference
-                finished = anvil(folder, "apply")
-                totals["tracebacks"] += int("Traceback" in finished.stderr)
-                got = digests(folder)
-                mismatched = [s for s in expected if got.get(s) != expected[s]]
-                totals["digest_mismatches"] += len(mismatched)
-                print(f"  resumed to the end: exit {finished.returncode}, mismatched artifacts: {mismatched or 'none'}")
-                anvil(folder, "down")
-                shutil.rmtree(folder)
-                folder = make(root / f"killed{i}")
+            totals["resumes_failed"] += finished.returncode != 0
+            totals["digest_mismatches"] += len(result["mismatched"])
+            shutil.rmtree(folder, ignore_errors=True)
         print("totals:", json.dumps(totals))
     finally:
         for folder in root.iterdir():

@@ -257,15 +257,16 @@ def adapter_digest(folder: Path) -> str:
 
 
 def test_resumed_training_ends_with_the_same_adapter_byte_for_byte(tmp_path):
-    whole = make(tmp_path / "whole", steps=16)
+    whole = make(tmp_path / "whole", steps=40)
     train_until(whole, None)
-    killed = make(tmp_path / "killed", steps=16)
+    killed = make(tmp_path / "killed", steps=40)
     train_until(killed, 4)
     train_until(killed, 12)
-    [torn] = killed.glob(".anvil/scratch/*/0000012_adapters.safetensors")
-    torn.write_bytes(torn.read_bytes()[:1000])  # as if a kill had cut the write short
+    latest = max(killed.glob(".anvil/scratch/*/*_adapters.safetensors"))
+    latest.write_bytes(latest.read_bytes()[:1000])  # as if a kill had cut the write short
     train_until(killed, None)
-    assert open_project(killed / "anvil.toml").state.load()["v1.train"].metrics["resumed_from_step"] == 8
+    resumed = open_project(killed / "anvil.toml").state.load()["v1.train"].metrics["resumed_from_step"]
+    assert resumed == int(latest.name[:7]) - 4, "the torn checkpoint was skipped for the one before"
     assert adapter_digest(killed) == adapter_digest(whole)
 
 

@@ -9,6 +9,7 @@ progress and turns its exit into a result or a clean error."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -67,10 +68,11 @@ def _last_step(log: Path) -> dict | None:
 
 
 def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, checkpoints: Path, *,
-          prompts: Sequence[dict] = (), base_model: str = "", ledger: Path | None = None,
+          prompts: Sequence[dict] = (), base_model: str = "", ledger: Path | None = None, log: Path | None = None,
           progress: Callable[[float, str], None] = lambda f, m: None) -> dict:  # fmt: skip
     """Train an adapter on `parent` with `data/{train,valid}.jsonl` into `out`, resuming from the
-    checkpoints in `checkpoints`; sample `prompts` before and after. Returns the run's metrics."""
+    checkpoints in `checkpoints`; sample `prompts` before and after. Returns the run's metrics; the
+    trainer's own output is kept at `log`."""
     checkpoints.mkdir(parents=True, exist_ok=True)
     for name in (RESULT, FAILURE):
         (checkpoints / name).unlink(missing_ok=True)
@@ -90,6 +92,9 @@ def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, chec
             time.sleep(0.25)
     finally:
         child.stop()  # a no-op once it has exited; on Ctrl-C or an error it ends the training
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(checkpoints / TRAINER_LOG, log)
     if child.poll() != 0:
         failure = checkpoints / FAILURE
         if failure.exists():

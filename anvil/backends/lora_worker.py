@@ -3,14 +3,14 @@
 It runs mlx-lm-lora's own SFT trainer (`train_sft`) with the job's settings and supplies what
 mlx-lm-lora's CLI cannot take: the projections to adapt (its `from_pretrained` drops LoRA `keys`),
 checkpoints that count steps across restarts, and a callback that records the loss curve. It writes
-the adapter, `loss.json`, `samples.json` and its log into the job's `out`, its metrics into
+the adapter, `loss.json` and `samples.json` into the job's `out` (all a function of the job alone: no
+timing, so that the same job always writes the same bytes), its metrics (timings included) into
 `checkpoints/result.json`, and an error the user can act on into `checkpoints/error.json`."""
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-from anvil.backends.lora import FAILURE, LOSS_LOG, RESULT, TRAINER_LOG, adapter_config, lora_keys
+from anvil.backends.lora import FAILURE, LOSS_LOG, RESULT, adapter_config, lora_keys
 from anvil.errors import AnvilError
 from anvil.recipe.models import Lora, Train
 
@@ -53,16 +53,28 @@ def metal_only_calls_guarded():
 
 class Recorder:
     """The mlx-lm training callback: a loss curve that survives restarts (log.jsonl, one line per report),
-    and a resumable checkpoint every `interval` steps."""
+    the validation loss after every `val_interval`-th step (and before the first, and after the last),
+    and a resumable checkpoint every `checkpoint_interval` steps. Validation runs here, at absolute
+    steps, rather than in mlx-lm-lora's loop (which counts from a restart): a resumed run then records
+    the very curve an uninterrupted one does."""
 
-    def __init__(self, log: Path, offset: int, checkpoint: Callable[[int], None], interval: int):
-        self.log, self.offset, self.checkpoint, self.interval = log, offset, checkpoint, interval
+    def __init__(self, log: Path, offset: int, settings: Train, validate: Callable[[], float],
+                 checkpoint: Callable[[int], None]):  # fmt: skip
+        self.log, self.offset, self.settings, self.validate, self.checkpoint = (
+            log,
+            offset,
+            settings,
+            validate,
+            checkpoint,
+        )
         kept = []
         if log.exists():
             kept = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-            kept = [e for e in kept if e["step"] <= offset and not (e["kind"] == "valid" and e["step"] == offset)]
+            kept = [e for e in kept if e["step"] <= offset]
         log.write_text("".join(json.dumps(e) + "\n" for e in kept))
         self.entries = kept
+        if offset == 0:
+            self._add({"kind": "valid", "step": 0, "loss": round(validate(), 5), "time": time.time()})
 
     def _add(self, entry: dict) -> None:
         self.entries.append(entry)
@@ -79,12 +91,13 @@ class Recorder:
                    "tokens_per_second": round(float(info["tokens_per_second"]), 2),
                    "seconds": round(1 / max(float(info["iterations_per_second"]), 1e-9), 4),
                    "peak_memory_gb": round(float(info["peak_memory"]), 4), "time": time.time()})  # fmt: skip
-        if step % self.interval == 0:
+        if step % self.settings.val_interval == 0 or step == self.settings.steps:
+            self._add({"kind": "valid", "step": step, "loss": round(self.validate(), 5), "time": time.time()})
+        if step % self.settings.checkpoint_interval == 0:
             self.checkpoint(step)
 
     def on_val_loss_report(self, info: dict) -> None:
-        self._add({"kind": "valid", "step": self.offset + info["iteration"] - (1 if info["iteration"] == 1 else 0),
-                   "loss": round(float(info["val_loss"]), 5), "time": time.time()})  # fmt: skip
+        pass  # mlx-lm-lora's own validation is off: see the class docstring
 
 
 def train(job: dict) -> dict:
@@ -96,7 +109,7 @@ def train(job: dict) -> dict:
     from mlx_lm import load
     from mlx_lm.tuner.utils import build_schedule, linear_to_lora_layers
     from mlx_lm_lora.trainer.datasets import CacheDataset, load_local_dataset
-    from mlx_lm_lora.trainer.sft_trainer import SFTTrainingArgs, get_sft_loss, train_sft
+    from mlx_lm_lora.trainer.sft_trainer import SFTTrainingArgs, evaluate_sft, get_sft_loss, train_sft
 
     from anvil.backends import checkpoints, samples
 
@@ -133,23 +146,33 @@ def train(job: dict) -> dict:
         schedule = None
     optimizer = optim.Adam(learning_rate=schedule or base_lr)  # its restored step counter drives the schedule
     done = checkpoints.restore(folder, model, optimizer)
-    recorder = Recorder(folder / LOSS_LOG, done, lambda step: checkpoints.save(folder, step, model, optimizer),
-                        settings.checkpoint_interval)  # fmt: skip
+    loss = get_sft_loss("nll")
+    validation = CacheDataset(valid_set)
+
+    def validate() -> float:
+        np.random.seed([settings.seed, 0])  # the same validation batches every time
+        result = evaluate_sft(model=model, dataset=validation, batch_size=settings.batch_size, loss=loss,
+                              num_batches=settings.val_batches, max_seq_length=settings.max_seq_length)  # fmt: skip
+        model.train()
+        return float(result[0] if isinstance(result, tuple) else result)
+
+    recorder = Recorder(folder / LOSS_LOG, done, settings, validate,
+                        lambda step: checkpoints.save(folder, step, model, optimizer))  # fmt: skip
     if done < settings.steps:
         args = SFTTrainingArgs(
             batch_size=settings.batch_size,
             iters=settings.steps - done,
             val_batches=settings.val_batches,
             steps_per_report=1,
-            steps_per_eval=settings.val_interval,
+            steps_per_eval=settings.steps + 1,
             steps_per_save=settings.steps + 1,  # checkpoints are Anvil's own (the recorder's): resumable exactly
             adapter_file="adapters.safetensors",  # in the working directory: the checkpoints folder
             max_seq_length=settings.max_seq_length,
             grad_checkpoint=settings.grad_checkpoint,
         )
         with metal_only_calls_guarded():
-            train_sft(model=model, optimizer=optimizer, train_dataset=CacheDataset(train_set),
-                      val_dataset=CacheDataset(valid_set), args=args, loss=get_sft_loss("nll"),
+            train_sft(model=model, optimizer=optimizer, train_dataset=CacheDataset(train_set), val_dataset=None,
+                      args=args, loss=loss,
                       iterate_batches=checkpoints.seeded_batches(settings.seed, done),
                       training_callback=recorder)  # fmt: skip
     adapters = dict(tree_flatten(model.trainable_parameters()))
@@ -157,7 +180,9 @@ def train(job: dict) -> dict:
     (out / "adapter_config.json").write_text(json.dumps(adapter_config(lora, job["base_model"]), indent=2))
     train_log = [e for e in recorder.entries if e["kind"] == "train"]
     valid_log = [e for e in recorder.entries if e["kind"] == "valid"]
-    (out / "loss.json").write_text(json.dumps({"train": train_log, "valid": valid_log}, indent=1))
+    curve = {kind: [{"step": e["step"], "loss": e["loss"]} for e in log]
+             for kind, log in (("train", train_log), ("valid", valid_log))}  # fmt: skip
+    (out / "loss.json").write_text(json.dumps(curve, indent=1))
     steady = train_log[1:] or train_log  # the first step includes the one-time compile
     metrics = {
         "steps": settings.steps,
@@ -186,7 +211,6 @@ def main(job_file: str) -> int:
     except AnvilError as e:
         (checkpoints / FAILURE).write_text(json.dumps({"message": str(e)}))
         return 3
-    shutil.copy2(checkpoints / TRAINER_LOG, Path(job["out"]) / TRAINER_LOG)
     (checkpoints / RESULT).write_text(json.dumps(metrics))
     return 0
 

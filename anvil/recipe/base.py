@@ -12,11 +12,14 @@ ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SOURCE_PATTERN = (
     r"^(hf:[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*|path:.+|synthetic:[A-Za-z0-9][A-Za-z0-9._-]*)$"
 )
+# path:FILE, or hf:ORG/NAME/FILE (a file of a dataset repo on the Hugging Face Hub)
+DATA_PATTERN = r"^(path:.+|hf:[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*/[^\s]+)$"
 # What each pattern means, for error messages.
 PATTERNS = {
     NAME_PATTERN: "letters, digits, _ or -, starting with a letter",
     ENV_PATTERN: "an environment variable name: letters, digits and _",
     SOURCE_PATTERN: "hf:ORG/NAME, path:DIR or synthetic:NAME",
+    DATA_PATTERN: "path:FILE or hf:ORG/NAME/FILE",
 }
 SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]

@@ -102,11 +102,40 @@ def check_gates(recipe: Recipe, suites: dict[str, list]) -> Iterator[Finding]:
                 yield ("gates", i, bound), f"{value:g} is outside {gate.metric}'s range (expected {low:g} to {high:g})"
 
 
+def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str], tuple[int, list[Problem]]]
+                    ) -> Iterator[Finding | Problem]:  # fmt: skip
+    """Each benchmark's local rows and exemplars are there and well formed, with enough rows for `n`;
+    no two benchmarks go by one name."""
+    from anvil.evaluation.benchmarks.data import metric_name, sources
+
+    names: dict[str, int] = {}
+    for i, spec in enumerate(recipe.eval.knowledge if recipe.eval else []):
+        name = metric_name(spec.benchmark, spec.data, spec.fewshot)
+        if name in names:
+            yield ("eval", "knowledge", i), f"{name} is also eval.knowledge[{names[name]}] (expected each once)"
+        names[name] = i
+        data, fewshot = sources(spec.benchmark, spec.data, spec.fewshot)
+        files = [("data", data, spec.benchmark), ("fewshot", fewshot, "fewshot")]
+        for field, where, kind in files:
+            if where is None or not where.startswith("path:"):
+                continue  # a Hub file is checked when it is downloaded
+            file, loc = where.removeprefix("path:"), ("eval", "knowledge", i, field)
+            if not (root / file).is_file():
+                what = "is not a regular file" if (root / file).exists() else "does not exist"
+                yield loc, f"{file} {what} (expected a JSONL file of rows)"
+                continue
+            count, problems = check_rows(root / file, kind)
+            yield from problems
+            if field == "data" and not problems and spec.n > count:
+                yield (("eval", "knowledge", i, "n"),
+                       f"asks for {spec.n} items but {file} has {count} (expected at most {count})")  # fmt: skip
+
+
 def check_files(
-    recipe: Recipe, root: Path, check_rows: Callable[[Path], tuple[int, list[Problem]]], suites: dict[str, list]
+    recipe: Recipe, root: Path, check_rows: Callable[[Path, str], tuple[int, list[Problem]]], suites: dict[str, list]
 ) -> Iterator[Finding | Problem]:
     """Files the recipe reads exist, and every dataset can be mixed from what they hold.
-    `check_rows` validates a file's rows and returns how many are valid and the problems found; the
+    `check_rows(path, kind)` validates a file's rows and returns how many are valid and the problems found; the
     suites read are put in `suites`, by path as the recipe writes it."""
     for name, model in recipe.models.items():
         if model.source and model.source.startswith("path:"):
@@ -134,6 +163,7 @@ def check_files(
             for test in tests:
                 if not test.checks:
                     yield ("eval", "suites", i), f"{suite}/{test.id}.toml has no checks, which the rules judge needs"
+    yield from check_knowledge(recipe, root, check_rows)
     if recipe.eval is None or len(suites) == len(recipe.eval.suites):  # gates can be checked against them all
         yield from check_gates(recipe, suites)
     for name, dataset in recipe.datasets.items():
@@ -144,7 +174,7 @@ def check_files(
                 what = "is not a regular file" if path.exists() else "does not exist"
                 yield where, f"{source.path} {what} (expected a chat JSONL file)"
                 continue
-            valid, problems = check_rows(path)
+            valid, problems = check_rows(path, "chat")
             yield from problems
             if not problems and not valid:
                 yield where, f"{source.path} has no rows (expected at least one chat record)"

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from anvil.recipe.base import ENV_PATTERN, NonEmpty, Strict
+from anvil.recipe.base import DATA_PATTERN, ENV_PATTERN, NonEmpty, Seed, Strict
 
 
 class Judge(Strict):
@@ -25,6 +25,7 @@ class Judge(Strict):
     )
     timeout_s: float = Field(default=120.0, gt=0, le=86400, description="Seconds one judge call may take.")
     retries: int = Field(default=3, ge=1, le=10, description="Attempts per judge call, with exponential backoff.")
+    concurrency: int = Field(default=1, ge=1, le=256, description="Judge calls made at once.")
 
     @model_validator(mode="after")
     def _kind_needs(self) -> Judge:
@@ -36,8 +37,30 @@ class Judge(Strict):
 
 
 class Knowledge(Strict):
-    benchmark: Literal["gsm8k_cot", "mmlu_pro"] = Field(description="Knowledge-preservation benchmark.")
-    n: int = Field(default=100, ge=1, le=1_000_000, description="Items sampled from the benchmark.")
+    benchmark: Literal["gsm8k_cot", "mmlu_pro"] = Field(
+        description="Knowledge-preservation benchmark, run as lm-evaluation-harness runs it."
+    )
+    data: str | None = Field(
+        default=None,
+        pattern=DATA_PATTERN,
+        description="Its rows: `path:FILE` (JSONL, relative to the recipe's folder) or `hf:ORG/NAME/FILE` (a "
+        "JSONL or Parquet file of a Hugging Face dataset repo, downloaded once); default: the benchmark's "
+        "test split on the Hub.",
+    )
+    fewshot: str | None = Field(
+        default=None,
+        pattern=DATA_PATTERN,
+        description="Few-shot exemplars, as `data` (MMLU-Pro: rows of its validation split, with `cot_content`; "
+        "from the Hub by default when `data` is). Without them MMLU-Pro runs 0-shot and its metric says so "
+        "(`mmlu_pro_0shot`), so that scores of different protocols are never compared.",
+    )
+    n: int = Field(
+        default=100, ge=1, le=1_000_000, description="Items sampled from the rows; the same for every model."
+    )
+    seed: Seed = Field(default=0, description="Seed of the sample of items.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Generated tokens per item (default: the protocol's)."
+    )
 
 
 class Eval(Strict):
@@ -51,13 +74,18 @@ class Eval(Strict):
     judge: Judge = Field(default_factory=Judge, description="Who scores the behavioural suite.")
     suites: list[NonEmpty] = Field(default=[], description="Suite folders, relative to the recipe's folder.")
     knowledge: list[Knowledge] = Field(default=[], description="Knowledge-preservation benchmarks.")
+    concurrency: int = Field(
+        default=1, ge=1, le=256, description="Requests sent at once to a model's server while generating."
+    )
 
 
 class Gate(Strict):
     model: str = Field(description="Model node the gate applies to.")
     metric: str = Field(
         description="Metric path: `SUITE.composite`, `SUITE.category.NAME`, `SUITE.test.ID`, "
-        "`SUITE.delta_vs_base` or `SUITE.delta_vs_parent` (SUITE: the suite folder's name)."
+        "`SUITE.delta_vs_base[.CATEGORY]` or `SUITE.delta_vs_parent[.CATEGORY]` (SUITE: the suite folder's "
+        "name); `knowledge.BENCHMARK.score`, `knowledge.BENCHMARK.delta_vs_base` or `.delta_vs_parent`. A "
+        "delta may end in `.p_value`, `.ci_low` or `.ci_high` to gate on its significance."
     )
     min: float | None = Field(default=None, description="Fail when the metric is below this.")
     max: float | None = Field(default=None, description="Fail when the metric is above this.")

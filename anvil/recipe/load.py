@@ -11,11 +11,11 @@ from pathlib import Path
 from anvil.errors import InvalidInput, Problem
 from anvil.recipe.checks import Finding, check_files, check_references
 from anvil.recipe.models import Recipe
-from anvil.recipe.rows import read_rows
+from anvil.recipe.rows import count_rows
 from anvil.recipe.suite import SuiteTest
 from anvil.recipe.toml import parse_toml
 
-RowChecker = Callable[[Path, str], tuple[int, list[Problem]]]
+RowChecker = Callable[[Path, str, str], tuple[int, list[Problem]]]  # (path, shown as, kind) -> valid rows, problems
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,7 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def check_rows_uncached(path: Path, shown_as: str) -> tuple[int, list[Problem]]:
-    rows, problems = read_rows(path, shown_as)
-    return len(rows), problems
-
-
-def load_recipe(path: str | Path, check_rows: RowChecker = check_rows_uncached) -> LoadedRecipe:
+def load_recipe(path: str | Path, check_rows: RowChecker = count_rows) -> LoadedRecipe:
     """Parse and validate a recipe completely, or raise InvalidInput listing every problem."""
     path = Path(path)
     parsed = parse_toml(path, Recipe, "recipe")
@@ -52,7 +47,7 @@ def load_recipe(path: str | Path, check_rows: RowChecker = check_rows_uncached) 
     findings: list[Finding | Problem] = list(check_references(recipe))
     suites: dict[str, list[SuiteTest]] = {}
     if not findings:  # file checks need sound references
-        findings += check_files(recipe, root, lambda p: check_rows(p, shown(p)), suites)
+        findings += check_files(recipe, root, lambda p, kind: check_rows(p, shown(p), kind), suites)
     problems = [f if isinstance(f, Problem) else parsed.problem(*f) for f in findings]
     if problems:
         raise InvalidInput(problems)

@@ -69,6 +69,20 @@ def _row_problems(raw: bytes, lineno: int, shown_as: str, rows: list[str]) -> li
     return []
 
 
+def count_rows(path: Path, shown_as: str, kind: str) -> tuple[int, list[Problem]]:
+    """How many valid rows a file holds and what is wrong with the others: chat records (`kind` "chat")
+    or a knowledge benchmark's rows (`kind` its name)."""
+    if kind == "chat":
+        rows, problems = read_rows(path, shown_as)
+        return len(rows), problems
+    from anvil.evaluation.benchmarks import data
+
+    try:
+        return len(data.read(path, kind if kind != "fewshot" else None, shown_as)), []
+    except InvalidInput as e:
+        return 0, e.problems
+
+
 def load_rows(path: Path, shown_as: str) -> list[str]:
     rows, problems = read_rows(path, shown_as)
     if problems:

@@ -79,7 +79,7 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
             if verdict.error:
                 failures.append(f"{suite}/{test.id} run {r + 1}: {verdict.error}")
                 continue
-            item["verdict"] = {"score": verdict.score, "rationale": verdict.rationale, "cached": verdict.cached}
+            item["verdict"] = {"score": verdict.score, "rationale": verdict.rationale}
             write_json(saved(suite, test, r), item)
         results[(suite, test.id, r)] = item
     if failures:

@@ -1,28 +1,134 @@
-"""knowledge: knowledge-preservation benchmarks (GSM8K-CoT, MMLU-Pro) of an evaluated model. Planned
-from `[eval] knowledge`; this version cannot run them yet, so `plan` says so and gates on
-`knowledge.*` metrics wait for them instead of passing or failing silently."""
+"""knowledge: knowledge-preservation benchmarks (GSM8K-CoT, MMLU-Pro) of an evaluated model, run as
+lm-evaluation-harness runs them, through the model's own server (the serving path), greedy.
+
+The same `n` items for every model (drawn by seed), each item's prompt, answer, extraction and grade
+kept in `results.json`, and deltas against base and parent that are paired item by item: McNemar's
+exact test and a 95% interval (evaluation/stats.py). Finished items are kept in the stage's scratch
+folder: an interrupted run generates only what is missing."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from anvil.errors import AnvilError
+from anvil.evaluation.benchmarks import data as benchmark_data
+from anvil.evaluation.benchmarks.protocol import truncate
+from anvil.evaluation.benchmarks.registry import BENCHMARKS
 from anvil.planning.graph import Node
 from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.models import Recipe
-from anvil.stages.stage import Stage, Suites
+from anvil.recipe.serving import KvCache, Serve
+from anvil.stages import transcripts
+from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+from anvil.state.atomic import write_json
 
-CODE_VERSION = 1
+CODE_VERSION = 2
+RESULTS = "results.json"
 
 
 class KnowledgeConfig(Strict):
     benchmarks: list[Knowledge]
+    kv_cache: KvCache
+    concurrency: int
+
+
+def files_of(spec: Knowledge) -> list[str]:
+    """The local files a benchmark reads (Hub files are pinned by their repo's cache instead)."""
+    return [w.removeprefix("path:") for w in benchmark_data.sources(spec.benchmark, spec.data, spec.fewshot)
+            if w is not None and w.startswith("path:")]  # fmt: skip
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
-    if recipe.eval is None or not recipe.eval.knowledge:
+    settings = recipe.eval
+    if settings is None or not settings.knowledge:
         return []
-    config = KnowledgeConfig(benchmarks=recipe.eval.knowledge)
-    return [Node(f"{name}.knowledge", "knowledge", config, code_version=CODE_VERSION, available=False, model=name)
-            for name in recipe.eval.compare]  # fmt: skip
+    config = KnowledgeConfig(benchmarks=settings.knowledge, kv_cache=(recipe.serve or Serve()).kv_cache,
+                             concurrency=settings.concurrency)  # fmt: skip
+    files = tuple(dict.fromkeys(f for spec in settings.knowledge for f in files_of(spec)))
+    out = []
+    for name in settings.compare:
+        against = {"base": recipe.root_of(name), "parent": recipe.models[name].parent}
+        needs = {"model": weights_of(recipe, name)}
+        needs |= {role: f"{m}.knowledge" for role, m in against.items() if m in settings.compare and m != name}
+        out.append(Node(f"{name}.knowledge", "knowledge", config, needs=needs, files=files,
+                        code_version=CODE_VERSION, model=name))  # fmt: skip
+    return out
 
 
-STAGE = Stage(kind="knowledge", code_version=CODE_VERSION, nodes=nodes)
+def items_of(spec: Knowledge, root: Path) -> tuple[list[dict], list[dict]]:
+    """The sampled items of a benchmark and its few-shot exemplars."""
+    data, fewshot = benchmark_data.sources(spec.benchmark, spec.data, spec.fewshot)
+    rows = benchmark_data.read(benchmark_data.locate(data, root), spec.benchmark, data)
+    if spec.n > len(rows):
+        raise AnvilError(f"{data}: {spec.n} items asked, {len(rows)} there (expected n <= {len(rows)})")
+    shots = benchmark_data.read(benchmark_data.locate(fewshot, root), None, fewshot) if fewshot else []
+    return benchmark_data.sample(rows, spec.n, spec.seed), shots or BENCHMARKS[spec.benchmark].default_shots
+
+
+def run(ctx: StageRun[KnowledgeConfig]) -> Result:
+    from anvil.backends.server import chat
+    from anvil.evaluation import stats
+
+    config = ctx.config
+    plans: dict[str, tuple[Knowledge, list[dict], list[str]]] = {}
+    for spec in config.benchmarks:
+        items, shots = items_of(spec, ctx.root)
+        bench = BENCHMARKS[spec.benchmark]
+        name = benchmark_data.metric_name(spec.benchmark, spec.data, spec.fewshot)
+        plans[name] = (spec, items, [bench.prompt(item, shots) for item in items])
+    names = [f"{name}.{i:05d}" for name, (_, items, _) in plans.items() for i in range(len(items))]
+    budget = max((s.max_tokens or BENCHMARKS[s.benchmark].max_tokens) for s, _, _ in plans.values())
+
+    def produce(missing: list[str]) -> Iterator[tuple[str, Any]]:
+        with transcripts.model_server(ctx, budget, config.kv_cache) as server:
+
+            def answer(item_name: str) -> dict:
+                name, index = item_name.rsplit(".", 1)
+                spec, _, prompts = plans[name]
+                limit = spec.max_tokens or BENCHMARKS[spec.benchmark].max_tokens
+                reply = chat(server, [{"role": "user", "content": prompts[int(index)]}], limit)
+                return {"response": reply["choices"][0]["message"]["content"] or ""}
+
+            with ThreadPoolExecutor(config.concurrency) as pool:  # results come back in order
+                for i, (item_name, value) in enumerate(zip(missing, pool.map(answer, missing), strict=True)):
+                    ctx.progress(i / len(missing), f"{item_name}")
+                    yield item_name, value
+
+    done = transcripts.resumable(ctx.scratch, names, produce)
+    others = {role: results_of(ctx.inputs[role]) for role in ("base", "parent") if role in ctx.inputs}
+    results, metrics = {}, {}
+    for name, (spec, items, prompts) in plans.items():
+        bench = BENCHMARKS[spec.benchmark]
+        graded: list[dict[str, Any]] = []
+        for i, (item, prompt) in enumerate(zip(items, prompts, strict=True)):
+            response = truncate(done[f"{name}.{i:05d}"]["response"], bench.stop)
+            grades = {f: filt(response, item) for f, filt in bench.filters.items()}
+            graded.append({"key": bench.key(item), "prompt": prompt, "response": response,
+                           "extracted": {f: g.extracted for f, g in grades.items()},
+                           "correct": {f: g.correct for f, g in grades.items()}})  # fmt: skip
+        headline = next(iter(bench.filters))
+        scores = {f: sum(g["correct"][f] for g in graded) / len(graded) for f in bench.filters}
+        summary: dict[str, Any] = {"title": bench.title, "n": len(graded), "filter": headline, "scores": scores,
+                                   "score": scores[headline]}  # fmt: skip
+        for role, other in others.items():
+            theirs = {g["key"]: g["correct"][headline] for g in other["benchmarks"].get(name, {}).get("items", [])}
+            if len(theirs) == len(graded) and all(g["key"] in theirs for g in graded):
+                mine = [g["correct"][headline] for g in graded]
+                summary[f"delta_vs_{role}"] = stats.mcnemar(mine, [theirs[g["key"]] for g in graded]).to_json()
+        results[name] = {**summary, "items": graded}
+        metrics[name] = summary
+    write_json(ctx.out / RESULTS, {"benchmarks": results})
+    return Result({"benchmarks": metrics})
+
+
+def results_of(artifact: Path) -> dict[str, Any]:
+    """{"benchmarks": {name: {title, n, filter, scores, score, delta_vs_base?, delta_vs_parent?, items}}}."""
+    return json.loads((artifact / RESULTS).read_text())
+
+
+STAGE = Stage(kind="knowledge", code_version=CODE_VERSION, nodes=nodes, run=run)

@@ -10,7 +10,7 @@ from anvil.recipe.models import Lora, Recipe, Train
 from anvil.stages import dataset, source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 
-CODE_VERSION = 2
+CODE_VERSION = 3
 
 
 class TrainConfig(Strict):
@@ -47,6 +47,7 @@ def run(ctx: StageRun[TrainConfig]) -> Result:
         prompts=samples.held_out(dataset.validation_rows(data)),
         base_model=f"anvil:{parent.name}",  # artifact folders are named by their fingerprint
         ledger=ctx.local.processes,
+        log=ctx.local.logs / f"{ctx.node.id}.trainer.log",
         progress=ctx.progress,
     )
     return Result(metrics)

@@ -1,0 +1,8 @@
+"""The knowledge benchmarks, by the name a recipe gives them."""
+
+from __future__ import annotations
+
+from anvil.evaluation.benchmarks import gsm8k, mmlu_pro
+from anvil.evaluation.benchmarks.protocol import Benchmark
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (gsm8k.BENCHMARK, mmlu_pro.BENCHMARK)}
