@@ -20,7 +20,7 @@ from anvil.recipe.load import LoadedRecipe, load_recipe
 from anvil.recipe.rows import count_rows
 from anvil.recipe.serving import Serve
 from anvil.settings import store_path
-from anvil.stages import evaluate, gate, source
+from anvil.stages import evaluate, gate, knowledge, source
 from anvil.stages.registry import BY_KIND, build_graph
 from anvil.stages.stage import Result, StageRun, weights_of
 from anvil.state.project_state import ProjectState, load_records
@@ -91,7 +91,7 @@ class Project:
             assert stage.run is not None, "the planner never schedules unavailable stages"
             node = self.graph.nodes[action.stage]
             ctx = StageRun(node, node.config, inputs, self.loaded.root, workdir, self.store.scratch(action.fingerprint),
-                           self.store.shared_cache, self.state, previous.get(action.stage))  # fmt: skip
+                           self.store.shared_cache, self.state, previous.get(action.stage), node.options)  # fmt: skip
             if on_progress:
                 ctx.progress = lambda fraction, message: on_progress(action, fraction, message)
             result = stage.run(ctx)
@@ -183,12 +183,22 @@ class Project:
         }  # fmt: skip
 
     def eval_results(self, model: str) -> dict[str, Any]:
-        record = self.state.load().get(f"{model}.eval")
-        if record is None:
-            evaluated = [n.model for n in self.graph.nodes.values() if n.kind == "eval" and n.model]
+        """A model's suite results and knowledge results, with the names of the models it is compared with."""
+        records = self.state.load()
+        scored, known = records.get(f"{model}.eval"), records.get(f"{model}.knowledge")
+        if scored is None and known is None:
+            evaluated = [n.model for n in self.graph.nodes.values() if n.kind in ("eval", "knowledge") and n.model]
+            evaluated = list(dict.fromkeys(evaluated))
             raise AnvilError(f"{model} has no evaluation results (evaluated models: {', '.join(evaluated) or 'none'}; "
                              "run `anvil apply` first)")  # fmt: skip
-        return {"model": model, **evaluate.results_of(self.store.artifact(record.fingerprint))}
+        recipe = self.loaded.recipe
+        against = {"base": recipe.root_of(model), "parent": recipe.models[model].parent}
+        results: dict[str, Any] = {"model": model, "against": against, "suites": {}, "runs": []}
+        if scored is not None:
+            results |= evaluate.results_of(self.store.artifact(scored.fingerprint))
+        if known is not None:
+            results["knowledge"] = knowledge.results_of(self.store.artifact(known.fingerprint))["benchmarks"]
+        return results
 
     def status(self) -> list[dict[str, Any]]:
         self.tidy()

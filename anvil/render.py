@@ -179,6 +179,30 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
         console.print(table)
         cats = ", ".join(f"{c} {v:.2f}" for c, v in summary["categories"].items())
         console.print(f"composite {summary['composite']:.2f}   categories: {cats}", highlight=False)
-        for label in ("delta_vs_base", "delta_vs_parent"):
-            if summary.get(label):
-                console.print(f"{label.replace('_', ' ')}: {summary[label]['composite']:+.2f}", highlight=False)
+        for role in ("base", "parent"):
+            delta = summary.get(f"delta_vs_{role}")
+            if delta:
+                console.print(f"delta vs {role} ({report['against'][role]}): {delta['composite']:+.2f}"
+                              f"{_significance(delta['significance']['composite'])}", highlight=False)  # fmt: skip
+                by_category = delta["significance"]["categories"]
+                for category, d in delta["categories"].items():
+                    console.print(f"  {category}: {d:+.2f}{_significance(by_category[category])}", highlight=False)
+    knowledge_table(report, console)
+
+
+def _significance(s: dict, unit: float = 1.0, suffix: str = "") -> str:
+    return (f"  p={s['p_value']:.2f}  95% CI [{s['ci_low'] * unit:+.2f}{suffix}, "
+            f"{s['ci_high'] * unit:+.2f}{suffix}]")  # fmt: skip
+
+
+def knowledge_table(report: dict, console: Console) -> None:
+    """The seed's knowledge-preservation lines: `GSM8K-CoT (flexible, n=500)  v1 96.0%  base 96.2%
+    -0.2pp  p=0.87`, with the 95% interval, against base and against parent."""
+    for name, b in report.get("knowledge", {}).items():
+        line = f"{b['title']} ({b['filter']}, n={b['n']}) [{name}]  {report['model']} {100 * b['score']:.1f}%"
+        for role in ("base", "parent"):
+            delta = b.get(f"delta_vs_{role}")
+            if delta:
+                line += (f"\n  vs {role} {report['against'][role]} {100 * delta['score']:.1f}%  "
+                         f"{100 * delta['delta']:+.1f}pp{_significance(delta, 100, 'pp')}")  # fmt: skip
+        console.print(line, highlight=False, markup=False)

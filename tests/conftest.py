@@ -132,3 +132,40 @@ def _no_orphan_servers(tmp_path_factory):
         if any("mlx_vlm.server" in a for a in argv) and any(base in a for a in argv):
             with contextlib.suppress(OSError):
                 os.killpg(int(entry.name), signal.SIGKILL)
+
+
+def serve_models_from(monkeypatch, port: int) -> None:
+    """Every model a generating stage (transcripts, knowledge) would serve is answered by the endpoint on
+    `port` instead: the real stages, without MLX."""
+    import os
+
+    from anvil.backends.process import Owned
+    from anvil.backends.server import Server
+    from anvil.stages import transcripts
+
+    @contextmanager
+    def model_server(ctx, max_tokens, kv_cache):
+        yield Server(Owned(os.getpid(), 0.0, "here"), "127.0.0.1", port, None, ctx.node.model)
+
+    monkeypatch.setattr(transcripts, "model_server", model_server)
+
+
+def apply_without_mlx(folder: Path, fake: dict | None = None):
+    """Apply with stand-ins for the stages that need MLX (the synthetic model; `fake` names more, by kind,
+    with their metrics); every other stage is the real one. Returns the plan's actions and the state."""
+    from anvil.project import open_project
+
+    project = open_project(folder / "anvil.toml")
+    plan = project.plan()
+    real = project.run_stage()
+    fake = {"source": {}, **(fake or {})}
+
+    def run(action, workdir, inputs):
+        if action.kind in fake:
+            if workdir is not None:
+                (workdir / "config.json").write_text("{}")
+            return fake[action.kind]
+        return real(action, workdir, inputs)
+
+    project.apply(plan, run_stage=run)
+    return {a.stage: a for a in plan.actions}, open_project(folder / "anvil.toml").state.load()

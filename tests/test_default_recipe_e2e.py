@@ -24,7 +24,7 @@ def test_default_recipe_applies_and_learns(tmp_path):
     shutil.copytree(REPO / "evals", tmp_path / "evals")
     done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Applied: 17 ran" in done.stdout  # 14 stages before evaluation was split into transcripts + scores
+    assert "Applied: 20 ran" in done.stdout  # 14 stages before evaluation was split in two and knowledge ran
     for file in (f for f in (tmp_path / ".anvil" / "artifacts").rglob("*") if f.is_file()):
         data = file.read_bytes()
         assert not [p for p in (str(tmp_path), sys.prefix, str(REPO)) if p.encode() in data], file

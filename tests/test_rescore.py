@@ -4,17 +4,11 @@ threshold re-scores with zero generations, a changed prompt regenerates."""
 
 from __future__ import annotations
 
-import os
 import sys
-from contextlib import contextmanager
 
 import pytest
 
-from anvil.backends.process import Owned
-from anvil.backends.server import Server
-from anvil.project import open_project
-from anvil.stages import transcripts
-from tests.conftest import chat_endpoint
+from tests.conftest import apply_without_mlx, chat_endpoint, serve_models_from
 
 RECIPE = """\
 [project]
@@ -42,11 +36,7 @@ def endpoint():
 
 
 def setup(tmp_path, monkeypatch, port: int):
-    @contextmanager
-    def model_server(ctx, max_tokens, kv_cache):
-        yield Server(Owned(os.getpid(), 0.0, "here"), "127.0.0.1", port, None, "fake")
-
-    monkeypatch.setattr(transcripts, "model_server", model_server)
+    serve_models_from(monkeypatch, port)
     (tmp_path / "suite").mkdir()
     (tmp_path / "judge.py").write_text(JUDGE)
     write(tmp_path, judge='{ kind = "rules" }')
@@ -58,19 +48,7 @@ def write(folder, judge: str, rubric: str = "Greets.", turn: str = "Say hello", 
 
 
 def apply(folder):
-    """Apply with a stand-in for the synthetic model (no MLX here); every other stage is the real one."""
-    project = open_project(folder / "anvil.toml")
-    plan = project.plan()
-    real = project.run_stage()
-
-    def run(action, workdir, inputs):
-        if action.kind == "source":
-            (workdir / "config.json").write_text("{}")
-            return {}
-        return real(action, workdir, inputs)
-
-    project.apply(plan, run_stage=run)
-    return {a.stage: a for a in plan.actions}, open_project(folder / "anvil.toml").state.load()
+    return apply_without_mlx(folder)
 
 
 def test_judge_rubric_and_threshold_changes_rescore_without_generating(tmp_path, monkeypatch, endpoint):

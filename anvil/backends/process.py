@@ -131,18 +131,23 @@ def spawn(argv: list[str], log: Path | None, *, tethered: bool, ledger: Path | N
 
 
 def stop(owned: Owned, grace_s: float = 10.0) -> bool:
-    """SIGTERM the process's group, SIGKILL it if it lingers; only if it is provably the process Anvil
-    started. Returns whether it was signalled."""
+    """SIGTERM the process's group, SIGKILL it if it lingers, and wait until it is gone; only if it is
+    provably the process Anvil started. Returns whether it was signalled."""
     if not is_ours(owned):
         return False
+    try:
+        target = psutil.Process(owned.pid)  # its wait() knows the process even if the pid is reused after
+    except psutil.NoSuchProcess:
+        return False
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+        try:
             os.killpg(owned.pid, sig)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and is_ours(owned):
-            time.sleep(0.1)
-        if not is_ours(owned):
+            target.wait(timeout=grace_s)
             break
+        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+            break
+        except psutil.TimeoutExpired:
+            continue
     return True
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -151,6 +152,7 @@ class Judging:
     def __init__(self, judge: Judge, cache: Path, retries: int = 3, backoff_s: float = 1.0):
         self.judge, self.cache, self.retries, self.backoff_s = judge, cache, retries, backoff_s
         self.calls = self.hits = 0
+        self._counting = threading.Lock()  # judges may be called from several threads at once
 
     def identity(self) -> dict[str, Any]:
         return self.judge.model_dump(mode="json", exclude={"timeout_s"})
@@ -163,7 +165,8 @@ class Judging:
         key = digest({"judge": self.identity(), "rubric": test.rubric, "transcript": transcript["messages"]})
         path = self.cache / f"{key}.json"
         if path.exists():
-            self.hits += 1
+            with self._counting:
+                self.hits += 1
             saved = json.loads(path.read_text())
             return Verdict(saved["score"], saved["rationale"], cached=True)
         prompt = PROMPT.format(rubric=test.rubric, transcript=render(transcript))
@@ -171,7 +174,8 @@ class Judging:
         for attempt in range(self.retries):
             if attempt:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            self.calls += 1
+            with self._counting:
+                self.calls += 1
             try:
                 score, rationale = parse_score(ask(self.judge, prompt))
             except JudgeError as e:

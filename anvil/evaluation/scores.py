@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from anvil.evaluation import stats
 from anvil.recipe.evaluation import Gate
 from anvil.recipe.suite import Scoring
 
@@ -37,22 +38,44 @@ def _weighted(tests: list[Scoring], per_test: dict[str, dict]) -> float:
 
 
 def deltas(mine: dict[str, Any], other: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Composite and per-category differences against another model's summary of the same suite."""
+    """Differences against another model's summary of the same suite: composite, categories and tests,
+    each with a paired test and a 95% interval (`significance`; evaluation/stats.py). A test's runs
+    pair by their seed; a category and the composite treat each test as one unit (its runs averaged)."""
     if other is None:
         return None
+    shared = [t for t in mine["tests"] if t in other["tests"]]
+
+    def over(tests: list[str]) -> dict[str, Any]:
+        mean = [mine["tests"][t]["mean"] for t in tests]
+        theirs = [other["tests"][t]["mean"] for t in tests]
+        return stats.clustered(mean, theirs, [mine["tests"][t]["weight"] for t in tests]).to_json()
+
+    categories = [c for c in mine["categories"] if c in other["categories"]]
     return {
         "composite": round(mine["composite"] - other["composite"], 3),
-        "categories": {
-            c: round(v - other["categories"][c], 3) for c, v in mine["categories"].items() if c in other["categories"]
-        },  # fmt: skip
-    }
+        "categories": {c: round(mine["categories"][c] - other["categories"][c], 3) for c in categories},
+        "tests": {t: round(mine["tests"][t]["mean"] - other["tests"][t]["mean"], 3) for t in shared},
+        "significance": {
+            "composite": over(shared),
+            "categories": {c: over([t for t in shared if mine["tests"][t]["category"] == c]) for c in categories},
+            "tests": {t: stats.clustered(mine["tests"][t]["runs"], other["tests"][t]["runs"]).to_json()
+                      for t in shared if len(mine["tests"][t]["runs"]) == len(other["tests"][t]["runs"])},
+        },
+    }  # fmt: skip
 
 
-def metric(suites: dict[str, dict[str, Any]], path: str) -> float | None:
-    """`behavioral.composite`, `behavioral.category.tool_use`, `behavioral.test.tool_multi_step`,
-    `behavioral.delta_vs_base`, `behavioral.delta_vs_parent`; None when the run has no such metric."""
-    suite, _, rest = path.partition(".")
-    summary = suites.get(suite)
+SIGNIFICANCE = ("p_value", "ci_low", "ci_high")
+
+
+def metric(suites: dict[str, dict[str, Any]], path: str, knowledge: dict[str, Any] | None = None) -> float | None:
+    """A metric's value (grammar: recipe/metrics.py): `behavioral.composite`, `behavioral.category.tool_use`,
+    `behavioral.test.tool_multi_step`, `behavioral.delta_vs_base[.CATEGORY][.p_value|.ci_low|.ci_high]`,
+    `knowledge.gsm8k_cot.score`, `knowledge.gsm8k_cot.delta_vs_base[.p_value|...]`; None when the results
+    have no such metric."""
+    head, _, rest = path.partition(".")
+    if head == "knowledge":
+        return _knowledge_metric(knowledge or {}, rest)
+    summary = suites.get(head)
     if summary is None:
         return None
     kind, _, name = rest.partition(".")
@@ -65,15 +88,37 @@ def metric(suites: dict[str, dict[str, Any]], path: str) -> float | None:
         return None if test is None else test["mean"]
     if kind in ("delta_vs_base", "delta_vs_parent"):
         delta = summary.get(kind)
-        return None if delta is None else (delta["composite"] if not name else delta["categories"].get(name))
+        if delta is None:
+            return None
+        name, _, part = name.rpartition(".") if name.rsplit(".", 1)[-1] in SIGNIFICANCE else (name, "", "")
+        if part:
+            significance = delta["significance"]
+            found = significance["composite"] if not name else significance["categories"].get(name)
+            return None if found is None else found[part]
+        return delta["composite"] if not name else delta["categories"].get(name)
     return None
 
 
-def check_gates(suites: dict[str, dict[str, Any]], gates: list[Gate]) -> list[dict[str, Any]]:
+def _knowledge_metric(knowledge: dict[str, Any], path: str) -> float | None:
+    benchmark, _, rest = path.partition(".")
+    results = knowledge.get(benchmark)
+    if results is None:
+        return None
+    kind, _, part = rest.partition(".")
+    if kind == "score" and not part:
+        return results["score"]
+    delta = results.get(kind) if kind in ("delta_vs_base", "delta_vs_parent") else None
+    if delta is None:
+        return None
+    return delta["delta"] if not part else delta.get(part)
+
+
+def check_gates(suites: dict[str, dict[str, Any]], gates: list[Gate], knowledge: dict[str, Any] | None = None
+                ) -> list[dict[str, Any]]:  # fmt: skip
     """Every recipe gate and every per-test gate of the suites, with its value and whether it passed."""
     results = []
     for gate in gates:
-        value = metric(suites, gate.metric)
+        value = metric(suites, gate.metric, knowledge)
         passed = (
             value is not None and (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
         )

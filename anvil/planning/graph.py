@@ -24,6 +24,9 @@ class Node:
     available: bool = True  # False: this anvil cannot build this kind of stage yet
     model: str | None = None  # model node it belongs to, for `--target v1` and `status`
     resource: bool = False  # a running process (the server), not an artifact: never restored from cache
+    # How to run, never what comes out (e.g. requests at once): not fingerprinted, so changing it reruns
+    # nothing. A stage must produce the same artifact whatever these are.
+    options: BaseModel | None = None
 
     @cached_property
     def settings(self) -> dict[str, Any]:

@@ -25,7 +25,8 @@ class Judge(Strict):
     )
     timeout_s: float = Field(default=120.0, gt=0, le=86400, description="Seconds one judge call may take.")
     retries: int = Field(default=3, ge=1, le=10, description="Attempts per judge call, with exponential backoff.")
-    concurrency: int = Field(default=1, ge=1, le=256, description="Judge calls made at once.")
+    # exclude: how many calls run at once never changes a verdict, so it is no part of the judge's identity
+    concurrency: int = Field(default=1, ge=1, le=256, exclude=True, description="Judge calls made at once.")
 
     @model_validator(mode="after")
     def _kind_needs(self) -> Judge:

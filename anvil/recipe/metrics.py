@@ -7,9 +7,11 @@ read, with a "did you mean".
     SUITE.test.TEST                      0..5
     SUITE.delta_vs_base[.CATEGORY]       -5..5  (when the model's root is evaluated too)
     SUITE.delta_vs_parent[.CATEGORY]     -5..5  (when its parent is evaluated too)
-    knowledge.BENCHMARK.score            0..1
+    knowledge.BENCHMARK.score            0..1   (BENCHMARK: gsm8k_cot, mmlu_pro or mmlu_pro_0shot)
     knowledge.BENCHMARK.delta_vs_base    -1..1  (likewise)
     knowledge.BENCHMARK.delta_vs_parent  -1..1
+    DELTA.p_value                        0..1   (any delta above: its paired test)
+    DELTA.ci_low, DELTA.ci_high          as the delta (its 95% interval)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ SCORE = (0.0, 5.0)
 SCORE_DELTA = (-5.0, 5.0)
 ACCURACY = (0.0, 1.0)
 ACCURACY_DELTA = (-1.0, 1.0)
+PROBABILITY = (0.0, 1.0)
 
 
 def comparisons(recipe: Recipe, model: str) -> list[str]:
@@ -35,6 +38,8 @@ def comparisons(recipe: Recipe, model: str) -> list[str]:
 
 def gate_metrics(recipe: Recipe, suites: Mapping[str, list[Scoring]], model: str) -> dict[str, tuple[float, float]]:
     """Every metric a gate on `model` can name, with its range."""
+    from anvil.evaluation.benchmarks.data import metric_name
+
     out: dict[str, tuple[float, float]] = {}
     deltas = comparisons(recipe, model)
     for path, tests in suites.items():
@@ -44,9 +49,17 @@ def gate_metrics(recipe: Recipe, suites: Mapping[str, list[Scoring]], model: str
         out |= {f"{suite}.category.{c}": SCORE for c in categories}
         out |= {f"{suite}.test.{t.id}": SCORE for t in tests}
         for label in deltas:
-            out[f"{suite}.{label}"] = SCORE_DELTA
-            out |= {f"{suite}.{label}.{c}": SCORE_DELTA for c in categories}
-    for benchmark in recipe.eval.knowledge if recipe.eval else []:
-        out[f"knowledge.{benchmark.benchmark}.score"] = ACCURACY
-        out |= {f"knowledge.{benchmark.benchmark}.{label}": ACCURACY_DELTA for label in deltas}
+            out |= _with_significance(f"{suite}.{label}", SCORE_DELTA)
+            for c in categories:
+                out |= _with_significance(f"{suite}.{label}.{c}", SCORE_DELTA)
+    for spec in recipe.eval.knowledge if recipe.eval else []:
+        name = metric_name(spec.benchmark, spec.data, spec.fewshot)
+        out[f"knowledge.{name}.score"] = ACCURACY
+        for label in deltas:
+            out |= _with_significance(f"knowledge.{name}.{label}", ACCURACY_DELTA)
     return out
+
+
+def _with_significance(delta: str, bounds: tuple[float, float]) -> dict[str, tuple[float, float]]:
+    """A delta, its p-value and the ends of its 95% interval."""
+    return {delta: bounds, f"{delta}.p_value": PROBABILITY, f"{delta}.ci_low": bounds, f"{delta}.ci_high": bounds}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError
+from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node
 from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Judge
@@ -70,18 +71,26 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
             write_json(saved(suite, test, r), {"transcript": conversations[suite][test.id][r]})
 
     judging = Judging(config.judge, ctx.cache / "judge", retries=config.judge.retries)
-    failures, results = [], {}
-    for i, (suite, test, r) in enumerate(todo):
-        ctx.progress(i / len(todo), f"judging {suite}/{test.id} run {r + 1}")
+
+    def judged(job: tuple[str, Scoring, int]) -> tuple[dict, str | None]:
+        """The item with its verdict, judged now unless an earlier run did; or the judge's error."""
+        suite, test, r = job
         item = json.loads(saved(suite, test, r).read_text())
         if "verdict" not in item:
             verdict = judging(test, item["transcript"])
             if verdict.error:
-                failures.append(f"{suite}/{test.id} run {r + 1}: {verdict.error}")
-                continue
+                return item, f"{suite}/{test.id} run {r + 1}: {verdict.error}"
             item["verdict"] = {"score": verdict.score, "rationale": verdict.rationale}
             write_json(saved(suite, test, r), item)
-        results[(suite, test.id, r)] = item
+        return item, None
+
+    failures, results = [], {}
+    for i, ((suite, test, r), (item, error)) in enumerate(in_order(judged, todo, config.judge.concurrency)):
+        ctx.progress(i / len(todo), f"judging {suite}/{test.id} run {r + 1}")
+        if error:
+            failures.append(error)
+        else:
+            results[(suite, test.id, r)] = item
     if failures:
         raise AnvilError("judge failures (finished tests are kept; the next apply judges only these):\n  "
                          + "\n  ".join(failures))  # fmt: skip
@@ -101,6 +110,8 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
         "suites": {s: {"composite": v["composite"], "categories": v["categories"],
                        "delta_vs_base": (v["delta_vs_base"] or {}).get("composite"),
                        "delta_vs_parent": (v["delta_vs_parent"] or {}).get("composite"),
+                       "significance": {k: v[k]["significance"]["composite"] for k in ("delta_vs_base",
+                                                                                   "delta_vs_parent") if v[k]},
                        "high_variance": [t for t, x in v["tests"].items() if x["high_variance"]]}
                    for s, v in summaries.items()},
         "judge_calls": judging.calls,

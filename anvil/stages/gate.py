@@ -15,7 +15,7 @@ from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Gate
 from anvil.recipe.models import Recipe
-from anvil.stages import evaluate
+from anvil.stages import evaluate, knowledge
 from anvil.stages.stage import Result, Stage, StageRun, Suites
 from anvil.state.atomic import write_json
 
@@ -33,14 +33,15 @@ def knowledge_needs(recipe: Recipe, model: str) -> dict[str, str]:
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
-    if recipe.eval is None or not recipe.eval.suites:
+    if recipe.eval is None or not (recipe.eval.suites or recipe.eval.knowledge):
         return []
+    scores = lambda name: {"scores": f"{name}.eval"} if recipe.eval and recipe.eval.suites else {}  # noqa: E731
     return [
         Node(
             id=f"{name}.gate",
             kind="gate",
             config=GateConfig(gates=[g for g in recipe.gates if g.model == name]),
-            needs={"scores": f"{name}.eval", **knowledge_needs(recipe, name)},
+            needs={**scores(name), **knowledge_needs(recipe, name)},
             code_version=CODE_VERSION,
             model=name,
         )
@@ -51,7 +52,9 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 def run(ctx: StageRun[GateConfig]) -> Result:
     from anvil.evaluation.scores import check_gates
 
-    checked = check_gates(evaluate.results_of(ctx.inputs["scores"])["suites"], ctx.config.gates)
+    suites = evaluate.results_of(ctx.inputs["scores"])["suites"] if "scores" in ctx.inputs else {}
+    benchmarks = knowledge.results_of(ctx.inputs["knowledge"])["benchmarks"] if "knowledge" in ctx.inputs else None
+    checked = check_gates(suites, ctx.config.gates, benchmarks)
     failures = [g for g in checked if not g["passed"]]
     write_json(ctx.out / GATES, {"gates": checked})
     metrics = {"passed": not failures, "gates": len(checked), "failures": failures}

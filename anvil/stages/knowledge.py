@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,14 @@ from anvil.errors import AnvilError
 from anvil.evaluation.benchmarks import data as benchmark_data
 from anvil.evaluation.benchmarks.protocol import truncate
 from anvil.evaluation.benchmarks.registry import BENCHMARKS
+from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node
 from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import transcripts
-from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, weights_of
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 2
@@ -34,7 +34,6 @@ RESULTS = "results.json"
 class KnowledgeConfig(Strict):
     benchmarks: list[Knowledge]
     kv_cache: KvCache
-    concurrency: int
 
 
 def files_of(spec: Knowledge) -> list[str]:
@@ -47,8 +46,8 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     settings = recipe.eval
     if settings is None or not settings.knowledge:
         return []
-    config = KnowledgeConfig(benchmarks=settings.knowledge, kv_cache=(recipe.serve or Serve()).kv_cache,
-                             concurrency=settings.concurrency)  # fmt: skip
+    config = KnowledgeConfig(benchmarks=settings.knowledge, kv_cache=(recipe.serve or Serve()).kv_cache)
+    options = Parallel(concurrency=settings.concurrency)
     files = tuple(dict.fromkeys(f for spec in settings.knowledge for f in files_of(spec)))
     out = []
     for name in settings.compare:
@@ -56,7 +55,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         needs = {"model": weights_of(recipe, name)}
         needs |= {role: f"{m}.knowledge" for role, m in against.items() if m in settings.compare and m != name}
         out.append(Node(f"{name}.knowledge", "knowledge", config, needs=needs, files=files,
-                        code_version=CODE_VERSION, model=name))  # fmt: skip
+                        code_version=CODE_VERSION, model=name, options=options))  # fmt: skip
     return out
 
 
@@ -94,10 +93,9 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
                 reply = chat(server, [{"role": "user", "content": prompts[int(index)]}], limit)
                 return {"response": reply["choices"][0]["message"]["content"] or ""}
 
-            with ThreadPoolExecutor(config.concurrency) as pool:  # results come back in order
-                for i, (item_name, value) in enumerate(zip(missing, pool.map(answer, missing), strict=True)):
-                    ctx.progress(i / len(missing), f"{item_name}")
-                    yield item_name, value
+            for i, (item_name, value) in enumerate(in_order(answer, missing, ctx.concurrency)):
+                ctx.progress(i / len(missing), f"{item_name}")
+                yield item_name, value
 
     done = transcripts.resumable(ctx.scratch, names, produce)
     others = {role: results_of(ctx.inputs[role]) for role in ("base", "parent") if role in ctx.inputs}
@@ -119,7 +117,8 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
             theirs = {g["key"]: g["correct"][headline] for g in other["benchmarks"].get(name, {}).get("items", [])}
             if len(theirs) == len(graded) and all(g["key"] in theirs for g in graded):
                 mine = [g["correct"][headline] for g in graded]
-                summary[f"delta_vs_{role}"] = stats.mcnemar(mine, [theirs[g["key"]] for g in graded]).to_json()
+                compared = stats.mcnemar(mine, [theirs[g["key"]] for g in graded]).to_json()
+                summary[f"delta_vs_{role}"] = {**compared, "score": other["benchmarks"][name]["score"]}
         results[name] = {**summary, "items": graded}
         metrics[name] = summary
     write_json(ctx.out / RESULTS, {"benchmarks": results})

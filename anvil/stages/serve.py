@@ -38,7 +38,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     serve = recipe.serve
     if serve is None or serve.model is None:
         return []
-    evaluated = recipe.eval is not None and recipe.eval.suites and serve.model in recipe.eval.compare
+    evaluated = recipe.eval and (recipe.eval.suites or recipe.eval.knowledge) and serve.model in recipe.eval.compare
     needs = {"model": weights_of(recipe, serve.model)} | ({"gate": f"{serve.model}.gate"} if evaluated else {})
     return [Node("serve", "serve", serve, needs=needs, code_version=CODE_VERSION, model=serve.model, resource=True)]
 

@@ -32,6 +32,13 @@ class StageRun(Generic[C]):
     cache: Path  # content-addressed results shared by all stages and projects (judge verdicts)
     local: ProjectState  # the project's own: logs, the ledger of processes it started, served models' names
     previous: StageRecord | None = None  # what the state recorded for this stage before this run
+    options: Any = None  # the node's options: how to run, not what to produce (not fingerprinted)
+
+    @property
+    def concurrency(self) -> int:
+        """Requests to send at once (a `Parallel` option; one without it)."""
+        return getattr(self.options, "concurrency", 1)
+
     progress: Callable[[float, str], None] = lambda fraction, message: None
 
     @property
@@ -39,6 +46,12 @@ class StageRun(Generic[C]):
         """The work folder of an artifact stage (resources have none)."""
         assert self.workdir is not None, "a resource stage has no work folder"
         return self.workdir
+
+
+class Parallel(BaseModel):
+    """Options of the stages that send many requests: how many at once. Outputs never depend on it."""
+
+    concurrency: int = 1
 
 
 @dataclass(frozen=True)

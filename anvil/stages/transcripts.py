@@ -14,13 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.recipe.suite import Prompt
 from anvil.stages import source
-from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, weights_of
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 1
@@ -51,8 +52,9 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         max_tokens=settings.max_tokens,
         kv_cache=(recipe.serve or Serve()).kv_cache,
     )
+    options = Parallel(concurrency=settings.concurrency)
     return [Node(f"{name}.transcripts", "transcripts", config, needs={"model": weights_of(recipe, name)},
-                 code_version=CODE_VERSION, model=name) for name in settings.compare]  # fmt: skip
+                 code_version=CODE_VERSION, model=name, options=options) for name in settings.compare]  # fmt: skip
 
 
 @contextmanager
@@ -89,12 +91,16 @@ def run(ctx: StageRun[TranscriptsConfig]) -> Result:
     def produce(missing: list[str]) -> Iterator[tuple[str, Any]]:
         nonlocal generated
         with model_server(ctx, config.max_tokens, config.kv_cache) as server:
-            for i, name in enumerate(missing):
+
+            def talk(name: str) -> dict:
                 prompt, r = items[name]
-                ctx.progress(i / len(missing), f"{name.rsplit('.', 1)[0]} run {r + 1}")
-                yield name, {"transcript": converse(server, prompt, seed=r, temperature=config.temperature,
-                                                    max_tokens=config.max_tokens)}  # fmt: skip
+                return {"transcript": converse(server, prompt, seed=r, temperature=config.temperature,
+                                               max_tokens=config.max_tokens)}  # fmt: skip
+
+            for i, (name, value) in enumerate(in_order(talk, missing, ctx.concurrency)):
+                ctx.progress(i / len(missing), f"{name.rsplit('.', 1)[0]} run {items[name][1] + 1}")
                 generated += 1
+                yield name, value
 
     done = resumable(ctx.scratch, list(items), produce)
     out = {suite: {test_id: [done[f"{suite}.{test_id}.run{r}"]["transcript"] for r in range(config.runs)]

@@ -58,7 +58,7 @@ def read(path: Path, benchmark: str | None, shown_as: str) -> list[Item]:
         numbered = list(enumerate(rows, start=1))
     else:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 may sit inside a string
         except UnicodeDecodeError as e:
             raise InvalidInput([Problem(shown_as, 0, 0, "", f"not UTF-8 text ({e.reason})")]) from None
         numbered, problems = [], []

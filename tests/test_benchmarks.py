@@ -1,0 +1,123 @@
+"""The knowledge benchmarks' protocols, checked against hand-graded answers, and the statistics against
+values worked out by hand (textbook McNemar cases, a bootstrap whose answer is known)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from anvil.evaluation import stats
+from anvil.evaluation.benchmarks import gsm8k, mmlu_pro
+from anvil.evaluation.benchmarks.data import metric_name, read, sample, sources
+from anvil.evaluation.benchmarks.protocol import truncate
+from tests.conftest import REPO
+
+JANET = {"question": "How much does Janet make?", "answer": "She sells 9 eggs.\n#### 1,800"}
+
+
+@pytest.mark.parametrize(
+    "answer, strict, flexible",
+    [("She makes 1,800 dollars. The answer is 1,800.", "1,800", "1,800."),  # both right
+     ("The answer is $1800.", None, "$1800."),  # strict wants a digit after "is ": the `$` stops it
+     ("the answer is 1800.", None, "1800."),  # strict is case-sensitive
+     ("So 12 + 3 = 15, then 1800 in all", None, "1800"),  # flexible takes the last number
+     ("The answer is 18. Later: 1800", "18.", "1800"),  # strict takes the first match, wrong here
+     ("I do not know.", None, None), ("", None, None)],
+)  # fmt: skip
+def test_gsm8k_extraction_as_the_harness_does(answer, strict, flexible):
+    s, f = gsm8k.strict(answer, JANET), gsm8k.flexible(answer, JANET)
+    assert (s.extracted, f.extracted) == (strict, flexible)
+    assert s.correct == (strict is not None and strict.replace(",", "").rstrip(".") == "1800")
+    assert f.correct == (flexible is not None and flexible.replace(",", "").replace("$", "").rstrip(".") == "1800")
+
+
+def test_gsm8k_target_and_prompt():
+    assert gsm8k.target(JANET) == "1,800" and gsm8k.normalise("1,800.") == "1800"
+    prompt = gsm8k.prompt(JANET, gsm8k.BENCHMARK.default_shots)
+    blocks = prompt.split("\n\n")
+    assert len(blocks) == 9 and blocks[0].startswith("Q: There are 15 trees in the grove.")
+    assert blocks[0].endswith("A: There are 15 trees originally. Then there were 21 trees after some more were "
+                              "planted. So there must have been 21 - 15 = 6. The answer is 6.")  # fmt: skip
+    assert blocks[-1] == "Q: How much does Janet make?\nA:"
+    assert (
+        truncate(" 9 * 2 = 18. The answer is 18.\n\nQ: next", gsm8k.BENCHMARK.stop)
+        == " 9 * 2 = 18. The answer is 18.\n\n"
+    )
+
+
+ITEM = {"question_id": 7, "question": "2 + 2?", "options": ["3", " 4 ", "5"], "answer": "B", "category": "math"}
+
+
+@pytest.mark.parametrize(
+    "answer, extracted, correct",
+    [("2 + 2 = 4. The answer is (B).", "B", True), ("so the answer is B", "B", True),
+     ("the answer is (C)", "C", False), ("answer is (A), no wait, the answer is (B)", "A", False),
+     ("the answer is (K)", None, False), ("B", None, False), ("The Answer is (B)", None, False)],
+)  # fmt: skip
+def test_mmlu_pro_extraction_as_the_harness_does(answer, extracted, correct):
+    graded = mmlu_pro.extract(answer, ITEM)
+    assert (graded.extracted, graded.correct) == (extracted, correct)
+
+
+def test_mmlu_pro_prompt_uses_exemplars_of_the_same_subject_only():
+    shot = {**ITEM, "question": "1 + 1?", "answer": "A", "cot_content": "A: Let's think step by step. 1 + 1 = 2. "
+            "The answer is (A)."}  # fmt: skip
+    other = {**shot, "category": "law"}
+    prompt = mmlu_pro.prompt(ITEM, [other] + [shot] * 6)
+    assert prompt.startswith("The following are multiple choice questions (with answers) about math. Think step "
+                             'by step and then finish your answer with "the answer is (X)" where X is the correct '
+                             "letter choice.\nQuestion:\n1 + 1?\nOptions:\nA. 3\nB. 4\nC. 5\nAnswer: Let's think step "
+                             "by step. 1 + 1 = 2. The answer is (A).")  # fmt: skip
+    assert prompt.count("1 + 1 = 2") == 5, "5 exemplars, all of the item's subject"
+    assert prompt.endswith("\n\nQuestion:\n2 + 2?\nOptions:\nA. 3\nB. 4\nC. 5\nAnswer: Let's think step by step.")
+
+
+def test_shipped_subsets_read_and_sample_the_same_items_for_every_model():
+    rows = read(REPO / "evals/knowledge/gsm8k/test.jsonl", "gsm8k_cot", "gsm8k")
+    assert len(rows) == 50 and sample(rows, 8, 0) == sample(rows, 8, 0) != sample(rows, 8, 1)
+    assert len(read(REPO / "evals/knowledge/mmlu_pro/test.jsonl", "mmlu_pro", "mmlu_pro")) == 50
+    assert metric_name("mmlu_pro", "path:x.jsonl", None) == "mmlu_pro_0shot", "no exemplars: another protocol"
+    assert metric_name("mmlu_pro", None, None) == "mmlu_pro", "the Hub's validation split gives the 5 shots"
+    assert sources("gsm8k_cot", None, None) == ("hf:openai/gsm8k/main/test-00000-of-00001.parquet", None)
+
+
+def test_the_full_public_sets_pass_the_row_checks():
+    shared = REPO.parent / "shared" / "data"
+    if not shared.exists():
+        pytest.skip("the shared benchmark data is not here")
+    assert len(read(shared / "gsm8k" / "test.jsonl", "gsm8k_cot", "gsm8k")) == 1319
+    assert len(read(shared / "mmlu_pro" / "test.jsonl", "mmlu_pro", "mmlu_pro")) == 12032
+
+
+def test_a_bad_row_is_named_by_its_line(tmp_path):
+    from anvil.errors import InvalidInput
+
+    (tmp_path / "rows.jsonl").write_text(json.dumps(JANET) + "\n" + json.dumps({"question": "q", "answer": "a"}) + "\n")
+    with pytest.raises(InvalidInput, match=r"rows.jsonl:2:1: the answer has no `#### N` final answer"):
+        read(tmp_path / "rows.jsonl", "gsm8k_cot", "rows.jsonl")
+
+
+def test_mcnemar_textbook_cases():
+    # b = 10 pairs only the first model got right, c = 2 only the second: exact two-sided binomial p
+    first, second = [True] * 10 + [False] * 2 + [True] * 5, [False] * 10 + [True] * 2 + [True] * 5
+    result = stats.mcnemar(first, second)
+    assert result.p_value == pytest.approx(2 * (1 + 12 + 66) / 4096) and result.delta == pytest.approx(8 / 17)
+    assert stats.mcnemar([True, False] * 5, [True, False] * 5).p_value == 1.0
+    # Agresti-Min: cells + 1/2, n + 2 = 19, d = (10.5 - 2.5) / 19; se = sqrt((13/19 - d^2) / 19)
+    d = 8 / 19
+    se = ((13 / 19 - d * d) / 19) ** 0.5
+    assert (result.ci_low, result.ci_high) == pytest.approx((d - 1.959964 * se, d + 1.959964 * se), abs=1e-5)
+
+
+def test_clustered_permutation_and_bootstrap_have_known_answers():
+    # five tests, each better by a different amount: all 2^5 sign flips, only 2 as extreme as observed
+    result = stats.clustered([5, 4, 3, 2, 1.5], [1, 1, 1, 1, 1])
+    assert result.delta == pytest.approx((4 + 3 + 2 + 1 + 0.5) / 5) and result.p_value == pytest.approx(2 / 32)
+    assert 0.5 <= result.ci_low < result.delta < result.ci_high <= 4.0
+    same = stats.clustered([3, 3, 3], [2, 2, 2])
+    assert (same.delta, same.ci_low, same.ci_high) == (1.0, 1.0, 1.0), "every test moved alike"
+    symmetric = stats.clustered([2, 0, 2, 0, 2, 0], [1, 1, 1, 1, 1, 1])
+    assert symmetric.delta == 0.0 and symmetric.p_value == 1.0 and symmetric.ci_low < 0 < symmetric.ci_high
+    weighted = stats.clustered([5, 1], [1, 1], weights=[3, 1])
+    assert weighted.delta == pytest.approx(3.0), "weights as the composite's"
