@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
 import sys
+import webbrowser
 from pathlib import Path
 
 from rich.console import Console
 
-from anvil import __version__
+from anvil.arguments import DEFAULT_RECIPE, parser
 from anvil.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_GATES, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
-from anvil.project import open_project, serve_target
+from anvil.project import open_project
 from anvil.recipe.load import load_recipe
 from anvil.recipe.schema import generated_files, stale_files
 from anvil.render import ApplyDisplay, dot, eval_table, mermaid, plan_lines, status_table, summary_lines
+from anvil.report import live
+from anvil.report.live import LivePage
+from anvil.serve_target import serve_target
 from anvil.stages.registry import build_graph
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-DEFAULT_RECIPE = "anvil.toml"
 
 
 def cmd_validate(args) -> int:
@@ -68,6 +70,8 @@ def cmd_schema(args) -> int:
 def cmd_plan(args) -> int:
     project = open_project(args.recipe)
     plan = project.plan(args.target, args.replace)
+    if not args.target:
+        live.settle(project, plan)
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
@@ -80,14 +84,20 @@ def cmd_apply(args) -> int:
     plan = project.plan(args.target, args.replace)
     plan_lines(plan, out, project.state.load())
     ended = "Nothing to apply."
+    page = LivePage(project, plan)
     if plan.changes:
-        out.print()
+        out.print(f"\nDashboard (live while this runs): {_shown(page.path)}")
+        in_flight = "pending"  # interrupted: the stage in flight resumes on the next apply
         try:
             with ApplyDisplay(plan, out) as display:
-                applied = project.apply(plan, display.event, display.stage_progress)
+                applied = project.apply(plan, both(display.event, page.event),
+                                        both(display.stage_progress, page.progress))  # fmt: skip
         except AnvilError as e:
+            in_flight = "failed"
             err.print(f"error: {e}", markup=False)
             return report_gates(project) or e.exit_code
+        finally:
+            page.close(in_flight)
         counts = plan.counts()
         held = counts["unavailable"] + counts["blocked"] + len(applied.blocked)
         note = f"; {held} stages not available or blocked" if held else ""
@@ -99,8 +109,36 @@ def cmd_apply(args) -> int:
     summary_lines(summary, out)
     served = summary["served"]
     serving = f"{served['model']} at {served['url']}/v1 (model {served['name']!r})" if served else "nothing"
-    out.print(f"\n{ended} Serving {serving}.")
+    if not plan.changes:
+        page.close()
+    out.print(f"\nDashboard: {_shown(page.path)}")
+    out.print(f"{ended} Serving {serving}.")
     return code
+
+
+def both(*callbacks):
+    """One callback that calls each of `callbacks` with the same arguments."""
+    return lambda *args: [callback(*args) for callback in callbacks] and None
+
+
+def _shown(path: Path) -> str:
+    """A path as the user can type it: relative to the current folder when it is below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def cmd_report(args) -> int:
+    project = open_project(args.recipe)
+    path = live.write(project)
+    if args.json:
+        print(path.with_suffix(".json").read_text(), end="")
+    else:
+        out.print(f"Dashboard: {_shown(path)}")
+    if args.open and not webbrowser.open(path.as_uri()):
+        err.print(f"no browser found here: open {path.as_uri()} yourself")
+    return EXIT_OK
 
 
 def report_gates(project) -> int:
@@ -145,11 +183,13 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
-    rows = open_project(args.recipe).status()
+    project = open_project(args.recipe)
+    rows = project.status()
+    live.settle(project, project.plan())
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        status_table(rows, out)
+        status_table(rows, out, args.verbose)
     return EXIT_OK
 
 
@@ -174,84 +214,9 @@ def cmd_gc(args) -> int:
     return EXIT_OK
 
 
-def port_number(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (expected 1 to 65535)")
-    return int(text)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse exits 2, which `plan --detailed-exitcode` reserves for "changes"
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
-
-
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="anvil", description="Fine-tuning lineages as one recipe: plan, apply, gate.")
-    p.add_argument("--version", action="version", version=f"anvil {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-
-    def command(name, func, help, recipe=True):
-        c = sub.add_parser(name, help=help, description=help)
-        c.set_defaults(func=func)
-        if recipe:
-            c.add_argument("recipe", nargs="?", default=DEFAULT_RECIPE, help="recipe file (default: anvil.toml)")
-        return c
-
-    c = command("validate", cmd_validate, "check recipes, their references and their data files", recipe=False)
-    c.add_argument("recipes", nargs="*", help="recipe files (default: anvil.toml)")
-    c.add_argument("--json", action="store_true", help="machine-readable results")
-    c = command("schema", cmd_schema, "write schema/ from the recipe models", recipe=False)
-    c.add_argument("--check", action="store_true", help="fail when the files in schema/ are stale")
-    c.add_argument("--dir", default="schema", help="output folder (default: schema)")
-    for name, func, help in (
-        ("plan", cmd_plan, "show what apply would do, and why"),
-        ("apply", cmd_apply, "run the stages whose inputs changed"),
-    ):
-        c = command(name, func, help)
-        c.add_argument(
-            "--target",
-            action="append",
-            default=[],
-            metavar="NODE",
-            help="limit to a model, dataset or stage and what it needs (repeatable)",
-        )
-        c.add_argument(
-            "--replace",
-            action="append",
-            default=[],
-            metavar="STAGE",
-            help="force a stage to rerun, e.g. v2.train (repeatable)",
-        )
-    sub.choices["plan"].add_argument("--json", action="store_true", help="the plan as JSON")
-    sub.choices["plan"].add_argument(
-        "--detailed-exitcode",
-        action="store_true",
-        help="exit 0 when nothing to do, 2 when changes are pending, 1 on error",
-    )
-    c = command(
-        "serve", cmd_serve, "run a model behind mlx-vlm's OpenAI-compatible server, in the foreground", recipe=False
-    )
-    c.add_argument("model", help="a model node of the recipe (e.g. v2) or a checkpoint folder")
-    c.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe whose [serve] settings apply (default: anvil.toml)")
-    c.add_argument("--port", type=port_number, help="override the recipe's port")
-    command("down", cmd_down, "stop the server that apply keeps running")
-    c = sub.add_parser("eval", help="evaluation results").add_subparsers(dest="eval_command", required=True,
-                                                                         parser_class=_Parser)  # fmt: skip
-    c = c.add_parser("show", help="scores of a model, or one test's transcripts and rationales")
-    c.set_defaults(func=cmd_eval_show)
-    c.add_argument("model", help="an evaluated model node, e.g. v2")
-    c.add_argument("test", nargs="?", help="a test id: show its transcripts and the judge's rationales")
-    c.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe file (default: anvil.toml)")
-    c.add_argument("--json", action="store_true", help="the whole results file")
-    c = command("status", cmd_status, "what is built, with fingerprints and timings")
-    c.add_argument("--json", action="store_true", help="per-stage JSON with artifact paths")
-    c = command("graph", cmd_graph, "print the stage graph")
-    c.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
-    c = command("gc", cmd_gc, "remove artifacts no stage of the recipe refers to")
-    c.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
-    c.add_argument("--json", action="store_true")
-    return p
+COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan, "apply": cmd_apply, "report": cmd_report,
+            "serve": cmd_serve, "down": cmd_down, "eval_show": cmd_eval_show, "status": cmd_status,
+            "graph": cmd_graph, "gc": cmd_gc}  # fmt: skip
 
 
 class Stopped(KeyboardInterrupt):
@@ -267,7 +232,7 @@ def _stop(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser(COMMANDS).parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _stop)
     try:

@@ -90,14 +90,17 @@ def execute(
             continue
         if action.act not in (Act.CREATE, Act.RERUN, Act.RESTORE):
             continue
-        if held.why(action.needs):
+        node = graph.nodes[action.stage]
+        if not node.observer and held.why(action.needs):
             held.note(action.stage, blocked=True, failed=False)
             applied.blocked.append(action.stage)
             on_event("blocked", action, 0.0)
             continue
-        node = graph.nodes[action.stage]
+        built = {need for need in node.deps if need in records and records[need].fingerprint == prints[need]}
+        build = partial(_build, node, action, built=built, store=store, prints=prints, plan=plan, run_stage=run_stage,
+                        on_event=on_event)  # fmt: skip
         if node.resource:
-            record, restored = _build(node, action, None, store, prints, plan, run_stage, on_event), False
+            record, restored = build(None), False
             records[action.stage] = record
             state.save(records)
         else:
@@ -107,8 +110,7 @@ def execute(
                 restored = cached is not None
                 if cached is None:
                     workdir = store.new_workdir(action.stage)
-                    record = store.commit(workdir, _build(node, action, workdir, store, prints, plan, run_stage,
-                                                          on_event))  # fmt: skip
+                    record = store.commit(workdir, build(workdir))
                 else:
                     record = cached
                 records[action.stage] = record.model_copy(update={"id": action.stage})
@@ -127,8 +129,10 @@ def execute(
     return applied
 
 
-def _build(node, action, workdir, store, prints, plan, run_stage, on_event) -> StageRecord:
-    inputs = {role: store.artifact(prints[need]) for role, need in node.needs.items()}
+def _build(node, action, workdir, *, built, store, prints, plan, run_stage, on_event) -> StageRecord:
+    """Run one stage into `workdir`; an observer gets only the needs that are `built` (with this plan's print)."""
+    inputs = {role: store.artifact(prints[need]) for role, need in node.needs.items()
+              if need in built or not node.observer}  # fmt: skip
     on_event("start", action, 0.0)
     started, t0 = datetime.now(timezone.utc), time.monotonic()
     try:

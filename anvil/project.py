@@ -18,10 +18,9 @@ from anvil.planning.plan import Action, Plan, make_plan
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.load import LoadedRecipe, load_recipe
 from anvil.recipe.rows import count_rows
-from anvil.recipe.serving import Serve
 from anvil.settings import store_path
 from anvil.stages import evaluate, gate, knowledge, source
-from anvil.stages.registry import BY_KIND, build_graph
+from anvil.stages.registry import BY_KIND, build_graph, summary_of
 from anvil.stages.stage import Result, StageRun, weights_of
 from anvil.state.project_state import ProjectState, load_records
 from anvil.state.store import Store
@@ -89,9 +88,11 @@ class Project:
         def run(action: Action, workdir: Path | None, inputs: dict[str, Path]):
             stage = BY_KIND[action.kind]
             assert stage.run is not None, "the planner never schedules unavailable stages"
-            node = self.graph.nodes[action.stage]
+            node, now = self.graph.nodes[action.stage], self.state.load()
+            records = {role: now[need] for role, need in node.needs.items() if role in inputs and need in now}
             ctx = StageRun(node, node.config, inputs, self.loaded.root, workdir, self.store.scratch(action.fingerprint),
-                           self.store.shared_cache, self.state, previous.get(action.stage), node.options)  # fmt: skip
+                           self.store.shared_cache, self.state, previous.get(action.stage), records,
+                           node.options)  # fmt: skip
             if on_progress:
                 ctx.progress = lambda fraction, message: on_progress(action, fraction, message)
             result = stage.run(ctx)
@@ -218,6 +219,7 @@ class Project:
                     "started": record.started if record else None,
                     "duration_s": record.duration_s if record else None,
                     "artifact": str(self.store.artifact(record.fingerprint)) if record and not node.resource else None,
+                    "summary": summary_of(record) if record else None,
                     "metrics": record.metrics if record else {},
                 }
             )
@@ -269,31 +271,3 @@ def _resource(record: StageRecord) -> bool:
     """Whether a record stands for a running process (the server) rather than an artifact."""
     stage = BY_KIND.get(record.kind)
     return stage is not None and stage.stop is not None
-
-
-@dataclass(frozen=True)
-class ServeTarget:
-    """What `anvil serve MODEL` runs: weights, the recipe's `[serve]` options, and the name clients use."""
-
-    folder: Path
-    options: Serve
-    name: str | None = None  # a model node's name; None: the checkpoint folder's name
-    names: Path | None = None
-
-
-def serve_target(model: str, recipe: str | Path, port: int | None) -> ServeTarget:
-    """A model node's weights (or a checkpoint folder) with the recipe's `[serve]` options, `port`
-    overriding the recipe's."""
-    folder = Path(model)
-    if folder.is_dir():
-        options = (load_recipe(recipe).recipe.serve if Path(recipe).exists() else None) or Serve()
-        return ServeTarget(folder, options.model_copy(update={"port": port}) if port else options)
-    project = open_project(recipe)
-    options = project.loaded.recipe.serve or Serve()
-    options = options.model_copy(update={"port": port}) if port else options
-    served = project.state.load().get("serve")
-    if served is not None and served.metrics.get("port") == options.port and project.drift(served) is None:
-        raise AnvilError(f"port {options.port} is held by the server `apply` keeps running for "
-                         f"{served.config.get('model')} (pid {served.metrics['pid']}): stop it with `anvil down`, "
-                         "or choose another port with --port")  # fmt: skip
-    return ServeTarget(project.weights(model), options, model, project.state.names)

@@ -28,9 +28,9 @@ def plan_lines(plan: Plan, console: Console, records: dict[str, StageRecord] | N
     for action in plan.actions:
         line = action.line()
         record = (records or {}).get(action.stage)
-        summarise = BY_KIND[action.kind].summary if action.kind in BY_KIND else None
-        if record is not None and summarise is not None:
-            line += f"  [{summarise(record)}]"
+        stage = BY_KIND.get(action.kind)
+        if record is not None and stage is not None and stage.summary is not None and stage.in_plan:
+            line += f"  [{'running: ' if stage.stop else 'last: '}{stage.summary(record)}]"
         console.print(line, style=STYLE[action.act], markup=False, highlight=False)
     counts = plan.counts()
     summary = ", ".join(f"{n} {act.replace('_', ' ')}" for act, n in counts.items() if n)
@@ -66,19 +66,42 @@ def summary_lines(summary: dict, console: Console) -> None:
             console.print(f"  {mark} {g['metric']:40.40s} {value:>8s}  needs {bound}", highlight=False, markup=False)
 
 
-def status_table(rows: list[dict], console: Console) -> None:
-    table = Table("stage", "built", "fingerprint", "started", "took", "metrics")
-    table.columns[0].no_wrap = table.columns[2].no_wrap = True
+def status_table(rows: list[dict], console: Console, verbose: bool = False) -> None:
+    """A line per stage: its state, fingerprint, time and the figures that matter for its kind, cut to the
+    terminal's width; `verbose` adds when it ran and every metric, wrapped."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    columns = {"stage": max((len(row["stage"]) for row in rows), default=5), "state": 6, "print": 8}
+    columns |= ({"started": 16} if verbose else {}) | {"took": 6}
+    for name, width in columns.items():
+        table.add_column(name, no_wrap=True, width=width, justify="right" if name == "took" else "left")
+    # Only the result gives way to the terminal's width: cut to one line, or wrapped when verbose.
+    room = max(console.width - sum(columns.values()) - 2 * len(columns), 10)
+    table.add_column("result", no_wrap=not verbose, overflow="fold" if verbose else "ellipsis", max_width=room)
     for row in rows:
-        outcome = {"failed": "FAILED", "warned": "warned"}.get(row["outcome"], "yes")
-        built = outcome if row["built"] else ("no" if row["available"] else "n/a")
-        metrics = ", ".join(f"{k}={v}" for k, v in row["metrics"].items() if not isinstance(v, dict | list))
-        took = f"{row['duration_s']:.1f}s" if row["duration_s"] is not None else ""
-        started = (row["started"] or "")[:16].replace("T", " ")
-        table.add_row(row["stage"], built, (row["fingerprint"] or "")[:12], started, took, metrics)
+        state = _state(row)
+        took = _seconds(row["duration_s"]) if row["duration_s"] is not None else ""
+        result = row["summary"] or ""
+        if verbose and row["metrics"]:
+            scalars = ", ".join(f"{k}={v}" for k, v in row["metrics"].items() if not isinstance(v, dict | list))
+            result = f"{result}\n{scalars}" if result else scalars
+        cells = [row["stage"], state, (row["fingerprint"] or "")[:8]]
+        cells += [(row["started"] or "")[:16].replace("T", " ")] if verbose else []
+        table.add_row(*cells, took, result, style="red" if state == "FAILED" else None)
     console.print(table)
     if any(not row["available"] for row in rows):
         console.print("n/a: this anvil cannot build that kind of stage yet")
+
+
+def _state(row: dict) -> str:
+    if not row["built"]:
+        return "–" if row["available"] else "n/a"
+    if row["kind"] == "serve":
+        return "up"
+    return {"failed": "FAILED", "warned": "warned"}.get(row["outcome"], "built")
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f}s" if s < 60 else (f"{s / 60:.1f}m" if s < 3600 else f"{s / 3600:.1f}h")
 
 
 def mermaid(graph: Graph) -> str:
@@ -170,6 +193,9 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
         return
     for suite, summary in report["suites"].items():
         table = Table("test", "category", "mean", "std", "runs", "gate", "", title=f"{report['model']}: {suite}")
+        # A test name is never cut: two names cut to one prefix would be indistinguishable.
+        longest = max((len(test_id) for test_id in summary["tests"]), default=4)
+        table.columns[0].no_wrap, table.columns[0].min_width = True, longest
         for test_id, t in summary["tests"].items():
             failed = t["gate"] is not None and t["mean"] < t["gate"]
             flags = ("GATE " if failed else "") + ("high variance" if t["high_variance"] else "")
@@ -177,17 +203,31 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
                           " ".join(f"{x:.1f}" for x in t["runs"]), "" if t["gate"] is None else f"{t['gate']:.1f}",
                           flags)  # fmt: skip
         console.print(table)
-        cats = ", ".join(f"{c} {v:.2f}" for c, v in summary["categories"].items())
-        console.print(f"composite {summary['composite']:.2f}   categories: {cats}", highlight=False)
+        console.print(f"composite {summary['composite']:.2f}", highlight=False)
         for role in ("base", "parent"):
             delta = summary.get(f"delta_vs_{role}")
             if delta:
                 console.print(f"delta vs {role} ({report['against'][role]}): {delta['composite']:+.2f}"
                               f"{_significance(delta['significance']['composite'])}", highlight=False)  # fmt: skip
-                by_category = delta["significance"]["categories"]
-                for category, d in delta["categories"].items():
-                    console.print(f"  {category}: {d:+.2f}{_significance(by_category[category])}", highlight=False)
+        category_table(summary, report["against"], console)
     knowledge_table(report, console)
+
+
+def category_table(summary: dict, against: dict, console: Console) -> None:
+    """Category scores with their deltas vs base and parent (p-value); a drop vs the parent is flagged."""
+    table = Table("category", "score", "vs base", "p", "vs parent", "p", "")
+    table.columns[0].no_wrap = True
+    deltas = {role: summary.get(f"delta_vs_{role}") or {} for role in ("base", "parent")}
+    for category, score in summary["categories"].items():
+        cells, regressed = [category, f"{score:.2f}"], False
+        for role, delta in deltas.items():
+            d = delta.get("categories", {}).get(category)
+            p = delta.get("significance", {}).get("categories", {}).get(category, {}).get("p_value")
+            cells += ["" if d is None else f"{d:+.2f}", "" if p is None else f"{p:.2f}"]
+            regressed |= role == "parent" and d is not None and d < 0
+        table.add_row(*cells, f"regressed vs {against['parent']}" if regressed else "",
+                      style="red" if regressed else None)  # fmt: skip
+    console.print(table)
 
 
 def _significance(s: dict, unit: float = 1.0, suffix: str = "") -> str:

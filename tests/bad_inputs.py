@@ -256,6 +256,15 @@ def cases() -> list[Case]:
         field_case(("datasets", "d", "sources", 0, "count"), 99, "asks for 99 rows"),
         field_case(("datasets", "d", "sources", 0, "weight"), 1.0, "either count or weight"),
         field_case(("datasets", "d", "sources"), [], "datasets.d.sources"),
+        field_case(("datasets", "d", "categories"), {"voic": {"description": "x"}}, "did you mean 'voice'"),
+        field_case(("datasets", "d", "categories"), {"voice": {"description": ""}}, "datasets.d.categories.voice"),
+        field_case(("datasets", "d", "categories"), {"voice": "x"}, "datasets.d.categories.voice"),
+        field_case(
+            ("datasets", "d", "categories"),
+            {"voice": {"description": "x", "addresses": ["gret"]}},
+            "'gret' is no suite category or test",
+        ),  # fmt: skip
+        field_case(("datasets", "d", "description"), "", "datasets.d.description"),
         field_case(("gates", 0, "metric"), "suite.composit", "did you mean 'suite.composite'"),
         field_case(("gates", 0, "metric"), "suite.test.nope", "is not a metric of v1"),
         field_case(("gates", 0, "metric"), "knowledge.gsm8k_cot.delta_vs_bse", "did you mean"),

@@ -17,7 +17,7 @@ def anvil(*args, cwd=None):
 
 def test_validate_ok_and_bad(project_dir):
     ok = anvil("validate")
-    assert ok.returncode == 0 and "anvil.toml: valid (3 models, 2 datasets, 7 stages)" in ok.stdout
+    assert ok.returncode == 0 and "anvil.toml: valid (3 models, 2 datasets, 8 stages)" in ok.stdout
     (project_dir / "bad.toml").write_text((project_dir / "anvil.toml").read_text().replace("rank = 4", "rank = 0", 1))
     bad = anvil("validate", "anvil.toml", "bad.toml")
     assert bad.returncode == 1

@@ -1,30 +1,47 @@
-"""The README's promise: the embedded default recipe builds base -> v1 -> v2 for real, and the
-rounds visibly learn. The slowest test (about 5 minutes on 2 cores); CI runs it."""
+"""The README's promise: the embedded default recipe builds base -> v1 -> v2 for real, the rounds
+visibly learn, and the dashboard shows it in a real browser. The slowest tests (about 6 minutes on 2
+cores, one build shared); CI runs them."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import openai
 import pytest
 
 from anvil.backends.server import free_port
 from anvil.project import open_project
+from tests.browser import needs_chromium, visit
 from tests.conftest import REPO
+from tests.test_lineage_e2e import make
 
 pytestmark = pytest.mark.e2e
 
 
-def test_default_recipe_applies_and_learns(tmp_path):
-    port = free_port()
-    (tmp_path / "anvil.toml").write_text((REPO / "anvil.toml").read_text().replace("port = 8092", f"port = {port}"))
-    shutil.copytree(REPO / "data", tmp_path / "data")
-    shutil.copytree(REPO / "evals", tmp_path / "evals")
-    done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=tmp_path, capture_output=True, text=True)
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The default recipe applied once (on a free port), for the tests of this module; its server stopped after."""
+    folder, port = tmp_path_factory.mktemp("default"), free_port()
+    (folder / "anvil.toml").write_text((REPO / "anvil.toml").read_text().replace("port = 8092", f"port = {port}"))
+    shutil.copytree(REPO / "data", folder / "data")
+    shutil.copytree(REPO / "evals", folder / "evals")
+    done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=folder, capture_output=True, text=True)
+    try:
+        yield folder, port, done
+    finally:
+        assert open_project(folder / "anvil.toml").down() == (["serve"] if done.returncode == 0 else [])
+
+
+def test_default_recipe_applies_and_learns(built):
+    tmp_path, port, done = built
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Applied: 20 ran" in done.stdout  # 14 stages before evaluation was split in two and knowledge ran
+    # 14 stages before evaluation was split in two, knowledge ran and the report was drawn
+    assert "Applied: 21 ran" in done.stdout
     for file in (f for f in (tmp_path / ".anvil" / "artifacts").rglob("*") if f.is_file()):
         data = file.read_bytes()
         assert not [p for p in (str(tmp_path), sys.prefix, str(REPO)) if p.encode() in data], file
@@ -52,31 +69,89 @@ def test_default_recipe_applies_and_learns(tmp_path):
     assert again.returncode == 0
 
     # v2 is served: an OpenAI client reaches it; the served model is v2's fused checkpoint.
+    serve = state["serve"]
+    assert serve.inputs == {"v2.fuse": state["v2.fuse"].fingerprint, "v2.gate": state["v2.gate"].fingerprint}
+    assert serve.metrics["port"] == port
+    api = openai.OpenAI(base_url=serve.metrics["url"] + "/v1", api_key="unused")
+    [model] = [m.id for m in api.models.list().data]
+    reply = api.chat.completions.create(model=model, messages=[{"role": "user", "content": "Thanks!"}],
+                                        max_tokens=16, temperature=0)  # fmt: skip
+    assert reply.choices[0].message.content
+    assert model == "v2"
+    # VLM-aware end to end: the served fused model takes an image.
+    import base64
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(png, format="PNG")
+    image = {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()},
+    }
+    question = {"type": "text", "text": "What colour?"}
+    usage = [api.chat.completions.create(model=model, messages=[{"role": "user", "content": content}], max_tokens=4,
+                                         temperature=0).usage.prompt_tokens for content in ([question], [question, image])]  # fmt: skip
+    assert usage[1] - usage[0] == 18, "the image became <boi>, 16 soft tokens, <eoi>"
+
+
+@needs_chromium
+def test_the_dashboard_in_a_real_browser_shows_what_the_artifacts_say(built, tmp_path):
+    folder, _, done = built
+    assert done.returncode == 0, done.stderr[-2000:]
+    project = open_project(folder / "anvil.toml")
+    state = project.state.load()
+    page = project.state.folder / "report.html"
+    assert f"Dashboard: {page.relative_to(folder)}" in done.stdout
+    assert page.read_bytes() == (project.store.artifact(state["report"].fingerprint) / "report.html").read_bytes(), (
+        "once everything is built, the stable page is the report stage's artifact")  # fmt: skip
+    seen = visit(page, tmp_path / "dashboard.png")
+    assert seen.errors == [] and seen.requests == [page.resolve().as_uri()], "no console error, no network"
+    assert seen.colours > 100 and not seen.reloads and seen.running == 0
+    artifact = lambda stage: project.store.artifact(state[stage].fingerprint)  # noqa: E731
+    expected = {}
+    for m in ("base", "v1", "v2"):
+        expected[f"composite:{m}:tiny"] = f"{state[f'{m}.eval'].metrics['suites']['tiny']['composite']:.2f}"
+        for name, b in json.loads((artifact(f"{m}.knowledge") / "results.json").read_text())["benchmarks"].items():
+            expected[f"knowledge:{m}:{name}"] = f"{100 * b['score']:.1f}%"
+    for m, data in (("v1", "domain"), ("v2", "behavioral")):
+        curve = json.loads((artifact(f"{m}.train") / "loss.json").read_text())
+        expected |= {f"loss:{m}:valid:{p['step']}": f"{p['loss']:.4f}" for p in curve["valid"]}
+        expected |= {f"loss:{m}:train:{p['step']}": f"{p['loss']:.4f}" for p in (curve["train"][0], curve["train"][-1])}
+        for category, counts in json.loads((artifact(f"dataset.{data}") / "manifest.json").read_text())[
+            "categories"
+        ].items():
+            expected[f"mix:{m}:{category}"] = str(counts["rows"])
+    for g in json.loads((artifact("v2.gate") / "gates.json").read_text())["gates"]:
+        expected[f"gate:v2:{g['metric']}"] = f"{g['value']:.2f}"
+    assert len(expected) > 30 and {k: seen.figures.get(k) for k in expected} == expected
+
+
+@needs_chromium
+def test_an_apply_in_progress_shows_its_running_stage_and_reloads(tmp_path):
+    folder = make(tmp_path / "live", steps=400)
+    page = folder / ".anvil" / "state" / "anvil.toml" / "report.html"
+    apply = subprocess.Popen([sys.executable, "-m", "anvil", "apply"], cwd=folder, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        serve = state["serve"]
-        assert serve.inputs == {"v2.fuse": state["v2.fuse"].fingerprint, "v2.gate": state["v2.gate"].fingerprint}
-        assert serve.metrics["port"] == port
-        api = openai.OpenAI(base_url=serve.metrics["url"] + "/v1", api_key="unused")
-        [model] = [m.id for m in api.models.list().data]
-        reply = api.chat.completions.create(model=model, messages=[{"role": "user", "content": "Thanks!"}],
-                                            max_tokens=16, temperature=0)  # fmt: skip
-        assert reply.choices[0].message.content
-        assert model == "v2"
-        # VLM-aware end to end: the served fused model takes an image.
-        import base64
-        import io
-
-        from PIL import Image
-
-        png = io.BytesIO()
-        Image.new("RGB", (64, 64), (200, 30, 30)).save(png, format="PNG")
-        image = {
-            "type": "image_url",
-            "image_url": {"url": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()},
-        }
-        question = {"type": "text", "text": "What colour?"}
-        usage = [api.chat.completions.create(model=model, messages=[{"role": "user", "content": content}], max_tokens=4,
-                                             temperature=0).usage.prompt_tokens for content in ([question], [question, image])]  # fmt: skip
-        assert usage[1] - usage[0] == 18, "the image became <boi>, 16 soft tokens, <eoi>"
+        deadline, data = time.monotonic() + 180, {}
+        while time.monotonic() < deadline and apply.poll() is None:
+            time.sleep(0.5)
+            try:
+                data = json.loads(page.with_suffix(".json").read_text())
+            except (OSError, ValueError):
+                continue
+            if (data.get("live") or {}).get("running") == "v1.train" and data["rounds"][0]["loss"]["train"]:
+                break
+        assert (data.get("live") or {}).get("running") == "v1.train", data.get("live")
+        seen = visit(page)
+        assert seen.running >= 1 and seen.reloads and seen.errors == []
+        assert [k for k in seen.figures if k.startswith("loss:v1:train:")], "the loss so far is on the page"
     finally:
-        assert project.down() == ["serve"]
+        apply.send_signal(signal.SIGTERM)
+        apply.communicate(timeout=60)
+    after = visit(page)
+    assert not after.reloads and after.running == 0, "an apply that ended leaves a page that stays still"
+    lineage = {m["model"]: m["state"] for m in json.loads(page.with_suffix(".json").read_text())["lineage"]}
+    assert lineage["v1"] == "pending", "interrupted, not failed: the next apply resumes it"

@@ -137,7 +137,8 @@ def test_judge_failures_gates_and_promotion(tmp_path):
         promoted = anvil(tmp_path, "apply")
         assert promoted.returncode == 0, promoted.stderr
         assert calls(tmp_path) == judged, "re-gating re-judges nothing"
-        assert json.loads(anvil(tmp_path, "status", "--json").stdout)[-1]["stage"] == "serve"
+        rows = {row["stage"]: row for row in json.loads(anvil(tmp_path, "status", "--json").stdout)}
+        assert rows["serve"]["built"] and rows["serve"]["summary"].startswith("v1 at http://127.0.0.1:")
         assert "serve" in open_project(recipe).state.load()
     finally:
         anvil(tmp_path, "down")

@@ -40,7 +40,7 @@ def apply_fake(project, run=None):
 def test_second_apply_does_nothing(project_dir):
     project = open_project("anvil.toml")
     assert apply_fake(project).ran == ["dataset.domain", "dataset.behavioral", "base.source", "v1.train", "v1.fuse",
-                                       "v2.train", "v2.fuse"]  # fmt: skip
+                                       "v2.train", "v2.fuse", "report"]  # fmt: skip
     assert apply_fake(open_project("anvil.toml")).ran == []
     assert not open_project("anvil.toml").plan().changes
 
@@ -50,7 +50,7 @@ def test_revert_reuses_the_earlier_artifact(project_dir):
     recipe = project_dir / "anvil.toml"
     original = recipe.read_text()
     recipe.write_text(original.replace("valid_fraction = 0.25", "valid_fraction = 0.5"))
-    assert apply_fake(open_project("anvil.toml")).ran == ["dataset.behavioral", "v2.train", "v2.fuse"]
+    assert apply_fake(open_project("anvil.toml")).ran == ["dataset.behavioral", "v2.train", "v2.fuse", "report"]
     recipe.write_text(original)
     project = open_project("anvil.toml")
     assert {a.stage: a.act for a in project.plan().actions}["dataset.behavioral"] is Act.RESTORE
@@ -151,6 +151,6 @@ def test_store_location_comes_from_the_environment(project_dir, monkeypatch, tmp
     project = open_project("anvil.toml")
     apply_fake(project)
     # The artifacts go to the (shareable) store; the project's own state stays beside its recipe.
-    assert len(list((elsewhere / "artifacts").iterdir())) == 7 and not (project_dir / ".anvil" / "artifacts").exists()
+    assert len(list((elsewhere / "artifacts").iterdir())) == 8 and not (project_dir / ".anvil" / "artifacts").exists()
     assert project.state.file.is_relative_to(project_dir / ".anvil") and project.state.file.exists()
     assert not (elsewhere / "state.json").exists()

@@ -71,7 +71,8 @@ def test_changing_v2_touches_nothing_of_v1():
         FILES,
         drifted=drifted,
     )
-    assert {s for s, a in acts(plan).items() if a is not Act.UP_TO_DATE} == {"v2.train", "v2.fuse"}
+    # The report shows every stage: it is rebuilt whenever one changes.
+    assert {s for s, a in acts(plan).items() if a is not Act.UP_TO_DATE} == {"v2.train", "v2.fuse", "report"}
     assert reasons(plan, "v2.train") == ("train.learning_rate 2e-05 -> 3e-05",)
     assert reasons(plan, "v2.fuse") == ("input v2.train changed",)
     assert (
@@ -85,7 +86,7 @@ def test_changing_v1_cascades_to_v2():
     text = LINEAGE.replace("lora = { rank = 4, last_layers = 2 }", "lora = { rank = 8, last_layers = 2 }", 1)
     plan = make_plan(graph_of(text), records, FILES, drifted=drifted)
     changed = {s for s, a in acts(plan).items() if a is Act.RERUN}
-    assert changed == {"v1.train", "v1.fuse", "v2.train", "v2.fuse"}
+    assert changed == {"v1.train", "v1.fuse", "v2.train", "v2.fuse", "report"}
     assert reasons(plan, "v1.train") == ("lora.rank 4 -> 8",)
     assert reasons(plan, "v2.train") == ("input v1.fuse changed",)
 
@@ -141,7 +142,7 @@ def test_unavailable_stages_block_their_dependents_and_are_not_changes():
     plan = make_plan(graph, {}, FILES)
     assert acts(plan)["v1.train"] is Act.UNAVAILABLE and acts(plan)["v2.fuse"] is Act.UNAVAILABLE
     assert reasons(plan, "v1.fuse") == ("not available: needs v1.train",)
-    assert {a.stage for a in plan.changes} == {"dataset.domain", "dataset.behavioral", "base.source"}
+    assert {a.stage for a in plan.changes} == {"dataset.domain", "dataset.behavioral", "base.source", "report"}
 
 
 def test_missing_or_edited_artifact_reruns():
@@ -165,7 +166,7 @@ def test_plan_json_is_serialisable():
 
     plan = make_plan(graph_of(), {}, FILES)
     data = json.loads(json.dumps(plan.to_json()))
-    assert data["changes"] is True and data["summary"]["create"] == 7
+    assert data["changes"] is True and data["summary"]["create"] == 8
     assert data["actions"][0] == {
         "stage": "dataset.domain",
         "kind": "dataset",

@@ -51,20 +51,21 @@ def adapter_config(lora: Lora, base: str) -> dict:
     }
 
 
-def _last_step(log: Path) -> dict | None:
-    """The latest training step the worker has logged (the log is small: a line per step)."""
+def curve_so_far(checkpoints: Path) -> dict[str, list[dict]]:
+    """The loss curve a training in flight has logged, in loss.json's shape (train and valid points)."""
+    curve: dict[str, list[dict]] = {"train": [], "valid": []}
     try:
-        lines = log.read_text().splitlines()
-    except FileNotFoundError:
-        return None
-    for line in reversed(lines):
+        lines = (checkpoints / LOSS_LOG).read_text().splitlines()
+    except OSError:
+        return curve
+    for line in lines:
         try:
             entry = json.loads(line)
         except ValueError:
             continue  # a line being written
-        if entry.get("kind") == "train":
-            return entry
-    return None
+        if entry.get("kind") in curve:
+            curve[entry["kind"]].append({"step": entry["step"], "loss": entry["loss"]})
+    return curve
 
 
 def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, checkpoints: Path, *,
@@ -86,8 +87,8 @@ def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, chec
     child = process.spawn(argv, checkpoints / TRAINER_LOG, tethered=True, ledger=ledger, cwd=checkpoints)
     try:
         while child.poll() is None:
-            if entry := _last_step(checkpoints / LOSS_LOG):
-                step = entry["step"]
+            if logged := curve_so_far(checkpoints)["train"]:
+                entry, step = logged[-1], logged[-1]["step"]
                 progress(step / settings.steps, f"step {step}/{settings.steps} loss {entry['loss']:.3f}")
             time.sleep(0.25)
     finally:

@@ -27,6 +27,9 @@ class Node:
     # How to run, never what comes out (e.g. requests at once): not fingerprinted, so changing it reruns
     # nothing. A stage must produce the same artifact whatever these are.
     options: BaseModel | None = None
+    # Needs every other stage and runs after them whatever their outcome (the report): a failed gate or a
+    # blocked server is something it shows, not something that stops it. Its inputs are the needs built.
+    observer: bool = False
 
     @cached_property
     def settings(self) -> dict[str, Any]:

@@ -120,12 +120,12 @@ def make_plan(
         if node.id not in scope:
             continue
         record = records.get(node.id)
-        waiting = [need for need in node.deps if need in unavailable]
+        waiting = [need for need in node.deps if need in unavailable and not node.observer]
         if not node.available:
             act, reasons = Act.UNAVAILABLE, [f"not available: this anvil cannot build {node.kind} stages yet"]
         elif waiting:
             act, reasons = Act.UNAVAILABLE, [f"not available: needs {', '.join(waiting)}"]
-        elif why := held.why(node.deps):
+        elif not node.observer and (why := held.why(node.deps)):
             act, reasons = Act.BLOCKED, [why]
         else:
             act, reasons = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, replace)

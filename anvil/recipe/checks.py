@@ -102,6 +102,26 @@ def check_gates(recipe: Recipe, suites: dict[str, list]) -> Iterator[Finding]:
                 yield ("gates", i, bound), f"{value:g} is outside {gate.metric}'s range (expected {low:g} to {high:g})"
 
 
+def check_categories(recipe: Recipe, suites: dict[str, list]) -> Iterator[Finding]:
+    """A dataset's category notes name categories of its sources, and what they address is a suite
+    category or a test of the recipe's suites."""
+    targets = {name for tests in suites.values() for test in tests for name in (test.category, test.id)}
+    for name, dataset in recipe.datasets.items():
+        used = list(dict.fromkeys(source.category for source in dataset.sources))
+        for category, notes in dataset.categories.items():
+            where = ("datasets", name, "categories", category)
+            if category not in used:
+                close = difflib.get_close_matches(category, used, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(used)}"
+                yield where, f"{category!r} is not a category of this dataset's sources ({hint})"
+            for i, target in enumerate(notes.addresses):
+                if target not in targets:
+                    close = difflib.get_close_matches(target, targets, n=1, cutoff=0.6)
+                    known = ", ".join(sorted(targets)[:8]) or "none: the recipe has no suites"
+                    hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {known}"
+                    yield (*where, "addresses", i), f"{target!r} is no suite category or test ({hint})"
+
+
 def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str], tuple[int, list[Problem]]]
                     ) -> Iterator[Finding | Problem]:  # fmt: skip
     """Each benchmark's local rows and exemplars are there and well formed, with enough rows for `n`;
@@ -164,8 +184,9 @@ def check_files(
                 if not test.checks:
                     yield ("eval", "suites", i), f"{suite}/{test.id}.toml has no checks, which the rules judge needs"
     yield from check_knowledge(recipe, root, check_rows)
-    if recipe.eval is None or len(suites) == len(recipe.eval.suites):  # gates can be checked against them all
+    if recipe.eval is None or len(suites) == len(recipe.eval.suites):  # names can be checked against them all
         yield from check_gates(recipe, suites)
+        yield from check_categories(recipe, suites)
     for name, dataset in recipe.datasets.items():
         available: dict[int, int] = {}
         for i, source in enumerate(dataset.sources):

@@ -48,8 +48,26 @@ class DatasetSource(Strict):
         return self
 
 
+class Category(Strict):
+    """What a category's rows are for, shown in the report. Notes only: never part of a fingerprint."""
+
+    description: str = Field(min_length=1, description="The patterns these rows train, shown beside their count.")
+    addresses: list[str] = Field(
+        default=[],
+        description="Suite categories or test ids these rows target (default: the suite category of the same "
+        "name); the report pairs a parent's failed tests with the category that addresses them.",
+    )
+
+
 class Dataset(Strict):
     sources: list[DatasetSource] = Field(description="The files mixed into this dataset.", min_length=1)
+    # Notes for the report, excluded from the fingerprint: rewording them retrains nothing.
+    description: str | None = Field(
+        default=None, min_length=1, exclude=True, description="What this mix is for, shown in the report."
+    )
+    categories: dict[str, Category] = Field(
+        default={}, exclude=True, description="Notes on the categories of `sources`, by category name."
+    )
     valid_fraction: float = Field(
         default=0.1, ge=0, lt=1, description="Fraction of each category held out for validation, in [0, 1)."
     )

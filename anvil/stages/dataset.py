@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from anvil.planning.graph import Node
+from anvil.planning.record import StageRecord
 from anvil.recipe.models import Dataset, Recipe
 from anvil.recipe.rows import load_rows
 from anvil.stages.stage import Result, Stage, StageRun, Suites
@@ -101,4 +102,10 @@ def validation_rows(artifact: Path) -> list[tuple[dict, str]]:
     return list(zip(rows, manifest(artifact)["valid_categories"], strict=True))
 
 
-STAGE = Stage(kind="dataset", code_version=CODE_VERSION, nodes=nodes, run=run)
+def summary(record: StageRecord) -> str:
+    m = record.metrics
+    count = len(m.get("categories", {}))
+    return f"{m.get('rows', 0)} rows in {count} categor{'y' if count == 1 else 'ies'} ({m.get('valid', 0)} held out)"
+
+
+STAGE = Stage(kind="dataset", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)

@@ -15,6 +15,7 @@ from typing import Any
 from anvil.errors import AnvilError
 from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node
+from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Judge
 from anvil.recipe.models import Recipe
@@ -124,4 +125,14 @@ def results_of(artifact: Path) -> dict[str, Any]:
     return json.loads((artifact / RESULTS).read_text())
 
 
-STAGE = Stage(kind="eval", code_version=CODE_VERSION, nodes=nodes, run=run)
+def summary(record: StageRecord) -> str:
+    """Each suite's composite with its delta against the base (or else the parent)."""
+    parts = []
+    for suite, s in record.metrics.get("suites", {}).items():
+        role = "base" if s.get("delta_vs_base") is not None else "parent"
+        delta = s.get(f"delta_vs_{role}")
+        parts.append(f"{suite} {s['composite']:.2f}" + (f" ({delta:+.2f} vs {role})" if delta is not None else ""))
+    return "; ".join(parts)
+
+
+STAGE = Stage(kind="eval", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from anvil.errors import AnvilError
 from anvil.planning.graph import Node
+from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
 from anvil.stages import source
@@ -55,4 +56,9 @@ def run(ctx: StageRun[FuseConfig]) -> Result:
                              "vision_tower": has_vision})  # fmt: skip
 
 
-STAGE = Stage(kind="fuse", code_version=CODE_VERSION, nodes=nodes, run=run)
+def summary(record: StageRecord) -> str:
+    m = record.metrics
+    return f"{m.get('merged_modules', 0)} modules merged, logits within {m.get('max_logit_diff', 0):.1e}"
+
+
+STAGE = Stage(kind="fuse", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)

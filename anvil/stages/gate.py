@@ -80,10 +80,10 @@ def summary(record: StageRecord) -> str:
     """The last verdict, shown beside the gate in `plan`."""
     failures, total = record.metrics.get("failures", []), record.metrics.get("gates", 0)
     if record.outcome is not Outcome.FAILED:
-        return f"last: passed {total} gates"
+        return f"passed {total} gates" if total else "no gates"
     shown = ", ".join(f"{f['metric']} {'missing' if f['value'] is None else format(f['value'], '.2f')}"
                       for f in failures[:3])  # fmt: skip
-    return f"last: FAILED {len(failures)} of {total}: {shown}"
+    return f"FAILED {len(failures)} of {total}: {shown}"
 
 
-STAGE = Stage(kind="gate", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
+STAGE = Stage(kind="gate", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True)

@@ -19,6 +19,7 @@ from anvil.evaluation.benchmarks.protocol import truncate
 from anvil.evaluation.benchmarks.registry import BENCHMARKS
 from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node
+from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.models import Recipe
@@ -130,4 +131,8 @@ def results_of(artifact: Path) -> dict[str, Any]:
     return json.loads((artifact / RESULTS).read_text())
 
 
-STAGE = Stage(kind="knowledge", code_version=CODE_VERSION, nodes=nodes, run=run)
+def summary(record: StageRecord) -> str:
+    return ", ".join(f"{name} {100 * b['score']:.0f}%" for name, b in record.metrics.get("benchmarks", {}).items())
+
+
+STAGE = Stage(kind="knowledge", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)

@@ -3,19 +3,29 @@ one entry in `STAGES`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from anvil.planning.graph import Graph
+from anvil.planning.record import StageRecord
 from anvil.recipe.models import Recipe
-from anvil.stages import dataset, evaluate, fuse, gate, knowledge, serve, source, train, transcripts
+from anvil.stages import dataset, evaluate, fuse, gate, knowledge, report, serve, source, train, transcripts
 from anvil.stages.stage import Stage, Suites
 
 STAGES: tuple[Stage, ...] = (
     dataset.STAGE, source.STAGE, train.STAGE, fuse.STAGE, transcripts.STAGE, evaluate.STAGE, knowledge.STAGE,
-    gate.STAGE, serve.STAGE,
+    gate.STAGE, serve.STAGE, report.STAGE,
 )  # fmt: skip
 BY_KIND = {stage.kind: stage for stage in STAGES}
+
+
+def summary_of(record: StageRecord) -> str | None:
+    """The figures that matter of a recorded stage (its stage's `summary`), or None."""
+    stage = BY_KIND.get(record.kind)
+    return stage.summary(record) if stage is not None and stage.summary is not None else None
 
 
 def build_graph(recipe: Recipe, suites: Suites | None = None) -> Graph:
     """The stage graph of a recipe; `suites` are its suites as read (LoadedRecipe.suites)."""
     nodes = [node for stage in STAGES for node in stage.nodes(recipe, suites or {})]
-    return Graph({node.id: node for node in nodes})
+    watched = {node.id: node.id for node in nodes if not node.observer}  # an observer needs all the others
+    return Graph({node.id: replace(node, needs=watched) if node.observer else node for node in nodes})

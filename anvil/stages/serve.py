@@ -129,7 +129,9 @@ def run(ctx: StageRun[Serve]) -> Result:
 def summary(record: StageRecord) -> str:
     m = record.metrics
     warned = "; WARNING: " + "; ".join(m["warnings"]) if m.get("warnings") else ""
-    return f"running: {record.config.get('model')} at {m['url']}/v1 as model {m['model']!r}{warned}"
+    return f"{record.config.get('model')} at {m['url']}/v1{warned}"
 
 
-STAGE = Stage(kind="serve", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, check=check, stop=stop)
+STAGE = Stage(
+    kind="serve", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, check=check, stop=stop, in_plan=True
+)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from anvil.errors import AnvilError
 from anvil.planning.graph import Node
+from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe, Synthetic
 from anvil.stages.stage import Result, Stage, StageRun, Suites
@@ -95,4 +96,11 @@ def run(ctx: StageRun[SourceConfig]) -> Result:
     return Result({"revision": pointer["revision"]} if "revision" in pointer else {})
 
 
-STAGE = Stage(kind="source", code_version=CODE_VERSION, nodes=nodes, run=run)
+def summary(record: StageRecord) -> str:
+    m, source = record.metrics, record.config.get("source", "")
+    if "parameters" in m:
+        return f"{source}, {m['parameters'] / 1e6:.1f}M parameters"
+    return f"{source} at {m['revision'][:12]}" if "revision" in m else source
+
+
+STAGE = Stage(kind="source", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)

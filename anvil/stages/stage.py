@@ -32,6 +32,7 @@ class StageRun(Generic[C]):
     cache: Path  # content-addressed results shared by all stages and projects (judge verdicts)
     local: ProjectState  # the project's own: logs, the ledger of processes it started, served models' names
     previous: StageRecord | None = None  # what the state recorded for this stage before this run
+    records: Mapping[str, StageRecord] = field(default_factory=dict)  # the records of its inputs, by role
     options: Any = None  # the node's options: how to run, not what to produce (not fingerprinted)
 
     @property
@@ -68,8 +69,10 @@ class Stage:
     code_version: int  # bump when a change to `run` changes what it produces
     nodes: Callable[[Recipe, Suites], list[Node]]
     run: Callable[[StageRun], Result] | None = None  # None: planned, not buildable yet
-    # One line about a recorded result, shown beside the stage in `plan` (e.g. a gate's last verdict).
+    # The one or two figures of a recorded result that matter (a loss, a composite, a verdict): `status`
+    # shows it for every stage, `plan` beside the stages that say `in_plan` (a gate's last verdict).
     summary: Callable[[StageRecord], str] | None = None
+    in_plan: bool = False
     # Resources only: why a recorded process no longer matches its record (None: it does), and how to stop it.
     check: Callable[[StageRecord], str | None] | None = None
     stop: Callable[[StageRecord], None] | None = None

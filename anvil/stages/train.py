@@ -5,6 +5,7 @@ prompts: `adapters.safetensors`, `adapter_config.json`, `loss.json`, `samples.js
 from __future__ import annotations
 
 from anvil.planning.graph import Node
+from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Lora, Recipe, Train
 from anvil.stages import dataset, source
@@ -53,4 +54,12 @@ def run(ctx: StageRun[TrainConfig]) -> Result:
     return Result(metrics)
 
 
-STAGE = Stage(kind="train", code_version=CODE_VERSION, nodes=nodes, run=run)
+def summary(record: StageRecord) -> str:
+    m = record.metrics
+    if m.get("train_loss_first") is None:
+        return f"{m.get('steps', 0)} steps"
+    valid = f", valid {m['valid_loss_last']:.3f}" if m.get("valid_loss_last") is not None else ""
+    return f"loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}{valid}"
+
+
+STAGE = Stage(kind="train", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)

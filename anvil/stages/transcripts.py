@@ -16,6 +16,7 @@ from typing import Any
 
 from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node
+from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
@@ -114,4 +115,9 @@ def read(artifact: Path) -> dict[str, dict[str, list[dict]]]:
     return json.loads((artifact / ARTIFACT).read_text())["suites"]
 
 
-STAGE = Stage(kind="transcripts", code_version=CODE_VERSION, nodes=nodes, run=run)
+def summary(record: StageRecord) -> str:
+    m = record.metrics
+    return f"{m.get('conversations', 0)} conversations ({m.get('generated', 0)} generated)"
+
+
+STAGE = Stage(kind="transcripts", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)

@@ -1,0 +1,43 @@
+"""The dashboard's data: every section of the page as plain JSON values, read from stage records and
+artifacts. One function for both callers: the report stage (its inputs, all built) and the live page
+(the project's state while an apply runs). Every figure carries `from`, the stage it was read from;
+`sources` maps each stage to its fingerprint, so a reader can trace any number with `anvil status`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anvil.report import sections
+from anvil.report.config import ReportConfig
+from anvil.report.view import View
+
+FORMAT = 1
+
+
+def dashboard(config: ReportConfig, view: View) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "project": config.project,
+        "template": config.template,
+        "live": view.live,
+        "lineage": sections.lineage(config, view),
+        "composites": sections.composites(config, view),
+        "rounds": [sections.round_of(config, view, model) for model, m in config.models.items() if m.parent],
+        "gates": sections.gates(config, view),
+        "categories": sections.categories(config, view),
+        "high_variance": sections.high_variance(config, view),
+        "serving": sections.serving(config, view),
+        "knowledge": sections.knowledge_rows(config, view),
+        "architecture": sections.architecture(config, view),
+        "sources": {
+            sid: {
+                "kind": record.kind,
+                "fingerprint": record.fingerprint,
+                "state": view.states.get(sid),
+                "started": record.started,
+                "duration_s": record.duration_s,
+            }
+            for sid, record in sorted(view.records.items())
+            if sid in view.states
+        },  # fmt: skip
+    }

@@ -1,0 +1,118 @@
+"""The page at the project's stable path (`.anvil/state/<recipe>/report.html` and `report.json`): the
+report of the project's current state. `anvil report` writes it; `apply` rewrites it after every stage
+event with the stage in flight as RUNNING (and a training's loss so far), in a page that reloads itself
+until the apply ends. Once everything is built it is byte for byte the report stage's artifact."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from anvil.backends.lora import curve_so_far
+from anvil.planning.plan import Act, Action, Plan
+from anvil.project import Project
+from anvil.report.collect import dashboard
+from anvil.report.config import report_config
+from anvil.report.page import render
+from anvil.report.view import View
+from anvil.stages.report import state_of
+from anvil.state.atomic import write_bytes, write_json
+from anvil.state.lock import is_held
+
+CURVE_EVERY_S = 10.0  # a training in flight redraws its curve at most this often
+
+
+def write(project: Project, plan: Plan | None = None) -> Path:
+    """The page of the project's state as `plan` (by default a fresh one) leaves it; returns its path."""
+    page = LivePage(project, plan or project.plan())
+    page.close()
+    return page.path
+
+
+def settle(project: Project, plan: Plan) -> None:
+    """A page an apply left live (it was killed) is written again as the state stands, unless an apply
+    of this project is running."""
+    try:
+        live = json.loads((project.state.folder / "report.json").read_text()).get("live")
+    except (OSError, ValueError, AttributeError):
+        return
+    if live and not is_held(project.state.folder / "lock"):
+        write(project, plan)
+
+
+class LivePage:
+    """Follows an apply: `event` and `progress` take the executor's callbacks, `close` writes the final page."""
+
+    def __init__(self, project: Project, plan: Plan):
+        self.project, self.path = project, project.state.folder / "report.html"
+        self.planned = {a.stage: a for a in plan.actions}
+        self.finished: dict[str, str] = {}  # stage -> state, for stages this apply has dealt with
+        self.running: Action | None = None
+        self.drawn = 0.0
+
+    def event(self, event: str, action: Action, seconds: float) -> None:
+        if event == "start":
+            self.running = action
+        elif event != "waiting":
+            self.running = None if self.running == action else self.running
+            self.finished[action.stage] = "blocked" if event == "blocked" else "done"
+        self._write(live=True)
+
+    def progress(self, action: Action, fraction: float, message: str) -> None:
+        if action.kind == "train" and time.monotonic() - self.drawn > CURVE_EVERY_S:
+            self._write(live=True)
+
+    def close(self, in_flight: str = "pending") -> None:
+        """The page as the apply leaves it; a stage still running then is shown as `in_flight` (failed, or
+        pending when the apply was interrupted and the next one resumes it)."""
+        if self.running is not None:
+            self.finished[self.running.stage] = in_flight
+            self.running = None
+        self._write(live=False)
+
+    def _states(self, records) -> dict[str, str]:
+        states = {}
+        for sid, action in self.planned.items():
+            if action.act is Act.ORPHANED or self.project.graph.nodes[sid].observer:
+                continue
+            record, done = records.get(sid), self.finished.get(sid)
+            if self.running is not None and sid == self.running.stage:
+                states[sid] = "running"
+            elif done in ("blocked", "failed", "pending"):
+                states[sid] = done
+            elif action.act in (Act.BLOCKED, Act.UNAVAILABLE):
+                states[sid] = action.act.value
+            elif record is not None and record.fingerprint == action.fingerprint and (done or not action.act.is_change):
+                states[sid] = state_of(record)
+            else:
+                states[sid] = "pending"
+        return states
+
+    def _write(self, live: bool) -> None:
+        project = self.project
+        # The report's own record is no source of the page (the report stage's artifact has none either).
+        shown = {sid for sid, node in project.graph.nodes.items() if not node.observer}
+        records = {sid: r for sid, r in project.state.load().items() if sid in shown}
+        states = self._states(records)
+        artifacts = {sid: project.store.artifact(r.fingerprint) for sid, r in records.items()}
+        curves = {}
+        if self.running is not None and self.running.kind == "train":
+            curves[self.running.stage] = curve_so_far(project.store.scratch(self.running.fingerprint))
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        running = {"updated": now, "running": self.running.stage if self.running else None}
+        view = View(project.loaded.root, records, artifacts, states, running if live else None, curves)
+        data = dashboard(report_config(project.loaded.recipe), view)
+        if not live and self.path.exists() and _recorded(self.path.with_suffix(".json")) == data:
+            return  # nothing changed since the page was written: no need to draw it again
+        write_json(self.path.with_suffix(".json"), data)
+        write_bytes(self.path, render(data).encode())
+        self.drawn = time.monotonic()
+
+
+def _recorded(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

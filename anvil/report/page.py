@@ -1,0 +1,115 @@
+"""The dashboard's HTML: the data of report/collect.py through one Jinja template (autoescaped) with the
+charts inlined. Every figure is an element with `data-metric` (what it is, for scripts and tests) and a
+tooltip naming the stage and fingerprint it was read from."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from anvil.report import charts
+from anvil.report.config import template_text
+
+REFRESH_S = 5  # how often a page open in a browser reloads itself while an apply runs
+
+
+def render(data: dict[str, Any]) -> str:
+    sources = data["sources"]
+
+    def figure(value: Any, metric: str, source: str | None, style: str = ".2f") -> Markup:
+        """A number as the page shows it, tagged with what it is and where it comes from."""
+        found = sources.get(source or "")
+        origin = f"{source} · fingerprint {found['fingerprint'][:12]}" if found else (source or "")
+        shown = _format(value, style)
+        return Markup('<span class="n" data-metric="{}" title="{}">{}</span>').format(metric, origin, shown)
+
+    def source_link(sid: str) -> Markup:
+        found = sources.get(sid)
+        if found is None:
+            return Markup('<span class="src">{}</span>').format(sid)
+        return Markup('<a class="src" href="#src-{}" title="fingerprint {}">{} {}</a>').format(
+            sid, found["fingerprint"], sid, found["fingerprint"][:8]
+        )
+
+    return _template().render(data=data, charts=_charts(data), refresh_s=REFRESH_S, figure=figure,
+                              source=source_link)  # fmt: skip
+
+
+@cache
+def _template():
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(fmt=_format, state_badge=_badge)
+    return env.from_string(template_text())
+
+
+_DRAWN: dict[str, str | None] = {}
+
+
+def _drawn(draw: Callable[..., str | None], *args: Any) -> str | None:
+    """A chart drawn once per content: a live page is written after every stage, its charts seldom change."""
+    key = json.dumps([draw.__name__, args], sort_keys=True)
+    if key not in _DRAWN:
+        if len(_DRAWN) > 64:
+            _DRAWN.clear()
+        _DRAWN[key] = draw(*args)
+    return _DRAWN[key]
+
+
+def _charts(data: dict[str, Any]) -> dict[str, str | None]:
+    curves = [{"model": r["model"], "loss": {k: r["loss"][k] for k in ("train", "valid")}} for r in data["rounds"]]
+    found: dict[str, str | None] = {"loss": _drawn(charts.loss, curves)}
+    for r in data["rounds"]:
+        categories, name = r["dataset"]["categories"], f"mix-{r['model']}"
+        counts = {"rows": [c["rows"] for c in categories]}
+        found[name] = _drawn(charts.bars, name, [c["name"] for c in categories], counts, "n", True)
+    by_suite: dict[str, dict[str, dict[str, float]]] = {}
+    for table in data["categories"]:
+        by_suite.setdefault(table["suite"], {})[table["model"]] = {r["category"]: r["score"] for r in table["rows"]}
+    for suite, models in by_suite.items():
+        labels = list(dict.fromkeys(c for scores in models.values() for c in scores))
+        series = {m: [s.get(c) for c in labels] for m, s in models.items()}
+        found[f"categories-{suite}"] = _drawn(charts.bars, f"categories-{suite}", labels, series, "score")
+    scored = [row for row in data["knowledge"] if "score" in row]
+    benchmarks = list(dict.fromkeys(row["benchmark"] for row in scored))
+    score = {(row["model"], row["benchmark"]): row["score"] for row in scored}
+    series = {m: [score.get((m, b)) for b in benchmarks] for m in dict.fromkeys(row["model"] for row in scored)}
+    found["knowledge"] = _drawn(charts.bars, "knowledge", benchmarks, series, "%")
+    return found
+
+
+def _format(value: Any, style: str = ".2f") -> str:
+    """.2f: 4.15; +2f: +0.31; pct: 96.0%; pp: -0.2pp; p: 0.87 / <0.01; int: 1,234; params: 24.5M; s: 1.5s."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if style == "p":
+        return "<0.01" if value < 0.01 else f"{value:.2f}"
+    if style == "pct":
+        return f"{100 * value:.1f}%"
+    if style == "pp":
+        return f"{100 * value:+.1f}pp"
+    if style == "int":
+        return f"{value:,}"
+    if style == "params":
+        return next(f"{value / d:.1f}{u}" for d, u in ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1, "")) if value >= d
+                    or d == 1)  # fmt: skip
+    if style == "bytes":
+        return next(f"{value / d:.1f} {u}" for d, u in ((2**30, "GB"), (2**20, "MB"), (2**10, "kB"), (1, "B"))
+                    if value >= d or d == 1)  # fmt: skip
+    if style == "s":
+        return f"{value:.2f}s" if value < 10 else (f"{value:.0f}s" if value < 120 else f"{value / 60:.1f} min")
+    if style == "g":
+        return f"{value:g}"
+    return format(value, style)
+
+
+def _badge(state: str | None) -> Markup:
+    state = state or "pending"
+    label = state.upper() if state in ("running", "failed") else state
+    return Markup('<span class="badge {}">{}</span>').format(state.split(":")[0].replace(" ", "-"), escape(label))

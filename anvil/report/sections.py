@@ -1,0 +1,286 @@
+"""The dashboard's sections, in the seed's order, each a function of the recipe's notes and a View of
+the records and artifacts (report/collect.py). Missing pieces are shown as their state (pending,
+running, blocked, not run), never guessed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from anvil.backends.fuse import weight_dtype
+from anvil.errors import AnvilError
+from anvil.report import environment
+from anvil.report.config import ReportConfig
+from anvil.report.view import View
+from anvil.stages import dataset, evaluate, gate, knowledge, source
+
+
+def weights_stage(config: ReportConfig, model: str) -> str:
+    return f"{model}.source" if config.models[model].source else f"{model}.fuse"
+
+
+def model_state(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
+    """The most telling state of a model's stages: running (and which), failed, served, built, pending."""
+    own = {sid: s for sid, s in view.states.items() if sid.startswith(f"{model}.")}
+    if config.served == model and view.states.get("serve") in ("served", "running"):
+        own["serve"] = view.states["serve"]
+    for state in ("running", "failed"):
+        found = [sid for sid, s in own.items() if s == state]
+        if found:
+            return {"state": state, "stage": found[0]}
+    if own.get("serve") == "served":
+        return {"state": "served", "stage": "serve"}
+    weights = own.get(weights_stage(config, model))
+    if weights in ("built", "warned"):
+        return {"state": "built", "stage": weights_stage(config, model)}
+    pending = [s for s in own.values() if s not in ("built", "warned")]
+    return {"state": pending[0] if pending else "pending", "stage": None}
+
+
+def lineage(config: ReportConfig, view: View) -> list[dict[str, Any]]:
+    return [{"model": name, "parent": m.parent, "source": m.source, "dataset": m.dataset,
+             **model_state(config, view, name), "from": weights_stage(config, name)}
+            for name, m in config.models.items()]  # fmt: skip
+
+
+def _results(view: View, model: str) -> dict[str, Any] | None:
+    sid = f"{model}.eval"
+    return _read(view, sid, evaluate.results_of)
+
+
+def _read(view: View, sid: str, reader) -> Any:
+    if view.built(sid) is None or sid not in view.artifacts:
+        return None
+    try:
+        return reader(view.artifacts[sid])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def composites(config: ReportConfig, view: View) -> list[dict[str, Any]]:
+    """A card per evaluated model and suite: the composite (N-run average) with its deltas, or the state."""
+    cards = []
+    for model in config.evaluated:
+        sid, record = f"{model}.eval", view.built(f"{model}.eval")
+        if record is None:
+            waiting = [s for s in (f"{model}.transcripts", sid) if view.states.get(s) == "running"]
+            state = "running" if waiting else view.states.get(sid, "pending")
+            cards.append({"model": model, "suite": None, "state": state, "runs": None, "from": sid})
+            continue
+        runs = record.config.get("runs")
+        for suite, s in record.metrics.get("suites", {}).items():
+            p = {f"p_vs_{role}": s.get("significance", {}).get(f"delta_vs_{role}", {}).get("p_value")
+                 for role in ("base", "parent")}  # fmt: skip
+            cards.append({"model": model, "suite": suite, "state": view.states[sid], "runs": runs,
+                          "composite": s["composite"], "delta_vs_base": s.get("delta_vs_base"),
+                          "delta_vs_parent": s.get("delta_vs_parent"), **p, "from": sid})  # fmt: skip
+    return cards
+
+
+def round_of(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
+    """A training round: its data mix, its training parameters and loss curve, and what it targets."""
+    m = config.models[model]
+    assert m.parent is not None and m.dataset is not None
+    notes = config.datasets.get(m.dataset)
+    data_sid, train_sid = f"dataset.{m.dataset}", f"{model}.train"
+    manifest = _read(view, data_sid, dataset.manifest)
+    categories = []
+    for name, counts in (manifest or {}).get("categories", {}).items():
+        note = notes.categories.get(name) if notes else None
+        categories.append({"name": name, "rows": counts["rows"], "train": counts["train"], "valid": counts["valid"],
+                           "description": note.description if note else None,
+                           "addresses": (note.addresses or [name]) if note else [name]})  # fmt: skip
+    curve = _read(view, train_sid, lambda folder: json.loads((folder / "loss.json").read_text()))
+    curve = curve or view.curves.get(train_sid) or {"train": [], "valid": []}
+    return {
+        "model": model,
+        "parent": m.parent,
+        "dataset": {
+            "name": m.dataset,
+            "description": notes.description if notes else None,
+            "rows": (manifest or {}).get("rows"),
+            "state": view.states.get(data_sid, "pending"),
+            "categories": categories,
+            "from": data_sid,
+        },  # fmt: skip
+        "training": training(config, view, model),
+        "loss": {
+            **curve,
+            "table": loss_table(curve),
+            "state": view.states.get(train_sid, "pending"),
+            "from": train_sid,
+        },
+        "targets": targets(config, view, model, categories),
+    }
+
+
+def loss_table(curve: dict[str, list[dict]]) -> list[dict[str, Any]]:
+    """The curve at its validation steps, its first and its last step: train and valid loss side by side."""
+    train = {p["step"]: p["loss"] for p in curve["train"]}
+    valid = {p["step"]: p["loss"] for p in curve["valid"]}
+    ends = {min(train), max(train)} if train else set()
+    return [{"step": step, "train": train.get(step), "valid": valid.get(step)}
+            for step in sorted(set(valid) | ends)]  # fmt: skip
+
+
+def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
+    """The seed's training-parameters table, from the train record and the parent's weights."""
+    sid = f"{model}.train"
+    record = view.records.get(sid)
+    if record is None:
+        return {"state": view.states.get(sid, "pending"), "from": sid}
+    parent = config.models[model].parent
+    assert parent is not None
+    facts = _weights_facts(view, weights_stage(config, parent))
+    lora, train, metrics = record.config["lora"], record.config["train"], record.metrics
+    return {
+        "state": view.states.get(sid, "pending"), "from": sid,
+        "base": {"model": parent, "fused": config.models[parent].parent is not None, **facts},
+        "rank": lora["rank"], "scale": lora["scale"], "last_layers": lora["last_layers"], "targets": lora["targets"],
+        **{k: metrics.get(k) for k in ("trainable_parameters", "total_parameters", "trainable_percent")},
+        "steps": train["steps"],
+        "batch_size": train["batch_size"], "learning_rate": train["learning_rate"],
+        "max_seq_length": train["max_seq_length"], "grad_checkpoint": train["grad_checkpoint"],
+        "peak_memory_gb": metrics.get("peak_memory_gb"), "seconds_per_step": metrics.get("seconds_per_step"),
+        "duration_s": record.duration_s if view.built(sid) else None,
+    }  # fmt: skip
+
+
+def _weights_facts(view: View, sid: str) -> dict[str, Any]:
+    """Layers, dtype and size of a built checkpoint; {} when it cannot be read (a Hub cache cleared)."""
+    if view.built(sid) is None or sid not in view.artifacts:
+        return {}
+    try:
+        folder = source.checkpoint(view.artifacts[sid], view.root)
+        config = json.loads((folder / "config.json").read_text())
+        dtype = weight_dtype(folder)
+    except (AnvilError, OSError, ValueError):
+        return {}
+    layers = config.get("text_config", config).get("num_hidden_layers")
+    size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    return {"layers": layers, "dtype": dtype, "bytes": size, "from": sid}
+
+
+def _failures(view: View, model: str) -> list[dict[str, Any]]:
+    """A model's failed gates with the test's category and the judge's rationale for its lowest run."""
+    checked = _read(view, f"{model}.gate", gate.checked) or []
+    results = _results(view, model) or {"suites": {}, "runs": []}
+    rows = []
+    for g in (g for g in checked if not g["passed"]):
+        suite, _, rest = g["metric"].partition(".")
+        kind, _, name = rest.partition(".")
+        test = results["suites"].get(suite, {}).get("tests", {}).get(name) if kind == "test" else None
+        runs = [r for r in results["runs"] if r["suite"] == suite and r["test"] == name] if test else []
+        worst = min(runs, key=lambda r: r["verdict"]["score"], default=None)
+        category = test["category"] if test else (name if kind == "category" else None)
+        rows.append({"metric": g["metric"], "test": name if test else None, "value": g["value"], "min": g["min"],
+                     "max": g["max"], "category": category, "from": f"{model}.gate",
+                     "rationale": worst["verdict"]["rationale"] if worst else None})  # fmt: skip
+    return rows
+
+
+def gates(config: ReportConfig, view: View) -> list[dict[str, Any]]:
+    out = []
+    for model in config.evaluated:
+        sid = f"{model}.gate"
+        if sid not in view.states:
+            continue
+        checked = _read(view, sid, gate.checked)
+        out.append({"model": model, "state": view.states[sid], "gates": checked, "failures": _failures(view, model),
+                    "from": sid})  # fmt: skip
+    return out
+
+
+def targets(config: ReportConfig, view: View, model: str, categories: list[dict]) -> list[dict[str, Any]]:
+    """The seed's "what v2 targets": each failure of the parent's gates beside the category of this
+    round's data that addresses it (by its `addresses`: a suite category or a test id)."""
+    parent = config.models[model].parent
+    if parent is None or view.states.get(f"{parent}.gate") != "failed":
+        return []
+    rows = []
+    for failure in _failures(view, parent):
+        wanted = {failure["test"], failure["category"]} - {None}
+        fixes = [c["name"] for c in categories if wanted & set(c["addresses"])]
+        rows.append({**failure, "addressed_by": fixes})
+    return rows
+
+
+def categories(config: ReportConfig, view: View) -> list[dict[str, Any]]:
+    """Category scores per model and suite, with deltas vs base and parent and their p-values."""
+    out = []
+    for model in config.evaluated:
+        results = _results(view, model)
+        for suite, s in (results or {}).get("suites", {}).items():
+            rows = []
+            for name, score in s["categories"].items():
+                row: dict[str, Any] = {"category": name, "score": score}
+                for role in ("base", "parent"):
+                    delta = s.get(f"delta_vs_{role}") or {}
+                    row[f"delta_vs_{role}"] = delta.get("categories", {}).get(name)
+                    row[f"p_vs_{role}"] = (
+                        delta.get("significance", {}).get("categories", {}).get(name, {}).get("p_value")
+                    )
+                rows.append(row)
+            out.append({"model": model, "suite": suite, "rows": rows, "from": f"{model}.eval"})
+    return out
+
+
+def high_variance(config: ReportConfig, view: View) -> list[dict[str, Any]]:
+    rows = []
+    for model in config.evaluated:
+        for suite, s in ((_results(view, model) or {}).get("suites") or {}).items():
+            rows += [{"model": model, "suite": suite, "test": test, "category": t["category"], "runs": t["runs"],
+                      "mean": t["mean"], "std": t["std"], "from": f"{model}.eval"}
+                     for test, t in s["tests"].items() if t["high_variance"]]  # fmt: skip
+    return rows
+
+
+def serving(config: ReportConfig, view: View) -> dict[str, Any] | None:
+    if config.served is None:
+        return None
+    record, state = view.records.get("serve"), view.states.get("serve", "pending")
+    if record is None or state not in ("served", "warned"):
+        held = view.states.get(f"{config.served}.gate") == "failed"
+        return {"model": config.served, "state": "held back: gates failed" if held else state, "from": "serve"}
+    m, kv = record.metrics, record.config.get("kv_cache", {})
+    return {"model": config.served, "state": state, "url": m.get("url"), "name": m.get("model"),
+            "kv_cache": kv, "prompts": m.get("validation_prompts"), "agreement": m.get("validation_agreement"),
+            "kv_agreement": m.get("kv_validation_agreement"), "warnings": m.get("warnings", []),
+            "startup_s": m.get("startup_s"), "from": "serve"}  # fmt: skip
+
+
+def knowledge_rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
+    """Per model and benchmark: n, score and, against base and parent, their score, the delta, p and CI."""
+    rows = []
+    for model in config.evaluated:
+        sid = f"{model}.knowledge"
+        if sid not in view.states:
+            continue
+        found = _read(view, sid, knowledge.results_of)
+        if found is None:
+            rows.append({"model": model, "state": view.states[sid], "from": sid})
+            continue
+        for name, b in found["benchmarks"].items():
+            against = {role: {k: b[f"delta_vs_{role}"][k] for k in ("score", "delta", "p_value", "ci_low", "ci_high")}
+                       for role in ("base", "parent") if b.get(f"delta_vs_{role}")}  # fmt: skip
+            row: dict[str, Any] = {"model": model, "state": view.states[sid], "benchmark": name, "title": b["title"],
+                                   "filter": b["filter"], "n": b["n"], "score": b["score"], "from": sid}  # fmt: skip
+            rows.append(row | against)
+    return rows
+
+
+def architecture(config: ReportConfig, view: View) -> dict[str, Any]:
+    fuse = next((r for sid, r in view.records.items() if r.kind == "fuse" and view.built(sid)), None)
+    scored = next((r for sid, r in view.records.items() if r.kind == "eval" and view.built(sid)), None)
+    generated = next((r for sid, r in view.records.items() if r.kind == "transcripts" and view.built(sid)), None)
+    serve = view.records.get("serve")
+    return {
+        "packages": environment.versions(),
+        "machine": environment.machine(),
+        "fuse": None if fuse is None else {"method": "W + scale * (A @ B).T on the parent's shards; vision and audio "
+                                           "towers kept", **{k: fuse.metrics.get(k) for k in
+                                           ("merged_modules", "max_logit_diff", "loads_in_mlx_vlm", "vision_tower")}},
+        "judge": None if scored is None else {**scored.config["judge"], "runs": scored.config.get("runs")},
+        "eval_kv_cache": None if generated is None else generated.config.get("kv_cache"),
+        "serve_kv_cache": None if serve is None else serve.config.get("kv_cache"),
+    }  # fmt: skip
