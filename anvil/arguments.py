@@ -35,7 +35,8 @@ def parser(commands: dict[str, Callable]) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help, description=help)
         c.set_defaults(func=func)
         if recipe:
-            c.add_argument("recipe", nargs="?", default=DEFAULT_RECIPE, help="recipe file (default: anvil.toml)")
+            what = "recipe file, or a plan saved by `plan -out`" if name == "apply" else "recipe file"
+            c.add_argument("recipe", nargs="?", default=DEFAULT_RECIPE, help=f"{what} (default: anvil.toml)")
         return c
 
     c = command("validate", commands["validate"], "check recipes, their references and their data files", recipe=False)
@@ -46,7 +47,7 @@ def parser(commands: dict[str, Callable]) -> argparse.ArgumentParser:
     c.add_argument("--dir", default="schema", help="output folder (default: schema)")
     for name, func, help in (
         ("plan", commands["plan"], "show what apply would do, and why"),
-        ("apply", commands["apply"], "run the stages whose inputs changed"),
+        ("apply", commands["apply"], "run the stages whose inputs changed (or a saved plan: apply plan.json)"),
     ):
         c = command(name, func, help)
         c.add_argument(
@@ -57,6 +58,13 @@ def parser(commands: dict[str, Callable]) -> argparse.ArgumentParser:
             help="limit to a model, dataset or stage and what it needs (repeatable)",
         )
         c.add_argument(
+            "--exclude",
+            action="append",
+            default=[],
+            metavar="NODE",
+            help="leave out a model, dataset or stage and what needs it (repeatable)",
+        )
+        c.add_argument(
             "--replace",
             action="append",
             default=[],
@@ -64,6 +72,8 @@ def parser(commands: dict[str, Callable]) -> argparse.ArgumentParser:
             help="force a stage to rerun, e.g. v2.train (repeatable)",
         )
     sub.choices["plan"].add_argument("--json", action="store_true", help="the plan as JSON")
+    sub.choices["plan"].add_argument("-out", "--out", metavar="FILE",
+                                     help="save the plan: `anvil apply FILE` runs exactly it, or refuses")  # fmt: skip
     sub.choices["plan"].add_argument(
         "--detailed-exitcode",
         action="store_true",

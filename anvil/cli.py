@@ -11,16 +11,27 @@ from pathlib import Path
 
 from rich.console import Console
 
+from anvil import estimating, render
 from anvil.arguments import DEFAULT_RECIPE, parser
-from anvil.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_GATES, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
+from anvil.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_GATES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    AnvilError,
+    InvalidInput,
+    StalePlan,
+)
+from anvil.planning.saved import differences, parse, to_saved
 from anvil.project import open_project
-from anvil.recipe.load import load_recipe
+from anvil.recipe.load import load_recipe, shown
 from anvil.recipe.schema import generated_files, stale_files
-from anvil.render import ApplyDisplay, dot, eval_table, mermaid, plan_lines, status_table, summary_lines
 from anvil.report import live
 from anvil.report.live import LivePage
 from anvil.serve_target import serve_target
 from anvil.stages.registry import build_graph
+from anvil.state.atomic import write_json
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -31,9 +42,10 @@ def cmd_validate(args) -> int:
     for path in args.recipes or [DEFAULT_RECIPE]:
         try:
             project = open_project(path)  # every row checked, through the project's row cache
+            warnings = contaminated(project, path)
             project.state.hashes.save()
             graph = project.graph
-            results.append({"file": path, "valid": True, "problems": []})
+            results.append({"file": path, "valid": True, "problems": [], "warnings": warnings})
             if not args.json:
                 r = project.loaded.recipe
                 out.print(
@@ -67,31 +79,74 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
+def contaminated(project, shown_as: str) -> list[str]:
+    """Warn of evaluation prompts found in training data (the project refuses when the recipe says so)."""
+    text = project.contamination_warning(shown_as)
+    if text:
+        err.print(f"warning: {shown_as}: eval.contamination: {text}", style="yellow", markup=False)
+    return [text] if text else []
+
+
 def cmd_plan(args) -> int:
+    if args.out and not Path(args.out).resolve().parent.is_dir():
+        raise AnvilError(f"{args.out}: cannot write the plan there (no such folder)")
     project = open_project(args.recipe)
-    plan = project.plan(args.target, args.replace)
-    if not args.target:
+    contaminated(project, args.recipe)
+    plan = project.plan(args.target, args.replace, args.exclude)
+    if not args.target and not args.exclude:
         live.settle(project, plan)
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
-        plan_lines(plan, out, project.state.load())
+        render.plan_lines(plan, out, project.state.load())
+    render.memory_lines(*estimating.too_big(plan.estimates, project.loaded), "apply will refuse", err)
+    if args.out:
+        request = {"targets": args.target, "replace": args.replace, "exclude": args.exclude}
+        saved = to_saved(plan, str(Path(args.recipe).resolve()), project.state.load(), request)
+        try:
+            write_json(Path(args.out), saved)
+        except OSError as e:
+            raise AnvilError(f"{args.out}: cannot write the plan there ({e.strerror or e})") from None
+        (err if args.json else out).print(f"\nSaved the plan to {args.out}: `anvil apply {args.out}` runs exactly "
+                                          "this plan, or nothing if anything it was made from changes.")  # fmt: skip
     return EXIT_CHANGES if args.detailed_exitcode and plan.pending else EXIT_OK
 
 
+def _planned(args):
+    """The project and plan an apply runs: made now from the arguments, or a saved plan (a `.json` file in
+    place of the recipe) made again from its own request and checked against it."""
+    if not args.recipe.endswith(".json"):
+        project = open_project(args.recipe)
+        contaminated(project, args.recipe)
+        return project, project.plan(args.target, args.replace, args.exclude), None
+    if args.target or args.replace or args.exclude:
+        raise AnvilError(f"{args.recipe} is a saved plan: it carries its own --target, --replace and --exclude")
+    try:
+        saved = parse(Path(args.recipe).read_text(encoding="utf-8"), args.recipe)
+    except (OSError, UnicodeDecodeError) as e:
+        raise AnvilError(f"{args.recipe}: cannot read the saved plan ({getattr(e, 'strerror', None) or e})") from None
+    project = open_project(saved["recipe"])
+    contaminated(project, saved["recipe"])
+    request = saved["request"]
+    plan = project.plan(request["targets"], request["replace"], request["exclude"])
+    if changed := differences(saved, plan, project.state.load()):
+        raise StalePlan(changed)
+    return project, plan, saved
+
+
 def cmd_apply(args) -> int:
-    project = open_project(args.recipe)
-    plan = project.plan(args.target, args.replace)
-    plan_lines(plan, out, project.state.load())
+    project, plan, saved = _planned(args)
+    render.plan_lines(plan, out, project.state.load())
+    render.memory_lines(*estimating.too_big(plan.estimates, project.loaded), "refused", err)
     ended = "Nothing to apply."
     page = LivePage(project, plan)
     if plan.changes:
-        out.print(f"\nDashboard (live while this runs): {_shown(page.path)}")
+        out.print(f"\nDashboard (live while this runs): {shown(page.path)}")
         in_flight = "pending"  # interrupted: the stage in flight resumes on the next apply
         try:
-            with ApplyDisplay(plan, out) as display:
+            with render.ApplyDisplay(plan, out) as display:
                 applied = project.apply(plan, both(display.event, page.event),
-                                        both(display.stage_progress, page.progress))  # fmt: skip
+                                        both(display.stage_progress, page.progress), saved=saved)  # fmt: skip
         except AnvilError as e:
             in_flight = "failed"
             err.print(f"error: {e}", markup=False)
@@ -100,18 +155,19 @@ def cmd_apply(args) -> int:
             page.close(in_flight)
         counts = plan.counts()
         held = counts["unavailable"] + counts["blocked"] + len(applied.blocked)
+        out.print(render.estimate_error(plan, applied.ran, project.state.load()), highlight=False)
         note = f"; {held} stages not available or blocked" if held else ""
         ended = (
             f"Applied: {len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} removed{note}."
         )
     code = report_gates(project)  # the failure tables first, then the summary, the last line what is served
     summary = project.summary()
-    summary_lines(summary, out)
+    render.summary_lines(summary, out)
     served = summary["served"]
     serving = f"{served['model']} at {served['url']}/v1 (model {served['name']!r})" if served else "nothing"
     if not plan.changes:
         page.close()
-    out.print(f"\nDashboard: {_shown(page.path)}")
+    out.print(f"\nDashboard: {shown(page.path)}")
     out.print(f"{ended} Serving {serving}.")
     return code
 
@@ -121,21 +177,13 @@ def both(*callbacks):
     return lambda *args: [callback(*args) for callback in callbacks] and None
 
 
-def _shown(path: Path) -> str:
-    """A path as the user can type it: relative to the current folder when it is below it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 def cmd_report(args) -> int:
     project = open_project(args.recipe)
     path = live.write(project)
     if args.json:
         print(path.with_suffix(".json").read_text(), end="")
     else:
-        out.print(f"Dashboard: {_shown(path)}")
+        out.print(f"Dashboard: {shown(path)}")
     if args.open and not webbrowser.open(path.as_uri()):
         err.print(f"no browser found here: open {path.as_uri()} yourself")
     return EXIT_OK
@@ -154,7 +202,7 @@ def cmd_eval_show(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        eval_table(report, args.test, out)
+        render.eval_table(report, args.test, out)
     return EXIT_OK
 
 
@@ -189,14 +237,14 @@ def cmd_status(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        status_table(rows, out, args.verbose)
+        render.status_table(rows, out, args.verbose)
     return EXIT_OK
 
 
 def cmd_graph(args) -> int:
     loaded = load_recipe(args.recipe)
     graph = build_graph(loaded.recipe, loaded.suites)
-    print(dot(graph) if args.format == "dot" else mermaid(graph))
+    print(render.dot(graph) if args.format == "dot" else render.mermaid(graph))
     return EXIT_OK
 
 
@@ -204,13 +252,8 @@ def cmd_gc(args) -> int:
     found = open_project(args.recipe).gc(args.dry_run)
     if args.json:
         print(json.dumps([{"fingerprint": fp, "bytes": size} for fp, size in found], indent=2))
-        return EXIT_OK
-    verb = "would remove" if args.dry_run else "removed"
-    for fp, size in found:
-        out.print(f"{verb} {fp[:12]} ({size / 1e6:.1f} MB)")
-    out.print(
-        f"{verb} {len(found)} artifacts, {sum(s for _, s in found) / 1e6:.1f} MB" if found else "nothing to collect"
-    )
+    else:
+        render.gc_lines(found, args.dry_run, out)
     return EXIT_OK
 
 

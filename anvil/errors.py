@@ -45,6 +45,15 @@ class StoreLocked(AnvilError):
     """Another live process holds the store's lock."""
 
 
+class StalePlan(AnvilError):
+    """A saved plan no longer matches what it was made from; nothing ran."""
+
+    def __init__(self, changed: list[str]):
+        self.changed = changed
+        super().__init__("the saved plan is stale, nothing was applied; changed since it was made:\n  "
+                         + "\n  ".join(changed) + "\nMake and review a new one: `anvil plan -out FILE`")  # fmt: skip
+
+
 class StageFailed(AnvilError):
     """A stage raised while running; what finished before it stays recorded."""
 

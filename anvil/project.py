@@ -4,18 +4,22 @@ functions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+import dataclasses
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anvil import estimating
 from anvil.backends import process
-from anvil.errors import AnvilError, StoreLocked
+from anvil.errors import AnvilError, StalePlan, StoreLocked
 from anvil.executor import Applied, OnEvent, RunStage, execute
 from anvil.planning.graph import Graph
 from anvil.planning.plan import Action, Plan, make_plan
 from anvil.planning.record import Outcome, StageRecord
+from anvil.planning.saved import differences
+from anvil.recipe import contamination
 from anvil.recipe.load import LoadedRecipe, load_recipe
 from anvil.recipe.rows import count_rows
 from anvil.settings import store_path
@@ -41,12 +45,20 @@ class Project:
         paths = {path for node in self.graph.nodes.values() for path in node.files}
         return {path: self.state.hashes.tree(root / path) for path in sorted(paths)}
 
-    def plan(self, targets: Collection[str] = (), replace: Collection[str] = ()) -> Plan:
+    def contamination_warning(self, shown_as: str) -> str | None:
+        """What to warn of evaluation prompts found in training data (InvalidInput when the recipe says that
+        is an error), remembered by the content of every file involved."""
+        return contamination.warning(self.loaded, self.state.hashes, shown_as)
+
+    def plan(self, targets: Collection[str] = (), replace: Collection[str] = (), exclude: Collection[str] = ()) -> Plan:
         self.tidy()
         records = self.state.load()
         selected: set[str] = set()
         for target in targets:
             selected |= self.graph.select(target)
+        excluded: set[str] = set()
+        for name in exclude:
+            excluded |= self.graph.select(name, "--exclude")
         try:
             plan = make_plan(
                 self.graph,
@@ -56,11 +68,14 @@ class Project:
                 cached=lambda fp: self.store.cached(fp) is not None,
                 targets=selected,
                 replace=replace,
+                exclude=excluded,
             )
         except ValueError as e:
             raise AnvilError(str(e)) from None
         self.state.hashes.save()
-        return plan
+        return dataclasses.replace(
+            plan, estimates=estimating.for_plan(plan, self.graph, self.loaded, records, self.store)
+        )
 
     def drift(self, record: StageRecord) -> str | None:
         """Why what a record stands for no longer matches it: an edited artifact, a dead server, a server
@@ -121,12 +136,21 @@ class Project:
             yield
 
     def apply(self, plan: Plan, on_event: OnEvent = lambda *a: None, on_progress: OnProgress | None = None,
-              run_stage: RunStage | None = None) -> Applied:  # fmt: skip
-        """Run `plan`; `run_stage` replaces the real stages (tests hand in fakes)."""
+              run_stage: RunStage | None = None, saved: Mapping[str, Any] | None = None) -> Applied:  # fmt: skip
+        """Run `plan`; `run_stage` replaces the real stages (tests hand in fakes). With `saved` (a saved
+        plan), refuse unless the plan still holds once the lock is held."""
         with self._locked():
+            if saved is not None and (changed := differences(saved, plan, self.state.load())):
+                raise StalePlan(changed)
+            if cannot := estimating.too_big(plan.estimates, self.loaded)[0]:
+                raise AnvilError("not enough memory, nothing was run:\n  " + "\n  ".join(cannot) + "\nLower "
+                                 "batch_size, max_seq_length or last_layers, turn on grad_checkpoint, or use a "
+                                 "quantized model; planning for a bigger host? set [machine] memory_gb")  # fmt: skip
             self.store.register(self.state.id, self.loaded.path, self.state.file)
             try:
-                run = run_stage or self.run_stage(on_progress)
+                run = estimating.recorded(self.store, self.graph, plan.estimates,
+                                          estimating.shapes(self.loaded, self.state.load(), self.store),
+                                          run_stage or self.run_stage(on_progress))  # fmt: skip
                 return execute(plan, self.graph, self.store, self.state, run, on_event, self.release)
             finally:
                 self.state.hashes.save()

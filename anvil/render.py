@@ -7,6 +7,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from anvil.errors import AnvilError
+from anvil.estimating import size
 from anvil.planning.graph import Graph
 from anvil.planning.plan import Act, Action, Plan
 from anvil.planning.record import StageRecord
@@ -27,6 +28,10 @@ def plan_lines(plan: Plan, console: Console, records: dict[str, StageRecord] | N
     """The plan, a line per stage; a stage that summarises its last result (a gate) shows it too."""
     for action in plan.actions:
         line = action.line()
+        if (guess := plan.estimates.get(action.stage)) is not None and action.act is not Act.RESTORE:
+            figures = [f"~{_seconds(guess.seconds)}" if guess.seconds is not None else "",
+                       size(guess.memory_bytes) if guess.memory_bytes is not None else ""]  # fmt: skip
+            line += f"  ({', '.join(filter(None, figures))})" if any(figures) else ""
         record = (records or {}).get(action.stage)
         stage = BY_KIND.get(action.kind)
         if record is not None and stage is not None and stage.summary is not None and stage.in_plan:
@@ -36,10 +41,32 @@ def plan_lines(plan: Plan, console: Console, records: dict[str, StageRecord] | N
     summary = ", ".join(f"{n} {act.replace('_', ' ')}" for act, n in counts.items() if n)
     if plan.changes:
         console.print(f"\nPlan: {summary}.", highlight=False)
+        if (total := plan.estimated_seconds()) is not None and total > 0:
+            bases = sorted({e.basis for e in plan.estimates.values() if e.basis not in ("", "no work", "restore")})
+            console.print(f"Estimated time: {_seconds(total)} (from {', '.join(bases) or 'nothing yet'}).",
+                          highlight=False)  # fmt: skip
     else:
         console.print(f"\nNo changes: everything that can be built is up to date ({summary}).", highlight=False)
     for action in (a for a in plan.actions if a.act is Act.BLOCKED):
         console.print(f"Held back: {action.stage} ({action.reasons[0]}).", style="magenta", highlight=False)
+
+
+def memory_lines(cannot: list[str], tight: list[str], refusal: str, console: Console) -> None:
+    for line in cannot:
+        console.print(f"! {line}: {refusal}", style="red", markup=False, highlight=False)
+    for line in tight:
+        console.print(f"! {line}: close to the limit", style="yellow", markup=False, highlight=False)
+
+
+def estimate_error(plan: Plan, ran: list[str], records: dict[str, StageRecord]) -> str:
+    """How long the stages that ran took against the plan's estimate of them (recorded in the history)."""
+    took = sum(records[sid].duration_s for sid in ran if sid in records)
+    guesses = [plan.estimates.get(sid) for sid in ran]
+    if not ran or any(g is None or g.seconds is None for g in guesses):
+        return f"\nTook {_seconds(took)}."
+    guessed = sum(g.seconds for g in guesses if g and g.seconds is not None)
+    error = f" ({(guessed - took) / took:+.0%})" if took > 0 else ""
+    return f"\nTook {_seconds(took)}; estimated {_seconds(guessed)}{error}."
 
 
 def summary_lines(summary: dict, console: Console) -> None:
@@ -246,3 +273,11 @@ def knowledge_table(report: dict, console: Console) -> None:
                 line += (f"\n  vs {role} {report['against'][role]} {100 * delta['score']:.1f}%  "
                          f"{100 * delta['delta']:+.1f}pp{_significance(delta, 100, 'pp')}")  # fmt: skip
         console.print(line, highlight=False, markup=False)
+
+
+def gc_lines(found: list[tuple[str, int]], dry_run: bool, console: Console) -> None:
+    verb = "would remove" if dry_run else "removed"
+    for fp, nbytes in found:
+        console.print(f"{verb} {fp[:12]} ({nbytes / 1e6:.1f} MB)")
+    total = f"{verb} {len(found)} artifacts, {sum(s for _, s in found) / 1e6:.1f} MB"
+    console.print(total if found else "nothing to collect")

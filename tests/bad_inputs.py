@@ -57,6 +57,10 @@ host = "127.0.0.1"
 port = 8092
 max_tokens = 16
 kv_cache = { quantization = "turboquant", bits = 4, group_size = 64, start = 0 }
+
+[machine]
+name = "a test box"
+memory_gb = 64
 """
 TEST = 'category = "voice"\nturns = ["Hi"]\nrubric = "Greets."\n[[checks]]\nkind = "contains"\nvalue = "hi"\n'
 
@@ -190,6 +194,67 @@ def runtime() -> list[Case]:
             "schema into /dev/null", lambda f: None, "cannot write the schema", ("schema", "--dir", "/dev/null/x")
         ),
         file_case("a command that is not", lambda f: None, "invalid choice", ("frobnicate",)),
+        file_case(
+            "plan --exclude unknown",
+            lambda f: None,
+            "--exclude v7: no such model or stage",
+            ("plan", "--exclude", "v7"),
+        ),
+        file_case("plan -out into /dev/null", lambda f: None, "cannot write the plan", ("plan", "-out", "/dev/null/p")),
+        file_case(
+            "apply a saved plan that is not there",
+            lambda f: None,
+            "cannot read the saved plan",
+            ("apply", "nothere.json"),
+        ),  # fmt: skip
+        file_case(
+            "apply a saved plan that is not JSON",
+            lambda f: (f / "p.json").write_text("{"),
+            "not a saved plan",
+            ("apply", "p.json"),
+        ),  # fmt: skip
+        file_case(
+            "apply a saved plan that is binary",
+            lambda f: (f / "p.json").write_bytes(b"\xff\xfe"),
+            "saved plan",
+            ("apply", "p.json"),
+        ),  # fmt: skip
+        file_case(
+            "apply a saved plan with its actions cut",
+            lambda f: (f / "p.json").write_text(
+                json.dumps(
+                    {
+                        "format": "anvil-plan",
+                        "version": 1,
+                        "recipe": "anvil.toml",
+                        "request": {},
+                        "files": {},
+                        "state": {},
+                        "plan": {"actions": [{"stage": "x"}]},
+                    }
+                )
+            ),
+            "plan.actions",
+            ("apply", "p.json"),
+        ),  # fmt: skip
+        file_case(
+            "apply a saved plan of a recipe gone",
+            lambda f: (f / "p.json").write_text(
+                json.dumps(
+                    {
+                        "format": "anvil-plan",
+                        "version": 1,
+                        "recipe": "gone.toml",
+                        "request": {},
+                        "files": {},
+                        "state": {},
+                        "plan": {"actions": []},
+                    }
+                )
+            ),
+            "gone.toml",
+            ("apply", "p.json"),
+        ),  # fmt: skip
     ]
     return out
 
@@ -206,7 +271,7 @@ NUMBERS = [
     ("eval", "runs"), ("eval", "temperature"), ("eval", "max_tokens"), ("eval", "high_variance"),
     ("eval", "judge", "timeout_s"), ("eval", "judge", "retries"), ("eval", "knowledge", 0, "n"),
     ("gates", 0, "min"), ("serve", "port"), ("serve", "max_tokens"), ("serve", "kv_cache", "bits"),
-    ("serve", "kv_cache", "group_size"), ("serve", "kv_cache", "start"),
+    ("serve", "kv_cache", "group_size"), ("serve", "kv_cache", "start"), ("machine", "memory_gb"),
 ]  # fmt: skip
 BAD_NUMBERS = [-1, 10**30, math.inf, math.nan, "20", True]
 STRINGS = [
@@ -256,6 +321,10 @@ def cases() -> list[Case]:
         field_case(("datasets", "d", "sources", 0, "count"), 99, "asks for 99 rows"),
         field_case(("datasets", "d", "sources", 0, "weight"), 1.0, "either count or weight"),
         field_case(("datasets", "d", "sources"), [], "datasets.d.sources"),
+        field_case(("eval", "contamination"), "warning", "eval.contamination"),
+        field_case(("machine", "memory"), 96, "did you mean 'memory_gb'"),
+        field_case(("machine", "memory_gb"), 0, "machine.memory_gb"),
+        field_case(("machine", "name"), "", "machine.name"),
         field_case(("datasets", "d", "categories"), {"voic": {"description": "x"}}, "did you mean 'voice'"),
         field_case(("datasets", "d", "categories"), {"voice": {"description": ""}}, "datasets.d.categories.voice"),
         field_case(("datasets", "d", "categories"), {"voice": "x"}, "datasets.d.categories.voice"),

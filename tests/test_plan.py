@@ -174,4 +174,5 @@ def test_plan_json_is_serialisable():
         "fingerprint": plan.actions[0].fingerprint,
         "reasons": ["create"],
         "needs": [],
+        "estimate": None,
     }

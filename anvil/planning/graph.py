@@ -73,11 +73,20 @@ class Graph:
                 todo.extend(self.nodes[node_id].deps)
         return out
 
-    def select(self, target: str) -> set[str]:
-        """Stage ids a `--target` names: a stage id (`v1.train`), a model (`v1`) or a dataset name."""
+    def dependents(self, ids: set[str]) -> set[str]:
+        """The given stages and everything that needs them, transitively; observers (the report) excepted:
+        they show what is left out rather than being left out with it."""
+        out = set(ids)
+        for node in self.order():
+            if not node.observer and any(need in out for need in node.deps):
+                out.add(node.id)
+        return out
+
+    def select(self, target: str, flag: str = "--target") -> set[str]:
+        """Stage ids a `--target` (or `--exclude`) names: a stage id (`v1.train`), a model (`v1`) or a dataset name."""
         if target in self.nodes:
             return {target}
         found = {n.id for n in self.nodes.values() if n.model == target or n.id == f"dataset.{target}"}
         if not found:
-            raise AnvilError(f"--target {target}: no such model or stage (expected one of: {', '.join(self.nodes)})")
+            raise AnvilError(f"{flag} {target}: no such model or stage (expected one of: {', '.join(self.nodes)})")
         return found

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from anvil.planning.estimate import Estimate
 from anvil.planning.fingerprint import fingerprint
 from anvil.planning.graph import Graph, Node
 from anvil.planning.record import Outcome, StageRecord
@@ -64,6 +65,13 @@ class Action:
 class Plan:
     actions: tuple[Action, ...]
     files: dict[str, str] = field(default_factory=dict)  # the digests planned against
+    estimates: dict[str, Estimate] = field(default_factory=dict)  # time and memory of each change
+
+    def estimated_seconds(self) -> float | None:
+        """The whole apply's time, when every change has an estimate."""
+        found = [self.estimates.get(a.stage) for a in self.changes if a.act is not Act.ORPHANED]
+        seconds = [e.seconds for e in found if e is not None and e.seconds is not None]
+        return sum(seconds) if len(seconds) == len(found) else None
 
     @property
     def changes(self) -> list[Action]:
@@ -86,11 +94,13 @@ class Plan:
             "format": 1,
             "changes": bool(self.changes),
             "summary": self.counts(),
+            "estimated_seconds": self.estimated_seconds(),
             "actions": [
-                {**asdict(a), "act": a.act.value, "reasons": list(a.reasons), "needs": list(a.needs)}
+                {**asdict(a), "act": a.act.value, "reasons": list(a.reasons), "needs": list(a.needs),
+                 "estimate": self.estimates[a.stage].to_json() if a.stage in self.estimates else None}
                 for a in self.actions
             ],
-        }
+        }  # fmt: skip
 
 
 def make_plan(
@@ -101,14 +111,17 @@ def make_plan(
     cached: Callable[[str], bool] = lambda fp: False,
     targets: Collection[str] = (),
     replace: Collection[str] = (),
+    exclude: Collection[str] = (),
 ) -> Plan:
     """`drifted`: stages whose recorded artifact or process no longer matches the record, with why.
     `cached(fp)`: whether the store holds an intact artifact for that fingerprint. `targets` limits the
-    plan to those stages and what they need; `replace` forces stages to rerun."""
+    plan to those stages and what they need; `exclude` leaves out those stages and what needs them;
+    `replace` forces stages to rerun."""
     for stage in replace:
         if stage not in graph.nodes:
             raise ValueError(f"--replace {stage}: no such stage (expected one of: {', '.join(graph.nodes)})")
     scope = graph.closure(set(targets)) if targets else set(graph.nodes)
+    scope -= graph.dependents(set(exclude))
     prints: dict[str, str] = {}
     unavailable: set[str] = set()
     held = Held()
@@ -134,7 +147,7 @@ def make_plan(
         failed = act is Act.UP_TO_DATE and record is not None and record.outcome is Outcome.FAILED
         held.note(node.id, act is Act.BLOCKED, failed)
         actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.deps))
-    if not targets:
+    if not targets and not exclude:
         for stage, record in records.items():
             if stage not in graph.nodes:
                 actions.append(Action(stage, record.kind, Act.ORPHANED, record.fingerprint, ("orphaned",)))

@@ -78,6 +78,13 @@ class Eval(Strict):
     concurrency: int = Field(
         default=1, ge=1, le=256, description="Requests sent at once to a model's server while generating."
     )
+    # exclude: a check of the recipe's files, not something any artifact is made from
+    contamination: Literal["warn", "error", "off"] = Field(
+        default="warn",
+        exclude=True,
+        description="When an evaluation prompt (a suite turn, a local knowledge item) appears in training data, "
+        "whole or by a 13-word overlap: `warn` (validate and plan say where), `error` (they refuse) or `off`.",
+    )
 
 
 class Gate(Strict):

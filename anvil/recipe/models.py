@@ -212,6 +212,15 @@ class Model(Strict):
         return self
 
 
+class Machine(Strict):
+    """The machine the recipe is planned for, when it is not this one (plan here, train on the Mac)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="What to call it in the plan.")
+    memory_gb: float | None = Field(
+        default=None, gt=0, le=1_000_000, description="Its memory in GB (default: this machine's)."
+    )
+
+
 class Recipe(Strict):
     """An Anvil recipe: a lineage of models, the datasets they train on, serving, evaluation and gates."""
 
@@ -221,6 +230,7 @@ class Recipe(Strict):
     serve: Serve | None = Field(default=None, description="The OpenAI-compatible server Anvil keeps running.")
     eval: Eval | None = Field(default=None, description="Evaluation: suites, judge, runs, benchmarks.")
     gates: list[Gate] = Field(default=[], description="Thresholds a model must meet to be promoted.")
+    machine: Machine = Field(default_factory=Machine, description="Where it runs, for the memory estimates.")
 
     def lineage(self, model: str) -> list[str]:
         """`model`, its parent, the parent's parent, ... up to its root; stops before a name repeats (a

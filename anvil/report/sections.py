@@ -277,9 +277,10 @@ def architecture(config: ReportConfig, view: View) -> dict[str, Any]:
     return {
         "packages": environment.versions(),
         "machine": environment.machine(),
-        "fuse": None if fuse is None else {"method": "W + scale * (A @ B).T on the parent's shards; vision and audio "
-                                           "towers kept", **{k: fuse.metrics.get(k) for k in
-                                           ("merged_modules", "max_logit_diff", "loads_in_mlx_vlm", "vision_tower")}},
+        "fuse": None if fuse is None else {"method": "W + scale * (A @ B).T streamed through the parent's shards; "
+                                           "vision and audio towers kept", **{k: fuse.metrics.get(k) for k in
+                                           ("merged_modules", "max_projection_diff", "loads_in_mlx_vlm",
+                                            "vision_tower")}},
         "judge": None if scored is None else {**scored.config["judge"], "runs": scored.config.get("runs")},
         "eval_kv_cache": None if generated is None else generated.config.get("kv_cache"),
         "serve_kv_cache": None if serve is None else serve.config.get("kv_cache"),

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from anvil.errors import AnvilError
 from anvil.state.atomic import write_json
@@ -29,7 +30,7 @@ class StatCache:
         self.path = path
         self.entries: dict[str, list] = {}
         # Facts learnt from a content hash, e.g. "rows:<digest>" -> valid row count of a checked file.
-        self.facts: dict[str, int] = {}
+        self.facts: dict[str, Any] = {}  # what was learnt of a content digest: row counts, contamination
         self.dirty = False
         if path and path.exists():
             try:

@@ -1,0 +1,137 @@
+"""The estimates of a plan for this project: model shapes from what is built or on disk, the store's
+history of runs, the machine's memory; and the run recorded after each stage, with the estimate's error.
+The arithmetic is in planning/estimate.py (pure); this module finds its inputs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from anvil import sizing
+from anvil.backends.lora import lora_keys
+from anvil.errors import AnvilError
+from anvil.planning import estimate
+from anvil.planning.estimate import GB, Estimate, Run, Shape
+from anvil.planning.graph import Graph, Node
+from anvil.planning.plan import Act, Plan
+from anvil.planning.record import StageRecord
+from anvil.recipe.load import LoadedRecipe
+from anvil.stages import source
+from anvil.stages.stage import weights_of
+from anvil.state import history
+from anvil.state.store import Store
+
+WARN_FRACTION = 0.85  # of the machine's memory: above it, the plan warns; above all of it, apply refuses
+
+
+def shapes(loaded: LoadedRecipe, records: Mapping[str, StageRecord], store: Store) -> dict[str, Shape | None]:
+    """Each model's shape: its lineage root's (a LoRA round keeps the shape it was trained on)."""
+    recipe, found = loaded.recipe, {}
+    for name in recipe.models:
+        root = recipe.root_of(name)
+        if root not in found:
+            record = records.get(weights_of(recipe, root))
+            built = None
+            if record is not None and store.intact(record):
+                try:
+                    built = source.checkpoint(store.artifact(record.fingerprint), loaded.root)
+                except AnvilError:  # a Hub snapshot gone from the cache: fall back to the recipe
+                    built = None
+            found[root] = sizing.root_shape(recipe.models[root], loaded.root, built)
+        found[name] = found[root]
+    return found
+
+
+def for_plan(plan: Plan, graph: Graph, loaded: LoadedRecipe, records: Mapping[str, StageRecord],
+             store: Store) -> dict[str, Estimate]:  # fmt: skip
+    model_shapes = shapes(loaded, records, store)
+    runs = history.read(history_file(store))
+    here = sizing.machine()
+    out = {}
+    for action in plan.changes:
+        node = graph.nodes.get(action.stage)
+        if node is None:
+            continue
+        if action.act is Act.RESTORE:
+            out[node.id] = Estimate(0.0, "restore")
+            continue
+        shape = model_shapes.get(model_of(node) or "")
+        size = shape.parameters if shape else 0.0
+        work = estimate.units(node.kind, node.settings, shape.weight_bytes if shape else 0.0)
+        seconds, basis = estimate.seconds(node.id, node.kind, work, size, here, runs)
+        out[node.id] = Estimate(seconds, basis, memory(node, shape))
+    return out
+
+
+def model_of(node: Node) -> str | None:
+    return node.model or node.settings.get("model")
+
+
+def memory(node: Node, shape: Shape | None) -> float | None:
+    if shape is None:
+        return None
+    settings = node.settings
+    if node.kind == "train":
+        return estimate.train_memory(shape, settings["lora"], settings["train"], lora_keys(settings["lora"]["targets"]))
+    if node.kind == "fuse":
+        return estimate.fuse_memory(shape)
+    if node.kind in ("transcripts", "knowledge", "serve"):
+        kv = settings["kv_cache"]
+        bits = kv["bits"] if kv["quantization"] != "none" else None
+        tokens = settings.get("max_tokens") or max((b["max_tokens"] or 256 for b in settings.get("benchmarks", [])),
+                                                   default=256)  # fmt: skip
+        return estimate.serving_memory(shape, tokens, bits, getattr(node.options, "concurrency", 1))
+    return None
+
+
+def memory_limit(loaded: LoadedRecipe) -> tuple[float, str]:
+    machine = loaded.recipe.machine
+    if machine.memory_gb is not None:
+        return machine.memory_gb * GB, machine.name or "the recipe's [machine]"
+    return sizing.total_memory(), "this machine"
+
+
+def too_big(estimates: Mapping[str, Estimate], loaded: LoadedRecipe) -> tuple[list[str], list[str]]:
+    """(stages that cannot fit: apply refuses them, stages close to the limit: the plan warns), as lines."""
+    limit, where = memory_limit(loaded)
+    refuse, warn = [], []
+    for stage, e in estimates.items():
+        if e.memory_bytes is None:
+            continue
+        line = f"{stage} needs about {size(e.memory_bytes)} at its peak; {where} has {size(limit)}"
+        if e.memory_bytes > limit:
+            refuse.append(line)
+        elif e.memory_bytes > WARN_FRACTION * limit:
+            warn.append(line)
+    return refuse, warn
+
+
+def size(nbytes: float) -> str:
+    return f"{nbytes / GB:.1f} GB" if nbytes >= GB else f"{nbytes / 1e6:.0f} MB"
+
+
+def history_file(store: Store) -> Path:
+    return store.root / "history.jsonl"
+
+
+def recorded(store: Store, graph: Graph, estimates: Mapping[str, Estimate], shapes_of: dict[str, Shape | None],
+             run: Callable[..., Any]) -> Callable[..., Any]:  # fmt: skip
+    """`run` (the executor's stage function), remembering in the store's history how long each stage took
+    next to what the plan estimated."""
+
+    def timed(action, workdir, inputs):
+        started = time.monotonic()
+        result = run(action, workdir, inputs)
+        node = graph.nodes[action.stage]
+        shape = shapes_of.get(model_of(node) or "")
+        expected = estimates.get(action.stage)
+        history.append(history_file(store), Run(
+            stage=action.stage, kind=action.kind, machine=sizing.machine(),
+            units=estimate.units(node.kind, node.settings, shape.weight_bytes if shape else 0.0),
+            parameters=shape.parameters if shape else 0.0, seconds=round(time.monotonic() - started, 3),
+            estimate=None if expected is None or expected.seconds is None else round(expected.seconds, 3)))  # fmt: skip
+        return result
+
+    return timed

@@ -1,0 +1,93 @@
+"""A plan saved to a file (`anvil plan -out plan.json`) and the check that it still holds when
+`anvil apply plan.json` runs it: the plan you read is the plan that runs, or nothing runs.
+
+A saved plan is bound to what it was made from: every stage's fingerprint and act, the digest of every
+file it read, and the recorded state (each stage's fingerprint, outcome and, for a server, its process).
+Applying it plans again from the same request and refuses, listing the differences, unless all agree."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from anvil.errors import AnvilError
+from anvil.planning.plan import Plan
+from anvil.planning.record import StageRecord
+
+FORMAT = "anvil-plan"
+VERSION = 1
+REQUEST_KEYS = ("targets", "replace", "exclude")
+
+
+def bound_state(records: Mapping[str, StageRecord]) -> dict[str, str]:
+    """What a plan assumed of the recorded state, one short line per stage: a stage built again since
+    (even to the same fingerprint, as `--replace` does) makes a saved plan stale, as Terraform's does."""
+    return {sid: " ".join(filter(None, (r.fingerprint[:16], r.outcome.value, r.started, str(r.metrics.get("pid", "")))))
+            for sid, r in sorted(records.items())}  # fmt: skip
+
+
+def to_saved(plan: Plan, recipe: str, records: Mapping[str, StageRecord], request: Mapping[str, list[str]]) -> dict:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "recipe": recipe,
+        "request": {key: list(request.get(key, [])) for key in REQUEST_KEYS},
+        "files": dict(plan.files),
+        "state": bound_state(records),
+        "plan": plan.to_json(),
+    }
+
+
+def parse(text: str, shown_as: str) -> dict[str, Any]:
+    """A saved plan's contents, or one error saying why this file is not one anvil can apply."""
+    try:
+        saved = json.loads(text)
+    except ValueError as e:
+        raise AnvilError(f"{shown_as}: not a saved plan (not JSON: {e})") from None
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        raise AnvilError(f"{shown_as}: not a saved plan (expected the output of `anvil plan -out {shown_as}`)")
+    if saved.get("version") != VERSION:
+        raise AnvilError(f"{shown_as}: saved plan version {saved.get('version')!r}, this anvil reads version "
+                         f"{VERSION}; run `anvil plan -out {shown_as}` again")  # fmt: skip
+    shapes = {"recipe": str, "request": dict, "files": dict, "state": dict, "plan": dict}
+    for key, shape in shapes.items():
+        if not isinstance(saved.get(key), shape):
+            raise AnvilError(f"{shown_as}: {key}: missing or not a {shape.__name__} (the file was edited?)")
+    request = saved["request"]
+    for key in REQUEST_KEYS:
+        values = request.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise AnvilError(f"{shown_as}: request.{key}: expected a list of stage names")
+    actions = saved["plan"].get("actions")
+    if not isinstance(actions, list) or not all(isinstance(a, dict) and {"stage", "act", "fingerprint"} <= a.keys()
+                                                for a in actions):  # fmt: skip
+        raise AnvilError(f"{shown_as}: plan.actions: missing or malformed (the file was edited?)")
+    return saved
+
+
+def differences(saved: Mapping[str, Any], plan: Plan, records: Mapping[str, StageRecord]) -> list[str]:
+    """Everything that changed between the saved plan and a plan made now; empty when it still holds."""
+    found = []
+    now_files = plan.files
+    for path in sorted(saved["files"].keys() | now_files.keys()):
+        before, after = saved["files"].get(path), now_files.get(path)
+        if before != after:
+            found.append(f"{path}: {'added' if before is None else 'removed' if after is None else 'changed'}")
+    now_state = bound_state(records)
+    for sid in sorted(saved["state"].keys() | now_state.keys()):
+        before, after = saved["state"].get(sid), now_state.get(sid)
+        if before != after:
+            what = "recorded since" if before is None else "forgotten since" if after is None else "recorded anew"
+            found.append(f"{sid}: {what} (another apply, `down` or a restore ran)")
+    then = {a["stage"]: a for a in saved["plan"]["actions"]}
+    now = {a.stage: a for a in plan.actions}
+    for stage in list(then) + [s for s in now if s not in then]:
+        planned, action = then.get(stage), now.get(stage)
+        if planned is None or action is None:
+            found.append(f"{stage}: {'not in the saved plan' if planned is None else 'no longer in the plan'}")
+        elif (planned["act"], planned["fingerprint"]) != (action.act.value, action.fingerprint):
+            found.append(f"{stage}: planned {planned['act']} of {planned['fingerprint'][:8]}, "
+                         f"now {action.act.value} of {action.fingerprint[:8]}"
+                         + (f" ({action.reasons[0]})" if action.reasons else ""))  # fmt: skip
+    return found

@@ -1,0 +1,140 @@
+"""The fuse's memory and time on a multi-GB checkpoint, against `cp` of the same shards (same run).
+
+Builds a synthetic bf16 checkpoint of --shards shards of --shard-mb MB each (projections of a Gemma-like
+text model; the last --adapted fraction of its layers adapted by a rank-16 LoRA, as the seed's 12 of 60),
+then, each in a fresh process:
+  - cp:    copies the shards (the floor for any fuse: every byte read and written once);
+  - merge: the merges alone, in memory, no file (the arithmetic floor: W + scale * (A @ B).T per projection);
+  - fuse:  Anvil's fuse, verification included (each merged projection read back and checked).
+Printed: wall time and peak RSS of each, fuse/cp ratios, and peak RSS against the largest shard
+(targets: peak <= 1.5x the largest shard, wall <= 2x the copy).
+Run by hand: python benchmarks/fuse_streaming.py [--shards 4] [--shard-mb 512] [--dir /tmp]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HIDDEN, INTERMEDIATE, RANK = 2048, 8192, 16
+PROJECTIONS = {"self_attn.q_proj": (HIDDEN, HIDDEN), "self_attn.o_proj": (HIDDEN, HIDDEN),
+               "mlp.gate_proj": (INTERMEDIATE, HIDDEN), "mlp.down_proj": (HIDDEN, INTERMEDIATE)}  # fmt: skip
+
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report its parent's peak.
+PEAK = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) * 1024"
+FUSE = f"""
+import sys, time
+from pathlib import Path
+from anvil.backends import fuse
+t0 = time.perf_counter()
+metrics = fuse.fuse(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+print(time.perf_counter() - t0, {PEAK}, metrics["max_projection_diff"])
+"""
+MERGE = """
+import sys, time
+import mlx.core as mx
+from anvil.backends import tensors
+lora = tensors.read(__import__("pathlib").Path(sys.argv[1]))
+t0 = time.perf_counter()
+for key in [k for k in lora if k.endswith(".lora_a")]:
+    a, b = lora[key], lora[key.replace("lora_a", "lora_b")]
+    w = mx.zeros((b.shape[1], a.shape[0]), dtype=mx.bfloat16)
+    mx.eval((w.astype(mx.float32) + (2.0 * (a @ b)).T).astype(mx.bfloat16))
+print(time.perf_counter() - t0)
+"""
+BASELINE = f"""
+import mlx.core, numpy  # what the fuse process imports, so that both start from the same footprint
+print({PEAK})
+"""
+
+
+def build(root: Path, shards: int, shard_mb: int, adapted: float) -> int:
+    """The checkpoint and its adapter; returns the largest shard's bytes."""
+    import mlx.core as mx
+    from safetensors.numpy import save_file
+
+    model, adapter = root / "model", root / "adapter"
+    model.mkdir()
+    adapter.mkdir()
+    rng = np.random.default_rng(0)
+    per_layer = sum(out * inp * 2 for out, inp in PROJECTIONS.values())
+    layers = shards * (shard_mb << 20) // per_layer
+    first_adapted = layers - max(1, round(layers * adapted))
+    layer, lora = 0, {}
+    for s in range(shards):
+        tensors, size = {}, 0
+        while size < shard_mb << 20 and layer < layers:
+            for name, (out, inp) in PROJECTIONS.items():
+                key = f"language_model.model.layers.{layer}.{name}"
+                bits = rng.integers(0x3C00, 0x3C80, size=(out, inp), dtype=np.uint16)  # bf16 values near 1
+                tensors[f"{key}.weight"] = bits
+                size += bits.nbytes
+                if layer >= first_adapted:
+                    lora[f"{key}.lora_a"] = (rng.standard_normal((inp, RANK)) * 0.01).astype(np.float32)
+                    lora[f"{key}.lora_b"] = (rng.standard_normal((RANK, out)) * 0.01).astype(np.float32)
+            layer += 1
+        bf16 = {name: mx.array(bits).view(mx.bfloat16) for name, bits in tensors.items()}
+        mx.save_safetensors(str(model / f"model-{s:05d}.safetensors"), bf16)
+        del bf16, tensors
+    (model / "config.json").write_text(json.dumps({"model_type": "gemma4", "text_config": {"hidden_size": HIDDEN}}))
+    save_file(lora, str(adapter / "adapters.safetensors"))
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"fine_tune_type": "lora", "lora_parameters": {"scale": 2.0}})
+    )
+    return max(p.stat().st_size for p in model.glob("*.safetensors"))
+
+
+def timed(argv: list[str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{argv[:3]} failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - t0, done.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--shard-mb", type=int, default=512)
+    ap.add_argument("--adapted", type=float, default=0.2, help="fraction of layers adapted (seed: 12 of 60)")
+    ap.add_argument("--dir", default=tempfile.gettempdir())
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(dir=args.dir, prefix="anvil-fuse-bench-"))
+    try:
+        largest = build(root, args.shards, args.shard_mb, args.adapted)
+        total = sum(p.stat().st_size for p in (root / "model").glob("*.safetensors"))
+        floor = int(timed([sys.executable, "-c", BASELINE])[1])
+        merge_s = float(timed([sys.executable, "-c", MERGE, str(root / "adapter" / "adapters.safetensors")])[1])
+        copy_s = fuse_s = 0.0
+        for _attempt in range(2):  # alternating, the second of each kept: both read warm files
+            shutil.rmtree(root / "copy", ignore_errors=True)
+            copy_s = timed(["cp", "-r", str(root / "model"), str(root / "copy")])[0]
+            shutil.rmtree(root / "fused", ignore_errors=True)
+            (root / "fused").mkdir()
+            out = timed([sys.executable, "-c", FUSE, str(root / "model"), str(root / "adapter"), str(root / "fused")])[
+                1
+            ]
+            fuse_s, peak, diff = (float(x) for x in out.split())
+        print(f"checkpoint: {args.shards} shards, {total / 1e9:.2f} GB, largest shard {largest / 1e6:.0f} MB")
+        print(f"cp:   {copy_s:6.2f} s")
+        print(f"merge arithmetic alone: {merge_s:6.2f} s ({args.adapted:.0%} of the layers adapted)")
+        print(
+            f"fuse: {fuse_s:6.2f} s  ({fuse_s / copy_s:.2f}x cp; target <= 2x), max projection diff {diff:.1e}; "
+            f"less the arithmetic: {(fuse_s - merge_s) / copy_s:.2f}x cp"
+        )
+        print(f"fuse peak RSS {peak / 1e6:.0f} MB = {peak / largest:.2f}x the largest shard (target <= 1.5x); "
+              f"of which {floor / 1e6:.0f} MB is Python with MLX imported, "
+              f"{(peak - floor) / largest:.2f}x the shard above that")  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Time and memory estimates: the pure arithmetic, the history it learns from, and an apply refused for
+memory before anything runs."""
+
+from __future__ import annotations
+
+import json
+
+from anvil.planning.estimate import GB, Run, Shape, lora_parameters, seconds, shape_from_name, train_memory
+from tests.test_cli import anvil
+
+KEYS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+        "mlp.up_proj", "mlp.down_proj"]  # fmt: skip
+SEED = Shape(69e9, 34.5e9, 5376, 21504, 60, 32, 16, 256, 262144, text_weight_bytes=30.697e9 * 2)
+LORA = {"rank": 16, "last_layers": 12}
+TRAIN = {"batch_size": 1, "max_seq_length": 1024, "grad_checkpoint": True}
+
+
+def test_the_last_run_of_the_same_stage_predicts_a_rerun():
+    history = [Run("v1.train", "train", "m", units=400, parameters=1e6, seconds=80.0)]
+    assert seconds("v1.train", "train", 800, 1e6, "m", history) == (160.0, "last run")
+    assert seconds("v1.train", "train", 800, 1e6, "other machine", history)[1] == "model size"
+    alike = seconds("v2.train", "train", 400, 4e6, "m", history)  # another round, a 4x bigger model
+    assert alike == (320.0, "history")
+
+
+def test_without_history_the_prior_scales_with_size_and_nothing_is_a_guess():
+    small, big = seconds("a", "train", 100, 1e6, "m", []), seconds("a", "train", 100, 31e9, "m", [])
+    assert small[1] == big[1] == "model size" and big[0] == 31 * small[0]
+    assert seconds("a", "gate", 1, 1e6, "m", []) == (None, "")
+
+
+def test_the_seed_shape_gives_the_seed_trainable_parameters_and_its_memory_within_20_percent():
+    assert abs(lora_parameters(SEED, 16, 12, KEYS) - 24.5e6) / 24.5e6 < 0.05  # the seed: 24.5M
+    estimate = train_memory(SEED, LORA, TRAIN, KEYS)
+    assert abs(estimate - 81e9) / 81e9 < 0.2, estimate / GB  # the seed: ~81 GB measured on the M3 Ultra
+
+
+def test_memory_grows_with_what_it_should_and_checkpointing_saves_it():
+    base = train_memory(SEED, LORA, TRAIN, KEYS)
+    assert train_memory(SEED, LORA, {**TRAIN, "grad_checkpoint": False}, KEYS) > base
+    assert train_memory(SEED, LORA, {**TRAIN, "batch_size": 4}, KEYS) > base
+    assert train_memory(SEED, {"rank": 16, "last_layers": 60}, TRAIN, KEYS) > base
+
+
+def test_a_model_named_by_size_gets_a_shape_of_that_size():
+    shape = shape_from_name("google/gemma-4-31b-it")
+    assert shape is not None and shape.parameters == 31e9 and shape.weight_bytes == 62e9
+    assert shape_from_name("mlx-community/Llama-3-8B-4bit").bytes_per_weight < 1
+    assert shape_from_name("org/no-size-here") is None
+
+
+def test_an_apply_that_cannot_fit_is_refused_before_anything_runs(project_dir):
+    recipe = project_dir / "anvil.toml"
+    recipe.write_text(recipe.read_text() + '\n[machine]\nname = "a toaster"\nmemory_gb = 0.001\n')
+    plan = anvil("plan")
+    assert plan.returncode == 0
+    line = next(line for line in plan.stderr.splitlines() if line.startswith("! v1.train needs about "))
+    assert line.endswith(" MB at its peak; a toaster has 1 MB: apply will refuse")
+    refused = anvil("apply")
+    assert refused.returncode == 1 and "not enough memory, nothing was run" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not any(row["built"] for row in json.loads(anvil("status", "--json").stdout))
+
+
+def test_an_apply_records_its_runs_and_the_next_plan_estimates_from_them(data_dir):
+    assert json.loads(anvil("plan", "--json").stdout)["estimated_seconds"] is None  # datasets: no prior
+    applied = anvil("apply")
+    assert applied.returncode == 0 and "Took " in applied.stdout
+    runs = [json.loads(line) for line in (data_dir / ".anvil" / "history.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in runs} == {"dataset.domain", "dataset.behavioral"}
+    assert all(r["seconds"] >= 0 and r["estimate"] is None for r in runs)
+    again = json.loads(anvil("plan", "--replace", "dataset.domain", "--json").stdout)
+    [action] = [a for a in again["actions"] if a["stage"] == "dataset.domain"]
+    assert action["estimate"]["basis"] == "last run" and again["estimated_seconds"] is not None
+    anvil("apply", "--replace", "dataset.domain")
+    last = json.loads((data_dir / ".anvil" / "history.jsonl").read_text().splitlines()[-1])
+    assert last["stage"] == "dataset.domain" and last["estimate"] is not None, "the estimate is kept beside the time"
