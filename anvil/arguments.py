@@ -99,6 +99,8 @@ def parser(commands: dict[str, Callable]) -> argparse.ArgumentParser:
     c = command("report", commands["report"], "write the dashboard: one self-contained HTML page of the project")
     c.add_argument("--open", action="store_true", help="open it in the default browser")
     c.add_argument("--json", action="store_true", help="print the page's data as JSON")
+    command("push", commands["push"], "upload the project's artifacts to the remote store ([store] remote)")
+    command("pull", commands["pull"], "download from the remote store what the plan would restore from it")
     c = command("graph", commands["graph"], "print the stage graph")
     c.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     c = command("gc", commands["gc"], "remove artifacts no stage of the recipe refers to")

@@ -11,18 +11,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from anvil import estimating, render
+from anvil import errors, estimating, render, sharing
 from anvil.arguments import DEFAULT_RECIPE, parser
-from anvil.errors import (
-    EXIT_CHANGES,
-    EXIT_ERROR,
-    EXIT_GATES,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    AnvilError,
-    InvalidInput,
-    StalePlan,
-)
+from anvil.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_GATES, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
 from anvil.planning.saved import differences, parse, to_saved
 from anvil.project import open_project
 from anvil.recipe.load import load_recipe, shown
@@ -60,6 +51,20 @@ def cmd_validate(args) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     return status
+
+
+def cmd_push(args) -> int:
+    done, url = sharing.push_all(open_project(args.recipe), args.recipe)
+    render.transfer_line(done, "pushed", f"to {url}", out)
+    return EXIT_OK
+
+
+def cmd_pull(args) -> int:
+    done, url = sharing.pull_needed(open_project(args.recipe), args.recipe)
+    render.transfer_line(done, "pulled", f"from {url} into the run-cache", out)
+    for line in done.failed:
+        err.print(f"error: {line}", markup=False)
+    return EXIT_ERROR if done.failed else EXIT_OK
 
 
 def cmd_schema(args) -> int:
@@ -100,6 +105,7 @@ def cmd_plan(args) -> int:
     else:
         render.plan_lines(plan, out, project.state.load())
     render.memory_lines(*estimating.too_big(plan.estimates, project.loaded), "apply will refuse", err)
+    render.warning_lines(project.shared.warnings, err)
     if args.out:
         request = {"targets": args.target, "replace": args.replace, "exclude": args.exclude}
         saved = to_saved(plan, str(Path(args.recipe).resolve()), project.state.load(), request)
@@ -130,7 +136,7 @@ def _planned(args):
     request = saved["request"]
     plan = project.plan(request["targets"], request["replace"], request["exclude"])
     if changed := differences(saved, plan, project.state.load()):
-        raise StalePlan(changed)
+        raise errors.StalePlan(changed)
     return project, plan, saved
 
 
@@ -153,6 +159,7 @@ def cmd_apply(args) -> int:
             return report_gates(project) or e.exit_code
         finally:
             page.close(in_flight)
+            render.warning_lines(project.shared.warnings, err)
         counts = plan.counts()
         held = counts["unavailable"] + counts["blocked"] + len(applied.blocked)
         out.print(render.estimate_error(plan, applied.ran, project.state.load()), highlight=False)
@@ -259,25 +266,13 @@ def cmd_gc(args) -> int:
 
 COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan, "apply": cmd_apply, "report": cmd_report,
             "serve": cmd_serve, "down": cmd_down, "eval_show": cmd_eval_show, "status": cmd_status,
-            "graph": cmd_graph, "gc": cmd_gc}  # fmt: skip
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised where Python runs so that every `finally` stops what it started."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _stop(signum, frame):
-    raise Stopped(signum)
+            "graph": cmd_graph, "gc": cmd_gc, "push": cmd_push, "pull": cmd_pull}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser(COMMANDS).parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _stop)
+        signal.signal(sig, errors.Stopped.raise_it)
     try:
         return args.func(args)
     except BrokenPipeError:  # `anvil graph | head -1`: the reader has all it wants
@@ -291,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             err.print("stopped")
             return EXIT_OK
         err.print("interrupted; finished stages are recorded, the one in flight is discarded")
-        return 128 + e.signum if isinstance(e, Stopped) else EXIT_INTERRUPTED
+        return 128 + e.signum if isinstance(e, errors.Stopped) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 
 # Exit codes, documented in the README. 2 is Terraform's "changes pending" for `plan --detailed-exitcode`.
@@ -62,3 +63,16 @@ class GatesFailed(AnvilError):
     """A model missed its gates: recorded, reported like the seed's table, and not promoted."""
 
     exit_code = EXIT_GATES
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Python runs so that every `finally` stops what it started."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @staticmethod
+    def raise_it(signum, frame):
+        """The signal handler `main` installs."""
+        raise Stopped(signum)

@@ -26,6 +26,9 @@ from anvil.state.store import Store
 RunStage = Callable[[Action, Path | None, dict[str, Path]], Result | dict[str, Any]]
 # Stops what a resource record stands for (the server), when its stage leaves the recipe.
 Release = Callable[[StageRecord], None]
+# Downloads an artifact from the remote store into the store (under its claim): its record, or None when it
+# cannot (the stage is then built here).
+Fetch = Callable[[str], StageRecord | None]
 # (event, action, seconds): "start", "done", "warned" or "failed" (finished with that outcome), "restored",
 # "removed", "blocked" (needs a failed stage) or "waiting" (another project is building the same stage)
 OnEvent = Callable[[str, Action, float], None]
@@ -75,6 +78,7 @@ def execute(
     run_stage: RunStage,
     on_event: OnEvent = lambda *a: None,
     release: Release = lambda record: None,
+    fetch: Fetch = lambda fingerprint: None,
 ) -> Applied:
     records = state.load()
     prints = {a.stage: a.fingerprint for a in plan.actions}
@@ -107,6 +111,8 @@ def execute(
             with store.claim(action.fingerprint, on_wait=partial(on_event, "waiting", action, 0.0)) as waited:
                 # Planned as a restore, or built by another project while we waited: no compute.
                 cached = store.cached(action.fingerprint) if waited or action.act is Act.RESTORE else None
+                if cached is None and action.act is Act.RESTORE:  # planned from the remote store
+                    cached = fetch(action.fingerprint)
                 restored = cached is not None
                 if cached is None:
                     workdir = store.new_workdir(action.stage)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anvil import estimating
+from anvil import estimating, results
 from anvil.backends import process
 from anvil.errors import AnvilError, StalePlan, StoreLocked
 from anvil.executor import Applied, OnEvent, RunStage, execute
@@ -22,11 +22,13 @@ from anvil.planning.saved import differences
 from anvil.recipe import contamination
 from anvil.recipe.load import LoadedRecipe, load_recipe
 from anvil.recipe.rows import count_rows
-from anvil.settings import store_path
+from anvil.settings import remote_url, store_path
+from anvil.sharing import Shared
 from anvil.stages import evaluate, gate, knowledge, source
 from anvil.stages.registry import BY_KIND, build_graph, summary_of
 from anvil.stages.stage import Result, StageRun, weights_of
 from anvil.state.project_state import ProjectState, load_records
+from anvil.state.remote import Remote
 from anvil.state.store import Store
 
 OnProgress = Callable[[Action, float, str], None]
@@ -38,6 +40,7 @@ class Project:
     state: ProjectState  # this recipe's own: never shared
     store: Store  # content-addressed artifacts, shareable with other projects
     graph: Graph
+    shared: Shared = field(default_factory=lambda: Shared(None))  # the remote store, if the recipe has one
     forgotten: list[str] = field(default_factory=list)  # by `down`: records of processes another project started
 
     def file_digests(self) -> dict[str, str]:
@@ -66,6 +69,7 @@ class Project:
                 self.file_digests(),
                 drifted={sid: why for sid, record in records.items() if (why := self.drift(record))},
                 cached=lambda fp: self.store.cached(fp) is not None,
+                remote=self.shared.has,
                 targets=selected,
                 replace=replace,
                 exclude=excluded,
@@ -151,7 +155,8 @@ class Project:
                 run = estimating.recorded(self.store, self.graph, plan.estimates,
                                           estimating.shapes(self.loaded, self.state.load(), self.store),
                                           run_stage or self.run_stage(on_progress))  # fmt: skip
-                return execute(plan, self.graph, self.store, self.state, run, on_event, self.release)
+                return execute(plan, self.graph, self.store, self.state, run, on_event, self.release,
+                               self.shared.fetch(self.store))  # fmt: skip
             finally:
                 self.state.hashes.save()
 
@@ -183,29 +188,8 @@ class Project:
                 if r.kind == "gate" and sid in self.graph.nodes and r.outcome is Outcome.FAILED}  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
-        """What a person wants to know after an apply: what is served and where, each evaluated model's
-        composite per suite with its deltas, and every gate's value and result."""
-        records = self.state.load()
-        served = records.get("serve")
-        scores: dict[str, dict[str, dict]] = {}
-        gates: dict[str, list[dict]] = {}
-        for node in self.graph.order():
-            record = records.get(node.id)
-            if record is None or node.model is None:
-                continue
-            if node.kind == "eval":
-                for suite, values in record.metrics.get("suites", {}).items():
-                    scores.setdefault(suite, {})[node.model] = values
-            elif node.kind == "gate":
-                gates[node.model] = gate.checked(self.store.artifact(record.fingerprint))
-        return {
-            "served": None if served is None else {"model": served.config.get("model"), "url": served.metrics["url"],
-                                                   "name": served.metrics["model"]},
-            "scores": scores,
-            "gates": gates,
-            "warnings": {sid: r.metrics.get("warnings", []) for sid, r in records.items()
-                         if r.outcome is Outcome.WARNED and sid in self.graph.nodes},
-        }  # fmt: skip
+        """What a person wants to know after an apply (results.py)."""
+        return results.summary(self.state.load(), self.graph, self.store)
 
     def eval_results(self, model: str) -> dict[str, Any]:
         """A model's suite results and knowledge results, with the names of the models it is compared with."""
@@ -288,7 +272,9 @@ def open_project(recipe_path: str | Path) -> Project:
 
     loaded = load_recipe(recipe_path, check_rows=check_rows)
     store = Store(store_path(loaded.root), hashes, owner=state.id)
-    return Project(loaded, state, store, build_graph(loaded.recipe, loaded.suites))
+    url = remote_url(loaded.recipe.store.remote, loaded.root)
+    shared = Shared(Remote(url, loaded.recipe.store.endpoint_url) if url else None)
+    return Project(loaded, state, store, build_graph(loaded.recipe, loaded.suites), shared)
 
 
 def _resource(record: StageRecord) -> bool:

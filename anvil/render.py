@@ -281,3 +281,15 @@ def gc_lines(found: list[tuple[str, int]], dry_run: bool, console: Console) -> N
         console.print(f"{verb} {fp[:12]} ({nbytes / 1e6:.1f} MB)")
     total = f"{verb} {len(found)} artifacts, {sum(s for _, s in found) / 1e6:.1f} MB"
     console.print(total if found else "nothing to collect")
+
+
+def transfer_line(done, verb: str, where: str, console: Console) -> None:
+    rate = f", {done.bytes / 1e6 / done.seconds:.1f} MB/s" if done.seconds > 0 and done.bytes else ""
+    already = f"; {len(done.present)} already there" if done.present else ""
+    console.print(f"{verb} {len(done.moved)} artifacts ({done.bytes / 1e6:.1f} MB in {done.seconds:.1f}s{rate}) "
+                  f"{where}{already}", highlight=False, markup=False)  # fmt: skip
+
+
+def warning_lines(lines: list[str], console: Console) -> None:
+    for line in lines:
+        console.print(f"warning: {line}", style="yellow", markup=False, highlight=False)

@@ -61,6 +61,9 @@ kv_cache = { quantization = "turboquant", bits = 4, group_size = 64, start = 0 }
 [machine]
 name = "a test box"
 memory_gb = 64
+
+[store]
+remote = "shared-store"
 """
 TEST = 'category = "voice"\nturns = ["Hi"]\nrubric = "Greets."\n[[checks]]\nkind = "contains"\nvalue = "hi"\n'
 
@@ -322,6 +325,15 @@ def cases() -> list[Case]:
         field_case(("datasets", "d", "sources", 0, "weight"), 1.0, "either count or weight"),
         field_case(("datasets", "d", "sources"), [], "datasets.d.sources"),
         field_case(("eval", "contamination"), "warning", "eval.contamination"),
+        field_case(("models", "v1", "distributed"), {"hosts": ["mac-studio.local"]}, "is not an IP address"),
+        field_case(("models", "v1", "distributed"), {"processes_per_host": 3}, "not a multiple of the 3"),
+        field_case(("models", "v1", "distributed"), {"processes_per_host": 0}, "models.v1.distributed"),
+        field_case(("models", "v1", "distributed"), {"backend": "nccl"}, "models.v1.distributed.backend"),
+        field_case(("models", "v1", "distributed"), {"host": ["127.0.0.1"]}, "did you mean 'hosts'"),
+        field_case(("models", "base", "distributed"), {}, "distributed training belongs to rounds"),
+        field_case(("store", "remote"), "gs://bucket/x", "store.remote"),
+        field_case(("store", "remote"), "s3://", "store.remote"),
+        field_case(("store", "endpoint_url"), "localhost:9000", "store.endpoint_url"),
         field_case(("machine", "memory"), 96, "did you mean 'memory_gb'"),
         field_case(("machine", "memory_gb"), 0, "machine.memory_gb"),
         field_case(("machine", "name"), "", "machine.name"),

@@ -56,6 +56,7 @@ DATA_ONLY = LINEAGE[: LINEAGE.index("[models.base]")] + LINEAGE[LINEAGE.index("[
 def _isolated(monkeypatch, tmp_path):
     """No test sees the developer's store settings or writes outside its own folder."""
     monkeypatch.delenv("ANVIL_STORE", raising=False)
+    monkeypatch.delenv("ANVIL_REMOTE", raising=False)
     monkeypatch.chdir(tmp_path)
 
 

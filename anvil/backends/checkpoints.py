@@ -64,7 +64,7 @@ def restore(folder: Path, model, optimizer) -> int:
     return 0
 
 
-def seeded_batches(seed: int, done: int) -> Callable:
+def seeded_batches(seed: int, done: int, rank: int = 0, size: int = 1) -> Callable:
     """mlx-lm-lora's `iterate_batches`, fed the batch of step N in epochs. Like mlx-lm-lora, rows are
     grouped by length into batches; unlike it, every batch is used once per epoch, in an order drawn
     from (seed, epoch), and the dropout generator is reseeded from (seed, N). Validation always draws
@@ -86,7 +86,30 @@ def seeded_batches(seed: int, done: int) -> Callable:
         epoch, position = divmod(step - 1, len(groups))
         group = groups[np.random.default_rng([seed, epoch]).permutation(len(groups))[position]]
         mx.random.seed((seed * 1_000_003 + step) % 2**32)
-        # mlx-lm-lora builds the batch (padding, truncation, its share for each distributed rank)
-        return iterate_batches([dataset[j] for j in group], batch_size, max_seq_length, train=True, **kwargs)
+        # mlx-lm-lora builds the batch (padding, truncation) from rows 0, size, 2 size... of what it is given,
+        # once sorted by length, and gives no process an offset: every rank would train on the same rows.
+        # So each is handed its own share (rank::size of the group sorted by length), every row repeated
+        # `size` times: sorted already, the rows it picks are exactly that share. One process: the group.
+        rows = sorted((dataset[j] for j in group), key=len)
+        mine = [row for row in rows[rank::size] for _ in range(size)]
+        return iterate_batches(mine, batch_size, max_seq_length, train=True, **kwargs)
+
+    return iterate
+
+
+def shared_validation(rank: int, size: int) -> Callable:
+    """Validation batches for one of `size` processes: the batches one process would draw (length groups
+    in an order from the caller's seeded numpy stream), each split into the processes' shares as training
+    does. mlx-lm-lora sums losses and tokens over the processes, so the loss is the one-process loss."""
+    import numpy as np
+    from mlx_lm_lora.trainer.sft_trainer import iterate_batches
+
+    def iterate(dataset, batch_size, max_seq_length, train=False, **kwargs):
+        by_length = sorted(range(len(dataset)), key=dataset.itemlen)
+        groups = [by_length[i : i + batch_size] for i in range(0, len(by_length) - batch_size + 1, batch_size)]
+        for position in np.random.permutation(len(groups)):
+            rows = sorted((dataset[j] for j in groups[position]), key=len)
+            mine = [row for row in rows[rank::size] for _ in range(size)]
+            yield from iterate_batches(mine, batch_size, max_seq_length, train=False, **kwargs)
 
     return iterate

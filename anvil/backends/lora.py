@@ -9,14 +9,16 @@ progress and turns its exit into a result or a clean error."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from anvil.backends import process
+from anvil.backends import distributed, process
 from anvil.errors import AnvilError
+from anvil.recipe.infrastructure import Distributed
 from anvil.recipe.models import Lora, Train
 
 PROJECTIONS = {
@@ -69,7 +71,8 @@ def curve_so_far(checkpoints: Path) -> dict[str, list[dict]]:
 
 
 def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, checkpoints: Path, *,
-          prompts: Sequence[dict] = (), base_model: str = "", ledger: Path | None = None, log: Path | None = None,
+          prompts: Sequence[dict] = (), base_model: str = "", launch: Distributed | None = None,
+          ledger: Path | None = None, log: Path | None = None,
           progress: Callable[[float, str], None] = lambda f, m: None) -> dict:  # fmt: skip
     """Train an adapter on `parent` with `data/{train,valid}.jsonl` into `out`, resuming from the
     checkpoints in `checkpoints`; sample `prompts` before and after. Returns the run's metrics; the
@@ -83,6 +86,8 @@ def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, chec
     (checkpoints / JOB).write_text(json.dumps(job))
     progress(0.0, "loading the parent model")
     argv = [sys.executable, "-m", "anvil.backends.lora_worker", str(checkpoints / JOB)]
+    if launch is not None and launch.world_size > 1:
+        argv = distributed.launch_argv(launch, argv, checkpoints)
     # Run where its checkpoints go: the trainer's log then names them without a path of this machine.
     child = process.spawn(argv, checkpoints / TRAINER_LOG, tethered=True, ledger=ledger, cwd=checkpoints)
     try:
@@ -96,10 +101,14 @@ def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, chec
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(checkpoints / TRAINER_LOG, log)
-    if child.poll() != 0:
+    if child.poll() != 0 or not (checkpoints / RESULT).exists():  # mlx.launch exits 0 when a rank failed
         failure = checkpoints / FAILURE
         if failure.exists():
             raise AnvilError(json.loads(failure.read_text())["message"])
-        tail = "\n".join((checkpoints / TRAINER_LOG).read_text(errors="replace").splitlines()[-15:])
+        text = re.sub(r"\x1b\[[0-9;]*m", "", (checkpoints / TRAINER_LOG).read_text(errors="replace"))  # no colours
+        tail = "\n".join(text.splitlines()[-15:])
+        if launch is not None and launch.world_size > 1 and (ranks := distributed.failed_ranks(text, launch)):
+            raise AnvilError(f"distributed training stopped: {ranks}; every other rank was stopped, and the next "
+                             f"apply resumes from the last checkpoint. The end of its log:\n{tail}")  # fmt: skip
         raise AnvilError(f"training exited with code {child.poll()}; the end of its log:\n{tail}")
     return json.loads((checkpoints / RESULT).read_text())

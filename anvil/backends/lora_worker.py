@@ -59,7 +59,7 @@ class Recorder:
     the very curve an uninterrupted one does."""
 
     def __init__(self, log: Path, offset: int, settings: Train, validate: Callable[[], float],
-                 checkpoint: Callable[[int], None]):  # fmt: skip
+                 checkpoint: Callable[[int], None], lead: bool = True):  # fmt: skip
         self.log, self.offset, self.settings, self.validate, self.checkpoint = (
             log,
             offset,
@@ -67,19 +67,22 @@ class Recorder:
             validate,
             checkpoint,
         )
+        self.lead = lead  # the one process of a distributed run that writes; every one validates
         kept = []
         if log.exists():
             kept = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
             kept = [e for e in kept if e["step"] <= offset]
-        log.write_text("".join(json.dumps(e) + "\n" for e in kept))
+        if lead:
+            log.write_text("".join(json.dumps(e) + "\n" for e in kept))
         self.entries = kept
         if offset == 0:
             self._add({"kind": "valid", "step": 0, "loss": round(validate(), 5), "time": time.time()})
 
     def _add(self, entry: dict) -> None:
         self.entries.append(entry)
-        with open(self.log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+        if self.lead:
+            with open(self.log, "a") as f:
+                f.write(json.dumps(entry) + "\n")
 
     def on_train_loss_report(self, info: dict) -> None:
         step = self.offset + info["iteration"]
@@ -93,7 +96,7 @@ class Recorder:
                    "peak_memory_gb": round(float(info["peak_memory"]), 4), "time": time.time()})  # fmt: skip
         if step % self.settings.val_interval == 0 or step == self.settings.steps:
             self._add({"kind": "valid", "step": step, "loss": round(self.validate(), 5), "time": time.time()})
-        if step % self.settings.checkpoint_interval == 0:
+        if step % self.settings.checkpoint_interval == 0 and self.lead:
             self.checkpoint(step)
 
     def on_val_loss_report(self, info: dict) -> None:
@@ -115,6 +118,8 @@ def train(job: dict) -> dict:
 
     lora, settings = Lora.model_validate(job["lora"]), Train.model_validate(job["train"])
     out, folder = Path(job["out"]), Path(job["checkpoints"])
+    world = mx.distributed.init()  # one process, or one of mlx.launch's: mlx-lm-lora averages gradients
+    lead = world.rank() == 0
     mx.random.seed(settings.seed)
     np.random.seed(settings.seed)
     model, tokenizer = load(job["parent"])
@@ -151,13 +156,17 @@ def train(job: dict) -> dict:
 
     def validate() -> float:
         np.random.seed([settings.seed, 0])  # the same validation batches every time
+        shared = (
+            {"iterate_batches": checkpoints.shared_validation(world.rank(), world.size())} if world.size() > 1 else {}
+        )
         result = evaluate_sft(model=model, dataset=validation, batch_size=settings.batch_size, loss=loss,
-                              num_batches=settings.val_batches, max_seq_length=settings.max_seq_length)  # fmt: skip
+                              num_batches=settings.val_batches, max_seq_length=settings.max_seq_length,
+                              **shared)  # fmt: skip
         model.train()
         return float(result[0] if isinstance(result, tuple) else result)
 
     recorder = Recorder(folder / LOSS_LOG, done, settings, validate,
-                        lambda step: checkpoints.save(folder, step, model, optimizer))  # fmt: skip
+                        lambda step: checkpoints.save(folder, step, model, optimizer), lead)  # fmt: skip
     if done < settings.steps:
         args = SFTTrainingArgs(
             batch_size=settings.batch_size,
@@ -173,8 +182,10 @@ def train(job: dict) -> dict:
         with metal_only_calls_guarded():
             train_sft(model=model, optimizer=optimizer, train_dataset=CacheDataset(train_set), val_dataset=None,
                       args=args, loss=loss,
-                      iterate_batches=checkpoints.seeded_batches(settings.seed, done),
+                      iterate_batches=checkpoints.seeded_batches(settings.seed, done, world.rank(), world.size()),
                       training_callback=recorder)  # fmt: skip
+    if not lead:
+        return {}  # the lead writes the adapter (every process holds the same one) and the samples
     adapters = dict(tree_flatten(model.trainable_parameters()))
     mx.save_safetensors(str(out / "adapters.safetensors"), adapters)
     (out / "adapter_config.json").write_text(json.dumps(adapter_config(lora, job["base_model"]), indent=2))
@@ -186,6 +197,7 @@ def train(job: dict) -> dict:
     steady = train_log[1:] or train_log  # the first step includes the one-time compile
     metrics = {
         "steps": settings.steps,
+        "processes": world.size(),
         "resumed_from_step": done,
         "train_loss_first": train_log[0]["loss"] if train_log else None,
         "train_loss_last": train_log[-1]["loss"] if train_log else None,
@@ -204,14 +216,26 @@ def train(job: dict) -> dict:
 
 
 def main(job_file: str) -> int:
+    import socket
+
+    import mlx.core as mx
+
     job = json.loads(Path(job_file).read_text())
     checkpoints = Path(job["checkpoints"])
+    world = mx.distributed.init()
+    where = f"rank {world.rank()} of {world.size()} on {socket.gethostname()}: " if world.size() > 1 else ""
     try:
         metrics = train(job)
     except AnvilError as e:
-        (checkpoints / FAILURE).write_text(json.dumps({"message": str(e)}))
+        (checkpoints / FAILURE).write_text(json.dumps({"message": where + str(e)}))
         return 3
-    (checkpoints / RESULT).write_text(json.dumps(metrics))
+    except Exception as e:
+        if not where:
+            raise  # one process: its traceback in the log is the report
+        (checkpoints / FAILURE).write_text(json.dumps({"message": f"{where}{type(e).__name__}: {e}"}))
+        return 3
+    if world.rank() == 0:
+        (checkpoints / RESULT).write_text(json.dumps(metrics))
     return 0
 
 

@@ -8,6 +8,7 @@ fingerprints and its files' digests, then compared with what the state recorded,
     forced by --replace              -> ~ rerun
     same fingerprint, nothing drifted -> = up to date (else ~ rerun, saying what drifted)
     fingerprint built before (cache) -> < restore (no compute; never for running resources)
+    ... or in the remote store       -> < restore (downloaded, its digest checked)
     recorded under another print     -> ~ rerun, with the field / file / input that changed
     never recorded                   -> + create
     recorded but gone from the graph -> - orphaned
@@ -109,12 +110,14 @@ def make_plan(
     files: Mapping[str, str],
     drifted: Mapping[str, str] = {},
     cached: Callable[[str], bool] = lambda fp: False,
+    remote: Callable[[str], bool] = lambda fp: False,
     targets: Collection[str] = (),
     replace: Collection[str] = (),
     exclude: Collection[str] = (),
 ) -> Plan:
     """`drifted`: stages whose recorded artifact or process no longer matches the record, with why.
-    `cached(fp)`: whether the store holds an intact artifact for that fingerprint. `targets` limits the
+    `cached(fp)`: whether the store holds an intact artifact for that fingerprint, `remote(fp)` whether the
+    shared remote store does. `targets` limits the
     plan to those stages and what they need; `exclude` leaves out those stages and what needs them;
     `replace` forces stages to rerun."""
     for stage in replace:
@@ -141,7 +144,7 @@ def make_plan(
         elif not node.observer and (why := held.why(node.deps)):
             act, reasons = Act.BLOCKED, [why]
         else:
-            act, reasons = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, replace)
+            act, reasons = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, remote, replace)
         if act is Act.UNAVAILABLE:
             unavailable.add(node.id)
         failed = act is Act.UP_TO_DATE and record is not None and record.outcome is Outcome.FAILED
@@ -179,7 +182,7 @@ class Held:
             self.failed.add(stage)
 
 
-def _decide(node: Node, fp, record, inputs, files, drift, cached, replace) -> tuple[Act, list[str]]:
+def _decide(node: Node, fp, record, inputs, files, drift, cached, remote, replace) -> tuple[Act, list[str]]:
     if node.id in replace:
         return Act.RERUN, ["forced by --replace"]
     if record is not None and record.fingerprint == fp:
@@ -187,6 +190,8 @@ def _decide(node: Node, fp, record, inputs, files, drift, cached, replace) -> tu
     reasons = diff_reasons(node, record, inputs, files) if record else []
     if not node.resource and cached(fp):
         return Act.RESTORE, reasons + ["built before: restored from the run-cache"]
+    if not node.resource and remote(fp):
+        return Act.RESTORE, reasons + ["built before: restored from the remote store"]
     if record is None:
         return Act.CREATE, ["create"]
     return Act.RERUN, reasons or ["fingerprint changed"]

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from anvil.recipe.base import NAME_PATTERN, SOURCE_PATTERN, Seed, Strict
 from anvil.recipe.evaluation import Eval, Gate
+from anvil.recipe.infrastructure import Distributed, Machine, StoreConfig
 from anvil.recipe.serving import Serve
 
 
@@ -194,6 +195,9 @@ class Model(Strict):
     dataset: str | None = Field(default=None, description="Dataset this round trains on (needs a parent).")
     lora: Lora | None = Field(default=None, description="LoRA adapter settings (needs a parent).")
     train: Train | None = Field(default=None, description="Optimiser settings (needs a parent).")
+    distributed: Distributed | None = Field(
+        default=None, description="Train this round data-parallel over processes and hosts (needs a parent)."
+    )
 
     @model_validator(mode="after")
     def _root_or_round(self) -> Model:
@@ -209,16 +213,14 @@ class Model(Strict):
             raise ValueError("a root model (source) takes no dataset, lora or train; those belong to rounds")
         if self.parent is not None and self.dataset is None:
             raise ValueError("a training round (parent) needs a dataset")
+        if self.distributed is not None:
+            world, batch = self.distributed.world_size, (self.train or Train()).batch_size
+            if self.parent is None:
+                raise ValueError("distributed training belongs to rounds (a parent), not to root models")
+            if batch % world:
+                raise ValueError(f"train.batch_size {batch} is not a multiple of the {world} distributed processes "
+                                 "(the batch is the global one, shared equally)")  # fmt: skip
         return self
-
-
-class Machine(Strict):
-    """The machine the recipe is planned for, when it is not this one (plan here, train on the Mac)."""
-
-    name: str | None = Field(default=None, min_length=1, max_length=200, description="What to call it in the plan.")
-    memory_gb: float | None = Field(
-        default=None, gt=0, le=1_000_000, description="Its memory in GB (default: this machine's)."
-    )
 
 
 class Recipe(Strict):
@@ -231,6 +233,7 @@ class Recipe(Strict):
     eval: Eval | None = Field(default=None, description="Evaluation: suites, judge, runs, benchmarks.")
     gates: list[Gate] = Field(default=[], description="Thresholds a model must meet to be promoted.")
     machine: Machine = Field(default_factory=Machine, description="Where it runs, for the memory estimates.")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="A remote store shared between machines.")
 
     def lineage(self, model: str) -> list[str]:
         """`model`, its parent, the parent's parent, ... up to its root; stops before a name repeats (a

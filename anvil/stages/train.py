@@ -4,9 +4,12 @@ prompts: `adapters.safetensors`, `adapter_config.json`, `loss.json`, `samples.js
 
 from __future__ import annotations
 
+from pydantic import model_serializer
+
 from anvil.planning.graph import Node
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
+from anvil.recipe.infrastructure import Distributed
 from anvil.recipe.models import Lora, Recipe, Train
 from anvil.stages import dataset, source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
@@ -17,6 +20,17 @@ CODE_VERSION = 3
 class TrainConfig(Strict):
     lora: Lora
     train: Train
+    # How many processes share each batch: part of what the weights are (gradients summed across processes
+    # round differently from one process's batch), so part of the fingerprint; 1 is left out of it, so
+    # that single-process rounds keep the fingerprints they always had.
+    processes: int = 1
+
+    @model_serializer(mode="wrap")
+    def _without_one_process(self, handler):
+        data = handler(self)
+        if data.get("processes") == 1:
+            data.pop("processes")
+        return data
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
@@ -24,10 +38,15 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         Node(
             id=f"{name}.train",
             kind="train",
-            config=TrainConfig(lora=model.lora or Lora(), train=model.train or Train()),
+            config=TrainConfig(
+                lora=model.lora or Lora(),
+                train=model.train or Train(),
+                processes=model.distributed.world_size if model.distributed else 1,
+            ),
             needs={"parent": weights_of(recipe, model.parent), "dataset": f"dataset.{model.dataset}"},
             code_version=CODE_VERSION,
             model=name,
+            options=model.distributed,  # where the processes run, never what they compute
         )
         for name, model in recipe.models.items()
         if model.parent is not None
@@ -47,6 +66,7 @@ def run(ctx: StageRun[TrainConfig]) -> Result:
         ctx.scratch,
         prompts=samples.held_out(dataset.validation_rows(data)),
         base_model=f"anvil:{parent.name}",  # artifact folders are named by their fingerprint
+        launch=ctx.options if isinstance(ctx.options, Distributed) else None,
         ledger=ctx.local.processes,
         log=ctx.local.logs / f"{ctx.node.id}.trainer.log",
         progress=ctx.progress,

@@ -1,0 +1,121 @@
+"""A shared artifact store (`[store] remote`): an S3 bucket prefix or a shared folder, through fsspec
+(s3fs for S3). The only module that knows about remotes.
+
+Layout, content-addressed like the local store:
+
+    REMOTE/records/<fingerprint>.json            the stage record, written last: the artifact is complete
+    REMOTE/artifacts/<fingerprint>/<upload>/...  the artifact's files, one folder per push
+
+Each push uploads into a folder of its own and then writes the record naming it, so two machines pushing
+the same artifact at once never mix their files, and a reader never sees a half-uploaded artifact.
+A pull downloads into the local store's work folder and checks the folder's digest against the record's
+before the artifact is used: a corrupted or partial object is rejected, never used. Credentials come
+only from the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...), never from the recipe."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from anvil.errors import AnvilError
+from anvil.planning.record import StageRecord
+from anvil.state.store import Store
+
+
+class RemoteError(AnvilError):
+    """The remote cannot be reached or read; local work goes on without it."""
+
+
+class Remote:
+    def __init__(self, url: str, endpoint_url: str | None = None):
+        self.url, self.endpoint_url = url.rstrip("/"), endpoint_url
+        self.s3 = url.startswith("s3://")
+        self.root = self.url.removeprefix("s3://") if self.s3 else str(Path(url).resolve())
+
+    @cached_property
+    def fs(self) -> Any:
+        """The file system, made on first use: a command that never touches the remote never imports s3fs."""
+        if not self.s3:
+            from fsspec.implementations.local import LocalFileSystem
+
+            return LocalFileSystem(auto_mkdir=True)
+        try:
+            import s3fs
+        except ImportError:
+            raise AnvilError(f"{self.url}: an S3 remote needs s3fs (pip install 'anvil[s3]')") from None
+        client = {"endpoint_url": self.endpoint_url} if self.endpoint_url else {}
+        # retries kept short: a remote that is down must not hold up local work for minutes
+        return s3fs.S3FileSystem(client_kwargs=client, config_kwargs={"retries": {"max_attempts": 2},
+                                                                       "connect_timeout": 5})  # fmt: skip
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AnvilError:
+            raise
+        except Exception as e:  # s3fs and botocore raise many kinds: every one means "not reachable now"
+            why = (str(e).splitlines() or [""])[0][:200]
+            raise RemoteError(f"{self.url}: cannot {what} ({type(e).__name__}: {why})") from None
+
+    def _record_path(self, fingerprint: str) -> str:
+        return f"{self.root}/records/{fingerprint}.json"
+
+    def has(self, fingerprint: str) -> bool:
+        return bool(self._call("look up the run-cache", self.fs.exists, self._record_path(fingerprint)))
+
+    def record(self, fingerprint: str) -> tuple[StageRecord, str]:
+        """The remote's record of an artifact and the upload that holds its files."""
+        text = self._call("read a record", self.fs.cat_file, self._record_path(fingerprint))
+        try:
+            data = json.loads(text)
+            upload = data.pop("upload")
+            return StageRecord.model_validate(data), str(upload)
+        except (ValueError, KeyError, TypeError, ValidationError):
+            raise RemoteError(f"{self._record_path(fingerprint)}: damaged remote record; not used") from None
+
+    def push(self, store: Store, record: StageRecord) -> bool:
+        """Upload an intact local artifact unless the remote has it; whether it uploaded."""
+        if self.has(record.fingerprint):
+            return False
+        upload = uuid.uuid4().hex
+        folder = f"{self.root}/artifacts/{record.fingerprint}/{upload}"
+        local = store.artifact(record.fingerprint)
+        files = sorted(p for p in local.rglob("*") if p.is_file())
+        for path in files:
+            self._call("upload", self.fs.put_file, str(path), f"{folder}/{path.relative_to(local).as_posix()}")
+        body = json.dumps({**record.model_dump(mode="json"), "upload": upload}, sort_keys=True).encode()
+        if self.s3:
+            self._call("write a record", self.fs.pipe_file, self._record_path(record.fingerprint), body)
+        else:  # a folder: write aside, then rename, so a reader sees the whole record or none
+            tmp = self._record_path(record.fingerprint) + f".{upload}.tmp"
+            self._call("write a record", self.fs.pipe_file, tmp, body)
+            self._call("write a record", self.fs.mv, tmp, self._record_path(record.fingerprint))
+        return True
+
+    def pull(self, store: Store, fingerprint: str) -> StageRecord:
+        """Download an artifact into the local store, its digest checked; the local run-cache record.
+        Call while holding `store.claim(fingerprint)`."""
+        record, upload = self.record(fingerprint)
+        folder = f"{self.root}/artifacts/{fingerprint}/{upload}"
+        workdir = store.new_workdir(f"pull-{fingerprint[:12]}")
+        try:
+            names = self._call("list an artifact", self.fs.find, folder)
+            for name in names:
+                relative = name[len(folder.rstrip("/")) + 1 :] if name.startswith(folder) else Path(name).name
+                target = workdir / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._call("download", self.fs.get_file, name, str(target))
+            digest = store.hashes.tree(workdir)
+            if digest != record.outputs:
+                raise RemoteError(f"{self.url}: artifact {fingerprint[:12]} does not match its record (corrupted or "
+                                  "partial upload); not used")  # fmt: skip
+            return store.commit(workdir, record)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
