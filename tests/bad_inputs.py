@@ -331,6 +331,12 @@ def cases() -> list[Case]:
         field_case(("models", "v1", "distributed"), {"backend": "nccl"}, "models.v1.distributed.backend"),
         field_case(("models", "v1", "distributed"), {"host": ["127.0.0.1"]}, "did you mean 'hosts'"),
         field_case(("models", "base", "distributed"), {}, "distributed training belongs to rounds"),
+        field_case(("models", "v1", "distributed"), {"backend": "jaccl"}, "the jaccl backends need a hostfile"),
+        field_case(
+            ("models", "v1", "distributed"), {"hostfile": "nowhere.json"}, "hostfile nowhere.json: cannot read it"
+        ),
+        field_case(("models", "v1", "distributed"), {"hostfile": "anvil.toml"}, "expected mlx.launch's JSON"),
+        field_case(("models", "v1", "distributed"), {"hostfile": "h.json", "hosts": ["127.0.0.1"]}, "not both"),
         field_case(("store", "remote"), "gs://bucket/x", "store.remote"),
         field_case(("store", "remote"), "s3://", "store.remote"),
         field_case(("store", "endpoint_url"), "localhost:9000", "store.endpoint_url"),

@@ -39,10 +39,14 @@ sources = [{{ path = "data/edge_cases.jsonl", category = "edge" }}]
 """
 
 
-def project(folder: Path, processes: int, steps: int = 20) -> Path:
+def project(folder: Path, processes: int, steps: int = 20, hostfile: bool = False) -> Path:
     (folder / "data").mkdir(parents=True)
     (folder / "data" / "edge_cases.jsonl").write_text((REPO / "data" / "edge_cases.jsonl").read_text())
     distributed = f"distributed = {{ processes_per_host = {processes} }}" if processes > 1 else ""
+    if hostfile:  # mlx.launch's own format: one entry a process
+        hosts = [{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}] * processes
+        (folder / "hosts.json").write_text(json.dumps({"hosts": hosts}))
+        distributed = 'distributed = { hostfile = "hosts.json" }'
     (folder / "anvil.toml").write_text(RECIPE.format(steps=steps, distributed=distributed))
     return folder
 
@@ -75,7 +79,7 @@ def test_two_processes_train_the_round_one_process_does(tmp_path):
 
 
 def test_a_rank_killed_stops_the_others_and_the_next_apply_resumes(tmp_path):
-    folder = project(tmp_path / "killed", 2, steps=60)
+    folder = project(tmp_path / "killed", 2, steps=60, hostfile=True)
     proc = subprocess.Popen([sys.executable, "-m", "anvil", "apply"], cwd=folder, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline, victim = time.monotonic() + 240, None

@@ -20,8 +20,7 @@ from anvil.recipe.infrastructure import Distributed
 
 def launch_argv(launch: Distributed, command: list[str], cwd: Path) -> list[str]:
     """mlx.launch (this module run as `__main__`) running `command` (`python -m MODULE ...`) on every process."""
-    return [sys.executable, "-m", "anvil.backends.distributed", "--backend", launch.backend,
-            "--hosts", ",".join(launch.hosts), "--repeat-hosts", str(launch.processes_per_host),
+    return [sys.executable, "-m", "anvil.backends.distributed", "--backend", launch.backend, *launch.launch_hosts(),
             "--starting-port", str(free_ports(launch.world_size)), "--cwd", str(cwd),
             "--python", sys.executable, "--", *command[1:]]  # fmt: skip  # mlx.launch puts `--python` first
 
@@ -35,8 +34,7 @@ def failed_ranks(log: str, launch: Distributed) -> str:
             continue  # stopped by mlx.launch because another failed, or finished
         if code is not None and int(code) < 0:
             how = f"was killed ({signal.Signals(-int(code)).name})"
-        host = launch.hosts[min(rank // launch.processes_per_host, len(launch.hosts) - 1)]
-        found.append(f"rank {rank} on {host} {how}")
+        found.append(f"rank {rank} on {launch.host_of(rank)} {how}")
     return "; ".join(dict.fromkeys(found))
 
 

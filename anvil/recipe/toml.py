@@ -54,7 +54,7 @@ def parse_toml(path: Path, model: type[M], what: str) -> Parsed[M]:
         raise InvalidInput([Problem(name, 0, 0, "", "invalid TOML: values nested too deeply")]) from None
     positions = key_positions(text)
     try:
-        value = model.model_validate(data)
+        value = model.model_validate(data, context={"root": path.resolve().parent})  # for files a field names
     except ValidationError as e:
         problems = [_located(name, positions, err["loc"], _explain(dict(err), model)) for err in e.errors()]
         raise InvalidInput(sorted(problems, key=lambda p: (p.line, p.col))) from None
