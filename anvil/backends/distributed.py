@@ -25,13 +25,14 @@ def launch_argv(launch: Distributed, command: list[str], cwd: Path) -> list[str]
             "--python", sys.executable, "--", *command[1:]]  # fmt: skip  # mlx.launch puts `--python` first
 
 
-def failed_ranks(log: str, launch: Distributed) -> str:
-    """Which ranks mlx.launch reported dead or failed, with their hosts, from its log."""
+def failed_ranks(log: str, launch: Distributed, explained: int) -> str:
+    """Which ranks mlx.launch reported dead or failed, with their hosts, from its log; not those it stopped
+    itself, nor those that exited with `explained` (they wrote their own error)."""
     found = []
     for match in re.finditer(r"Node with rank (\d+) (was killed|exited with code (-?\d+))", log):
         rank, how, code = int(match.group(1)), match.group(2), match.group(3)
-        if code in ("-15", "0"):
-            continue  # stopped by mlx.launch because another failed, or finished
+        if code in ("-15", "0", str(explained)):
+            continue
         if code is not None and int(code) < 0:
             how = f"was killed ({signal.Signals(-int(code)).name})"
         found.append(f"rank {rank} on {launch.host_of(rank)} {how}")

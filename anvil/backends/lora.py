@@ -26,6 +26,7 @@ PROJECTIONS = {
     "mlp": ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"],
 }
 JOB, RESULT, FAILURE, LOSS_LOG, TRAINER_LOG = "job.json", "result.json", "error.json", "log.jsonl", "trainer.log"
+FAILED_EXIT = 3  # the worker's exit status when it wrote FAILURE: an error it could explain
 
 
 def lora_keys(targets: Sequence[str]) -> list[str]:
@@ -103,12 +104,19 @@ def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, chec
             shutil.copy2(checkpoints / TRAINER_LOG, log)
     if child.poll() != 0 or not (checkpoints / RESULT).exists():  # mlx.launch exits 0 when a rank failed
         failure = checkpoints / FAILURE
-        if failure.exists():
-            raise AnvilError(json.loads(failure.read_text())["message"])
+        reported = json.loads(failure.read_text())["message"] if failure.exists() else None
         text = re.sub(r"\x1b\[[0-9;]*m", "", (checkpoints / TRAINER_LOG).read_text(errors="replace"))  # no colours
         tail = "\n".join(text.splitlines()[-15:])
-        if launch is not None and launch.world_size > 1 and (ranks := distributed.failed_ranks(text, launch)):
-            raise AnvilError(f"distributed training stopped: {ranks}; every other rank was stopped, and the next "
-                             f"apply resumes from the last checkpoint. The end of its log:\n{tail}")  # fmt: skip
+        # A rank that died takes the others' connections with it: name the dead first, then what a rank said.
+        if (
+            launch is not None
+            and launch.world_size > 1
+            and (ranks := distributed.failed_ranks(text, launch, FAILED_EXIT))
+        ):
+            said = f" ({reported})" if reported else ""
+            raise AnvilError(f"distributed training stopped: {ranks}{said}; every other rank was stopped, and the "
+                             f"next apply resumes from the last checkpoint. The end of its log:\n{tail}")  # fmt: skip
+        if reported:
+            raise AnvilError(reported)
         raise AnvilError(f"training exited with code {child.poll()}; the end of its log:\n{tail}")
     return json.loads((checkpoints / RESULT).read_text())

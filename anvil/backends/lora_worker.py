@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-from anvil.backends.lora import FAILURE, LOSS_LOG, RESULT, adapter_config, lora_keys
+from anvil.backends.lora import FAILED_EXIT, FAILURE, LOSS_LOG, RESULT, adapter_config, lora_keys
 from anvil.errors import AnvilError
 from anvil.recipe.models import Lora, Train
 
@@ -228,12 +228,12 @@ def main(job_file: str) -> int:
         metrics = train(job)
     except AnvilError as e:
         (checkpoints / FAILURE).write_text(json.dumps({"message": where + str(e)}))
-        return 3
+        return FAILED_EXIT
     except Exception as e:
         if not where:
             raise  # one process: its traceback in the log is the report
         (checkpoints / FAILURE).write_text(json.dumps({"message": f"{where}{type(e).__name__}: {e}"}))
-        return 3
+        return FAILED_EXIT
     if world.rank() == 0:
         (checkpoints / RESULT).write_text(json.dumps(metrics))
     return 0
