@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 CHUNK = 16 << 20
-MLX_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+FLOAT_DTYPES = {"F32": "float32", "F16": "float16"}  # and BF16, which numpy lacks: carried as bits
 
 
 def header(path: Path) -> tuple[dict[str, Any], int]:
@@ -27,9 +27,8 @@ def header(path: Path) -> tuple[dict[str, Any], int]:
 
 
 def read_tensor(path: Path, info: dict[str, Any], data_start: int, rows: list[int] | None = None):
-    """One tensor of a shard as an MLX array (only `rows` of its first axis, if given), nothing else of the
-    file read."""
-
+    """One tensor of a shard as a float32 numpy array (only `rows` of its first axis, if given), nothing
+    else of the file read."""
     begin, end = info["data_offsets"]
     shape = list(info["shape"])
     with open(path, "rb") as f:
@@ -43,33 +42,38 @@ def read_tensor(path: Path, info: dict[str, Any], data_start: int, rows: list[in
                 f.seek(data_start + begin + row * row_bytes)
                 parts.append(f.read(row_bytes))
             raw, shape = b"".join(parts), [len(rows), *shape[1:]]
-    return _array(raw, info["dtype"], shape)
+    return to_float32(raw, info["dtype"], shape)
 
 
-def _array(raw: bytes, dtype: str, shape: list[int]):
-    import mlx.core as mx
+def to_float32(raw: bytes, dtype: str, shape: list[int]):
     import numpy as np
 
-    if dtype == "BF16":  # numpy has no bfloat16: carry the bits as uint16
-        return mx.array(np.frombuffer(raw, dtype=np.uint16).reshape(shape)).view(mx.bfloat16)
-    if dtype not in MLX_DTYPES:
+    if dtype == "BF16":  # bfloat16 is the top half of a float32
+        return (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(shape)
+    if dtype not in FLOAT_DTYPES:
         raise ValueError(f"cannot rewrite a {dtype} tensor")
-    return mx.array(np.frombuffer(raw, dtype=MLX_DTYPES[dtype]).reshape(shape))
+    return np.frombuffer(raw, dtype=FLOAT_DTYPES[dtype]).astype(np.float32).reshape(shape)
 
 
-def tensor_bytes(array) -> bytes:
-    import mlx.core as mx
+def from_float32(array, dtype: str) -> bytes:
+    """The tensor's bytes in `dtype`, rounded to nearest, ties to even (as MLX and PyTorch round)."""
     import numpy as np
 
-    if array.dtype == mx.bfloat16:
-        return np.array(array.view(mx.uint16)).tobytes()
-    return np.array(array).tobytes()
+    if dtype == "BF16":
+        bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
+        rounded = (bits + (np.uint32(0x7FFF) + ((bits >> 16) & 1))) >> 16
+        nan = np.isnan(array)
+        if nan.any():  # rounding must not turn a NaN into an infinity
+            rounded[nan] = 0x7FC0
+        return rounded.astype(np.uint16).tobytes()
+    return np.ascontiguousarray(array, dtype=FLOAT_DTYPES[dtype]).tobytes()
 
 
 def rewrite(src: Path, dst: Path, change: Callable[[str, Any], Any], names: set[str],
             metadata: dict[str, str]) -> int:  # fmt: skip
-    """Copy shard `src` to `dst`, the tensors in `names` replaced by `change(name, tensor)` (same dtype and
-    shape); returns the bytes of tensor data written."""
+    """Copy shard `src` to `dst`, the tensors in `names` replaced by `change(name, tensor)` (a float32 numpy
+    array in, one of the same shape out, stored back in the tensor's dtype); returns the bytes of tensor
+    data written."""
     head, start = header(src)
     entries = {k: v for k, v in head.items() if k != "__metadata__"}
     text = json.dumps({"__metadata__": metadata, **entries}, separators=(",", ":")).encode()
@@ -81,7 +85,7 @@ def rewrite(src: Path, dst: Path, change: Callable[[str, Any], Any], names: set[
             if out.tell() - 8 - len(text) != begin:
                 raise ValueError(f"{src.name}: tensor {name} is not where the header says (gaps between tensors)")
             if name in names:
-                new = tensor_bytes(change(name, read_tensor(src, info, start)))
+                new = from_float32(change(name, read_tensor(src, info, start)), info["dtype"])
                 if len(new) != end - begin:
                     raise ValueError(f"{name}: the rewritten tensor changed size")
                 out.write(new)
