@@ -61,12 +61,13 @@ def memory_lines(cannot: list[str], tight: list[str], refusal: str, console: Con
 def estimate_error(plan: Plan, ran: list[str], records: dict[str, StageRecord]) -> str:
     """How long the stages that ran took against the plan's estimate of them (recorded in the history)."""
     took = sum(records[sid].duration_s for sid in ran if sid in records)
-    guesses = [plan.estimates.get(sid) for sid in ran]
-    if not ran or any(g is None or g.seconds is None for g in guesses):
+    guessed = {sid: e.seconds for sid in ran if (e := plan.estimates.get(sid)) and e.seconds is not None}
+    if not guessed:
         return f"\nTook {_seconds(took)}."
-    guessed = sum(g.seconds for g in guesses if g and g.seconds is not None)
-    error = f" ({(guessed - took) / took:+.0%})" if took > 0 else ""
-    return f"\nTook {_seconds(took)}; estimated {_seconds(guessed)}{error}."
+    measured = sum(records[sid].duration_s for sid in guessed if sid in records)
+    error = f" ({(sum(guessed.values()) - measured) / measured:+.0%})" if measured > 0 else ""
+    some = "" if len(guessed) == len(ran) else f" for the {len(guessed)} of {len(ran)} stages with one"
+    return f"\nTook {_seconds(took)}; estimated {_seconds(sum(guessed.values()))}{some}{error}."
 
 
 def summary_lines(summary: dict, console: Console) -> None:
