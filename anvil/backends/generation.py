@@ -23,7 +23,11 @@ def greedy_texts(folder: Path, prompts: list[str], max_tokens: int) -> list[str]
     texts = []
     for prompt in prompts:
         formatted = apply_chat_template(processor, model.config, [{"role": "user", "content": prompt}])
-        tokens = [r.token for r in stream_generate(model, processor, formatted, max_tokens=max_tokens, temperature=0.0)]
+        responses = list(stream_generate(model, processor, formatted, max_tokens=max_tokens, temperature=0.0))
+        # Stopped by max_tokens, the last response flushes the detokenizer and repeats the last token:
+        # counted once, as the server counts it.
+        count = responses[-1].generation_tokens if responses else 0
+        tokens = [r.token for r in responses][:count]
         texts.append(tokenizer.decode([t for t in tokens if t is not None and t not in stops]))
     del model, processor
     gc.collect()

@@ -21,7 +21,7 @@ from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 
-CODE_VERSION = 2
+CODE_VERSION = 3
 # Greedy prompts compared between in-process generation and the server (the seed's serving validation).
 VALIDATION_PROMPTS = [
     "What is 17 * 23?",
