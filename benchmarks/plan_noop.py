@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from timing import timed  # benchmarks/timing.py, beside this script
 
 from anvil.project import open_project
 from anvil.state.hashing import sha256_file
@@ -47,15 +48,6 @@ def make_project(root: Path, gigabytes: float, files: int = 4) -> None:
         '[project]\nname = "bench"\n\n[models.base]\nsource = "synthetic:tiny"\n\n'
         f"[datasets.big]\nvalid_fraction = 0.05\nsources = [{', '.join(sources)}]\n"
     )
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
 
 
 def main() -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import statistics
 import time
+
+from timing import timed  # benchmarks/timing.py, beside this script
 
 from anvil.report import charts, environment, page
 
@@ -49,15 +50,6 @@ def dashboard(rounds: int, steps: int) -> dict:
                               "loss": {"train": train, "valid": valid, "table": table, "state": "built",
                                        "from": f"{m}.train"}})  # fmt: skip
     return out
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    result, times = None, []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
 
 
 def main() -> None:

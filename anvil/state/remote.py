@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from anvil.errors import AnvilError
 from anvil.planning.record import StageRecord
-from anvil.state.store import Store
+from anvil.state.store import ArtifactMismatch, Store
 
 
 class RemoteError(AnvilError):
@@ -111,11 +111,11 @@ class Remote:
                 target = workdir / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._call("download", self.fs.get_file, name, str(target))
-            digest = store.hashes.tree(workdir)
-            if digest != record.outputs:
+            try:
+                return store.commit(workdir, record, verify=True)  # hashed once, where it stays
+            except ArtifactMismatch:
                 raise RemoteError(f"{self.url}: artifact {fingerprint[:12]} does not match its record (corrupted or "
-                                  "partial upload); not used")  # fmt: skip
-            return store.commit(workdir, record)
+                                  "partial upload); not used") from None  # fmt: skip
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise

@@ -29,6 +29,10 @@ from anvil.state.hashing import StatCache
 from anvil.state.lock import is_held, waiting_lock
 
 
+class ArtifactMismatch(AnvilError):
+    """An artifact brought from elsewhere is not what its record says (corrupted or partial)."""
+
+
 class Store:
     def __init__(self, root: Path, hashes: StatCache, owner: str):
         self.root = root
@@ -66,9 +70,11 @@ class Store:
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix=f"{self.owner}.{stage_id}."))
 
-    def commit(self, workdir: Path, record: StageRecord) -> StageRecord:
+    def commit(self, workdir: Path, record: StageRecord, verify: bool = False) -> StageRecord:
         """Move a finished stage's folder into place under its fingerprint, then write its record; its
-        scratch is done with. Call while holding `claim(record.fingerprint)`."""
+        scratch is done with. `verify`: the folder must have the digest `record.outputs` says (an artifact
+        from elsewhere), or it is removed and ArtifactMismatch raised before any record is written. Call
+        while holding `claim(record.fingerprint)`."""
         fsync_tree(workdir)
         target = self.artifact(record.fingerprint)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +83,11 @@ class Store:
         os.replace(workdir, target)
         fsync_dir(target.parent)
         # Hashed once, where it will stay: the stat cache is keyed by path.
-        record = record.model_copy(update={"outputs": self.hashes.tree(target)})
+        digest = self.hashes.tree(target)
+        if verify and digest != record.outputs:
+            shutil.rmtree(target)
+            raise ArtifactMismatch(record.fingerprint)
+        record = record.model_copy(update={"outputs": digest})
         write_json(self.root / "records" / f"{record.fingerprint}.json", record.model_dump(mode="json"))
         shutil.rmtree(self.scratch(record.fingerprint), ignore_errors=True)
         return record
