@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from anvil.project import open_project
@@ -212,6 +213,11 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    # Its training child notices within the tether's poll (0.2 s) and may write one more checkpoint
+    # meanwhile: look at the checkpoints only once it is gone.
+    while time.monotonic() < deadline and any(str(folder) in " ".join(p.info["cmdline"] or [])
+                                              for p in psutil.process_iter(["cmdline"])):  # fmt: skip
+        time.sleep(0.05)
     assert list(scratch.glob("*/0000008_adapters.safetensors")), "training never reached its step-8 checkpoint"
     done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -253,6 +259,11 @@ def train_until(folder: Path, checkpoint: int | None) -> None:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    # Its training child notices within the tether's poll (0.2 s) and may write one more checkpoint
+    # meanwhile: look at the checkpoints only once it is gone.
+    while time.monotonic() < deadline and any(str(folder) in " ".join(p.info["cmdline"] or [])
+                                              for p in psutil.process_iter(["cmdline"])):  # fmt: skip
+        time.sleep(0.05)
 
 
 def adapter_digest(folder: Path) -> str:
