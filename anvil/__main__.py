@@ -1,3 +1,3 @@
-from anvil.cli import main
+from anvil.main import main
 
 raise SystemExit(main())

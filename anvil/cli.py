@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from anvil import errors, estimating, render, sharing
+from anvil import errors, estimating, render, replay, sharing
 from anvil.arguments import DEFAULT_RECIPE, parser
 from anvil.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_GATES, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
 from anvil.planning.saved import differences, parse, to_saved
@@ -23,6 +23,7 @@ from anvil.report.live import LivePage
 from anvil.serve_target import serve_target
 from anvil.stages.registry import build_graph
 from anvil.state.atomic import write_json
+from anvil.state.lock import is_held
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -50,6 +51,7 @@ def cmd_validate(args) -> int:
                 err.print("\n".join(problems), markup=False)
     if args.json:
         print(json.dumps(results, indent=2))
+    replay.allow([])  # files alone made this answer
     return status
 
 
@@ -106,6 +108,8 @@ def cmd_plan(args) -> int:
         render.plan_lines(plan, out, project.state.load())
     render.memory_lines(*estimating.too_big(plan.estimates, project.loaded), "apply will refuse", err)
     render.warning_lines(project.shared.warnings, err)
+    if not (args.out or project.shared.remote or is_held(project.state.folder / "lock")):
+        replay.allow(project.probes())  # nothing but files and these processes made this answer
     if args.out:
         request = {"targets": args.target, "replace": args.replace, "exclude": args.exclude}
         saved = to_saved(plan, str(Path(args.recipe).resolve()), project.state.load(), request)

@@ -91,6 +91,10 @@ class Project:
             return stage.check(record)
         return None if self.store.intact(record) else "artifact missing or modified outside anvil"
 
+    def probes(self) -> list[dict[str, Any]]:
+        """How a replayed `plan` re-checks the recorded processes its answer relied on (anvil/replay.py)."""
+        return [stage.probe(r) for r in self.state.load().values() if (stage := BY_KIND.get(r.kind)) and stage.probe]
+
     def release(self, record: StageRecord) -> None:
         """Stop what a resource record stands for (the server), if this project started it; artifact records
         need nothing."""

@@ -1,13 +1,17 @@
 """The commands people run all day, as whole processes, against baselines measured in the same run:
   - `anvil validate` of a recipe over a --rows-row chat file, cold (no row cache) and warm, against
     parsing the same file with `json` (rows/s);
-  - a no-op `anvil plan` (everything built), against `python -c pass`.
+  - the checking itself: the cold validate of --rows rows minus that of a one-row file (start-up);
+  - a repeated validate, answered again from the last one (anvil/replay.py);
+  - a no-op `anvil plan` (everything built), in full and answered again from the last full one
+    (anvil/replay.py), against `python -c pass`.
 Each figure is the median of --repeat fresh processes. Run by hand: python benchmarks/command_speed.py"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -46,17 +50,22 @@ WORDS = [
 ]
 
 
-def make(root: Path, rows: int) -> None:
+def make(root: Path, rows: int, name: str = "big") -> None:
     rng = random.Random(0)
-    (root / "data").mkdir(parents=True)
-    with open(root / "data" / "big.jsonl", "w") as f:
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    with open(root / "data" / f"{name}.jsonl", "w") as f:
         for _ in range(rows):
             messages = [{"role": "system", "content": "You are helpful."},
                         {"role": "user", "content": " ".join(rng.choices(WORDS, k=20))},
                         {"role": "assistant", "content": " ".join(rng.choices(WORDS, k=60))}]  # fmt: skip
             f.write(json.dumps({"messages": messages}) + "\n")
-    (root / "anvil.toml").write_text('[project]\nname = "speed"\n\n[datasets.big]\n'
-                                     'sources = [{ path = "data/big.jsonl", category = "c" }]\n')  # fmt: skip
+    (root / f"{name}.toml").write_text(f'[project]\nname = "speed"\n\n[datasets.big]\n'
+                                       f'sources = [{{ path = "data/{name}.jsonl", category = "c" }}]\n')  # fmt: skip
+
+
+# As installed: Python keeps the bytecode it compiles (a development shell may say not to write it, which
+# makes every command compile Anvil's source again: ~0.1 s here).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def median_seconds(argv: list[str], cwd: Path, repeat: int, before=lambda: None) -> float:
@@ -64,7 +73,7 @@ def median_seconds(argv: list[str], cwd: Path, repeat: int, before=lambda: None)
     for _ in range(repeat):
         before()
         t0 = time.perf_counter()
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=ENV)
         times.append(time.perf_counter() - t0)
         if done.returncode not in (0, 2):
             sys.exit(f"{argv} failed: {done.stderr[-2000:]}")
@@ -78,23 +87,39 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="anvil-speed-"))
     try:
-        make(root, args.rows)
+        make(root, args.rows, "anvil")
+        make(root, 1, "one")
+        subprocess.run([sys.executable, "-m", "anvil", "--version"], env=ENV, check=True, capture_output=True)
         py, anvil = sys.executable, [sys.executable, "-m", "anvil"]
-        parse = median_seconds([py, "-c", "import json\nfor line in open('data/big.jsonl'): json.loads(line)"],
+        parse = median_seconds([py, "-c", "import json\nfor line in open('data/anvil.jsonl'): json.loads(line)"],
                                root, args.repeat)  # fmt: skip
         cold = median_seconds([*anvil, "validate"], root, args.repeat,
                               lambda: shutil.rmtree(root / ".anvil", ignore_errors=True))  # fmt: skip
-        warm = median_seconds([*anvil, "validate"], root, args.repeat)
+        one = median_seconds([*anvil, "validate", "one.toml"], root, args.repeat,
+                             lambda: shutil.rmtree(root / ".anvil", ignore_errors=True))  # fmt: skip
+        replays = root / ".anvil" / "state" / "anvil.toml" / "replay"
+        forget = lambda: shutil.rmtree(replays, ignore_errors=True)  # noqa: E731
+        warm = median_seconds([*anvil, "validate"], root, args.repeat, forget)
+        time.sleep(2.5)  # past replay.RACY_S: the full validate below may keep its answer
+        subprocess.run([*anvil, "validate"], cwd=root, capture_output=True, check=True, env=ENV)
+        again = median_seconds([*anvil, "validate"], root, args.repeat)
         subprocess.run([*anvil, "apply"], cwd=root, capture_output=True, check=True)
+        time.sleep(2.5)  # past replay.RACY_S: the full plan below may keep its answer
         nothing = median_seconds([py, "-c", "pass"], root, args.repeat)
+        full = median_seconds([*anvil, "plan"], root, args.repeat, forget)
         plan = median_seconds([*anvil, "plan"], root, args.repeat)
-        print(f"{args.rows} rows, {(root / 'data' / 'big.jsonl').stat().st_size / 1e6:.1f} MB")
+        print(f"{args.rows} rows, {(root / 'data' / 'anvil.jsonl').stat().st_size / 1e6:.1f} MB")
         print(f"json parse of the file:  {parse:6.3f} s  ({args.rows / parse:9,.0f} rows/s)  baseline")
         print(
             f"anvil validate, cold:    {cold:6.3f} s  ({args.rows / cold:9,.0f} rows/s)  {cold / parse:.1f}x the parse"
         )
+        print(f"anvil validate, 1 row:   {one:6.3f} s  (start-up and recipe)")
+        rate = (args.rows - 1) / (cold - one)
+        print(f"  checking alone:        {cold - one:6.3f} s  ({rate:9,.0f} rows/s)  cold minus the 1-row validate")
         print(f"anvil validate, warm:    {warm:6.3f} s  (row cache)             {warm / parse:.1f}x the parse")
+        print(f"anvil validate, again:   {again:6.3f} s  (answer kept)          {again / parse:.1f}x the parse")
         print(f"python -c pass:          {nothing:6.3f} s  baseline")
+        print(f"anvil plan, in full:     {full:6.3f} s  {full / nothing:.1f}x python -c pass")
         print(f"anvil plan, no changes:  {plan:6.3f} s  {plan / nothing:.1f}x python -c pass (target: <= 0.15 s)")
     finally:
         shutil.rmtree(root, ignore_errors=True)

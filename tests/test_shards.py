@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 import numpy as np
+import pytest
 
 from anvil.backends import shards
 
@@ -22,7 +23,7 @@ def test_a_rewrite_copies_every_other_tensor_byte_for_byte_and_mlx_reads_the_res
     tensors = {"a.weight": mx.arange(12, dtype=mx.float32).reshape(3, 4).astype(mx.bfloat16),
                "b.bias": mx.ones((5,), dtype=mx.float16), "c.ids": mx.arange(7, dtype=mx.int32)}  # fmt: skip
     mx.save_safetensors(str(tmp_path / "in.safetensors"), tensors)
-    written = shards.rewrite(tmp_path / "in.safetensors", tmp_path / "out.safetensors", lambda name, w: w * 2,
+    written = shards.rewrite(tmp_path / "in.safetensors", tmp_path / "out.safetensors", lambda name, rows, w: w * 2,
                              {"a.weight"}, {"format": "mlx"})  # fmt: skip
     back = mx.load(str(tmp_path / "out.safetensors"))
     assert written == sum(v.nbytes for v in tensors.values())
@@ -35,3 +36,35 @@ def test_a_rewrite_copies_every_other_tensor_byte_for_byte_and_mlx_reads_the_res
 def _info(path, name):
     head, start = shards.header(path)
     return head[name], start
+
+
+def test_a_tensor_rewritten_in_blocks_of_rows_is_the_tensor_rewritten_whole(tmp_path, monkeypatch):
+    weight = mx.random.normal((13, 6), key=mx.random.key(0)).astype(mx.bfloat16)
+    mx.save_safetensors(str(tmp_path / "in.safetensors"), {"w": weight, "v": mx.ones((4, 4), dtype=mx.float16)})
+    offset = np.arange(13 * 6, dtype=np.float32).reshape(13, 6) / 7
+
+    def change(name, rows, w):
+        return w * 1.5 + offset[rows] if name == "w" else w - 3
+
+    monkeypatch.setattr(shards, "BLOCK_VALUES", 12)  # two rows a block: seven blocks, the last one short
+    shards.rewrite(tmp_path / "in.safetensors", tmp_path / "out.safetensors", change, {"w", "v"}, {})
+    back = mx.load(str(tmp_path / "out.safetensors"))
+    whole = (np.array(weight.astype(mx.float32)) * 1.5 + offset).astype(np.float32)
+    assert np.array(back["w"].view(mx.uint16)).tobytes() == shards.from_float32(whole, "BF16")
+    assert mx.array_equal(back["v"], mx.full((4, 4), -2.0, dtype=mx.float16))
+
+
+@pytest.mark.parametrize("changed", [set(), {"v"}, {"w"}, {"v", "w"}])
+def test_a_truncated_shard_is_refused_whichever_tensor_it_cuts(tmp_path, changed):
+    mx.save_safetensors(str(tmp_path / "in.safetensors"), {"v": mx.ones((4, 4)), "w": mx.ones((8, 8))})
+    data = (tmp_path / "in.safetensors").read_bytes()
+    (tmp_path / "in.safetensors").write_bytes(data[:-10])
+    with pytest.raises(ValueError, match="in.safetensors: truncated in tensor"):
+        shards.rewrite(tmp_path / "in.safetensors", tmp_path / "out.safetensors", lambda n, r, w: w, changed, {})
+
+
+def test_an_empty_tensor_is_rewritten_as_empty(tmp_path):
+    mx.save_safetensors(str(tmp_path / "in.safetensors"), {"e": mx.zeros((0, 3)), "w": mx.ones((2, 3))})
+    shards.rewrite(tmp_path / "in.safetensors", tmp_path / "out.safetensors", lambda n, r, w: w + 1, {"e", "w"}, {})
+    back = mx.load(str(tmp_path / "out.safetensors"))
+    assert back["e"].shape == (0, 3) and mx.array_equal(back["w"], mx.full((2, 3), 2.0))

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from anvil.backends import process
+from anvil.backends import health, process
 from anvil.backends.process import Child, Owned
 from anvil.errors import AnvilError
 from anvil.recipe.serving import Serve
@@ -100,12 +100,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def healthy(server: Server, timeout: float = 2.0) -> bool:
-    request = urllib.request.Request(f"{server.url}/health", headers=server.headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    return health.answers(f"{server.url}/health", server.headers, timeout)
 
 
 def _log_tail(log: Path | None, lines: int = 15) -> str:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import os
 import struct
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 CHUNK = 16 << 20
+BLOCK_VALUES = 1 << 20
+_POOL = None  # the merge's worker threads, made on first use
 FLOAT_DTYPES = {"F32": "float32", "F16": "float16"}  # and BF16, which numpy lacks: carried as bits
 
 
@@ -45,74 +48,145 @@ def read_tensor(path: Path, info: dict[str, Any], data_start: int, rows: list[in
     return to_float32(raw, info["dtype"], shape)
 
 
-def to_float32(raw: bytes, dtype: str, shape: list[int]):
+def to_float32(raw, dtype: str, shape: list[int]):
+    """A tensor's bytes (or a numpy array of its storage: uint16 bits for BF16) as a float32 array."""
     import numpy as np
 
     if dtype == "BF16":  # bfloat16 is the top half of a float32
-        return (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(shape)
+        bits = np.frombuffer(raw, dtype=np.uint16) if isinstance(raw, bytes) else raw
+        return (bits.astype(np.uint32) << 16).view(np.float32).reshape(shape)
     if dtype not in FLOAT_DTYPES:
         raise ValueError(f"cannot rewrite a {dtype} tensor")
-    return np.frombuffer(raw, dtype=FLOAT_DTYPES[dtype]).astype(np.float32).reshape(shape)
+    values = np.frombuffer(raw, dtype=FLOAT_DTYPES[dtype]) if isinstance(raw, bytes) else raw
+    return values.astype(np.float32).reshape(shape)
 
 
 def from_float32(array, dtype: str) -> bytes:
     """The tensor's bytes in `dtype`, rounded to nearest, ties to even (as MLX and PyTorch round)."""
     import numpy as np
 
-    if dtype == "BF16":
-        bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
-        rounded = (bits + (np.uint32(0x7FFF) + ((bits >> 16) & 1))) >> 16
-        nan = np.isnan(array)
-        if nan.any():  # rounding must not turn a NaN into an infinity
-            rounded[nan] = 0x7FC0
-        return rounded.astype(np.uint16).tobytes()
-    return np.ascontiguousarray(array, dtype=FLOAT_DTYPES[dtype]).tobytes()
+    out = np.empty(array.shape, dtype=np.uint16 if dtype == "BF16" else FLOAT_DTYPES[dtype])
+    _store(np.array(array, dtype=np.float32), dtype, out)
+    return out.tobytes()
 
 
-def rewrite(src: Path, dst: Path, change: Callable[[str, Any], Any], names: set[str],
+def _store(values, dtype: str, out) -> None:
+    """float32 `values` (consumed: rounded in place) stored into `out`, a C-ordered array of the tensor's storage
+    (a block of whole rows is one) of the same shape."""
+    import numpy as np
+
+    if dtype != "BF16":
+        out[...] = values
+        return
+    flat = values.reshape(values.shape[0] if values.ndim else 1, -1)
+    into = out.reshape(flat.shape)  # a view, out being C-ordered: writing it writes out
+    nan = np.isnan(flat) if flat.size and np.isnan(flat.max()) else None
+    bits = flat.view(np.uint32)
+    carry = bits >> 16
+    carry &= 1
+    carry += 0x7FFF
+    bits += carry  # rounded to nearest, ties to even; the top half is then the bfloat16
+    into[...] = bits.view(np.uint16)[:, 1::2] if sys.byteorder == "little" else bits >> 16
+    if nan is not None:  # rounding must not turn a NaN into an infinity
+        into[nan] = 0x7FC0
+
+
+def _changed(raw: bytes, info: dict[str, Any], change: Callable[[str, slice, Any], Any], name: str) -> bytes:
+    """A tensor's bytes with `change(name, rows, block)` applied to its float32 values, a block of rows at a
+    time (about a million values: cache-sized), the blocks spread over the cores (numpy lets go of the GIL)."""
+    import numpy as np
+
+    dtype, shape = info["dtype"], list(info["shape"]) or [1]
+    if dtype not in FLOAT_DTYPES and dtype != "BF16":
+        raise ValueError(f"cannot rewrite a {dtype} tensor")
+    storage = np.frombuffer(raw, dtype=np.uint16 if dtype == "BF16" else FLOAT_DTYPES[dtype]).reshape(shape)
+    out = np.empty_like(storage)
+    step = max(1, BLOCK_VALUES // max(1, storage[0].size if len(storage) else 1))
+
+    def one(start: int) -> None:
+        rows = slice(start, start + step)
+        block = change(name, rows, to_float32(storage[rows], dtype, [len(storage[rows]), *shape[1:]]))
+        if block.shape != storage[rows].shape:
+            raise ValueError(f"{name}: the rewritten tensor changed shape")
+        _store(np.ascontiguousarray(block, dtype=np.float32), dtype, out[rows])
+
+    list(_workers().map(one, range(0, shape[0], step)))
+    return out.tobytes()
+
+
+def _workers():
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="anvil-merge")
+    return _POOL
+
+
+def rewrite(src: Path, dst: Path, change: Callable[[str, slice, Any], Any], names: set[str],
             metadata: dict[str, str]) -> int:  # fmt: skip
-    """Copy shard `src` to `dst`, the tensors in `names` replaced by `change(name, tensor)` (a float32 numpy
-    array in, one of the same shape out, stored back in the tensor's dtype); returns the bytes of tensor
-    data written."""
+    """Copy shard `src` to `dst`, the tensors in `names` replaced: `change(name, rows, block)` gets each block
+    of rows (a slice of the first axis) as a float32 numpy array and returns the block's new values, stored
+    back in the tensor's dtype; returns the bytes of tensor data written. Every tensor keeps its offsets, so
+    each is written in place: the others are copied by a thread of their own while these are computed."""
     head, start = header(src)
-    entries = {k: v for k, v in head.items() if k != "__metadata__"}
-    text = json.dumps({"__metadata__": metadata, **entries}, separators=(",", ":")).encode()
+    entries = sorted(((k, v) for k, v in head.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"])
+    text = json.dumps({"__metadata__": metadata, **dict(entries)}, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the data then starts 8-byte aligned
-    with open(src, "rb") as source, open(dst, "wb") as out:
+    base, expected = 8 + len(text), 0
+    for name, info in entries:
+        if info["data_offsets"][0] != expected:
+            raise ValueError(f"{src.name}: tensor {name} is not where the header says (gaps between tensors)")
+        expected = info["data_offsets"][1]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with open(src, "rb") as source, open(dst, "wb") as out, ThreadPoolExecutor(1, "anvil-copy") as copier:
         out.write(struct.pack("<Q", len(text)) + text)
-        for name, info in sorted(entries.items(), key=lambda item: item[1]["data_offsets"][0]):
-            begin, end = info["data_offsets"]
-            if out.tell() - 8 - len(text) != begin:
-                raise ValueError(f"{src.name}: tensor {name} is not where the header says (gaps between tensors)")
-            if name in names:
-                new = from_float32(change(name, read_tensor(src, info, start)), info["dtype"])
-                if len(new) != end - begin:
-                    raise ValueError(f"{name}: the rewritten tensor changed size")
-                out.write(new)
-                continue
-            _copy_range(source, out, start + begin, end - begin, f"{src.name}: truncated in tensor {name}")
-        return out.tell() - 8 - len(text)
+        out.flush()
+        same = [(start + i["data_offsets"][0], base + i["data_offsets"][0], i["data_offsets"][1] - i["data_offsets"][0],
+                 f"{src.name}: truncated in tensor {n}") for n, i in entries if n not in names]  # fmt: skip
+
+        def copy_the_rest() -> None:
+            for job in same:
+                _copy_range(source.fileno(), out.fileno(), *job)
+
+        copied = copier.submit(copy_the_rest)
+        try:
+            for name, info in entries:
+                if name in names:
+                    begin, end = info["data_offsets"]
+                    raw = os.pread(source.fileno(), end - begin, start + begin)
+                    if len(raw) != end - begin:
+                        raise ValueError(f"{src.name}: truncated in tensor {name}")
+                    _write_at(out.fileno(), _changed(raw, info, change, name), base + begin)
+        finally:
+            copied.result()
+        return expected
 
 
-def _copy_range(source, out, offset: int, length: int, truncated: str) -> None:
-    """`length` bytes of `source` from `offset` appended to `out`: in the kernel where it can (Linux's
-    copy_file_range), through a buffer elsewhere."""
-    out.flush()
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
+
+
+def _copy_range(source: int, out: int, src_offset: int, dst_offset: int, length: int, truncated: str) -> None:
+    """`length` bytes of `source` from `src_offset` written to `out` at `dst_offset`: in the kernel where it
+    can (Linux's copy_file_range), through a buffer elsewhere. Positional: safe beside other writers."""
     if hasattr(os, "copy_file_range"):
         try:
             while length:
-                done = os.copy_file_range(source.fileno(), out.fileno(), length, offset)
+                done = os.copy_file_range(source, out, length, src_offset, dst_offset)
                 if done == 0:
                     raise ValueError(truncated)
-                offset, length = offset + done, length - done
-            out.seek(0, os.SEEK_END)
+                src_offset, dst_offset, length = src_offset + done, dst_offset + done, length - done
             return
         except OSError:  # a file system that cannot (some network mounts): the buffered way
-            out.seek(0, os.SEEK_END)
-    source.seek(offset)
+            pass
     while length:
-        chunk = source.read(min(CHUNK, length))
+        chunk = os.pread(source, min(CHUNK, length), src_offset)
         if not chunk:
             raise ValueError(truncated)
-        out.write(chunk)
-        length -= len(chunk)
+        _write_at(out, chunk, dst_offset)
+        src_offset, dst_offset, length = src_offset + len(chunk), dst_offset + len(chunk), length - len(chunk)

@@ -65,6 +65,12 @@ def check(record: StageRecord) -> str | None:
     return None
 
 
+def probe(record: StageRecord) -> dict[str, Any]:
+    m = record.metrics
+    url = backend.Server(_owned(record), m["host"], m["port"], None, m["model"]).url
+    return {"process": m["process"], "url": f"{url}/health", "key_env": Serve.model_validate(record.config).api_key_env}
+
+
 def stop(record: StageRecord) -> None:
     process.stop(_owned(record))
 
@@ -132,6 +138,5 @@ def summary(record: StageRecord) -> str:
     return f"{record.config.get('model')} at {m['url']}/v1{warned}"
 
 
-STAGE = Stage(
-    kind="serve", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, check=check, stop=stop, in_plan=True
-)
+STAGE = Stage(kind="serve", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True,
+              check=check, stop=stop, probe=probe)  # fmt: skip

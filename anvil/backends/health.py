@@ -1,0 +1,16 @@
+"""Whether a server answers on its health URL: standard library only, so that a replayed `plan`
+(anvil/replay.py) can ask without importing the server's backend."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+
+def answers(url: str, headers: dict[str, str], timeout: float = 2.0) -> bool:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
