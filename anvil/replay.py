@@ -57,14 +57,15 @@ def _code_paths() -> dict[str, bool]:
 def key(argv: list[str]) -> str:
     """Everything besides files that a plan's printed answer depends on."""
 
-    def tty(stream: TextIO) -> bool:
-        return stream.isatty()
-
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        memory = 0
     facts = {
         "format": FORMAT, "argv": argv, "cwd": os.getcwd(), "python": sys.executable, "host": socket.gethostname(),
         "env": {k: v for k, v in os.environ.items() if k.startswith("ANVIL_") or k in _ENVIRONMENT},
-        "tty": [tty(sys.stdout), tty(sys.stderr)], "size": tuple(shutil.get_terminal_size()),
-        "memory": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0,
+        "tty": [sys.stdout.isatty(), sys.stderr.isatty()], "size": tuple(shutil.get_terminal_size()),
+        "memory": memory,
     }  # fmt: skip
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -240,5 +241,5 @@ def _keep(rec: _Recording, recipe: str, argv: list[str], code: int, output: list
         write_json(target, {"format": FORMAT, "exit": code, "output": output,
                             "watched": [[path, seen[path], sig] for path, sig in signatures.items()],
                             "probes": rec.probes})  # fmt: skip
-    except OSError:
-        pass  # a folder that cannot be written keeps no answer; the plan itself was given
+    except (OSError, ValueError):
+        pass  # a folder that cannot be written keeps no answer; the answer itself was given
