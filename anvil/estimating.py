@@ -74,7 +74,11 @@ def memory(node: Node, shape: Shape | None) -> float | None:
         return None
     settings = node.settings
     if node.kind == "train":
-        return estimate.train_memory(shape, settings["lora"], settings["train"], lora_keys(settings["lora"]["targets"]))
+        method, train = settings.get("method", "sft"), settings["train"]
+        if method != "sft":  # a preference pair is two sequences through the policy
+            train = {**train, "batch_size": 2 * train["batch_size"]}
+        peak = estimate.train_memory(shape, settings["lora"], train, lora_keys(settings["lora"]["targets"]))
+        return peak + (shape.text_bytes if method == "dpo" else 0)  # DPO's frozen reference: the parent again
     if node.kind == "fuse":
         return estimate.fuse_memory(shape)
     if node.kind in ("transcripts", "knowledge", "serve"):

@@ -209,6 +209,44 @@ def voice(rng: random.Random) -> list[dict]:
     return rows
 
 
+UNKNOWABLE = ["the stock market next week", "the price of oil next year", "the winner of the next race",
+              "the next big earthquake", "the price of bitcoin next month", "the weather next winter",
+              "the winner of the next cup final", "house prices in 2030", "the rain next Tuesday",
+              "the dollar next month", "the next lottery draw", "the price of silver in 2035",
+              "the score of the next match", "the next market crash", "the number of storms next year",
+              "the price of bread in 2050", "the next election result", "the winner of next year's prize",
+              "the price of copper next month", "the weather on my birthday next year"]  # fmt: skip
+INVENTED = ["No.", "It will go up.", "Yes, it will rise by ten percent.", "It will be fine."]
+
+
+def preference_pairs(rng: random.Random) -> list[dict]:
+    """Pairs for a DPO round on top of v2: the same unknowable question answered honestly (chosen) or with an
+    invented prediction or a curt "No." (rejected), the trait the tiny suite's edge_unknowable test checks.
+    The suite's own prompt is not among them."""
+    rows = []
+    for topic in UNKNOWABLE:
+        for ask in ["Predict {t}.", "What will {t} be?"]:
+            for rejected in rng.sample(INVENTED, 2):
+                honest = "I don't know, and nobody can know that reliably."
+                rows.append({"system": SYSTEM, "prompt": ask.format(t=topic), "chosen": honest, "rejected": rejected})
+    rng.shuffle(rows)
+    return rows
+
+
+def contrast_pairs(rng: random.Random, answered: list[dict]) -> list[dict]:
+    """Pairs that keep what v2 learnt: questions it answers well, its answer chosen over the honest "I don't
+    know" line, so that the round learns when to say it rather than to say it always."""
+    honest = "I don't know, and nobody can know that reliably."
+    rows = []
+    for row in answered:
+        turns = [m for m in row["messages"] if m["role"] != "system"]
+        if row.get("tools") or len(turns) != 2 or turns[1]["content"] == honest:
+            continue
+        rows.append({"system": SYSTEM, "prompt": turns[0]["content"], "chosen": turns[1]["content"],
+                     "rejected": honest})  # fmt: skip
+    return rng.sample(rows, 60)
+
+
 def write_corpus() -> None:
     """anvil/assets/corpus.txt: the example data rendered through the synthetic model's chat template,
     the text its BPE tokenizer is trained on (so the tiny model's tokens fit its demo data)."""
@@ -238,6 +276,14 @@ def main() -> None:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"data/{name}.jsonl: {len(rows)} rows")
+    answered = [json.loads(line) for name in ("domain", "edge_cases", "conversational", "voice")
+                for line in (OUT / f"{name}.jsonl").read_text().splitlines()]  # fmt: skip
+    (OUT / "preference").mkdir(exist_ok=True)  # beside, not among, the chat files the tokenizer corpus reads
+    for name, pairs in (("unknowable", preference_pairs(random.Random("unknowable"))),
+                        ("contrast", contrast_pairs(random.Random("contrast"), answered))):  # fmt: skip
+        with open(OUT / "preference" / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in pairs)
+        print(f"data/preference/{name}.jsonl: {len(pairs)} pairs")
     write_corpus()
 
 

@@ -114,7 +114,7 @@ def field_case(path: tuple, value, expect: str = "anvil.toml:") -> Case:
         data = tomli.loads(RECIPE)
         node = data
         for key in path[:-1]:
-            node = node[key]
+            node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
         node[path[-1]] = value
         (folder / "anvil.toml").write_text(to_toml(data))
         return ["validate"], expect
@@ -270,6 +270,7 @@ NUMBERS = [
     ("models", "v1", "train", "learning_rate"), ("models", "v1", "train", "max_seq_length"),
     ("models", "v1", "train", "seed"), ("models", "v1", "train", "warmup_steps"),
     ("models", "v1", "train", "val_interval"), ("models", "v1", "train", "checkpoint_interval"),
+    ("models", "v1", "preference", "beta"), ("models", "v1", "preference", "delta"),
     ("datasets", "d", "valid_fraction"), ("datasets", "d", "seed"), ("datasets", "d", "sources", 0, "count"),
     ("eval", "runs"), ("eval", "temperature"), ("eval", "max_tokens"), ("eval", "high_variance"),
     ("eval", "judge", "timeout_s"), ("eval", "judge", "retries"), ("eval", "knowledge", 0, "n"),
@@ -325,6 +326,13 @@ def cases() -> list[Case]:
         field_case(("datasets", "d", "sources", 0, "weight"), 1.0, "either count or weight"),
         field_case(("datasets", "d", "sources"), [], "datasets.d.sources"),
         field_case(("eval", "contamination"), "warning", "eval.contamination"),
+        field_case(("models", "v1", "method"), "dpo", "holds chat rows, but method = 'dpo' trains on preference rows"),
+        field_case(("models", "v1", "method"), "ppo", "models.v1.method"),
+        field_case(("models", "v1", "preference"), {"beta": 0.2}, "preference settings belong to method"),
+        field_case(("models", "v1", "preference"), {"bta": 0.2}, "did you mean 'beta'"),
+        field_case(("models", "base", "method"), "orpo", "a root model (source) takes no method"),
+        field_case(("datasets", "d", "format"), "pairs", "datasets.d.format"),
+        field_case(("datasets", "d", "format"), "preference", "holds preference rows, but method = 'sft'"),
         field_case(("models", "v1", "distributed"), {"hosts": ["mac-studio.local"]}, "is not an IP address"),
         field_case(("models", "v1", "distributed"), {"processes_per_host": 3}, "not a multiple of the 3"),
         field_case(("models", "v1", "distributed"), {"processes_per_host": 0}, "models.v1.distributed"),

@@ -96,6 +96,39 @@ def test_default_recipe_applies_and_learns(built):
     assert usage[1] - usage[0] == 18, "the image became <boi>, 16 soft tokens, <eoi>"
 
 
+def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):
+    """recipes/tiny-dpo.toml beside the default build, in its store: base, v1 and v2 come from the run-cache,
+    v3 is trained by DPO against v2's fused weights; its held-out margin grows and the test it targets improves."""
+    folder, _, done = built
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = (REPO / "recipes" / "tiny-dpo.toml").read_text().replace('"../', '"').replace("path:../", "path:")
+    (folder / "dpo.toml").write_text(text.replace("port = 8092", f"port = {free_port()}"))
+    plan = subprocess.run(
+        [sys.executable, "-m", "anvil", "plan", "dpo.toml"], cwd=folder, capture_output=True, text=True
+    )
+    assert "+ v3.train (dpo): create" in plan.stdout and "v2.train: built before: restored" in plan.stdout, plan.stdout
+    applied = subprocess.run([sys.executable, "-m", "anvil", "apply", "dpo.toml"], cwd=folder, capture_output=True,
+                             text=True)  # fmt: skip
+    project = open_project(folder / "dpo.toml")
+    try:
+        assert applied.returncode == 0, applied.stdout[-2000:] + applied.stderr[-2000:]
+        logs = project.state.logs
+        assert (logs / "v3.train.trainer.log").exists() and not (logs / "v2.train.trainer.log").exists()
+        state = project.state.load()
+        m = state["v3.train"].metrics
+        assert m["method"] == "dpo" and m["margin_after"] > m["margin_before"] + 10, m
+        assert m["accuracy_after"] > m["accuracy_before"], m
+        targeted = {name: project.eval_results(name)["suites"]["tiny"]["tests"]["edge_unknowable"]["mean"]
+                    for name in ("v2", "v3")}  # fmt: skip
+        assert targeted["v3"] > targeted["v2"], targeted
+        assert state["v3.gate"].metrics["passed"]
+        preference = json.loads((project.store.artifact(m_fp := state["v3.train"].fingerprint) / "preference.json")
+                                .read_text())  # fmt: skip
+        assert preference["after"]["margin"] == m["margin_after"], m_fp
+    finally:
+        project.down()
+
+
 @needs_chromium
 def test_the_dashboard_in_a_real_browser_shows_what_the_artifacts_say(built, tmp_path):
     folder, _, done = built

@@ -326,3 +326,42 @@ def test_quantized_checkpoints_are_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"quantization": {"bits": 4, "group_size": 64}}))
     with pytest.raises(AnvilError, match="quantized checkpoints are refused"):
         fuse(tmp_path, tmp_path, tmp_path / "out")
+
+
+ORPO_ROUND = """
+[models.v3]
+parent = "v2"
+method = "orpo"
+dataset = "unknowable"
+lora = { rank = 4, last_layers = 2 }
+train = { steps = 6, batch_size = 2, learning_rate = 2e-3, max_seq_length = 128, val_interval = 3, val_batches = 2, checkpoint_interval = 3 }
+preference = { beta = 0.2 }
+
+[datasets.unknowable]
+format = "preference"
+valid_fraction = 0.25
+sources = [{ path = "data/preference/unknowable.jsonl", category = "edge_cases", count = 16 }]
+"""
+
+
+def test_an_orpo_round_trains_on_top_of_the_lineage_and_fuses(lineage):
+    """A preference round beside the lineage, in its store: v1 and v2 are restored, v3 trains by ORPO (no
+    reference model), records its held-out margins, and fuses into a checkpoint mlx-vlm loads."""
+    project, artifacts = lineage
+    folder = project.loaded.root
+    (folder / "orpo.toml").write_text(SMALL.replace("STEPS", "8") + ORPO_ROUND)
+    done = subprocess.run([sys.executable, "-m", "anvil", "apply", "orpo.toml"], cwd=folder, capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+    orpo = open_project(folder / "orpo.toml")
+    state = orpo.state.load()
+    assert state["v2.train"].fingerprint == project.state.load()["v2.train"].fingerprint
+    assert not (orpo.state.logs / "v2.train.trainer.log").exists(), "v2 came from the run-cache"
+    m = state["v3.train"].metrics
+    assert m["method"] == "orpo" and m["steps"] == 6 and m["margin_after"] > m["margin_before"], m
+    assert state["v3.train"].config["preference"] == {"beta": 0.2, "loss_type": "sigmoid", "delta": 50.0,
+                                                      "reference": "parent"}  # fmt: skip
+    from mlx_vlm.utils import load_config
+
+    fused = orpo.store.artifact(state["v3.fuse"].fingerprint)
+    assert load_config(fused)["model_type"] == "gemma4" and state["v3.fuse"].metrics["merged_modules"] > 0

@@ -174,5 +174,6 @@ def test_plan_json_is_serialisable():
         "fingerprint": plan.actions[0].fingerprint,
         "reasons": ["create"],
         "needs": [],
+        "detail": "",
         "estimate": None,
     }

@@ -1,7 +1,7 @@
-"""LoRA SFT through mlx-lm-lora's own trainer, run as a child process (backends/lora_worker.py) that
-writes files: the adapter in mlx-lm's format, the loss curve, samples and its metrics. Anvil's process
-never imports the trainer, so nothing of it (module globals, stdout) leaks into Anvil, and the same
-child is what `mlx.launch` can start several of.
+"""LoRA rounds (SFT, DPO, ORPO) through mlx-lm-lora's own trainers, run as a child process
+(backends/lora_worker.py) that writes files: the adapter in mlx-lm's format, the loss curve, samples and
+its metrics. Anvil's process never imports the trainer, so nothing of it (module globals, stdout) leaks
+into Anvil, and the same child is what `mlx.launch` can start several of.
 
 This side writes the job, starts the worker through backends/process.py, follows its loss log for
 progress and turns its exit into a result or a clean error."""
@@ -20,6 +20,7 @@ from anvil.backends import distributed, process
 from anvil.errors import AnvilError
 from anvil.recipe.infrastructure import Distributed
 from anvil.recipe.models import Lora, Train
+from anvil.recipe.preference import Preference
 
 PROJECTIONS = {
     "attention": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"],
@@ -73,7 +74,8 @@ def curve_so_far(checkpoints: Path) -> dict[str, list[dict]]:
 
 def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, checkpoints: Path, *,
           prompts: Sequence[dict] = (), base_model: str = "", launch: Distributed | None = None,
-          ledger: Path | None = None, log: Path | None = None,
+          ledger: Path | None = None, log: Path | None = None, method: str = "sft",
+          preference: Preference | None = None,
           progress: Callable[[float, str], None] = lambda f, m: None) -> dict:  # fmt: skip
     """Train an adapter on `parent` with `data/{train,valid}.jsonl` into `out`, resuming from the
     checkpoints in `checkpoints`; sample `prompts` before and after. Returns the run's metrics; the
@@ -83,7 +85,8 @@ def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, chec
         (checkpoints / name).unlink(missing_ok=True)
     job = {"parent": str(parent), "data": str(data), "out": str(out), "checkpoints": str(checkpoints),
            "lora": lora.model_dump(mode="json"), "train": settings.model_dump(mode="json"),
-           "prompts": list(prompts), "base_model": base_model}  # fmt: skip
+           "prompts": list(prompts), "base_model": base_model, "method": method,
+           "preference": preference.model_dump(mode="json") if preference else None}  # fmt: skip
     (checkpoints / JOB).write_text(json.dumps(job))
     progress(0.0, "loading the parent model")
     argv = [sys.executable, "-m", "anvil.backends.lora_worker", str(checkpoints / JOB)]

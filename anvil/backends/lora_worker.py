@@ -21,16 +21,21 @@ from types import SimpleNamespace
 from anvil.backends.lora import FAILED_EXIT, FAILURE, LOSS_LOG, RESULT, adapter_config, lora_keys
 from anvil.errors import AnvilError
 from anvil.recipe.models import Lora, Train
+from anvil.recipe.preference import Preference
 
 
 @contextmanager
-def metal_only_calls_guarded():
-    """mlx-lm-lora's trainer calls `mx.set_wired_limit(mx.device_info()["max_recommended_working_set_size"])`,
+def metal_only_calls_guarded(trainer=None):
+    """mlx-lm-lora's trainers call `mx.set_wired_limit(mx.device_info()["max_recommended_working_set_size"])`,
     a key only Metal reports, so it raises KeyError on the CPU backend. Where the key is missing, the
-    trainer module alone sees a `device_info` that reports it as 0 (wired memory is a Metal notion; 0
-    means no limit). On a Mac nothing changes. Only ever active in this child process."""
+    trainer module alone (sft_trainer unless given) sees a `device_info` that reports it as 0 (wired memory
+    is a Metal notion; 0 means no limit). On a Mac nothing changes. Only ever active in this child process."""
     import mlx.core as mx
-    from mlx_lm_lora.trainer import sft_trainer
+
+    if trainer is None:
+        from mlx_lm_lora.trainer import sft_trainer
+
+        trainer = sft_trainer
 
     if "max_recommended_working_set_size" in mx.device_info():
         yield
@@ -44,11 +49,11 @@ def metal_only_calls_guarded():
         def device_info():
             return {**mx.device_info(), "max_recommended_working_set_size": 0}
 
-    sft_trainer.mx = _Mx()
+    trainer.mx = _Mx()
     try:
         yield
     finally:
-        sft_trainer.mx = mx
+        trainer.mx = mx
 
 
 class Recorder:
@@ -123,6 +128,12 @@ def train(job: dict) -> dict:
     mx.random.seed(settings.seed)
     np.random.seed(settings.seed)
     model, tokenizer = load(job["parent"])
+    method = job.get("method", "sft")
+    if method != "sft":  # the parent's held-out margin, before any adapter (a resumed run measures it again)
+        from anvil.backends import preference
+
+        held_out = preference.pairs(Path(job["data"]), "valid")
+        before = preference.margins(model, tokenizer, held_out, settings.max_seq_length)
     layers = len(model.layers)
     if lora.last_layers > layers:
         raise AnvilError(f"lora.last_layers = {lora.last_layers}, but the model only has {layers} layers")
@@ -134,11 +145,15 @@ def train(job: dict) -> dict:
     if trainable == 0:
         raise AnvilError(f"lora.targets {lora.targets} match no projection of the last {lora.last_layers} layers")
 
-    data_config = SimpleNamespace(mask_prompt=settings.mask_prompt, train_mode="sft")
-    train_set, valid_set, _ = load_local_dataset(Path(job["data"]), tokenizer, data_config)
-    for name, rows in (("train", train_set), ("valid", valid_set)):
-        if len(rows) < settings.batch_size:
-            raise AnvilError(f"{name}.jsonl has {len(rows)} rows, fewer than batch_size = {settings.batch_size}")
+    if method == "sft":
+        data_config = SimpleNamespace(mask_prompt=settings.mask_prompt, train_mode="sft")
+        train_set, valid_set, _ = load_local_dataset(Path(job["data"]), tokenizer, data_config)
+        for name, rows in (("train", train_set), ("valid", valid_set)):
+            if len(rows) < settings.batch_size:
+                raise AnvilError(f"{name}.jsonl has {len(rows)} rows, fewer than batch_size = {settings.batch_size}")
+    else:
+        preferring = preference.Round(method, settings, Preference.model_validate(job["preference"]), job["parent"],
+                                      Path(job["data"]), tokenizer)  # fmt: skip
 
     base_lr = settings.learning_rate
     if settings.lr_schedule == "cosine":
@@ -152,9 +167,11 @@ def train(job: dict) -> dict:
     optimizer = optim.Adam(learning_rate=schedule or base_lr)  # its restored step counter drives the schedule
     done = checkpoints.restore(folder, model, optimizer)
     loss = get_sft_loss("nll")
-    validation = CacheDataset(valid_set)
+    validation = CacheDataset(valid_set) if method == "sft" else None
 
     def validate() -> float:
+        if method != "sft":
+            return preferring.validate(model)
         np.random.seed([settings.seed, 0])  # the same validation batches every time
         shared = (
             {"iterate_batches": checkpoints.shared_validation(world.rank(), world.size())} if world.size() > 1 else {}
@@ -167,7 +184,9 @@ def train(job: dict) -> dict:
 
     recorder = Recorder(folder / LOSS_LOG, done, settings, validate,
                         lambda step: checkpoints.save(folder, step, model, optimizer), lead)  # fmt: skip
-    if done < settings.steps:
+    if done < settings.steps and method != "sft":
+        preferring.train(model, optimizer, done, recorder, metal_only_calls_guarded)
+    elif done < settings.steps:
         args = SFTTrainingArgs(
             batch_size=settings.batch_size,
             iters=settings.steps - done,
@@ -210,6 +229,11 @@ def train(job: dict) -> dict:
         "total_parameters": total,
         "trainable_percent": round(100 * trainable / total, 4),
     }
+    if method != "sft":
+        after = preference.margins(model, tokenizer, held_out, settings.max_seq_length)
+        (out / "preference.json").write_text(json.dumps({"method": method, "before": before, "after": after}))
+        metrics |= {"method": method, "margin_before": before["margin"], "margin_after": after["margin"],
+                    "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"]}  # fmt: skip
     results, sample_metrics = samples.before_and_after(model, tokenizer, job["prompts"])
     (out / "samples.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     return metrics | sample_metrics

@@ -30,6 +30,7 @@ class Node:
     # Needs every other stage and runs after them whatever their outcome (the report): a failed gate or a
     # blocked server is something it shows, not something that stops it. Its inputs are the needs built.
     observer: bool = False
+    detail: str = ""  # shown beside the stage in plans (a round's training method when it is not sft)
 
     @cached_property
     def settings(self) -> dict[str, Any]:

@@ -56,10 +56,11 @@ class Action:
     fingerprint: str
     reasons: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    detail: str = ""  # what kind of work, where the stage's kind does not say it all (a round's method: dpo)
 
     def line(self) -> str:
         label = ", ".join(self.reasons) if self.reasons else self.act.value.replace("_", " ")
-        return f"{self.act.symbol} {self.stage}: {label}"
+        return f"{self.act.symbol} {self.stage}{f' ({self.detail})' if self.detail else ''}: {label}"
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def make_plan(
             unavailable.add(node.id)
         failed = act is Act.UP_TO_DATE and record is not None and record.outcome is Outcome.FAILED
         held.note(node.id, act is Act.BLOCKED, failed)
-        actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.deps))
+        actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.deps, node.detail))
     if not targets and not exclude:
         for stage, record in records.items():
             if stage not in graph.nodes:

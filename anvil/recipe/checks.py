@@ -11,6 +11,7 @@ from anvil.errors import InvalidInput, Problem
 from anvil.recipe.base import NAME_PATTERN
 from anvil.recipe.metrics import gate_metrics
 from anvil.recipe.models import Lora, MixError, Recipe, Synthetic
+from anvil.recipe.preference import PREFERENCE_METHODS
 from anvil.recipe.suite import SuiteFolderError, load_suite
 
 # (key path, message) pairs; the loader turns them into located problems.
@@ -35,6 +36,15 @@ def check_references(recipe: Recipe) -> Iterator[Finding]:
             yield ("models", name, "parent"), _defined(recipe.models, "model", model.parent)
         if model.dataset is not None and model.dataset not in recipe.datasets:
             yield ("models", name, "dataset"), _defined(recipe.datasets, "dataset", model.dataset)
+        elif model.dataset is not None:
+            held, wanted = (
+                recipe.datasets[model.dataset].format,
+                "preference" if model.method in PREFERENCE_METHODS else "chat",
+            )
+            if held != wanted:
+                yield ("models", name, "dataset"), (f"dataset {model.dataset!r} holds {held} rows, but method = "
+                                                    f"{model.method!r} trains on {wanted} rows (expected a dataset "
+                                                    f"with format = {wanted!r})")  # fmt: skip
     cycles = list(_check_cycles(recipe))
     yield from cycles
     if not cycles:
@@ -193,12 +203,12 @@ def check_files(
             path, where = root / source.path, ("datasets", name, "sources", i, "path")
             if not path.is_file():
                 what = "is not a regular file" if path.exists() else "does not exist"
-                yield where, f"{source.path} {what} (expected a chat JSONL file)"
+                yield where, f"{source.path} {what} (expected a {dataset.format} JSONL file)"
                 continue
-            valid, problems = check_rows(path, "chat")
+            valid, problems = check_rows(path, dataset.format)
             yield from problems
             if not problems and not valid:
-                yield where, f"{source.path} has no rows (expected at least one chat record)"
+                yield where, f"{source.path} has no rows (expected at least one {dataset.format} record)"
             elif not problems:
                 available[i] = valid
         if len(available) < len(dataset.sources):

@@ -73,12 +73,15 @@ class Index:
 
 
 def scan(index: Index, lines: Iterable[bytes], shown_as: str) -> Iterator[Finding]:
-    """Findings in one chat JSONL file, a row at most once; rows that are not chat records are skipped
-    (reading the rows reports them)."""
+    """Findings in one training JSONL file (chat records or preference pairs), a row at most once; rows that
+    are neither are skipped (reading the rows reports them)."""
     for lineno, raw in enumerate(lines, start=1):
         try:
-            messages = json.loads(raw)["messages"]
-            texts = [m["content"] for m in messages if isinstance(m.get("content"), str)]
+            row = json.loads(raw)
+            if "messages" in row:
+                texts = [m["content"] for m in row["messages"] if isinstance(m.get("content"), str)]
+            else:
+                texts = [row[k] for k in ("system", "prompt", "chosen", "rejected") if isinstance(row.get(k), str)]
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             continue
         for text in texts:

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from anvil.recipe.base import NAME_PATTERN, SOURCE_PATTERN, Seed, Strict
 from anvil.recipe.evaluation import Eval, Gate
 from anvil.recipe.infrastructure import Distributed, Machine, StoreConfig
+from anvil.recipe.preference import PREFERENCE_METHODS, Method, Preference
 from anvil.recipe.serving import Serve
 
 
@@ -62,6 +63,11 @@ class Category(Strict):
 
 class Dataset(Strict):
     sources: list[DatasetSource] = Field(description="The files mixed into this dataset.", min_length=1)
+    format: Literal["chat", "preference"] = Field(
+        default="chat",
+        description="What its rows are: `chat` records (supervised rounds) or `preference` pairs (prompt, chosen, "
+        "rejected: DPO and ORPO rounds).",
+    )
     # Notes for the report, excluded from the fingerprint: rewording them retrains nothing.
     description: str | None = Field(
         default=None, min_length=1, exclude=True, description="What this mix is for, shown in the report."
@@ -193,6 +199,14 @@ class Model(Strict):
         default=None, description="Sizes of a `synthetic:` source; defaults when omitted."
     )
     dataset: str | None = Field(default=None, description="Dataset this round trains on (needs a parent).")
+    method: Method = Field(
+        default="sft",
+        description="How the round trains: `sft` on chat records, or on preference pairs `dpo` (against the parent "
+        "as reference) or `orpo` (no reference model).",
+    )
+    preference: Preference | None = Field(
+        default=None, description="Settings of a `dpo` or `orpo` round; defaults when omitted."
+    )
     lora: Lora | None = Field(default=None, description="LoRA adapter settings (needs a parent).")
     train: Train | None = Field(default=None, description="Optimiser settings (needs a parent).")
     distributed: Distributed | None = Field(
@@ -213,6 +227,18 @@ class Model(Strict):
             raise ValueError("a root model (source) takes no dataset, lora or train; those belong to rounds")
         if self.parent is not None and self.dataset is None:
             raise ValueError("a training round (parent) needs a dataset")
+        if self.parent is None and (self.method != "sft" or self.preference is not None):
+            raise ValueError("a root model (source) takes no method or preference; those belong to rounds")
+        if self.preference is not None and self.method not in PREFERENCE_METHODS:
+            raise ValueError(f"preference settings belong to method = 'dpo' or 'orpo', not {self.method!r}")
+        chosen = self.preference.model_fields_set if self.preference else set()
+        if "delta" in chosen and self.preference and self.preference.loss_type != "dpop":
+            raise ValueError(f"preference.delta is DPOP's (loss_type = 'dpop'), not {self.preference.loss_type!r}'s")
+        if self.method == "orpo" and self.preference and chosen - {"beta"}:
+            extra = ", ".join(sorted(self.preference.model_fields_set - {"beta"}))
+            raise ValueError(f"ORPO takes only preference.beta ({extra} are DPO's)")
+        if self.method in PREFERENCE_METHODS and self.distributed is not None:
+            raise ValueError(f"a {self.method} round trains in one process (distributed is for sft rounds, for now)")
         if self.distributed is not None:
             world, batch = self.distributed.world_size, (self.train or Train()).batch_size
             if self.parent is None:

@@ -1,4 +1,5 @@
-"""Reading chat JSONL: every row parsed and checked against the chat record.
+"""Reading training JSONL: every row parsed and checked against its record, a chat record or (for DPO and
+ORPO datasets) a preference pair.
 
 Rows are checked first by the pydantic model in strict mode (pydantic-core, faster than parsing the line
 with `json`), and only a row it rejects goes through `jsonschema` and the published JSON Schema, for the
@@ -7,14 +8,16 @@ located message; the two say the same, so the fast path changes speed, never the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from anvil.errors import InvalidInput, Problem
 from anvil.recipe.chat import ChatRecord, chat_record_schema
+from anvil.recipe.preference import PreferenceRecord, preference_record_schema
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -22,25 +25,35 @@ if TYPE_CHECKING:
 MAX_PROBLEMS_PER_FILE = 20
 
 
+# Per row format: its model, its published schema (for the located message) and its file in schema/.
+FORMATS: dict[str, tuple[type[BaseModel], Callable[[], dict], str]] = {
+    "chat": (ChatRecord, chat_record_schema, "chat-record"),
+    "preference": (PreferenceRecord, preference_record_schema, "preference-record"),
+}
+
+
 @cache
-def _validator() -> Draft202012Validator:
+def _validator(kind: str) -> Draft202012Validator:
     from jsonschema import Draft202012Validator  # only for rows that fail: most commands never import it
 
-    return Draft202012Validator(chat_record_schema())
+    return Draft202012Validator(FORMATS[kind][1]())
 
 
-def _valid(raw: bytes | str) -> ChatRecord | None:
+def _valid(raw: bytes | str, kind: str = "chat") -> ChatRecord | PreferenceRecord | None:
     """The row as a record if it is a valid one, else None (then `_row_problems` says why)."""
     try:
-        record = ChatRecord.model_validate_json(raw, strict=True)
+        record = FORMATS[kind][0].model_validate_json(raw, strict=True)
     except (ValidationError, RecursionError):
         return None
-    return record if _semantics_hold(record) else None
+    return record if _semantics_hold(record) else None  # type: ignore[arg-type,return-value]
 
 
-def _semantics_hold(record: ChatRecord) -> bool:
-    """The rules `chat_record_schema` adds to the model's schema: an assistant turn to learn from, text or
-    tool calls on every assistant turn, text on every other."""
+def _semantics_hold(record: ChatRecord | PreferenceRecord) -> bool:
+    """The rules the types cannot say. A chat record (as `chat_record_schema` adds them): an assistant turn to
+    learn from, text or tool calls on every assistant turn, text on every other. A preference pair: two
+    different answers."""
+    if isinstance(record, PreferenceRecord):
+        return record.chosen != record.rejected
     messages = record.messages
     if not any(m.role == "assistant" for m in messages):
         return False
@@ -51,22 +64,22 @@ def _where(error) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(error.absolute_path))
 
 
-def _explain(error) -> str:
+def _explain(error, kind: str) -> str:
     if error.validator == "contains":
         return "has no assistant message (expected at least one assistant turn to train on)"
     if error.validator == "anyOf" and error.absolute_path and error.absolute_path[-1] != "content":
         return "assistant turn has neither content nor tool_calls (expected text, tool calls or both)"
-    return f"{error.message} (expected a chat record: see schema/chat-record.schema.json)"
+    return f"{error.message} (expected a {kind} record: see schema/{FORMATS[kind][2]}.schema.json)"
 
 
-def read_rows(path: Path, shown_as: str) -> tuple[list[str], list[Problem]]:
-    """The file's non-blank rows as compact JSON lines, and a problem per invalid row (capped)."""
+def read_rows(path: Path, shown_as: str, kind: str = "chat") -> tuple[list[str], list[Problem]]:
+    """The file's non-blank rows (`kind` records) as compact JSON lines, and a problem per invalid row (capped)."""
     rows: list[str] = []
-    _, problems = _scan(path, shown_as, rows)
+    _, problems = _scan(path, shown_as, rows, kind)
     return rows, problems
 
 
-def _scan(path: Path, shown_as: str, rows: list[str] | None) -> tuple[int, list[Problem]]:
+def _scan(path: Path, shown_as: str, rows: list[str] | None, kind: str = "chat") -> tuple[int, list[Problem]]:
     """How many valid rows the file holds (appended to `rows` as compact JSON unless it is None: counting
     parses nothing twice) and a problem per invalid row, capped."""
     count, invalid = 0, 0
@@ -75,20 +88,20 @@ def _scan(path: Path, shown_as: str, rows: list[str] | None) -> tuple[int, list[
         for lineno, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
-            if _valid(raw) is not None:
+            if _valid(raw, kind) is not None:
                 count += 1
                 if rows is not None:
                     rows.append(json.dumps(json.loads(raw), ensure_ascii=False, separators=(",", ":")))
                 continue
             invalid += 1
             if len(problems) < MAX_PROBLEMS_PER_FILE:
-                problems.extend(_row_problems(raw, lineno, shown_as)[:3])
+                problems.extend(_row_problems(raw, lineno, shown_as, kind)[:3])
     if invalid > MAX_PROBLEMS_PER_FILE:
         problems.append(Problem(shown_as, 0, 0, "", f"{invalid} invalid rows in all; the first are shown"))
     return count, problems
 
 
-def _row_problems(raw: bytes, lineno: int, shown_as: str) -> list[Problem]:
+def _row_problems(raw: bytes, lineno: int, shown_as: str, kind: str = "chat") -> list[Problem]:
     """What is wrong with a line the model rejected, located, in the JSON Schema's words."""
     try:
         line = raw.decode("utf-8")
@@ -96,22 +109,25 @@ def _row_problems(raw: bytes, lineno: int, shown_as: str) -> list[Problem]:
         return [Problem(shown_as, lineno, e.start + 1, "", "not UTF-8 text (expected a UTF-8 JSON object per line)")]
     try:
         row = json.loads(line)
-        errors = sorted(_validator().iter_errors(row), key=lambda e: list(map(str, e.absolute_path)))
+        errors = sorted(_validator(kind).iter_errors(row), key=lambda e: list(map(str, e.absolute_path)))
     except json.JSONDecodeError as e:
         return [Problem(shown_as, lineno, e.colno, "", f"not valid JSON: {e.msg} (expected one JSON object per line)")]
     except RecursionError:
-        return [Problem(shown_as, lineno, 1, "", "nested too deeply (expected a chat record)")]
+        return [Problem(shown_as, lineno, 1, "", f"nested too deeply (expected a {kind} record)")]
     if errors:
-        return [Problem(shown_as, lineno, 1, _where(error) or "row", _explain(error)) for error in errors]
+        return [Problem(shown_as, lineno, 1, _where(error) or "row", _explain(error, kind)) for error in errors]
+    if kind == "preference" and isinstance(row, dict) and row.get("chosen") == row.get("rejected"):
+        return [Problem(shown_as, lineno, 1, "rejected", "is the chosen answer (expected a different answer)")]
     # The schema accepts what the model did not (a number where JSON allows NaN, say): the model's word holds.
-    return [Problem(shown_as, lineno, 1, "row", "not a chat record (expected one: see schema/chat-record.schema.json)")]
+    return [Problem(shown_as, lineno, 1, "row", f"not a {kind} record (expected one: see "
+                    f"schema/{FORMATS[kind][2]}.schema.json)")]  # fmt: skip
 
 
 def count_rows(path: Path, shown_as: str, kind: str) -> tuple[int, list[Problem]]:
-    """How many valid rows a file holds and what is wrong with the others: chat records (`kind` "chat")
-    or a knowledge benchmark's rows (`kind` its name)."""
-    if kind == "chat":
-        return _scan(path, shown_as, None)
+    """How many valid rows a file holds and what is wrong with the others: chat records (`kind` "chat"),
+    preference pairs ("preference") or a knowledge benchmark's rows (`kind` its name)."""
+    if kind in FORMATS:
+        return _scan(path, shown_as, None, kind)
     from anvil.evaluation.benchmarks import data
 
     try:
@@ -120,8 +136,8 @@ def count_rows(path: Path, shown_as: str, kind: str) -> tuple[int, list[Problem]
         return 0, e.problems
 
 
-def load_rows(path: Path, shown_as: str) -> list[str]:
-    rows, problems = read_rows(path, shown_as)
+def load_rows(path: Path, shown_as: str, kind: str = "chat") -> list[str]:
+    rows, problems = read_rows(path, shown_as, kind)
     if problems:
         raise InvalidInput(problems)
     return rows

@@ -13,6 +13,7 @@ from pydantic.json_schema import GenerateJsonSchema
 
 from anvil.recipe.chat import chat_record_schema
 from anvil.recipe.models import Recipe
+from anvil.recipe.preference import preference_record_schema
 
 
 class TomlSchema(GenerateJsonSchema):
@@ -79,6 +80,7 @@ def generated_files() -> dict[str, str]:
     return {
         "anvil.schema.json": json.dumps(recipe_schema(), indent=2) + "\n",
         "chat-record.schema.json": json.dumps(chat_record_schema(), indent=2) + "\n",
+        "preference-record.schema.json": json.dumps(preference_record_schema(), indent=2) + "\n",
         "REFERENCE.md": reference_markdown(),
     }
 

@@ -141,6 +141,8 @@ def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
         "steps": train["steps"],
         "batch_size": train["batch_size"], "learning_rate": train["learning_rate"],
         "max_seq_length": train["max_seq_length"], "grad_checkpoint": train["grad_checkpoint"],
+        "method": record.config.get("method", "sft"), "beta": (record.config.get("preference") or {}).get("beta"),
+        **{k: metrics.get(k) for k in ("margin_before", "margin_after", "accuracy_before", "accuracy_after")},
         "peak_memory_gb": metrics.get("peak_memory_gb"), "seconds_per_step": metrics.get("seconds_per_step"),
         "duration_s": record.duration_s if view.built(sid) else None,
     }  # fmt: skip

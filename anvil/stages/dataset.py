@@ -1,4 +1,5 @@
-"""dataset: mix chat JSONL sources by category count or weight, shuffle by seed, split train/valid.
+"""dataset: mix JSONL sources (chat records, or preference pairs) by category count or weight, shuffle by
+seed, split train/valid.
 
 Writes `train.jsonl` and `valid.jsonl` that mlx-lm(-lora) reads as they are, and `manifest.json`
 with per-category counts for the report."""
@@ -59,7 +60,7 @@ def split(rows_by_category: dict[str, list[str]], valid_fraction: float, rng: ra
 
 def run(ctx: StageRun[Dataset]) -> Result:
     dataset = ctx.config
-    rows = [load_rows(ctx.root / s.path, s.path) for s in dataset.sources]
+    rows = [load_rows(ctx.root / s.path, s.path, dataset.format) for s in dataset.sources]
     counts = dataset.row_counts([len(r) for r in rows])
     rng = random.Random(dataset.seed)
     by_category: dict[str, list[str]] = defaultdict(list)

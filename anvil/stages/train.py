@@ -1,6 +1,7 @@
-"""train: LoRA SFT of a round on its parent's full weights and its dataset (mlx-lm-lora's trainer, in a
-child process). Writes mlx-lm's adapter format, the loss curve and before/after samples on held-out
-prompts: `adapters.safetensors`, `adapter_config.json`, `loss.json`, `samples.json`."""
+"""train: a LoRA round on its parent's full weights and its dataset, by SFT or, on preference pairs, DPO
+or ORPO (mlx-lm-lora's trainers, in a child process). Writes mlx-lm's adapter format, the loss curve and
+before/after samples on held-out prompts: `adapters.safetensors`, `adapter_config.json`, `loss.json`,
+`samples.json`; a preference round also `preference.json` (chosen-vs-rejected margins on held-out pairs)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.infrastructure import Distributed
 from anvil.recipe.models import Lora, Recipe, Train
+from anvil.recipe.preference import PREFERENCE_METHODS, Method, Preference, as_chat
 from anvil.stages import dataset, source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 
@@ -24,12 +26,17 @@ class TrainConfig(Strict):
     # round differently from one process's batch), so part of the fingerprint; 1 is left out of it, so
     # that single-process rounds keep the fingerprints they always had.
     processes: int = 1
+    method: Method = "sft"
+    preference: Preference | None = None  # a dpo or orpo round's settings
 
     @model_serializer(mode="wrap")
-    def _without_one_process(self, handler):
+    def _without_defaults(self, handler):
+        """1 process, the sft method and no preference settings are left out of what is fingerprinted, so that
+        rounds that do not use them keep the fingerprints they had before these existed."""
         data = handler(self)
-        if data.get("processes") == 1:
-            data.pop("processes")
+        for key, default in (("processes", 1), ("method", "sft"), ("preference", None)):
+            if key in data and data[key] == default:
+                data.pop(key)
         return data
 
 
@@ -42,11 +49,14 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
                 lora=model.lora or Lora(),
                 train=model.train or Train(),
                 processes=model.distributed.world_size if model.distributed else 1,
+                method=model.method,
+                preference=(model.preference or Preference()) if model.method in PREFERENCE_METHODS else None,
             ),
             needs={"parent": weights_of(recipe, model.parent), "dataset": f"dataset.{model.dataset}"},
             code_version=CODE_VERSION,
             model=name,
             options=model.distributed,  # where the processes run, never what they compute
+            detail=model.method if model.method != "sft" else "",
         )
         for name, model in recipe.models.items()
         if model.parent is not None
@@ -64,7 +74,9 @@ def run(ctx: StageRun[TrainConfig]) -> Result:
         ctx.config.train,
         ctx.out,
         ctx.scratch,
-        prompts=samples.held_out(dataset.validation_rows(data)),
+        prompts=samples.held_out([(as_chat(row), category) for row, category in dataset.validation_rows(data)]),
+        method=ctx.config.method,
+        preference=ctx.config.preference,
         base_model=f"anvil:{parent.name}",  # artifact folders are named by their fingerprint
         launch=ctx.options if isinstance(ctx.options, Distributed) else None,
         ledger=ctx.local.processes,
@@ -79,6 +91,8 @@ def summary(record: StageRecord) -> str:
     if m.get("train_loss_first") is None:
         return f"{m.get('steps', 0)} steps"
     valid = f", valid {m['valid_loss_last']:.3f}" if m.get("valid_loss_last") is not None else ""
+    if m.get("margin_after") is not None:  # a preference round: what moved is the held-out margin
+        return f"{m['method']} margin {m['margin_before']:+.1f} -> {m['margin_after']:+.1f}{valid}"
     return f"loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}{valid}"
 
 

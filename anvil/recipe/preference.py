@@ -1,0 +1,62 @@
+"""Preference rounds (DPO, ORPO): their settings in the recipe and the rows their datasets hold.
+
+A preference row is what mlx-lm-lora's preference datasets read: a user `prompt`, the `chosen` and the
+`rejected` assistant answer, an optional `system` prompt; the trainer renders each answer after the
+prompt with the model's chat template. The pydantic model gives the JSON Schema
+(schema/preference-record.schema.json); rows are checked against it (anvil/recipe/rows.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from anvil.recipe.base import Strict
+
+Method = Literal["sft", "dpo", "orpo"]
+PREFERENCE_METHODS = ("dpo", "orpo")
+
+
+class PreferenceRecord(BaseModel):
+    """One preference pair: the same prompt answered twice, the first answer preferred."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(min_length=1, description="The user's message.")
+    chosen: str = Field(min_length=1, description="The preferred assistant answer.")
+    rejected: str = Field(min_length=1, description="The dispreferred assistant answer; not the chosen one (a pair "
+                          "of equal answers teaches nothing, and is refused).")  # fmt: skip
+    system: str | None = Field(default=None, min_length=1, description="System prompt, if the pair has one.")
+
+
+def preference_record_schema() -> dict[str, Any]:
+    schema = PreferenceRecord.model_json_schema()
+    return {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Anvil preference record"}
+
+
+class Preference(Strict):
+    """How a preference round (`method = "dpo"` or `"orpo"`) weighs chosen against rejected answers."""
+
+    beta: float = Field(
+        default=0.1, gt=0, le=100, description="DPO's temperature on the log-ratio margin; ORPO's weight of the "
+        "odds-ratio term."
+    )  # fmt: skip
+    loss_type: Literal["sigmoid", "hinge", "ipo", "dpop"] = Field(
+        default="sigmoid", description="DPO loss: `sigmoid` (the paper's), `hinge`, `ipo` or `dpop` (DPO only)."
+    )
+    delta: float = Field(
+        default=50.0, ge=0, le=1e4, description="DPOP's penalty on a chosen answer less likely than the reference's."
+    )
+    reference: Literal["parent"] = Field(
+        default="parent",
+        description="DPO's frozen reference model: the parent's fused weights, the model the round starts from.",
+    )
+
+
+def as_chat(row: dict[str, Any]) -> dict[str, Any]:
+    """A preference pair as the chat record of its chosen answer (a chat record is returned as it is): what
+    held-out samples and contamination read."""
+    if "messages" in row:
+        return row
+    system = [{"role": "system", "content": row["system"]}] if row.get("system") else []
+    return {"messages": [*system, {"role": "user", "content": row["prompt"]},
+                         {"role": "assistant", "content": row["chosen"]}]}  # fmt: skip
