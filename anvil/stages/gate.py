@@ -80,7 +80,7 @@ def summary(record: StageRecord) -> str:
     """The last verdict, shown beside the gate in `plan`."""
     failures, total = record.metrics.get("failures", []), record.metrics.get("gates", 0)
     if record.outcome is not Outcome.FAILED:
-        return f"passed {total} gates" if total else "no gates"
+        return f"passed {total} gate{'s' if total > 1 else ''}" if total else "no gates"
     shown = ", ".join(f"{f['metric']} {'missing' if f['value'] is None else format(f['value'], '.2f')}"
                       for f in failures[:3])  # fmt: skip
     return f"FAILED {len(failures)} of {total}: {shown}"
