@@ -12,8 +12,9 @@ from anvil.errors import EXIT_OK
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    memo = replay.memo_for(argv)
     try:
-        code = replay.answer(argv)
+        code = replay.answer(memo)
     except BrokenPipeError:  # `anvil plan | head -1`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     from anvil import cli
 
-    with replay.recording(argv) as keep:
+    with replay.recording(memo) as keep:
         code = cli.main(argv)
         keep(code)
     return code

@@ -70,9 +70,18 @@ def key(argv: list[str]) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _memo_file(recipe: str, argv: list[str]) -> Path:
-    path = Path(recipe).resolve()
-    return path.parent / ".anvil" / "state" / path.name / "replay" / f"{argv[0]}-{key(argv)}.json"
+def memo_for(argv: list[str]) -> Path | None:
+    """Where the answer of this command line is kept, if it is one whose answer may be kept (and replaying is
+    not turned off): found once per run, read by `answer`, written by `recording`."""
+    recipe = _eligible(argv)
+    if recipe is None or os.environ.get("ANVIL_REPLAY") == "off":
+        return None
+    from anvil.state import state_folder
+
+    try:
+        return state_folder(Path(recipe)) / "replay" / f"{argv[0]}-{key(argv)}.json"
+    except (OSError, ValueError):  # a path that cannot be resolved: the full command says why
+        return None
 
 
 def _eligible(argv: list[str]) -> str | None:
@@ -95,13 +104,12 @@ def _eligible(argv: list[str]) -> str | None:
     return None if args.out else args.recipe
 
 
-def answer(argv: list[str]) -> int | None:
+def answer(memo_file: Path | None) -> int | None:
     """The kept answer's exit code, with its output written, if it still holds; None: run the full plan."""
-    recipe = _eligible(argv)
-    if recipe is None or os.environ.get("ANVIL_REPLAY") == "off":
+    if memo_file is None:
         return None
     try:
-        memo = json.loads(_memo_file(recipe, argv).read_text())
+        memo = json.loads(memo_file.read_text())
     except (OSError, ValueError):
         return None
     try:
@@ -122,13 +130,12 @@ def answer(argv: list[str]) -> int | None:
 
 def _still_serving(probe: dict[str, Any]) -> bool:
     from anvil.backends import process
-    from anvil.backends.health import answers
+    from anvil.backends.health import answers, bearer
 
     key = os.environ.get(probe["key_env"]) if probe["key_env"] else None
     if probe["key_env"] and not key:
         return False  # the full command says the key is missing
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return process.is_ours(process.Owned.from_json(probe["process"])) and answers(probe["url"], headers)
+    return process.is_ours(process.Owned.from_json(probe["process"])) and answers(probe["url"], bearer(key))
 
 
 class _Tee(io.TextIOBase):
@@ -191,11 +198,11 @@ def allow(probes: list[dict[str, Any]]) -> None:
 
 
 @contextmanager
-def recording(argv: list[str]):
-    """Run a full plan under observation; `finish(exit code)` keeps its answer if `allow` was called."""
+def recording(memo_file: Path | None):
+    """Run a full plan under observation; `finish(exit code)` keeps its answer in `memo_file` if `allow` was
+    called."""
     global _recording
-    recipe = _eligible(argv)
-    if recipe is None:
+    if memo_file is None:
         yield lambda code: None
         return
     rec = _recording = _Recording()
@@ -214,7 +221,7 @@ def recording(argv: list[str]):
     sys.stdout, sys.stderr = _Tee(out, "stdout", output), _Tee(err, "stderr", output)
     os.stat, os.lstat = watched_stat, watched_lstat  # type: ignore[assignment]
     try:
-        yield lambda code: _keep(rec, recipe, argv, code, output)
+        yield lambda code: _keep(rec, memo_file, code, output)
     finally:
         os.stat, os.lstat = real_stat, real_lstat  # type: ignore[assignment]
         sys.stdout, sys.stderr = out, err
@@ -222,11 +229,10 @@ def recording(argv: list[str]):
         _recording = None
 
 
-def _keep(rec: _Recording, recipe: str, argv: list[str], code: int, output: list[list[str]]) -> None:
+def _keep(rec: _Recording, target: Path, code: int, output: list[list[str]]) -> None:
     rec.on = False
     if rec.probes is None or code not in (0, 2):
         return
-    target = _memo_file(recipe, argv)
     try:
         target.parent.mkdir(exist_ok=True)
         seen = {**rec.seen, **_code_paths()}

@@ -65,12 +65,12 @@ def fuse(parent: Path, adapter: Path, out: Path, progress: Callable[[float, str]
             f"{parent}: quantized checkpoints are refused: merging into quantized weights would silently lose "
             "the update; fuse into the bf16/fp32 checkpoint and quantize the result"
         )
+    import numpy as np
+
     scale, modules = _adapter_modules(adapter)
     by_weight = {f"{name}.weight": module for module in modules for name in _checkpoint_names(module)}
 
     def merge(name: str, rows: slice, w):
-        import numpy as np
-
         a, b = modules[by_weight[name]]
         update = np.matmul(b.T[rows], a.T)  # rows of (A @ B).T, computed as (out, in) directly; float32, BLAS
         update *= scale  # in place: the same float32 operations as w += scale * (...), one temporary fewer

@@ -7,6 +7,11 @@ import urllib.error
 import urllib.request
 
 
+def bearer(api_key: str | None) -> dict[str, str]:
+    """The request headers that carry an API key, if there is one."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 def answers(url: str, headers: dict[str, str], timeout: float = 2.0) -> bool:
     request = urllib.request.Request(url, headers=headers)
     try:

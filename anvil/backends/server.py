@@ -46,7 +46,7 @@ class Server:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        return health.bearer(self.api_key)
 
 
 def api_key(options: Serve) -> str | None:

@@ -48,16 +48,22 @@ def read_tensor(path: Path, info: dict[str, Any], data_start: int, rows: list[in
     return to_float32(raw, info["dtype"], shape)
 
 
+def _storage(dtype: str) -> str:
+    """The numpy dtype a tensor's bytes are read as: its own, or for BF16 (which numpy lacks) its bits."""
+    if dtype == "BF16":
+        return "uint16"
+    if dtype not in FLOAT_DTYPES:
+        raise ValueError(f"cannot rewrite a {dtype} tensor")
+    return FLOAT_DTYPES[dtype]
+
+
 def to_float32(raw, dtype: str, shape: list[int]):
     """A tensor's bytes (or a numpy array of its storage: uint16 bits for BF16) as a float32 array."""
     import numpy as np
 
+    values = np.frombuffer(raw, dtype=_storage(dtype)) if isinstance(raw, bytes) else raw
     if dtype == "BF16":  # bfloat16 is the top half of a float32
-        bits = np.frombuffer(raw, dtype=np.uint16) if isinstance(raw, bytes) else raw
-        return (bits.astype(np.uint32) << 16).view(np.float32).reshape(shape)
-    if dtype not in FLOAT_DTYPES:
-        raise ValueError(f"cannot rewrite a {dtype} tensor")
-    values = np.frombuffer(raw, dtype=FLOAT_DTYPES[dtype]) if isinstance(raw, bytes) else raw
+        return (values.astype(np.uint32) << 16).view(np.float32).reshape(shape)
     return values.astype(np.float32).reshape(shape)
 
 
@@ -65,7 +71,7 @@ def from_float32(array, dtype: str) -> bytes:
     """The tensor's bytes in `dtype`, rounded to nearest, ties to even (as MLX and PyTorch round)."""
     import numpy as np
 
-    out = np.empty(array.shape, dtype=np.uint16 if dtype == "BF16" else FLOAT_DTYPES[dtype])
+    out = np.empty(array.shape, dtype=_storage(dtype))
     _store(np.array(array, dtype=np.float32), dtype, out)
     return out.tobytes()
 
@@ -97,16 +103,15 @@ def _changed(raw: bytes, info: dict[str, Any], change: Callable[[str, slice, Any
     import numpy as np
 
     dtype, shape = info["dtype"], list(info["shape"]) or [1]
-    if dtype not in FLOAT_DTYPES and dtype != "BF16":
-        raise ValueError(f"cannot rewrite a {dtype} tensor")
-    storage = np.frombuffer(raw, dtype=np.uint16 if dtype == "BF16" else FLOAT_DTYPES[dtype]).reshape(shape)
+    storage = np.frombuffer(raw, dtype=_storage(dtype)).reshape(shape)
     out = np.empty_like(storage)
     step = max(1, BLOCK_VALUES // max(1, storage[0].size if len(storage) else 1))
 
     def one(start: int) -> None:
         rows = slice(start, start + step)
-        block = change(name, rows, to_float32(storage[rows], dtype, [len(storage[rows]), *shape[1:]]))
-        if block.shape != storage[rows].shape:
+        part = storage[rows]
+        block = change(name, rows, to_float32(part, dtype, list(part.shape)))
+        if block.shape != part.shape:
             raise ValueError(f"{name}: the rewritten tensor changed shape")
         _store(np.ascontiguousarray(block, dtype=np.float32), dtype, out[rows])
 

@@ -11,9 +11,8 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
-from anvil.recipe.chat import chat_record_schema
 from anvil.recipe.models import Recipe
-from anvil.recipe.preference import preference_record_schema
+from anvil.recipe.rows import FORMATS
 
 
 class TomlSchema(GenerateJsonSchema):
@@ -79,8 +78,8 @@ def reference_markdown() -> str:
 def generated_files() -> dict[str, str]:
     return {
         "anvil.schema.json": json.dumps(recipe_schema(), indent=2) + "\n",
-        "chat-record.schema.json": json.dumps(chat_record_schema(), indent=2) + "\n",
-        "preference-record.schema.json": json.dumps(preference_record_schema(), indent=2) + "\n",
+        # one per row format, named as the messages about rejected rows name it
+        **{f"{file}.schema.json": json.dumps(schema(), indent=2) + "\n" for _, schema, file in FORMATS.values()},
         "REFERENCE.md": reference_markdown(),
     }
 

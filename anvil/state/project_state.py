@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from anvil.errors import AnvilError
 from anvil.planning.record import StageRecord
+from anvil.state import state_folder
 from anvil.state.atomic import write_json
 from anvil.state.hashing import StatCache
 from anvil.state.lock import store_lock
@@ -31,7 +32,7 @@ STATE_FORMAT = 2
 class ProjectState:
     def __init__(self, recipe: Path):
         self.recipe = recipe.resolve()
-        self.folder = self.recipe.parent / ".anvil" / "state" / self.recipe.name
+        self.folder = state_folder(self.recipe)
         self.file = self.folder / "state.json"
         # Names the project in the shared store: its work folders and its entry for gc.
         self.id = hashlib.sha256(str(self.recipe).encode()).hexdigest()[:16]
