@@ -1,3 +1,3 @@
-from anvil.main import main
+from anvil.main import entry
 
-raise SystemExit(main())
+entry()

@@ -1,4 +1,7 @@
-"""argv -> one library call -> rendered output -> exit code. Exit codes are documented in the README."""
+"""argv -> one library call -> rendered output -> exit code. Exit codes are documented in the README.
+
+Each command imports what it needs when it runs: `validate` (which CI and editors run all day) loads the
+recipe models and its rows, not the store, the estimates, the stages' backends or rich's console."""
 
 from __future__ import annotations
 
@@ -6,49 +9,35 @@ import json
 import os
 import signal
 import sys
-import webbrowser
 from pathlib import Path
 
-from rich.console import Console
-
-from anvil import errors, estimating, render, replay, sharing
+from anvil import errors, replay
 from anvil.arguments import DEFAULT_RECIPE, parser
+from anvil.console import err, out, say, warn
 from anvil.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_GATES, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
-from anvil.planning.saved import differences, parse, to_saved
-from anvil.project import open_project
-from anvil.recipe.load import load_recipe, shown
-from anvil.recipe.schema import generated_files, stale_files
-from anvil.report import live
-from anvil.report.live import LivePage
-from anvil.serve_target import serve_target
-from anvil.stages.registry import build_graph
-from anvil.state.atomic import write_json
-from anvil.state.lock import is_held
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def cmd_validate(args) -> int:
+    from anvil import checking
+
     results, status = [], EXIT_OK
     for path in args.recipes or [DEFAULT_RECIPE]:
         try:
-            project = open_project(path)  # every row checked, through the project's row cache
-            warnings = contaminated(project, path)
-            project.state.hashes.save()
-            graph = project.graph
+            checked = checking.check(path)  # every row checked, through the project's row cache
+            warnings = [checked.warning] if checked.warning else []
+            if checked.warning:
+                warn(f"{path}: eval.contamination: {checked.warning}")
             results.append({"file": path, "valid": True, "problems": [], "warnings": warnings})
             if not args.json:
-                r = project.loaded.recipe
-                out.print(
-                    f"{path}: valid ({len(r.models)} models, {len(r.datasets)} datasets, {len(graph.nodes)} stages)"
-                )
+                r = checked.loaded.recipe
+                say(f"{path}: valid ({len(r.models)} models, {len(r.datasets)} datasets, "
+                    f"{len(checked.graph.nodes)} stages)")  # fmt: skip
         except AnvilError as e:
             status = EXIT_ERROR
             problems = [str(p) for p in e.problems] if isinstance(e, InvalidInput) else [f"{path}: {e}"]
             results.append({"file": path, "valid": False, "problems": problems})
             if not args.json:
-                err.print("\n".join(problems), markup=False)
+                say("\n".join(problems), stderr=True)
     if args.json:
         print(json.dumps(results, indent=2))
     replay.allow([])  # files alone made this answer
@@ -56,45 +45,56 @@ def cmd_validate(args) -> int:
 
 
 def cmd_push(args) -> int:
+    from anvil import render, sharing
+
     done, url = sharing.push_all(open_project(args.recipe), args.recipe)
-    render.transfer_line(done, "pushed", f"to {url}", out)
+    render.transfer_line(done, "pushed", f"to {url}", out())
     return EXIT_OK
 
 
 def cmd_pull(args) -> int:
+    from anvil import render, sharing
+
     done, url = sharing.pull_needed(open_project(args.recipe), args.recipe)
-    render.transfer_line(done, "pulled", f"from {url} into the run-cache", out)
+    render.transfer_line(done, "pulled", f"from {url} into the run-cache", out())
     for line in done.failed:
-        err.print(f"error: {line}", markup=False)
+        err().print(f"error: {line}", markup=False)
     return EXIT_ERROR if done.failed else EXIT_OK
 
 
 def cmd_schema(args) -> int:
+    from anvil.recipe import schema
+
     folder = Path(args.dir)
     if args.check:
-        stale = stale_files(folder)
+        stale = schema.stale_files(folder)
         for name in stale:
-            err.print(f"{folder / name}: stale or missing; run `anvil schema` and commit the result")
+            say(f"{folder / name}: stale or missing; run `anvil schema` and commit the result", stderr=True)
         return EXIT_ERROR if stale else EXIT_OK
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, text in generated_files().items():
-            (folder / name).write_text(text, encoding="utf-8")
-            out.print(f"wrote {folder / name}")
-    except OSError as e:
-        raise AnvilError(f"{e.filename or folder}: cannot write the schema there ({e.strerror or e})") from None
+    for path in schema.write_files(folder):
+        say(f"wrote {path}")
     return EXIT_OK
 
 
-def contaminated(project, shown_as: str) -> list[str]:
+def open_project(recipe: str):
+    from anvil.project import open_project as opened  # the store, the remote, the graph: all but validate
+
+    return opened(recipe)
+
+
+def contaminated(project, shown_as: str) -> None:
     """Warn of evaluation prompts found in training data (the project refuses when the recipe says so)."""
-    text = project.contamination_warning(shown_as)
-    if text:
-        err.print(f"warning: {shown_as}: eval.contamination: {text}", style="yellow", markup=False)
-    return [text] if text else []
+    if text := project.contamination_warning(shown_as):
+        warn(f"{shown_as}: eval.contamination: {text}")
 
 
 def cmd_plan(args) -> int:
+    from anvil import estimating, render
+    from anvil.planning.saved import to_saved
+    from anvil.report import live
+    from anvil.state.atomic import write_json
+    from anvil.state.lock import is_held
+
     if args.out and not Path(args.out).resolve().parent.is_dir():
         raise AnvilError(f"{args.out}: cannot write the plan there (no such folder)")
     project = open_project(args.recipe)
@@ -105,9 +105,9 @@ def cmd_plan(args) -> int:
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
-        render.plan_lines(plan, out, project.state.load())
-    render.memory_lines(*estimating.too_big(plan.estimates, project.loaded), "apply will refuse", err)
-    render.warning_lines(project.shared.warnings, err)
+        render.plan_lines(plan, out(), project.state.load())
+    render.memory_lines(*estimating.too_big(plan.estimates, project.loaded), "apply will refuse", err())
+    render.warning_lines(project.shared.warnings, err())
     if not (args.out or project.shared.remote or is_held(project.state.folder / "lock")):
         replay.allow(project.probes())  # nothing but files and these processes made this answer
     if args.out:
@@ -117,69 +117,52 @@ def cmd_plan(args) -> int:
             write_json(Path(args.out), saved)
         except OSError as e:
             raise AnvilError(f"{args.out}: cannot write the plan there ({e.strerror or e})") from None
-        (err if args.json else out).print(f"\nSaved the plan to {args.out}: `anvil apply {args.out}` runs exactly "
-                                          "this plan, or nothing if anything it was made from changes.")  # fmt: skip
+        say(f"\nSaved the plan to {args.out}: `anvil apply {args.out}` runs exactly this plan, or nothing if "
+            "anything it was made from changes.", stderr=args.json)  # fmt: skip
     return EXIT_CHANGES if args.detailed_exitcode and plan.pending else EXIT_OK
 
 
-def _planned(args):
-    """The project and plan an apply runs: made now from the arguments, or a saved plan (a `.json` file in
-    place of the recipe) made again from its own request and checked against it."""
-    if not args.recipe.endswith(".json"):
-        project = open_project(args.recipe)
-        contaminated(project, args.recipe)
-        return project, project.plan(args.target, args.replace, args.exclude), None
-    if args.target or args.replace or args.exclude:
-        raise AnvilError(f"{args.recipe} is a saved plan: it carries its own --target, --replace and --exclude")
-    try:
-        saved = parse(Path(args.recipe).read_text(encoding="utf-8"), args.recipe)
-    except (OSError, UnicodeDecodeError) as e:
-        raise AnvilError(f"{args.recipe}: cannot read the saved plan ({getattr(e, 'strerror', None) or e})") from None
-    project = open_project(saved["recipe"])
-    contaminated(project, saved["recipe"])
-    request = saved["request"]
-    plan = project.plan(request["targets"], request["replace"], request["exclude"])
-    if changed := differences(saved, plan, project.state.load()):
-        raise errors.StalePlan(changed)
-    return project, plan, saved
-
-
 def cmd_apply(args) -> int:
-    project, plan, saved = _planned(args)
-    render.plan_lines(plan, out, project.state.load())
-    render.memory_lines(*estimating.too_big(plan.estimates, project.loaded), "refused", err)
+    from anvil import estimating, render
+    from anvil.planned import planned
+    from anvil.recipe.load import shown
+    from anvil.report.live import LivePage
+
+    project, plan, saved = planned(args.recipe, args.target, args.replace, args.exclude, contaminated)
+    render.plan_lines(plan, out(), project.state.load())
+    render.memory_lines(*estimating.too_big(plan.estimates, project.loaded), "refused", err())
     ended = "Nothing to apply."
     page = LivePage(project, plan)
     if plan.changes:
-        out.print(f"\nDashboard (live while this runs): {shown(page.path)}")
+        out().print(f"\nDashboard (live while this runs): {shown(page.path)}")
         in_flight = "pending"  # interrupted: the stage in flight resumes on the next apply
         try:
-            with render.ApplyDisplay(plan, out) as display:
+            with render.ApplyDisplay(plan, out()) as display:
                 applied = project.apply(plan, both(display.event, page.event),
                                         both(display.stage_progress, page.progress), saved=saved)  # fmt: skip
         except AnvilError as e:
             in_flight = "failed"
-            err.print(f"error: {e}", markup=False)
+            err().print(f"error: {e}", markup=False)
             return report_gates(project) or e.exit_code
         finally:
             page.close(in_flight)
-            render.warning_lines(project.shared.warnings, err)
+            render.warning_lines(project.shared.warnings, err())
         counts = plan.counts()
         held = counts["unavailable"] + counts["blocked"] + len(applied.blocked)
-        out.print(render.estimate_error(plan, applied.ran, project.state.load()), highlight=False)
+        out().print(render.estimate_error(plan, applied.ran, project.state.load()), highlight=False)
         note = f"; {held} stages not available or blocked" if held else ""
         ended = (
             f"Applied: {len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} removed{note}."
         )
     code = report_gates(project)  # the failure tables first, then the summary, the last line what is served
     summary = project.summary()
-    render.summary_lines(summary, out)
+    render.summary_lines(summary, out())
     served = summary["served"]
     serving = f"{served['model']} at {served['url']}/v1 (model {served['name']!r})" if served else "nothing"
     if not plan.changes:
         page.close()
-    out.print(f"\nDashboard: {shown(page.path)}")
-    out.print(f"{ended} Serving {serving}.")
+    out().print(f"\nDashboard: {shown(page.path)}")
+    out().print(f"{ended} Serving {serving}.")
     return code
 
 
@@ -189,45 +172,51 @@ def both(*callbacks):
 
 
 def cmd_report(args) -> int:
+    import webbrowser
+
+    from anvil.recipe.load import shown
+    from anvil.report import live
+
     project = open_project(args.recipe)
     path = live.write(project)
     if args.json:
         print(path.with_suffix(".json").read_text(), end="")
     else:
-        out.print(f"Dashboard: {shown(path)}")
+        out().print(f"Dashboard: {shown(path)}")
     if args.open and not webbrowser.open(path.as_uri()):
-        err.print(f"no browser found here: open {path.as_uri()} yourself")
+        say(f"no browser found here: open {path.as_uri()} yourself", stderr=True)
     return EXIT_OK
 
 
-def report_gates(project) -> int:
-    """The seed's GATE table for every failed gate of the recipe; EXIT_GATES if there is one."""
+def report_gates(project) -> int:  # the seed's GATE table for every failed gate; EXIT_GATES if there is one
     failed = project.failed_gates()
     for stage, lines in failed.items():
-        err.print(f"\n{stage} FAILED (not promoted):\n  " + "\n  ".join(lines), markup=False)
+        err().print(f"\n{stage} FAILED (not promoted):\n  " + "\n  ".join(lines), markup=False)
     return EXIT_GATES if failed else EXIT_OK
 
 
 def cmd_eval_show(args) -> int:
+    from anvil import render
+
     report = open_project(args.recipe).eval_results(args.model)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        render.eval_table(report, args.test, out)
+        render.eval_table(report, args.test, out())
     return EXIT_OK
 
 
 def cmd_serve(args) -> int:
     from anvil.backends.server import serve_foreground
+    from anvil.serve_target import serve_target
 
     target = serve_target(args.model, args.recipe, args.port)
 
     def ready(server) -> None:
-        out.print(f"serving {args.model} at {server.url}/v1 as model {server.model!r} (OpenAI-compatible); "
-                  "Ctrl-C stops it")  # fmt: skip
+        say(f"serving {args.model} at {server.url}/v1 as model {server.model!r} (OpenAI-compatible); Ctrl-C stops it")
 
     serve_foreground(target.folder, target.options, ready, target.name, target.names)
-    err.print("the server exited")
+    say("the server exited", stderr=True)
     return EXIT_ERROR
 
 
@@ -235,24 +224,31 @@ def cmd_down(args) -> int:
     project = open_project(args.recipe)
     stopped = project.down()
     for sid in project.forgotten:
-        err.print(f"{sid}: its recorded process was started by another project (this state was copied); "
+        err().print(f"{sid}: its recorded process was started by another project (this state was copied); "
                   "forgot the record, signalled nothing")  # fmt: skip
-    out.print(f"stopped {', '.join(stopped)}" if stopped else "nothing running")
+    say(f"stopped {', '.join(stopped)}" if stopped else "nothing running")
     return EXIT_OK
 
 
 def cmd_status(args) -> int:
+    from anvil import render
+    from anvil.report import live
+
     project = open_project(args.recipe)
     rows = project.status()
     live.settle(project, project.plan())
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        render.status_table(rows, out, args.verbose)
+        render.status_table(rows, out(), args.verbose)
     return EXIT_OK
 
 
 def cmd_graph(args) -> int:
+    from anvil import render
+    from anvil.recipe.load import load_recipe
+    from anvil.stages.registry import build_graph
+
     loaded = load_recipe(args.recipe)
     graph = build_graph(loaded.recipe, loaded.suites)
     print(render.dot(graph) if args.format == "dot" else render.mermaid(graph))
@@ -260,11 +256,13 @@ def cmd_graph(args) -> int:
 
 
 def cmd_gc(args) -> int:
+    from anvil import render
+
     found = open_project(args.recipe).gc(args.dry_run)
     if args.json:
         print(json.dumps([{"fingerprint": fp, "bytes": size} for fp, size in found], indent=2))
     else:
-        render.gc_lines(found, args.dry_run, out)
+        render.gc_lines(found, args.dry_run, out())
     return EXIT_OK
 
 
@@ -274,7 +272,11 @@ COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan, "a
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser(COMMANDS).parse_args(argv)
+    return run(parser(COMMANDS).parse_args(argv))
+
+
+def run(args) -> int:
+    """Run parsed arguments (anvil/main.py parses once, for the kept answers too)."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, errors.Stopped.raise_it)
     try:
@@ -283,13 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except AnvilError as e:
-        err.print(f"error: {e}" if not isinstance(e, InvalidInput) else str(e), markup=False)
+        say(f"error: {e}" if not isinstance(e, InvalidInput) else str(e), stderr=True)
         return e.exit_code
     except KeyboardInterrupt as e:
         if args.func is cmd_serve:
-            err.print("stopped")
+            say("stopped", stderr=True)
             return EXIT_OK
-        err.print("interrupted; finished stages are recorded, the one in flight is discarded")
+        say("interrupted; finished stages are recorded, the one in flight is discarded", stderr=True)
         return 128 + e.signum if isinstance(e, errors.Stopped) else EXIT_INTERRUPTED
 
 

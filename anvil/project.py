@@ -13,6 +13,7 @@ from typing import Any
 
 from anvil import estimating, results
 from anvil.backends import process
+from anvil.checking import cached_rows
 from anvil.errors import AnvilError, StalePlan, StoreLocked
 from anvil.executor import Applied, OnEvent, RunStage, execute
 from anvil.planning.graph import Graph
@@ -21,7 +22,6 @@ from anvil.planning.record import Outcome, StageRecord
 from anvil.planning.saved import differences
 from anvil.recipe import contamination
 from anvil.recipe.load import LoadedRecipe, load_recipe
-from anvil.recipe.rows import count_rows
 from anvil.settings import remote_url, store_path
 from anvil.sharing import Shared
 from anvil.stages import evaluate, gate, knowledge, source
@@ -262,19 +262,7 @@ def open_project(recipe_path: str | Path) -> Project:
     recipe_path = Path(recipe_path)
     state = ProjectState(recipe_path)
     hashes = state.hashes
-
-    def check_rows(path: Path, shown_as: str, kind: str):
-        # Row validation is cached by content: an unchanged file is not parsed again.
-        key = f"rows:{kind}:{hashes.file(path)}"
-        if key in hashes.facts:
-            return hashes.facts[key], []
-        valid, problems = count_rows(path, shown_as, kind)
-        if not problems:
-            hashes.facts[key] = valid
-            hashes.dirty = True
-        return valid, problems
-
-    loaded = load_recipe(recipe_path, check_rows=check_rows)
+    loaded = load_recipe(recipe_path, check_rows=cached_rows(hashes))
     store = Store(store_path(loaded.root), hashes, owner=state.id)
     url = remote_url(loaded.recipe.store.remote, loaded.root)
     shared = Shared(Remote(url, loaded.recipe.store.endpoint_url) if url else None)

@@ -21,6 +21,7 @@ import socket
 import stat
 import sys
 import time
+from argparse import Namespace
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -70,10 +71,10 @@ def key(argv: list[str]) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def memo_for(argv: list[str]) -> Path | None:
-    """Where the answer of this command line is kept, if it is one whose answer may be kept (and replaying is
-    not turned off): found once per run, read by `answer`, written by `recording`."""
-    recipe = _eligible(argv)
+def memo_for(argv: list[str], args: Namespace) -> Path | None:
+    """Where the answer of this command line (`args` as parsed) is kept, if it is one whose answer may be kept
+    (and replaying is not turned off): found once per run, read by `answer`, written by `recording`."""
+    recipe = _eligible(args)
     if recipe is None or os.environ.get("ANVIL_REPLAY") == "off":
         return None
     from anvil.state import state_folder
@@ -84,24 +85,13 @@ def memo_for(argv: list[str]) -> Path | None:
         return None
 
 
-def _eligible(argv: list[str]) -> str | None:
-    """The recipe of a `plan` or `validate` whose answer may be kept: not a plan that writes a saved plan, nor a
-    command that asks for help or is not well formed (the full command says why)."""
-    if not argv or argv[0] not in ("plan", "validate"):
-        return None
-    from collections import defaultdict
-    from contextlib import redirect_stderr, redirect_stdout
-
-    from anvil.arguments import DEFAULT_RECIPE, parser
-
-    try:
-        with redirect_stderr(io.StringIO()), redirect_stdout(io.StringIO()):
-            args = parser(defaultdict(lambda: len)).parse_args(argv)
-    except SystemExit:
-        return None
+def _eligible(args: Namespace) -> str | None:
+    """The recipe of a `plan` or `validate` whose answer may be kept: not a plan that writes a saved plan."""
     if args.command == "validate":
+        from anvil.arguments import DEFAULT_RECIPE
+
         return args.recipes[0] if args.recipes else DEFAULT_RECIPE
-    return None if args.out else args.recipe
+    return args.recipe if args.command == "plan" and not args.out else None
 
 
 def answer(memo_file: Path | None) -> int | None:

@@ -5,7 +5,8 @@
   - a repeated validate, answered again from the last one (anvil/replay.py);
   - a no-op `anvil plan` (everything built), in full and answered again from the last full one
     (anvil/replay.py), against `python -c pass`.
-Each figure is the median of --repeat fresh processes. Run by hand: python benchmarks/command_speed.py"""
+Each figure is the median of --repeat fresh processes; the parse and the cold validates run in turn, a
+round at a time, and their ratio is the median of each round's. Run by hand: python benchmarks/command_speed.py"""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 WORDS = [
@@ -68,22 +70,33 @@ def make(root: Path, rows: int, name: str = "big") -> None:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+def seconds(argv: list[str], cwd: Path, before=lambda: None) -> float:
+    before()
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=ENV)
+    if done.returncode not in (0, 2):
+        sys.exit(f"{argv} failed: {done.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
 def median_seconds(argv: list[str], cwd: Path, repeat: int, before=lambda: None) -> float:
-    times = []
+    return statistics.median(seconds(argv, cwd, before) for _ in range(repeat))
+
+
+def rounds(commands: dict[str, tuple[list[str], Callable[[], object]]], cwd: Path, repeat: int) -> dict[str, list]:
+    """Each command once a round, `repeat` rounds: what a busy machine does to one it does to all (a shared VM's
+    speed drifts by tens of percent from minute to minute), so the ratios of a round hold."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeat):
-        before()
-        t0 = time.perf_counter()
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=ENV)
-        times.append(time.perf_counter() - t0)
-        if done.returncode not in (0, 2):
-            sys.exit(f"{argv} failed: {done.stderr[-2000:]}")
-    return statistics.median(times)
+        for name, (argv, before) in commands.items():
+            times[name].append(seconds(argv, cwd, before))
+    return times
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=20000)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=9)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="anvil-speed-"))
     try:
@@ -91,12 +104,13 @@ def main() -> None:
         make(root, 1, "one")
         subprocess.run([sys.executable, "-m", "anvil", "--version"], env=ENV, check=True, capture_output=True)
         py, anvil = sys.executable, [sys.executable, "-m", "anvil"]
-        parse = median_seconds([py, "-c", "import json\nfor line in open('data/anvil.jsonl'): json.loads(line)"],
-                               root, args.repeat)  # fmt: skip
-        cold = median_seconds([*anvil, "validate"], root, args.repeat,
-                              lambda: shutil.rmtree(root / ".anvil", ignore_errors=True))  # fmt: skip
-        one = median_seconds([*anvil, "validate", "one.toml"], root, args.repeat,
-                             lambda: shutil.rmtree(root / ".anvil", ignore_errors=True))  # fmt: skip
+        cold_start = lambda: shutil.rmtree(root / ".anvil", ignore_errors=True)  # noqa: E731
+        times = rounds({"parse": ([py, "-c", "import json\nfor line in open('data/anvil.jsonl'): json.loads(line)"],
+                                  lambda: None),
+                        "cold": ([*anvil, "validate"], cold_start),
+                        "one": ([*anvil, "validate", "one.toml"], cold_start)}, root, args.repeat)  # fmt: skip
+        parse, cold, one = (statistics.median(times[name]) for name in ("parse", "cold", "one"))
+        ratio = statistics.median(c / p for c, p in zip(times["cold"], times["parse"], strict=True))
         replays = root / ".anvil" / "state" / "anvil.toml" / "replay"
         forget = lambda: shutil.rmtree(replays, ignore_errors=True)  # noqa: E731
         warm = median_seconds([*anvil, "validate"], root, args.repeat, forget)
@@ -110,9 +124,12 @@ def main() -> None:
         plan = median_seconds([*anvil, "plan"], root, args.repeat)
         print(f"{args.rows} rows, {(root / 'data' / 'anvil.jsonl').stat().st_size / 1e6:.1f} MB")
         print(f"json parse of the file:  {parse:6.3f} s  ({args.rows / parse:9,.0f} rows/s)  baseline")
-        print(
-            f"anvil validate, cold:    {cold:6.3f} s  ({args.rows / cold:9,.0f} rows/s)  {cold / parse:.1f}x the parse"
-        )
+        print(f"anvil validate, cold:    {cold:6.3f} s  ({args.rows / cold:9,.0f} rows/s)  {ratio:.1f}x the parse "
+              "(median of each round's ratio)")  # fmt: skip
+        # The issue's target, 100,000 rows/s cold where parsing the file took 0.05 s (400,000 rows/s): a cold
+        # validate in at most 4x the parse's time, measured here in the same run.
+        print(f"  target: <= 4.0x the parse ({args.rows / (4 * parse):,.0f} rows/s on this machine): "
+              f"{'met' if ratio <= 4 else 'NOT met'}")  # fmt: skip
         print(f"anvil validate, 1 row:   {one:6.3f} s  (start-up and recipe)")
         rate = (args.rows - 1) / (cold - one)
         print(f"  checking alone:        {cold - one:6.3f} s  ({rate:9,.0f} rows/s)  cold minus the 1-row validate")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import TypeAdapter
 
 from anvil.errors import InvalidInput
 from anvil.planning.plan import make_plan
@@ -65,7 +66,7 @@ def test_good_pairs_are_read_and_a_chat_file_is_not_taken_for_pairs(tmp_path):
     path.write_text(json.dumps(PAIR) + "\n" + json.dumps({**PAIR, "system": "Be brief."}) + "\n")
     assert len(load_rows(path, "p.jsonl", "preference")) == 2
     assert count_rows(path, "p.jsonl", "chat")[1], "a pair is not a chat record"
-    assert PreferenceRecord.model_validate(PAIR).rejected == "No."
+    assert TypeAdapter(PreferenceRecord).validate_python(PAIR)["rejected"] == "No."
     assert as_chat({**PAIR, "system": "S"})["messages"] == [
         {"role": "system", "content": "S"}, {"role": "user", "content": PAIR["prompt"]},
         {"role": "assistant", "content": PAIR["chosen"]},

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from anvil import cli, main, replay
+from anvil.arguments import parser
 from anvil.backends.process import Owned
 
 
@@ -21,11 +22,11 @@ def planned(monkeypatch, capsys):
     """Run `anvil plan ARGS` (or `anvil validate ...`) in this process: (exit code, stdout, whether the full
     CLI ran)."""
     monkeypatch.setattr(replay, "RACY_S", 0.0)  # the files were written a moment ago; no second may pass here
-    full = cli.main
+    full = cli.run
 
     def run(*args: str) -> tuple[int, str, bool]:
         calls = []
-        monkeypatch.setattr(cli, "main", lambda argv: calls.append(argv) or full(argv))
+        monkeypatch.setattr(cli, "run", lambda parsed: calls.append(parsed) or full(parsed))
         capsys.readouterr()
         code = main.main(list(args) if args and args[0] == "validate" else ["plan", *args])
         return code, capsys.readouterr().out, bool(calls)
@@ -128,11 +129,19 @@ def test_signatures_tell_files_folders_links_and_absence_apart(tmp_path):
     assert replay._signature(str(tmp_path / "f"), False) != file_before
 
 
-def test_only_plans_are_eligible():
-    assert replay._eligible(["plan"]) == "anvil.toml"
-    assert replay._eligible(["plan", "r.toml", "--target", "v1"]) == "r.toml"
-    assert replay._eligible(["plan", "--target", "v1", "r.toml"]) == "r.toml"
-    assert replay._eligible(["plan", "--out", "p.json"]) is None
-    assert replay._eligible(["plan", "--help"]) is None
-    assert replay._eligible(["plan", "--bogus"]) is None
-    assert replay._eligible(["apply"]) is None and replay._eligible([]) is None
+def test_only_plans_and_validates_are_eligible():
+    def eligible(*argv: str) -> str | None:
+        return replay._eligible(parser(cli.COMMANDS).parse_args(argv))
+
+    assert eligible("plan") == "anvil.toml" and eligible("validate") == "anvil.toml"
+    assert eligible("plan", "r.toml", "--target", "v1") == "r.toml"
+    assert eligible("plan", "--target", "v1", "r.toml") == "r.toml"
+    assert eligible("validate", "r.toml", "s.toml") == "r.toml"
+    assert eligible("plan", "--out", "p.json") is None
+    assert eligible("apply") is None and eligible("status") is None
+
+
+def test_a_usage_error_or_help_ends_before_any_kept_answer(capsys):
+    for argv in (["plan", "--bogus"], ["plan", "--help"], []):
+        with pytest.raises(SystemExit):
+            main.main(argv)

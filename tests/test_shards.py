@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -68,3 +70,53 @@ def test_an_empty_tensor_is_rewritten_as_empty(tmp_path):
     shards.rewrite(tmp_path / "in.safetensors", tmp_path / "out.safetensors", lambda n, r, w: w + 1, {"e", "w"}, {})
     back = mx.load(str(tmp_path / "out.safetensors"))
     assert back["e"].shape == (0, 3) and mx.array_equal(back["w"], mx.full((2, 3), 2.0))
+
+
+def _shard(path, tensors):
+    mx.save_safetensors(str(path), tensors)
+    return path
+
+
+def test_shards_rewritten_together_copy_the_others_while_the_last_is_merged(tmp_path):
+    """The copier walks every shard while the changed tensor (in the last shard, as the adapted layers are)
+    is merged: every shard is complete, each untouched tensor byte for byte, `done` told of each in order."""
+    first = {f"t{i}": mx.random.normal((64, 32), key=mx.random.key(i)).astype(mx.bfloat16) for i in range(5)}
+    last = {"a": mx.ones((40, 8), dtype=mx.float16), "w": mx.arange(48, dtype=mx.float32).reshape(6, 8)}
+    jobs = [shards.Rewrite(_shard(tmp_path / f"in{i}.safetensors", t), tmp_path / f"out{i}.safetensors",
+                           {"w"} if i else set(), {"format": "mlx"}) for i, t in enumerate([first, last])]  # fmt: skip
+    told: list[int] = []
+    sizes = shards.rewrite_all(jobs, lambda name, rows, w: w - 1, told.append)
+    assert told == [0, 1] and sizes == [sum(v.nbytes for v in t.values()) for t in (first, last)]
+    back = [mx.load(str(tmp_path / f"out{i}.safetensors")) for i in range(2)]
+    assert all(mx.array_equal(back[0][k], v) for k, v in first.items())
+    assert mx.array_equal(back[1]["a"], last["a"]) and mx.array_equal(back[1]["w"], last["w"] - 1)
+
+
+def test_a_failing_merge_stops_the_rewrite_and_says_why(tmp_path):
+    jobs = [shards.Rewrite(_shard(tmp_path / f"in{i}.safetensors", {"w": mx.ones((8, 8))}),
+                           tmp_path / f"out{i}.safetensors", {"w"}, {}) for i in range(3)]  # fmt: skip
+
+    def change(name, rows, w):
+        raise ValueError(f"{name}: cannot merge")
+
+    with pytest.raises(ValueError, match="w: cannot merge"):
+        shards.rewrite_all(jobs, change)
+
+
+def test_short_reads_and_writes_are_resumed_at_the_right_byte(tmp_path, monkeypatch):
+    """The kernel may move fewer bytes than asked: a rewritten tensor (a 2-D array) is still written whole,
+    from the byte where the short write stopped, and a read resumes likewise, with or without preadv."""
+    data = np.arange(3 * 1000, dtype=np.uint16).reshape(3, 1000)
+    real_pwrite, real_preadv = os.pwrite, os.preadv
+    monkeypatch.setattr(os, "pwrite", lambda fd, view, offset: real_pwrite(fd, bytes(view)[:333], offset))
+    with open(tmp_path / "out", "wb") as f:
+        shards._write_at(f.fileno(), data, 5)
+    assert (tmp_path / "out").read_bytes() == b"\0" * 5 + data.tobytes()
+    monkeypatch.setattr(os, "preadv", lambda fd, views, offset: real_preadv(fd, [views[0][:100]], offset))
+    into = memoryview(bytearray(data.nbytes))
+    with open(tmp_path / "out", "rb") as f:
+        assert shards._read_at(f.fileno(), into, 5) == data.nbytes and bytes(into) == data.tobytes()
+        monkeypatch.delattr(os, "preadv")
+        monkeypatch.setattr(shards, "CHUNK", 77)
+        into = memoryview(bytearray(data.nbytes + 10))
+        assert shards._read_at(f.fileno(), into, 5) == data.nbytes, "the file ends: fewer bytes, no error"

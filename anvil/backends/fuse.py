@@ -77,24 +77,27 @@ def fuse(parent: Path, adapter: Path, out: Path, progress: Callable[[float, str]
         w += update
         return w
 
-    merged: list[str] = []
-    files = shards(parent)
-    total_bytes, worst = 0, 0.0
-    for i, shard in enumerate(files, start=1):
+    files, jobs = shards(parent), []
+    for shard in files:
         head, _ = stream.header(shard)
         names = {name for name in head if name in by_weight}
-        metadata = {**(head.get("__metadata__") or {}), "format": "mlx"}
-        try:
-            total_bytes += stream.rewrite(shard, out / shard.name, merge, names, metadata)
-        except ValueError as e:
-            raise AnvilError(f"{shard}: {e}") from None
-        for name in sorted(names):
-            worst = max(worst, verify(shard, out / shard.name, name, modules[by_weight[name]], scale))
-        merged += [by_weight[name] for name in names]
-        progress(i / (len(files) + 1), f"fused and checked {shard.name}")
-    missing = sorted(set(modules) - set(merged))
-    if missing:
+        jobs.append(
+            stream.Rewrite(shard, out / shard.name, names, {**(head.get("__metadata__") or {}), "format": "mlx"})
+        )
+    missing = sorted(set(modules) - {by_weight[name] for job in jobs for name in job.names})
+    if missing:  # known from the headers alone: refused before anything is written
         raise AnvilError(f"{adapter}: adapter modules not found in {parent}: {', '.join(missing[:5])}")
+    try:
+        sizes = stream.rewrite_all(
+            jobs, merge, lambda i: progress((i + 1) / (len(files) + 2), f"wrote {files[i].name}")
+        )
+    except ValueError as e:
+        raise AnvilError(f"{parent}: {e}") from None
+    total_bytes, worst = sum(sizes), 0.0
+    for job in jobs:
+        for name in sorted(job.names):
+            worst = max(worst, verify(job.src, job.dst, name, modules[by_weight[name]], scale))
+    progress((len(files) + 1) / (len(files) + 2), "every merged projection checked")
     for item in parent.iterdir():
         if item.suffix == ".safetensors" or item.name == "model.safetensors.index.json":
             continue
@@ -105,7 +108,12 @@ def fuse(parent: Path, adapter: Path, out: Path, progress: Callable[[float, str]
         data = json.loads(index.read_text())
         data["metadata"] = {**data.get("metadata", {}), "total_size": total_bytes}
         (out / index.name).write_text(json.dumps(data, indent=2))
-    return {"merged_modules": len(merged), "scale": scale, "shards": len(files), "max_projection_diff": worst}
+    return {
+        "merged_modules": sum(len(job.names) for job in jobs),
+        "scale": scale,
+        "shards": len(files),
+        "max_projection_diff": worst,
+    }
 
 
 def verify(original: Path, fused: Path, name: str, adapter: tuple, scale: float, rows: int = 64) -> float:

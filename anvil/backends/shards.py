@@ -13,6 +13,8 @@ import os
 import struct
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ CHUNK = 16 << 20
 BLOCK_VALUES = 1 << 20
 _POOL = None  # the merge's worker threads, made on first use
 FLOAT_DTYPES = {"F32": "float32", "F16": "float16"}  # and BF16, which numpy lacks: carried as bits
+Change = Callable[[str, slice, Any], Any]  # (tensor name, rows, float32 block of those rows) -> new block
 
 
 def header(path: Path) -> tuple[dict[str, Any], int]:
@@ -63,7 +66,9 @@ def to_float32(raw, dtype: str, shape: list[int]):
 
     values = np.frombuffer(raw, dtype=_storage(dtype)) if isinstance(raw, bytes) else raw
     if dtype == "BF16":  # bfloat16 is the top half of a float32
-        return (values.astype(np.uint32) << 16).view(np.float32).reshape(shape)
+        bits = values.astype(np.uint32)
+        bits <<= 16  # in place: `bits << 16` into a new array takes numpy 20x as long here
+        return bits.view(np.float32).reshape(shape)
     return values.astype(np.float32).reshape(shape)
 
 
@@ -97,14 +102,15 @@ def _store(values, dtype: str, out) -> None:
         into[nan] = 0x7FC0
 
 
-def _changed(raw: bytes, info: dict[str, Any], change: Callable[[str, slice, Any], Any], name: str) -> bytes:
-    """A tensor's bytes with `change(name, rows, block)` applied to its float32 values, a block of rows at a
-    time (about a million values: cache-sized), the blocks spread over the cores (numpy lets go of the GIL)."""
+def _changed(raw, info: dict[str, Any], change: Change, name: str, into=None):
+    """A tensor's bytes (`raw`, any buffer) with `change(name, rows, block)` applied to its float32 values, a
+    block of rows at a time (about a million values: cache-sized), the blocks spread over the cores (numpy lets
+    go of the GIL); written into `into` (a writable buffer of the same size) when given, else a new one."""
     import numpy as np
 
     dtype, shape = info["dtype"], list(info["shape"]) or [1]
     storage = np.frombuffer(raw, dtype=_storage(dtype)).reshape(shape)
-    out = np.empty_like(storage)
+    out = np.empty_like(storage) if into is None else np.frombuffer(into, dtype=storage.dtype).reshape(shape)
     step = max(1, BLOCK_VALUES // max(1, storage[0].size if len(storage) else 1))
 
     def one(start: int) -> None:
@@ -116,7 +122,7 @@ def _changed(raw: bytes, info: dict[str, Any], change: Callable[[str, slice, Any
         _store(np.ascontiguousarray(block, dtype=np.float32), dtype, out[rows])
 
     list(_workers().map(one, range(0, shape[0], step)))
-    return out.tobytes()
+    return out
 
 
 def _workers():
@@ -124,53 +130,122 @@ def _workers():
     if _POOL is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        _POOL = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="anvil-merge")
+        # Half the cores: numpy's BLAS spreads each block's matmul over all of them already, and the copier
+        # (rewrite_all) needs one; more threads only oversubscribe them.
+        workers = min(8, max(1, (os.cpu_count() or 1) // 2))
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="anvil-merge")
     return _POOL
 
 
-def rewrite(src: Path, dst: Path, change: Callable[[str, slice, Any], Any], names: set[str],
-            metadata: dict[str, str]) -> int:  # fmt: skip
-    """Copy shard `src` to `dst`, the tensors in `names` replaced: `change(name, rows, block)` gets each block
-    of rows (a slice of the first axis) as a float32 numpy array and returns the block's new values, stored
-    back in the tensor's dtype; returns the bytes of tensor data written. Every tensor keeps its offsets, so
-    each is written in place: the others are copied by a thread of their own while these are computed."""
-    head, start = header(src)
+@dataclass(frozen=True)
+class Rewrite:
+    """One shard to copy: `names` are the tensors replaced on the way, `metadata` the new header's."""
+
+    src: Path
+    dst: Path
+    names: set[str]
+    metadata: dict[str, str]
+
+
+def rewrite(src: Path, dst: Path, change: Change, names: set[str], metadata: dict[str, str]) -> int:
+    """Copy shard `src` to `dst`, the tensors in `names` replaced (see `rewrite_all`); the bytes of tensor data
+    written."""
+    return rewrite_all([Rewrite(src, dst, names, metadata)], change)[0]
+
+
+def rewrite_all(jobs: list[Rewrite], change: Change, done: Callable[[int], None] = lambda i: None) -> list[int]:
+    """Copy each shard, its tensors in `names` replaced: `change(name, rows, block)` gets each block of rows (a
+    slice of the first axis) as a float32 numpy array and returns the block's new values, stored back in the
+    tensor's dtype. Every tensor keeps its offsets, so each is written in place: one thread copies the others,
+    shard after shard, while the changed ones (the last layers, in the last shards) are computed, so the whole
+    costs about the copy or the arithmetic, whichever is longer, not both. `done(i)`: job i is written.
+    Returns each shard's bytes of tensor data."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ExitStack() as files:
+        shards = [_open(job, files) for job in jobs]
+        # One buffer to read a changed tensor into and one to rewrite it into, reused from tensor to tensor:
+        # fresh memory for each would be mapped and faulted in again (a third of the merge's time).
+        largest = max((_size(info) for shard in shards for _, info, _, _ in shard.changed), default=0)
+        read, written = memoryview(bytearray(largest)), memoryview(bytearray(largest))
+        copier = ThreadPoolExecutor(1, "anvil-copy")
+        copies = [copier.submit(_copy_all, shard) for shard in shards]
+        try:
+            for shard in shards:
+                for name, info, src_offset, dst_offset in shard.changed:
+                    raw, size = read[: _size(info)], _size(info)
+                    if _read_at(shard.source, raw, src_offset) != size:
+                        raise ValueError(f"{shard.name}: truncated in tensor {name}")
+                    _write_at(shard.out, _changed(raw, info, change, name, written[:size]), dst_offset)
+            for i, copied in enumerate(copies):
+                copied.result()
+                done(i)
+        finally:
+            copier.shutdown(wait=True, cancel_futures=True)  # a failure stops the copies still to come
+        return [shard.size for shard in shards]
+
+
+@dataclass(frozen=True)
+class _Open:
+    name: str  # the source's file name, for messages
+    source: int
+    out: int
+    changed: list[tuple[str, dict[str, Any], int, int]]  # name, header entry, offset in source, offset in out
+    same: list[tuple[str, int, int, int]]  # name, offset in source, offset in out, length
+    size: int  # bytes of tensor data
+
+
+def _open(job: Rewrite, files: ExitStack) -> _Open:
+    """The shard opened, its copy's header written and its tensors sorted into the changed and the others."""
+    head, start = header(job.src)
     entries = sorted(((k, v) for k, v in head.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"])
-    text = json.dumps({"__metadata__": metadata, **dict(entries)}, separators=(",", ":")).encode()
+    text = json.dumps({"__metadata__": job.metadata, **dict(entries)}, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the data then starts 8-byte aligned
     base, expected = 8 + len(text), 0
     for name, info in entries:
         if info["data_offsets"][0] != expected:
-            raise ValueError(f"{src.name}: tensor {name} is not where the header says (gaps between tensors)")
+            raise ValueError(f"{job.src.name}: tensor {name} is not where the header says (gaps between tensors)")
         expected = info["data_offsets"][1]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with open(src, "rb") as source, open(dst, "wb") as out, ThreadPoolExecutor(1, "anvil-copy") as copier:
-        out.write(struct.pack("<Q", len(text)) + text)
-        out.flush()
-        same = [(start + i["data_offsets"][0], base + i["data_offsets"][0], i["data_offsets"][1] - i["data_offsets"][0],
-                 f"{src.name}: truncated in tensor {n}") for n, i in entries if n not in names]  # fmt: skip
-
-        def copy_the_rest() -> None:
-            for job in same:
-                _copy_range(source.fileno(), out.fileno(), *job)
-
-        copied = copier.submit(copy_the_rest)
-        try:
-            for name, info in entries:
-                if name in names:
-                    begin, end = info["data_offsets"]
-                    raw = os.pread(source.fileno(), end - begin, start + begin)
-                    if len(raw) != end - begin:
-                        raise ValueError(f"{src.name}: truncated in tensor {name}")
-                    _write_at(out.fileno(), _changed(raw, info, change, name), base + begin)
-        finally:
-            copied.result()
-        return expected
+    source = files.enter_context(open(job.src, "rb")).fileno()  # noqa: SIM115 (`files` closes them)
+    out = files.enter_context(open(job.dst, "wb"))  # noqa: SIM115
+    out.write(struct.pack("<Q", len(text)) + text)
+    out.flush()
+    changed = [(n, i, start + i["data_offsets"][0], base + i["data_offsets"][0]) for n, i in entries if n in job.names]
+    same = [(n, start + i["data_offsets"][0], base + i["data_offsets"][0], i["data_offsets"][1] - i["data_offsets"][0])
+            for n, i in entries if n not in job.names]  # fmt: skip
+    return _Open(job.src.name, source, out.fileno(), changed, same, expected)
 
 
-def _write_at(fd: int, data: bytes, offset: int) -> None:
+def _copy_all(shard: _Open) -> None:
+    for name, src_offset, dst_offset, length in shard.same:
+        _copy_range(
+            shard.source, shard.out, src_offset, dst_offset, length, f"{shard.name}: truncated in tensor {name}"
+        )
+
+
+def _size(info: dict[str, Any]) -> int:
+    return info["data_offsets"][1] - info["data_offsets"][0]
+
+
+def _read_at(fd: int, into: memoryview, offset: int) -> int:
+    """Fill `into` from `fd` at `offset` (positional: safe beside the copier); the bytes read, fewer at the end
+    of the file."""
+    done = 0
+    while done < len(into):
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [into[done:]], offset + done)
+        else:  # a platform without preadv: through a temporary
+            chunk = os.pread(fd, min(CHUNK, len(into) - done), offset + done)
+            into[done : done + len(chunk)], got = chunk, len(chunk)
+        if got == 0:
+            break
+        done += got
+    return done
+
+
+def _write_at(fd: int, data, offset: int) -> None:
     view = memoryview(data)
+    view = view.cast("B") if view.nbytes else memoryview(b"")  # bytes, whatever the shape: a short write resumes
     while view:
         done = os.pwrite(fd, view, offset)
         view, offset = view[done:], offset + done

@@ -29,4 +29,6 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 class Strict(BaseModel):
     # strict: `steps = "20"` and `learning_rate = true` are errors, as they are for the JSON Schema
     # (editors); no inf or nan anywhere.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    # defer_build: a model's validator is made when it is first used, not when its class is: validating a
+    # recipe builds the Recipe's, which holds every nested model's, rather than one per class as well.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False, defer_build=True)

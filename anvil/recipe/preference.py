@@ -2,14 +2,15 @@
 
 A preference row is what mlx-lm-lora's preference datasets read: a user `prompt`, the `chosen` and the
 `rejected` assistant answer, an optional `system` prompt; the trainer renders each answer after the
-prompt with the model's chat template. The pydantic model gives the JSON Schema
-(schema/preference-record.schema.json); rows are checked against it (anvil/recipe/rows.py)."""
+prompt with the model's chat template. A typed dict, as the chat record is (anvil/recipe/chat.py), gives
+the JSON Schema (schema/preference-record.schema.json); rows are checked against it (anvil/recipe/rows.py)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field, TypeAdapter
+from typing_extensions import NotRequired, TypedDict
 
 from anvil.recipe.base import Strict
 
@@ -17,20 +18,25 @@ Method = Literal["sft", "dpo", "orpo"]
 PREFERENCE_METHODS = ("dpo", "orpo")
 
 
-class PreferenceRecord(BaseModel):
+class PreferenceRecord(TypedDict):
     """One preference pair: the same prompt answered twice, the first answer preferred."""
 
-    model_config = ConfigDict(extra="forbid")
-    prompt: str = Field(min_length=1, description="The user's message.")
-    chosen: str = Field(min_length=1, description="The preferred assistant answer.")
-    rejected: str = Field(min_length=1, description="The dispreferred assistant answer; not the chosen one (a pair "
-                          "of equal answers teaches nothing, and is refused).")  # fmt: skip
-    system: str | None = Field(default=None, min_length=1, description="System prompt, if the pair has one.")
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    prompt: Annotated[str, Field(min_length=1, description="The user's message.")]
+    chosen: Annotated[str, Field(min_length=1, description="The preferred assistant answer.")]
+    rejected: Annotated[str, Field(min_length=1, description="The dispreferred assistant answer; not the chosen "
+                                   "one (a pair of equal answers teaches nothing, and is refused).")]  # fmt: skip
+    system: NotRequired[Annotated[str | None, Field(min_length=1, description="System prompt, if the pair has one.")]]
 
 
 def preference_record_schema() -> dict[str, Any]:
-    schema = PreferenceRecord.model_json_schema()
+    schema = TypeAdapter(PreferenceRecord).json_schema()
     return {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Anvil preference record"}
+
+
+def holds(record: PreferenceRecord) -> bool:
+    """The rule the types cannot say: two different answers."""
+    return record["chosen"] != record["rejected"]
 
 
 class Preference(Strict):

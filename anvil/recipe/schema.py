@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
+from anvil.errors import AnvilError
 from anvil.recipe.models import Recipe
 from anvil.recipe.rows import FORMATS
 
@@ -79,7 +80,7 @@ def generated_files() -> dict[str, str]:
     return {
         "anvil.schema.json": json.dumps(recipe_schema(), indent=2) + "\n",
         # one per row format, named as the messages about rejected rows name it
-        **{f"{file}.schema.json": json.dumps(schema(), indent=2) + "\n" for _, schema, file in FORMATS.values()},
+        **{f"{f.file}.schema.json": json.dumps(f.schema(), indent=2) + "\n" for f in FORMATS.values()},
         "REFERENCE.md": reference_markdown(),
     }
 
@@ -90,3 +91,16 @@ def stale_files(folder: Path) -> list[str]:
         for name, text in generated_files().items()
         if not (folder / name).exists() or (folder / name).read_text(encoding="utf-8") != text
     ]
+
+
+def write_files(folder: Path) -> list[Path]:
+    """Write the generated files into `folder` (made if missing); the paths written."""
+    written = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in generated_files().items():
+            (folder / name).write_text(text, encoding="utf-8")
+            written.append(folder / name)
+    except OSError as e:
+        raise AnvilError(f"{e.filename or folder}: cannot write the schema there ({e.strerror or e})") from None
+    return written

@@ -9,17 +9,17 @@ stops it. The process is owned by backends/process.py: its record proves identit
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from anvil.backends import process
-from anvil.backends import server as backend
-from anvil.backends.process import Owned
 from anvil.planning.graph import Node
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+
+if TYPE_CHECKING:
+    from anvil.backends.process import Owned
 
 CODE_VERSION = 3
 # Greedy prompts compared between in-process generation and the server (the seed's serving validation).
@@ -43,18 +43,29 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     return [Node("serve", "serve", serve, needs=needs, code_version=CODE_VERSION, model=serve.model, resource=True)]
 
 
+# The backends (psutil, urllib) are imported by the functions that use them: building the graph, which
+# `validate` does, needs none of them.
+
+
 def _owned(record: StageRecord) -> Owned:
+    from anvil.backends.process import Owned
+
     return Owned.from_json(record.metrics["process"])
 
 
 def server_of(record: StageRecord):
     """The recorded server, to send requests to."""
+    from anvil.backends import server as backend
+
     m = record.metrics
     key = backend.api_key(Serve.model_validate(record.config))
     return backend.Server(_owned(record), m["host"], m["port"], key, m["model"])
 
 
 def check(record: StageRecord) -> str | None:
+    from anvil.backends import process
+    from anvil.backends import server as backend
+
     m = record.metrics
     if not process.is_ours(_owned(record)):
         if backend.port_in_use(m["host"], m["port"]):
@@ -66,17 +77,23 @@ def check(record: StageRecord) -> str | None:
 
 
 def probe(record: StageRecord) -> dict[str, Any]:
+    from anvil.backends import server as backend
+
     m = record.metrics
     url = backend.Server(_owned(record), m["host"], m["port"], None, m["model"]).url
     return {"process": m["process"], "url": f"{url}/health", "key_env": Serve.model_validate(record.config).api_key_env}
 
 
 def stop(record: StageRecord) -> None:
+    from anvil.backends import process
+
     process.stop(_owned(record))
 
 
 def agreement(local: list[str], server) -> float:
     """The same greedy prompts through the server: the share of answers equal to in-process generation."""
+    from anvil.backends import server as backend
+
     replies = [backend.chat(server, [{"role": "user", "content": p}], VALIDATION_TOKENS) for p in VALIDATION_PROMPTS]
     served = [reply["choices"][0]["message"]["content"] or "" for reply in replies]
     return sum(_visible(a) == _visible(b) for a, b in zip(local, served, strict=True)) / len(VALIDATION_PROMPTS)
@@ -89,6 +106,7 @@ def _visible(text: str) -> str:
 
 
 def run(ctx: StageRun[Serve]) -> Result:
+    from anvil.backends import server as backend
     from anvil.backends.generation import greedy_texts
 
     options = ctx.config
