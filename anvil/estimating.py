@@ -18,12 +18,14 @@ from anvil.planning.graph import Graph, Node
 from anvil.planning.plan import Act, Plan
 from anvil.planning.record import StageRecord
 from anvil.recipe.load import LoadedRecipe
+from anvil.recipe.models import Dataset, MixError
 from anvil.stages import source
 from anvil.stages.stage import weights_of
 from anvil.state import history
 from anvil.state.store import Store
 
 WARN_FRACTION = 0.85  # of the machine's memory: above it, the plan warns; above all of it, apply refuses
+SAMPLE_BYTES = 32 << 20  # of a training file read for its rows' length: plenty for a mean, quick on any file
 
 
 def shapes(loaded: LoadedRecipe, records: Mapping[str, StageRecord], store: Store) -> dict[str, Shape | None]:
@@ -59,10 +61,43 @@ def for_plan(plan: Plan, graph: Graph, loaded: LoadedRecipe, records: Mapping[st
             continue
         shape = model_shapes.get(model_of(node) or "")
         size = shape.parameters if shape else 0.0
-        work = estimate.units(node.kind, node.settings, shape.weight_bytes if shape else 0.0)
+        work = units(node, graph, loaded.root, shape)
         seconds, basis = estimate.seconds(node.id, node.kind, work, size, here, runs)
-        out[node.id] = Estimate(seconds, basis, memory(node, shape))
+        out[node.id] = Estimate(seconds, basis, memory(node, shape), work)
     return out
+
+
+def units(node: Node, graph: Graph, root: Path, shape: Shape | None) -> float:
+    sequence = sequence_tokens(node, graph, root) if node.kind == "train" else None
+    return estimate.units(node.kind, node.settings, shape.weight_bytes if shape else 0.0, sequence)
+
+
+def sequence_tokens(node: Node, graph: Graph, root: Path) -> float | None:
+    """A training round's tokens per sequence, from the rows its dataset mixes (None: not readable now;
+    validate and the dataset stage say why)."""
+    dataset = graph.nodes.get(node.needs.get("dataset", ""))
+    if dataset is None or not isinstance(dataset.config, Dataset):
+        return None
+    try:
+        lengths, rows = zip(*(row_lengths(root / source.path) for source in dataset.config.sources), strict=True)
+        taken = dataset.config.row_counts(list(rows))
+    except (OSError, MixError):
+        return None
+    return estimate.sequence_tokens(list(zip(lengths, taken, strict=True)), node.settings["train"]["max_seq_length"])
+
+
+def row_lengths(path: Path) -> tuple[list[int], int]:
+    """The length in bytes of each row of a JSONL file and how many rows it holds; of a file over
+    SAMPLE_BYTES, its first rows, and the count those predict (an estimate need not read 50 GB)."""
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        head = file.read(SAMPLE_BYTES)
+    lines = head.split(b"\n")
+    if size > len(head):
+        lines = lines[:-1]  # cut by the sample's end
+    lengths = [len(line) + 1 for line in lines if line.strip()]
+    rows = len(lengths) if size <= len(head) else round(len(lengths) * size / max(sum(lengths), 1))
+    return lengths, rows
 
 
 def model_of(node: Node) -> str | None:
@@ -120,8 +155,8 @@ def history_file(store: Store) -> Path:
     return store.root / "history.jsonl"
 
 
-def recorded(store: Store, graph: Graph, estimates: Mapping[str, Estimate], shapes_of: dict[str, Shape | None],
-             run: Callable[..., Any]) -> Callable[..., Any]:  # fmt: skip
+def recorded(store: Store, graph: Graph, root: Path, estimates: Mapping[str, Estimate],
+             shapes_of: dict[str, Shape | None], run: Callable[..., Any]) -> Callable[..., Any]:  # fmt: skip
     """`run` (the executor's stage function), remembering in the store's history how long each stage took
     next to what the plan estimated."""
 
@@ -131,11 +166,13 @@ def recorded(store: Store, graph: Graph, estimates: Mapping[str, Estimate], shap
         node = graph.nodes[action.stage]
         shape = shapes_of.get(model_of(node) or "")
         expected = estimates.get(action.stage)
+        work = expected.units if expected is not None and expected.units is not None else None
         history.append(history_file(store), Run(
             stage=action.stage, kind=action.kind, machine=sizing.machine(),
-            units=estimate.units(node.kind, node.settings, shape.weight_bytes if shape else 0.0),
+            units=work if work is not None else units(node, graph, root, shape),
             parameters=shape.parameters if shape else 0.0, seconds=round(time.monotonic() - started, 3),
-            estimate=None if expected is None or expected.seconds is None else round(expected.seconds, 3)))  # fmt: skip
+            estimate=None if expected is None or expected.seconds is None else round(expected.seconds, 3),
+            unit=estimate.UNIT.get(action.kind, "")))  # fmt: skip
         return result
 
     return timed

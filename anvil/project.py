@@ -156,7 +156,7 @@ class Project:
                                  "quantized model; planning for a bigger host? set [machine] memory_gb")  # fmt: skip
             self.store.register(self.state.id, self.loaded.path, self.state.file)
             try:
-                run = estimating.recorded(self.store, self.graph, plan.estimates,
+                run = estimating.recorded(self.store, self.graph, self.loaded.root, plan.estimates,
                                           estimating.shapes(self.loaded, self.state.load(), self.store),
                                           run_stage or self.run_stage(on_progress))  # fmt: skip
                 return execute(plan, self.graph, self.store, self.state, run, on_event, self.release,

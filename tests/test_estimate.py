@@ -5,7 +5,20 @@ from __future__ import annotations
 
 import json
 
-from anvil.planning.estimate import GB, Run, Shape, lora_parameters, seconds, shape_from_name, train_memory
+import pytest
+
+from anvil import estimating, sizing
+from anvil.planning.estimate import (
+    GB,
+    Run,
+    Shape,
+    lora_parameters,
+    seconds,
+    sequence_tokens,
+    shape_from_name,
+    train_memory,
+)
+from tests.conftest import chat_row
 from tests.test_cli import anvil
 
 KEYS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
@@ -16,16 +29,29 @@ TRAIN = {"batch_size": 1, "max_seq_length": 1024, "grad_checkpoint": True}
 
 
 def test_the_last_run_of_the_same_stage_predicts_a_rerun():
-    history = [Run("v1.train", "train", "m", units=400, parameters=1e6, seconds=80.0)]
+    history = [Run("v1.train", "train", "m", units=400, parameters=1e6, seconds=80.0, unit="tokens")]
     assert seconds("v1.train", "train", 800, 1e6, "m", history) == (160.0, "last run")
     assert seconds("v1.train", "train", 800, 1e6, "other machine", history)[1] == "model size"
     alike = seconds("v2.train", "train", 400, 4e6, "m", history)  # another round, a 4x bigger model
     assert alike == (320.0, "history")
 
 
+def test_a_run_counted_in_another_unit_is_not_compared():
+    sequences = [Run("v1.train", "train", "m", units=400, parameters=1e6, seconds=80.0)]  # before tokens
+    assert seconds("v1.train", "train", 800, 1e6, "m", sequences)[1] == "model size"
+
+
+def test_a_sequence_costs_its_rows_padded_as_mlx_lm_lora_pads_them_and_cut_at_max_seq_length():
+    assert sequence_tokens([([40, 40], 2)], 2048) == 33  # 10 tokens: padded to 32, plus one
+    assert sequence_tokens([([40_000], 1)], 512) == 512
+    # the mix's counts weigh each file: 3 short rows for each long one
+    assert sequence_tokens([([40], 3), ([400, 400], 1)], 2048) == (3 * 33 + 129) / 4
+    assert sequence_tokens([([], 0)], 320) == 320  # nothing to go on: the longest a sequence can be
+
+
 def test_without_history_the_prior_scales_with_size_and_nothing_is_a_guess():
     small, big = seconds("a", "train", 100, 1e6, "m", []), seconds("a", "train", 100, 31e9, "m", [])
-    assert small[1] == big[1] == "model size" and big[0] == 31 * small[0]
+    assert small[1] == big[1] == "model size" and big[0] == pytest.approx(31 / 4 * small[0])  # floor: 4B
     assert seconds("a", "gate", 1, 1e6, "m", []) == (None, "")
 
 
@@ -75,3 +101,35 @@ def test_an_apply_records_its_runs_and_the_next_plan_estimates_from_them(data_di
     anvil("apply", "--replace", "dataset.domain")
     last = json.loads((data_dir / ".anvil" / "history.jsonl").read_text().splitlines()[-1])
     assert last["stage"] == "dataset.domain" and last["estimate"] is not None, "the estimate is kept beside the time"
+
+
+def test_a_round_on_longer_rows_is_estimated_from_the_tokens_it_trains(project_dir):
+    """v2 mixes rows 20x longer than v1's: from v1's recorded run, its estimate grows with its tokens."""
+    for name in ("a", "b"):
+        rows = "".join(chat_row(f"x{i}" * 200, f"y{i}" * 200) + "\n" for i in range(8))
+        (project_dir / "data" / f"{name}.jsonl").write_text(rows)
+    first = {a["stage"]: a["estimate"] for a in json.loads(anvil("plan", "--json").stdout)["actions"]}
+    assert first["v1.train"]["basis"] == "model size"
+    run = Run("v1.train", "train", sizing.machine(), units=1000, parameters=1e12, seconds=10.0, unit="tokens")
+    history = project_dir / ".anvil" / "history.jsonl"
+    history.parent.mkdir(exist_ok=True)
+    history.write_text(json.dumps(run.__dict__) + "\n")
+    plan = {a["stage"]: a["estimate"] for a in json.loads(anvil("plan", "--json").stdout)["actions"]}
+    assert plan["v1.train"]["basis"] == "last run" and plan["v2.train"]["basis"] == "history"
+
+    def lengths(name):
+        return [len(line) + 1 for line in (project_dir / "data" / name).read_text().splitlines()]
+
+    short = sequence_tokens([(lengths("domain.jsonl"), 10)], 2048)
+    long = sequence_tokens([(lengths("a.jsonl"), 8)], 2048)
+    assert long > 5 * short
+    assert plan["v2.train"]["seconds"] / plan["v1.train"]["seconds"] == pytest.approx(long / short, rel=0.01)
+
+
+def test_a_big_training_file_is_sampled_for_its_rows_length(tmp_path, monkeypatch):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_bytes(b"x" * 99 + b"\n\n" + b"y" * 99 + b"\n")
+    assert estimating.row_lengths(rows) == ([100, 100], 2)  # blank lines are not rows
+    rows.write_bytes((b"z" * 99 + b"\n") * 1000)
+    monkeypatch.setattr(estimating, "SAMPLE_BYTES", 250)
+    assert estimating.row_lengths(rows) == ([100, 100], 1000)  # two whole rows read, the count predicted

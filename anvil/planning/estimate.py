@@ -1,6 +1,6 @@
 """Time and memory before anything runs (pure: graph + model shapes + history -> figures).
 
-Time: a stage's work in units of its kind (training sequences, generated tokens, bytes fused...) times
+Time: a stage's work in units of its kind (tokens trained, tokens generated, bytes fused...) times
 seconds per unit, taken from the runs recorded in the store: the same stage's last run first, then the
 same kind of stage on this machine scaled by model size; with no history, a rough prior from size.
 
@@ -128,6 +128,7 @@ class Estimate:
     seconds: float | None
     basis: str  # "last run", "history", "model size" or "" (nothing to go on)
     memory_bytes: float | None = None
+    units: float | None = None  # the work the seconds rest on, in UNIT[kind]: recorded beside the time taken
 
     def to_json(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "basis": self.basis, "memory_gb": _gb(self.memory_bytes)}
@@ -144,14 +145,22 @@ class Run:
     parameters: float
     seconds: float
     estimate: float | None = None
+    unit: str = ""  # what `units` counts (UNIT[kind]); a run counted in another unit is not compared
 
 
 # With no history at all: seconds per unit per billion parameters, counted as at least `floor` billion
-# (small models are bound by fixed costs, not size). Set from the seed's Mac (31B: ~1.5 s a training
-# sequence, ~20 tokens/s generated) and this project's tiny runs; the first run on a machine replaces it.
-PRIOR = {"train": (0.05, 1.0), "transcripts": (0.002, 4.0), "knowledge": (0.002, 4.0), "fuse": (1e-9, 1.0),
+# (small models are bound by fixed costs, not size). Set from the seed's Mac (31B: ~1.5 s a training step
+# of one sequence of a few hundred tokens, ~20 tokens/s generated) and this project's tiny runs; the
+# first run on a machine replaces it.
+PRIOR = {"train": (1e-4, 4.0), "transcripts": (0.002, 4.0), "knowledge": (0.002, 4.0), "fuse": (1e-9, 1.0),
          "source": (1e-9, 1.0), "serve": (10.0, 0.0)}  # fmt: skip
 SIZED = ("train", "transcripts", "knowledge")
+UNIT = {"train": "tokens", "transcripts": "tokens", "knowledge": "tokens", "eval": "answers", "fuse": "bytes",
+        "source": "bytes"}  # fmt: skip
+# How mlx-lm-lora batches (trainer.iterate_batches): rows sorted by length, neighbours batched, each batch
+# padded to its longest row rounded up to a multiple of 32, plus one, and cut at max_seq_length.
+PAD_TO = 32
+BYTES_PER_TOKEN = 4.0  # of a JSONL row, roughly, for chat text in the usual tokenizers
 
 
 def seconds(stage: str, kind: str, units: float, parameters: float, machine: str,
@@ -159,11 +168,12 @@ def seconds(stage: str, kind: str, units: float, parameters: float, machine: str
     """How long a stage should take, and on what the figure rests."""
     if units <= 0:
         return 0.0, "no work"
-    mine = [r for r in history if r.stage == stage and r.machine == machine and r.units > 0]
+    comparable = [r for r in history if r.machine == machine and r.units > 0 and r.unit == UNIT.get(kind, "")]
+    mine = [r for r in comparable if r.stage == stage]
     if mine:
         last = mine[-1]
         return last.seconds / last.units * units * _size_ratio(parameters, last.parameters), "last run"
-    alike = [r for r in history if r.kind == kind and r.machine == machine and r.units > 0]
+    alike = [r for r in comparable if r.kind == kind]
     if alike:
         nearest = min(alike[-20:], key=lambda r: abs(math.log(max(r.parameters, 1) / max(parameters, 1))))
         return nearest.seconds / nearest.units * units * _size_ratio(parameters, nearest.parameters), "history"
@@ -182,10 +192,12 @@ def _gb(value: float | None) -> float | None:
     return None if value is None else round(value / GB, 3)
 
 
-def units(kind: str, settings: Mapping[str, Any], weight_bytes: float) -> float:
-    """A stage's work in the units its time scales with."""
+def units(kind: str, settings: Mapping[str, Any], weight_bytes: float, sequence: float | None = None) -> float:
+    """A stage's work in the units its time scales with (UNIT[kind]); `sequence`: a training round's
+    tokens per sequence (`sequence_tokens`), its max_seq_length when unknown."""
     if kind == "train":
-        return settings["train"]["steps"] * settings["train"]["batch_size"]  # sequences
+        train = settings["train"]
+        return train["steps"] * train["batch_size"] * (sequence or train["max_seq_length"])
     if kind == "transcripts":  # generated tokens, at most
         tests = sum(len(suite) for suite in settings["suites"].values())
         return tests * settings["runs"] * settings["max_tokens"]
@@ -196,6 +208,19 @@ def units(kind: str, settings: Mapping[str, Any], weight_bytes: float) -> float:
     if kind in ("fuse", "source"):
         return weight_bytes
     return 1.0  # dataset, serve, gate, report: one go each
+
+
+def sequence_tokens(sources: Sequence[tuple[Sequence[int], int]], max_seq_length: int) -> float:
+    """The tokens a training sequence costs on average, batched as mlx-lm-lora batches (PAD_TO).
+    `sources`: each source file's row lengths in bytes, and how many of its rows the mix takes."""
+    total = rows = 0.0
+    for lengths, taken in sources:
+        if not lengths or taken <= 0:
+            continue
+        padded = sum(min(1 + PAD_TO * math.ceil(n / BYTES_PER_TOKEN / PAD_TO), max_seq_length) for n in lengths)
+        total += padded * taken / len(lengths)
+        rows += taken
+    return total / rows if rows else float(max_seq_length)
 
 
 def machine_id(memory_bytes: float, cpus: int, system: str) -> str:
