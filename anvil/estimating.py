@@ -166,10 +166,11 @@ def recorded(store: Store, graph: Graph, root: Path, estimates: Mapping[str, Est
         node = graph.nodes[action.stage]
         shape = shapes_of.get(model_of(node) or "")
         expected = estimates.get(action.stage)
-        work = expected.units if expected is not None and expected.units is not None else None
+        # the plan's own count (the files as planned); a restore that had to build after all has none
+        planned = expected.units if expected is not None else None
+        work = planned if planned is not None else units(node, graph, root, shape)
         history.append(history_file(store), Run(
-            stage=action.stage, kind=action.kind, machine=sizing.machine(),
-            units=work if work is not None else units(node, graph, root, shape),
+            stage=action.stage, kind=action.kind, machine=sizing.machine(), units=work,
             parameters=shape.parameters if shape else 0.0, seconds=round(time.monotonic() - started, 3),
             estimate=None if expected is None or expected.seconds is None else round(expected.seconds, 3),
             unit=estimate.UNIT.get(action.kind, "")))  # fmt: skip
