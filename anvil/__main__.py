@@ -1,3 +1,3 @@
-from anvil.main import entry
+from anvil.cli import entry
 
 entry()

@@ -11,24 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anvil import estimating, results
 from anvil.backends import process
-from anvil.checking import cached_rows
-from anvil.errors import AnvilError, StalePlan, StoreLocked
+from anvil.errors import AnvilError, StalePlan
+from anvil.estimates import for_project as estimating
 from anvil.executor import Applied, OnEvent, RunStage, execute
 from anvil.planning.graph import Graph
 from anvil.planning.plan import Action, Plan, make_plan
 from anvil.planning.record import Outcome, StageRecord
 from anvil.planning.saved import differences
-from anvil.recipe import contamination
+from anvil.recipe import contamination, rows
 from anvil.recipe.load import LoadedRecipe, load_recipe
-from anvil.settings import remote_url, store_path
-from anvil.sharing import Shared
+from anvil.settings import store_path
 from anvil.stages import evaluate, gate, knowledge, source
 from anvil.stages.registry import BY_KIND, build_graph, summary_of
 from anvil.stages.stage import Result, StageRun, weights_of
 from anvil.state.project_state import ProjectState, load_records
-from anvil.state.remote import Remote
+from anvil.state.remote import Remote, Shared, remote_url
 from anvil.state.store import Store
 
 OnProgress = Callable[[Action, float, str], None]
@@ -54,7 +52,8 @@ class Project:
         return contamination.warning(self.loaded, self.state.hashes, shown_as)
 
     def plan(self, targets: Collection[str] = (), replace: Collection[str] = (), exclude: Collection[str] = ()) -> Plan:
-        self.tidy()
+        """What apply would do: reads the recipe, the files, the state, the stores and the served process,
+        and changes nothing but the stat cache."""
         records = self.state.load()
         selected: set[str] = set()
         for target in targets:
@@ -91,10 +90,6 @@ class Project:
             return stage.check(record)
         return None if self.store.intact(record) else "artifact missing or modified outside anvil"
 
-    def probes(self) -> list[dict[str, Any]]:
-        """How a replayed `plan` re-checks the recorded processes its answer relied on (anvil/replay.py)."""
-        return [stage.probe(r) for r in self.state.load().values() if (stage := BY_KIND.get(r.kind)) and stage.probe]
-
     def release(self, record: StageRecord) -> None:
         """Stop what a resource record stands for (the server), if this project started it; artifact records
         need nothing."""
@@ -124,14 +119,6 @@ class Project:
             return result
 
         return run
-
-    def tidy(self) -> None:
-        """Clear what a killed anvil left behind, unless another command of this project is running."""
-        try:
-            with self._locked():
-                pass
-        except StoreLocked:
-            pass
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -192,8 +179,29 @@ class Project:
                 if r.kind == "gate" and sid in self.graph.nodes and r.outcome is Outcome.FAILED}  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
-        """What a person wants to know after an apply (results.py)."""
-        return results.summary(self.state.load(), self.graph, self.store)
+        """What a person wants to know after an apply, from the recorded state: what is served and where, each
+        evaluated model's composite per suite with its deltas, every gate's value and result, the warnings."""
+        records = self.state.load()
+        served = records.get("serve")
+        scores: dict[str, dict[str, dict]] = {}
+        gates: dict[str, list[dict]] = {}
+        for node in self.graph.order():
+            record = records.get(node.id)
+            if record is None or node.model is None:
+                continue
+            if node.kind == "eval":
+                for suite, values in record.metrics.get("suites", {}).items():
+                    scores.setdefault(suite, {})[node.model] = values
+            elif node.kind == "gate":
+                gates[node.model] = gate.checked(self.store.artifact(record.fingerprint))
+        return {
+            "served": None if served is None else {"model": served.config.get("model"), "url": served.metrics["url"],
+                                                   "name": served.metrics["model"]},
+            "scores": scores,
+            "gates": gates,
+            "warnings": {sid: r.metrics.get("warnings", []) for sid, r in records.items()
+                         if r.outcome is Outcome.WARNED and sid in self.graph.nodes},
+        }  # fmt: skip
 
     def eval_results(self, model: str) -> dict[str, Any]:
         """A model's suite results and knowledge results, with the names of the models it is compared with."""
@@ -214,7 +222,6 @@ class Project:
         return results
 
     def status(self) -> list[dict[str, Any]]:
-        self.tidy()
         records = self.state.load()
         rows = []
         for node in self.graph.order():
@@ -262,7 +269,7 @@ def open_project(recipe_path: str | Path) -> Project:
     recipe_path = Path(recipe_path)
     state = ProjectState(recipe_path)
     hashes = state.hashes
-    loaded = load_recipe(recipe_path, check_rows=cached_rows(hashes))
+    loaded = load_recipe(recipe_path, check_rows=rows.cached(hashes))
     store = Store(store_path(loaded.root), hashes, owner=state.id)
     url = remote_url(loaded.recipe.store.remote, loaded.root)
     shared = Shared(Remote(url, loaded.recipe.store.endpoint_url) if url else None)

@@ -18,22 +18,6 @@ class Settings(BaseSettings):
         min_length=1,
         description="Artifact store folder (ANVIL_STORE); default `.anvil/` beside the recipe.",
     )
-    remote: str | None = Field(
-        default=None, min_length=1, description="Remote store (ANVIL_REMOTE), overriding the recipe's [store] remote."
-    )
-
-
-def remote_url(configured: str | None, recipe_root: Path) -> str | None:
-    """The remote store to use: ANVIL_REMOTE, else the recipe's; a folder relative to the recipe's folder."""
-    try:
-        url = Settings().remote or configured
-    except ValidationError:
-        raise AnvilError("ANVIL_REMOTE is set but empty (expected s3://BUCKET/PREFIX or a folder)") from None
-    if url is None or url.startswith("s3://"):
-        return url
-    if "://" in url:
-        raise AnvilError(f"{url}: remote stores are s3://BUCKET/PREFIX or a folder")
-    return str((recipe_root / Path(url).expanduser()).resolve())
 
 
 def store_path(recipe_root: Path) -> Path:

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from anvil.backends import synthetic
-from anvil.planning.estimate import GB, Shape, train_memory
+from anvil.estimates.arithmetic import GB, Shape, train_memory
 from anvil.project import open_project
 
 REPO = Path(__file__).resolve().parent.parent

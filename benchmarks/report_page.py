@@ -14,7 +14,7 @@ import time
 
 from timing import timed  # benchmarks/timing.py, beside this script
 
-from anvil.report import charts, environment, page
+from anvil.stages.report import charts, environment, page
 
 
 def dashboard(rounds: int, steps: int) -> dict:

@@ -63,11 +63,11 @@ def test_damaged_caches_and_locks_only_cost_time(tmp_path, capfd):
 
 def test_validate_is_served_from_the_row_cache(tmp_path, monkeypatch):
     """`anvil validate` reads an unchanged data file's rows once, like `plan` (the cache is by content)."""
-    import anvil.checking
+    from anvil.recipe import rows
 
     setup(tmp_path)
     reads = []
-    real = anvil.checking.count_rows
-    monkeypatch.setattr(anvil.checking, "count_rows", lambda *a: reads.append(a) or real(*a))
+    real = rows.count_rows
+    monkeypatch.setattr(rows, "count_rows", lambda *a: reads.append(a) or real(*a))
     assert main(["validate"]) == 0 and main(["validate"]) == 0 and main(["plan"]) == 0
     assert len(reads) == 1

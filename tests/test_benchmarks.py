@@ -8,9 +8,9 @@ import json
 import pytest
 
 from anvil.evaluation import stats
-from anvil.evaluation.benchmarks import gsm8k, mmlu_pro
-from anvil.evaluation.benchmarks.data import metric_name, read, sample, sources
-from anvil.evaluation.benchmarks.protocol import truncate
+from anvil.knowledge import gsm8k, mmlu_pro
+from anvil.knowledge.data import metric_name, read, sample, sources
+from anvil.knowledge.protocol import truncate
 from tests.conftest import REPO
 
 JANET = {"question": "How much does Janet make?", "answer": "She sells 9 eggs.\n#### 1,800"}

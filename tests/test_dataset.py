@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from anvil.commands.apply import ApplyDisplay  # noqa: F401  (the CLI path imports cleanly)
 from anvil.project import open_project
-from anvil.render import ApplyDisplay  # noqa: F401  (the CLI path imports cleanly)
 
 
 def apply(folder):

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from anvil import estimating, sizing
-from anvil.planning.estimate import (
+from anvil.estimates import for_project as estimating
+from anvil.estimates import sizing
+from anvil.estimates.arithmetic import (
     GB,
     Run,
     Shape,

@@ -10,14 +10,15 @@ import re
 import pytest
 from rich.console import Console
 
+from anvil.commands import report as live
+from anvil.commands.eval_show import eval_table
+from anvil.commands.status import status_table
 from anvil.planning.graph import Graph, Node
 from anvil.planning.plan import Act, make_plan
 from anvil.planning.record import Outcome, StageRecord
 from anvil.project import open_project
 from anvil.recipe.base import Strict
-from anvil.render import eval_table, status_table
-from anvil.report import live
-from anvil.report.page import _format
+from anvil.stages.report.page import _format
 from tests.conftest import apply_without_mlx, chat_endpoint, chat_row, serve_models_from
 
 RECIPE = """\

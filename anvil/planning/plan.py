@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from anvil.planning.estimate import Estimate
 from anvil.planning.fingerprint import fingerprint
 from anvil.planning.graph import Graph, Node
 from anvil.planning.record import Outcome, StageRecord
@@ -46,6 +45,20 @@ class Act(str, Enum):
     def is_change(self) -> bool:
         """Whether apply would do anything for it (unavailable and blocked stages cannot be applied)."""
         return self in (Act.CREATE, Act.RERUN, Act.RESTORE, Act.ORPHANED)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A change's expected time and peak memory (anvil/estimates/ works them out)."""
+
+    seconds: float | None
+    basis: str  # "last run", "history", "model size" or "" (nothing to go on)
+    memory_bytes: float | None = None
+    units: float | None = None  # the work the seconds rest on, in UNIT[kind]: recorded beside the time taken
+
+    def to_json(self) -> dict[str, Any]:
+        memory_gb = None if self.memory_bytes is None else round(self.memory_bytes / 1e9, 3)
+        return {"seconds": self.seconds, "basis": self.basis, "memory_gb": memory_gb}
 
 
 @dataclass(frozen=True)

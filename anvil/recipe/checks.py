@@ -136,7 +136,7 @@ def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str]
                     ) -> Iterator[Finding | Problem]:  # fmt: skip
     """Each benchmark's local rows and exemplars are there and well formed, with enough rows for `n`;
     no two benchmarks go by one name."""
-    from anvil.evaluation.benchmarks.data import metric_name, sources
+    from anvil.knowledge.data import metric_name, sources
 
     names: dict[str, int] = {}
     for i, spec in enumerate(recipe.eval.knowledge if recipe.eval else []):

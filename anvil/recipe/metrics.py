@@ -38,7 +38,7 @@ def comparisons(recipe: Recipe, model: str) -> list[str]:
 
 def gate_metrics(recipe: Recipe, suites: Mapping[str, list[Scoring]], model: str) -> dict[str, tuple[float, float]]:
     """Every metric a gate on `model` can name, with its range."""
-    from anvil.evaluation.benchmarks.data import metric_name
+    from anvil.knowledge.data import metric_name
 
     out: dict[str, tuple[float, float]] = {}
     deltas = comparisons(recipe, model)

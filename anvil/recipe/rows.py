@@ -22,6 +22,8 @@ from anvil.recipe import chat, preference
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
 
+    from anvil.state.hashing import StatCache
+
 MAX_PROBLEMS_PER_FILE = 20
 
 
@@ -136,7 +138,7 @@ def count_rows(path: Path, shown_as: str, kind: str) -> tuple[int, list[Problem]
     preference pairs ("preference") or a knowledge benchmark's rows (`kind` its name)."""
     if kind in FORMATS:
         return _scan(path, shown_as, None, kind)
-    from anvil.evaluation.benchmarks import data
+    from anvil.knowledge import data
 
     try:
         return len(data.read(path, kind if kind != "fewshot" else None, shown_as)), []
@@ -149,3 +151,19 @@ def load_rows(path: Path, shown_as: str, kind: str = "chat") -> list[str]:
     if problems:
         raise InvalidInput(problems)
     return rows
+
+
+def cached(hashes: StatCache) -> Callable[[Path, str, str], tuple[int, list[Problem]]]:
+    """`count_rows` remembered in the project's stat cache by content: an unchanged file is not parsed again."""
+
+    def check_rows(path: Path, shown_as: str, kind: str) -> tuple[int, list[Problem]]:
+        key = f"rows:{kind}:{hashes.file(path)}"
+        if key in hashes.facts:
+            return hashes.facts[key], []
+        valid, problems = count_rows(path, shown_as, kind)
+        if not problems:
+            hashes.facts[key] = valid
+            hashes.dirty = True
+        return valid, problems
+
+    return check_rows

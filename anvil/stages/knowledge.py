@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError
-from anvil.evaluation.benchmarks import data as benchmark_data
-from anvil.evaluation.benchmarks.protocol import truncate
-from anvil.evaluation.benchmarks.registry import BENCHMARKS
 from anvil.evaluation.parallel import in_order
+from anvil.knowledge import data as benchmark_data
+from anvil.knowledge.protocol import truncate
+from anvil.knowledge.registry import BENCHMARKS
 from anvil.planning.graph import Node
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
@@ -63,11 +63,21 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 def items_of(spec: Knowledge, root: Path) -> tuple[list[dict], list[dict]]:
     """The sampled items of a benchmark and its few-shot exemplars."""
     data, fewshot = benchmark_data.sources(spec.benchmark, spec.data, spec.fewshot)
-    rows = benchmark_data.read(benchmark_data.locate(data, root), spec.benchmark, data)
+    rows = benchmark_data.read(local_file(data, root), spec.benchmark, data)
     if spec.n > len(rows):
         raise AnvilError(f"{data}: {spec.n} items asked, {len(rows)} there (expected n <= {len(rows)})")
-    shots = benchmark_data.read(benchmark_data.locate(fewshot, root), None, fewshot) if fewshot else []
+    shots = benchmark_data.read(local_file(fewshot, root), None, fewshot) if fewshot else []
     return benchmark_data.sample(rows, spec.n, spec.seed), shots or BENCHMARKS[spec.benchmark].default_shots
+
+
+def local_file(data: str, root: Path) -> Path:
+    """The local file a `data` setting names (`path:FILE`), or a Hub dataset file downloaded once."""
+    scheme, _, where = data.partition(":")
+    if scheme == "path":
+        return root / where
+    from anvil.backends import hub
+
+    return hub.dataset_file(where, data)
 
 
 def run(ctx: StageRun[KnowledgeConfig]) -> Result:

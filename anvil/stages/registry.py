@@ -8,7 +8,8 @@ from dataclasses import replace
 from anvil.planning.graph import Graph
 from anvil.planning.record import StageRecord
 from anvil.recipe.models import Recipe
-from anvil.stages import dataset, evaluate, fuse, gate, knowledge, report, serve, source, train, transcripts
+from anvil.stages import dataset, evaluate, fuse, gate, knowledge, serve, source, train, transcripts
+from anvil.stages.report import stage as report
 from anvil.stages.stage import Stage, Suites
 
 STAGES: tuple[Stage, ...] = (

@@ -76,14 +76,6 @@ def check(record: StageRecord) -> str | None:
     return None
 
 
-def probe(record: StageRecord) -> dict[str, Any]:
-    from anvil.backends import server as backend
-
-    m = record.metrics
-    url = backend.Server(_owned(record), m["host"], m["port"], None, m["model"]).url
-    return {"process": m["process"], "url": f"{url}/health", "key_env": Serve.model_validate(record.config).api_key_env}
-
-
 def stop(record: StageRecord) -> None:
     from anvil.backends import process
 
@@ -157,4 +149,4 @@ def summary(record: StageRecord) -> str:
 
 
 STAGE = Stage(kind="serve", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True,
-              check=check, stop=stop, probe=probe)  # fmt: skip
+              check=check, stop=stop)  # fmt: skip

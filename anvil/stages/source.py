@@ -17,7 +17,6 @@ from anvil.stages.stage import Result, Stage, StageRun, Suites
 
 CODE_VERSION = 2
 POINTER = "source.json"
-HUB_FILES = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"]
 
 
 class SourceConfig(Strict):
@@ -57,27 +56,14 @@ def checkpoint(artifact: Path, root: Path) -> Path:
         return artifact
     data = json.loads(pointer.read_text())
     if data.get("revision"):
-        return _from_hub(data["source"].removeprefix("hf:"), data["revision"], offline=True)[0]
+        from anvil.backends import hub
+
+        return hub.snapshot(data["source"].removeprefix("hf:"), data["revision"], offline=True)[0]
     return (root / data["path"]).resolve()
 
 
-def _from_hub(repo: str, revision: str | None, offline: bool = False) -> tuple[Path, str]:
-    """The local snapshot folder of a Hub repo and the commit it is at (downloaded unless `offline`)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        folder = Path(snapshot_download(repo, revision=revision, allow_patterns=HUB_FILES, local_files_only=offline))
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
-        raise AnvilError(
-            f"hf:{repo}: cannot download the weights ({type(e).__name__}). Offline, download them elsewhere "
-            f'(`huggingface-cli download {repo} --local-dir DIR`), copy DIR here and use source = "path:DIR"'
-        ) from None
-    return folder, folder.name  # the snapshot folder is named after its commit
-
-
 def run(ctx: StageRun[SourceConfig]) -> Result:
-    from anvil.backends import synthetic
+    from anvil.backends import hub, synthetic
 
     config = ctx.config
     scheme, _, where = config.source.partition(":")
@@ -88,7 +74,7 @@ def run(ctx: StageRun[SourceConfig]) -> Result:
         folder, pointer = (ctx.root / where).resolve(), {"source": config.source, "path": where}
     else:
         ctx.progress(0.1, f"downloading {where}")
-        folder, commit = _from_hub(where, config.revision)
+        folder, commit = hub.snapshot(where, config.revision)
         pointer = {"source": config.source, "revision": commit}
     if not (folder / "config.json").exists():
         raise AnvilError(f"{config.source}: {folder} has no config.json (expected a Hugging Face / MLX checkpoint)")

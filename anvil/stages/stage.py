@@ -76,8 +76,6 @@ class Stage:
     # Resources only: why a recorded process no longer matches its record (None: it does), and how to stop it.
     check: Callable[[StageRecord], str | None] | None = None
     stop: Callable[[StageRecord], None] | None = None
-    # What a replayed `plan` re-checks instead (anvil/replay.py): {"process": Owned, "url": health, "key_env"}.
-    probe: Callable[[StageRecord], dict[str, Any]] | None = None
 
 
 def weights_of(recipe: Recipe, model: str) -> str:

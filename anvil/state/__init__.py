@@ -6,7 +6,6 @@ from pathlib import Path
 
 
 def state_folder(recipe: Path) -> Path:
-    """Where a recipe keeps its own state: beside it, never shared. Standard library only, so that a replayed
-    `plan` (anvil/replay.py) finds it without loading the rest."""
+    """Where a recipe keeps its own state: beside it, never shared."""
     recipe = recipe.resolve()
     return recipe.parent / ".anvil" / "state" / recipe.name

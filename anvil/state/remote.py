@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
-from functools import cached_property
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from anvil.errors import AnvilError
 from anvil.planning.record import StageRecord
@@ -30,6 +34,47 @@ from anvil.state.store import ArtifactMismatch, Store
 
 class RemoteError(AnvilError):
     """The remote cannot be reached or read; local work goes on without it."""
+
+
+class RemoteSetting(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANVIL_")
+
+    remote: str | None = Field(
+        default=None, min_length=1, description="Remote store (ANVIL_REMOTE), overriding the recipe's [store] remote."
+    )
+
+
+def remote_url(configured: str | None, recipe_root: Path) -> str | None:
+    """The remote store to use: ANVIL_REMOTE, else the recipe's; a folder relative to the recipe's folder."""
+    try:
+        url = RemoteSetting().remote or configured
+    except ValidationError:
+        raise AnvilError("ANVIL_REMOTE is set but empty (expected s3://BUCKET/PREFIX or a folder)") from None
+    if url is None or url.startswith("s3://"):
+        return url
+    if "://" in url:
+        raise AnvilError(f"{url}: remote stores are s3://BUCKET/PREFIX or a folder")
+    return str((recipe_root / Path(url).expanduser()).resolve())
+
+
+@cache
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """The errors that mean "the remote cannot be reached or read now"; anything else is a bug of Anvil's and
+    is raised as it is."""
+    kinds: list[type[BaseException]] = [OSError, TimeoutError]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kinds += [BotoCoreError, ClientError]
+    except ImportError:
+        pass
+    try:
+        from aiohttp import ClientError as HttpError
+
+        kinds.append(HttpError)
+    except ImportError:
+        pass
+    return tuple(kinds)
 
 
 class Remote:
@@ -57,9 +102,7 @@ class Remote:
     def _call(self, what: str, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except AnvilError:
-            raise
-        except Exception as e:  # s3fs and botocore raise many kinds: every one means "not reachable now"
+        except _unreachable() as e:  # what fsspec, s3fs and botocore raise when the remote cannot be reached or read
             why = (str(e).splitlines() or [""])[0][:200]
             raise RemoteError(f"{self.url}: cannot {what} ({type(e).__name__}: {why})") from None
 
@@ -119,3 +162,77 @@ class Remote:
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
+
+
+@dataclass
+class Transfer:
+    moved: list[str] = field(default_factory=list)  # fingerprints pushed or pulled
+    present: list[str] = field(default_factory=list)  # already on the other side
+    failed: list[str] = field(default_factory=list)  # one line each
+    bytes: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Shared:
+    remote: Remote | None
+    warnings: list[str] = field(default_factory=list)
+    down: bool = False
+
+    def _note(self, error: RemoteError) -> None:
+        self.down = True
+        self.warnings.append(f"{error}; going on without the remote store")
+
+    def has(self, fingerprint: str) -> bool:
+        if self.remote is None or self.down:
+            return False
+        try:
+            return self.remote.has(fingerprint)
+        except RemoteError as e:
+            self._note(e)
+            return False
+
+    def fetch(self, store: Store) -> Callable[[str], StageRecord | None]:
+        def fetch(fingerprint: str) -> StageRecord | None:
+            if self.remote is None:
+                return None
+            try:
+                return self.remote.pull(store, fingerprint)
+            except RemoteError as e:
+                self.warnings.append(f"{e}; built here instead")
+                return None
+
+        return fetch
+
+    def push(self, store: Store, records: Iterable[StageRecord]) -> Transfer:
+        assert self.remote is not None
+        done, t0 = Transfer(), time.monotonic()
+        for record in records:
+            if not store.intact(record):
+                continue
+            with store.claim(record.fingerprint):  # gc must not collect it while it uploads
+                if self.remote.push(store, record):
+                    done.moved.append(record.fingerprint)
+                    done.bytes += store.size(record.fingerprint)
+                else:
+                    done.present.append(record.fingerprint)
+        done.seconds = time.monotonic() - t0
+        return done
+
+    def pull(self, store: Store, fingerprints: Iterable[str]) -> Transfer:
+        assert self.remote is not None
+        done, t0 = Transfer(), time.monotonic()
+        for fingerprint in fingerprints:
+            with store.claim(fingerprint):
+                if store.cached(fingerprint) is not None:
+                    done.present.append(fingerprint)
+                    continue
+                try:
+                    record = self.remote.pull(store, fingerprint)
+                except RemoteError as e:
+                    done.failed.append(str(e))
+                    continue
+                done.moved.append(record.fingerprint)
+                done.bytes += store.size(record.fingerprint)
+        done.seconds = time.monotonic() - t0
+        return done

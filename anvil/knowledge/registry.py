@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anvil.evaluation.benchmarks import gsm8k, mmlu_pro
-from anvil.evaluation.benchmarks.protocol import Benchmark
+from anvil.knowledge import gsm8k, mmlu_pro
+from anvil.knowledge.protocol import Benchmark
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (gsm8k.BENCHMARK, mmlu_pro.BENCHMARK)}

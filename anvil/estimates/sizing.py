@@ -9,7 +9,7 @@ import platform
 import struct
 from pathlib import Path
 
-from anvil.planning.estimate import Shape, shape_from_config, shape_from_name
+from anvil.estimates.arithmetic import Shape, shape_from_config, shape_from_name
 from anvil.recipe.models import Model, Synthetic
 
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from anvil.report import sections
-from anvil.report.config import ReportConfig
-from anvil.report.view import View
+from anvil.stages.report import sections
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 
 FORMAT = 1
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from anvil.evaluation.benchmarks.protocol import Benchmark, Graded, Item
+from anvil.knowledge.protocol import Benchmark, Graded, Item
 
 LETTERS = "ABCDEFGHIJ"
 ANSWER = re.compile(r"answer is \(?([ABCDEFGHIJ])\)?")

@@ -8,7 +8,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from anvil.planning.estimate import Run
+from anvil.estimates.arithmetic import Run
 
 KEPT = 2000  # lines read back: the recent past predicts best
 

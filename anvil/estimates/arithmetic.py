@@ -124,17 +124,6 @@ def fuse_memory(shape: Shape) -> float:
 
 
 @dataclass(frozen=True)
-class Estimate:
-    seconds: float | None
-    basis: str  # "last run", "history", "model size" or "" (nothing to go on)
-    memory_bytes: float | None = None
-    units: float | None = None  # the work the seconds rest on, in UNIT[kind]: recorded beside the time taken
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "basis": self.basis, "memory_gb": _gb(self.memory_bytes)}
-
-
-@dataclass(frozen=True)
 class Run:
     """One finished stage as the store's history remembers it."""
 
@@ -188,10 +177,6 @@ def _size_ratio(parameters: float, measured: float) -> float:
     return max(parameters / max(measured, 1), 1.0) if parameters > measured * 1.5 else 1.0
 
 
-def _gb(value: float | None) -> float | None:
-    return None if value is None else round(value / GB, 3)
-
-
 def units(kind: str, settings: Mapping[str, Any], weight_bytes: float, sequence: float | None = None) -> float:
     """A stage's work in the units its time scales with (UNIT[kind]); `sequence`: a training round's
     tokens per sequence (`sequence_tokens`), its max_seq_length when unknown."""
@@ -221,7 +206,3 @@ def sequence_tokens(sources: Sequence[tuple[Sequence[int], int]], max_seq_length
         total += padded * taken / len(lengths)
         rows += taken
     return total / rows if rows else float(max_seq_length)
-
-
-def machine_id(memory_bytes: float, cpus: int, system: str) -> str:
-    return f"{system} {cpus} cpus {memory_bytes / GB:.0f} GB"

@@ -1,6 +1,7 @@
-"""A benchmark's rows: where they come from (a local JSONL file, or a file of a Hugging Face dataset
-repo), how they are read and checked row by row, and which `n` of them a run uses (the same for every
-model: drawn by seed, then in file order, so runs of different models pair item by item)."""
+"""A benchmark's rows: where they come from (a local JSONL file, or a file of a Hugging Face dataset repo,
+which backends/hub.py downloads), how they are read and checked row by row, and which `n` of them a run
+uses (the same for every model: drawn by seed, then in file order, so runs of different models pair item
+by item)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import json
 import random
 from pathlib import Path
 
-from anvil.errors import AnvilError, InvalidInput, Problem
-from anvil.evaluation.benchmarks.protocol import Item
-from anvil.evaluation.benchmarks.registry import BENCHMARKS
+from anvil.errors import InvalidInput, Problem
+from anvil.knowledge.protocol import Item
+from anvil.knowledge.registry import BENCHMARKS
 
 MAX_PROBLEMS = 20
 
@@ -27,25 +28,6 @@ def metric_name(benchmark: str, data: str | None, fewshot: str | None) -> str:
     protocol needs (MMLU-Pro's come from a split that does not ship with Anvil)."""
     exemplars = sources(benchmark, data, fewshot)[1]
     return benchmark if BENCHMARKS[benchmark].default_shots or exemplars else f"{benchmark}_0shot"
-
-
-def locate(data: str, root: Path) -> Path:
-    """The local file a `data` setting names, downloading a Hub file into the Hugging Face cache once."""
-    scheme, _, where = data.partition(":")
-    if scheme == "path":
-        return root / where
-    org, name, filename = where.split("/", 2)
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        return Path(hf_hub_download(f"{org}/{name}", filename, repo_type="dataset"))
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
-        raise AnvilError(
-            f"{data}: cannot download the benchmark rows ({type(e).__name__}). Offline, download the file "
-            f"elsewhere (`huggingface-cli download --repo-type dataset {org}/{name} {filename}`), copy it here "
-            f'and use data = "path:FILE"'
-        ) from None
 
 
 def read(path: Path, benchmark: str | None, shown_as: str) -> list[Item]:

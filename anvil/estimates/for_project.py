@@ -9,19 +9,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from anvil import sizing
 from anvil.backends.lora import lora_keys
 from anvil.errors import AnvilError
-from anvil.planning import estimate
-from anvil.planning.estimate import GB, Estimate, Run, Shape
+from anvil.estimates import arithmetic as estimate
+from anvil.estimates import history, sizing
+from anvil.estimates.arithmetic import GB, Run, Shape
 from anvil.planning.graph import Graph, Node
-from anvil.planning.plan import Act, Plan
+from anvil.planning.plan import Act, Estimate, Plan
 from anvil.planning.record import StageRecord
 from anvil.recipe.load import LoadedRecipe
 from anvil.recipe.models import Dataset, MixError
 from anvil.stages import source
 from anvil.stages.stage import weights_of
-from anvil.state import history
 from anvil.state.store import Store
 
 WARN_FRACTION = 0.85  # of the machine's memory: above it, the plan warns; above all of it, apply refuses

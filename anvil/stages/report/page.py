@@ -12,8 +12,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from anvil.report import charts
-from anvil.report.config import template_text
+from anvil.stages.report import charts
+from anvil.stages.report.config import template_text
 
 REFRESH_S = 5  # how often a page open in a browser reloads itself while an apply runs
 

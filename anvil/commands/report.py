@@ -1,7 +1,7 @@
-"""The page at the project's stable path (`.anvil/state/<recipe>/report.html` and `report.json`): the
-report of the project's current state. `anvil report` writes it; `apply` rewrites it after every stage
-event with the stage in flight as RUNNING (and a training's loss so far), in a page that reloads itself
-until the apply ends. Once everything is built it is byte for byte the report stage's artifact."""
+"""`anvil report`: the page at the project's stable path (`.anvil/state/<recipe>/report.html` and
+`report.json`), the report of the project's current state. `anvil report` writes it; `apply` rewrites
+it after every stage event with the stage in flight as RUNNING (and a training's loss so far), in a page
+that reloads itself until the apply ends. Once everything is built it is byte for byte the report stage's artifact."""
 
 from __future__ import annotations
 
@@ -9,43 +9,50 @@ import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from anvil.backends.lora import curve_so_far
-from anvil.planning.plan import Act, Action, Plan
-from anvil.project import Project
-from anvil.report.collect import dashboard
-from anvil.report.config import report_config
-from anvil.report.page import render
-from anvil.report.view import View
-from anvil.stages.report import state_of
-from anvil.state.atomic import write_bytes, write_json
-from anvil.state.lock import is_held
+from anvil.commands import command, open_project
+from anvil.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from anvil.planning.plan import Action, Plan
 
 CURVE_EVERY_S = 10.0  # a training in flight redraws its curve at most this often
 
 
-def write(project: Project, plan: Plan | None = None) -> Path:
+def add_to(sub) -> None:
+    c = command(sub, "report", run, "write the dashboard: one self-contained HTML page of the project")
+    c.add_argument("--open", action="store_true", help="open it in the default browser")
+    c.add_argument("--json", action="store_true", help="print the page's data as JSON")
+
+
+def run(args) -> int:
+    import webbrowser
+
+    from anvil.console import say
+    from anvil.recipe.load import shown
+
+    path = write(open_project(args.recipe))
+    if args.json:
+        print(path.with_suffix(".json").read_text(), end="")
+    else:
+        say(f"Dashboard: {shown(path)}")
+    if args.open and not webbrowser.open(path.as_uri()):
+        say(f"no browser found here: open {path.as_uri()} yourself", stderr=True)
+    return EXIT_OK
+
+
+def write(project, plan: Plan | None = None) -> Path:
     """The page of the project's state as `plan` (by default a fresh one) leaves it; returns its path."""
     page = LivePage(project, plan or project.plan())
     page.close()
     return page.path
 
 
-def settle(project: Project, plan: Plan) -> None:
-    """A page an apply left live (it was killed) is written again as the state stands, unless an apply
-    of this project is running."""
-    try:
-        live = json.loads((project.state.folder / "report.json").read_text()).get("live")
-    except (OSError, ValueError, AttributeError):
-        return
-    if live and not is_held(project.state.folder / "lock"):
-        write(project, plan)
-
-
 class LivePage:
     """Follows an apply: `event` and `progress` take the executor's callbacks, `close` writes the final page."""
 
-    def __init__(self, project: Project, plan: Plan):
+    def __init__(self, project, plan: Plan):
         self.project, self.path = project, project.state.folder / "report.html"
         self.planned = {a.stage: a for a in plan.actions}
         self.finished: dict[str, str] = {}  # stage -> state, for stages this apply has dealt with
@@ -73,6 +80,9 @@ class LivePage:
         self._write(live=False)
 
     def _states(self, records) -> dict[str, str]:
+        from anvil.planning.plan import Act
+        from anvil.stages.report.stage import state_of
+
         states = {}
         for sid, action in self.planned.items():
             if action.act is Act.ORPHANED or self.project.graph.nodes[sid].observer:
@@ -91,6 +101,13 @@ class LivePage:
         return states
 
     def _write(self, live: bool) -> None:
+        from anvil.backends.lora import curve_so_far
+        from anvil.stages.report.collect import dashboard
+        from anvil.stages.report.config import report_config
+        from anvil.stages.report.page import render
+        from anvil.stages.report.view import View
+        from anvil.state.atomic import write_bytes, write_json
+
         project = self.project
         # The report's own record is no source of the page (the report stage's artifact has none either).
         shown = {sid for sid, node in project.graph.nodes.items() if not node.observer}

@@ -9,10 +9,10 @@ from typing import Any
 
 from anvil.backends.fuse import weight_dtype
 from anvil.errors import AnvilError
-from anvil.report import environment
-from anvil.report.config import ReportConfig
-from anvil.report.view import View
 from anvil.stages import dataset, evaluate, gate, knowledge, source
+from anvil.stages.report import environment
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 
 
 def weights_stage(config: ReportConfig, model: str) -> str:

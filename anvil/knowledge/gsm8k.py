@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from anvil.evaluation.benchmarks.protocol import Benchmark, Graded, Item
+from anvil.knowledge.protocol import Benchmark, Graded, Item
 
 EXEMPLARS = [
     ("There are 15 trees in the grove. Grove workers will plant trees in the grove today. After they are done, "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from anvil.planning.graph import Node
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
-from anvil.report.config import ReportConfig, report_config
+from anvil.stages.report.config import ReportConfig, report_config
 from anvil.stages.stage import Result, Stage, StageRun, Suites
 from anvil.state.atomic import write_bytes, write_json
 
@@ -35,9 +35,9 @@ def state_of(record: StageRecord) -> str:
 
 
 def run(ctx: StageRun[ReportConfig]) -> Result:
-    from anvil.report.collect import dashboard
-    from anvil.report.page import render
-    from anvil.report.view import View
+    from anvil.stages.report.collect import dashboard
+    from anvil.stages.report.page import render
+    from anvil.stages.report.view import View
 
     # Roles are stage ids. A need that is not an input was held back by a failure (or cannot be built).
     states = {sid: "blocked" for sid in ctx.node.needs}

@@ -1,0 +1,195 @@
+"""`anvil apply`: run the stages whose inputs changed, with a progress display and the live dashboard, then
+say what is served, the composites and every gate. Given a plan saved by `anvil plan -out FILE` in place of
+the recipe, it plans again from the request the plan carries and refuses, with what changed, when anything
+it was made from is no longer the same (planning/saved.py compares)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from anvil.commands import command, contaminated, duration, open_project, selection
+from anvil.errors import EXIT_GATES, EXIT_OK, AnvilError, StalePlan
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from anvil.planning.plan import Action, Plan
+    from anvil.planning.record import StageRecord
+    from anvil.project import Project
+
+
+def add_to(sub) -> None:
+    c = command(sub, "apply", run, "run the stages whose inputs changed (or a saved plan: apply plan.json)",
+                recipe=False)  # fmt: skip
+    c.add_argument("recipe", nargs="?", default="anvil.toml",
+                   help="recipe file, or a plan saved by `plan -out` (default: anvil.toml)")  # fmt: skip
+    selection(c)
+
+
+def run(args) -> int:
+    from anvil.commands.plan import memory_lines, plan_lines, warning_lines
+    from anvil.commands.report import LivePage
+    from anvil.console import err, out
+    from anvil.recipe.load import shown
+
+    project, plan, saved = planned(args.recipe, args.target, args.replace, args.exclude)
+    plan_lines(plan, out(), project.state.load())
+    memory_lines(project, plan, "refused")
+    ended = "Nothing to apply."
+    page = LivePage(project, plan)
+    if plan.changes:
+        out().print(f"\nDashboard (live while this runs): {shown(page.path)}")
+        in_flight = "pending"  # interrupted: the stage in flight resumes on the next apply
+        try:
+            with ApplyDisplay(plan, out()) as display:
+                applied = project.apply(plan, both(display.event, page.event),
+                                        both(display.stage_progress, page.progress), saved=saved)  # fmt: skip
+        except AnvilError as e:
+            in_flight = "failed"
+            err().print(f"error: {e}", markup=False)
+            return report_gates(project) or e.exit_code
+        finally:
+            page.close(in_flight)
+            warning_lines(project.shared.warnings)
+        counts = plan.counts()
+        held = counts["unavailable"] + counts["blocked"] + len(applied.blocked)
+        out().print(estimate_error(plan, applied.ran, project.state.load()), highlight=False)
+        note = f"; {held} stages not available or blocked" if held else ""
+        ended = (
+            f"Applied: {len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} removed{note}."
+        )
+    code = report_gates(project)  # the failure tables first, then the summary, the last line what is served
+    summary = project.summary()
+    summary_lines(summary, out())
+    served = summary["served"]
+    serving = f"{served['model']} at {served['url']}/v1 (model {served['name']!r})" if served else "nothing"
+    if not plan.changes:
+        page.close()
+    out().print(f"\nDashboard: {shown(page.path)}")
+    out().print(f"{ended} Serving {serving}.")
+    return code
+
+
+def planned(recipe: str, targets: Collection[str], replace: Collection[str],
+            exclude: Collection[str]) -> tuple[Project, Plan, dict[str, Any] | None]:  # fmt: skip
+    """The project, its plan and the saved plan it was checked against (None for a plan made now)."""
+    from anvil.planning.saved import differences, parse
+
+    if not recipe.endswith(".json"):
+        project = open_project(recipe)
+        contaminated(project, recipe)
+        return project, project.plan(targets, replace, exclude), None
+    if targets or replace or exclude:
+        raise AnvilError(f"{recipe} is a saved plan: it carries its own --target, --replace and --exclude")
+    try:
+        saved = parse(Path(recipe).read_text(encoding="utf-8"), recipe)
+    except (OSError, UnicodeDecodeError) as e:
+        raise AnvilError(f"{recipe}: cannot read the saved plan ({getattr(e, 'strerror', None) or e})") from None
+    project = open_project(saved["recipe"])
+    contaminated(project, saved["recipe"])
+    request = saved["request"]
+    plan = project.plan(request["targets"], request["replace"], request["exclude"])
+    if changed := differences(saved, plan, project.state.load()):
+        raise StalePlan(changed)
+    return project, plan, saved
+
+
+def both(*callbacks):
+    """One callback that calls each of `callbacks` with the same arguments."""
+    return lambda *args: [callback(*args) for callback in callbacks] and None
+
+
+def report_gates(project) -> int:
+    """The seed's GATE table for every failed gate, on stderr; EXIT_GATES if there is one."""
+    from anvil.console import err
+
+    failed = project.failed_gates()
+    for stage, lines in failed.items():
+        err().print(f"\n{stage} FAILED (not promoted):\n  " + "\n  ".join(lines), markup=False)
+    return EXIT_GATES if failed else EXIT_OK
+
+
+def estimate_error(plan: Plan, ran: list[str], records: dict[str, StageRecord]) -> str:
+    """How long the stages that ran took against the plan's estimate of them (recorded in the history)."""
+    took = sum(records[sid].duration_s for sid in ran if sid in records)
+    guessed = {sid: e.seconds for sid in ran if (e := plan.estimates.get(sid)) and e.seconds is not None}
+    if not guessed:
+        return f"\nTook {duration(took)}."
+    measured = sum(records[sid].duration_s for sid in guessed if sid in records)
+    error = f" ({(sum(guessed.values()) - measured) / measured:+.0%})" if measured > 0 else ""
+    some = "" if len(guessed) == len(ran) else f" for the {len(guessed)} of {len(ran)} stages with one"
+    return f"\nTook {duration(took)}; estimated {duration(sum(guessed.values()))}{some}{error}."
+
+
+def summary_lines(summary: dict, console: Console) -> None:
+    """After an apply: what is served, the composites with their deltas, every gate's value and result."""
+    for suite, models in summary["scores"].items():
+        parts = []
+        for model, v in models.items():
+            deltas = [f"{v[k]:+.2f} vs {k.removeprefix('delta_vs_')}" for k in ("delta_vs_base", "delta_vs_parent")
+                      if v.get(k) is not None]  # fmt: skip
+            parts.append(f"{model} {v['composite']:.2f}" + (f" ({', '.join(deltas)})" if deltas else ""))
+        console.print(f"\n{suite} composite: " + "; ".join(parts), highlight=False, markup=False)
+    for stage, warnings in summary["warnings"].items():
+        for warning in warnings:
+            console.print(f"! {stage}: {warning}", style="yellow", highlight=False, markup=False)
+    for model, gates in summary["gates"].items():
+        if not gates:
+            continue
+        passed = sum(g["passed"] for g in gates)
+        console.print(f"{model} gates: {passed} of {len(gates)} passed", highlight=False)
+        for g in gates:
+            bound = f">= {g['min']:g}" if g["min"] is not None else f"<= {g['max']:g}"
+            value = "missing" if g["value"] is None else f"{g['value']:.2f}"
+            mark = "✓" if g["passed"] else "✗"
+            console.print(f"  {mark} {g['metric']:40.40s} {value:>8s}  needs {bound}", highlight=False, markup=False)
+
+
+class ApplyDisplay:
+    """A progress bar over the planned stages, a line per finished stage."""
+
+    def __init__(self, plan: Plan, console: Console):
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(),
+                                 console=console, transient=True)  # fmt: skip
+        self.overall = self.progress.add_task("apply", total=len(plan.changes))
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def event(self, event: str, action: Action, seconds: float) -> None:
+        if event == "waiting":
+            self.progress.update(self.overall, description=f"apply: {action.stage} (another project builds it)")
+            return
+        if event == "start":
+            self.tasks[action.stage] = self.progress.add_task(f"  {action.stage}", total=100)
+            self.progress.update(self.overall, description=f"apply: {action.stage}")
+            return
+        if action.stage in self.tasks:
+            self.progress.remove_task(self.tasks.pop(action.stage))
+        self.progress.advance(self.overall)
+        text = {
+            "done": f"✓ {action.stage} ({seconds:.1f}s)",
+            "failed": f"✗ {action.stage} FAILED ({seconds:.1f}s)",
+            "warned": f"! {action.stage} ({seconds:.1f}s), with warnings",
+            "restored": f"< {action.stage} restored from the run-cache",
+            "removed": f"- {action.stage} removed from the state",
+            "blocked": f"! {action.stage} blocked: it needs a stage that failed",
+        }[event]
+        self.console.print(text, highlight=False, markup=False)
+
+    def stage_progress(self, action: Action, fraction: float, message: str) -> None:
+        if action.stage in self.tasks:
+            self.progress.update(
+                self.tasks[action.stage], completed=100 * fraction, description=f"  {action.stage}: {message}"
+            )

@@ -1,0 +1,113 @@
+"""`anvil eval show MODEL [TEST]`: a model's scores per suite (tests, categories, composite, deltas with
+their significance) and its knowledge benchmarks, or one test's transcripts with the judge's rationales."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from anvil.commands import DEFAULT_RECIPE, open_project
+from anvil.errors import EXIT_OK, AnvilError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def add_to(sub) -> None:
+    from anvil.commands import Parser
+
+    c = sub.add_parser("eval", help="evaluation results").add_subparsers(dest="eval_command", required=True,
+                                                                         parser_class=Parser)  # fmt: skip
+    c = c.add_parser("show", help="scores of a model, or one test's transcripts and rationales")
+    c.set_defaults(run=run)
+    c.add_argument("model", help="an evaluated model node, e.g. v2")
+    c.add_argument("test", nargs="?", help="a test id: show its transcripts and the judge's rationales")
+    c.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe file (default: anvil.toml)")
+    c.add_argument("--json", action="store_true", help="the whole results file")
+
+
+def run(args) -> int:
+    report = open_project(args.recipe).eval_results(args.model)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        from anvil.console import out
+
+        eval_table(report, args.test, out())
+    return EXIT_OK
+
+
+def eval_table(report: dict, test: str | None, console: Console) -> None:
+    """Scores per suite (tests, categories, composite, deltas), or one test's runs in full."""
+    if test is not None:
+        runs = [r for r in report["runs"] if r["test"] == test]
+        if not runs:
+            known = sorted({r["test"] for r in report["runs"]})
+            raise AnvilError(f"no test {test!r} in {report['model']}'s results (expected one of: {', '.join(known)})")
+        from anvil.evaluation.agent import render
+
+        for r in runs:
+            v = r["verdict"]
+            console.print(f"[bold]{r['suite']}/{test} run {r['run']}: score {v['score']:.2f}[/bold]")
+            console.print(render(r["transcript"]), markup=False, highlight=False)
+            console.print(f"judge: {v['rationale']}\n", markup=False, highlight=False)
+        return
+    from rich.table import Table
+
+    for suite, summary in report["suites"].items():
+        table = Table("test", "category", "mean", "std", "runs", "gate", "", title=f"{report['model']}: {suite}")
+        # A test name is never cut: two names cut to one prefix would be indistinguishable.
+        longest = max((len(test_id) for test_id in summary["tests"]), default=4)
+        table.columns[0].no_wrap, table.columns[0].min_width = True, longest
+        for test_id, t in summary["tests"].items():
+            failed = t["gate"] is not None and t["mean"] < t["gate"]
+            flags = ("GATE " if failed else "") + ("high variance" if t["high_variance"] else "")
+            table.add_row(test_id, t["category"], f"{t['mean']:.2f}", f"{t['std']:.2f}",
+                          " ".join(f"{x:.1f}" for x in t["runs"]), "" if t["gate"] is None else f"{t['gate']:.1f}",
+                          flags)  # fmt: skip
+        console.print(table)
+        console.print(f"composite {summary['composite']:.2f}", highlight=False)
+        for role in ("base", "parent"):
+            delta = summary.get(f"delta_vs_{role}")
+            if delta:
+                console.print(f"delta vs {role} ({report['against'][role]}): {delta['composite']:+.2f}"
+                              f"{_significance(delta['significance']['composite'])}", highlight=False)  # fmt: skip
+        category_table(summary, report["against"], console)
+    knowledge_table(report, console)
+
+
+def category_table(summary: dict, against: dict, console: Console) -> None:
+    """Category scores with their deltas vs base and parent (p-value); a drop vs the parent is flagged."""
+    from rich.table import Table
+
+    table = Table("category", "score", "vs base", "p", "vs parent", "p", "")
+    table.columns[0].no_wrap = True
+    deltas = {role: summary.get(f"delta_vs_{role}") or {} for role in ("base", "parent")}
+    for category, score in summary["categories"].items():
+        cells, regressed = [category, f"{score:.2f}"], False
+        for role, delta in deltas.items():
+            d = delta.get("categories", {}).get(category)
+            p = delta.get("significance", {}).get("categories", {}).get(category, {}).get("p_value")
+            cells += ["" if d is None else f"{d:+.2f}", "" if p is None else f"{p:.2f}"]
+            regressed |= role == "parent" and d is not None and d < 0
+        table.add_row(*cells, f"regressed vs {against['parent']}" if regressed else "",
+                      style="red" if regressed else None)  # fmt: skip
+    console.print(table)
+
+
+def _significance(s: dict, unit: float = 1.0, suffix: str = "") -> str:
+    return (f"  p={s['p_value']:.2f}  95% CI [{s['ci_low'] * unit:+.2f}{suffix}, "
+            f"{s['ci_high'] * unit:+.2f}{suffix}]")  # fmt: skip
+
+
+def knowledge_table(report: dict, console: Console) -> None:
+    """The seed's knowledge-preservation lines: `GSM8K-CoT (flexible, n=500)  v1 96.0%  base 96.2%
+    -0.2pp  p=0.87`, with the 95% interval, against base and against parent."""
+    for name, b in report.get("knowledge", {}).items():
+        line = f"{b['title']} ({b['filter']}, n={b['n']}) [{name}]  {report['model']} {100 * b['score']:.1f}%"
+        for role in ("base", "parent"):
+            delta = b.get(f"delta_vs_{role}")
+            if delta:
+                line += (f"\n  vs {role} {report['against'][role]} {100 * delta['score']:.1f}%  "
+                         f"{100 * delta['delta']:+.1f}pp{_significance(delta, 100, 'pp')}")  # fmt: skip
+        console.print(line, highlight=False, markup=False)

@@ -1,0 +1,110 @@
+"""`anvil plan`: what apply would do and why, with each change's time and memory; `-out FILE` saves it for
+`anvil apply FILE`. A plan reads and changes nothing (the stat cache aside): no lock, no tidying, no page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from anvil.commands import command, contaminated, duration, open_project, selection
+from anvil.errors import EXIT_CHANGES, EXIT_OK, AnvilError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from anvil.planning.plan import Plan
+    from anvil.planning.record import StageRecord
+
+
+def add_to(sub) -> None:
+    c = command(sub, "plan", run, "show what apply would do, and why")
+    selection(c)
+    c.add_argument("--json", action="store_true", help="the plan as JSON")
+    c.add_argument("-out", "--out", metavar="FILE",
+                   help="save the plan: `anvil apply FILE` runs exactly it, or refuses")  # fmt: skip
+    c.add_argument("--detailed-exitcode", action="store_true",
+                   help="exit 0 when nothing to do, 2 when changes are pending, 1 on error")  # fmt: skip
+
+
+def run(args) -> int:
+    from anvil.console import out, say
+
+    if args.out and not Path(args.out).resolve().parent.is_dir():
+        raise AnvilError(f"{args.out}: cannot write the plan there (no such folder)")
+    project = open_project(args.recipe)
+    contaminated(project, args.recipe)
+    plan = project.plan(args.target, args.replace, args.exclude)
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2))
+    else:
+        plan_lines(plan, out(), project.state.load())
+    memory_lines(project, plan, "apply will refuse")
+    warning_lines(project.shared.warnings)
+    if args.out:
+        from anvil.planning.saved import to_saved
+        from anvil.state.atomic import write_json
+
+        request = {"targets": args.target, "replace": args.replace, "exclude": args.exclude}
+        saved = to_saved(plan, str(Path(args.recipe).resolve()), project.state.load(), request)
+        try:
+            write_json(Path(args.out), saved)
+        except OSError as e:
+            raise AnvilError(f"{args.out}: cannot write the plan there ({e.strerror or e})") from None
+        say(f"\nSaved the plan to {args.out}: `anvil apply {args.out}` runs exactly this plan, or nothing if "
+            "anything it was made from changes.", stderr=args.json)  # fmt: skip
+    return EXIT_CHANGES if args.detailed_exitcode and plan.pending else EXIT_OK
+
+
+def plan_lines(plan: Plan, console: Console, records: dict[str, StageRecord] | None = None) -> None:
+    """The plan, a line per stage; a stage that summarises its last result (a gate) shows it too."""
+    from anvil.estimates.for_project import size
+    from anvil.planning.plan import Act
+    from anvil.stages.registry import BY_KIND
+
+    style = {Act.CREATE: "green", Act.RERUN: "yellow", Act.RESTORE: "cyan", Act.UP_TO_DATE: "dim",
+             Act.ORPHANED: "red", Act.UNAVAILABLE: "magenta", Act.BLOCKED: "magenta"}  # fmt: skip
+    for action in plan.actions:
+        line = action.line()
+        if (guess := plan.estimates.get(action.stage)) is not None and action.act is not Act.RESTORE:
+            figures = [f"~{duration(guess.seconds)}" if guess.seconds is not None else "",
+                       size(guess.memory_bytes) if guess.memory_bytes is not None else ""]  # fmt: skip
+            line += f"  ({', '.join(filter(None, figures))})" if any(figures) else ""
+        record = (records or {}).get(action.stage)
+        stage = BY_KIND.get(action.kind)
+        if record is not None and stage is not None and stage.summary is not None and stage.in_plan:
+            line += f"  [{'running: ' if stage.stop else 'last: '}{stage.summary(record)}]"
+        console.print(line, style=style[action.act], markup=False, highlight=False)
+    counts = plan.counts()
+    summary = ", ".join(f"{n} {act.replace('_', ' ')}" for act, n in counts.items() if n)
+    if plan.changes:
+        console.print(f"\nPlan: {summary}.", highlight=False)
+        if (total := plan.estimated_seconds()) is not None and total > 0:
+            bases = sorted({e.basis for e in plan.estimates.values() if e.basis not in ("", "no work", "restore")})
+            console.print(f"Estimated time: {duration(total)} (from {', '.join(bases) or 'nothing yet'}).",
+                          highlight=False)  # fmt: skip
+    else:
+        console.print(f"\nNo changes: everything that can be built is up to date ({summary}).", highlight=False)
+    for action in (a for a in plan.actions if a.act is Act.BLOCKED):
+        console.print(f"Held back: {action.stage} ({action.reasons[0]}).", style="magenta", highlight=False)
+
+
+def memory_lines(project, plan: Plan, refusal: str) -> None:
+    """The stages that cannot fit in memory (apply refuses them) and those close to the limit, on stderr."""
+    from anvil.estimates.for_project import too_big
+
+    cannot, tight = too_big(plan.estimates, project.loaded)
+    if cannot or tight:
+        from anvil.console import err
+
+        for line in cannot:
+            err().print(f"! {line}: {refusal}", style="red", markup=False, highlight=False)
+        for line in tight:
+            err().print(f"! {line}: close to the limit", style="yellow", markup=False, highlight=False)
+
+
+def warning_lines(lines: list[str]) -> None:
+    for line in lines:
+        from anvil.console import warn
+
+        warn(line)

@@ -1,1 +1,0 @@
-"""The dashboard: its data (collect.py, sections.py), its charts (charts.py) and its page (page.py)."""
