@@ -1,12 +1,13 @@
 """How the command line writes: plain lines as they are, and rich's consoles (tables, progress, colour)
-made on first use, so that a command that prints only lines (`validate`, `schema`, errors) never imports
-rich."""
+made on first use, so that a command that prints only lines (`validate`, `schema`, errors, and `plan` when
+nothing would be coloured) never imports rich."""
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,7 +19,26 @@ def say(text: str, stderr: bool = False) -> None:
 
 
 def warn(text: str) -> None:
-    err().print(f"warning: {text}", style="yellow", markup=False)
+    lines(stderr=True).print(f"warning: {text}", style="yellow", markup=False)
+
+
+class Plain:
+    """rich's `Console.print` for lines when nothing would be coloured (output to a file or a pipe): the text as
+    it is, markup and styles left out."""
+
+    def __init__(self, stderr: bool):
+        self.file = sys.stderr if stderr else sys.stdout
+
+    def print(self, text: str = "", **style: Any) -> None:
+        print(text, file=self.file, flush=self.file is sys.stderr)
+
+
+def lines(stderr: bool = False) -> Console | Plain:
+    """Where to print lines that may be coloured: rich's console when it would colour them (a terminal, or
+    FORCE_COLOR / TTY_COMPATIBLE), plain print otherwise."""
+    stream = sys.stderr if stderr else sys.stdout
+    coloured = stream.isatty() or any(os.environ.get(name) for name in ("FORCE_COLOR", "TTY_COMPATIBLE"))
+    return _console(stderr) if coloured else Plain(stderr)
 
 
 @cache

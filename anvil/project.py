@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anvil.backends import process
 from anvil.errors import AnvilError, StalePlan
 from anvil.estimates import for_project as estimating
 from anvil.executor import Applied, OnEvent, RunStage, execute
@@ -127,6 +126,8 @@ class Project:
         with self.state.lock():
             self.store.clear_debris()
             resources = {int(r.metrics.get("pid", 0)) for r in self.state.load().values() if _resource(r)}
+            from anvil.backends import process  # psutil: only what takes the lock needs it
+
             process.sweep(self.state.processes, keep=resources)
             yield
 

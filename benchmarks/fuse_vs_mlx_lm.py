@@ -28,8 +28,8 @@ def build(root: Path, gigabytes: float, shard_mb: int) -> tuple[Path, Path]:
     import mlx.core as mx
 
     from anvil.backends import synthetic
-    from anvil.backends.lora import adapter_config, lora_keys
-    from anvil.recipe.models import Lora, Synthetic
+    from anvil.backends.lora import adapter_config
+    from anvil.recipe.models import Lora, Synthetic, lora_keys
 
     hidden, inter = 1024, 4096
     per_layer = 4 * (2 * hidden * hidden + 2 * hidden * 128 + 3 * hidden * inter)  # float32 bytes

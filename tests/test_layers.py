@@ -72,3 +72,10 @@ def test_every_judge_kind_has_a_judge():
     from anvil.recipe.evaluation import Judge
 
     assert set(JUDGES) == set(typing.get_args(Judge.model_fields["kind"].annotation))
+
+
+def test_every_method_the_recipe_accepts_has_a_module():
+    from anvil.methods.registry import METHODS
+    from anvil.recipe.models import Model
+
+    assert set(METHODS) == set(typing.get_args(Model.model_fields["method"].annotation))

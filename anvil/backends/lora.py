@@ -1,4 +1,4 @@
-"""LoRA rounds (SFT, DPO, ORPO) through mlx-lm-lora's own trainers, run as a child process
+"""LoRA rounds (by a method of anvil/methods/: SFT, DPO, ORPO) through mlx-lm-lora's trainers, run as a child process
 (backends/lora_worker.py) that writes files: the adapter in mlx-lm's format, the loss curve, samples and
 its metrics. Anvil's process never imports the trainer, so nothing of it (module globals, stdout) leaks
 into Anvil, and the same child is what `mlx.launch` can start several of.
@@ -18,25 +18,12 @@ from pathlib import Path
 
 from anvil.backends import distributed, process
 from anvil.errors import AnvilError
+from anvil.recipe.base import Strict
 from anvil.recipe.infrastructure import Distributed
-from anvil.recipe.models import Lora, Train
-from anvil.recipe.preference import Preference
+from anvil.recipe.models import Lora, Train, lora_keys
 
-PROJECTIONS = {
-    "attention": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"],
-    "mlp": ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"],
-}
 JOB, RESULT, FAILURE, LOSS_LOG, TRAINER_LOG = "job.json", "result.json", "error.json", "log.jsonl", "trainer.log"
 FAILED_EXIT = 3  # the worker's exit status when it wrote FAILURE: an error it could explain
-
-
-def lora_keys(targets: Sequence[str]) -> list[str]:
-    keys: list[str] = []
-    for target in targets:
-        for key in PROJECTIONS.get(target, [f"self_attn.{target}" if target[0] in "qkvo" else f"mlp.{target}"]):
-            if key not in keys:
-                keys.append(key)
-    return keys
 
 
 def adapter_config(lora: Lora, base: str) -> dict:
@@ -75,7 +62,7 @@ def curve_so_far(checkpoints: Path) -> dict[str, list[dict]]:
 def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, checkpoints: Path, *,
           prompts: Sequence[dict] = (), base_model: str = "", launch: Distributed | None = None,
           ledger: Path | None = None, log: Path | None = None, method: str = "sft",
-          preference: Preference | None = None,
+          settings_of_method: Strict | None = None,
           progress: Callable[[float, str], None] = lambda f, m: None) -> dict:  # fmt: skip
     """Train an adapter on `parent` with `data/{train,valid}.jsonl` into `out`, resuming from the
     checkpoints in `checkpoints`; sample `prompts` before and after. Returns the run's metrics; the
@@ -86,7 +73,7 @@ def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, chec
     job = {"parent": str(parent), "data": str(data), "out": str(out), "checkpoints": str(checkpoints),
            "lora": lora.model_dump(mode="json"), "train": settings.model_dump(mode="json"),
            "prompts": list(prompts), "base_model": base_model, "method": method,
-           "preference": preference.model_dump(mode="json") if preference else None}  # fmt: skip
+           "settings": settings_of_method.model_dump(mode="json") if settings_of_method else None}  # fmt: skip
     (checkpoints / JOB).write_text(json.dumps(job))
     progress(0.0, "loading the parent model")
     argv = [sys.executable, "-m", "anvil.backends.lora_worker", str(checkpoints / JOB)]

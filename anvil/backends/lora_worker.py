@@ -1,7 +1,7 @@
 """The training child: `python -m anvil.backends.lora_worker JOB.json`, started by backends/lora.py.
 
-It runs mlx-lm-lora's own SFT trainer (`train_sft`) with the job's settings and supplies what
-mlx-lm-lora's CLI cannot take: the projections to adapt (its `from_pretrained` drops LoRA `keys`),
+It runs the job's method (anvil/methods/: mlx-lm-lora's own trainers) with the job's settings and supplies
+what mlx-lm-lora's CLI cannot take: the projections to adapt (its `from_pretrained` drops LoRA `keys`),
 checkpoints that count steps across restarts, and a callback that records the loss curve. It writes
 the adapter, `loss.json` and `samples.json` into the job's `out` (all a function of the job alone: no
 timing, so that the same job always writes the same bytes), its metrics (timings included) into
@@ -16,12 +16,10 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 
-from anvil.backends.lora import FAILED_EXIT, FAILURE, LOSS_LOG, RESULT, adapter_config, lora_keys
+from anvil.backends.lora import FAILED_EXIT, FAILURE, LOSS_LOG, RESULT, adapter_config
 from anvil.errors import AnvilError
-from anvil.recipe.models import Lora, Train
-from anvil.recipe.preference import Preference
+from anvil.recipe.models import Lora, Train, lora_keys
 
 
 @contextmanager
@@ -109,31 +107,32 @@ class Recorder:
 
 
 def train(job: dict) -> dict:
-    """Train, save mlx-lm's adapter format into `out`, sample; return the run's metrics."""
+    """Train by the job's method, save mlx-lm's adapter format into `out`, sample; return the run's metrics."""
     import mlx.core as mx
     import mlx.optimizers as optim
     import numpy as np
     from mlx.utils import tree_flatten
     from mlx_lm import load
     from mlx_lm.tuner.utils import build_schedule, linear_to_lora_layers
-    from mlx_lm_lora.trainer.datasets import CacheDataset, load_local_dataset
-    from mlx_lm_lora.trainer.sft_trainer import SFTTrainingArgs, evaluate_sft, get_sft_loss, train_sft
 
     from anvil.backends import checkpoints, samples
+    from anvil.methods.method import Session
+    from anvil.methods.registry import METHODS
 
     lora, settings = Lora.model_validate(job["lora"]), Train.model_validate(job["train"])
+    method = METHODS[job.get("method", "sft")]
     out, folder = Path(job["out"]), Path(job["checkpoints"])
     world = mx.distributed.init()  # one process, or one of mlx.launch's: mlx-lm-lora averages gradients
     lead = world.rank() == 0
     mx.random.seed(settings.seed)
     np.random.seed(settings.seed)
     model, tokenizer = load(job["parent"])
-    method = job.get("method", "sft")
-    if method != "sft":  # the parent's held-out margin, before any adapter (a resumed run measures it again)
-        from anvil.backends import preference
-
-        held_out = preference.pairs(Path(job["data"]), "valid")
-        before = preference.margins(model, tokenizer, held_out, settings.max_seq_length)
+    extra = method.SETTINGS.model_validate(job["settings"]) if method.SETTINGS and job.get("settings") else None
+    session = Session(model, tokenizer, Path(job["data"]), settings, extra, job["parent"],
+                      batches=lambda done: checkpoints.seeded_batches(settings.seed, done, world.rank(), world.size()),
+                      shared_validation=checkpoints.shared_validation(world.rank(), world.size())
+                      if world.size() > 1 else None, guarded=metal_only_calls_guarded)  # fmt: skip
+    before = method.measure(session)  # on the parent, before any adapter (a resumed run measures it again)
     layers = len(model.layers)
     if lora.last_layers > layers:
         raise AnvilError(f"lora.last_layers = {lora.last_layers}, but the model only has {layers} layers")
@@ -144,16 +143,7 @@ def train(job: dict) -> dict:
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     if trainable == 0:
         raise AnvilError(f"lora.targets {lora.targets} match no projection of the last {lora.last_layers} layers")
-
-    if method == "sft":
-        data_config = SimpleNamespace(mask_prompt=settings.mask_prompt, train_mode="sft")
-        train_set, valid_set, _ = load_local_dataset(Path(job["data"]), tokenizer, data_config)
-        for name, rows in (("train", train_set), ("valid", valid_set)):
-            if len(rows) < settings.batch_size:
-                raise AnvilError(f"{name}.jsonl has {len(rows)} rows, fewer than batch_size = {settings.batch_size}")
-    else:
-        preferring = preference.Round(method, settings, Preference.model_validate(job["preference"]), job["parent"],
-                                      Path(job["data"]), tokenizer)  # fmt: skip
+    trainer = method.trainer(session)
 
     base_lr = settings.learning_rate
     if settings.lr_schedule == "cosine":
@@ -166,43 +156,11 @@ def train(job: dict) -> dict:
         schedule = None
     optimizer = optim.Adam(learning_rate=schedule or base_lr)  # its restored step counter drives the schedule
     done = checkpoints.restore(folder, model, optimizer)
-    loss = get_sft_loss("nll")
-    validation = CacheDataset(valid_set) if method == "sft" else None
 
-    def validate() -> float:
-        if method != "sft":
-            return preferring.validate(model)
-        np.random.seed([settings.seed, 0])  # the same validation batches every time
-        shared = (
-            {"iterate_batches": checkpoints.shared_validation(world.rank(), world.size())} if world.size() > 1 else {}
-        )
-        result = evaluate_sft(model=model, dataset=validation, batch_size=settings.batch_size, loss=loss,
-                              num_batches=settings.val_batches, max_seq_length=settings.max_seq_length,
-                              **shared)  # fmt: skip
-        model.train()
-        return float(result[0] if isinstance(result, tuple) else result)
-
-    recorder = Recorder(folder / LOSS_LOG, done, settings, validate,
+    recorder = Recorder(folder / LOSS_LOG, done, settings, lambda: trainer.validate(model),
                         lambda step: checkpoints.save(folder, step, model, optimizer), lead)  # fmt: skip
-    if done < settings.steps and method != "sft":
-        preferring.train(model, optimizer, done, recorder, metal_only_calls_guarded)
-    elif done < settings.steps:
-        args = SFTTrainingArgs(
-            batch_size=settings.batch_size,
-            iters=settings.steps - done,
-            val_batches=settings.val_batches,
-            steps_per_report=1,
-            steps_per_eval=settings.steps + 1,
-            steps_per_save=settings.steps + 1,  # checkpoints are Anvil's own (the recorder's): resumable exactly
-            adapter_file="adapters.safetensors",  # in the working directory: the checkpoints folder
-            max_seq_length=settings.max_seq_length,
-            grad_checkpoint=settings.grad_checkpoint,
-        )
-        with metal_only_calls_guarded():
-            train_sft(model=model, optimizer=optimizer, train_dataset=CacheDataset(train_set), val_dataset=None,
-                      args=args, loss=loss,
-                      iterate_batches=checkpoints.seeded_batches(settings.seed, done, world.rank(), world.size()),
-                      training_callback=recorder)  # fmt: skip
+    if done < settings.steps:
+        trainer.train(model, optimizer, done, recorder)
     if not lead:
         return {}  # the lead writes the adapter (every process holds the same one) and the samples
     adapters = dict(tree_flatten(model.trainable_parameters()))
@@ -229,11 +187,7 @@ def train(job: dict) -> dict:
         "total_parameters": total,
         "trainable_percent": round(100 * trainable / total, 4),
     }
-    if method != "sft":
-        after = preference.margins(model, tokenizer, held_out, settings.max_seq_length)
-        (out / "preference.json").write_text(json.dumps({"method": method, "before": before, "after": after}))
-        metrics |= {"method": method, "margin_before": before["margin"], "margin_after": after["margin"],
-                    "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"]}  # fmt: skip
+    metrics |= method.results(before, None if before is None else method.measure(session), out)
     results, sample_metrics = samples.before_and_after(model, tokenizer, job["prompts"])
     (out / "samples.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     return metrics | sample_metrics

@@ -13,6 +13,7 @@ from anvil.errors import EXIT_CHANGES, EXIT_OK, AnvilError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from anvil.console import Plain
     from anvil.planning.plan import Plan
     from anvil.planning.record import StageRecord
 
@@ -28,7 +29,7 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-    from anvil.console import out, say
+    from anvil.console import lines, say
 
     if args.out and not Path(args.out).resolve().parent.is_dir():
         raise AnvilError(f"{args.out}: cannot write the plan there (no such folder)")
@@ -38,7 +39,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
-        plan_lines(plan, out(), project.state.load())
+        plan_lines(plan, lines(), project.state.load())
     memory_lines(project, plan, "apply will refuse")
     warning_lines(project.shared.warnings)
     if args.out:
@@ -56,7 +57,7 @@ def run(args) -> int:
     return EXIT_CHANGES if args.detailed_exitcode and plan.pending else EXIT_OK
 
 
-def plan_lines(plan: Plan, console: Console, records: dict[str, StageRecord] | None = None) -> None:
+def plan_lines(plan: Plan, console: Console | Plain, records: dict[str, StageRecord] | None = None) -> None:
     """The plan, a line per stage; a stage that summarises its last result (a gate) shows it too."""
     from anvil.estimates.for_project import size
     from anvil.planning.plan import Act
@@ -78,15 +79,17 @@ def plan_lines(plan: Plan, console: Console, records: dict[str, StageRecord] | N
     counts = plan.counts()
     summary = ", ".join(f"{n} {act.replace('_', ' ')}" for act, n in counts.items() if n)
     if plan.changes:
-        console.print(f"\nPlan: {summary}.", highlight=False)
+        console.print(f"\nPlan: {summary}.", markup=False, highlight=False)
         if (total := plan.estimated_seconds()) is not None and total > 0:
             bases = sorted({e.basis for e in plan.estimates.values() if e.basis not in ("", "no work", "restore")})
             console.print(f"Estimated time: {duration(total)} (from {', '.join(bases) or 'nothing yet'}).",
-                          highlight=False)  # fmt: skip
+                          markup=False, highlight=False)  # fmt: skip
     else:
-        console.print(f"\nNo changes: everything that can be built is up to date ({summary}).", highlight=False)
+        console.print(f"\nNo changes: everything that can be built is up to date ({summary}).", markup=False,
+                      highlight=False)  # fmt: skip
     for action in (a for a in plan.actions if a.act is Act.BLOCKED):
-        console.print(f"Held back: {action.stage} ({action.reasons[0]}).", style="magenta", highlight=False)
+        console.print(f"Held back: {action.stage} ({action.reasons[0]}).", style="magenta", markup=False,
+                      highlight=False)  # fmt: skip
 
 
 def memory_lines(project, plan: Plan, refusal: str) -> None:
@@ -95,12 +98,13 @@ def memory_lines(project, plan: Plan, refusal: str) -> None:
 
     cannot, tight = too_big(plan.estimates, project.loaded)
     if cannot or tight:
-        from anvil.console import err
+        from anvil.console import lines
 
+        console = lines(stderr=True)
         for line in cannot:
-            err().print(f"! {line}: {refusal}", style="red", markup=False, highlight=False)
+            console.print(f"! {line}: {refusal}", style="red", markup=False, highlight=False)
         for line in tight:
-            err().print(f"! {line}: close to the limit", style="yellow", markup=False, highlight=False)
+            console.print(f"! {line}: close to the limit", style="yellow", markup=False, highlight=False)
 
 
 def warning_lines(lines: list[str]) -> None:

@@ -9,16 +9,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from anvil.backends.lora import lora_keys
 from anvil.errors import AnvilError
 from anvil.estimates import arithmetic as estimate
 from anvil.estimates import history, sizing
 from anvil.estimates.arithmetic import GB, Run, Shape
+from anvil.methods.registry import METHODS
 from anvil.planning.graph import Graph, Node
 from anvil.planning.plan import Act, Estimate, Plan
 from anvil.planning.record import StageRecord
 from anvil.recipe.load import LoadedRecipe
-from anvil.recipe.models import Dataset, MixError
+from anvil.recipe.models import Dataset, MixError, lora_keys
 from anvil.stages import source
 from anvil.stages.stage import weights_of
 from anvil.state.store import Store
@@ -108,11 +108,10 @@ def memory(node: Node, shape: Shape | None) -> float | None:
         return None
     settings = node.settings
     if node.kind == "train":
-        method, train = settings.get("method", "sft"), settings["train"]
-        if method != "sft":  # a preference pair is two sequences through the policy
-            train = {**train, "batch_size": 2 * train["batch_size"]}
+        method, train = METHODS[settings.get("method", "sft")], settings["train"]
+        train = {**train, "batch_size": method.SEQUENCES_PER_ROW * train["batch_size"]}  # a pair is two sequences
         peak = estimate.train_memory(shape, settings["lora"], train, lora_keys(settings["lora"]["targets"]))
-        return peak + (shape.text_bytes if method == "dpo" else 0)  # DPO's frozen reference: the parent again
+        return peak + (shape.text_bytes if method.REFERENCE else 0)  # a frozen reference: the parent again
     if node.kind == "fuse":
         return estimate.fuse_memory(shape)
     if node.kind in ("transcripts", "knowledge", "serve"):

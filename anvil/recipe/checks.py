@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from anvil.errors import InvalidInput, Problem
+from anvil.methods.registry import METHODS
 from anvil.recipe.base import NAME_PATTERN
 from anvil.recipe.metrics import gate_metrics
 from anvil.recipe.models import Lora, MixError, Recipe, Synthetic
-from anvil.recipe.preference import PREFERENCE_METHODS
 from anvil.recipe.suite import SuiteFolderError, load_suite
 
 # (key path, message) pairs; the loader turns them into located problems.
@@ -39,7 +39,7 @@ def check_references(recipe: Recipe) -> Iterator[Finding]:
         elif model.dataset is not None:
             held, wanted = (
                 recipe.datasets[model.dataset].format,
-                "preference" if model.method in PREFERENCE_METHODS else "chat",
+                METHODS[model.method].ROWS,
             )
             if held != wanted:
                 yield ("models", name, "dataset"), (f"dataset {model.dataset!r} holds {held} rows, but method = "

@@ -3,14 +3,16 @@ in `schema/` and the field reference. Every field carries a description; a test 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field, model_validator
 
+from anvil.methods.registry import METHODS
 from anvil.recipe.base import NAME_PATTERN, SOURCE_PATTERN, Seed, Strict
 from anvil.recipe.evaluation import Eval, Gate
 from anvil.recipe.infrastructure import Distributed, Machine, StoreConfig
-from anvil.recipe.preference import PREFERENCE_METHODS, Method, Preference
+from anvil.recipe.preference import Method, Preference
 from anvil.recipe.serving import Serve
 
 
@@ -133,6 +135,22 @@ class Lora(Strict):
     )
 
 
+PROJECTIONS = {
+    "attention": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"],
+    "mlp": ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"],
+}
+
+
+def lora_keys(targets: Sequence[str]) -> list[str]:
+    """The projections `lora.targets` adapt, as mlx-lm's LoRA `keys` name them (e.g. `self_attn.q_proj`)."""
+    keys: list[str] = []
+    for target in targets:
+        for key in PROJECTIONS.get(target, [f"self_attn.{target}" if target[0] in "qkvo" else f"mlp.{target}"]):
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
 class Train(Strict):
     steps: int = Field(default=100, ge=1, le=10_000_000, description="Optimiser steps (mlx-lm-lora's iters).")
     batch_size: int = Field(default=1, ge=1, le=65536, description="Sequences per step.")
@@ -213,6 +231,22 @@ class Model(Strict):
         default=None, description="Train this round data-parallel over processes and hosts (needs a parent)."
     )
 
+    def _method_problem(self) -> str | None:
+        """What the round's method (anvil/methods/) says against its settings, if anything."""
+        method = METHODS[self.method]
+        if self.preference is not None and method.SETTINGS is None:
+            taking = " or ".join(repr(name) for name, m in METHODS.items() if m.SETTINGS is not None)
+            return f"preference settings belong to method = {taking}, not {self.method!r}"
+        chosen = self.preference.model_fields_set if self.preference else set()
+        if "delta" in chosen and self.preference and self.preference.loss_type != "dpop":
+            return f"preference.delta is DPOP's (loss_type = 'dpop'), not {self.preference.loss_type!r}'s"
+        if method.SETTINGS_FIELDS is not None and chosen - method.SETTINGS_FIELDS:
+            extra, taken = ", ".join(sorted(chosen - method.SETTINGS_FIELDS)), ", ".join(sorted(method.SETTINGS_FIELDS))
+            return f"{self.method.upper()} takes only preference.{taken} ({extra} are DPO's)"
+        if not method.DISTRIBUTED and self.distributed is not None:
+            return f"a {self.method} round trains in one process (distributed is for sft rounds, for now)"
+        return None
+
     @model_validator(mode="after")
     def _root_or_round(self) -> Model:
         if (self.source is None) == (self.parent is None):
@@ -227,18 +261,10 @@ class Model(Strict):
             raise ValueError("a root model (source) takes no dataset, lora or train; those belong to rounds")
         if self.parent is not None and self.dataset is None:
             raise ValueError("a training round (parent) needs a dataset")
-        if self.parent is None and (self.method != "sft" or self.preference is not None):
+        if self.parent is None and (self.method != Model.model_fields["method"].default or self.preference is not None):
             raise ValueError("a root model (source) takes no method or preference; those belong to rounds")
-        if self.preference is not None and self.method not in PREFERENCE_METHODS:
-            raise ValueError(f"preference settings belong to method = 'dpo' or 'orpo', not {self.method!r}")
-        chosen = self.preference.model_fields_set if self.preference else set()
-        if "delta" in chosen and self.preference and self.preference.loss_type != "dpop":
-            raise ValueError(f"preference.delta is DPOP's (loss_type = 'dpop'), not {self.preference.loss_type!r}'s")
-        if self.method == "orpo" and self.preference and chosen - {"beta"}:
-            extra = ", ".join(sorted(self.preference.model_fields_set - {"beta"}))
-            raise ValueError(f"ORPO takes only preference.beta ({extra} are DPO's)")
-        if self.method in PREFERENCE_METHODS and self.distributed is not None:
-            raise ValueError(f"a {self.method} round trains in one process (distributed is for sft rounds, for now)")
+        if problem := self._method_problem():
+            raise ValueError(problem)
         if self.distributed is not None:
             world, batch = self.distributed.world_size, (self.train or Train()).batch_size
             if self.parent is None:

@@ -14,8 +14,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from anvil.recipe.base import Strict
 
-Method = Literal["sft", "dpo", "orpo"]
-PREFERENCE_METHODS = ("dpo", "orpo")
+Method = Literal["sft", "dpo", "orpo"]  # the names of anvil/methods/registry.py (a test holds them together)
 
 
 class PreferenceRecord(TypedDict):

@@ -5,14 +5,17 @@ before/after samples on held-out prompts: `adapters.safetensors`, `adapter_confi
 
 from __future__ import annotations
 
+from typing import cast
+
 from pydantic import model_serializer
 
+from anvil.methods.registry import METHODS
 from anvil.planning.graph import Node
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.infrastructure import Distributed
 from anvil.recipe.models import Lora, Recipe, Train
-from anvil.recipe.preference import PREFERENCE_METHODS, Method, Preference, as_chat
+from anvil.recipe.preference import Method, Preference, as_chat
 from anvil.stages import dataset, source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 
@@ -50,7 +53,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
                 train=model.train or Train(),
                 processes=model.distributed.world_size if model.distributed else 1,
                 method=model.method,
-                preference=(model.preference or Preference()) if model.method in PREFERENCE_METHODS else None,
+                preference=_settings(model.method, model.preference),
             ),
             needs={"parent": weights_of(recipe, model.parent), "dataset": f"dataset.{model.dataset}"},
             code_version=CODE_VERSION,
@@ -61,6 +64,12 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         for name, model in recipe.models.items()
         if model.parent is not None
     ]
+
+
+def _settings(method: str, given: Preference | None) -> Preference | None:
+    """A method's settings as the round gives them, its defaults when omitted; None for a method with none."""
+    settings = METHODS[method].SETTINGS
+    return None if settings is None else given or cast(Preference, settings())
 
 
 def run(ctx: StageRun[TrainConfig]) -> Result:
@@ -76,7 +85,7 @@ def run(ctx: StageRun[TrainConfig]) -> Result:
         ctx.scratch,
         prompts=samples.held_out([(as_chat(row), category) for row, category in dataset.validation_rows(data)]),
         method=ctx.config.method,
-        preference=ctx.config.preference,
+        settings_of_method=ctx.config.preference,
         base_model=f"anvil:{parent.name}",  # artifact folders are named by their fingerprint
         launch=ctx.options if isinstance(ctx.options, Distributed) else None,
         ledger=ctx.local.processes,
@@ -90,9 +99,9 @@ def summary(record: StageRecord) -> str:
     m = record.metrics
     if m.get("train_loss_first") is None:
         return f"{m.get('steps', 0)} steps"
+    if own := METHODS[record.config.get("method", "sft")].summary(m):
+        return own
     valid = f", valid {m['valid_loss_last']:.3f}" if m.get("valid_loss_last") is not None else ""
-    if m.get("margin_after") is not None:  # a preference round: what moved is the held-out margin
-        return f"{m['method']} margin {m['margin_before']:+.1f} -> {m['margin_after']:+.1f}{valid}"
     return f"loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}{valid}"
 
 

@@ -24,11 +24,11 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ValidationError
 
 from anvil.errors import AnvilError
 from anvil.planning.record import StageRecord
+from anvil.settings import environment
 from anvil.state.store import ArtifactMismatch, Store
 
 
@@ -36,20 +36,9 @@ class RemoteError(AnvilError):
     """The remote cannot be reached or read; local work goes on without it."""
 
 
-class RemoteSetting(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ANVIL_")
-
-    remote: str | None = Field(
-        default=None, min_length=1, description="Remote store (ANVIL_REMOTE), overriding the recipe's [store] remote."
-    )
-
-
 def remote_url(configured: str | None, recipe_root: Path) -> str | None:
     """The remote store to use: ANVIL_REMOTE, else the recipe's; a folder relative to the recipe's folder."""
-    try:
-        url = RemoteSetting().remote or configured
-    except ValidationError:
-        raise AnvilError("ANVIL_REMOTE is set but empty (expected s3://BUCKET/PREFIX or a folder)") from None
+    url = environment().remote or configured
     if url is None or url.startswith("s3://"):
         return url
     if "://" in url:

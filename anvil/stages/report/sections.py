@@ -9,6 +9,7 @@ from typing import Any
 
 from anvil.backends.fuse import weight_dtype
 from anvil.errors import AnvilError
+from anvil.methods.registry import METHODS
 from anvil.stages import dataset, evaluate, gate, knowledge, source
 from anvil.stages.report import environment
 from anvil.stages.report.config import ReportConfig
@@ -141,11 +142,17 @@ def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
         "steps": train["steps"],
         "batch_size": train["batch_size"], "learning_rate": train["learning_rate"],
         "max_seq_length": train["max_seq_length"], "grad_checkpoint": train["grad_checkpoint"],
-        "method": record.config.get("method", "sft"), "beta": (record.config.get("preference") or {}).get("beta"),
-        **{k: metrics.get(k) for k in ("margin_before", "margin_after", "accuracy_before", "accuracy_after")},
+        **_method_rows(record.config.get("method", "sft"), record.config.get("preference"), metrics),
         "peak_memory_gb": metrics.get("peak_memory_gb"), "seconds_per_step": metrics.get("seconds_per_step"),
         "duration_s": record.duration_s if view.built(sid) else None,
     }  # fmt: skip
+
+
+def _method_rows(method: str, settings: dict | None, metrics: dict) -> dict[str, Any]:
+    """What the round's method shows: its name, its settings and figures (empty for sft's margins)."""
+    rows = {"method": method, "beta": None, "margin_before": None, "margin_after": None, "accuracy_before": None,
+            "accuracy_after": None}  # fmt: skip
+    return rows | METHODS[method].dashboard(settings, metrics)
 
 
 def _weights_facts(view: View, sid: str) -> dict[str, Any]:

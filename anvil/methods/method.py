@@ -1,0 +1,74 @@
+"""What a training method is: a module with the names below (`Method`), listed in registry.py. A method
+says what rows it trains on, which recipe settings it takes, how much memory a step needs beside the
+policy's, how it trains inside the training child (`trainer`), what it measures before and after, and what it
+adds to status and the dashboard.
+
+Its `trainer` runs only in the child (backends/lora_worker.py), which hands it a `Session`: the one code
+outside backends/ that imports mlx-lm-lora, so that a method is one module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from anvil.recipe.base import Strict
+
+
+@dataclass
+class Session:
+    """What the training child hands a method: the policy with its adapters, its tokenizer, the round's data
+    folder (train.jsonl, valid.jsonl), its settings, the parent's checkpoint, and the child's own helpers."""
+
+    model: Any
+    tokenizer: Any
+    data: Path
+    settings: Any  # the round's `train` settings (recipe/models.py's Train)
+    extra: Strict | None  # the method's own settings (SETTINGS), as the recipe gave them
+    parent: str  # the parent's checkpoint folder: a reference model loads it again
+    batches: Callable[[int], Any]  # iterate_batches from a resumed step, drawn by Anvil's seed
+    shared_validation: Any  # this process's share of validation batches (None in one process)
+    guarded: Callable[..., Any]  # a context manager for a trainer module's Metal-only calls on the CPU
+
+
+class Trainer(Protocol):
+    def validate(self, model: Any) -> float:
+        """The validation loss at this step, leaving every random generator as it found it."""
+        ...
+
+    def train(self, model: Any, optimizer: Any, done: int, recorder: Any) -> None:
+        """Steps `done + 1` to `settings.steps`, reporting each to `recorder` (mlx-lm's callback)."""
+        ...
+
+
+class Method(Protocol):
+    NAME: str  # what `method =` says in the recipe
+    ROWS: str  # the dataset format it trains on: "chat" or "preference"
+    SETTINGS: type[Strict] | None  # its table in a round (`preference`), None if it takes none
+    SETTINGS_FIELDS: frozenset[str] | None  # the fields of SETTINGS it reads (None: all)
+    DISTRIBUTED: bool  # whether a round may train data-parallel over processes
+    SEQUENCES_PER_ROW: int  # sequences through the policy per row of a batch (a pair is two)
+    REFERENCE: bool  # whether a frozen copy of the parent is held beside the policy
+
+    def measure(self, session: Session) -> dict[str, float] | None:
+        """What the round is meant to move, measured on held-out data: the child asks on the parent (before
+        any adapter) and once trained. None: nothing beyond the loss."""
+        ...
+
+    def trainer(self, session: Session) -> Trainer:
+        """The round's training, once the adapters are in place."""
+        ...
+
+    def results(self, before: dict[str, float] | None, after: dict[str, float] | None, out: Path) -> dict[str, Any]:
+        """The method's metrics from what `measure` found before and after (and the files it writes in `out`)."""
+        ...
+
+    def summary(self, metrics: Mapping[str, Any]) -> str | None:
+        """The figures `status` shows for a finished round, if the method has its own (else the loss's)."""
+        ...
+
+    def dashboard(self, settings: Mapping[str, Any] | None, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """The method's rows of a round on the dashboard: its settings and figures."""
+        ...
