@@ -14,7 +14,7 @@ from typing import Any
 from anvil.errors import AnvilError, StalePlan
 from anvil.estimates import for_project as estimating
 from anvil.executor import Applied, OnEvent, RunStage, execute
-from anvil.planning.graph import Graph
+from anvil.planning.graph import Graph, stage_id
 from anvil.planning.plan import Action, Plan, make_plan
 from anvil.planning.record import Outcome, StageRecord
 from anvil.planning.saved import differences
@@ -207,7 +207,7 @@ class Project:
     def eval_results(self, model: str) -> dict[str, Any]:
         """A model's suite results and knowledge results, with the names of the models it is compared with."""
         records = self.state.load()
-        scored, known = records.get(f"{model}.eval"), records.get(f"{model}.knowledge")
+        scored, known = records.get(stage_id("eval", model)), records.get(stage_id("knowledge", model))
         if scored is None and known is None:
             evaluated = [n.model for n in self.graph.nodes.values() if n.kind in ("eval", "knowledge") and n.model]
             evaluated = list(dict.fromkeys(evaluated))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from anvil.backends import shards
+from anvil.state.checkpoint import read_header
 
 
 def test_bfloat16_rounds_as_mlx_does_nan_and_infinity_included():
@@ -36,7 +37,7 @@ def test_a_rewrite_copies_every_other_tensor_byte_for_byte_and_mlx_reads_the_res
 
 
 def _info(path, name):
-    head, start = shards.header(path)
+    head, start = read_header(path)
     return head[name], start
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from anvil.backends import shards as stream
 from anvil.backends import tensors
 from anvil.errors import AnvilError
+from anvil.state.checkpoint import read_header, shards
 
 
 def _adapter_modules(adapter: Path) -> tuple[float, dict[str, tuple]]:
@@ -49,13 +50,6 @@ def _checkpoint_names(module: str) -> tuple[str, ...]:
     return names
 
 
-def shards(checkpoint: Path) -> list[Path]:
-    found = sorted(checkpoint.glob("*.safetensors"))
-    if not found:
-        raise AnvilError(f"{checkpoint}: no *.safetensors weights (expected a model checkpoint folder)")
-    return found
-
-
 def fuse(parent: Path, adapter: Path, out: Path, progress: Callable[[float, str], None] = lambda f, m: None) -> dict:
     """Merge the adapter into `parent`'s shards, written to `out` one tensor at a time, each merged
     projection then checked from the written file (`verify`)."""
@@ -79,7 +73,7 @@ def fuse(parent: Path, adapter: Path, out: Path, progress: Callable[[float, str]
 
     files, jobs = shards(parent), []
     for shard in files:
-        head, _ = stream.header(shard)
+        head, _ = read_header(shard)
         names = {name for name in head if name in by_weight}
         jobs.append(
             stream.Rewrite(shard, out / shard.name, names, {**(head.get("__metadata__") or {}), "format": "mlx"})
@@ -134,21 +128,8 @@ def verify(original: Path, fused: Path, name: str, adapter: tuple, scale: float,
 
 
 def _located(path: Path, name: str) -> tuple[dict, int]:
-    head, start = stream.header(path)
+    head, start = read_header(path)
     return head[name], start
-
-
-def weight_dtype(folder: Path) -> str:
-    """The dtype of a checkpoint's projection weights (`float32`, `bfloat16`, ...), read from the
-    safetensors headers alone."""
-    names = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
-    for shard in shards(folder):
-        with open(shard, "rb") as f:
-            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-        for key, info in header.items():
-            if key.endswith("q_proj.weight"):
-                return names.get(info["dtype"], info["dtype"].lower())
-    raise AnvilError(f"{folder}: no q_proj weights found (expected a language model checkpoint)")
 
 
 def load_vlm_with_processor(folder: Path, lazy: bool = False):

@@ -7,19 +7,16 @@ process itself is owned by backends/process.py."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from anvil.backends import health, process
+from anvil.backends import openai_api, process
 from anvil.backends.process import Child, Owned
 from anvil.errors import AnvilError
 from anvil.recipe.serving import Serve
@@ -46,16 +43,11 @@ class Server:
 
     @property
     def headers(self) -> dict[str, str]:
-        return health.bearer(self.api_key)
+        return openai_api.bearer(self.api_key)
 
 
 def api_key(options: Serve) -> str | None:
-    if options.api_key_env is None:
-        return None
-    key = os.environ.get(options.api_key_env)
-    if not key:
-        raise AnvilError(f"serve.api_key_env: environment variable {options.api_key_env} is not set (expected the key)")
-    return key
+    return openai_api.key_from_environment(options.api_key_env, "serve.api_key_env", "the server's")
 
 
 def command(model: str, options: Serve) -> list[str]:
@@ -100,7 +92,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def healthy(server: Server, timeout: float = 2.0) -> bool:
-    return health.answers(f"{server.url}/health", server.headers, timeout)
+    return openai_api.answers(f"{server.url}/health", server.headers, timeout)
 
 
 def _log_tail(log: Path | None, lines: int = 15) -> str:
@@ -172,7 +164,4 @@ def serve_foreground(model_dir: Path, options: Serve, on_ready: Callable[[Server
 def chat(server: Server, messages: list[dict], max_tokens: int = 32, timeout: float = 120.0, **extra) -> dict:
     """One greedy chat completion over HTTP; the reply as JSON."""
     body = {"model": server.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0.0, **extra}
-    request = urllib.request.Request(f"{server.url}/v1/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json", **server.headers})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
+    return openai_api.chat_completion(f"{server.url}/v1", body, server.headers, timeout)

@@ -18,18 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anvil.state.checkpoint import read_header
+
 CHUNK = 16 << 20
 BLOCK_VALUES = 1 << 20
 _POOL = None  # the merge's worker threads, made on first use
 FLOAT_DTYPES = {"F32": "float32", "F16": "float16"}  # and BF16, which numpy lacks: carried as bits
 Change = Callable[[str, slice, Any], Any]  # (tensor name, rows, float32 block of those rows) -> new block
-
-
-def header(path: Path) -> tuple[dict[str, Any], int]:
-    """The header of a shard and where its data starts."""
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(length)), 8 + length
 
 
 def read_tensor(path: Path, info: dict[str, Any], data_start: int, rows: list[int] | None = None):
@@ -197,7 +192,7 @@ class _Open:
 
 def _open(job: Rewrite, files: ExitStack) -> _Open:
     """The shard opened, its copy's header written and its tensors sorted into the changed and the others."""
-    head, start = header(job.src)
+    head, start = read_header(job.src)
     entries = sorted(((k, v) for k, v in head.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"])
     text = json.dumps({"__metadata__": job.metadata, **dict(entries)}, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the data then starts 8-byte aligned

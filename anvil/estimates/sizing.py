@@ -11,6 +11,7 @@ from pathlib import Path
 
 from anvil.estimates.arithmetic import Shape, shape_from_config, shape_from_name
 from anvil.recipe.models import Model, Synthetic
+from anvil.state.checkpoint import read_header
 
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2,
                "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
@@ -23,9 +24,7 @@ def shard_sizes(folder: Path) -> dict[str, tuple[int, int, int]]:
     """Each safetensors shard of a checkpoint: (bytes of its tensors, elements, bytes of text tensors)."""
     sizes = {}
     for shard in sorted(folder.glob("*.safetensors")):
-        with open(shard, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(length))
+        header = read_header(shard)[0]
         nbytes = elements = text = 0
         for name, tensor in header.items():
             if name == "__metadata__":

@@ -9,13 +9,9 @@ is reported."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +19,8 @@ from typing import Any
 
 import jsonschema
 
-from anvil.backends import process
+from anvil.backends import judge_calls
+from anvil.backends.judge_calls import JudgeError
 from anvil.evaluation.agent import render
 from anvil.planning.fingerprint import digest
 from anvil.recipe.evaluation import Judge
@@ -40,14 +37,6 @@ Conversation:
 
 Score the assistant from 0 (fails the rubric entirely) to 5 (meets it fully); fractions are allowed.
 Answer with one line of JSON and nothing else: {{"score": <0-5>, "rationale": "<one or two sentences>"}}"""
-
-
-class JudgeError(Exception):
-    """A judge call that failed or answered something without a score; `retry`: whether asking again may help."""
-
-    def __init__(self, message: str, retry: bool = True):
-        super().__init__(message)
-        self.retry = retry
 
 
 @dataclass(frozen=True)
@@ -108,44 +97,6 @@ def _in_range(score: float, text: str) -> float:
     return score
 
 
-def _ask_command(judge: Judge, prompt: str) -> str:
-    argv = judge.argv or []  # the model requires argv for this kind
-    try:
-        done = process.run(argv, prompt, judge.timeout_s)
-    except subprocess.TimeoutExpired:
-        raise JudgeError(f"{argv[0]} timed out after {judge.timeout_s:g}s") from None
-    except OSError as e:
-        raise JudgeError(f"cannot run {argv[0]}: {e}") from None
-    if done.returncode != 0:
-        raise JudgeError(f"{argv[0]} exited with code {done.returncode}: {done.stderr.strip()[-300:]}")
-    return done.stdout
-
-
-def _ask_openai(judge: Judge, prompt: str) -> str:
-    headers = {"Content-Type": "application/json"}
-    url = judge.url or ""  # the model requires url for this kind
-    if judge.api_key_env:
-        key = os.environ.get(judge.api_key_env)
-        if not key:
-            raise JudgeError(f"environment variable {judge.api_key_env} (the judge's API key) is not set")
-        headers["Authorization"] = f"Bearer {key}"
-    body = {"model": judge.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0}
-    request = urllib.request.Request(url.rstrip("/") + "/chat/completions", json.dumps(body).encode(), headers)
-    try:
-        with urllib.request.urlopen(request, timeout=judge.timeout_s) as response:
-            content = json.loads(response.read())["choices"][0]["message"]["content"]
-    except urllib.error.HTTPError as e:
-        said = e.read().decode(errors="replace").strip()[:300]
-        # A request the endpoint refuses (bad key, unknown model) fails the same way every time.
-        retry = e.code in (408, 429) or e.code >= 500
-        raise JudgeError(f"{judge.url}: HTTP {e.code}: {said or e.reason}", retry=retry) from None
-    except (urllib.error.URLError, OSError, KeyError, IndexError, TypeError, ValueError) as e:
-        raise JudgeError(f"{judge.url}: {e}") from None
-    if not isinstance(content, str):
-        raise JudgeError(f"{judge.url}: the answer has no text content")
-    return content
-
-
 class Judging:
     """Scores transcripts with one judge, chosen from `JUDGES` by its kind."""
 
@@ -195,6 +146,6 @@ def _asked(ask: Callable[[Judge, str], str]) -> Callable[[Judging, Scoring, dict
 # The judges, by `judge.kind`: each scores one transcript of one test.
 JUDGES: dict[str, Callable[[Judging, Scoring, dict[str, Any]], Verdict]] = {
     "rules": lambda judging, test, transcript: rules_verdict(test, transcript),
-    "command": _asked(_ask_command),
-    "openai": _asked(_ask_openai),
+    "command": _asked(judge_calls.ask_command),
+    "openai": _asked(judge_calls.ask_openai),
 }

@@ -8,6 +8,7 @@ from typing import Any
 
 from anvil.evaluation import stats
 from anvil.recipe.evaluation import Gate
+from anvil.recipe.metrics import KNOWLEDGE, Metric, parse_metric
 from anvil.recipe.suite import Scoring
 
 
@@ -64,53 +65,37 @@ def deltas(mine: dict[str, Any], other: dict[str, Any] | None) -> dict[str, Any]
     }  # fmt: skip
 
 
-SIGNIFICANCE = ("p_value", "ci_low", "ci_high")
-
-
 def metric(suites: dict[str, dict[str, Any]], path: str, knowledge: dict[str, Any] | None = None) -> float | None:
-    """A metric's value (grammar: recipe/metrics.py): `behavioral.composite`, `behavioral.category.tool_use`,
-    `behavioral.test.tool_multi_step`, `behavioral.delta_vs_base[.CATEGORY][.p_value|.ci_low|.ci_high]`,
-    `knowledge.gsm8k_cot.score`, `knowledge.gsm8k_cot.delta_vs_base[.p_value|...]`; None when the results
-    have no such metric."""
-    head, _, rest = path.partition(".")
-    if head == "knowledge":
-        return _knowledge_metric(knowledge or {}, rest)
-    summary = suites.get(head)
+    """A metric's value (its grammar: recipe/metrics.py), or None when the results have no such metric."""
+    m = parse_metric(path)
+    if m is None:
+        return None
+    if m.source == KNOWLEDGE:
+        results = (knowledge or {}).get(m.name)
+        if results is None:
+            return None
+        if m.kind == "score":
+            return results["score"]
+        delta = results.get(m.kind)
+        return None if delta is None else delta["delta"] if not m.part else delta.get(m.part)
+    summary = suites.get(m.source)
     if summary is None:
         return None
-    kind, _, name = rest.partition(".")
-    if kind == "composite" and not name:
+    if m.kind == "composite":
         return summary["composite"]
-    if kind == "category":
-        return summary["categories"].get(name)
-    if kind == "test":
-        test = summary["tests"].get(name)
+    if m.kind == "category":
+        return summary["categories"].get(m.name)
+    if m.kind == "test":
+        test = summary["tests"].get(m.name)
         return None if test is None else test["mean"]
-    if kind in ("delta_vs_base", "delta_vs_parent"):
-        delta = summary.get(kind)
-        if delta is None:
-            return None
-        name, _, part = name.rpartition(".") if name.rsplit(".", 1)[-1] in SIGNIFICANCE else (name, "", "")
-        if part:
-            significance = delta["significance"]
-            found = significance["composite"] if not name else significance["categories"].get(name)
-            return None if found is None else found[part]
-        return delta["composite"] if not name else delta["categories"].get(name)
-    return None
-
-
-def _knowledge_metric(knowledge: dict[str, Any], path: str) -> float | None:
-    benchmark, _, rest = path.partition(".")
-    results = knowledge.get(benchmark)
-    if results is None:
-        return None
-    kind, _, part = rest.partition(".")
-    if kind == "score" and not part:
-        return results["score"]
-    delta = results.get(kind) if kind in ("delta_vs_base", "delta_vs_parent") else None
+    delta = summary.get(m.kind)
     if delta is None:
         return None
-    return delta["delta"] if not part else delta.get(part)
+    if m.part:
+        significance = delta["significance"]
+        found = significance["composite"] if not m.name else significance["categories"].get(m.name)
+        return None if found is None else found[m.part]
+    return delta["composite"] if not m.name else delta["categories"].get(m.name)
 
 
 def check_gates(suites: dict[str, dict[str, Any]], gates: list[Gate], knowledge: dict[str, Any] | None = None
@@ -126,6 +111,6 @@ def check_gates(suites: dict[str, dict[str, Any]], gates: list[Gate], knowledge:
     for suite, summary in suites.items():
         for test_id, test in summary["tests"].items():
             if test["gate"] is not None:
-                results.append({"metric": f"{suite}.test.{test_id}", "value": test["mean"], "min": test["gate"],
-                                "max": None, "passed": test["mean"] >= test["gate"]})  # fmt: skip
+                results.append({"metric": str(Metric(suite, "test", test_id)), "value": test["mean"],
+                                "min": test["gate"], "max": None, "passed": test["mean"] >= test["gate"]})  # fmt: skip
     return results

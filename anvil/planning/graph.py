@@ -13,6 +13,22 @@ from pydantic import BaseModel
 from anvil.errors import AnvilError
 
 
+def stage_id(kind: str, owner: str | None = None) -> str:
+    """The one spelling of a stage id: `dataset.<name>` for a dataset's stage, `<model>.<kind>` for a model's
+    (`v2.train`), the kind alone for the project's own (`serve`, `report`). Names hold no dot (recipe/base.py)."""
+    if owner is None:
+        return kind
+    return f"dataset.{owner}" if kind == "dataset" else f"{owner}.{kind}"
+
+
+def parse_stage_id(sid: str) -> tuple[str, str | None]:
+    """(kind, owner) of a stage id: the inverse of `stage_id`."""
+    head, dot, tail = sid.partition(".")
+    if not dot:
+        return head, None
+    return ("dataset", tail) if head == "dataset" else (tail, head)
+
+
 @dataclass(frozen=True)
 class Node:
     id: str  # "dataset.behavioral", "v2.train"
@@ -87,7 +103,9 @@ class Graph:
         """Stage ids a `--target` (or `--exclude`) names: a stage id (`v1.train`), a model (`v1`) or a dataset name."""
         if target in self.nodes:
             return {target}
-        found = {n.id for n in self.nodes.values() if n.model == target or n.id == f"dataset.{target}"}
+        found = {n.id for n in self.nodes.values() if n.model == target or n.id == stage_id("dataset", target)}
         if not found:
-            raise AnvilError(f"{flag} {target}: no such model or stage (expected one of: {', '.join(self.nodes)})")
+            kind, owner = parse_stage_id(target)
+            why = f" ({owner} has no {kind} stage)" if any(n.model == owner for n in self.nodes.values()) else ""
+            raise AnvilError(f"{flag} {target}: no such model or stage{why} (expected one of: {', '.join(self.nodes)})")
         return found

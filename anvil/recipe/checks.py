@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from anvil.errors import InvalidInput, Problem
+from anvil.knowledge.data import metric_name, sources
 from anvil.methods.registry import METHODS
 from anvil.recipe.base import NAME_PATTERN
 from anvil.recipe.metrics import gate_metrics
@@ -136,8 +137,6 @@ def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str]
                     ) -> Iterator[Finding | Problem]:  # fmt: skip
     """Each benchmark's local rows and exemplars are there and well formed, with enough rows for `n`;
     no two benchmarks go by one name."""
-    from anvil.knowledge.data import metric_name, sources
-
     names: dict[str, int] = {}
     for i, spec in enumerate(recipe.eval.knowledge if recipe.eval else []):
         name = metric_name(spec.benchmark, spec.data, spec.fewshot)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter, ValidationError
 
 from anvil.errors import InvalidInput, Problem
+from anvil.knowledge import data
 from anvil.recipe import chat, preference
 
 if TYPE_CHECKING:
@@ -138,8 +139,6 @@ def count_rows(path: Path, shown_as: str, kind: str) -> tuple[int, list[Problem]
     preference pairs ("preference") or a knowledge benchmark's rows (`kind` its name)."""
     if kind in FORMATS:
         return _scan(path, shown_as, None, kind)
-    from anvil.knowledge import data
-
     try:
         return len(data.read(path, kind if kind != "fewshot" else None, shown_as)), []
     except InvalidInput as e:

@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from anvil.planning.graph import Node
+from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.models import Dataset, Recipe
 from anvil.recipe.rows import load_rows
@@ -25,7 +25,7 @@ MANIFEST = "manifest.json"
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     return [
         Node(
-            id=f"dataset.{name}",
+            id=stage_id("dataset", name),
             kind="dataset",
             config=dataset,
             files=tuple(dict.fromkeys(s.path for s in dataset.sources)),

@@ -14,7 +14,7 @@ from typing import Any
 
 from anvil.errors import AnvilError
 from anvil.evaluation.parallel import in_order
-from anvil.planning.graph import Node
+from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Judge
@@ -48,9 +48,9 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     out = []
     for name in settings.compare:
         against = {"base": recipe.root_of(name), "parent": recipe.models[name].parent}
-        needs = {"transcripts": f"{name}.transcripts"}
-        needs |= {role: f"{m}.eval" for role, m in against.items() if m in settings.compare and m != name}
-        out.append(Node(f"{name}.eval", "eval", config, needs=needs, code_version=CODE_VERSION, model=name))
+        needs = {"transcripts": stage_id("transcripts", name)}
+        needs |= {role: stage_id("eval", m) for role, m in against.items() if m in settings.compare and m != name}
+        out.append(Node(stage_id("eval", name), "eval", config, needs=needs, code_version=CODE_VERSION, model=name))
     return out
 
 

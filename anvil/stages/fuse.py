@@ -5,12 +5,13 @@ the fused checkpoint itself (see `source.checkpoint`)."""
 from __future__ import annotations
 
 from anvil.errors import AnvilError
-from anvil.planning.graph import Node
+from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
 from anvil.stages import source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+from anvil.state.checkpoint import weight_dtype
 
 CODE_VERSION = 2
 # Largest relative difference accepted between a fused projection's outputs and parent + adapter's on
@@ -25,10 +26,10 @@ class FuseConfig(Strict):
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     return [
         Node(
-            id=f"{name}.fuse",
+            id=stage_id("fuse", name),
             kind="fuse",
             config=FuseConfig(),
-            needs={"parent": weights_of(recipe, model.parent), "adapter": f"{name}.train"},
+            needs={"parent": weights_of(recipe, model.parent), "adapter": stage_id("train", name)},
             code_version=CODE_VERSION,
             model=name,
         )
@@ -42,7 +43,7 @@ def run(ctx: StageRun[FuseConfig]) -> Result:
 
     parent, adapter = source.checkpoint(ctx.inputs["parent"], ctx.root), ctx.inputs["adapter"]
     metrics = fuse.fuse(parent, adapter, ctx.out, ctx.progress)
-    tolerance = ctx.config.tolerance.get(fuse.weight_dtype(ctx.out), 2e-2)
+    tolerance = ctx.config.tolerance.get(weight_dtype(ctx.out), 2e-2)
     if metrics["max_projection_diff"] > tolerance:
         raise AnvilError(f"a fused projection differs from parent + adapter by {metrics['max_projection_diff']:.2e} "
                          f"(tolerance {tolerance:.0e})")  # fmt: skip

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from anvil.planning.graph import Node
+from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Gate
@@ -29,16 +29,16 @@ class GateConfig(Strict):
 
 def knowledge_needs(recipe: Recipe, model: str) -> dict[str, str]:
     wanted = any(g.model == model and g.metric.startswith("knowledge.") for g in recipe.gates)
-    return {"knowledge": f"{model}.knowledge"} if wanted and recipe.eval and recipe.eval.knowledge else {}
+    return {"knowledge": stage_id("knowledge", model)} if wanted and recipe.eval and recipe.eval.knowledge else {}
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     if recipe.eval is None or not (recipe.eval.suites or recipe.eval.knowledge):
         return []
-    scores = lambda name: {"scores": f"{name}.eval"} if recipe.eval and recipe.eval.suites else {}  # noqa: E731
+    scores = lambda name: {"scores": stage_id("eval", name)} if recipe.eval and recipe.eval.suites else {}  # noqa: E731
     return [
         Node(
-            id=f"{name}.gate",
+            id=stage_id("gate", name),
             kind="gate",
             config=GateConfig(gates=[g for g in recipe.gates if g.model == name]),
             needs={**scores(name), **knowledge_needs(recipe, name)},

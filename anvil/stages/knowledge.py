@@ -18,7 +18,7 @@ from anvil.evaluation.parallel import in_order
 from anvil.knowledge import data as benchmark_data
 from anvil.knowledge.protocol import truncate
 from anvil.knowledge.registry import BENCHMARKS
-from anvil.planning.graph import Node
+from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Knowledge
@@ -54,8 +54,8 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     for name in settings.compare:
         against = {"base": recipe.root_of(name), "parent": recipe.models[name].parent}
         needs = {"model": weights_of(recipe, name)}
-        needs |= {role: f"{m}.knowledge" for role, m in against.items() if m in settings.compare and m != name}
-        out.append(Node(f"{name}.knowledge", "knowledge", config, needs=needs, files=files,
+        needs |= {role: stage_id("knowledge", m) for role, m in against.items() if m in settings.compare and m != name}
+        out.append(Node(stage_id("knowledge", name), "knowledge", config, needs=needs, files=files,
                         code_version=CODE_VERSION, model=name, options=options))  # fmt: skip
     return out
 

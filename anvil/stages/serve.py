@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from anvil.planning.graph import Node
+from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
@@ -39,7 +39,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     if serve is None or serve.model is None:
         return []
     evaluated = recipe.eval and (recipe.eval.suites or recipe.eval.knowledge) and serve.model in recipe.eval.compare
-    needs = {"model": weights_of(recipe, serve.model)} | ({"gate": f"{serve.model}.gate"} if evaluated else {})
+    needs = {"model": weights_of(recipe, serve.model)} | ({"gate": stage_id("gate", serve.model)} if evaluated else {})
     return [Node("serve", "serve", serve, needs=needs, code_version=CODE_VERSION, model=serve.model, resource=True)]
 
 

@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 
 from anvil.errors import AnvilError
-from anvil.planning.graph import Node
+from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe, Synthetic
@@ -36,7 +36,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         if scheme == "synthetic":
             config = config.model_copy(update={"synthetic": model.synthetic or Synthetic(), "assets": assets_digest()})
         files = (where,) if scheme == "path" else ()
-        out.append(Node(f"{name}.source", "source", config, files=files, code_version=CODE_VERSION, model=name))
+        out.append(Node(stage_id("source", name), "source", config, files=files, code_version=CODE_VERSION, model=name))
     return out
 
 

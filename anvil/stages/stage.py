@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from anvil.planning.graph import Node
+from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import SuiteTest
@@ -80,4 +80,4 @@ class Stage:
 
 def weights_of(recipe: Recipe, model: str) -> str:
     """The stage whose artifact is a model's full weights: its source for a root, its fuse for a round."""
-    return f"{model}.source" if recipe.models[model].source else f"{model}.fuse"
+    return stage_id("source", model) if recipe.models[model].source else stage_id("fuse", model)

@@ -10,7 +10,7 @@ from typing import cast
 from pydantic import model_serializer
 
 from anvil.methods.registry import METHODS
-from anvil.planning.graph import Node
+from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.infrastructure import Distributed
@@ -46,7 +46,7 @@ class TrainConfig(Strict):
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     return [
         Node(
-            id=f"{name}.train",
+            id=stage_id("train", name),
             kind="train",
             config=TrainConfig(
                 lora=model.lora or Lora(),
@@ -55,7 +55,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
                 method=model.method,
                 preference=_settings(model.method, model.preference),
             ),
-            needs={"parent": weights_of(recipe, model.parent), "dataset": f"dataset.{model.dataset}"},
+            needs={"parent": weights_of(recipe, model.parent), "dataset": stage_id("dataset", model.dataset)},
             code_version=CODE_VERSION,
             model=name,
             options=model.distributed,  # where the processes run, never what they compute

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from anvil.evaluation.parallel import in_order
-from anvil.planning.graph import Node
+from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
@@ -54,7 +54,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         kv_cache=(recipe.serve or Serve()).kv_cache,
     )
     options = Parallel(concurrency=settings.concurrency)
-    return [Node(f"{name}.transcripts", "transcripts", config, needs={"model": weights_of(recipe, name)},
+    return [Node(stage_id("transcripts", name), "transcripts", config, needs={"model": weights_of(recipe, name)},
                  code_version=CODE_VERSION, model=name, options=options) for name in settings.compare]  # fmt: skip
 
 

@@ -7,17 +7,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from anvil.backends.fuse import weight_dtype
 from anvil.errors import AnvilError
 from anvil.methods.registry import METHODS
+from anvil.planning.graph import stage_id
+from anvil.recipe.metrics import Metric, parse_metric
 from anvil.stages import dataset, evaluate, gate, knowledge, source
 from anvil.stages.report import environment
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
+from anvil.state.checkpoint import weight_dtype
 
 
 def weights_stage(config: ReportConfig, model: str) -> str:
-    return f"{model}.source" if config.models[model].source else f"{model}.fuse"
+    return stage_id("source", model) if config.models[model].source else stage_id("fuse", model)
 
 
 def model_state(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
@@ -45,7 +47,7 @@ def lineage(config: ReportConfig, view: View) -> list[dict[str, Any]]:
 
 
 def _results(view: View, model: str) -> dict[str, Any] | None:
-    sid = f"{model}.eval"
+    sid = stage_id("eval", model)
     return _read(view, sid, evaluate.results_of)
 
 
@@ -62,9 +64,9 @@ def composites(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     """A card per evaluated model and suite: the composite (N-run average) with its deltas, or the state."""
     cards = []
     for model in config.evaluated:
-        sid, record = f"{model}.eval", view.built(f"{model}.eval")
+        sid, record = stage_id("eval", model), view.built(stage_id("eval", model))
         if record is None:
-            waiting = [s for s in (f"{model}.transcripts", sid) if view.states.get(s) == "running"]
+            waiting = [s for s in (stage_id("transcripts", model), sid) if view.states.get(s) == "running"]
             state = "running" if waiting else view.states.get(sid, "pending")
             cards.append({"model": model, "suite": None, "state": state, "runs": None, "from": sid})
             continue
@@ -83,7 +85,7 @@ def round_of(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
     m = config.models[model]
     assert m.parent is not None and m.dataset is not None
     notes = config.datasets.get(m.dataset)
-    data_sid, train_sid = f"dataset.{m.dataset}", f"{model}.train"
+    data_sid, train_sid = stage_id("dataset", m.dataset), stage_id("train", model)
     manifest = _read(view, data_sid, dataset.manifest)
     categories = []
     for name, counts in (manifest or {}).get("categories", {}).items():
@@ -126,7 +128,7 @@ def loss_table(curve: dict[str, list[dict]]) -> list[dict[str, Any]]:
 
 def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
     """The seed's training-parameters table, from the train record and the parent's weights."""
-    sid = f"{model}.train"
+    sid = stage_id("train", model)
     record = view.records.get(sid)
     if record is None:
         return {"state": view.states.get(sid, "pending"), "from": sid}
@@ -172,18 +174,18 @@ def _weights_facts(view: View, sid: str) -> dict[str, Any]:
 
 def _failures(view: View, model: str) -> list[dict[str, Any]]:
     """A model's failed gates with the test's category and the judge's rationale for its lowest run."""
-    checked = _read(view, f"{model}.gate", gate.checked) or []
+    checked = _read(view, stage_id("gate", model), gate.checked) or []
     results = _results(view, model) or {"suites": {}, "runs": []}
     rows = []
     for g in (g for g in checked if not g["passed"]):
-        suite, _, rest = g["metric"].partition(".")
-        kind, _, name = rest.partition(".")
+        parsed = parse_metric(g["metric"]) or Metric("", "")
+        suite, kind, name = parsed.source, parsed.kind, parsed.name
         test = results["suites"].get(suite, {}).get("tests", {}).get(name) if kind == "test" else None
         runs = [r for r in results["runs"] if r["suite"] == suite and r["test"] == name] if test else []
         worst = min(runs, key=lambda r: r["verdict"]["score"], default=None)
         category = test["category"] if test else (name if kind == "category" else None)
         rows.append({"metric": g["metric"], "test": name if test else None, "value": g["value"], "min": g["min"],
-                     "max": g["max"], "category": category, "from": f"{model}.gate",
+                     "max": g["max"], "category": category, "from": stage_id("gate", model),
                      "rationale": worst["verdict"]["rationale"] if worst else None})  # fmt: skip
     return rows
 
@@ -191,7 +193,7 @@ def _failures(view: View, model: str) -> list[dict[str, Any]]:
 def gates(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     out = []
     for model in config.evaluated:
-        sid = f"{model}.gate"
+        sid = stage_id("gate", model)
         if sid not in view.states:
             continue
         checked = _read(view, sid, gate.checked)
@@ -204,7 +206,7 @@ def targets(config: ReportConfig, view: View, model: str, categories: list[dict]
     """The seed's "what v2 targets": each failure of the parent's gates beside the category of this
     round's data that addresses it (by its `addresses`: a suite category or a test id)."""
     parent = config.models[model].parent
-    if parent is None or view.states.get(f"{parent}.gate") != "failed":
+    if parent is None or view.states.get(stage_id("gate", parent)) != "failed":
         return []
     rows = []
     for failure in _failures(view, parent):
@@ -230,7 +232,7 @@ def categories(config: ReportConfig, view: View) -> list[dict[str, Any]]:
                         delta.get("significance", {}).get("categories", {}).get(name, {}).get("p_value")
                     )
                 rows.append(row)
-            out.append({"model": model, "suite": suite, "rows": rows, "from": f"{model}.eval"})
+            out.append({"model": model, "suite": suite, "rows": rows, "from": stage_id("eval", model)})
     return out
 
 
@@ -239,7 +241,7 @@ def high_variance(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     for model in config.evaluated:
         for suite, s in ((_results(view, model) or {}).get("suites") or {}).items():
             rows += [{"model": model, "suite": suite, "test": test, "category": t["category"], "runs": t["runs"],
-                      "mean": t["mean"], "std": t["std"], "from": f"{model}.eval"}
+                      "mean": t["mean"], "std": t["std"], "from": stage_id("eval", model)}
                      for test, t in s["tests"].items() if t["high_variance"]]  # fmt: skip
     return rows
 
@@ -249,7 +251,7 @@ def serving(config: ReportConfig, view: View) -> dict[str, Any] | None:
         return None
     record, state = view.records.get("serve"), view.states.get("serve", "pending")
     if record is None or state not in ("served", "warned"):
-        held = view.states.get(f"{config.served}.gate") == "failed"
+        held = view.states.get(stage_id("gate", config.served)) == "failed"
         return {"model": config.served, "state": "held back: gates failed" if held else state, "from": "serve"}
     m, kv = record.metrics, record.config.get("kv_cache", {})
     return {"model": config.served, "state": state, "url": m.get("url"), "name": m.get("model"),
@@ -262,7 +264,7 @@ def knowledge_rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     """Per model and benchmark: n, score and, against base and parent, their score, the delta, p and CI."""
     rows = []
     for model in config.evaluated:
-        sid = f"{model}.knowledge"
+        sid = stage_id("knowledge", model)
         if sid not in view.states:
             continue
         found = _read(view, sid, knowledge.results_of)

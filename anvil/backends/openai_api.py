@@ -1,0 +1,47 @@
+"""The one client of OpenAI-compatible servers (mlx-vlm's, a judge's endpoint): a chat completion, a health
+probe, the bearer header and an API key read from the environment. Standard library only."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+
+from anvil.errors import AnvilError
+
+
+def bearer(api_key: str | None) -> dict[str, str]:
+    """The request headers that carry an API key, if there is one."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def key_from_environment(variable: str | None, setting: str, whose: str) -> str | None:
+    """The API key in environment variable `variable` (None: no key); the error names the recipe's `setting`
+    and `whose` key it is when the variable is not set."""
+    if variable is None:
+        return None
+    key = os.environ.get(variable)
+    if not key:
+        raise AnvilError(f"{setting}: environment variable {variable} ({whose} API key) is not set")
+    return key
+
+
+def answers(url: str, headers: dict[str, str], timeout: float = 2.0) -> bool:
+    """Whether a server answers 200 on `url` (its health URL) within `timeout`."""
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def chat_completion(base_url: str, body: dict[str, Any], headers: dict[str, str], timeout: float) -> dict[str, Any]:
+    """POST `body` to `{base_url}/chat/completions` (base_url ends in /v1); the reply as JSON. urllib's errors
+    (HTTPError with its code, URLError, timeouts) are the caller's to word."""
+    request = urllib.request.Request(base_url.rstrip("/") + "/chat/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json", **headers})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())

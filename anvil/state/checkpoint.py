@@ -1,0 +1,39 @@
+"""A checkpoint folder as files: its safetensors shards and their headers (8 bytes of little-endian length,
+then a JSON table {name: {dtype, shape, data_offsets}}, offsets relative to the header's end), read without
+loading a tensor. The one reader of that header: the fuse streams by it, the estimates size by it, the
+dashboard names a checkpoint's dtype by it."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+from anvil.errors import AnvilError
+
+DTYPE_NAMES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+
+
+def shards(folder: Path) -> list[Path]:
+    """The safetensors shards of a checkpoint folder, in order; an error if it has none."""
+    found = sorted(folder.glob("*.safetensors"))
+    if not found:
+        raise AnvilError(f"{folder}: no *.safetensors weights (expected a model checkpoint folder)")
+    return found
+
+
+def read_header(path: Path) -> tuple[dict[str, Any], int]:
+    """The header of a shard and where its data starts."""
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(length)), 8 + length
+
+
+def weight_dtype(folder: Path) -> str:
+    """The dtype of a checkpoint's projection weights (`float32`, `bfloat16`, ...)."""
+    for shard in shards(folder):
+        for key, info in read_header(shard)[0].items():
+            if key.endswith("q_proj.weight"):
+                return DTYPE_NAMES.get(info["dtype"], info["dtype"].lower())
+    raise AnvilError(f"{folder}: no q_proj weights found (expected a language model checkpoint)")
