@@ -59,12 +59,6 @@ class StageFailed(AnvilError):
     """A stage raised while running; what finished before it stays recorded."""
 
 
-class GatesFailed(AnvilError):
-    """A model missed its gates: recorded, reported like the seed's table, and not promoted."""
-
-    exit_code = EXIT_GATES
-
-
 class Stopped(KeyboardInterrupt):
     """SIGTERM or SIGHUP, raised where Python runs so that every `finally` stops what it started."""
 

@@ -9,15 +9,12 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anvil.errors import AnvilError, StalePlan
-from anvil.estimates import for_project as estimating
-from anvil.executor import Applied, OnEvent, RunStage, execute
 from anvil.planning.graph import Graph, stage_id
 from anvil.planning.plan import Action, Plan, make_plan
 from anvil.planning.record import Outcome, StageRecord
-from anvil.planning.saved import differences
 from anvil.recipe import contamination, rows
 from anvil.recipe.load import LoadedRecipe, load_recipe
 from anvil.settings import store_path
@@ -27,6 +24,9 @@ from anvil.stages.stage import Result, StageRun, weights_of
 from anvil.state.project_state import ProjectState, load_records
 from anvil.state.remote import Remote, Shared, remote_url
 from anvil.state.store import Store
+
+if TYPE_CHECKING:
+    from anvil.executor import Applied, OnEvent, RunStage
 
 OnProgress = Callable[[Action, float, str], None]
 
@@ -75,6 +75,10 @@ class Project:
         except ValueError as e:
             raise AnvilError(str(e)) from None
         self.state.hashes.save()
+        if not plan.changes:
+            return plan
+        from anvil.estimates import for_project as estimating  # what a change would cost: only for changes
+
         return dataclasses.replace(
             plan, estimates=estimating.for_plan(plan, self.graph, self.loaded, records, self.store)
         )
@@ -131,10 +135,14 @@ class Project:
             process.sweep(self.state.processes, keep=resources)
             yield
 
-    def apply(self, plan: Plan, on_event: OnEvent = lambda *a: None, on_progress: OnProgress | None = None,
+    def apply(self, plan: Plan, on_event: OnEvent | None = None, on_progress: OnProgress | None = None,
               run_stage: RunStage | None = None, saved: Mapping[str, Any] | None = None) -> Applied:  # fmt: skip
         """Run `plan`; `run_stage` replaces the real stages (tests hand in fakes). With `saved` (a saved
         plan), refuse unless the plan still holds once the lock is held."""
+        from anvil.estimates import for_project as estimating
+        from anvil.executor import execute
+        from anvil.planning.saved import differences
+
         with self._locked():
             if saved is not None and (changed := differences(saved, plan, self.state.load())):
                 raise StalePlan(changed)
@@ -147,7 +155,8 @@ class Project:
                 run = estimating.recorded(self.store, self.graph, self.loaded.root, plan.estimates,
                                           estimating.shapes(self.loaded, self.state.load(), self.store),
                                           run_stage or self.run_stage(on_progress))  # fmt: skip
-                return execute(plan, self.graph, self.store, self.state, run, on_event, self.release,
+                quiet: OnEvent = lambda *a: None  # noqa: E731
+                return execute(plan, self.graph, self.store, self.state, run, on_event or quiet, self.release,
                                self.shared.fetch(self.store))  # fmt: skip
             finally:
                 self.state.hashes.save()

@@ -47,10 +47,12 @@ import numpy as np
 from anvil.backends import fuse, shards
 scale, modules = fuse._adapter_modules(__import__("pathlib").Path(sys.argv[1]))
 t0 = time.perf_counter()
-for a, b in modules.values():  # what the fuse does per projection, without the files
-    raw = np.full((b.shape[1], a.shape[0]), 0x3C00, dtype=np.uint16).tobytes()
-    info = {"dtype": "BF16", "shape": [b.shape[1], a.shape[0]]}
-    shards._changed(raw, info, lambda name, rows, w: w.__iadd__(np.matmul(b.T[rows], a.T).__imul__(scale)), "w")
+with shards._merge_workers() as workers:
+    for a, b in modules.values():  # what the fuse does per projection, without the files
+        raw = np.full((b.shape[1], a.shape[0]), 0x3C00, dtype=np.uint16).tobytes()
+        info = {"dtype": "BF16", "shape": [b.shape[1], a.shape[0]]}
+        shards._changed(raw, info, lambda name, rows, w: w.__iadd__(np.matmul(b.T[rows], a.T).__imul__(scale)), "w",
+                        None, workers)
 print(time.perf_counter() - t0)
 """
 BASELINE = f"""

@@ -122,17 +122,14 @@ def _no_orphan_servers(tmp_path_factory):
     import os
     import signal
 
+    import psutil
+
     base = str(tmp_path_factory.getbasetemp())
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info["cmdline"] or []
         if any("mlx_vlm.server" in a for a in argv) and any(base in a for a in argv):
             with contextlib.suppress(OSError):
-                os.killpg(int(entry.name), signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)  # the server leads its own group: its children go too
 
 
 def serve_models_from(monkeypatch, port: int) -> None:

@@ -79,3 +79,54 @@ def test_every_method_the_recipe_accepts_has_a_module():
     from anvil.recipe.models import Model
 
     assert set(METHODS) == set(typing.get_args(Model.model_fields["method"].annotation))
+
+
+# Each layer may import its own and the layers above it in this list, never one below.
+LAYERS = (
+    ("anvil", "anvil.assets", "anvil.errors", "anvil.settings", "anvil.console"),  # the package, its errors, settings
+    ("anvil.knowledge", "anvil.planning"),  # pure: benchmark protocols; the planner
+    ("anvil.state",),  # what is recorded: the store, the state, the stat cache
+    ("anvil.recipe", "anvil.methods"),  # the recipe and the training methods it names
+    ("anvil.backends",),  # the only code that starts processes, talks to the network or imports MLX
+    ("anvil.evaluation",),
+    ("anvil.stages",),
+    ("anvil.estimates",),
+    ("anvil.executor",),
+    ("anvil.project",),
+    ("anvil.commands",),
+    ("anvil.cli", "anvil.__main__"),
+)
+
+
+def layer_of(module: str) -> int:
+    package = ".".join(module.split(".")[:2])
+    return next(i for i, layer in enumerate(LAYERS) if package in layer)
+
+
+def test_no_import_runs_back_down_the_layers():
+    assert set(MODULES) == {m for m in MODULES if any(".".join(m.split(".")[:2]) in layer for layer in LAYERS)}
+    wrong = sorted((name, dep) for name, path in MODULES.items() for dep in imports(path)
+                   if layer_of(dep) > layer_of(name))  # fmt: skip
+    assert wrong == []
+
+
+def test_side_effects_live_in_backends():
+    """MLX, processes, sockets, HTTP and the Hub are imported only by backends/ (and, for the trainers that run
+    inside the training child, by the methods); the report and the estimates import no backend but the
+    machine's description the report stage hands its page."""
+    effects = ("mlx", "mlx_lm", "mlx_lm_lora", "mlx_vlm", "subprocess", "urllib", "http", "huggingface_hub")
+    found = set()
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])  # fmt: skip
+            if any(n.split(".")[0] in effects for n in names):
+                found.add(name)
+    assert {m for m in found if not m.startswith(("anvil.backends.", "anvil.methods."))} == set()
+    for name, path in MODULES.items():
+        if name.startswith(("anvil.stages.report.", "anvil.estimates.")):
+            assert {m for m in imports(path) if m.startswith("anvil.backends")} <= {"anvil.backends.machine"}, name
+
+
+def test_the_top_level_holds_a_handful_of_modules():
+    assert len(list(PACKAGE.glob("*.py"))) <= 8

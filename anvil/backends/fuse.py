@@ -140,13 +140,17 @@ def load_vlm_with_processor(folder: Path, lazy: bool = False):
 
     from mlx_vlm import load
 
-    logging.disable(logging.WARNING)
+    def not_mlx_vlms(record: logging.LogRecord) -> bool:  # its warnings go to the root logger
+        return "mlx_vlm" not in record.pathname or record.levelno > logging.WARNING
+
+    root = logging.getLogger()
+    root.addFilter(not_mlx_vlms)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return load(str(folder), lazy=lazy)
     finally:
-        logging.disable(logging.NOTSET)
+        root.removeFilter(not_mlx_vlms)
 
 
 def load_vlm(folder: Path, lazy: bool = False):

@@ -22,7 +22,6 @@ from anvil.state.checkpoint import read_header
 
 CHUNK = 16 << 20
 BLOCK_VALUES = 1 << 20
-_POOL = None  # the merge's worker threads, made on first use
 FLOAT_DTYPES = {"F32": "float32", "F16": "float16"}  # and BF16, which numpy lacks: carried as bits
 Change = Callable[[str, slice, Any], Any]  # (tensor name, rows, float32 block of those rows) -> new block
 
@@ -97,10 +96,11 @@ def _store(values, dtype: str, out) -> None:
         into[nan] = 0x7FC0
 
 
-def _changed(raw, info: dict[str, Any], change: Change, name: str, into=None):
+def _changed(raw, info: dict[str, Any], change: Change, name: str, into=None, workers=None):
     """A tensor's bytes (`raw`, any buffer) with `change(name, rows, block)` applied to its float32 values, a
     block of rows at a time (about a million values: cache-sized), the blocks spread over the cores (numpy lets
-    go of the GIL); written into `into` (a writable buffer of the same size) when given, else a new one."""
+    go of the GIL) on `workers` (a thread pool; None: this thread); written into `into` (a writable buffer of the
+    same size) when given, else a new one."""
     import numpy as np
 
     dtype, shape = info["dtype"], list(info["shape"]) or [1]
@@ -116,20 +116,17 @@ def _changed(raw, info: dict[str, Any], change: Change, name: str, into=None):
             raise ValueError(f"{name}: the rewritten tensor changed shape")
         _store(np.ascontiguousarray(block, dtype=np.float32), dtype, out[rows])
 
-    list(_workers().map(one, range(0, shape[0], step)))
+    starts = range(0, shape[0], step)
+    list(workers.map(one, starts) if workers is not None else map(one, starts))
     return out
 
 
-def _workers():
-    global _POOL
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
+def _merge_workers():
+    """Half the cores: numpy's BLAS spreads each block's matmul over all of them already, and the copier
+    (rewrite_all) needs one; more threads only oversubscribe them."""
+    from concurrent.futures import ThreadPoolExecutor
 
-        # Half the cores: numpy's BLAS spreads each block's matmul over all of them already, and the copier
-        # (rewrite_all) needs one; more threads only oversubscribe them.
-        workers = min(8, max(1, (os.cpu_count() or 1) // 2))
-        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="anvil-merge")
-    return _POOL
+    return ThreadPoolExecutor(min(8, max(1, (os.cpu_count() or 1) // 2)), thread_name_prefix="anvil-merge")
 
 
 @dataclass(frozen=True)
@@ -164,6 +161,7 @@ def rewrite_all(jobs: list[Rewrite], change: Change, done: Callable[[int], None]
         largest = max((_size(info) for shard in shards for _, info, _, _ in shard.changed), default=0)
         read, written = memoryview(bytearray(largest)), memoryview(bytearray(largest))
         copier = ThreadPoolExecutor(1, "anvil-copy")
+        workers = files.enter_context(_merge_workers())  # shut down with the files, however this ends
         copies = [copier.submit(_copy_all, shard) for shard in shards]
         try:
             for shard in shards:
@@ -171,7 +169,7 @@ def rewrite_all(jobs: list[Rewrite], change: Change, done: Callable[[int], None]
                     raw, size = read[: _size(info)], _size(info)
                     if _read_at(shard.source, raw, src_offset) != size:
                         raise ValueError(f"{shard.name}: truncated in tensor {name}")
-                    _write_at(shard.out, _changed(raw, info, change, name, written[:size]), dst_offset)
+                    _write_at(shard.out, _changed(raw, info, change, name, written[:size], workers), dst_offset)
             for i, copied in enumerate(copies):
                 copied.result()
                 done(i)

@@ -11,9 +11,3 @@ def read(path: Path) -> dict[str, Any]:
     import mlx.core as mx
 
     return cast(dict[str, Any], mx.load(str(path)))
-
-
-def read_with_metadata(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    import mlx.core as mx
-
-    return cast(tuple[dict[str, Any], dict[str, str]], mx.load(str(path), return_metadata=True))

@@ -59,7 +59,6 @@ def run(args) -> int:
 
 def plan_lines(plan: Plan, console: Console | Plain, records: dict[str, StageRecord] | None = None) -> None:
     """The plan, a line per stage; a stage that summarises its last result (a gate) shows it too."""
-    from anvil.estimates.for_project import size
     from anvil.planning.plan import Act
     from anvil.stages.registry import BY_KIND
 
@@ -68,6 +67,8 @@ def plan_lines(plan: Plan, console: Console | Plain, records: dict[str, StageRec
     for action in plan.actions:
         line = action.line()
         if (guess := plan.estimates.get(action.stage)) is not None and action.act is not Act.RESTORE:
+            from anvil.estimates.for_project import size
+
             figures = [f"~{duration(guess.seconds)}" if guess.seconds is not None else "",
                        size(guess.memory_bytes) if guess.memory_bytes is not None else ""]  # fmt: skip
             line += f"  ({', '.join(filter(None, figures))})" if any(figures) else ""
@@ -94,6 +95,8 @@ def plan_lines(plan: Plan, console: Console | Plain, records: dict[str, StageRec
 
 def memory_lines(project, plan: Plan, refusal: str) -> None:
     """The stages that cannot fit in memory (apply refuses them) and those close to the limit, on stderr."""
+    if not plan.estimates:
+        return
     from anvil.estimates.for_project import too_big
 
     cannot, tight = too_big(plan.estimates, project.loaded)

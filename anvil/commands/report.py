@@ -102,6 +102,7 @@ class LivePage:
 
     def _write(self, live: bool) -> None:
         from anvil.backends.lora import curve_so_far
+        from anvil.backends.machine import describe
         from anvil.stages.report.collect import dashboard
         from anvil.stages.report.config import report_config
         from anvil.stages.report.page import render
@@ -119,7 +120,7 @@ class LivePage:
             curves[self.running.stage] = curve_so_far(project.store.scratch(self.running.fingerprint))
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         running = {"updated": now, "running": self.running.stage if self.running else None}
-        view = View(project.loaded.root, records, artifacts, states, running if live else None, curves)
+        view = View(project.loaded.root, records, artifacts, states, running if live else None, curves, describe())
         data = dashboard(report_config(project.loaded.recipe), view)
         if not live and self.path.exists() and _recorded(self.path.with_suffix(".json")) == data:
             return  # nothing changed since the page was written: no need to draw it again

@@ -12,7 +12,6 @@ from anvil.methods.registry import METHODS
 from anvil.planning.graph import stage_id
 from anvil.recipe.metrics import Metric, parse_metric
 from anvil.stages import dataset, evaluate, gate, knowledge, source
-from anvil.stages.report import environment
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 from anvil.state.checkpoint import weight_dtype
@@ -286,8 +285,8 @@ def architecture(config: ReportConfig, view: View) -> dict[str, Any]:
     generated = next((r for sid, r in view.records.items() if r.kind == "transcripts" and view.built(sid)), None)
     serve = view.records.get("serve")
     return {
-        "packages": environment.versions(),
-        "machine": environment.machine(),
+        "packages": view.environment.get("packages"),
+        "machine": view.environment.get("machine"),
         "fuse": None if fuse is None else {"method": "W + scale * (A @ B).T streamed through the parent's shards; "
                                            "vision and audio towers kept", **{k: fuse.metrics.get(k) for k in
                                            ("merged_modules", "max_projection_diff", "loads_in_mlx_vlm",

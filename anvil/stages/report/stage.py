@@ -35,6 +35,7 @@ def state_of(record: StageRecord) -> str:
 
 
 def run(ctx: StageRun[ReportConfig]) -> Result:
+    from anvil.backends.machine import describe
     from anvil.stages.report.collect import dashboard
     from anvil.stages.report.page import render
     from anvil.stages.report.view import View
@@ -42,7 +43,8 @@ def run(ctx: StageRun[ReportConfig]) -> Result:
     # Roles are stage ids. A need that is not an input was held back by a failure (or cannot be built).
     states = {sid: "blocked" for sid in ctx.node.needs}
     states |= {sid: state_of(record) for sid, record in ctx.records.items()}
-    data = dashboard(ctx.config, View(ctx.root, dict(ctx.records), dict(ctx.inputs), states))
+    view = View(ctx.root, dict(ctx.records), dict(ctx.inputs), states, environment=describe())
+    data = dashboard(ctx.config, view)
     write_json(ctx.out / DATA, data)
     page = render(data)
     write_bytes(ctx.out / PAGE, page.encode())

@@ -22,6 +22,7 @@ class View:
     states: dict[str, str]  # stage id -> one of STATES
     live: dict[str, Any] | None = None  # {"updated": ISO time, "running": stage id} while an apply runs
     curves: dict[str, dict] = field(default_factory=dict)  # loss so far of a training in flight, by stage id
+    environment: dict[str, Any] = field(default_factory=dict)  # packages and machine (backends/machine.py)
 
     def built(self, sid: str) -> StageRecord | None:
         """The record of a stage whose artifact can be read now (None while it is pending or running)."""

@@ -1,4 +1,5 @@
-"""The machine and the packages that built and show the lineage, for the page's architecture section."""
+"""The machine and the packages that built and show the lineage (the dashboard's architecture section):
+what MLX computes on here is asked of MLX itself."""
 
 from __future__ import annotations
 
@@ -38,3 +39,8 @@ def _accelerator() -> str:
     if cuda is not None and cuda.is_available():
         return "CUDA GPU"
     return "CPU"
+
+
+def describe() -> dict[str, object]:
+    """The packages and the machine, as the dashboard shows them."""
+    return {"packages": versions(), "machine": machine()}
