@@ -118,9 +118,10 @@ def trial(folder: Path, sig: int, after_s: float) -> dict:
         time.sleep(0.5)
         result["orphans"] = len([p for p in ours(folder) if p.pid != recorded_server(folder)])
     time.sleep(0.5)  # a tethered child notices its parent is gone within 0.2 s
-    planned = anvil(folder, "plan")  # the next command: it must find and stop what the kill left
-    result["tracebacks"] += int("Traceback" in planned.stderr)
-    result["state_loads"] = planned.returncode == 0
+    planned = anvil(folder, "plan")  # reads what the kill left: the state must load
+    swept = anvil(folder, "down")  # a command that takes the lock: it must find and stop what the kill left
+    result["tracebacks"] += int("Traceback" in planned.stderr) + int("Traceback" in swept.stderr)
+    result["state_loads"] = planned.returncode == 0 and swept.returncode == 0
     leftovers = [p for p in ours(folder) if p.pid != recorded_server(folder)]
     result["orphans"] = result.get("orphans", 0) + len(leftovers)
     for p in leftovers:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Outcome(str, Enum):
@@ -20,6 +20,8 @@ class Outcome(str, Enum):
 
 class StageRecord(BaseModel):
     """What a finished stage was built from and what it produced; the planner diffs against it."""
+
+    model_config = ConfigDict(defer_build=True)  # built when a state is first read: `validate` never is
 
     id: str
     kind: str
