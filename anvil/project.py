@@ -135,7 +135,7 @@ class Project:
             process.sweep(self.state.processes, keep=resources)
             yield
 
-    def apply(self, plan: Plan, on_event: OnEvent | None = None, on_progress: OnProgress | None = None,
+    def apply(self, plan: Plan, on_event: OnEvent = lambda *a: None, on_progress: OnProgress | None = None,
               run_stage: RunStage | None = None, saved: Mapping[str, Any] | None = None) -> Applied:  # fmt: skip
         """Run `plan`; `run_stage` replaces the real stages (tests hand in fakes). With `saved` (a saved
         plan), refuse unless the plan still holds once the lock is held."""
@@ -155,8 +155,7 @@ class Project:
                 run = estimating.recorded(self.store, self.graph, self.loaded.root, plan.estimates,
                                           estimating.shapes(self.loaded, self.state.load(), self.store),
                                           run_stage or self.run_stage(on_progress))  # fmt: skip
-                quiet: OnEvent = lambda *a: None  # noqa: E731
-                return execute(plan, self.graph, self.store, self.state, run, on_event or quiet, self.release,
+                return execute(plan, self.graph, self.store, self.state, run, on_event, self.release,
                                self.shared.fetch(self.store))  # fmt: skip
             finally:
                 self.state.hashes.save()

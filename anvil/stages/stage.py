@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
@@ -52,6 +52,7 @@ class StageRun(Generic[C]):
 class Parallel(BaseModel):
     """Options of the stages that send many requests: how many at once. Outputs never depend on it."""
 
+    model_config = ConfigDict(defer_build=True)
     concurrency: int = 1
 
 
