@@ -228,6 +228,8 @@ class Project:
             results |= evaluate.results_of(self.store.artifact(scored.fingerprint))
         if known is not None:
             results["knowledge"] = knowledge.results_of(self.store.artifact(known.fingerprint))["benchmarks"]
+        if (fused := records.get(stage_id("fuse", model))) is not None and "parity" in fused.metrics:
+            results["parity"] = fused.metrics["parity"]  # the model evaluated is the model trained
         return results
 
     def status(self) -> list[dict[str, Any]]:

@@ -47,6 +47,10 @@ def test_default_recipe_applies_and_learns(built):
         assert not [p for p in (str(tmp_path), sys.prefix, str(REPO)) if p.encode() in data], file
     project = open_project(tmp_path / "anvil.toml")
     state = project.state.load()
+    for round_ in ("v1", "v2"):  # the model served is the model trained: one function in both runtimes
+        parity = state[f"{round_}.fuse"].metrics["parity"]
+        assert parity["verdict"] == "within tolerance" and parity["max_logit_diff"] <= 1e-4, parity
+        assert state[f"{round_}.fuse"].metrics["audio_tower"], "the fuse keeps the audio tower"
     for round_ in ("v1", "v2"):
         m = state[f"{round_}.train"].metrics
         assert m["train_loss_last"] < m["train_loss_first"] / 3, m
@@ -158,6 +162,10 @@ def test_the_dashboard_in_a_real_browser_shows_what_the_artifacts_say(built, tmp
             expected[f"mix:{m}:{category}"] = str(counts["rows"])
     for g in json.loads((artifact("v2.gate") / "gates.json").read_text())["gates"]:
         expected[f"gate:v2:{g['metric']}"] = f"{g['value']:.2f}"
+    for m in ("v1", "v2"):  # training against serving, each round checked after its fuse
+        found = state[f"{m}.fuse"].metrics["parity"]
+        expected[f"parity:max:{m}"] = f"{found['max_logit_diff']:.1e}"
+        expected[f"parity:top1:{m}"] = f"{100 * found['top1_agreement']:.1f}%"
     assert len(expected) > 30 and {k: seen.figures.get(k) for k in expected} == expected
 
 

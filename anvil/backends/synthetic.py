@@ -1,9 +1,14 @@
-"""A tiny Gemma 4 built offline: the real `gemma4` architecture from mlx-vlm with random weights, a
-small vision tower, a byte-level BPE tokenizer trained on Anvil's own corpus and a chat template for
-system / user / assistant / tool turns and tool definitions. Deterministic for a given recipe."""
+"""A tiny Gemma 4 built offline: the real `gemma4` architecture from mlx-vlm with random weights, small
+vision and audio towers, a byte-level BPE tokenizer trained on Anvil's own corpus and a chat template for
+system / user / assistant / tool turns and tool definitions. Deterministic for a given recipe.
+
+Its config.json holds every field of each tower's config as mlx-vlm resolved it: a field left out is
+filled by each runtime's own default, and mlx-lm (training) and mlx-vlm (serving) do not fill all of them
+alike (Gemma 4's rope for full attention, for one), so one checkpoint would be two functions."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from importlib import resources
 from pathlib import Path
@@ -83,6 +88,14 @@ def model_config(sizes: Synthetic, ids: dict[str, int]) -> dict:
         ],
         "max_position_embeddings": 4096,
     }
+    audio = {  # a tower the size of the vision one: the fuse must keep it as the seed's checkpoint has one
+        "model_type": "gemma4_audio",
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "subsampling_conv_channels": [8, 4],
+        "output_proj_dims": 32,
+    }
     vision = {
         "model_type": "gemma4_vision",
         "hidden_size": 32,
@@ -101,6 +114,7 @@ def model_config(sizes: Synthetic, ids: dict[str, int]) -> dict:
         "architectures": ["Gemma4ForConditionalGeneration"],
         "text_config": text,
         "vision_config": vision,
+        "audio_config": audio,
         "vocab_size": vocab,
         "hidden_size": sizes.hidden_size,
         "image_token_id": ids["<image>"],
@@ -117,18 +131,27 @@ def model_config(sizes: Synthetic, ids: dict[str, int]) -> dict:
     }
 
 
+def resolved(tower) -> dict:
+    """Every field of a tower's config as mlx-vlm resolved it (its defaults and derived values written out)."""
+    values = {field.name: getattr(tower, field.name) for field in dataclasses.fields(tower)}
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()
+            if not name.startswith("_")}  # fmt: skip
+
+
 def build(sizes: Synthetic, out: Path) -> dict:
     """Write config.json, model.safetensors, tokenizer and processor files into `out`."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_vlm.models.gemma4 import Model, ModelConfig
-    from mlx_vlm.models.gemma4.config import TextConfig, VisionConfig
+    from mlx_vlm.models.gemma4.config import AudioConfig, TextConfig, VisionConfig
 
     ids = build_tokenizer(sizes.vocab_size, out)
     config = model_config(sizes, ids)
     model_config_ = ModelConfig.from_dict(config)
-    model_config_.text_config = TextConfig.from_dict(config["text_config"])
-    model_config_.vision_config = VisionConfig.from_dict(config["vision_config"])
+    for key, kind in (("text_config", TextConfig), ("vision_config", VisionConfig), ("audio_config", AudioConfig)):
+        tower = kind.from_dict(config[key])
+        setattr(model_config_, key, tower)
+        config[key] = {**config[key], **resolved(tower)}
     mx.random.seed(sizes.seed)
     weights = dict(tree_flatten(Model(model_config_).parameters()))
     mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "mlx"})

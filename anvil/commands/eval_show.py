@@ -74,6 +74,7 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
                               f"{_significance(delta['significance']['composite'])}", highlight=False)  # fmt: skip
         category_table(summary, report["against"], console)
     knowledge_table(report, console)
+    parity_line(report, console)
 
 
 def category_table(summary: dict, against: dict, console: Console) -> None:
@@ -111,3 +112,13 @@ def knowledge_table(report: dict, console: Console) -> None:
                 line += (f"\n  vs {role} {report['against'][role]} {100 * delta['score']:.1f}%  "
                          f"{100 * delta['delta']:+.1f}pp{_significance(delta, 100, 'pp')}")  # fmt: skip
         console.print(line, highlight=False, markup=False)
+
+
+def parity_line(report: dict, console: Console) -> None:
+    """The round as served against the round as trained (the fuse's check), in the seed's words."""
+    if (p := report.get("parity")) is None:
+        return
+    console.print(f"training (mlx-lm) vs serving (mlx-vlm) on {p['probes']} held-out prompts: max |logit| "
+                  f"difference {p['max_logit_diff']:.1e}, top-1 {100 * p['top1_agreement']:.0f}%, greedy "
+                  f"{100 * p['greedy_agreement']:.0f}%: {p['verdict']} (tolerance {p['tolerance']:g}, {p['dtype']})",
+                  highlight=False, markup=False)  # fmt: skip

@@ -13,7 +13,7 @@ from anvil.recipe.base import NAME_PATTERN, SOURCE_PATTERN, Seed, Strict
 from anvil.recipe.evaluation import Eval, Gate
 from anvil.recipe.infrastructure import Distributed, Machine, StoreConfig
 from anvil.recipe.preference import Method, Preference
-from anvil.recipe.serving import Serve
+from anvil.recipe.serving import Parity, Serve
 
 
 class MixError(ValueError):
@@ -282,6 +282,7 @@ class Recipe(Strict):
     models: dict[str, Model] = Field(default={}, description="Model nodes: roots with a source, rounds with a parent.")
     datasets: dict[str, Dataset] = Field(default={}, description="Dataset mixes, by name.")
     serve: Serve | None = Field(default=None, description="The OpenAI-compatible server Anvil keeps running.")
+    parity: Parity = Field(default_factory=Parity, description="Training against serving, checked after each fuse.")
     eval: Eval | None = Field(default=None, description="Evaluation: suites, judge, runs, benchmarks.")
     gates: list[Gate] = Field(default=[], description="Thresholds a model must meet to be promoted.")
     machine: Machine = Field(default_factory=Machine, description="Where it runs, for the memory estimates.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -19,6 +19,22 @@ class KvCache(Strict):
     start: int = Field(
         default=0, ge=0, le=1_000_000_000, description="Tokens kept unquantized before quantization starts."
     )
+
+
+Tolerance = Annotated[float, Field(gt=0, le=1000)]
+
+
+class Parity(Strict):
+    """The check after every fuse that the model served is the model trained: the round as trained (mlx-lm:
+    parent + adapter) against the fused checkpoint as mlx-vlm serves it, on the token ids of held-out prompts.
+    Beyond the tolerance the round fails, and what needs it is blocked."""
+
+    max_logit_diff: dict[Literal["float32", "bfloat16", "float16"], Tolerance] = Field(
+        default={"float32": 1e-3, "bfloat16": 0.5, "float16": 0.25},
+        description="Largest |logit| difference accepted, by the fused weights' dtype (float32: rounding only).",
+    )
+    probes: int = Field(default=4, ge=1, le=256, description="Held-out prompts compared.")
+    new_tokens: int = Field(default=8, ge=1, le=1024, description="Tokens of greedy continuation compared.")
 
 
 def loopback(host: str) -> bool:

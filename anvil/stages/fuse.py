@@ -1,26 +1,32 @@
 """fuse: merge a round's adapter into its parent's multimodal checkpoint (VLM-aware, shard by shard),
-then verify: each fused projection's outputs equal parent + adapter's, and mlx-vlm loads the result. The artifact is
-the fused checkpoint itself (see `source.checkpoint`)."""
+then verify: each fused projection's outputs equal parent + adapter's, mlx-vlm loads the result, and the
+round as served (mlx-vlm, the fused checkpoint) computes the function the round was trained as (mlx-lm,
+parent + adapter) on held-out prompts: beyond `[parity]`'s tolerance the round is `failed`, and what needs
+it is blocked. The artifact is the fused checkpoint itself (see `source.checkpoint`)."""
 
 from __future__ import annotations
 
 from anvil.errors import AnvilError
 from anvil.planning.graph import Node, stage_id
-from anvil.planning.record import StageRecord
+from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
-from anvil.stages import source
+from anvil.recipe.preference import as_chat
+from anvil.recipe.serving import Parity
+from anvil.stages import dataset, source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 from anvil.state.checkpoint import weight_dtype
 
-CODE_VERSION = 2
+CODE_VERSION = 3  # 3: the training-against-serving check
 # Largest relative difference accepted between a fused projection's outputs and parent + adapter's on
 # random inputs. Merging in float32 and storing in the checkpoint's dtype leaves rounding only.
 TOLERANCE = {"float32": 1e-4, "bfloat16": 2e-2, "float16": 5e-3}
+TRAINING, SERVING = "mlx-lm (parent + adapter, as trained)", "mlx-vlm (the fused checkpoint, as served)"
 
 
 class FuseConfig(Strict):
     tolerance: dict[str, float] = TOLERANCE
+    parity: Parity = Parity()
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
@@ -28,8 +34,12 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         Node(
             id=stage_id("fuse", name),
             kind="fuse",
-            config=FuseConfig(),
-            needs={"parent": weights_of(recipe, model.parent), "adapter": stage_id("train", name)},
+            config=FuseConfig(parity=recipe.parity),
+            needs={
+                "parent": weights_of(recipe, model.parent),
+                "adapter": stage_id("train", name),
+                "dataset": stage_id("dataset", model.dataset),
+            },  # fmt: skip
             code_version=CODE_VERSION,
             model=name,
         )
@@ -39,23 +49,43 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def run(ctx: StageRun[FuseConfig]) -> Result:
-    from anvil.backends import fuse
+    from anvil.backends import fuse, parity, samples
 
     parent, adapter = source.checkpoint(ctx.inputs["parent"], ctx.root), ctx.inputs["adapter"]
     metrics = fuse.fuse(parent, adapter, ctx.out, ctx.progress)
-    tolerance = ctx.config.tolerance.get(weight_dtype(ctx.out), 2e-2)
+    dtype = weight_dtype(ctx.out)
+    tolerance = ctx.config.tolerance.get(dtype, 2e-2)
     if metrics["max_projection_diff"] > tolerance:
         raise AnvilError(f"a fused projection differs from parent + adapter by {metrics['max_projection_diff']:.2e} "
                          f"(tolerance {tolerance:.0e})")  # fmt: skip
-    ctx.progress(0.95, "loading with mlx-vlm")
+    ctx.progress(0.9, "loading with mlx-vlm")
     vlm = fuse.load_vlm(ctx.out, lazy=True)  # every name and shape checked, no weight read
-    has_vision = hasattr(vlm, "vision_tower") and vlm.vision_tower is not None
-    return Result(metrics | {"tolerance": tolerance, "loads_in_mlx_vlm": True, "vision_tower": has_vision})
+    towers = {tower: getattr(vlm, tower, None) is not None for tower in ("vision_tower", "audio_tower")}
+    del vlm
+    ctx.progress(0.95, "comparing training with serving")
+    held_out = samples.held_out([(as_chat(row), c) for row, c in dataset.validation_rows(ctx.inputs["dataset"])])
+    settings = ctx.config.parity
+    probes = parity.probe_ids(parent, held_out, settings.probes)
+    found = parity.compare(parent, adapter, ctx.out, probes, settings.new_tokens)
+    limit = settings.max_logit_diff.get(dtype, max(settings.max_logit_diff.values()))  # type: ignore[call-overload]
+    within = found["max_logit_diff"] <= limit
+    found |= {"tolerance": limit, "dtype": dtype, "verdict": "within tolerance" if within else "differs"}
+    if not within:
+        prompt = held_out[found["worst_probe"]]["messages"][-1]["content"]
+        found["message"] = (f"{SERVING} differs from {TRAINING}: max |logit| difference {found['max_logit_diff']:.3g} "
+                            f"> {limit:g} ({dtype}) on the held-out prompt {prompt[:80]!r}")  # fmt: skip
+    result = metrics | {"tolerance": tolerance, "loads_in_mlx_vlm": True, **towers, "parity": found}
+    return Result(result, Outcome.OK if within else Outcome.FAILED)
 
 
 def summary(record: StageRecord) -> str:
     m = record.metrics
-    return f"{m.get('merged_modules', 0)} modules merged, outputs within {m.get('max_projection_diff', 0):.1e}"
+    merged = f"{m.get('merged_modules', 0)} modules merged, outputs within {m.get('max_projection_diff', 0):.1e}"
+    if (p := m.get("parity")) is None:
+        return merged
+    if p["verdict"] != "within tolerance":
+        return p["message"]
+    return f"{merged}; served = trained: max |dlogit| {p['max_logit_diff']:.1e}, top-1 {p['top1_agreement']:.0%}"
 
 
 STAGE = Stage(kind="fuse", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)

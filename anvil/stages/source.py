@@ -15,7 +15,7 @@ from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe, Synthetic
 from anvil.stages.stage import Result, Stage, StageRun, Suites
 
-CODE_VERSION = 2
+CODE_VERSION = 3  # 3: the synthetic base writes its config in full and has an audio tower
 POINTER = "source.json"
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anvil.stages.report import sections
+from anvil.stages.report import parity, sections
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 
@@ -27,6 +27,7 @@ def dashboard(config: ReportConfig, view: View) -> dict[str, Any]:
         "categories": sections.categories(config, view),
         "high_variance": sections.high_variance(config, view),
         "serving": sections.serving(config, view),
+        "parity": parity.rows(config, view),
         "knowledge": sections.knowledge_rows(config, view),
         "architecture": sections.architecture(config, view),
         "sources": {

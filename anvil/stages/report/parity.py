@@ -1,0 +1,24 @@
+"""The dashboard's training-against-serving rows: each round's check after its fuse (stages/fuse.py), the
+seed's "within noise" question asked of the two runtimes themselves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anvil.planning.graph import stage_id
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
+
+FIGURES = ("probes", "max_logit_diff", "mean_logit_diff", "top1_agreement", "greedy_agreement", "tolerance", "dtype",
+           "verdict", "message")  # fmt: skip
+
+
+def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
+    """A row per fused round that was checked: its figures, the tolerance and the verdict."""
+    out = []
+    for model, m in config.models.items():
+        sid = stage_id("fuse", model)
+        record = view.built(sid) if m.parent else None
+        if record is not None and (found := record.metrics.get("parity")) is not None:
+            out.append({"model": model, **{k: found.get(k) for k in FIGURES}, "from": sid})
+    return out
