@@ -136,6 +136,8 @@ def test_fuse_keeps_every_non_language_tensor_bit_for_bit(lineage):
                                  "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")}  # fmt: skip
     vision = [k for k in base if k.startswith(("vision_tower.", "embed_vision."))]
     assert vision and all(np.array(base[k]).tobytes() == np.array(fused[k]).tobytes() for k in vision)
+    audio = [k for k in base if k.startswith(("audio_tower.", "embed_audio."))]
+    assert audio and all(np.array(base[k]).tobytes() == np.array(fused[k]).tobytes() for k in audio)
 
 
 def test_fused_model_loads_in_mlx_vlm_and_matches_adapter_logits(lineage):
@@ -153,6 +155,7 @@ def test_fused_model_loads_in_mlx_vlm_and_matches_adapter_logits(lineage):
     assert mx.abs(reference(tokens) - fused(tokens)).max().item() < 1e-3
     model, processor = load(str(artifacts["v2.fuse"]))
     assert model.vision_tower is not None and processor is not None
+    assert getattr(model, "audio_tower", None) is not None, "the audio tower loads, not disabled for want of weights"
     for shard in artifacts["v2.fuse"].glob("*.safetensors"):
         from safetensors import safe_open
 
