@@ -102,3 +102,51 @@ def test_the_round_on_the_synthetic_base_is_served_as_trained(tmp_path, monkeypa
     parity = fused.metrics["parity"]
     assert parity["verdict"] == "within tolerance" and parity["max_logit_diff"] <= 1e-4
     assert parity["top1_agreement"] == 1.0 and parity["greedy_agreement"] == 1.0
+
+
+HF_ROUND = ROUND.replace('source = "path:base"', 'source = "path:hf-base"')
+FIXTURE = REPO / "tests" / "fixtures" / "tiny-gemma4-hf"
+
+
+def test_the_runtimes_compute_what_transformers_computes_on_its_own_checkpoint():
+    """A checkpoint transformers saved, in its own key layout: mlx-lm and mlx-vlm against the logits
+    transformers recorded (scripts/make_hf_checkpoint.py), each runtime on its own."""
+    import numpy as np
+
+    reference = json.loads((FIXTURE / "reference_logits.json").read_text())
+    assert reference["tokens"] == [4, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 5, 4]
+    trained, served, model = logits_in_both(FIXTURE)
+    expected = np.array(reference["logits"], dtype=np.float32)
+    assert float(abs(trained[0] - expected).max()) <= 1e-4, "mlx-lm departs from transformers"
+    assert float(abs(served[0] - expected).max()) <= 1e-4, "mlx-vlm departs from transformers"
+    assert model.vision_tower is not None and getattr(model, "audio_tower", None) is not None
+
+
+def test_a_lineage_on_a_transformers_checkpoint_trains_fuses_and_serves_as_trained(tmp_path, monkeypatch):
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from anvil.backends.server import free_port
+
+    shutil.copytree(FIXTURE, tmp_path / "hf-base")
+    shutil.copytree(REPO / "data", tmp_path / "data")
+    port = free_port()
+    (tmp_path / "anvil.toml").write_text(HF_ROUND + f'\n[serve]\nmodel = "v1"\nport = {port}\n')
+    monkeypatch.chdir(tmp_path)
+    project = open_project("anvil.toml")
+    project.apply(project.plan())
+    project = open_project("anvil.toml")
+    try:
+        records = project.state.load()
+        fused = records["v1.fuse"]
+        assert fused.outcome is Outcome.OK, fused.metrics
+        assert fused.metrics["parity"]["verdict"] == "within tolerance" and fused.metrics["audio_tower"]
+        assert records["serve"].metrics["port"] == port and records["serve"].metrics["validation_agreement"] == 1.0
+        base = load_file(str(tmp_path / "hf-base" / "model.safetensors"))
+        out = load_file(str(project.store.artifact(fused.fingerprint) / "model.safetensors"))
+        towers = [k for k in base if k.startswith(("model.vision_tower.", "model.audio_tower.", "model.embed_"))]
+        assert any("audio_tower" in k for k in towers) and all(np.array_equal(base[k], out[k]) for k in towers)
+        changed = {k for k in base if not np.array_equal(base[k], out[k])}
+        assert changed and all(k.startswith("model.language_model.layers.") for k in changed)
+    finally:
+        project.down()
