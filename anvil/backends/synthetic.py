@@ -2,9 +2,11 @@
 vision and audio towers, a byte-level BPE tokenizer trained on Anvil's own corpus and a chat template for
 system / user / assistant / tool turns and tool definitions. Deterministic for a given recipe.
 
-Its config.json holds every field of each tower's config as mlx-vlm resolved it: a field left out is
-filled by each runtime's own default, and mlx-lm (training) and mlx-vlm (serving) do not fill all of them
-alike (Gemma 4's rope for full attention, for one), so one checkpoint would be two functions."""
+Its config.json holds every field of each tower's config as mlx-vlm resolved it, and Gemma 4's rope as
+transformers writes it: a field left out is filled by each runtime's own default, and mlx-lm (training)
+and mlx-vlm (serving) do not fill all of them alike (the rope of full-attention layers, for one), so one
+checkpoint would be two functions. The language model and the vision tower are drawn as they were before
+the audio tower was added, so a recipe's base keeps its weights and the function it was trained as."""
 
 from __future__ import annotations
 
@@ -17,6 +19,12 @@ from typing import cast
 from anvil.recipe.models import Synthetic
 
 STOPS = ("<end_of_turn>", "<eos>")
+# Gemma 4's rope as transformers writes it by default: sliding layers rotate all of each head, full-attention
+# layers a quarter of it (proportional rope).
+ROPE = {
+    "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+    "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 1000000.0},
+}
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>",
                   "<image>", "<audio>", "<boi>", "<eoi>", "<boa>", "<eoa>"]  # fmt: skip
 
@@ -149,11 +157,19 @@ def build(sizes: Synthetic, out: Path) -> dict:
     config = model_config(sizes, ids)
     model_config_ = ModelConfig.from_dict(config)
     for key, kind in (("text_config", TextConfig), ("vision_config", VisionConfig), ("audio_config", AudioConfig)):
-        tower = kind.from_dict(config[key])
-        setattr(model_config_, key, tower)
-        config[key] = {**config[key], **resolved(tower)}
+        config[key] = {**config[key], **resolved(kind.from_dict(config[key]))}
+    # Left out, mlx-vlm rotates all of a full-attention head; transformers and mlx-lm a quarter of it.
+    config["text_config"]["rope_parameters"] = ROPE
+    for key, kind in (("text_config", TextConfig), ("vision_config", VisionConfig), ("audio_config", AudioConfig)):
+        setattr(model_config_, key, kind.from_dict(config[key]))
+    # The towers drawn after the language model and the vision tower, which are drawn as they always were.
+    audio, model_config_.audio_config = model_config_.audio_config, None
     mx.random.seed(sizes.seed)
     weights = dict(tree_flatten(Model(model_config_).parameters()))
+    model_config_.audio_config = audio
+    mx.random.seed(sizes.seed + 1)
+    heard = dict(tree_flatten(Model(model_config_).parameters()))
+    weights |= {k: v for k, v in heard.items() if k.startswith(("audio_tower.", "embed_audio."))}
     mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "mlx"})
     (out / "config.json").write_text(json.dumps(config, indent=2))
     generation = {"bos_token_id": ids["<bos>"], "eos_token_id": config["eos_token_id"], "pad_token_id": ids["<pad>"]}
