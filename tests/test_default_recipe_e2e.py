@@ -41,7 +41,7 @@ def test_default_recipe_applies_and_learns(built):
     tmp_path, port, done = built
     assert done.returncode == 0, done.stderr[-2000:]
     # 14 stages before evaluation was split in two, knowledge ran and the report was drawn
-    assert "Applied: 21 ran" in done.stdout
+    assert "Applied: 22 ran" in done.stdout
     for file in (f for f in (tmp_path / ".anvil" / "artifacts").rglob("*") if f.is_file()):
         data = file.read_bytes()
         assert not [p for p in (str(tmp_path), sys.prefix, str(REPO)) if p.encode() in data], file
@@ -69,6 +69,13 @@ def test_default_recipe_applies_and_learns(built):
     assert state["serve"].metrics["validation_agreement"] == 1.0, (
         "without KV quantization the server answers as in process"
     )
+    # The seed's serving validation: the served model once, against its 3-run evaluation and their spread.
+    served = state["serving"].metrics["suites"]["tiny"]
+    assert served["evaluated"] == state["v2.eval"].metrics["suites"]["tiny"]["composite"] and len(served["runs"]) == 3
+    assert served["gap"] == round(served["served"] - served["evaluated"], 3) and isinstance(
+        served["within_noise"], bool
+    )
+    assert served["within_noise"] or served["driven_by"], "a gap outside the spread names its tests"
     again = subprocess.run([sys.executable, "-m", "anvil", "plan", "--detailed-exitcode"], cwd=tmp_path)
     assert again.returncode == 0
 
@@ -162,6 +169,8 @@ def test_the_dashboard_in_a_real_browser_shows_what_the_artifacts_say(built, tmp
             expected[f"mix:{m}:{category}"] = str(counts["rows"])
     for g in json.loads((artifact("v2.gate") / "gates.json").read_text())["gates"]:
         expected[f"gate:v2:{g['metric']}"] = f"{g['value']:.2f}"
+    served = state["serving"].metrics["suites"]["tiny"]
+    expected["served:tiny"], expected["served-evaluated:tiny"] = f"{served['served']:.2f}", f"{served['evaluated']:.2f}"
     for m in ("v1", "v2"):  # training against serving, each round checked after its fuse
         found = state[f"{m}.fuse"].metrics["parity"]
         expected[f"parity:max:{m}"] = f"{found['max_logit_diff']:.1e}"

@@ -28,6 +28,7 @@ def dashboard(config: ReportConfig, view: View) -> dict[str, Any]:
         "high_variance": sections.high_variance(config, view),
         "serving": sections.serving(config, view),
         "parity": parity.rows(config, view),
+        "served": parity.served(view),
         "knowledge": sections.knowledge_rows(config, view),
         "architecture": sections.architecture(config, view),
         "sources": {

@@ -1,5 +1,6 @@
-"""The dashboard's training-against-serving rows: each round's check after its fuse (stages/fuse.py), the
-seed's "within noise" question asked of the two runtimes themselves."""
+"""The dashboard's serving checks: each round's training-against-serving check after its fuse
+(stages/fuse.py), and the served model's one run against its evaluation (stages/serving.py), the seed's
+"within noise" question."""
 
 from __future__ import annotations
 
@@ -22,3 +23,13 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
         if record is not None and (found := record.metrics.get("parity")) is not None:
             out.append({"model": model, **{k: found.get(k) for k in FIGURES}, "from": sid})
     return out
+
+
+def served(view: View) -> list[dict[str, Any]]:
+    """A row per suite: the served model's 1-run composite, the evaluation's, each of its runs' and the
+    tests that drive the gap."""
+    record = view.built("serving")
+    if record is None:
+        return []
+    return [{"suite": suite, "model": record.config.get("model"), **found, "from": "serving"}
+            for suite, found in record.metrics.get("suites", {}).items()]  # fmt: skip

@@ -1,0 +1,105 @@
+"""serving: the seed's serving validation, on the server `apply` keeps running. The served model answers
+each suite once (run 1's seed, the evaluation's settings), the evaluation's judge scores it (cached like
+any verdict), and its composite is set beside the evaluation's composite over all its runs, with that
+evaluation's own run-to-run spread: within it or not, and the tests that drive the gap. A gap outside the
+spread is a warning, not a failure: the served model is the one that passed its gates."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from anvil.errors import AnvilError
+from anvil.evaluation.parallel import in_order
+from anvil.planning.graph import Node, stage_id
+from anvil.planning.record import Outcome, StageRecord
+from anvil.recipe.base import Strict
+from anvil.recipe.models import Recipe
+from anvil.stages import evaluate, transcripts
+from anvil.stages.evaluate import EvalConfig
+from anvil.stages.stage import Result, Stage, StageRun, Suites
+from anvil.stages.transcripts import TranscriptsConfig
+from anvil.state.atomic import write_json
+
+CODE_VERSION = 1
+ARTIFACT = "serving.json"
+DRIVERS = 3  # tests named as driving a gap, the largest first
+
+
+class ServingConfig(Strict):
+    asked: TranscriptsConfig  # what the served model is asked, once
+    scored: EvalConfig  # how its answers are judged and counted
+
+
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
+    model = recipe.serve.model if recipe.serve else None
+    asked = [n for n in transcripts.nodes(recipe, suites) if n.model == model]
+    scored = [n for n in evaluate.nodes(recipe, suites) if n.model == model]
+    if model is None or not asked or not scored:
+        return []
+    config = ServingConfig(asked=cast(TranscriptsConfig, asked[0].config), scored=cast(EvalConfig, scored[0].config))
+    return [Node(stage_id("serving"), "serving", config, needs={"serve": "serve", "scores": stage_id("eval", model)},
+                 code_version=CODE_VERSION, model=model, options=asked[0].options)]  # fmt: skip
+
+
+def run(ctx: StageRun[ServingConfig]) -> Result:
+    from anvil.evaluation.agent import converse
+    from anvil.evaluation.judges import Judging
+    from anvil.stages.serve import server_of
+
+    asked, scored = ctx.config.asked, ctx.config.scored
+    server = server_of(ctx.records["serve"])
+    judging = Judging(scored.judge, ctx.cache / "judge", retries=scored.judge.retries)
+    items = [(suite, test_id) for suite, tests in asked.suites.items() for test_id in tests]
+
+    def served(item: tuple[str, str]):
+        suite, test_id = item
+        transcript = converse(server, asked.suites[suite][test_id], seed=0, temperature=asked.temperature,
+                              max_tokens=asked.max_tokens)  # fmt: skip
+        return judging(scored.tests[suite][test_id], transcript)
+
+    scores, failures = {}, []
+    for i, ((suite, test_id), verdict) in enumerate(in_order(served, items, ctx.concurrency)):
+        ctx.progress(i / len(items), f"the served model on {suite}/{test_id}")
+        if verdict.error:
+            failures.append(f"{suite}/{test_id}: {verdict.error}")
+        else:
+            scores[(suite, test_id)] = verdict.score
+    if failures:
+        raise AnvilError("judge failures on the served model's answers:\n  " + "\n  ".join(failures))
+    evaluated = evaluate.results_of(ctx.inputs["scores"])["suites"]
+    found = {suite: compare(scored, suite, {t: scores[(suite, t)] for t in tests}, evaluated[suite])
+             for suite, tests in scored.tests.items()}  # fmt: skip
+    write_json(ctx.out / ARTIFACT, {"suites": found})
+    warnings = [f"{suite}: the served model's 1-run composite {f['served']:.2f} is outside the evaluation's "
+                f"run-to-run spread {min(f['runs']):.2f}-{max(f['runs']):.2f}, driven by "
+                + ", ".join(d["test"] for d in f["driven_by"])
+                for suite, f in found.items() if not f["within_noise"]]  # fmt: skip
+    return Result({"suites": found, "warnings": warnings}, Outcome.WARNED if warnings else Outcome.OK)
+
+
+def compare(scored: EvalConfig, suite: str, served: dict[str, float], summary: dict[str, Any]) -> dict[str, Any]:
+    """The served run's composite against the evaluation's, the composite of each of its runs alone, and the
+    tests whose served score departs most from their evaluated mean."""
+    from anvil.evaluation.scores import summarize
+
+    tests = list(scored.tests[suite].values())
+    composite = lambda runs: summarize(tests, runs, scored.high_variance)["composite"]  # noqa: E731
+    per_run = [composite({t.id: [summary["tests"][t.id]["runs"][r]] for t in tests}) for r in range(scored.runs)]
+    one = composite({t: [score] for t, score in served.items()})
+    gaps = sorted(((t.id, served[t.id] - summary["tests"][t.id]["mean"]) for t in tests), key=lambda g: -abs(g[1]))
+    drivers = [{"test": t, "served": served[t], "evaluated": summary["tests"][t]["mean"], "gap": round(gap, 3)}
+               for t, gap in gaps if abs(gap) > 1e-9][:DRIVERS]  # fmt: skip
+    return {"served": one, "evaluated": summary["composite"], "gap": round(one - summary["composite"], 3),
+            "runs": per_run, "within_noise": min(per_run) - 1e-9 <= one <= max(per_run) + 1e-9,
+            "driven_by": drivers}  # fmt: skip
+
+
+def summary(record: StageRecord) -> str:
+    parts = []
+    for suite, f in record.metrics.get("suites", {}).items():
+        verdict = "within the runs' spread" if f["within_noise"] else "outside the runs' spread"
+        parts.append(f"{suite}: served 1-run {f['served']:.2f} vs evaluated {f['evaluated']:.2f} ({verdict})")
+    return "; ".join(parts)
+
+
+STAGE = Stage(kind="serving", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
