@@ -111,7 +111,7 @@ def memory_lines(project, plan: Plan, refusal: str) -> None:
 
 
 def warning_lines(lines: list[str]) -> None:
-    for line in lines:
-        from anvil.console import warn
+    from anvil.console import warn
 
+    for line in lines:
         warn(line)

@@ -35,16 +35,24 @@ class EvalConfig(Strict):
     runs: int
 
 
-def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
+def config_of(recipe: Recipe, suites: Suites) -> EvalConfig | None:
+    """How every evaluated model's answers are judged (the same for each), or None without suites."""
     settings = recipe.eval
     if settings is None or not settings.suites:
-        return []
-    config = EvalConfig(
+        return None
+    return EvalConfig(
         judge=settings.judge,
         high_variance=settings.high_variance,
         tests={transcripts.suite_name(p): {t.id: t.scoring() for t in suites[p]} for p in settings.suites},
         runs=settings.runs,
     )
+
+
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
+    config = config_of(recipe, suites)
+    if recipe.eval is None or config is None:
+        return []
+    settings = recipe.eval
     out = []
     for name in settings.compare:
         against = {"base": recipe.root_of(name), "parent": recipe.models[name].parent}

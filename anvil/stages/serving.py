@@ -6,7 +6,7 @@ spread is a warning, not a failure: the served model is the one that passed its 
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from anvil.errors import AnvilError
 from anvil.evaluation.parallel import in_order
@@ -16,7 +16,7 @@ from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
 from anvil.stages import evaluate, transcripts
 from anvil.stages.evaluate import EvalConfig
-from anvil.stages.stage import Result, Stage, StageRun, Suites
+from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites
 from anvil.stages.transcripts import TranscriptsConfig
 from anvil.state.atomic import write_json
 
@@ -32,13 +32,12 @@ class ServingConfig(Strict):
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     model = recipe.serve.model if recipe.serve else None
-    asked = [n for n in transcripts.nodes(recipe, suites) if n.model == model]
-    scored = [n for n in evaluate.nodes(recipe, suites) if n.model == model]
-    if model is None or not asked or not scored:
+    asked, scored = transcripts.config_of(recipe, suites), evaluate.config_of(recipe, suites)
+    if model is None or recipe.eval is None or model not in recipe.eval.compare or not asked or not scored:
         return []
-    config = ServingConfig(asked=cast(TranscriptsConfig, asked[0].config), scored=cast(EvalConfig, scored[0].config))
-    return [Node(stage_id("serving"), "serving", config, needs={"serve": "serve", "scores": stage_id("eval", model)},
-                 code_version=CODE_VERSION, model=model, options=asked[0].options)]  # fmt: skip
+    return [Node(stage_id("serving"), "serving", ServingConfig(asked=asked, scored=scored),
+                 needs={"serve": "serve", "scores": stage_id("eval", model)}, code_version=CODE_VERSION, model=model,
+                 options=Parallel(concurrency=recipe.eval.concurrency))]  # fmt: skip
 
 
 def run(ctx: StageRun[ServingConfig]) -> Result:

@@ -42,17 +42,25 @@ def suite_name(path: str) -> str:
     return Path(path).name
 
 
-def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
+def config_of(recipe: Recipe, suites: Suites) -> TranscriptsConfig | None:
+    """What every evaluated model is asked (the same for each), or None when the recipe has no suites."""
     settings = recipe.eval
     if settings is None or not settings.suites:
-        return []
-    config = TranscriptsConfig(
+        return None
+    return TranscriptsConfig(
         suites={suite_name(p): {t.id: t.prompt() for t in suites[p]} for p in settings.suites},
         runs=settings.runs,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         kv_cache=(recipe.serve or Serve()).kv_cache,
     )
+
+
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
+    config = config_of(recipe, suites)
+    if recipe.eval is None or config is None:
+        return []
+    settings = recipe.eval
     options = Parallel(concurrency=settings.concurrency)
     return [Node(stage_id("transcripts", name), "transcripts", config, needs={"model": weights_of(recipe, name)},
                  code_version=CODE_VERSION, model=name, options=options) for name in settings.compare]  # fmt: skip
