@@ -18,7 +18,7 @@ from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe import contamination, rows
 from anvil.recipe.load import LoadedRecipe, load_recipe
 from anvil.settings import store_path
-from anvil.stages import evaluate, gate, knowledge, source
+from anvil.stages import evaluate, gate, knowledge, serve, source
 from anvil.stages.registry import BY_KIND, build_graph, summary_of
 from anvil.stages.stage import Result, StageRun, weights_of
 from anvil.state.project_state import ProjectState, load_records
@@ -230,6 +230,8 @@ class Project:
             results["knowledge"] = knowledge.results_of(self.store.artifact(known.fingerprint))["benchmarks"]
         if (fused := records.get(stage_id("fuse", model))) is not None and "parity" in fused.metrics:
             results["parity"] = fused.metrics["parity"]  # the model evaluated is the model trained
+        if (served := records.get("serve")) is not None and served.config.get("model") == model:
+            results["served"] = serve.figures(served)  # ... and the model served
         return results
 
     def status(self) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from anvil.evaluation import stats
 from anvil.knowledge import gsm8k, mmlu_pro
 from anvil.knowledge.data import metric_name, read, sample, sources
 from anvil.knowledge.protocol import truncate
@@ -96,28 +95,3 @@ def test_a_bad_row_is_named_by_its_line(tmp_path):
     (tmp_path / "rows.jsonl").write_text(json.dumps(JANET) + "\n" + json.dumps({"question": "q", "answer": "a"}) + "\n")
     with pytest.raises(InvalidInput, match=r"rows.jsonl:2:1: the answer has no `#### N` final answer"):
         read(tmp_path / "rows.jsonl", "gsm8k_cot", "rows.jsonl")
-
-
-def test_mcnemar_textbook_cases():
-    # b = 10 pairs only the first model got right, c = 2 only the second: exact two-sided binomial p
-    first, second = [True] * 10 + [False] * 2 + [True] * 5, [False] * 10 + [True] * 2 + [True] * 5
-    result = stats.mcnemar(first, second)
-    assert result.p_value == pytest.approx(2 * (1 + 12 + 66) / 4096) and result.delta == pytest.approx(8 / 17)
-    assert stats.mcnemar([True, False] * 5, [True, False] * 5).p_value == 1.0
-    # Agresti-Min: cells + 1/2, n + 2 = 19, d = (10.5 - 2.5) / 19; se = sqrt((13/19 - d^2) / 19)
-    d = 8 / 19
-    se = ((13 / 19 - d * d) / 19) ** 0.5
-    assert (result.ci_low, result.ci_high) == pytest.approx((d - 1.959964 * se, d + 1.959964 * se), abs=1e-5)
-
-
-def test_clustered_permutation_and_bootstrap_have_known_answers():
-    # five tests, each better by a different amount: all 2^5 sign flips, only 2 as extreme as observed
-    result = stats.clustered([5, 4, 3, 2, 1.5], [1, 1, 1, 1, 1])
-    assert result.delta == pytest.approx((4 + 3 + 2 + 1 + 0.5) / 5) and result.p_value == pytest.approx(2 / 32)
-    assert 0.5 <= result.ci_low < result.delta < result.ci_high <= 4.0
-    same = stats.clustered([3, 3, 3], [2, 2, 2])
-    assert (same.delta, same.ci_low, same.ci_high) == (1.0, 1.0, 1.0), "every test moved alike"
-    symmetric = stats.clustered([2, 0, 2, 0, 2, 0], [1, 1, 1, 1, 1, 1])
-    assert symmetric.delta == 0.0 and symmetric.p_value == 1.0 and symmetric.ci_low < 0 < symmetric.ci_high
-    weighted = stats.clustered([5, 1], [1, 1], weights=[3, 1])
-    assert weighted.delta == pytest.approx(3.0), "weights as the composite's"

@@ -56,3 +56,19 @@ def test_at_least_one_validation_row(data_dir):
     recipe.write_text(recipe.read_text().replace("valid_fraction = 0.25", "valid_fraction = 0.01"))
     artifacts, _ = apply(data_dir)
     assert len(rows(artifacts["dataset.behavioral"] / "valid.jsonl")) == 1
+
+
+def test_tool_schemas_are_trained_in_the_order_mlx_vlm_serves_them():
+    from mlx_vlm.prompt_utils import _sort_tool_schema_keys
+
+    from anvil.stages.dataset import served_tool_order
+
+    schema = {"type": "object", "required": ["x"], "properties": {"x": {"type": "string", "enum": ["b", "a"]}}}
+    tools = [{"type": "function", "function": {"name": "calculator", "description": "Add.", "parameters": schema}}]
+    row = json.dumps({"messages": [{"role": "user", "content": "2+2?"}], "tools": tools})
+    written = json.loads(served_tool_order(row))
+    served = _sort_tool_schema_keys(tools)
+    assert json.dumps(written["tools"]) == json.dumps(served) != json.dumps(tools)
+    assert written["tools"][0]["function"]["parameters"]["properties"]["x"]["enum"] == ["b", "a"], "lists keep order"
+    plain = json.dumps({"messages": [{"content": "hi", "role": "user"}]})
+    assert served_tool_order(plain) == plain, "rows without tools are kept byte for byte"

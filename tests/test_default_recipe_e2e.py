@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from anvil.backends.server import free_port
+from anvil.planning.record import Outcome
 from anvil.project import open_project
 from tests.browser import needs_chromium, visit
 from tests.conftest import REPO
@@ -66,9 +67,15 @@ def test_default_recipe_applies_and_learns(built):
     for m in ("base", "v1", "v2"):
         said = [r["transcript"]["final"] for r in project.eval_results(m)["runs"]]
         assert not [s for s in said if any(t in s for t in specials)], (m, said)
-    assert state["serve"].metrics["validation_agreement"] == 1.0, (
-        "without KV quantization the server answers as in process"
-    )
+    # samples.json (mlx-lm, as trained), the server with the recipe's KV cache and in-process mlx-vlm agree.
+    served_check = state["serve"].metrics
+    assert served_check["validation_agreement"] == 1.0, "without KV quantization the server answers as in process"
+    assert served_check["kv_validation_agreement"] == 1.0 and served_check["validation_logprob_diff"] < 1e-3
+    assert served_check["samples_compared"] == 8 and served_check["samples_agreement"] == 1.0, served_check
+    assert state["serve"].outcome is Outcome.OK, served_check["warnings"]
+    shown = subprocess.run([sys.executable, "-m", "anvil", "eval", "show", "v2"], cwd=tmp_path, capture_output=True,
+                           text=True).stdout  # fmt: skip
+    assert "100% of 5 greedy answers as in process" in shown and "100% of 8 held-out prompts as training" in shown
     # The seed's serving validation: the served model once, against its 3-run evaluation and their spread.
     served = state["serving"].metrics["suites"]["tiny"]
     assert served["evaluated"] == state["v2.eval"].metrics["suites"]["tiny"]["composite"] and len(served["runs"]) == 3
@@ -81,7 +88,7 @@ def test_default_recipe_applies_and_learns(built):
 
     # v2 is served: an OpenAI client reaches it; the served model is v2's fused checkpoint.
     serve = state["serve"]
-    assert serve.inputs == {"v2.fuse": state["v2.fuse"].fingerprint, "v2.gate": state["v2.gate"].fingerprint}
+    assert serve.inputs == {k: state[k].fingerprint for k in ("v2.fuse", "v2.gate", "v2.train")}
     assert serve.metrics["port"] == port
     api = openai.OpenAI(base_url=serve.metrics["url"] + "/v1", api_key="unused")
     [model] = [m.id for m in api.models.list().data]

@@ -155,18 +155,25 @@ def test_status_fits_80_columns_and_eval_show_never_cuts_a_test_name(built):
     assert max(len(line) for line in shown.splitlines()) <= 80
 
 
-def test_eval_show_flags_a_category_that_regressed_against_the_parent():
-    summary = {"tests": {}, "composite": 2.0, "categories": {"tone": 1.0, "greeting": 3.0},
-               "delta_vs_parent": {"composite": 0.0, "categories": {"tone": -1.5, "greeting": 1.5}, "significance": {
-                   "composite": {"p_value": 1.0, "ci_low": -1, "ci_high": 1},
-                   "categories": {"tone": {"p_value": 0.25}, "greeting": {}}}}}  # fmt: skip
+def test_eval_show_flags_only_a_significant_regression_against_the_parent():
+    tested = {
+        "tone": {"p_value": 0.004, "p_holm": 0.012, "significant": True},
+        "greeting": {"p_value": 0.01, "p_holm": 0.02, "significant": True},
+        "voice": {"p_value": 0.5, "p_holm": 0.5, "significant": False},
+    }
+    significance = {"alpha": 0.05, "composite": {"p_value": 1.0, "ci_low": -1, "ci_high": 1}, "categories": tested}
+    summary = {"tests": {}, "composite": 2.0, "categories": {"tone": 1.0, "greeting": 3.0, "voice": 0.5},
+               "delta_vs_parent": {"composite": 0.0, "categories": {"tone": -1.5, "greeting": 1.5, "voice": -3.75},
+                                   "significance": significance}}  # fmt: skip
     console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     eval_table({"model": "v2", "against": {"base": "base", "parent": "v1"}, "suites": {"s": summary}, "runs": []},
                None, console)  # fmt: skip
     lines = console.export_text().splitlines()
     [regressed] = [line.replace("│", " ").split() for line in lines if "regressed vs v1" in line]
     assert regressed[:3] == ["tone", "1.00", "-1.50"]
-    assert not [line for line in lines if "greeting" in line and "regressed" in line]
+    assert not [line for line in lines if "greeting" in line and "regressed" in line], "a rise is no regression"
+    assert not [line for line in lines if "voice" in line and "regressed" in line], "-3.75 at p = 0.50 is a move"
+    assert any("Holm-adjusted" in line for line in lines) and any("flagged: p < 0.05" in line for line in lines)
 
 
 class Nothing(Strict):

@@ -6,9 +6,10 @@ import gc
 from pathlib import Path
 
 
-def greedy_texts(folder: Path, prompts: list[str], max_tokens: int) -> list[str]:
+def greedy_texts(folder: Path, prompts: list[str], max_tokens: int) -> list[dict]:
     """One user turn per prompt, chat template applied, greedy decoding; the model is freed afterwards.
-    The tokens are decoded whole, invalid UTF-8 replaced, as a server streaming them writes them."""
+    Each answer's `text` (its tokens decoded whole, invalid UTF-8 replaced, as a server streaming them
+    writes it) and `logprobs`, the log-probability of each token chosen, as a server reports them."""
     import mlx.core as mx
     from mlx_vlm import stream_generate
     from mlx_vlm.prompt_utils import apply_chat_template
@@ -20,16 +21,17 @@ def greedy_texts(folder: Path, prompts: list[str], max_tokens: int) -> list[str]
     stops = set(
         model.config.eos_token_id if isinstance(model.config.eos_token_id, list) else [model.config.eos_token_id]
     )
-    texts = []
+    answers = []
     for prompt in prompts:
         formatted = apply_chat_template(processor, model.config, [{"role": "user", "content": prompt}])
         responses = list(stream_generate(model, processor, formatted, max_tokens=max_tokens, temperature=0.0))
         # Stopped by max_tokens, the last response flushes the detokenizer and repeats the last token:
         # counted once, as the server counts it.
         count = responses[-1].generation_tokens if responses else 0
-        tokens = [r.token for r in responses][:count]
-        texts.append(tokenizer.decode([t for t in tokens if t is not None and t not in stops]))
+        chosen = [r for r in responses[:count] if r.token is not None and r.token not in stops]
+        answers.append({"text": tokenizer.decode([r.token for r in chosen]),
+                        "logprobs": [float(r.logprobs[r.token]) for r in chosen]})  # fmt: skip
     del model, processor
     gc.collect()
     mx.clear_cache()
-    return texts
+    return answers

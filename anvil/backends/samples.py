@@ -59,7 +59,8 @@ def before_and_after(model, tokenizer, prompts: list[dict], max_tokens: int = 48
             _lora_scale(model, factor)
             texts[label] = generate(model, tokenizer, prompt, max_tokens=max_tokens).strip()
         results.append({"category": item["category"], "prompt": item["messages"][-1]["content"],
-                        "expected": item["expected"], **texts})  # fmt: skip
+                        "expected": item["expected"], **texts, "messages": item["messages"],
+                        "tools": item["tools"]})  # fmt: skip
     _lora_scale(model, 1.0)
     for r in results:
         r["similarity_before"] = round(similarity(r["before"], r["expected"]), 3)

@@ -70,42 +70,56 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
         for role in ("base", "parent"):
             delta = summary.get(f"delta_vs_{role}")
             if delta:
+                tested = delta["significance"]["composite"] | {"alpha": delta["significance"].get("alpha", 0.05)}
                 console.print(f"delta vs {role} ({report['against'][role]}): {delta['composite']:+.2f}"
-                              f"{_significance(delta['significance']['composite'])}", highlight=False)  # fmt: skip
+                              f"{_significance(tested)}", highlight=False)  # fmt: skip
         category_table(summary, report["against"], console)
     knowledge_table(report, console)
     parity_line(report, console)
+    served_line(report, console)
 
 
 def category_table(summary: dict, against: dict, console: Console) -> None:
-    """Category scores with their deltas vs base and parent (p-value); a drop vs the parent is flagged."""
+    """Category scores with their deltas vs base and parent, and Holm-adjusted p-values over the suite's
+    categories; a drop vs the parent is flagged only when it is significant at the recipe's alpha."""
     from rich.table import Table
 
     table = Table("category", "score", "vs base", "p", "vs parent", "p", "")
     table.columns[0].no_wrap = True
     deltas = {role: summary.get(f"delta_vs_{role}") or {} for role in ("base", "parent")}
+    alpha = next((d["significance"].get("alpha") for d in deltas.values() if d), None)
     for category, score in summary["categories"].items():
         cells, regressed = [category, f"{score:.2f}"], False
         for role, delta in deltas.items():
             d = delta.get("categories", {}).get(category)
-            p = delta.get("significance", {}).get("categories", {}).get(category, {}).get("p_value")
-            cells += ["" if d is None else f"{d:+.2f}", "" if p is None else f"{p:.2f}"]
-            regressed |= role == "parent" and d is not None and d < 0
+            tested = delta.get("significance", {}).get("categories", {}).get(category, {})
+            p = tested.get("p_holm", tested.get("p_value"))
+            cells += ["" if d is None else f"{d:+.2f}", "" if d is None else "n/a" if p is None else f"{p:.2f}"]
+            regressed |= role == "parent" and d is not None and d < 0 and bool(tested.get("significant"))
         table.add_row(*cells, f"regressed vs {against['parent']}" if regressed else "",
                       style="red" if regressed else None)  # fmt: skip
     console.print(table)
+    if alpha is not None:
+        console.print(f"p: Holm-adjusted over the {len(summary['categories'])} categories (n/a: too few tests, or "
+                      f"all moved alike); flagged: p < {alpha:g}. Single tests: deltas only (3 seed-paired runs "
+                      "cannot reach p < 0.25).", highlight=False, markup=False)  # fmt: skip
 
 
 def _significance(s: dict, unit: float = 1.0, suffix: str = "") -> str:
-    return (f"  p={s['p_value']:.2f}  95% CI [{s['ci_low'] * unit:+.2f}{suffix}, "
-            f"{s['ci_high'] * unit:+.2f}{suffix}]")  # fmt: skip
+    if s.get("p_value") is None or s.get("ci_low") is None:
+        return f"  ({s.get('reason', 'no test')})"
+    level = 100 * (1 - s.get("alpha", 0.05))
+    shown = (f"  p={s['p_value']:.2f}  {level:g}% CI [{s['ci_low'] * unit:+.2f}{suffix}, "
+             f"{s['ci_high'] * unit:+.2f}{suffix}]")  # fmt: skip
+    return shown + ("  significant" if s.get("significant") else "")
 
 
 def knowledge_table(report: dict, console: Console) -> None:
     """The seed's knowledge-preservation lines: `GSM8K-CoT (flexible, n=500)  v1 96.0%  base 96.2%
     -0.2pp  p=0.87`, with the 95% interval, against base and against parent."""
     for name, b in report.get("knowledge", {}).items():
-        line = f"{b['title']} ({b['filter']}, n={b['n']}) [{name}]  {report['model']} {100 * b['score']:.1f}%"
+        error = f" ±{100 * b['stderr']:.1f}" if b.get("stderr") is not None else ""
+        line = f"{b['title']} ({b['filter']}, n={b['n']}) [{name}]  {report['model']} {100 * b['score']:.1f}%{error}"
         for role in ("base", "parent"):
             delta = b.get(f"delta_vs_{role}")
             if delta:
@@ -122,3 +136,20 @@ def parity_line(report: dict, console: Console) -> None:
                   f"difference {p['max_logit_diff']:.1e}, top-1 {100 * p['top1_agreement']:.0f}%, greedy "
                   f"{100 * p['greedy_agreement']:.0f}%: {p['verdict']} (tolerance {p['tolerance']:g}, {p['dtype']})",
                   highlight=False, markup=False)  # fmt: skip
+
+
+def served_line(report: dict, console: Console) -> None:
+    """The server against in-process generation and against training's own greedy answers."""
+    if (s := report.get("served")) is None:
+        return
+    kv = s.get("kv_cache") or {}
+    cache = "no KV quantization" if kv.get("quantization", "none") == "none" else (
+        f"{kv['bits']}-bit {kv['quantization']} KV from token {kv['start']}")  # fmt: skip
+    shares = [f"{100 * s.get('kv_validation_agreement', s['validation_agreement']):.0f}% of "
+              f"{s['validation_prompts']} greedy answers as in process"]  # fmt: skip
+    if "validation_logprob_diff" in s:
+        shares.append(f"logprobs within {s['validation_logprob_diff']:.1e}")
+    if s.get("samples_compared"):
+        shares.append(f"{100 * s['samples_agreement']:.0f}% of {s['samples_compared']} held-out prompts as "
+                      "training answered them (samples.json)")  # fmt: skip
+    console.print(f"served (mlx-vlm server, {cache}): " + ", ".join(shares), highlight=False, markup=False)

@@ -38,10 +38,12 @@ def _weighted(tests: list[Scoring], per_test: dict[str, dict]) -> float:
     return round(sum(per_test[t.id]["mean"] * t.weight for t in tests) / total, 3)
 
 
-def deltas(mine: dict[str, Any], other: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Differences against another model's summary of the same suite: composite, categories and tests,
-    each with a paired test and a 95% interval (`significance`; evaluation/stats.py). A test's runs
-    pair by their seed; a category and the composite treat each test as one unit (its runs averaged)."""
+def deltas(mine: dict[str, Any], other: dict[str, Any] | None, alpha: float = stats.ALPHA) -> dict[str, Any] | None:
+    """Differences against another model's summary of the same suite: composite, categories and tests.
+    The composite and each category carry a paired test with the test as the unit and an interval at
+    1 - alpha (`significance`; evaluation/stats.py) and `significant`, which is what a flag may claim:
+    the composite's p < alpha, a category's after Holm's adjustment over the suite's categories (`p_holm`).
+    A single test is only a delta (stats.PER_TEST says why)."""
     if other is None:
         return None
     shared = [t for t in mine["tests"] if t in other["tests"]]
@@ -49,20 +51,20 @@ def deltas(mine: dict[str, Any], other: dict[str, Any] | None) -> dict[str, Any]
     def over(tests: list[str]) -> dict[str, Any]:
         mean = [mine["tests"][t]["mean"] for t in tests]
         theirs = [other["tests"][t]["mean"] for t in tests]
-        return stats.clustered(mean, theirs, [mine["tests"][t]["weight"] for t in tests]).to_json()
+        return stats.clustered(mean, theirs, [mine["tests"][t]["weight"] for t in tests], alpha).to_json()
 
     categories = [c for c in mine["categories"] if c in other["categories"]]
+    composite = over(shared)
+    composite["significant"] = composite["p_value"] is not None and composite["p_value"] < alpha
+    by_category = {c: over([t for t in shared if mine["tests"][t]["category"] == c]) for c in categories}
+    for c, p in stats.holm({c: v["p_value"] for c, v in by_category.items()}).items():
+        by_category[c] |= {"p_holm": None if p is None else round(p, 4), "significant": p is not None and p < alpha}
     return {
         "composite": round(mine["composite"] - other["composite"], 3),
         "categories": {c: round(mine["categories"][c] - other["categories"][c], 3) for c in categories},
         "tests": {t: round(mine["tests"][t]["mean"] - other["tests"][t]["mean"], 3) for t in shared},
-        "significance": {
-            "composite": over(shared),
-            "categories": {c: over([t for t in shared if mine["tests"][t]["category"] == c]) for c in categories},
-            "tests": {t: stats.clustered(mine["tests"][t]["runs"], other["tests"][t]["runs"]).to_json()
-                      for t in shared if len(mine["tests"][t]["runs"]) == len(other["tests"][t]["runs"])},
-        },
-    }  # fmt: skip
+        "significance": {"alpha": alpha, "composite": composite, "categories": by_category, "tests": stats.PER_TEST},
+    }
 
 
 def metric(suites: dict[str, dict[str, Any]], path: str, knowledge: dict[str, Any] | None = None) -> float | None:
@@ -94,8 +96,18 @@ def metric(suites: dict[str, dict[str, Any]], path: str, knowledge: dict[str, An
     if m.part:
         significance = delta["significance"]
         found = significance["composite"] if not m.name else significance["categories"].get(m.name)
-        return None if found is None else found[m.part]
+        return None if found is None else found.get(m.part)
     return delta["composite"] if not m.name else delta["categories"].get(m.name)
+
+
+def _why_missing(suites: dict[str, dict[str, Any]], path: str) -> str | None:
+    """Why a suite delta's p-value or interval is absent (too few tests, no spread), if that is why."""
+    m = parse_metric(path)
+    if m is None or m.source == KNOWLEDGE or not m.part or not (delta := (suites.get(m.source) or {}).get(m.kind)):
+        return None
+    significance = delta["significance"]
+    found = significance["composite"] if not m.name else significance["categories"].get(m.name)
+    return (found or {}).get("reason")
 
 
 def check_gates(suites: dict[str, dict[str, Any]], gates: list[Gate], knowledge: dict[str, Any] | None = None
@@ -107,7 +119,10 @@ def check_gates(suites: dict[str, dict[str, Any]], gates: list[Gate], knowledge:
         passed = (
             value is not None and (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
         )
-        results.append({"metric": gate.metric, "value": value, "min": gate.min, "max": gate.max, "passed": passed})
+        results.append(
+            {"metric": gate.metric, "value": value, "min": gate.min, "max": gate.max, "passed": passed}
+            | ({"reason": why} if value is None and (why := _why_missing(suites, gate.metric)) else {})
+        )
     for suite, summary in suites.items():
         for test_id, test in summary["tests"].items():
             if test["gate"] is not None:

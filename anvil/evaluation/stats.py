@@ -1,18 +1,20 @@
-"""Paired comparisons of two models on the same items, each a delta with a p-value and a 95% interval:
+"""Paired comparisons of two models on the same items, each a delta with a p-value and an interval that
+agree: the interval excludes 0 exactly when p < alpha, because both come from one test.
 
-- per-item correct/incorrect (knowledge benchmarks): McNemar's exact test on the discordant pairs, and
-  the Agresti-Min interval for a difference of paired proportions;
-- judge scores (suites): runs of one test are not independent, so the test is the unit. The delta is
-  the weighted mean of per-test differences (the composite's delta); the p-value comes from a paired
-  permutation test (each test's two means swapped, scipy's `permutation_test`), the interval from a
-  bootstrap over tests (`scipy.stats.bootstrap`, percentile).
+- per-item correct/incorrect (knowledge benchmarks): McNemar's exact test (the binomial test of the
+  discordant pairs, as statsmodels' `mcnemar(exact=True)`), and the interval that inverts it: the
+  Clopper-Pearson interval of the share of discordant pairs that favour `mine`, scaled by the number of
+  discordant pairs (the bound of that count, at one standard error, that widens the interval: the count
+  is random too; coverage checked by simulation in tests/test_stats.py);
+- judge scores (suites): runs of one test are not independent, so the test is the unit (Miller 2024,
+  "Adding Error Bars to Evals"): the delta is the weighted mean of per-test differences (the composite's
+  delta), its clustered standard error with a t reference on tests - 1 degrees of freedom gives both
+  the p-value and the interval. Below MIN_TESTS tests there is neither, and the reason says so.
 
-Resampling is seeded: the same results give the same p-values and intervals, so artifacts stay a
-function of their inputs."""
+Nothing is resampled: the same results give the same figures."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,43 +22,82 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-CONFIDENCE = 0.95
-RESAMPLES = 9999
-SEED = 0
+ALPHA = 0.05
+MIN_TESTS = 3  # 2 tests: a t interval on 1 degree of freedom, 25 standard errors wide, tells nothing
+COUNT_LEVEL = 0.32  # the discordant count's own interval: one standard error either side
+PER_TEST = ("a single test is compared over its seed-paired runs only as a delta: with 3 runs no paired test "
+            "can reach p < 0.25")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Comparison:
     delta: float
-    p_value: float
-    ci_low: float
-    ci_high: float
+    p_value: float | None
+    ci_low: float | None
+    ci_high: float | None
     n: int
+    reason: str | None = None  # why there is no p-value or interval
 
     def to_json(self) -> dict[str, Any]:
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        found = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        return {k: v for k, v in found.items() if not (k == "reason" and v is None)}
 
 
-def mcnemar(mine: Sequence[bool], theirs: Sequence[bool]) -> Comparison:
+def _clopper_pearson(k, n, alpha: float):
+    """Two-sided exact interval of a binomial share, elementwise; [0, 1] where n is 0."""
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(k > 0, stats.beta.ppf(alpha / 2, k, n - k + 1), 0.0)
+        high = np.where(k < n, stats.beta.ppf(1 - alpha / 2, k + 1, n - k), 1.0)
+    return np.nan_to_num(low, nan=0.0), np.nan_to_num(high, nan=1.0)
+
+
+def paired_binary(b, c, n, alpha: float = ALPHA):
+    """McNemar's exact p-value and the interval of the difference in accuracy that inverts it, for `b`
+    items only `mine` got right and `c` only `theirs`, out of `n`; elementwise over arrays."""
+    b, c, n = np.asarray(b), np.asarray(c), np.asarray(n)
+    m = b + c
+    p = np.minimum(1.0, 2 * np.minimum(stats.binom.cdf(b, m, 0.5), stats.binom.sf(b - 1, m, 0.5)))
+    p = np.where(m > 0, p, 1.0)
+    low_share, high_share = _clopper_pearson(b, m, alpha)
+    fewest, most = (n * bound for bound in _clopper_pearson(m, n, COUNT_LEVEL))
+    # Each bound scaled by the count that takes it furthest from the estimate: the sign, which decides
+    # whether 0 is excluded, is the exact test's.
+    low = (2 * low_share - 1) * np.where(low_share < 0.5, most, fewest) / n
+    high = (2 * high_share - 1) * np.where(high_share > 0.5, most, fewest) / n
+    return p, low, high
+
+
+def mcnemar(mine: Sequence[bool], theirs: Sequence[bool], alpha: float = ALPHA) -> Comparison:
     """Accuracy of `mine` minus accuracy of `theirs`, item by item (the same items, in the same order)."""
     if len(mine) != len(theirs):
         raise ValueError(f"paired results differ in length: {len(mine)} and {len(theirs)}")
     n = len(mine)
     if n == 0:
-        return Comparison(0.0, 1.0, 0.0, 0.0, 0)
+        return Comparison(0.0, None, None, None, 0, "no items")
     b = sum(m and not t for m, t in zip(mine, theirs, strict=True))  # only mine right
     c = sum(t and not m for m, t in zip(mine, theirs, strict=True))  # only theirs right
-    p = stats.binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
-    # Agresti-Min: add 1/2 to each of the four cells, then the Wald interval of the paired difference.
-    n2, b2, c2 = n + 2, b + 0.5, c + 0.5
-    delta2 = (b2 - c2) / n2
-    se = math.sqrt(max((b2 + c2) / n2 - delta2**2, 0.0) / n2)
-    z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
-    low, high = max(float(delta2 - z * se), -1.0), min(float(delta2 + z * se), 1.0)
-    return Comparison((b - c) / n, float(p), low, high, n)
+    p, low, high = paired_binary(b, c, n, alpha)
+    return Comparison((b - c) / n, float(p), float(low), float(high), n)
 
 
-def clustered(mine: Sequence[float], theirs: Sequence[float], weights: Sequence[float] | None = None) -> Comparison:
+def clustered_t(d, w, alpha: float = ALPHA) -> tuple[float, float | None, float | None, float | None]:
+    """Weighted mean of per-test differences `d`, its p-value and interval from the clustered standard
+    error on len(d) - 1 degrees of freedom; p and interval None where the tests all moved alike."""
+    d, w = np.asarray(d, float), np.asarray(w, float) / np.sum(w)
+    k = len(d)
+    delta = float(np.sum(w * d))
+    se = float(np.sqrt(k / (k - 1) * np.sum(w**2 * (d - delta) ** 2)))
+    if se == 0.0:
+        return (delta, 1.0, delta, delta) if delta == 0.0 else (delta, None, None, None)
+    df = k - 1
+    p = float(2 * stats.t.sf(abs(delta) / se, df))
+    half = float(stats.t.ppf(1 - alpha / 2, df)) * se
+    return delta, p, delta - half, delta + half
+
+
+def clustered(mine: Sequence[float], theirs: Sequence[float], weights: Sequence[float] | None = None,
+              alpha: float = ALPHA) -> Comparison:  # fmt: skip
     """Mean per-cluster score of `mine` minus `theirs` (a cluster: one test, its runs averaged), weighted."""
     if len(mine) != len(theirs):
         raise ValueError(f"paired results differ in length: {len(mine)} and {len(theirs)}")
@@ -64,21 +105,22 @@ def clustered(mine: Sequence[float], theirs: Sequence[float], weights: Sequence[
     w = np.ones_like(x) if weights is None else np.asarray(weights, float)
     n = len(x)
     if n == 0:
-        return Comparison(0.0, 1.0, 0.0, 0.0, 0)
+        return Comparison(0.0, None, None, None, 0, "no tests")
+    observed = float(np.sum(w * (x - y)) / np.sum(w))
+    if n < MIN_TESTS:
+        return Comparison(observed, None, None, None, n, f"too few tests for an interval ({n}; at least {MIN_TESTS})")
+    delta, p, low, high = clustered_t(x - y, w, alpha)
+    if p is None:
+        return Comparison(delta, None, None, None, n, "every test moved by the same amount: no spread to measure")
+    return Comparison(delta, p, low, high, n)
 
-    def delta(a, b, weight, axis=-1):
-        return np.sum(weight * (a - b), axis=axis) / np.sum(weight, axis=axis)
 
-    observed = float(delta(x, y, w))
-    if n < 2 or np.all(x == y):
-        return Comparison(observed, 1.0, observed, observed, n)
-    # "samples": each test's two means may swap models; the weights stay with their test
-    tested = stats.permutation_test((x, y), lambda a, b: delta(a, b, w), vectorized=False, permutation_type="samples",
-                                    n_resamples=RESAMPLES, random_state=SEED)  # fmt: skip
-    if np.all(x - y == (x - y)[0]):
-        low = high = observed  # every cluster moved alike: nothing to resample
-    else:
-        boot = stats.bootstrap((x, y, w), delta, paired=True, vectorized=True, confidence_level=CONFIDENCE,
-                               n_resamples=RESAMPLES, method="percentile", random_state=SEED)  # fmt: skip
-        low, high = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
-    return Comparison(observed, min(float(tested.pvalue), 1.0), low, high, n)
+def holm(p_values: dict[str, float | None]) -> dict[str, float | None]:
+    """Holm's step-down adjustment of a family of p-values (None kept out of the family)."""
+    tested = sorted((p, name) for name, p in p_values.items() if p is not None)
+    adjusted: dict[str, float | None] = {name: None for name, p in p_values.items() if p is None}
+    running = 0.0
+    for i, (p, name) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - i) * p))
+        adjusted[name] = running
+    return adjusted

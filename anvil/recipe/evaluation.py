@@ -68,6 +68,13 @@ class Eval(Strict):
     runs: int = Field(default=3, ge=1, le=100, description="Runs per test, each with its own sampling seed, averaged.")
     temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature of the evaluated model.")
     max_tokens: int = Field(default=96, ge=1, le=1_000_000, description="Generated tokens per model turn.")
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="Significance level: intervals are at 1 - alpha, and a delta is flagged (a word, a colour, "
+        "`significant` in JSON) only when its p-value, Holm-adjusted over a suite's categories, is below it.",
+    )
     high_variance: float = Field(
         default=2.0, gt=0, le=5, description="Flag a test whose run scores spread (max - min) by at least this much."
     )

@@ -17,7 +17,11 @@ class KvCache(Strict):
     bits: Literal[2, 3, 4, 8] = Field(default=4, description="Bits per KV-cache element when quantized.")
     group_size: Literal[32, 64, 128] = Field(default=64, description="Quantization group size (uniform scheme).")
     start: int = Field(
-        default=0, ge=0, le=1_000_000_000, description="Tokens kept unquantized before quantization starts."
+        default=5000,
+        ge=0,
+        le=1_000_000_000,
+        description="Tokens of each sequence kept unquantized before quantization starts (mlx-vlm's default, "
+        "5000: shorter prompts and answers are served exactly; 0 quantizes from the first token).",
     )
 
 

@@ -18,7 +18,7 @@ from anvil.recipe.models import Dataset, Recipe
 from anvil.recipe.rows import load_rows
 from anvil.stages.stage import Result, Stage, StageRun, Suites
 
-CODE_VERSION = 2
+CODE_VERSION = 3
 MANIFEST = "manifest.json"
 
 
@@ -58,6 +58,22 @@ def split(rows_by_category: dict[str, list[str]], valid_fraction: float, rng: ra
     return train, valid, counts
 
 
+def sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: sorted_keys(value[key]) for key in sorted(value)}
+    return [sorted_keys(item) for item in value] if isinstance(value, list) else value
+
+
+def served_tool_order(row: str) -> str:
+    """A row whose tool schemas have their keys sorted at every depth, as mlx-vlm renders the tools of every
+    request (prompt_utils._sort_tool_schema_keys, for its prefix cache): trained in the order given, a model
+    would be served a system prompt it never saw. Rows without tools are kept byte for byte."""
+    parsed = json.loads(row)
+    if not parsed.get("tools"):
+        return row
+    return json.dumps(parsed | {"tools": sorted_keys(parsed["tools"])}, ensure_ascii=False)
+
+
 def run(ctx: StageRun[Dataset]) -> Result:
     dataset = ctx.config
     rows = [load_rows(ctx.root / s.path, s.path, dataset.format) for s in dataset.sources]
@@ -72,7 +88,7 @@ def run(ctx: StageRun[Dataset]) -> Result:
         ctx.progress(len(sources) / (len(dataset.sources) + 1), f"read {source.path}")
     train, valid, categories = split(dict(by_category), dataset.valid_fraction, rng)
     for name, tagged in (("train.jsonl", train), ("valid.jsonl", valid)):
-        (ctx.out / name).write_text("".join(row + "\n" for row, _ in tagged), encoding="utf-8")
+        (ctx.out / name).write_text("".join(served_tool_order(row) + "\n" for row, _ in tagged), encoding="utf-8")
     manifest = {
         "rows": len(train) + len(valid),
         "train": len(train),

@@ -24,7 +24,7 @@ from anvil.stages import transcripts
 from anvil.stages.stage import Result, Stage, StageRun, Suites
 from anvil.state.atomic import write_json
 
-CODE_VERSION = 2
+CODE_VERSION = 3
 RESULTS = "results.json"
 
 
@@ -33,6 +33,7 @@ class EvalConfig(Strict):
     high_variance: float
     tests: dict[str, dict[str, Scoring]]  # suite name -> test id -> how it is judged and counted
     runs: int
+    alpha: float = 0.05
 
 
 def config_of(recipe: Recipe, suites: Suites) -> EvalConfig | None:
@@ -45,6 +46,7 @@ def config_of(recipe: Recipe, suites: Suites) -> EvalConfig | None:
         high_variance=settings.high_variance,
         tests={transcripts.suite_name(p): {t.id: t.scoring() for t in suites[p]} for p in settings.suites},
         runs=settings.runs,
+        alpha=settings.alpha,
     )
 
 
@@ -111,7 +113,7 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
         summary = summarize(list(tests.values()), scores, config.high_variance)
         for role in ("base", "parent"):
             theirs = others[role]["suites"].get(suite) if role in others else None
-            summary[f"delta_vs_{role}"] = deltas(summary, theirs)
+            summary[f"delta_vs_{role}"] = deltas(summary, theirs, config.alpha)
         summaries[suite] = summary
     runs = [{"suite": s, "test": t, "run": r + 1, **item} for (s, t, r), item in results.items()]
     write_json(ctx.out / RESULTS, {"suites": summaries, "runs": runs})

@@ -72,6 +72,7 @@ def failure_lines(record: StageRecord) -> list[str]:
     for f in record.metrics.get("failures", []):
         bound = f">= {f['min']}" if f["min"] is not None else f"<= {f['max']}"
         value = "missing" if f["value"] is None else f"{f['value']:.2f}"
+        bound = f"{bound} ({f['reason']})" if f.get("reason") else bound
         lines.append(f"{f['metric']:45s} {value:>8s}   needs {bound}")
     return lines
 

@@ -28,13 +28,14 @@ from anvil.stages import transcripts
 from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, weights_of
 from anvil.state.atomic import write_json
 
-CODE_VERSION = 2
+CODE_VERSION = 3
 RESULTS = "results.json"
 
 
 class KnowledgeConfig(Strict):
     benchmarks: list[Knowledge]
     kv_cache: KvCache
+    alpha: float = 0.05
 
 
 def files_of(spec: Knowledge) -> list[str]:
@@ -47,7 +48,8 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     settings = recipe.eval
     if settings is None or not settings.knowledge:
         return []
-    config = KnowledgeConfig(benchmarks=settings.knowledge, kv_cache=(recipe.serve or Serve()).kv_cache)
+    config = KnowledgeConfig(benchmarks=settings.knowledge, kv_cache=(recipe.serve or Serve()).kv_cache,
+                             alpha=settings.alpha)  # fmt: skip
     options = Parallel(concurrency=settings.concurrency)
     files = tuple(dict.fromkeys(f for spec in settings.knowledge for f in files_of(spec)))
     out = []
@@ -122,13 +124,20 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
                            "correct": {f: g.correct for f, g in grades.items()}})  # fmt: skip
         headline = next(iter(bench.filters))
         scores = {f: sum(g["correct"][f] for g in graded) / len(graded) for f in bench.filters}
-        summary: dict[str, Any] = {"title": bench.title, "n": len(graded), "filter": headline, "scores": scores,
-                                   "score": scores[headline]}  # fmt: skip
+        n = len(graded)  # the standard error as lm-eval reports it: the sample's, over n - 1
+        stderr = (scores[headline] * (1 - scores[headline]) / (n - 1)) ** 0.5 if n > 1 else None
+        summary: dict[str, Any] = {"title": bench.title, "n": n, "filter": headline, "scores": scores,
+                                   "score": scores[headline], "stderr": stderr}  # fmt: skip
         for role, other in others.items():
             theirs = {g["key"]: g["correct"][headline] for g in other["benchmarks"].get(name, {}).get("items", [])}
             if len(theirs) == len(graded) and all(g["key"] in theirs for g in graded):
                 mine = [g["correct"][headline] for g in graded]
-                compared = stats.mcnemar(mine, [theirs[g["key"]] for g in graded]).to_json()
+                alpha = ctx.config.alpha
+                compared = stats.mcnemar(mine, [theirs[g["key"]] for g in graded], alpha).to_json()
+                compared |= {
+                    "alpha": alpha,
+                    "significant": compared["p_value"] is not None and compared["p_value"] < alpha,
+                }
                 summary[f"delta_vs_{role}"] = {**compared, "score": other["benchmarks"][name]["score"]}
         results[name] = {**summary, "items": graded}
         metrics[name] = summary

@@ -21,7 +21,7 @@ from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 if TYPE_CHECKING:
     from anvil.backends.process import Owned
 
-CODE_VERSION = 3
+CODE_VERSION = 4
 # Greedy prompts compared between in-process generation and the server (the seed's serving validation).
 VALIDATION_PROMPTS = [
     "What is 17 * 23?",
@@ -31,6 +31,7 @@ VALIDATION_PROMPTS = [
     "Thanks!",
 ]
 VALIDATION_TOKENS = 24
+SAMPLE_TOKENS = 48  # as samples.json was generated (backends/samples.before_and_after)
 KV_AGREEMENT_WARNING = 0.6  # below this share of identical greedy answers, KV quantization is visibly hurting
 
 
@@ -40,6 +41,8 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         return []
     evaluated = recipe.eval and (recipe.eval.suites or recipe.eval.knowledge) and serve.model in recipe.eval.compare
     needs = {"model": weights_of(recipe, serve.model)} | ({"gate": stage_id("gate", serve.model)} if evaluated else {})
+    if recipe.models[serve.model].parent is not None:  # a round: its greedy samples as training generated them
+        needs["samples"] = stage_id("train", serve.model)
     return [Node("serve", "serve", serve, needs=needs, code_version=CODE_VERSION, model=serve.model, resource=True)]
 
 
@@ -82,13 +85,43 @@ def stop(record: StageRecord) -> None:
     process.stop(_owned(record))
 
 
-def agreement(local: list[str], server) -> float:
-    """The same greedy prompts through the server: the share of answers equal to in-process generation."""
+def agreement(local: list[dict], server) -> dict[str, float]:
+    """The same greedy prompts through the server: the share of answers equal to in-process generation, and
+    the largest difference between the log-probabilities both report for the tokens of the answers that agree."""
     from anvil.backends import server as backend
 
-    replies = [backend.chat(server, [{"role": "user", "content": p}], VALIDATION_TOKENS) for p in VALIDATION_PROMPTS]
-    served = [reply["choices"][0]["message"]["content"] or "" for reply in replies]
-    return sum(_visible(a) == _visible(b) for a, b in zip(local, served, strict=True)) / len(VALIDATION_PROMPTS)
+    same, worst = 0, 0.0
+    for prompt, here in zip(VALIDATION_PROMPTS, local, strict=True):
+        reply = backend.chat(server, [{"role": "user", "content": prompt}], VALIDATION_TOKENS, logprobs=True)
+        choice = reply["choices"][0]
+        if _visible(here["text"]) != _visible(choice["message"]["content"] or ""):
+            continue
+        same += 1
+        served = [t["logprob"] for t in (choice.get("logprobs") or {}).get("content") or []]
+        worst = max([worst, *(abs(a - b) for a, b in zip(here["logprobs"], served, strict=False))])
+    return {"agreement": same / len(VALIDATION_PROMPTS), "logprob_diff": worst}
+
+
+def as_trained(samples: list[dict], server) -> float:
+    """The round's held-out prompts through the server: the share answered word for word as training's own
+    runtime answered them after training (samples.json's `after`, mlx-lm with the adapter)."""
+    from anvil.backends import server as backend
+
+    same = 0
+    for sample in samples:
+        extra = {"tools": sample["tools"]} if sample.get("tools") else {}
+        reply = backend.chat(server, sample["messages"], SAMPLE_TOKENS, **extra)
+        same += (reply["choices"][0]["message"]["content"] or "").strip() == sample["after"]
+    return same / len(samples)
+
+
+def _samples(ctx: StageRun[Serve]) -> list[dict]:
+    """samples.json of the served round, where it records its prompts (trained before it did, it does not)."""
+    import json
+
+    if "samples" not in ctx.inputs or not (file := ctx.inputs["samples"] / "samples.json").is_file():
+        return []
+    return [s for s in json.loads(file.read_text()) if "messages" in s]
 
 
 def _visible(text: str) -> str:
@@ -108,14 +141,15 @@ def run(ctx: StageRun[Serve]) -> Result:
     # In-process answers first, model freed before a server loads it: never two copies in memory.
     ctx.progress(0.05, "greedy answers in process, for the serving validation")
     local = greedy_texts(folder, VALIDATION_PROMPTS, VALIDATION_TOKENS)
-    validation: dict[str, Any] = {"validation_prompts": len(VALIDATION_PROMPTS)}
+    samples = _samples(ctx)
+    validation: dict[str, Any] = {"validation_prompts": len(VALIDATION_PROMPTS), "samples_compared": len(samples)}
     quantized = options.kv_cache.quantization != "none"
     if quantized:  # the same weights and template without KV quantization must answer exactly the same
         ctx.progress(0.2, "comparing a reference server (no KV quantization) with in-process answers")
         reference = options.model_copy(update={"kv_cache": KvCache(), "port": backend.free_port(options.host)})
         log = ctx.local.logs / "serve.reference.log"
         with backend.running(folder, reference, log, name=options.model, names=ctx.local.names) as server:
-            validation["validation_agreement"] = agreement(local, server)
+            validation["validation_agreement"] = agreement(local, server)["agreement"]
     ctx.progress(0.5, f"starting mlx-vlm on {options.host}:{options.port}")
     t0 = time.monotonic()
     log = ctx.local.logs / "serve.log"
@@ -123,23 +157,44 @@ def run(ctx: StageRun[Serve]) -> Result:
                                   name=options.model, names=ctx.local.names)  # fmt: skip
     started_s = time.monotonic() - t0
     try:
-        ctx.progress(0.8, "comparing served answers with in-process ones")
-        validation["kv_validation_agreement" if quantized else "validation_agreement"] = agreement(local, server)
+        ctx.progress(0.8, "comparing served answers with in-process ones and with training's samples")
+        found = agreement(local, server)
+        validation["kv_validation_agreement" if quantized else "validation_agreement"] = found["agreement"]
+        validation["validation_logprob_diff"] = found["logprob_diff"]
+        if samples:
+            validation["samples_agreement"] = as_trained(samples, server)
     except BaseException:
         child.stop()
         raise
-    warnings = []
-    if validation["validation_agreement"] < 1.0:
-        warnings.append(f"the server answers {validation['validation_agreement']:.0%} of the validation prompts "
-                        "like in-process generation, expected all: template or weights differ")  # fmt: skip
-    if validation.get("kv_validation_agreement", 1.0) < KV_AGREEMENT_WARNING:
-        kv, share = options.kv_cache, validation["kv_validation_agreement"]
-        warnings.append(f"with {kv.bits}-bit {kv.quantization} KV quantization the server agrees on {share:.0%} of "
-                        "the validation prompts")  # fmt: skip
+    warnings = _warnings(validation, options.kv_cache)
     metrics = {"pid": server.pid, "process": server.owned.to_json(), "host": server.host, "port": server.port,
                "url": server.url, "model": server.model, "startup_s": round(started_s, 2), "log": str(log),
                **validation, "warnings": warnings}  # fmt: skip
     return Result(metrics, Outcome.WARNED if warnings else Outcome.OK)
+
+
+def _warnings(validation: dict[str, Any], kv: KvCache) -> list[str]:
+    warnings = []
+    if validation["validation_agreement"] < 1.0:
+        warnings.append(f"the server answers {validation['validation_agreement']:.0%} of the validation prompts "
+                        "like in-process generation, expected all: template or weights differ")  # fmt: skip
+    quantized = f" (with {kv.bits}-bit {kv.quantization} KV quantization from token {kv.start})" * (
+        kv.quantization != "none"
+    )
+    if validation.get("kv_validation_agreement", 1.0) < KV_AGREEMENT_WARNING:
+        warnings.append(f"the server agrees on {validation['kv_validation_agreement']:.0%} of the validation "
+                        f"prompts{quantized}")  # fmt: skip
+    if validation.get("samples_agreement", 1.0) < 1.0:
+        warnings.append(f"the server answers {validation['samples_agreement']:.0%} of the round's held-out prompts "
+                        f"as training generated them (samples.json){quantized}")  # fmt: skip
+    return warnings
+
+
+def figures(record: StageRecord) -> dict[str, Any]:
+    """What the server's validation found, for `eval show`."""
+    shown = ("validation_prompts", "validation_agreement", "kv_validation_agreement", "validation_logprob_diff",
+             "samples_compared", "samples_agreement")  # fmt: skip
+    return {k: record.metrics[k] for k in shown if k in record.metrics} | {"kv_cache": record.config.get("kv_cache")}
 
 
 def summary(record: StageRecord) -> str:

@@ -45,7 +45,7 @@ def _template():
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(fmt=_format, state_badge=_badge)
+    env.globals.update(fmt=_format, state_badge=_badge, signed=_signed)
     return env.from_string(template_text())
 
 
@@ -107,6 +107,11 @@ def _format(value: Any, style: str = ".2f") -> str:
     if style == "g":
         return f"{value:g}"
     return format(value, style)
+
+
+def _signed(delta: float | None, significant: bool | None) -> str:
+    """The colour a delta may wear: up or down only when its test says the change is significant."""
+    return "flat" if delta is None or not significant or delta == 0 else "up" if delta > 0 else "down"
 
 
 def _badge(state: str | None) -> Markup:

@@ -71,8 +71,9 @@ def composites(config: ReportConfig, view: View) -> list[dict[str, Any]]:
             continue
         runs = record.config.get("runs")
         for suite, s in record.metrics.get("suites", {}).items():
-            p = {f"p_vs_{role}": s.get("significance", {}).get(f"delta_vs_{role}", {}).get("p_value")
-                 for role in ("base", "parent")}  # fmt: skip
+            tested = {role: s.get("significance", {}).get(f"delta_vs_{role}", {}) for role in ("base", "parent")}
+            p = {f"{key}_vs_{role}": t.get(field) for role, t in tested.items()
+                 for key, field in (("p", "p_value"), ("sig", "significant"))}  # fmt: skip
             cards.append({"model": model, "suite": suite, "state": view.states[sid], "runs": runs,
                           "composite": s["composite"], "delta_vs_base": s.get("delta_vs_base"),
                           "delta_vs_parent": s.get("delta_vs_parent"), **p, "from": sid})  # fmt: skip
@@ -227,9 +228,9 @@ def categories(config: ReportConfig, view: View) -> list[dict[str, Any]]:
                 for role in ("base", "parent"):
                     delta = s.get(f"delta_vs_{role}") or {}
                     row[f"delta_vs_{role}"] = delta.get("categories", {}).get(name)
-                    row[f"p_vs_{role}"] = (
-                        delta.get("significance", {}).get("categories", {}).get(name, {}).get("p_value")
-                    )
+                    tested = delta.get("significance", {}).get("categories", {}).get(name, {})
+                    row[f"p_vs_{role}"] = tested.get("p_holm", tested.get("p_value"))
+                    row[f"sig_vs_{role}"] = bool(tested.get("significant"))
                 rows.append(row)
             out.append({"model": model, "suite": suite, "rows": rows, "from": stage_id("eval", model)})
     return out
@@ -271,10 +272,12 @@ def knowledge_rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
             rows.append({"model": model, "state": view.states[sid], "from": sid})
             continue
         for name, b in found["benchmarks"].items():
-            against = {role: {k: b[f"delta_vs_{role}"][k] for k in ("score", "delta", "p_value", "ci_low", "ci_high")}
+            shown = ("score", "delta", "p_value", "ci_low", "ci_high", "significant", "alpha")
+            against = {role: {k: b[f"delta_vs_{role}"].get(k) for k in shown}
                        for role in ("base", "parent") if b.get(f"delta_vs_{role}")}  # fmt: skip
             row: dict[str, Any] = {"model": model, "state": view.states[sid], "benchmark": name, "title": b["title"],
-                                   "filter": b["filter"], "n": b["n"], "score": b["score"], "from": sid}  # fmt: skip
+                                   "filter": b["filter"], "n": b["n"], "score": b["score"], "stderr": b.get("stderr"),
+                                   "from": sid}  # fmt: skip
             rows.append(row | against)
     return rows
 
