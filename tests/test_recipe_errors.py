@@ -167,3 +167,50 @@ def test_missing_recipe_file_is_a_clear_error(tmp_path):
 
     with pytest.raises(AnvilError, match="nope.toml: no such recipe"):
         load_recipe("nope.toml")
+
+
+def _knowledge(project_dir, benchmark: str, items: list[dict], shots: list[dict] | None) -> list[str]:
+    import json
+
+    (project_dir / "k").mkdir(exist_ok=True)
+    (project_dir / "k" / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    fewshot = ""
+    if shots is not None:
+        (project_dir / "k" / "shots.jsonl").write_text("".join(json.dumps(s) + "\n" for s in shots))
+        fewshot = ', fewshot = "path:k/shots.jsonl"'
+    recipe = LINEAGE + f'\n[eval]\ncompare = ["base"]\nknowledge = [{{ benchmark = "{benchmark}", ' \
+        f'data = "path:k/items.jsonl"{fewshot}, n = 1 }}]\n'  # fmt: skip
+    (project_dir / "anvil.toml").write_text(recipe)
+    try:
+        load_recipe("anvil.toml")
+    except InvalidInput as e:
+        return [str(p) for p in e.problems]
+    return []
+
+
+GSM = {"question": "1+1?", "answer": "1+1=2\n#### 2"}
+MMLU = {"question": "q", "options": ["a", "b"], "answer": "A", "category": "law"}
+
+
+def test_a_repeated_knowledge_item_is_refused_by_its_line(project_dir):
+    [msg] = _knowledge(project_dir, "gsm8k_cot", [GSM, {"question": "2+2?", "answer": "#### 4"}, GSM], None)
+    assert msg.startswith("k/items.jsonl:3:1: repeats the item of line 1")
+
+
+def test_few_shot_files_are_checked_when_the_recipe_is_read(project_dir):
+    found = _knowledge(project_dir, "mmlu_pro", [MMLU], [MMLU] * 5)
+    assert len(found) == 5 and found[0].startswith("k/shots.jsonl:1:1: the exemplar has no `cot_content`")
+    [msg] = _knowledge(project_dir, "mmlu_pro", [MMLU], [MMLU | {"cot_content": "A: so A."}] * 4)
+    assert "k/shots.jsonl has fewer than 5 exemplars for 1 subject(s) of the items (law)" in msg
+    [msg] = _knowledge(project_dir, "gsm8k_cot", [GSM], [GSM] * 7)
+    assert "k/shots.jsonl has 7 exemplars; the protocol uses 8" in msg
+    assert _knowledge(project_dir, "gsm8k_cot", [GSM], [GSM] * 40) == []
+
+
+def test_a_departure_from_the_protocol_goes_by_another_name():
+    from anvil.knowledge.data import metric_name
+
+    assert metric_name("gsm8k_cot", "path:a.jsonl", None) == "gsm8k_cot"
+    assert metric_name("gsm8k_cot", "path:a.jsonl", "path:shots.jsonl") == "gsm8k_cot_customshots"
+    assert metric_name("mmlu_pro", "path:a.jsonl", None) == "mmlu_pro_0shot"
+    assert metric_name("mmlu_pro", None, None) == "mmlu_pro"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 from anvil.errors import InvalidInput, Problem
@@ -25,14 +26,19 @@ def sources(benchmark: str, data: str | None, fewshot: str | None) -> tuple[str,
 
 def metric_name(benchmark: str, data: str | None, fewshot: str | None) -> str:
     """The name its scores go by: the benchmark, marked `_0shot` when it runs without the exemplars its
-    protocol needs (MMLU-Pro's come from a split that does not ship with Anvil)."""
-    exemplars = sources(benchmark, data, fewshot)[1]
-    return benchmark if BENCHMARKS[benchmark].default_shots or exemplars else f"{benchmark}_0shot"
+    protocol needs (MMLU-Pro's come from a split that does not ship with Anvil), `_customshots` when it
+    runs with exemplars other than the ones its protocol fixes."""
+    spec, exemplars = BENCHMARKS[benchmark], sources(benchmark, data, fewshot)[1]
+    if not spec.default_shots and not exemplars:
+        return f"{benchmark}_0shot"
+    # Exemplars other than the protocol's own (GSM8K-CoT's fixed 8): another protocol, another name.
+    return f"{benchmark}_customshots" if spec.default_shots and fewshot else benchmark
 
 
-def read(path: Path, benchmark: str | None, shown_as: str) -> list[Item]:
-    """Every row, checked for what the benchmark needs (None: any JSON object, as few-shot exemplars are);
-    InvalidInput names each bad row's line."""
+def read(path: Path, benchmark: str | None, shown_as: str, shots: bool = False) -> list[Item]:
+    """Every row, checked for what the benchmark needs of an item, or with `shots` of a few-shot exemplar
+    (no benchmark: any JSON object); items must not share a key, or their deltas could not pair. InvalidInput
+    names each bad row's line."""
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -52,12 +58,36 @@ def read(path: Path, benchmark: str | None, shown_as: str) -> list[Item]:
                     problems.append(Problem(shown_as, lineno, 1, "", "not valid JSON (expected one object per line)"))
         if problems:
             raise InvalidInput(problems[:MAX_PROBLEMS])
-    check = BENCHMARKS[benchmark].check if benchmark else (lambda row: None)
+    spec = BENCHMARKS[benchmark] if benchmark else None
+    check = (spec.shot_check if shots else spec.check) if spec else (lambda row: None)
     problems = [Problem(shown_as, lineno, 1, "", why) for lineno, row in numbered
                 if (why := check(row) if isinstance(row, dict) else "expected a JSON object")]  # fmt: skip
+    if spec and not shots and not problems:
+        first: dict[str, int] = {}
+        for lineno, row in numbered:
+            if (seen := first.setdefault(spec.key(row), lineno)) != lineno:
+                problems.append(Problem(shown_as, lineno, 1, "", f"repeats the item of line {seen} (expected each "
+                                        "item once: models are compared item by item)"))  # fmt: skip
     if problems:
         raise InvalidInput(problems[:MAX_PROBLEMS])
     return [row for _, row in numbered]
+
+
+def shots_missing(benchmark: str, items: list[Item], shots: list[Item]) -> str | None:
+    """Why a few-shot file cannot give every item the protocol's exemplars (lm-eval stops with an error
+    then too): fewer than it uses, or, for exemplars by subject, a subject with fewer."""
+    spec = BENCHMARKS[benchmark]
+    if benchmark == "mmlu_pro":
+        counts = Counter(str(s.get("category")) for s in shots)
+        short = sorted({str(i["category"]) for i in items if counts[str(i["category"])] < spec.shots_needed})
+        if short:
+            return (f"has fewer than {spec.shots_needed} exemplars for {len(short)} subject(s) of the items "
+                    f"({', '.join(short[:4])}{', ...' if len(short) > 4 else ''}); the protocol uses "
+                    f"{spec.shots_needed} of the item's subject")  # fmt: skip
+        return None
+    if len(shots) < spec.shots_needed:
+        return f"has {len(shots)} exemplars; the protocol uses {spec.shots_needed}"
+    return None
 
 
 def sample(rows: list[Item], n: int, seed: int) -> list[Item]:

@@ -53,6 +53,12 @@ def check(item: Item) -> str | None:
     return None if "####" in item["answer"] else "the answer has no `#### N` final answer"
 
 
+def shot_check(item: Item) -> str | None:
+    if not isinstance(item.get("question"), str) or not isinstance(item.get("answer"), str):
+        return "expected a GSM8K-CoT exemplar: {question, answer} strings, the answer a chain of thought"
+    return None
+
+
 def key(item: Item) -> str:
     return item["question"]
 
@@ -92,6 +98,7 @@ BENCHMARK = Benchmark(
     title="GSM8K-CoT",
     key=key,
     check=check,
+    shot_check=shot_check,
     prompt=prompt,
     stop=("Q:", "</s>", "<|im_end|>"),
     filters={"flexible": flexible, "strict": strict},

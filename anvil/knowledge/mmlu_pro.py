@@ -25,6 +25,12 @@ def check(item: Item) -> str | None:
     return None if isinstance(item.get("category"), str) else "the row has no category (its subject)"
 
 
+def shot_check(item: Item) -> str | None:
+    if (why := check(item)) is not None:
+        return why
+    return None if isinstance(item.get("cot_content"), str) else "the exemplar has no `cot_content` (its worked answer)"
+
+
 def key(item: Item) -> str:
     return str(item.get("question_id", item["question"]))
 
@@ -52,6 +58,7 @@ BENCHMARK = Benchmark(
     title="MMLU-Pro",
     key=key,
     check=check,
+    shot_check=shot_check,
     prompt=prompt,
     stop=("Question:",),
     filters={"custom": extract},

@@ -23,6 +23,7 @@ class Benchmark:
     title: str  # as the seed's table writes it: "GSM8K-CoT", "MMLU-Pro"
     key: Callable[[Item], str]  # a stable id of an item, to pair models item by item
     check: Callable[[Item], str | None]  # why an item is malformed (None: it is fine)
+    shot_check: Callable[[Item], str | None]  # why a few-shot exemplar is malformed
     prompt: Callable[[Item, list[Item]], str]  # the item after its few-shot exemplars
     stop: tuple[str, ...]  # generation ends at the first of these (greedy)
     filters: dict[str, Callable[[str, Item], Graded]]  # name -> grading; the first is the headline

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from anvil.errors import InvalidInput, Problem
-from anvil.knowledge.data import metric_name, sources
+from anvil.knowledge.data import metric_name, read, shots_missing, sources
 from anvil.methods.registry import METHODS
 from anvil.recipe.base import NAME_PATTERN
+from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.metrics import gate_metrics
 from anvil.recipe.models import Lora, MixError, Recipe, Synthetic
 from anvil.recipe.suite import SuiteFolderError, load_suite
@@ -144,7 +146,7 @@ def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str]
             yield ("eval", "knowledge", i), f"{name} is also eval.knowledge[{names[name]}] (expected each once)"
         names[name] = i
         data, fewshot = sources(spec.benchmark, spec.data, spec.fewshot)
-        files = [("data", data, spec.benchmark), ("fewshot", fewshot, "fewshot")]
+        files = [("data", data, spec.benchmark), ("fewshot", fewshot, f"{spec.benchmark}:fewshot")]
         for field, where, kind in files:
             if where is None or not where.startswith("path:"):
                 continue  # a Hub file is checked when it is downloaded
@@ -158,6 +160,18 @@ def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str]
             if field == "data" and not problems and spec.n > count:
                 yield (("eval", "knowledge", i, "n"),
                        f"asks for {spec.n} items but {file} has {count} (expected at most {count})")  # fmt: skip
+            if field == "fewshot" and not problems and (why := _shots_missing(spec, data, root, file)):
+                yield loc, f"{file} {why} (expected enough exemplars, or no fewshot file)"
+
+
+def _shots_missing(spec: Knowledge, data: str | None, root: Path, shots_file: str) -> str | None:
+    """The few-shot file against the protocol's count; against the items' subjects where their rows are local."""
+    shots = read(root / shots_file, spec.benchmark, shots_file, shots=True)
+    items: list = []
+    if data is not None and data.startswith("path:") and (root / data.removeprefix("path:")).is_file():
+        with contextlib.suppress(InvalidInput):  # its problems are reported with the data file
+            items = read(root / data.removeprefix("path:"), spec.benchmark, data.removeprefix("path:"))
+    return shots_missing(spec.benchmark, items, shots)
 
 
 def check_files(

@@ -140,7 +140,8 @@ def count_rows(path: Path, shown_as: str, kind: str) -> tuple[int, list[Problem]
     if kind in FORMATS:
         return _scan(path, shown_as, None, kind)
     try:
-        return len(data.read(path, kind if kind != "fewshot" else None, shown_as)), []
+        benchmark, shots, _ = kind.partition(":fewshot")
+        return len(data.read(path, benchmark, shown_as, shots=bool(shots))), []
     except InvalidInput as e:
         return 0, e.problems
 

@@ -68,8 +68,13 @@ def items_of(spec: Knowledge, root: Path) -> tuple[list[dict], list[dict]]:
     rows = benchmark_data.read(local_file(data, root), spec.benchmark, data)
     if spec.n > len(rows):
         raise AnvilError(f"{data}: {spec.n} items asked, {len(rows)} there (expected n <= {len(rows)})")
-    shots = benchmark_data.read(local_file(fewshot, root), None, fewshot) if fewshot else []
-    return benchmark_data.sample(rows, spec.n, spec.seed), shots or BENCHMARKS[spec.benchmark].default_shots
+    items = benchmark_data.sample(rows, spec.n, spec.seed)
+    if not fewshot:
+        return items, BENCHMARKS[spec.benchmark].default_shots
+    shots = benchmark_data.read(local_file(fewshot, root), spec.benchmark, fewshot, shots=True)
+    if (why := benchmark_data.shots_missing(spec.benchmark, items, shots)) is not None:
+        raise AnvilError(f"{fewshot} {why} (expected enough exemplars, or no fewshot file)")
+    return items, shots[: BENCHMARKS[spec.benchmark].shots_needed] if spec.benchmark == "gsm8k_cot" else shots
 
 
 def local_file(data: str, root: Path) -> Path:
