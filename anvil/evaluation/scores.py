@@ -55,10 +55,10 @@ def deltas(mine: dict[str, Any], other: dict[str, Any] | None, alpha: float = st
 
     categories = [c for c in mine["categories"] if c in other["categories"]]
     composite = over(shared)
-    composite["significant"] = composite["p_value"] is not None and composite["p_value"] < alpha
+    composite["significant"] = stats.significant(composite["p_value"], alpha)
     by_category = {c: over([t for t in shared if mine["tests"][t]["category"] == c]) for c in categories}
     for c, p in stats.holm({c: v["p_value"] for c, v in by_category.items()}).items():
-        by_category[c] |= {"p_holm": None if p is None else round(p, 4), "significant": p is not None and p < alpha}
+        by_category[c] |= {"p_holm": None if p is None else round(p, 4), "significant": stats.significant(p, alpha)}
     return {
         "composite": round(mine["composite"] - other["composite"], 3),
         "categories": {c: round(mine["categories"][c] - other["categories"][c], 3) for c in categories},

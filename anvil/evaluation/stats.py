@@ -115,6 +115,11 @@ def clustered(mine: Sequence[float], theirs: Sequence[float], weights: Sequence[
     return Comparison(delta, p, low, high, n)
 
 
+def significant(p_value: float | None, alpha: float) -> bool:
+    """What a flag, a colour or the word may claim: a p-value (adjusted, where a family is flagged) below alpha."""
+    return p_value is not None and p_value < alpha
+
+
 def holm(p_values: dict[str, float | None]) -> dict[str, float | None]:
     """Holm's step-down adjustment of a family of p-values (None kept out of the family)."""
     tested = sorted((p, name) for name, p in p_values.items() if p is not None)

@@ -75,19 +75,18 @@ def read(path: Path, benchmark: str | None, shown_as: str, shots: bool = False) 
 
 def shots_missing(benchmark: str, items: list[Item], shots: list[Item]) -> str | None:
     """Why a few-shot file cannot give every item the protocol's exemplars (lm-eval stops with an error
-    then too): fewer than it uses, or, for exemplars by subject, a subject with fewer."""
+    then too): fewer than it uses, or, for exemplars by subject, a subject of the items with fewer."""
     spec = BENCHMARKS[benchmark]
-    if benchmark == "mmlu_pro":
-        counts = Counter(str(s.get("category")) for s in shots)
-        short = sorted({str(i["category"]) for i in items if counts[str(i["category"])] < spec.shots_needed})
-        if short:
-            return (f"has fewer than {spec.shots_needed} exemplars for {len(short)} subject(s) of the items "
-                    f"({', '.join(short[:4])}{', ...' if len(short) > 4 else ''}); the protocol uses "
-                    f"{spec.shots_needed} of the item's subject")  # fmt: skip
+    needed, by = spec.shots_needed, spec.shots_by
+    if by is None:
+        return None if len(shots) >= needed else f"has {len(shots)} exemplars; the protocol uses {needed}"
+    counts = Counter(str(s.get(by)) for s in shots)
+    short = sorted({str(i[by]) for i in items if counts[str(i[by])] < needed})
+    if not short:
         return None
-    if len(shots) < spec.shots_needed:
-        return f"has {len(shots)} exemplars; the protocol uses {spec.shots_needed}"
-    return None
+    return (f"has fewer than {needed} exemplars for {len(short)} subject(s) of the items "
+            f"({', '.join(short[:4])}{', ...' if len(short) > 4 else ''}); the protocol uses {needed} of the "
+            "item's subject")  # fmt: skip
 
 
 def sample(rows: list[Item], n: int, seed: int) -> list[Item]:

@@ -44,6 +44,7 @@ EXEMPLARS = [
 ]  # fmt: skip
 STRICT = re.compile(r"The answer is (\-?[0-9\.\,]+).")
 FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+SHOTS = len(EXEMPLARS)
 IGNORED = [re.compile(p) for p in (r",", r"\$", r"(?s).*#### ", r"\.$")]
 
 
@@ -68,7 +69,7 @@ def target(item: Item) -> str:
 
 
 def prompt(item: Item, shots: list[Item]) -> str:
-    blocks = [f"Q: {shot['question']}\nA: {shot['answer']}" for shot in shots]
+    blocks = [f"Q: {shot['question']}\nA: {shot['answer']}" for shot in shots[:SHOTS]]
     return "\n\n".join([*blocks, f"Q: {item['question']}\nA:"])
 
 
@@ -103,7 +104,7 @@ BENCHMARK = Benchmark(
     stop=("Q:", "</s>", "<|im_end|>"),
     filters={"flexible": flexible, "strict": strict},
     default_shots=[{"question": q, "answer": a} for q, a in EXEMPLARS],
-    shots_needed=8,
+    shots_needed=SHOTS,
     max_tokens=256,
     hub_data="hf:openai/gsm8k/main/test-00000-of-00001.parquet",
 )

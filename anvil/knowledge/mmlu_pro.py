@@ -11,6 +11,7 @@ import re
 from anvil.knowledge.protocol import Benchmark, Graded, Item
 
 LETTERS = "ABCDEFGHIJ"
+SHOTS = 5  # exemplars of the item's own subject
 ANSWER = re.compile(r"answer is \(?([ABCDEFGHIJ])\)?")
 HEADER = ('The following are multiple choice questions (with answers) about {subject}. Think step by step and '
           'then finish your answer with "the answer is (X)" where X is the correct letter choice.\n')  # fmt: skip
@@ -42,7 +43,7 @@ def question(item: Item) -> str:
 
 
 def prompt(item: Item, shots: list[Item]) -> str:
-    subject_shots = [s for s in shots if s.get("category") == item["category"]][:5]
+    subject_shots = [s for s in shots if s.get("category") == item["category"]][:SHOTS]
     blocks = [question(s) + " " + s["cot_content"].replace("A: Let's think step by step. ", "") for s in subject_shots]
     return HEADER.format(subject=item["category"]) + "\n\n".join([*blocks, question(item)])
 
@@ -63,8 +64,9 @@ BENCHMARK = Benchmark(
     stop=("Question:",),
     filters={"custom": extract},
     default_shots=[],
-    shots_needed=5,
+    shots_needed=SHOTS,
     max_tokens=2048,
     hub_data="hf:TIGER-Lab/MMLU-Pro/data/test-00000-of-00001.parquet",
     hub_fewshot="hf:TIGER-Lab/MMLU-Pro/data/validation-00000-of-00001.parquet",
+    shots_by="category",
 )

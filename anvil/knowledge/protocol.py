@@ -32,6 +32,7 @@ class Benchmark:
     max_tokens: int  # the protocol's generation budget
     hub_data: str  # where its test split lives on the Hugging Face Hub (a `data` setting)
     hub_fewshot: str | None = None  # and its few-shot split, when not shipped with the protocol
+    shots_by: str | None = None  # the item field its exemplars must share (MMLU-Pro: the subject); None: any
 
 
 def truncate(text: str, stops: tuple[str, ...]) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from anvil.errors import InvalidInput, Problem
 from anvil.knowledge.data import metric_name, read, shots_missing, sources
+from anvil.knowledge.registry import BENCHMARKS
 from anvil.methods.registry import METHODS
 from anvil.recipe.base import NAME_PATTERN
 from anvil.recipe.evaluation import Knowledge
@@ -165,12 +166,14 @@ def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str]
 
 
 def _shots_missing(spec: Knowledge, data: str | None, root: Path, shots_file: str) -> str | None:
-    """The few-shot file against the protocol's count; against the items' subjects where their rows are local."""
+    """The few-shot file against the protocol's count; exemplars by subject against the subjects of the items,
+    where their rows are local (the only case that reads them)."""
     shots = read(root / shots_file, spec.benchmark, shots_file, shots=True)
     items: list = []
-    if data is not None and data.startswith("path:") and (root / data.removeprefix("path:")).is_file():
+    file = data.removeprefix("path:") if data and data.startswith("path:") else None
+    if BENCHMARKS[spec.benchmark].shots_by and file and (root / file).is_file():
         with contextlib.suppress(InvalidInput):  # its problems are reported with the data file
-            items = read(root / data.removeprefix("path:"), spec.benchmark, data.removeprefix("path:"))
+            items = read(root / file, spec.benchmark, file)
     return shots_missing(spec.benchmark, items, shots)
 
 

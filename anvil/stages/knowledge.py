@@ -74,7 +74,7 @@ def items_of(spec: Knowledge, root: Path) -> tuple[list[dict], list[dict]]:
     shots = benchmark_data.read(local_file(fewshot, root), spec.benchmark, fewshot, shots=True)
     if (why := benchmark_data.shots_missing(spec.benchmark, items, shots)) is not None:
         raise AnvilError(f"{fewshot} {why} (expected enough exemplars, or no fewshot file)")
-    return items, shots[: BENCHMARKS[spec.benchmark].shots_needed] if spec.benchmark == "gsm8k_cot" else shots
+    return items, shots
 
 
 def local_file(data: str, root: Path) -> Path:
@@ -141,7 +141,7 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
                 compared = stats.mcnemar(mine, [theirs[g["key"]] for g in graded], alpha).to_json()
                 compared |= {
                     "alpha": alpha,
-                    "significant": compared["p_value"] is not None and compared["p_value"] < alpha,
+                    "significant": stats.significant(compared["p_value"], alpha),
                 }
                 summary[f"delta_vs_{role}"] = {**compared, "score": other["benchmarks"][name]["score"]}
         results[name] = {**summary, "items": graded}
