@@ -90,6 +90,8 @@ def chat_endpoint(content: Callable[[dict], str], status: Callable[[int], int] =
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
             code = status(len(requests))
+            if body.get("stream") and code == 200:
+                return self.stream(content(body))
             answer = {"choices": [{"message": {"role": "assistant", "content": content(body)}}]}
             data = json.dumps(answer if code == 200 else {"error": {"message": content(body)}}).encode()
             self.send_response(code)
@@ -97,6 +99,20 @@ def chat_endpoint(content: Callable[[dict], str], status: Callable[[int], int] =
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def stream(self, text: str):
+            """Server-sent events as OpenAI streams them, a few characters per chunk, until the client goes."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            chunks = [text[i : i + 3] for i in range(0, len(text), 3)]
+            events = [{"choices": [{"delta": {"content": c}}]} for c in chunks]
+            try:
+                for event in events:
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+            except OSError:
+                pass  # the client hung up at a stop sequence
 
         def log_message(self, *args):
             pass

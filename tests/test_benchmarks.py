@@ -10,6 +10,7 @@ import pytest
 from anvil.knowledge import gsm8k, mmlu_pro
 from anvil.knowledge.data import metric_name, read, sample, sources
 from anvil.knowledge.protocol import truncate
+from anvil.recipe.evaluation import Knowledge
 from tests.conftest import REPO
 
 JANET = {"question": "How much does Janet make?", "answer": "She sells 9 eggs.\n#### 1,800"}
@@ -63,21 +64,27 @@ def test_mmlu_pro_prompt_uses_exemplars_of_the_same_subject_only():
     shot = {**ITEM, "question": "1 + 1?", "answer": "A", "cot_content": "A: Let's think step by step. 1 + 1 = 2. "
             "The answer is (A)."}  # fmt: skip
     other = {**shot, "category": "law"}
-    prompt = mmlu_pro.prompt(ITEM, [other] + [shot] * 6)
+    [turn] = mmlu_pro.BENCHMARK.messages(ITEM, [other] + [shot] * 6, "one_turn")
+    prompt = turn["content"]
+    assert turn["role"] == "user"
     assert prompt.startswith("The following are multiple choice questions (with answers) about math. Think step "
                              'by step and then finish your answer with "the answer is (X)" where X is the correct '
                              "letter choice.\nQuestion:\n1 + 1?\nOptions:\nA. 3\nB. 4\nC. 5\nAnswer: Let's think step "
                              "by step. 1 + 1 = 2. The answer is (A).")  # fmt: skip
     assert prompt.count("1 + 1 = 2") == 5, "5 exemplars, all of the item's subject"
     assert prompt.endswith("\n\nQuestion:\n2 + 2?\nOptions:\nA. 3\nB. 4\nC. 5\nAnswer: Let's think step by step.")
+    system, user = mmlu_pro.BENCHMARK.messages(ITEM, [shot] * 5, "system_header")
+    assert system == {"role": "system", "content": mmlu_pro.header(ITEM)} and system["content"].endswith("choice.\n")
+    assert user["role"] == "user" and system["content"] + user["content"] == prompt, "lm-eval's chat form, same text"
+    assert gsm8k.BENCHMARK.messages(JANET, [], "system_header")[0]["role"] == "user", "GSM8K-CoT has no header"
 
 
 def test_shipped_subsets_read_and_sample_the_same_items_for_every_model():
     rows = read(REPO / "evals/knowledge/gsm8k/test.jsonl", "gsm8k_cot", "gsm8k")
     assert len(rows) == 50 and sample(rows, 8, 0) == sample(rows, 8, 0) != sample(rows, 8, 1)
     assert len(read(REPO / "evals/knowledge/mmlu_pro/test.jsonl", "mmlu_pro", "mmlu_pro")) == 50
-    assert metric_name("mmlu_pro", "path:x.jsonl", None) == "mmlu_pro_0shot", "no exemplars: another protocol"
-    assert metric_name("mmlu_pro", None, None) == "mmlu_pro", "the Hub's validation split gives the 5 shots"
+    assert metric_name(Knowledge(benchmark="mmlu_pro", data="path:x.jsonl")) == "mmlu_pro_0shot", "no exemplars"
+    assert metric_name(Knowledge(benchmark="mmlu_pro")) == "mmlu_pro", "the Hub's validation split gives the 5 shots"
     assert sources("gsm8k_cot", None, None) == ("hf:openai/gsm8k/main/test-00000-of-00001.parquet", None)
 
 

@@ -166,6 +166,15 @@ def test_the_dashboard_in_a_real_browser_shows_what_the_artifacts_say(built, tmp
         expected[f"composite:{m}:tiny"] = f"{state[f'{m}.eval'].metrics['suites']['tiny']['composite']:.2f}"
         for name, b in json.loads((artifact(f"{m}.knowledge") / "results.json").read_text())["benchmarks"].items():
             expected[f"knowledge:{m}:{name}"] = f"{100 * b['score']:.1f}%"
+            if "delta_vs_parent" in b:  # the seed shows knowledge vs base only; vs the parent too
+                expected[f"knowledge-delta-parent:{m}:{name}"] = f"{100 * b['delta_vs_parent']['delta']:+.1f}pp"
+            for group, g in b.get("groups", {}).items():
+                expected[f"knowledge-group:{m}:{name}:{group}"] = f"{100 * g['score']:.1f}%"
+    # v1 has no gates, so v2's round shows v1's weakest tests (lowest 3, and every high-variance one).
+    tests = json.loads((artifact("v1.eval") / "results.json").read_text())["suites"]["tiny"]["tests"]
+    weakest = sorted(tests, key=lambda t: tests[t]["mean"])[:3] + [t for t in tests if tests[t]["high_variance"]]
+    expected |= {f"target:v2:{t}": f"{tests[t]['mean']:.2f}" for t in weakest}
+    assert "knowledge-delta-parent:v2:gsm8k_cot_max32" in expected
     for m, data in (("v1", "domain"), ("v2", "behavioral")):
         curve = json.loads((artifact(f"{m}.train") / "loss.json").read_text())
         expected |= {f"loss:{m}:valid:{p['step']}": f"{p['loss']:.4f}" for p in curve["valid"]}

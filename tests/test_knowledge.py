@@ -36,7 +36,7 @@ knowledge = [
 
 [[gates]]
 model = "v1"
-metric = "knowledge.gsm8k_cot.delta_vs_base.ci_low"
+metric = "knowledge.gsm8k_cot_max16.delta_vs_base.ci_low"
 min = {gate}
 
 [serve]
@@ -85,14 +85,21 @@ def test_paired_items_grades_and_deltas(tmp_path, monkeypatch):
         serve_models_from(monkeypatch, port)
         _, state = apply_without_mlx(make(tmp_path / "p"), FAKE)
     mine, base = results(tmp_path / "p", "v1"), results(tmp_path / "p", "base")
-    assert [i["key"] for i in mine["gsm8k_cot"]["items"]] == [i["key"] for i in base["gsm8k_cot"]["items"]]
-    gsm8k = mine["gsm8k_cot"]
+    assert set(mine) == {"gsm8k_cot_max16", "mmlu_pro_0shot_max16"}, "a departure from the protocol says so"
+    gsm8k = mine["gsm8k_cot_max16"]
+    assert [i["key"] for i in gsm8k["items"]] == [i["key"] for i in base["gsm8k_cot_max16"]["items"]]
     assert gsm8k["score"] == 1.0 and gsm8k["scores"] == {"flexible": 1.0, "strict": 1.0}
     assert all(not i["response"].endswith("and more") for i in gsm8k["items"]), "cut at the stop sequence"
     delta = gsm8k["delta_vs_base"]
     assert delta["delta"] == 1.0 and delta["score"] == 0.0 and delta["p_value"] == pytest.approx(2 / 64, abs=1e-4)
-    assert "mmlu_pro_0shot" in mine and "mmlu_pro" not in mine, "without exemplars the metric says 0-shot"
-    assert state["v1.gate"].outcome.value == "ok" and state["v1.knowledge"].metrics["benchmarks"]["gsm8k_cot"]["n"] == 6
+    sent = [r["body"] for r in requests if "Q: " in r["body"]["messages"][-1]["content"]]
+    assert all(b["stream"] and b["stop"] == ["Q:", "</s>", "<|im_end|>"] for b in sent), "the protocol's stops sent"
+    mmlu = mine["mmlu_pro_0shot_max16"]
+    subjects = {json.loads(row)["category"] for row in (REPO / "evals/knowledge/mmlu_pro/test.jsonl").open()}
+    assert mmlu["groups"] and set(mmlu["groups"]) <= subjects, "lm-eval's sub-scores: MMLU-Pro by subject"
+    assert sum(g["n"] for g in mmlu["groups"].values()) == mmlu["n"] == 4 and mmlu["stderrs"]["custom"] is not None
+    assert state["v1.gate"].outcome.value == "ok"
+    assert state["v1.knowledge"].metrics["benchmarks"]["gsm8k_cot_max16"]["n"] == 6
 
 
 def test_records_do_not_depend_on_the_concurrency(tmp_path, monkeypatch):
@@ -116,7 +123,7 @@ def test_an_interrupted_run_generates_only_what_is_missing(tmp_path, monkeypatch
         serve_models_from(monkeypatch, port)
         with pytest.raises(StageFailed):
             apply_without_mlx(folder, FAKE)
-    assert len(list(folder.glob(".anvil/scratch/*/gsm8k_cot.*.json"))) == 4, "the answers before the failure"
+    assert len(list(folder.glob(".anvil/scratch/*/gsm8k_cot_max16.*.json"))) == 4, "the answers before the failure"
     with chat_endpoint(answer) as (port, requests):
         serve_models_from(monkeypatch, port)
         apply_without_mlx(folder, FAKE)
@@ -129,4 +136,41 @@ def test_a_knowledge_gate_blocks_promotion(tmp_path, monkeypatch):
         actions, state = apply_without_mlx(make(tmp_path / "g", gate=0.99), FAKE)
     assert state["v1.gate"].outcome.value == "failed" and "serve" not in state
     [failure] = state["v1.gate"].metrics["failures"]
-    assert failure["metric"] == "knowledge.gsm8k_cot.delta_vs_base.ci_low" and failure["value"] < 0.99
+    assert failure["metric"] == "knowledge.gsm8k_cot_max16.delta_vs_base.ci_low" and failure["value"] < 0.99
+
+
+def test_a_stop_sequence_ends_the_generation_instead_of_the_token_budget():
+    """A server that ignores OpenAI's `stop` (mlx-vlm's) streams on; the client hangs up at the stop
+    sequence, even one split across chunks, and the server's next writes fail: it stops generating."""
+    import http.server
+    import threading
+
+    from anvil.backends.openai_api import chat_until
+
+    ended = threading.Event()
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            pieces = ["The answer", " is 4.\n\nQ", ":", " next"] + [" more"] * 10**6
+            try:
+                for piece in pieces:
+                    self.wfile.write(f"data: {json.dumps({'choices': [{'delta': {'content': piece}}]})}\n\n".encode())
+                    self.wfile.flush()
+            except OSError:
+                ended.set()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        text, stopped = chat_until(f"http://127.0.0.1:{server.server_port}/v1", {"messages": []}, {}, 10, ("Q:",))
+        assert (text, stopped) == ("The answer is 4.\n\n", True)
+        assert ended.wait(10), "the client hung up: the server could not go on"
+    finally:
+        server.shutdown()

@@ -209,8 +209,26 @@ def test_few_shot_files_are_checked_when_the_recipe_is_read(project_dir):
 
 def test_a_departure_from_the_protocol_goes_by_another_name():
     from anvil.knowledge.data import metric_name
+    from anvil.recipe.evaluation import Knowledge
 
-    assert metric_name("gsm8k_cot", "path:a.jsonl", None) == "gsm8k_cot"
-    assert metric_name("gsm8k_cot", "path:a.jsonl", "path:shots.jsonl") == "gsm8k_cot_customshots"
-    assert metric_name("mmlu_pro", "path:a.jsonl", None) == "mmlu_pro_0shot"
-    assert metric_name("mmlu_pro", None, None) == "mmlu_pro"
+    def name(**spec) -> str:
+        return metric_name(Knowledge(**spec))
+
+    assert name(benchmark="gsm8k_cot", data="path:a.jsonl") == "gsm8k_cot"
+    assert name(benchmark="gsm8k_cot", data="path:a.jsonl", fewshot="path:s.jsonl") == "gsm8k_cot_customshots"
+    assert name(benchmark="gsm8k_cot", max_tokens=256) == "gsm8k_cot", "the protocol's own budget"
+    assert name(benchmark="gsm8k_cot", max_tokens=32) == "gsm8k_cot_max32"
+    assert name(benchmark="mmlu_pro", data="path:a.jsonl") == "mmlu_pro_0shot"
+    assert name(benchmark="mmlu_pro") == "mmlu_pro"
+    assert name(benchmark="mmlu_pro", max_tokens=4096, chat="system_header") == "mmlu_pro_max4096_system"
+
+
+def test_a_system_turn_is_refused_for_a_benchmark_without_a_header(project_dir):
+    recipe = (
+        LINEAGE + '\n[eval]\ncompare = ["base"]\nknowledge = [{ benchmark = "gsm8k_cot", chat = "system_header" }]\n'
+    )
+    (project_dir / "anvil.toml").write_text(recipe)
+    with pytest.raises(InvalidInput) as e:
+        load_recipe("anvil.toml")
+    [msg] = [str(p) for p in e.value.problems]
+    assert "eval.knowledge[0].chat" in msg and "gsm8k_cot has no header to put in a system turn" in msg

@@ -100,7 +100,8 @@ def test_the_report_is_built_after_a_failed_gate_and_pairs_it_with_the_data_that
     [round_] = data["rounds"]
     assert [(c["name"], c["rows"], c["description"]) for c in round_["dataset"]["categories"]] == [
         ("tool_use", 4, "DESCRIPTION"), ("voice", 8, None)]  # fmt: skip
-    [target] = round_["targets"]
+    assert round_["targets"]["kind"] == "gate failures"
+    [target] = round_["targets"]["rows"]
     assert (target["test"], target["value"], target["addressed_by"]) == ("a_rather_long_test_name_greets", 0.0,
                                                                          ["tool_use"])  # fmt: skip
     assert target["rationale"] and target["category"] == "greeting"
@@ -196,3 +197,40 @@ def test_figures_are_formatted_for_people():
                                        (-0.002, "pp"), (24_500_000, "params"), (None, ".2f"), (float("nan"), "p"),
                                        (95.0, "s"), (600.0, "s"))] == [  # fmt: skip
         "4.15", "+0.30", "<0.01", "0.87", "96.2%", "-0.2pp", "24.5M", "–", "–", "95s", "10.0 min"]  # fmt: skip
+
+
+def test_a_parent_without_gates_shows_its_weakest_tests_and_the_data_that_targets_them(tmp_path, monkeypatch):
+    folder = tmp_path / "nogates"
+    folder.mkdir()
+    (folder / "data").mkdir()
+    (folder / "data" / "calc.jsonl").write_text("".join(chat_row(f"{i}+1?", f"{i + 1}") + "\n" for i in range(6)))
+    (folder / "data" / "opinions.jsonl").write_text("".join(chat_row(f"Is {i} ok?", "No.") + "\n" for i in range(8)))
+    (folder / "suite").mkdir()
+    for name, category in (("a_rather_long_test_name_greets", "greeting"), ("a_rather_long_test_name_gruff", "tone")):
+        (folder / "suite" / f"{name}.toml").write_text(TEST.replace("CATEGORY", category))
+    (folder / "anvil.toml").write_text(RECIPE[: RECIPE.index("[[gates]]")])
+    with chat_endpoint(lambda body: "go away") as (port, _):
+        serve_models_from(monkeypatch, port)
+        apply_without_mlx(folder, {"train": fake_train, "fuse": {}})
+    _, data, html = page_data(folder)
+    [round_] = data["rounds"]
+    assert round_["targets"]["kind"] == "weakest tests", "the seed's section, for a parent without gates"
+    rows = {r["test"]: r for r in round_["targets"]["rows"]}
+    assert set(rows) == {"a_rather_long_test_name_greets", "a_rather_long_test_name_gruff"}
+    assert rows["a_rather_long_test_name_greets"]["addressed_by"] == ["tool_use"] and rows[
+        "a_rather_long_test_name_gruff"]["addressed_by"] == []  # fmt: skip
+    assert (
+        "base weakest tests — what v1 targets" in html
+        and 'data-metric="target:v1:a_rather_long_test_name_greets"' in html
+    )
+    numbers = re.findall(r'<span class="no">(\d+)</span>', html)
+    assert numbers == [str(i) for i in range(1, len(numbers) + 1)], "sections numbered once each, in order"
+
+
+def test_a_knowledge_chart_of_zeros_is_said_in_words():
+    from anvil.stages.report.page import _charts
+
+    rows = [{"model": m, "benchmark": b, "score": 0.0} for m in ("base", "v1") for b in ("gsm8k_cot_max32", "x")]
+    assert _charts({"rounds": [], "categories": [], "knowledge": rows})["knowledge"] is None
+    rows[0]["score"] = 0.25
+    assert "gsm8k_cot_max32" in _charts({"rounds": [], "categories": [], "knowledge": rows})["knowledge"]

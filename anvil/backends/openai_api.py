@@ -45,3 +45,28 @@ def chat_completion(base_url: str, body: dict[str, Any], headers: dict[str, str]
                                      {"Content-Type": "application/json", **headers})  # fmt: skip
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def chat_until(base_url: str, body: dict[str, Any], headers: dict[str, str], timeout: float,
+               stop: tuple[str, ...]) -> tuple[str, bool]:  # fmt: skip
+    """A streamed chat completion, read until the first of the `stop` sequences and then hung up on: a
+    server that takes OpenAI's `stop` ends there itself, and one that ignores it (mlx-vlm's) cancels the
+    generation when its client goes (it closes the stream's token iterator), instead of spending the rest
+    of `max_tokens`. The text before the stop sequence, and whether one was met."""
+    body = {**body, "stream": True, "stop": list(stop)}
+    request = urllib.request.Request(base_url.rstrip("/") + "/chat/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json", **headers})  # fmt: skip
+    text, longest = "", max((len(s) for s in stop), default=0)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        for raw in response:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line.startswith("data:") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line.removeprefix("data:"))
+            delta = ((chunk.get("choices") or [{}])[0].get("delta") or {}).get("content") or ""
+            start = max(0, len(text) - longest)  # a stop sequence may straddle two chunks
+            text += delta
+            found = [i for i in (text.find(s, start) for s in stop) if i >= 0]
+            if found:
+                return text[: min(found)], True
+    return text, False

@@ -116,16 +116,27 @@ def _significance(s: dict, unit: float = 1.0, suffix: str = "") -> str:
 
 def knowledge_table(report: dict, console: Console) -> None:
     """The seed's knowledge-preservation lines: `GSM8K-CoT (flexible, n=500)  v1 96.0%  base 96.2%
-    -0.2pp  p=0.87`, with the 95% interval, against base and against parent."""
+    -0.2pp  p=0.87`, with the 95% interval, against base and against parent; every score with its
+    standard error (±), the other filters' and, for MMLU-Pro, each subject's."""
     for name, b in report.get("knowledge", {}).items():
-        error = f" ±{100 * b['stderr']:.1f}" if b.get("stderr") is not None else ""
-        line = f"{b['title']} ({b['filter']}, n={b['n']}) [{name}]  {report['model']} {100 * b['score']:.1f}%{error}"
+        line = f"{b['title']} ({b['filter']}, n={b['n']}) [{name}]  {report['model']} {_share(b)}"
+        others = [f"{f} {_share({'score': v, 'stderr': b.get('stderrs', {}).get(f)})}"
+                  for f, v in b.get("scores", {}).items() if f != b["filter"]]  # fmt: skip
+        if others:
+            line += f"\n  {', '.join(others)}"
+        for group, g in b.get("groups", {}).items():
+            line += f"\n  {group} {_share(g)} (n={g['n']})"
         for role in ("base", "parent"):
             delta = b.get(f"delta_vs_{role}")
             if delta:
                 line += (f"\n  vs {role} {report['against'][role]} {100 * delta['score']:.1f}%  "
                          f"{100 * delta['delta']:+.1f}pp{_significance(delta, 100, 'pp')}")  # fmt: skip
         console.print(line, highlight=False, markup=False)
+
+
+def _share(score: dict) -> str:
+    error = f" ±{100 * score['stderr']:.1f}" if score.get("stderr") is not None else ""
+    return f"{100 * score['score']:.1f}%{error}"
 
 
 def parity_line(report: dict, console: Console) -> None:

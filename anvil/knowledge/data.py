@@ -9,12 +9,26 @@ import json
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Protocol
 
 from anvil.errors import InvalidInput, Problem
 from anvil.knowledge.protocol import Item
 from anvil.knowledge.registry import BENCHMARKS
 
 MAX_PROBLEMS = 20
+
+
+class KnowledgeSpec(Protocol):  # a recipe's `[[eval.knowledge]]` entry (recipe/evaluation.py's Knowledge)
+    @property
+    def benchmark(self) -> str: ...
+    @property
+    def data(self) -> str | None: ...
+    @property
+    def fewshot(self) -> str | None: ...
+    @property
+    def max_tokens(self) -> int | None: ...
+    @property
+    def chat(self) -> str: ...
 
 
 def sources(benchmark: str, data: str | None, fewshot: str | None) -> tuple[str, str | None]:
@@ -24,15 +38,21 @@ def sources(benchmark: str, data: str | None, fewshot: str | None) -> tuple[str,
     return data or spec.hub_data, fewshot or (spec.hub_fewshot if data is None else None)
 
 
-def metric_name(benchmark: str, data: str | None, fewshot: str | None) -> str:
-    """The name its scores go by: the benchmark, marked `_0shot` when it runs without the exemplars its
-    protocol needs (MMLU-Pro's come from a split that does not ship with Anvil), `_customshots` when it
-    runs with exemplars other than the ones its protocol fixes."""
-    spec, exemplars = BENCHMARKS[benchmark], sources(benchmark, data, fewshot)[1]
-    if not spec.default_shots and not exemplars:
-        return f"{benchmark}_0shot"
-    # Exemplars other than the protocol's own (GSM8K-CoT's fixed 8): another protocol, another name.
-    return f"{benchmark}_customshots" if spec.default_shots and fewshot else benchmark
+def metric_name(spec: KnowledgeSpec) -> str:
+    """The name a benchmark's scores go by: the benchmark, marked for every departure from its published
+    protocol so that a score is never compared with a published one by mistake: `_0shot` without the
+    exemplars it needs (MMLU-Pro's come from a split that does not ship with Anvil), `_customshots` with
+    exemplars other than the ones it fixes, `_maxN` with a generation budget of N tokens other than its
+    own, `_system` with its header in a system turn (lm-eval's chat form)."""
+    bench, exemplars = BENCHMARKS[spec.benchmark], sources(spec.benchmark, spec.data, spec.fewshot)[1]
+    name = spec.benchmark
+    if not bench.default_shots and not exemplars:
+        name += "_0shot"
+    elif bench.default_shots and spec.fewshot:
+        name += "_customshots"
+    if spec.max_tokens is not None and spec.max_tokens != bench.max_tokens:
+        name += f"_max{spec.max_tokens}"
+    return name + ("_system" if spec.chat == "system_header" else "")
 
 
 def read(path: Path, benchmark: str | None, shown_as: str, shots: bool = False) -> list[Item]:

@@ -45,7 +45,11 @@ def question(item: Item) -> str:
 def prompt(item: Item, shots: list[Item]) -> str:
     subject_shots = [s for s in shots if s.get("category") == item["category"]][:SHOTS]
     blocks = [question(s) + " " + s["cot_content"].replace("A: Let's think step by step. ", "") for s in subject_shots]
-    return HEADER.format(subject=item["category"]) + "\n\n".join([*blocks, question(item)])
+    return "\n\n".join([*blocks, question(item)])
+
+
+def header(item: Item) -> str:
+    return HEADER.format(subject=item["category"])
 
 
 def extract(answer: str, item: Item) -> Graded:
@@ -69,4 +73,6 @@ BENCHMARK = Benchmark(
     hub_data="hf:TIGER-Lab/MMLU-Pro/data/test-00000-of-00001.parquet",
     hub_fewshot="hf:TIGER-Lab/MMLU-Pro/data/validation-00000-of-00001.parquet",
     shots_by="category",
+    header=header,
+    groups="category",
 )

@@ -24,7 +24,7 @@ class Benchmark:
     key: Callable[[Item], str]  # a stable id of an item, to pair models item by item
     check: Callable[[Item], str | None]  # why an item is malformed (None: it is fine)
     shot_check: Callable[[Item], str | None]  # why a few-shot exemplar is malformed
-    prompt: Callable[[Item, list[Item]], str]  # the item after its few-shot exemplars
+    prompt: Callable[[Item, list[Item]], str]  # the item after its few-shot exemplars, without the header
     stop: tuple[str, ...]  # generation ends at the first of these (greedy)
     filters: dict[str, Callable[[str, Item], Graded]]  # name -> grading; the first is the headline
     default_shots: list[Item]  # the protocol's exemplars when they ship with it (GSM8K-CoT's 8)
@@ -33,6 +33,16 @@ class Benchmark:
     hub_data: str  # where its test split lives on the Hugging Face Hub (a `data` setting)
     hub_fewshot: str | None = None  # and its few-shot split, when not shipped with the protocol
     shots_by: str | None = None  # the item field its exemplars must share (MMLU-Pro: the subject); None: any
+    header: Callable[[Item], str] | None = None  # lm-eval's `description` before the exemplars; None: none
+    groups: str | None = None  # the item field lm-eval reports sub-scores by (MMLU-Pro: its 14 subjects)
+
+    def messages(self, item: Item, shots: list[Item], form: str) -> list[dict[str, str]]:
+        """The chat turns of an item: one user turn (`one_turn`), or the header as a system turn and the rest
+        as the user's (`system_header`, lm-eval's `--apply_chat_template`)."""
+        head, body = self.header(item) if self.header else "", self.prompt(item, shots)
+        if form == "system_header" and head:
+            return [{"role": "system", "content": head}, {"role": "user", "content": body}]
+        return [{"role": "user", "content": head + body}]
 
 
 def truncate(text: str, stops: tuple[str, ...]) -> str:

@@ -142,10 +142,13 @@ def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str]
     no two benchmarks go by one name."""
     names: dict[str, int] = {}
     for i, spec in enumerate(recipe.eval.knowledge if recipe.eval else []):
-        name = metric_name(spec.benchmark, spec.data, spec.fewshot)
+        name = metric_name(spec)
         if name in names:
             yield ("eval", "knowledge", i), f"{name} is also eval.knowledge[{names[name]}] (expected each once)"
         names[name] = i
+        if spec.chat == "system_header" and BENCHMARKS[spec.benchmark].header is None:
+            yield ("eval", "knowledge", i, "chat"), (f"{spec.benchmark} has no header to put in a system turn "
+                                                     "(expected chat = \"one_turn\")")  # fmt: skip
         data, fewshot = sources(spec.benchmark, spec.data, spec.fewshot)
         files = [("data", data, spec.benchmark), ("fewshot", fewshot, f"{spec.benchmark}:fewshot")]
         for field, where, kind in files:

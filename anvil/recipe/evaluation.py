@@ -60,7 +60,17 @@ class Knowledge(Strict):
     )
     seed: Seed = Field(default=0, description="Seed of the sample of items.")
     max_tokens: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="Generated tokens per item (default: the protocol's)."
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Generated tokens per item (default: the protocol's: GSM8K-CoT 256, MMLU-Pro 2048); another "
+        "budget is another protocol, and the metric says so (`gsm8k_cot_max32`).",
+    )
+    chat: Literal["one_turn", "system_header"] = Field(
+        default="one_turn",
+        description="How the prompt meets the model's chat template: `one_turn`, the whole prompt as one user "
+        "turn; `system_header`, the benchmark's header (MMLU-Pro's subject line) as a system turn and the rest "
+        "as the user's, as lm-eval's `--apply_chat_template` does; its metric says so (`mmlu_pro_system`).",
     )
 
 

@@ -94,7 +94,7 @@ def gate_metrics(recipe: Recipe, suites: Mapping[str, list[Scoring]], model: str
             for c in categories:
                 out |= _with_significance(Metric(suite, label, c), SCORE_DELTA)
     for spec in recipe.eval.knowledge if recipe.eval else []:
-        name = metric_name(spec.benchmark, spec.data, spec.fewshot)
+        name = metric_name(spec)
         out[str(Metric(KNOWLEDGE, "score", name))] = ACCURACY
         for label in deltas:
             out |= _with_significance(Metric(KNOWLEDGE, label, name), ACCURACY_DELTA)

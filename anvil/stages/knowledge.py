@@ -88,16 +88,16 @@ def local_file(data: str, root: Path) -> Path:
 
 
 def run(ctx: StageRun[KnowledgeConfig]) -> Result:
-    from anvil.backends.server import chat
+    from anvil.backends.server import chat_until
     from anvil.evaluation import stats
 
     config = ctx.config
-    plans: dict[str, tuple[Knowledge, list[dict], list[str]]] = {}
+    plans: dict[str, tuple[Knowledge, list[dict], list[list[dict]]]] = {}
     for spec in config.benchmarks:
         items, shots = items_of(spec, ctx.root)
         bench = BENCHMARKS[spec.benchmark]
-        name = benchmark_data.metric_name(spec.benchmark, spec.data, spec.fewshot)
-        plans[name] = (spec, items, [bench.prompt(item, shots) for item in items])
+        name = benchmark_data.metric_name(spec)
+        plans[name] = (spec, items, [bench.messages(item, shots, spec.chat) for item in items])
     names = [f"{name}.{i:05d}" for name, (_, items, _) in plans.items() for i in range(len(items))]
     budget = max((s.max_tokens or BENCHMARKS[s.benchmark].max_tokens) for s, _, _ in plans.values())
 
@@ -106,10 +106,10 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
 
             def answer(item_name: str) -> dict:
                 name, index = item_name.rsplit(".", 1)
-                spec, _, prompts = plans[name]
-                limit = spec.max_tokens or BENCHMARKS[spec.benchmark].max_tokens
-                reply = chat(server, [{"role": "user", "content": prompts[int(index)]}], limit)
-                return {"response": reply["choices"][0]["message"]["content"] or ""}
+                spec, _, turns = plans[name]
+                bench = BENCHMARKS[spec.benchmark]
+                text, stopped = chat_until(server, turns[int(index)], spec.max_tokens or bench.max_tokens, bench.stop)
+                return {"response": text, "stopped": stopped}
 
             for i, (item_name, value) in enumerate(in_order(answer, missing, ctx.concurrency)):
                 ctx.progress(i / len(missing), f"{item_name}")
@@ -121,18 +121,24 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
     for name, (spec, items, prompts) in plans.items():
         bench = BENCHMARKS[spec.benchmark]
         graded: list[dict[str, Any]] = []
-        for i, (item, prompt) in enumerate(zip(items, prompts, strict=True)):
+        for i, (item, turns) in enumerate(zip(items, prompts, strict=True)):
             response = truncate(done[f"{name}.{i:05d}"]["response"], bench.stop)
             grades = {f: filt(response, item) for f, filt in bench.filters.items()}
-            graded.append({"key": bench.key(item), "prompt": prompt, "response": response,
+            graded.append({"key": bench.key(item), "messages": turns, "response": response,
                            "extracted": {f: g.extracted for f, g in grades.items()},
                            "correct": {f: g.correct for f, g in grades.items()}})  # fmt: skip
         headline = next(iter(bench.filters))
-        scores = {f: sum(g["correct"][f] for g in graded) / len(graded) for f in bench.filters}
-        n = len(graded)  # the standard error as lm-eval reports it: the sample's, over n - 1
-        stderr = (scores[headline] * (1 - scores[headline]) / (n - 1)) ** 0.5 if n > 1 else None
-        summary: dict[str, Any] = {"title": bench.title, "n": n, "filter": headline, "scores": scores,
-                                   "score": scores[headline], "stderr": stderr}  # fmt: skip
+        scores = {f: accuracy([g["correct"][f] for g in graded]) for f in bench.filters}
+        summary: dict[str, Any] = {"title": bench.title, "n": len(graded), "filter": headline, "chat": spec.chat,
+                                   "scores": {f: a["score"] for f, a in scores.items()},
+                                   "stderrs": {f: a["stderr"] for f, a in scores.items()},
+                                   "score": scores[headline]["score"],
+                                   "stderr": scores[headline]["stderr"]}  # fmt: skip
+        if bench.groups:  # lm-eval's sub-scores (MMLU-Pro's subjects), each with its own standard error
+            by: dict[str, list[bool]] = {}
+            for item, g in zip(items, graded, strict=True):
+                by.setdefault(str(item[bench.groups]), []).append(g["correct"][headline])
+            summary["groups"] = {group: accuracy(correct) for group, correct in sorted(by.items())}
         for role, other in others.items():
             theirs = {g["key"]: g["correct"][headline] for g in other["benchmarks"].get(name, {}).get("items", [])}
             if len(theirs) == len(graded) and all(g["key"] in theirs for g in graded):
@@ -148,6 +154,12 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
         metrics[name] = summary
     write_json(ctx.out / RESULTS, {"benchmarks": results})
     return Result({"benchmarks": metrics})
+
+
+def accuracy(correct: list[bool]) -> dict[str, Any]:
+    """The share correct and its standard error as lm-eval reports it (the sample's, over n - 1)."""
+    n, score = len(correct), sum(correct) / len(correct)
+    return {"n": n, "score": score, "stderr": (score * (1 - score) / (n - 1)) ** 0.5 if n > 1 else None}
 
 
 def results_of(artifact: Path) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anvil.stages.report import parity, sections
+from anvil.stages.report import parity, rounds, sections
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 
@@ -22,7 +22,7 @@ def dashboard(config: ReportConfig, view: View) -> dict[str, Any]:
         "live": view.live,
         "lineage": sections.lineage(config, view),
         "composites": sections.composites(config, view),
-        "rounds": [sections.round_of(config, view, model) for model, m in config.models.items() if m.parent],
+        "rounds": [rounds.round_of(config, view, model) for model, m in config.models.items() if m.parent],
         "gates": sections.gates(config, view),
         "categories": sections.categories(config, view),
         "high_variance": sections.high_variance(config, view),

@@ -4,6 +4,7 @@ tooltip naming the stage and fingerprint it was read from."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -36,8 +37,9 @@ def render(data: dict[str, Any]) -> str:
             sid, found["fingerprint"], sid, found["fingerprint"][:8]
         )
 
+    # Sections are numbered as they appear: one training-data section per round, so no fixed numbers.
     return _template().render(data=data, charts=_charts(data), refresh_s=REFRESH_S, figure=figure,
-                              source=source_link)  # fmt: skip
+                              source=source_link, section_number=itertools.count(1).__next__)  # fmt: skip
 
 
 @cache
@@ -80,7 +82,9 @@ def _charts(data: dict[str, Any]) -> dict[str, str | None]:
     benchmarks = list(dict.fromkeys(row["benchmark"] for row in scored))
     score = {(row["model"], row["benchmark"]): row["score"] for row in scored}
     series = {m: [score.get((m, b)) for b in benchmarks] for m in dict.fromkeys(row["model"] for row in scored)}
-    found["knowledge"] = _drawn(charts.bars, "knowledge", benchmarks, series, "%")
+    # Every score 0% would be bars of no height: the page says so in words instead.
+    drawn = any(row["score"] for row in scored)
+    found["knowledge"] = _drawn(charts.bars, "knowledge", benchmarks, series, "%") if drawn else None
     return found
 
 

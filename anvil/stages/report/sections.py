@@ -4,17 +4,13 @@ running, blocked, not run), never guessed."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from anvil.errors import AnvilError
-from anvil.methods.registry import METHODS
 from anvil.planning.graph import stage_id
 from anvil.recipe.metrics import Metric, parse_metric
-from anvil.stages import dataset, evaluate, gate, knowledge, source
+from anvil.stages import evaluate, gate, knowledge
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
-from anvil.state.checkpoint import weight_dtype
 
 
 def weights_stage(config: ReportConfig, model: str) -> str:
@@ -45,12 +41,12 @@ def lineage(config: ReportConfig, view: View) -> list[dict[str, Any]]:
             for name, m in config.models.items()]  # fmt: skip
 
 
-def _results(view: View, model: str) -> dict[str, Any] | None:
+def eval_results(view: View, model: str) -> dict[str, Any] | None:
     sid = stage_id("eval", model)
-    return _read(view, sid, evaluate.results_of)
+    return read_artifact(view, sid, evaluate.results_of)
 
 
-def _read(view: View, sid: str, reader) -> Any:
+def read_artifact(view: View, sid: str, reader) -> Any:
     if view.built(sid) is None or sid not in view.artifacts:
         return None
     try:
@@ -80,102 +76,10 @@ def composites(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     return cards
 
 
-def round_of(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
-    """A training round: its data mix, its training parameters and loss curve, and what it targets."""
-    m = config.models[model]
-    assert m.parent is not None and m.dataset is not None
-    notes = config.datasets.get(m.dataset)
-    data_sid, train_sid = stage_id("dataset", m.dataset), stage_id("train", model)
-    manifest = _read(view, data_sid, dataset.manifest)
-    categories = []
-    for name, counts in (manifest or {}).get("categories", {}).items():
-        note = notes.categories.get(name) if notes else None
-        categories.append({"name": name, "rows": counts["rows"], "train": counts["train"], "valid": counts["valid"],
-                           "description": note.description if note else None,
-                           "addresses": (note.addresses or [name]) if note else [name]})  # fmt: skip
-    curve = _read(view, train_sid, lambda folder: json.loads((folder / "loss.json").read_text()))
-    curve = curve or view.curves.get(train_sid) or {"train": [], "valid": []}
-    return {
-        "model": model,
-        "parent": m.parent,
-        "dataset": {
-            "name": m.dataset,
-            "description": notes.description if notes else None,
-            "rows": (manifest or {}).get("rows"),
-            "state": view.states.get(data_sid, "pending"),
-            "categories": categories,
-            "from": data_sid,
-        },  # fmt: skip
-        "training": training(config, view, model),
-        "loss": {
-            **curve,
-            "table": loss_table(curve),
-            "state": view.states.get(train_sid, "pending"),
-            "from": train_sid,
-        },
-        "targets": targets(config, view, model, categories),
-    }
-
-
-def loss_table(curve: dict[str, list[dict]]) -> list[dict[str, Any]]:
-    """The curve at its validation steps, its first and its last step: train and valid loss side by side."""
-    train = {p["step"]: p["loss"] for p in curve["train"]}
-    valid = {p["step"]: p["loss"] for p in curve["valid"]}
-    ends = {min(train), max(train)} if train else set()
-    return [{"step": step, "train": train.get(step), "valid": valid.get(step)}
-            for step in sorted(set(valid) | ends)]  # fmt: skip
-
-
-def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
-    """The seed's training-parameters table, from the train record and the parent's weights."""
-    sid = stage_id("train", model)
-    record = view.records.get(sid)
-    if record is None:
-        return {"state": view.states.get(sid, "pending"), "from": sid}
-    parent = config.models[model].parent
-    assert parent is not None
-    facts = _weights_facts(view, weights_stage(config, parent))
-    lora, train, metrics = record.config["lora"], record.config["train"], record.metrics
-    return {
-        "state": view.states.get(sid, "pending"), "from": sid,
-        "base": {"model": parent, "fused": config.models[parent].parent is not None, **facts},
-        "rank": lora["rank"], "scale": lora["scale"], "last_layers": lora["last_layers"], "targets": lora["targets"],
-        **{k: metrics.get(k) for k in ("trainable_parameters", "total_parameters", "trainable_percent")},
-        "steps": train["steps"],
-        "batch_size": train["batch_size"], "learning_rate": train["learning_rate"],
-        "max_seq_length": train["max_seq_length"], "grad_checkpoint": train["grad_checkpoint"],
-        **_method_rows(record.config.get("method", "sft"), record.config.get("preference"), metrics),
-        "peak_memory_gb": metrics.get("peak_memory_gb"), "seconds_per_step": metrics.get("seconds_per_step"),
-        "duration_s": record.duration_s if view.built(sid) else None,
-    }  # fmt: skip
-
-
-def _method_rows(method: str, settings: dict | None, metrics: dict) -> dict[str, Any]:
-    """What the round's method shows: its name, its settings and figures (empty for sft's margins)."""
-    rows = {"method": method, "beta": None, "margin_before": None, "margin_after": None, "accuracy_before": None,
-            "accuracy_after": None}  # fmt: skip
-    return rows | METHODS[method].dashboard(settings, metrics)
-
-
-def _weights_facts(view: View, sid: str) -> dict[str, Any]:
-    """Layers, dtype and size of a built checkpoint; {} when it cannot be read (a Hub cache cleared)."""
-    if view.built(sid) is None or sid not in view.artifacts:
-        return {}
-    try:
-        folder = source.checkpoint(view.artifacts[sid], view.root)
-        config = json.loads((folder / "config.json").read_text())
-        dtype = weight_dtype(folder)
-    except (AnvilError, OSError, ValueError):
-        return {}
-    layers = config.get("text_config", config).get("num_hidden_layers")
-    size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
-    return {"layers": layers, "dtype": dtype, "bytes": size, "from": sid}
-
-
-def _failures(view: View, model: str) -> list[dict[str, Any]]:
+def gate_failures(view: View, model: str) -> list[dict[str, Any]]:
     """A model's failed gates with the test's category and the judge's rationale for its lowest run."""
-    checked = _read(view, stage_id("gate", model), gate.checked) or []
-    results = _results(view, model) or {"suites": {}, "runs": []}
+    checked = read_artifact(view, stage_id("gate", model), gate.checked) or []
+    results = eval_results(view, model) or {"suites": {}, "runs": []}
     rows = []
     for g in (g for g in checked if not g["passed"]):
         parsed = parse_metric(g["metric"]) or Metric("", "")
@@ -196,31 +100,17 @@ def gates(config: ReportConfig, view: View) -> list[dict[str, Any]]:
         sid = stage_id("gate", model)
         if sid not in view.states:
             continue
-        checked = _read(view, sid, gate.checked)
-        out.append({"model": model, "state": view.states[sid], "gates": checked, "failures": _failures(view, model),
+        checked = read_artifact(view, sid, gate.checked)
+        out.append({"model": model, "state": view.states[sid], "gates": checked, "failures": gate_failures(view, model),
                     "from": sid})  # fmt: skip
     return out
-
-
-def targets(config: ReportConfig, view: View, model: str, categories: list[dict]) -> list[dict[str, Any]]:
-    """The seed's "what v2 targets": each failure of the parent's gates beside the category of this
-    round's data that addresses it (by its `addresses`: a suite category or a test id)."""
-    parent = config.models[model].parent
-    if parent is None or view.states.get(stage_id("gate", parent)) != "failed":
-        return []
-    rows = []
-    for failure in _failures(view, parent):
-        wanted = {failure["test"], failure["category"]} - {None}
-        fixes = [c["name"] for c in categories if wanted & set(c["addresses"])]
-        rows.append({**failure, "addressed_by": fixes})
-    return rows
 
 
 def categories(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     """Category scores per model and suite, with deltas vs base and parent and their p-values."""
     out = []
     for model in config.evaluated:
-        results = _results(view, model)
+        results = eval_results(view, model)
         for suite, s in (results or {}).get("suites", {}).items():
             rows = []
             for name, score in s["categories"].items():
@@ -239,7 +129,7 @@ def categories(config: ReportConfig, view: View) -> list[dict[str, Any]]:
 def high_variance(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     rows = []
     for model in config.evaluated:
-        for suite, s in ((_results(view, model) or {}).get("suites") or {}).items():
+        for suite, s in ((eval_results(view, model) or {}).get("suites") or {}).items():
             rows += [{"model": model, "suite": suite, "test": test, "category": t["category"], "runs": t["runs"],
                       "mean": t["mean"], "std": t["std"], "from": stage_id("eval", model)}
                      for test, t in s["tests"].items() if t["high_variance"]]  # fmt: skip
@@ -267,7 +157,7 @@ def knowledge_rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
         sid = stage_id("knowledge", model)
         if sid not in view.states:
             continue
-        found = _read(view, sid, knowledge.results_of)
+        found = read_artifact(view, sid, knowledge.results_of)
         if found is None:
             rows.append({"model": model, "state": view.states[sid], "from": sid})
             continue
@@ -277,7 +167,7 @@ def knowledge_rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
                        for role in ("base", "parent") if b.get(f"delta_vs_{role}")}  # fmt: skip
             row: dict[str, Any] = {"model": model, "state": view.states[sid], "benchmark": name, "title": b["title"],
                                    "filter": b["filter"], "n": b["n"], "score": b["score"], "stderr": b.get("stderr"),
-                                   "from": sid}  # fmt: skip
+                                   "groups": b.get("groups", {}), "from": sid}  # fmt: skip
             rows.append(row | against)
     return rows
 
