@@ -32,14 +32,14 @@ TRAIN = {"batch_size": 1, "max_seq_length": 1024, "grad_checkpoint": True}
 def test_the_last_run_of_the_same_stage_predicts_a_rerun():
     history = [Run("v1.train", "train", "m", units=400, parameters=1e6, seconds=80.0, unit="tokens")]
     assert seconds("v1.train", "train", 800, 1e6, "m", history) == (160.0, "last run")
-    assert seconds("v1.train", "train", 800, 1e6, "other machine", history)[1] == "model size"
+    assert seconds("v1.train", "train", 800, 1e6, "other machine", history) == (None, ""), "a first run here"
     alike = seconds("v2.train", "train", 400, 4e6, "m", history)  # another round, a 4x bigger model
     assert alike == (320.0, "history")
 
 
 def test_a_run_counted_in_another_unit_is_not_compared():
     sequences = [Run("v1.train", "train", "m", units=400, parameters=1e6, seconds=80.0)]  # before tokens
-    assert seconds("v1.train", "train", 800, 1e6, "m", sequences)[1] == "model size"
+    assert seconds("v1.train", "train", 800, 1e6, "m", sequences) == (None, "")
 
 
 def test_a_sequence_costs_its_rows_padded_as_mlx_lm_lora_pads_them_and_cut_at_max_seq_length():
@@ -50,10 +50,31 @@ def test_a_sequence_costs_its_rows_padded_as_mlx_lm_lora_pads_them_and_cut_at_ma
     assert sequence_tokens([([], 0)], 320) == 320  # nothing to go on: the longest a sequence can be
 
 
-def test_without_history_the_prior_scales_with_size_and_nothing_is_a_guess():
-    small, big = seconds("a", "train", 100, 1e6, "m", []), seconds("a", "train", 100, 31e9, "m", [])
-    assert small[1] == big[1] == "model size" and big[0] == pytest.approx(31 / 4 * small[0])  # floor: 4B
-    assert seconds("a", "gate", 1, 1e6, "m", []) == (None, "")
+def test_a_first_run_is_estimated_from_the_machine_speed_and_the_work():
+    from anvil.estimates import first_run
+    from anvil.estimates.probe import Speed
+
+    here = Speed(python_s=first_run.REFERENCE_PYTHON_S, op_s=5e-4, flops=2e10, bandwidth=5e9)
+    train = {"train": {"steps": 100, "batch_size": 1, "max_seq_length": 1024, "val_interval": 50},
+             "lora": {"last_layers": 12}}  # fmt: skip
+    tiny, seed = Shape(2e6, 1e6, 128, 256, 4, 2, 1, 64, 1024), SEED
+    small, big = first_run.seconds("train", train, tiny, 0, here), first_run.seconds("train", train, seed, 0, here)
+    assert first_run.START["train"] < small < big, "a fixed start, and more work for a bigger model"
+    slow = first_run.seconds("train", train, seed, 0, Speed(here.python_s, here.op_s, here.flops / 2, here.bandwidth))
+    assert slow == pytest.approx(2 * (big - first_run.START["train"]), rel=0.02), "bound by its arithmetic"
+    twice = {**train, "train": {**train["train"], "steps": 200}}
+    assert first_run.seconds("train", twice, tiny, 0, here) > 1.9 * (small - first_run.START["train"])
+    slower_python = Speed(2 * here.python_s, here.op_s, here.flops, here.bandwidth)
+    assert first_run.seconds("gate", {}, None, 1, slower_python) == 2 * first_run.seconds("gate", {}, None, 1, here)
+    for kind in ("dataset", "source", "fuse", "eval", "gate", "report", "serve"):
+        assert first_run.seconds(kind, {}, tiny, 1, here) > 0, "every stage that runs has an estimate"
+
+
+def test_the_probe_measures_this_machine():
+    from anvil.estimates.probe import measure
+
+    speed = measure()
+    assert all(0 < v < float("inf") for v in (speed.python_s, speed.op_s, speed.flops, speed.bandwidth))
 
 
 def test_the_seed_shape_gives_the_seed_trainable_parameters_and_its_memory_within_20_percent():
@@ -90,12 +111,13 @@ def test_an_apply_that_cannot_fit_is_refused_before_anything_runs(project_dir):
 
 
 def test_an_apply_records_its_runs_and_the_next_plan_estimates_from_them(data_dir):
-    assert json.loads(anvil("plan", "--json").stdout)["estimated_seconds"] is None  # datasets: no prior
+    first = json.loads(anvil("plan", "--json").stdout)
+    assert first["estimated_seconds"] > 0 and {a["estimate"]["basis"] for a in first["actions"]} == {"machine probe"}
     applied = anvil("apply")
     assert applied.returncode == 0 and "Took " in applied.stdout
     runs = [json.loads(line) for line in (data_dir / ".anvil" / "history.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in runs} == {"dataset.domain", "dataset.behavioral"}
-    assert all(r["seconds"] >= 0 and r["estimate"] is None for r in runs)
+    assert all(r["seconds"] >= 0 and r["estimate"] > 0 for r in runs)
     again = json.loads(anvil("plan", "--replace", "dataset.domain", "--json").stdout)
     [action] = [a for a in again["actions"] if a["stage"] == "dataset.domain"]
     assert action["estimate"]["basis"] == "last run" and again["estimated_seconds"] is not None
@@ -110,7 +132,7 @@ def test_a_round_on_longer_rows_is_estimated_from_the_tokens_it_trains(project_d
         rows = "".join(chat_row(f"x{i}" * 200, f"y{i}" * 200) + "\n" for i in range(8))
         (project_dir / "data" / f"{name}.jsonl").write_text(rows)
     first = {a["stage"]: a["estimate"] for a in json.loads(anvil("plan", "--json").stdout)["actions"]}
-    assert first["v1.train"]["basis"] == "model size"
+    assert first["v1.train"]["basis"] == "machine probe"
     run = Run("v1.train", "train", sizing.machine(), units=1000, parameters=1e12, seconds=10.0, unit="tokens")
     history = project_dir / ".anvil" / "history.jsonl"
     history.parent.mkdir(exist_ok=True)

@@ -2,7 +2,7 @@
 
 Time: a stage's work in units of its kind (tokens trained, tokens generated, bytes fused...) times
 seconds per unit, taken from the runs recorded in the store: the same stage's last run first, then the
-same kind of stage on this machine scaled by model size; with no history, a rough prior from size.
+same kind of stage on this machine scaled by model size; with no history, estimates/first_run.py.
 
 Memory: the peak of the process a stage starts, from the model's shape:
 
@@ -137,13 +137,6 @@ class Run:
     unit: str = ""  # what `units` counts (UNIT[kind]); a run counted in another unit is not compared
 
 
-# With no history at all: seconds per unit per billion parameters, counted as at least `floor` billion
-# (small models are bound by fixed costs, not size). Set from the seed's Mac (31B: ~1.5 s a training step
-# of one sequence of a few hundred tokens, ~20 tokens/s generated) and this project's tiny runs; the
-# first run on a machine replaces it.
-PRIOR = {"train": (1e-4, 4.0), "transcripts": (0.002, 4.0), "knowledge": (0.002, 4.0), "fuse": (1e-9, 1.0),
-         "source": (1e-9, 1.0), "serve": (10.0, 0.0)}  # fmt: skip
-SIZED = ("train", "transcripts", "knowledge")
 UNIT = {"train": "tokens", "transcripts": "tokens", "knowledge": "tokens", "eval": "answers", "fuse": "bytes",
         "source": "bytes"}  # fmt: skip
 # How mlx-lm-lora batches (trainer.iterate_batches): rows sorted by length, neighbours batched, each batch
@@ -154,7 +147,8 @@ BYTES_PER_TOKEN = 4.0  # of a JSONL row, roughly, for chat text in the usual tok
 
 def seconds(stage: str, kind: str, units: float, parameters: float, machine: str,
             history: Sequence[Run]) -> tuple[float | None, str]:  # fmt: skip
-    """How long a stage should take, and on what the figure rests."""
+    """How long a stage should take from the store's history, and on what the figure rests (None: no run
+    of its kind on this machine)."""
     if units <= 0:
         return 0.0, "no work"
     comparable = [r for r in history if r.machine == machine and r.units > 0 and r.unit == UNIT.get(kind, "")]
@@ -166,10 +160,7 @@ def seconds(stage: str, kind: str, units: float, parameters: float, machine: str
     if alike:
         nearest = min(alike[-20:], key=lambda r: abs(math.log(max(r.parameters, 1) / max(parameters, 1))))
         return nearest.seconds / nearest.units * units * _size_ratio(parameters, nearest.parameters), "history"
-    if kind in PRIOR:
-        rate, floor = PRIOR[kind]
-        return rate * units * (max(parameters / 1e9, floor) if kind in SIZED else 1.0), "model size"
-    return None, ""
+    return None, ""  # a first run: estimates/first_run.py, from the machine's measured speed
 
 
 def _size_ratio(parameters: float, measured: float) -> float:

@@ -11,7 +11,7 @@ from typing import Any
 
 from anvil.errors import AnvilError
 from anvil.estimates import arithmetic as estimate
-from anvil.estimates import history, sizing
+from anvil.estimates import first_run, history, probe, sizing
 from anvil.estimates.arithmetic import GB, Run, Shape
 from anvil.methods.registry import METHODS
 from anvil.planning.graph import Graph, Node
@@ -60,8 +60,13 @@ def for_plan(plan: Plan, graph: Graph, loaded: LoadedRecipe, records: Mapping[st
             continue
         shape = model_shapes.get(model_of(node) or "")
         size = shape.parameters if shape else 0.0
-        work = units(node, graph, loaded.root, shape)
+        sequence = sequence_tokens(node, graph, loaded.root) if node.kind == "train" else None
+        work = estimate.units(node.kind, node.settings, shape.weight_bytes if shape else 0.0, sequence)
         seconds, basis = estimate.seconds(node.id, node.kind, work, size, here, runs)
+        if seconds is None:
+            in_flight = getattr(node.options, "concurrency", 1)
+            seconds = first_run.seconds(node.kind, node.settings, shape, work, probe.measure(), sequence, in_flight)
+            basis = "machine probe"
         out[node.id] = Estimate(seconds, basis, memory(node, shape), work)
     return out
 

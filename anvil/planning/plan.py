@@ -52,7 +52,7 @@ class Estimate:
     """A change's expected time and peak memory (anvil/estimates/ works them out)."""
 
     seconds: float | None
-    basis: str  # "last run", "history", "model size" or "" (nothing to go on)
+    basis: str  # "last run", "history" or "machine probe" (a first run: estimates/first_run.py)
     memory_bytes: float | None = None
     units: float | None = None  # the work the seconds rest on, in UNIT[kind]: recorded beside the time taken
 

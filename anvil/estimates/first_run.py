@@ -1,0 +1,108 @@
+"""How long a stage takes when the store has never run one like it (pure: settings + model shape + the
+machine's Speed -> seconds). Each kind is a fixed cost plus terms per step, per token and per byte:
+
+    train        start + steps x (operations per step x latency + tokens x training FLOPs / throughput)
+                 + validation passes (forward only) + saved checkpoints
+    transcripts, knowledge, serving
+                 a server's start + per request (prefill) + per generated token (decoding: each layer's
+                 operations x latency, and the weights read once, at the memory bandwidth)
+    fuse         start + the weights streamed through + the parity check (both runtimes load the model)
+    others       a fixed cost, and per answer for the judge
+
+Fixed costs are seconds of Python on the reference machine, scaled by this machine's Python speed; the
+other terms scale with its MLX latency, throughput and bandwidth (estimates/probe.py). The constants
+were fitted to a fresh apply of the default recipe on the reference machine (2 x86 cores, MLX on the
+CPU); `benchmarks/first_estimates.py` measures how close a fresh apply comes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from anvil.estimates.arithmetic import Shape
+from anvil.estimates.probe import Speed
+
+REFERENCE_PYTHON_S = 0.0075  # Speed.python_s on the reference machine
+# Seconds on the reference machine: imports, loading, a server coming up, writing the artifact.
+START = {"train": 3.0, "fuse": 1.4, "source": 0.9, "transcripts": 2.5, "knowledge": 2.5, "serving": 0.5,
+         "serve": 5.0, "eval": 0.25, "dataset": 0.01, "gate": 0.01, "report": 0.05}  # fmt: skip
+STEP_LATENCIES = 20.0  # a training step's fixed work, in small-operation latencies (Speed.op_s)
+TRAIN_FLOP_FACTOR = 1.16  # a model's small matrices run below the probe's throughput; backward recomputes
+TOKEN_LATENCIES = (0.1, 0.1)  # a decoded token: fixed, and per layer, in op latencies (MLX evaluates async)
+PREFILL_LATENCIES = 1.15  # a prompt token prefilled, in op latencies (tokenizing, templating, prefill)
+PROMPT_TOKENS = {"gsm8k_cot": 900, "mmlu_pro": 1500}  # a knowledge item's few-shot prompt, roughly
+ZERO_SHOT_PROMPT = 250  # an item without exemplars
+REQUEST_S = 0.02  # per chat request: HTTP and the chat template
+SAVE_S = 0.2  # per adapter checkpoint written
+JUDGE_S = {"rules": 0.001, "command": 5.0, "openai": 3.0}  # per answer judged
+
+
+def seconds(kind: str, settings: Mapping[str, Any], shape: Shape | None, units: float, speed: Speed,
+            sequence: float | None = None, in_flight: int = 1) -> float:  # fmt: skip
+    """A first run's time; `units` as estimates/arithmetic.py counts them (UNIT), `sequence` a training
+    round's tokens per sequence, `in_flight` the requests (or judge calls) sent at once."""
+    start = START.get(kind, 0.5) * speed.python_s / REFERENCE_PYTHON_S
+    if kind == "train":
+        return start + _training(settings, shape, speed, sequence)
+    if kind == "serving":  # the served model asked each test once
+        asked = {**settings["asked"], "runs": 1}
+        tests = sum(len(s) for s in asked["suites"].values())
+        return start + _generation(asked, shape, tests * asked["max_tokens"], speed, in_flight)
+    if kind in ("transcripts", "knowledge"):
+        return start + _generation(settings, shape, units, speed, in_flight)
+    if kind in ("fuse", "source"):
+        return start + units / speed.bandwidth * 4  # read, converted, written, and read back to check
+    if kind == "eval":
+        judge = (settings.get("judge") or {}).get("kind", "rules")
+        return start + units * JUDGE_S.get(judge, 3.0) / max(in_flight, 1)
+    return start
+
+
+def _training(settings: Mapping[str, Any], shape: Shape | None, speed: Speed, sequence: float | None) -> float:
+    train, lora = settings["train"], settings["lora"]
+    parameters, layers = _parameters(shape)
+    length = sequence or train["max_seq_length"]
+    tokens = train["batch_size"] * length
+    trained = min(lora["last_layers"], layers) / layers
+    # per token: 2 per weight, and attention's 4 per key and width in each layer; backward twice that
+    # through the trained layers only
+    attention = 4 * length * (shape.heads * shape.head_dim if shape else 128) * layers
+    forward = tokens * (2 * parameters + attention)
+    backward = 2 * trained + (trained if train.get("grad_checkpoint") else 0)  # checkpoints: forward again
+    step = STEP_LATENCIES * speed.op_s + TRAIN_FLOP_FACTOR * forward * (1 + backward) / speed.flops
+    validate = STEP_LATENCIES / 3 * speed.op_s + TRAIN_FLOP_FACTOR * forward / speed.flops
+    validations = train["steps"] // (train.get("val_interval") or train["steps"]) + 1
+    saves = train["steps"] // (train.get("checkpoint_interval") or train["steps"]) + 1
+    return train["steps"] * step + validations * train.get("val_batches", 8) * validate + saves * SAVE_S
+
+
+def _generation(settings: Mapping[str, Any], shape: Shape | None, units: float, speed: Speed,
+                in_flight: int) -> float:  # fmt: skip
+    parameters, layers = _parameters(shape)
+    weight_bytes = shape.weight_bytes if shape else 2 * parameters
+    fixed, per_layer = TOKEN_LATENCIES
+    per_token = (fixed + per_layer * layers) * speed.op_s + weight_bytes / speed.bandwidth
+    prompt = PREFILL_LATENCIES * speed.op_s + 2 * parameters / speed.flops  # per prompt token
+    return (units * per_token + prompt_tokens(settings) * prompt) / max(in_flight, 1) + requests(settings) * REQUEST_S
+
+
+def _parameters(shape: Shape | None) -> tuple[float, int]:
+    return (shape.parameters, shape.layers) if shape else (1e6, 4)
+
+
+def requests(settings: Mapping[str, Any]) -> float:
+    if "benchmarks" in settings:
+        return sum(b["n"] for b in settings["benchmarks"])
+    return sum(len(s) for s in settings.get("suites", {}).values()) * settings.get("runs", 1)
+
+
+def prompt_tokens(settings: Mapping[str, Any]) -> float:
+    """Prompt tokens prefilled: a knowledge benchmark's few-shot prompts (none for MMLU-Pro without
+    exemplars); a suite's prompts are short."""
+    if "benchmarks" not in settings:
+        return 0.0
+    total = 0.0
+    for b in settings["benchmarks"]:
+        zero_shot = b["benchmark"] == "mmlu_pro" and b.get("data") and not b.get("fewshot")
+        total += b["n"] * (ZERO_SHOT_PROMPT if zero_shot else PROMPT_TOKENS.get(b["benchmark"], 1000))
+    return total
