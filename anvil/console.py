@@ -45,7 +45,14 @@ def lines(stderr: bool = False) -> Console | Plain:
 def _console(stderr: bool) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    console.on_broken_pipe = _reader_gone  # type: ignore[method-assign]  # rich would exit 1 on its own
+    return console
+
+
+def _reader_gone() -> None:
+    """`anvil status | head -3`: the reader has all it wants, which cli.main answers with exit 0."""
+    raise BrokenPipeError
 
 
 def out() -> Console:

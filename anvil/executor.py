@@ -25,7 +25,7 @@ from anvil.state.store import Store
 # (action, work folder to write into (None for a resource), artifact folders of its inputs by role) -> result
 RunStage = Callable[[Action, Path | None, dict[str, Path]], Result | dict[str, Any]]
 # Stops what a resource record stands for (the server), when its stage leaves the recipe.
-Release = Callable[[StageRecord], None]
+Release = Callable[[StageRecord], object]  # stop what a resource record stands for
 # Downloads an artifact from the remote store into the store (under its claim): its record, or None when it
 # cannot (the stage is then built here).
 Fetch = Callable[[str], StageRecord | None]
@@ -60,7 +60,7 @@ def new_record(
         fingerprint=fingerprint,
         code_version=node.code_version,
         config=node.settings,
-        inputs={need: prints[need] for need in node.deps},
+        inputs={need: prints[need] for need in node.deps if need in prints},  # an observer's excluded needs: none
         files={path: files[path] for path in node.files},
         outputs="",  # set by Store.commit once the folder is in place
         started=started.isoformat(timespec="seconds"),

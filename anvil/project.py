@@ -1,6 +1,5 @@
 """A recipe with its own state and the shared store: refresh what exists (hashes, artifacts, processes),
-plan, apply, status, gc. This is where the pure planner meets the file system; the CLI only calls these
-functions."""
+plan, apply, status, gc. Where the pure planner meets the file system; the CLI only calls these."""
 
 from __future__ import annotations
 
@@ -17,6 +16,7 @@ from anvil.planning.plan import Action, Plan, make_plan
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe import contamination, rows
 from anvil.recipe.load import LoadedRecipe, load_recipe
+from anvil.recipe.toml import toml_file
 from anvil.settings import store_path
 from anvil.stages import evaluate, gate, knowledge, serve, source
 from anvil.stages.registry import BY_KIND, build_graph, summary_of
@@ -39,6 +39,7 @@ class Project:
     graph: Graph
     shared: Shared = field(default_factory=lambda: Shared(None))  # the remote store, if the recipe has one
     forgotten: list[str] = field(default_factory=list)  # by `down`: records of processes another project started
+    gone: list[str] = field(default_factory=list)  # by `down`: records of processes no longer running
 
     def file_digests(self) -> dict[str, str]:
         root = self.loaded.root
@@ -93,12 +94,13 @@ class Project:
             return stage.check(record)
         return None if self.store.intact(record) else "artifact missing or modified outside anvil"
 
-    def release(self, record: StageRecord) -> None:
-        """Stop what a resource record stands for (the server), if this project started it; artifact records
-        need nothing."""
+    def release(self, record: StageRecord) -> bool:
+        """Stop what a resource record stands for (the server), if this project started it and it still
+        runs; artifact records need nothing. Whether a process was signalled."""
         stage = BY_KIND.get(record.kind)
         if stage is not None and stage.stop is not None and not self._foreign(record):
-            stage.stop(record)
+            return stage.stop(record)
+        return False
 
     def _foreign(self, record: StageRecord) -> bool:
         return record.metrics.get("project", self.state.id) != self.state.id
@@ -161,16 +163,16 @@ class Project:
                 self.state.hashes.save()
 
     def down(self) -> list[str]:
-        """Stop every running resource (the server) this project started and forget it; the next apply
-        starts it again. Records of another project's processes are forgotten, not stopped (`forgotten`)."""
+        """Stop every running resource (the server) this project started and forget it. Records of another
+        project's processes are forgotten, not stopped (`forgotten`), as are those of ended ones (`gone`)."""
         with self._locked():
             records = self.state.load()
             resources = [sid for sid, record in records.items() if _resource(record)]
             self.forgotten = [sid for sid in resources if self._foreign(records[sid])]
-            for sid in resources:
-                self.release(records.pop(sid))
+            stopped = [sid for sid in resources if self.release(records.pop(sid))]
+            self.gone = [sid for sid in resources if sid not in stopped and sid not in self.forgotten]
             self.state.save(records)
-            return [sid for sid in resources if sid not in self.forgotten]
+            return stopped
 
     def weights(self, model: str) -> Path:
         """The checkpoint folder of a built model node."""
@@ -253,6 +255,8 @@ class Project:
                     "artifact": str(self.store.artifact(record.fingerprint)) if record and not node.resource else None,
                     "summary": summary_of(record) if record else None,
                     "metrics": record.metrics if record else {},
+                    # a process is probed as plan probes it: never "up" for a dead or foreign server
+                    "problem": self.drift(record) if record and node.resource else None,
                 }
             )
         return rows
@@ -280,6 +284,7 @@ class Project:
 
 def open_project(recipe_path: str | Path) -> Project:
     recipe_path = Path(recipe_path)
+    toml_file(recipe_path, "recipe")  # before its state folder is named from its resolved path
     state = ProjectState(recipe_path)
     hashes = state.hashes
     loaded = load_recipe(recipe_path, check_rows=rows.cached(hashes))

@@ -207,7 +207,7 @@ def runtime() -> list[Case]:
         file_case(
             "apply a saved plan that is not there",
             lambda f: None,
-            "cannot read the saved plan",
+            "nothere.json: no such recipe",
             ("apply", "nothere.json"),
         ),  # fmt: skip
         file_case(
@@ -219,7 +219,7 @@ def runtime() -> list[Case]:
         file_case(
             "apply a saved plan that is binary",
             lambda f: (f / "p.json").write_bytes(b"\xff\xfe"),
-            "saved plan",
+            "p.json: cannot read the recipe",
             ("apply", "p.json"),
         ),  # fmt: skip
         file_case(
@@ -351,6 +351,7 @@ def cases() -> list[Case]:
         field_case(("machine", "memory"), 96, "did you mean 'memory_gb'"),
         field_case(("machine", "memory_gb"), 0, "machine.memory_gb"),
         field_case(("machine", "name"), "", "machine.name"),
+        field_case(("project", "name"), "x" * 100_000, "project.name"),
         field_case(("datasets", "d", "categories"), {"voic": {"description": "x"}}, "did you mean 'voice'"),
         field_case(("datasets", "d", "categories"), {"voice": {"description": ""}}, "datasets.d.categories.voice"),
         field_case(("datasets", "d", "categories"), {"voice": "x"}, "datasets.d.categories.voice"),
@@ -384,6 +385,19 @@ def cases() -> list[Case]:
     return out
 
 
+def _loop(folder: Path, name: str = "loop.toml") -> None:
+    """`name` made a symlink to itself, through a second link."""
+    (folder / name).unlink(missing_ok=True)
+    (folder / f"{name}.other").symlink_to(folder / name)
+    (folder / name).symlink_to(folder / f"{name}.other")
+
+
+def _hostfile(folder: Path, hosts: str) -> None:
+    (folder / "h.json").write_text(hosts)
+    text = RECIPE.replace("[models.v1]", '[models.v1]\ndistributed = { hostfile = "h.json" }')
+    (folder / "anvil.toml").write_text(text)
+
+
 def _data(folder: Path, content: bytes) -> None:
     (folder / "data" / "voice.jsonl").write_bytes(content)
 
@@ -396,7 +410,7 @@ def files() -> list[Case]:
         file_case(
             "toml duplicate key",
             lambda f: (f / "anvil.toml").write_text(RECIPE.replace('name = "bad"', 'name = "a"\nname = "b"')),
-            "invalid TOML",
+            'defined twice (`name = "b"`',
         ),  # fmt: skip
         file_case(
             "toml nested",
@@ -414,6 +428,28 @@ def files() -> list[Case]:
             lambda f: ((f / "anvil.toml").unlink(), (f / "anvil.toml").mkdir()),
             "cannot read the recipe",
         ),  # fmt: skip
+        file_case("recipe /dev/zero", lambda f: None, "is not a regular file", ("validate", "/dev/zero")),
+        file_case("recipe symlink loop", _loop, "is a symlink loop", ("validate", "loop.toml")),
+        file_case("plan on a symlink loop", _loop, "is a symlink loop", ("plan", "loop.toml")),
+        file_case(
+            "recipe too large",
+            lambda f: (f / "anvil.toml").write_text(RECIPE + "#" * (17 << 20)),
+            "expected a TOML file under 16 MB",
+        ),  # fmt: skip
+        file_case(
+            "model name ends in a newline",
+            lambda f: (f / "anvil.toml").write_text(RECIPE.replace("[models.v1]", '[models."v1\\n"]')),
+            "is not allowed",
+        ),  # fmt: skip
+        file_case(
+            "project name on two lines",
+            lambda f: (f / "anvil.toml").write_text(RECIPE.replace('name = "bad"', 'name = "two\\nlines"')),
+            "project.name",
+        ),  # fmt: skip
+        file_case("hostfile ssh null", lambda f: _hostfile(f, '[{"ssh": null}]'), 'each with an "ssh" name'),
+        file_case("hostfile ssh empty", lambda f: _hostfile(f, '{"hosts": [{"ssh": ""}]}'), 'an "ssh" name'),
+        file_case("hostfile ssh number", lambda f: _hostfile(f, '[{"ssh": 3}]'), 'an "ssh" name'),
+        file_case("data symlink loop", lambda f: _loop(f, "data/voice.jsonl"), "voice.jsonl is a symlink loop"),
         file_case("data not utf-8", lambda f: _data(f, row + b"\n\xff\xfe\xfd\n"), "not UTF-8"),
         file_case("data nested", lambda f: _data(f, row + b"\n" + deep + b"\n"), "nested too deeply"),
         file_case("data bad json", lambda f: _data(f, row + b"\n{not json\n"), "not valid JSON"),

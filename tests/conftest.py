@@ -164,13 +164,13 @@ def serve_models_from(monkeypatch, port: int) -> None:
     monkeypatch.setattr(transcripts, "model_server", model_server)
 
 
-def apply_without_mlx(folder: Path, fake: dict | None = None):
+def apply_without_mlx(folder: Path, fake: dict | None = None, **plan_args):
     """Apply with stand-ins for the stages that need MLX (the synthetic model; `fake` names more, by kind,
     with their metrics); every other stage is the real one. Returns the plan's actions and the state."""
     from anvil.project import open_project
 
     project = open_project(folder / "anvil.toml")
-    plan = project.plan()
+    plan = project.plan(**plan_args)
     real = project.run_stage()
     fake = {"source": {}, **(fake or {})}
 

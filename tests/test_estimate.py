@@ -51,8 +51,8 @@ def test_a_sequence_costs_its_rows_padded_as_mlx_lm_lora_pads_them_and_cut_at_ma
 
 
 def test_a_first_run_is_estimated_from_the_machine_speed_and_the_work():
+    from anvil.backends.machine import Speed
     from anvil.estimates import first_run
-    from anvil.estimates.probe import Speed
 
     here = Speed(python_s=first_run.REFERENCE_PYTHON_S, op_s=5e-4, flops=2e10, bandwidth=5e9)
     train = {"train": {"steps": 100, "batch_size": 1, "max_seq_length": 1024, "val_interval": 50},
@@ -71,7 +71,7 @@ def test_a_first_run_is_estimated_from_the_machine_speed_and_the_work():
 
 
 def test_the_probe_measures_this_machine():
-    from anvil.estimates.probe import measure
+    from anvil.backends.machine import measure
 
     speed = measure()
     assert all(0 < v < float("inf") for v in (speed.python_s, speed.op_s, speed.flops, speed.bandwidth))
@@ -156,3 +156,14 @@ def test_a_big_training_file_is_sampled_for_its_rows_length(tmp_path, monkeypatc
     rows.write_bytes((b"z" * 99 + b"\n") * 1000)
     monkeypatch.setattr(estimating, "SAMPLE_BYTES", 250)
     assert estimating.row_lengths(rows) == ([100, 100], 1000)  # two whole rows read, the count predicted
+
+
+def test_a_history_line_of_the_wrong_types_is_skipped_like_garbage(tmp_path):
+    from anvil.estimates import history
+
+    good = {"stage": "v1.train", "kind": "train", "machine": "m", "units": 4, "parameters": 1, "seconds": 2.0}
+    lines = [good, {**good, "units": "x"}, {**good, "seconds": None}, {**good, "stage": ["a"]}, [1, 2], "text",
+             {**good, "estimate": "soon"}, {**good, "seconds": -1}]  # fmt: skip
+    path = tmp_path / "history.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"torn": ')
+    assert [r.units for r in history.read(path)] == [4]

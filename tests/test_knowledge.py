@@ -174,3 +174,11 @@ def test_a_stop_sequence_ends_the_generation_instead_of_the_token_budget():
         assert ended.wait(10), "the client hung up: the server could not go on"
     finally:
         server.shutdown()
+
+
+def test_excluding_the_server_leaves_a_plan_that_runs_and_a_recorded_report(tmp_path, monkeypatch):
+    with chat_endpoint(answer) as (port, _):
+        serve_models_from(monkeypatch, port)
+        actions, state = apply_without_mlx(make(tmp_path / "x"), FAKE, exclude=["serve"])
+    assert "serve" not in actions and "serve" not in state
+    assert state["report"].outcome.value == "ok" and "serve" not in state["report"].inputs

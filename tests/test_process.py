@@ -121,3 +121,20 @@ def test_racers_over_a_stale_lock_never_both_win(tmp_path):
         assert held, "someone takes over a stale lock"
         # Several may win one after another, never two at once.
         assert all(earlier[1] <= later[0] for earlier, later in zip(held, held[1:], strict=False)), held
+
+
+def test_a_stepped_clock_does_not_disown_a_process_but_another_start_does():
+    """On Linux a start time is boot time + ticks, and boot time follows the wall clock: after the clock
+    is stepped, only the time since boot (with the same command line) still proves the process."""
+    import dataclasses
+    import os
+
+    from anvil.backends.process import identity, is_ours
+
+    me = identity(os.getpid())
+    assert me is not None and me.since_boot is not None and is_ours(me)
+    stepped = dataclasses.replace(me, started=me.started - 3600)  # recorded an hour "earlier" by the clock
+    assert is_ours(stepped), "same process, same time since boot"
+    assert not is_ours(dataclasses.replace(stepped, since_boot=me.since_boot - 60)), "another start"
+    assert not is_ours(dataclasses.replace(stepped, command="python other.py")), "another command"
+    assert not is_ours(dataclasses.replace(stepped, command="")), "no command to match: the clock decides"

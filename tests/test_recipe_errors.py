@@ -232,3 +232,9 @@ def test_a_system_turn_is_refused_for_a_benchmark_without_a_header(project_dir):
         load_recipe("anvil.toml")
     [msg] = [str(p) for p in e.value.problems]
     assert "eval.knowledge[0].chat" in msg and "gsm8k_cot has no header to put in a system turn" in msg
+
+
+def test_a_recipe_with_a_byte_order_mark_is_read_as_taplo_reads_it(project_dir):
+    text = (project_dir / "anvil.toml").read_text()
+    (project_dir / "anvil.toml").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert load_recipe("anvil.toml").recipe.project.name

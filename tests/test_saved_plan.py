@@ -45,7 +45,7 @@ def test_exclude_leaves_out_a_stage_and_what_needs_it_but_not_the_report():
         ("{", "not JSON"),
         ('{"format": "terraform"}', "not a saved plan"),
         ('{"format": "anvil-plan", "version": 9}', "saved plan version 9"),
-        ('{"format": "anvil-plan", "version": 1, "recipe": "a.toml"}', "request: missing or not a dict"),
+        ('{"format": "anvil-plan", "version": 1, "recipe": "a.toml"}', "request: field required"),
     ],
 )
 def test_a_file_that_is_not_a_saved_plan_is_one_clear_error(text, says):
@@ -70,3 +70,43 @@ def test_apply_runs_a_saved_plan_once_and_refuses_it_when_stale(data_dir):
     assert not rows["dataset.behavioral"]["built"], "a refused plan runs nothing"
     mixed = anvil("apply", "plan.json", "--target", "domain")
     assert mixed.returncode == 1 and "carries its own --target" in mixed.stderr
+
+
+def _tampered(path: tuple, value):
+    graph = graph_of()
+    saved = json.loads(json.dumps(to_saved(make_plan(graph, {}, FILES), "anvil.toml", {}, REQUEST)))
+    node = saved
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return json.dumps(saved)
+
+
+@pytest.mark.parametrize(
+    "path, value, says",
+    [
+        (("plan", "actions", 0, "stage"), ["a"], "plan.actions.0.stage: input should be a valid string"),
+        (("plan", "actions", 0, "fingerprint"), 7, "plan.actions.0.fingerprint"),
+        (("plan", "actions"), {"a": 1}, "plan.actions: input should be a valid list"),
+        (("files",), {"data/a.jsonl": 3}, "files.data/a.jsonl"),
+        (("state",), ["x"], "state: input should be a valid dictionary"),
+        (("request", "targets"), "v1", "request.targets"),
+        (("request", "targetz"), [], "request.targetz: extra inputs are not permitted"),
+        (("recipe",), "", "recipe: string should have at least 1 character"),
+    ],
+)  # fmt: skip
+def test_a_tampered_saved_plan_is_one_error_naming_the_field(path, value, says):
+    with pytest.raises(AnvilError, match=says.replace(".", r"\.")) as e:
+        parse(_tampered(path, value), "plan.json")
+    assert "run `anvil plan -out plan.json` again" in str(e.value)
+
+
+def test_a_saved_plan_is_known_by_its_content_whatever_its_name(data_dir):
+    saved = anvil("plan", "--exclude", "behavioral", "-out", "tfplan")
+    assert saved.returncode == 0
+    ran = anvil("apply", "tfplan")
+    assert ran.returncode == 0 and "✓ dataset.domain" in ran.stdout, ran.stderr
+    own = json.loads((data_dir / "tfplan").read_text()) | {"recipe": str(data_dir / "tfplan")}
+    (data_dir / "loop").write_text(json.dumps(own))
+    looped = anvil("apply", "loop")
+    assert looped.returncode == 1 and "tfplan is a saved plan, not a recipe" in looped.stderr

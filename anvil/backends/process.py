@@ -34,13 +34,18 @@ class Owned:
     started: float  # its start time: a pid reused by another process has another one
     host: str
     command: str = ""  # its command line, as started
+    # Seconds from boot to its start: on Linux a start time is boot time + ticks, and the boot time moves
+    # with the wall clock, so after a clock step only this still matches (to the boot time's whole second).
+    since_boot: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Owned:
-        return cls(int(data["pid"]), float(data["started"]), str(data["host"]), str(data.get("command", "")))
+        since = data.get("since_boot")
+        return cls(int(data["pid"]), float(data["started"]), str(data["host"]), str(data.get("command", "")),
+                   None if since is None else float(since))  # fmt: skip
 
 
 @dataclass
@@ -75,20 +80,25 @@ def identity(pid: int) -> Owned | None:
     """The running process `pid` as an Owned record, or None if there is none."""
     try:
         process = psutil.Process(pid)
-        return Owned(pid, process.create_time(), socket.gethostname(), " ".join(process.cmdline()))
+        started = process.create_time()
+        return Owned(pid, started, socket.gethostname(), " ".join(process.cmdline()), started - psutil.boot_time())
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
 
 
 def is_ours(owned: Owned) -> bool:
     """Whether the recorded process still runs on this host as the very process Anvil started: same pid,
-    same start time, same command line."""
+    same start time (by the clock, or since boot when the clock has been stepped), same command line."""
     if owned.host != socket.gethostname():
         return False
     try:
         process = psutil.Process(owned.pid)
-        same = abs(process.create_time() - owned.started) < 0.01 and _running(process)
-        return same and (not owned.command or " ".join(process.cmdline()) == owned.command)
+        command = " ".join(process.cmdline())
+        started = process.create_time()
+        same = abs(started - owned.started) < 0.01
+        if not same and owned.since_boot is not None and owned.command:  # the command must match too
+            same = abs(started - psutil.boot_time() - owned.since_boot) <= 1.0
+        return same and _running(process) and (not owned.command or command == owned.command)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
@@ -124,7 +134,8 @@ def spawn(argv: list[str], log: Path | None, *, tethered: bool, ledger: Path | N
             out.close()
     owned = Owned(popen.pid, time.time(), socket.gethostname(), " ".join(argv))
     with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-        owned = Owned(popen.pid, psutil.Process(popen.pid).create_time(), owned.host, owned.command)
+        started = psutil.Process(popen.pid).create_time()
+        owned = Owned(popen.pid, started, owned.host, owned.command, started - psutil.boot_time())
     if ledger is not None:
         write_json(ledger / f"{popen.pid}.json", {**owned.to_json(), "argv": argv})
     return Child(popen, owned, ledger)

@@ -77,16 +77,16 @@ def planned(recipe: str, targets: Collection[str], replace: Collection[str],
     """The project, its plan and the saved plan it was checked against (None for a plan made now)."""
     from anvil.planning.saved import differences, parse
 
-    if not recipe.endswith(".json"):
+    text = _saved_text(recipe)
+    if text is None:
         project = open_project(recipe)
         contaminated(project, recipe)
         return project, project.plan(targets, replace, exclude), None
     if targets or replace or exclude:
         raise AnvilError(f"{recipe} is a saved plan: it carries its own --target, --replace and --exclude")
-    try:
-        saved = parse(Path(recipe).read_text(encoding="utf-8"), recipe)
-    except (OSError, UnicodeDecodeError) as e:
-        raise AnvilError(f"{recipe}: cannot read the saved plan ({getattr(e, 'strerror', None) or e})") from None
+    saved = parse(text, recipe)
+    if _saved_text(saved["recipe"]) is not None:
+        raise AnvilError(f"{recipe}: recipe: {saved['recipe']} is a saved plan, not a recipe (the file was edited?)")
     project = open_project(saved["recipe"])
     contaminated(project, saved["recipe"])
     request = saved["request"]
@@ -94,6 +94,24 @@ def planned(recipe: str, targets: Collection[str], replace: Collection[str],
     if changed := differences(saved, plan, project.state.load()):
         raise StalePlan(changed)
     return project, plan, saved
+
+
+def _saved_text(path: str) -> str | None:
+    """The text of `path` when it is a saved plan (by its content: Terraform's `-out tfplan` takes any
+    name), None for anything else, which is read as a recipe and checked as one."""
+    from anvil.planning.saved import looks_saved
+    from anvil.recipe.files import not_a_file
+
+    if not_a_file(Path(path)):
+        return None
+    try:
+        with open(path, "rb") as file:
+            head = file.read(64)
+        if not looks_saved(head.decode("utf-8", "replace")):
+            return None
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise AnvilError(f"{path}: cannot read the saved plan ({getattr(e, 'strerror', None) or e})") from None
 
 
 def both(*callbacks):

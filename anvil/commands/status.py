@@ -36,7 +36,7 @@ def status_table(rows: list[dict], console: Console, verbose: bool = False) -> N
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    columns = {"stage": max((len(row["stage"]) for row in rows), default=5), "state": 6, "print": 8}
+    columns = {"stage": max((len(row["stage"]) for row in rows), default=5), "state": 7, "fingerprint": 11}
     columns |= ({"started": 16} if verbose else {}) | {"took": 6}
     for name, width in columns.items():
         table.add_column(name, no_wrap=True, width=width, justify="right" if name == "took" else "left")
@@ -47,12 +47,14 @@ def status_table(rows: list[dict], console: Console, verbose: bool = False) -> N
         state = _state(row)
         took = duration(row["duration_s"]) if row["duration_s"] is not None else ""
         result = row["summary"] or ""
+        if row.get("problem"):
+            result = row["problem"]
         if verbose and row["metrics"]:
             scalars = ", ".join(f"{k}={v}" for k, v in row["metrics"].items() if not isinstance(v, dict | list))
             result = f"{result}\n{scalars}" if result else scalars
         cells = [row["stage"], state, (row["fingerprint"] or "")[:8]]
         cells += [(row["started"] or "")[:16].replace("T", " ")] if verbose else []
-        table.add_row(*cells, took, result, style="red" if state == "FAILED" else None)
+        table.add_row(*cells, took, result, style="red" if state in ("FAILED", "down") else None)
     console.print(table)
     if any(not row["available"] for row in rows):
         console.print("n/a: this anvil cannot build that kind of stage yet")
@@ -62,5 +64,7 @@ def _state(row: dict) -> str:
     if not row["built"]:
         return "–" if row["available"] else "n/a"
     if row["kind"] == "serve":
-        return "up"
+        if not row.get("problem"):
+            return "up"
+        return "foreign" if "another project" in row["problem"] else "down"
     return {"failed": "FAILED", "warned": "warned"}.get(row["outcome"], "built")

@@ -36,9 +36,11 @@ def check(recipe_path: str) -> Checked:
     recipe makes it an error); what was learnt is kept in the project's stat cache only when it is valid."""
     from anvil.recipe import contamination, rows
     from anvil.recipe.load import load_recipe
+    from anvil.recipe.toml import toml_file
     from anvil.stages.registry import build_graph
     from anvil.state.project_state import ProjectState
 
+    toml_file(Path(recipe_path), "recipe")  # before its state folder is named from its resolved path
     hashes = ProjectState(Path(recipe_path)).hashes
     loaded = load_recipe(recipe_path, check_rows=rows.cached(hashes))
     warning = contamination.warning(loaded, hashes, recipe_path)
@@ -64,7 +66,8 @@ def run(args) -> int:
                     f"{len(checked.graph.nodes)} stages)")  # fmt: skip
         except AnvilError as e:
             status = EXIT_ERROR
-            problems = [str(p) for p in e.problems] if isinstance(e, InvalidInput) else [f"{path}: {e}"]
+            said = str(e) if str(e).startswith(f"{path}: ") else f"{path}: {e}"
+            problems = [str(p) for p in e.problems] if isinstance(e, InvalidInput) else [said]
             results.append({"file": path, "valid": False, "problems": problems})
             if not args.json:
                 say("\n".join(problems), stderr=True)

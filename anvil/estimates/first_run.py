@@ -10,7 +10,7 @@ machine's Speed -> seconds). Each kind is a fixed cost plus terms per step, per 
     others       a fixed cost, and per answer for the judge
 
 Fixed costs are seconds of Python on the reference machine, scaled by this machine's Python speed; the
-other terms scale with its MLX latency, throughput and bandwidth (estimates/probe.py). The constants
+other terms scale with its MLX latency, throughput and bandwidth (backends/machine.py). The constants
 were fitted to a fresh apply of the default recipe on the reference machine (2 x86 cores, MLX on the
 CPU); `benchmarks/first_estimates.py` measures how close a fresh apply comes."""
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from anvil.backends.machine import Speed
 from anvil.estimates.arithmetic import Shape
-from anvil.estimates.probe import Speed
 
 REFERENCE_PYTHON_S = 0.0075  # Speed.python_s on the reference machine
 # Seconds on the reference machine: imports, loading, a server coming up, writing the artifact.

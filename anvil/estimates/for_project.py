@@ -9,9 +9,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from anvil.backends import machine
 from anvil.errors import AnvilError
 from anvil.estimates import arithmetic as estimate
-from anvil.estimates import first_run, history, probe, sizing
+from anvil.estimates import first_run, history, sizing
 from anvil.estimates.arithmetic import GB, Run, Shape
 from anvil.methods.registry import METHODS
 from anvil.planning.graph import Graph, Node
@@ -65,7 +66,7 @@ def for_plan(plan: Plan, graph: Graph, loaded: LoadedRecipe, records: Mapping[st
         seconds, basis = estimate.seconds(node.id, node.kind, work, size, here, runs)
         if seconds is None:
             in_flight = getattr(node.options, "concurrency", 1)
-            seconds = first_run.seconds(node.kind, node.settings, shape, work, probe.measure(), sequence, in_flight)
+            seconds = first_run.seconds(node.kind, node.settings, shape, work, machine.measure(), sequence, in_flight)
             basis = "machine probe"
         out[node.id] = Estimate(seconds, basis, memory(node, shape), work)
     return out

@@ -4,6 +4,7 @@ appended (a torn last line from a kill is skipped when read)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -21,10 +22,22 @@ def read(path: Path) -> list[Run]:
     runs = []
     for line in lines:
         try:
-            runs.append(Run(**json.loads(line)))
-        except (ValueError, TypeError):
+            run = Run(**json.loads(line))
+        except (ValueError, TypeError, RecursionError):
             continue
+        if _sound(run):  # a well-formed line with a wrong type ("units": "x") is skipped like garbage
+            runs.append(run)
     return runs
+
+
+def _sound(run: Run) -> bool:
+    numbers = (run.units, run.parameters, run.seconds)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+               for v in numbers):  # fmt: skip
+        return False
+    texts = (run.stage, run.kind, run.machine, run.unit)
+    estimate_ok = run.estimate is None or (isinstance(run.estimate, int | float) and math.isfinite(run.estimate))
+    return all(isinstance(t, str) for t in texts) and estimate_ok
 
 
 def append(path: Path, run: Run) -> None:

@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from anvil.errors import AnvilError
 from anvil.planning.plan import Plan
 from anvil.planning.record import StageRecord
@@ -39,31 +41,66 @@ def to_saved(plan: Plan, recipe: str, records: Mapping[str, StageRecord], reques
     }
 
 
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class SavedAction(_Loose):
+    stage: str
+    act: str
+    fingerprint: str
+
+
+class SavedInner(_Loose):
+    actions: list[SavedAction]
+
+
+class SavedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    targets: list[str] = []
+    replace: list[str] = []
+    exclude: list[str] = []
+
+
+class SavedPlan(BaseModel):
+    """A saved plan as `anvil apply` reads it back: a file a user may edit, copy or cut short, so every
+    field is checked before any is used."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    format: str
+    version: int
+    recipe: str = Field(min_length=1)
+    request: SavedRequest
+    files: dict[str, str]
+    state: dict[str, str]
+    plan: SavedInner
+
+
+def looks_saved(text: str) -> bool:
+    """Whether a file's text is a saved plan rather than a recipe (by content, whatever its name: a TOML
+    recipe never opens with `{`)."""
+    return text.lstrip().startswith("{")
+
+
 def parse(text: str, shown_as: str) -> dict[str, Any]:
     """A saved plan's contents, or one error saying why this file is not one anvil can apply."""
     try:
         saved = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise AnvilError(f"{shown_as}: not a saved plan (not JSON: {e})") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise AnvilError(f"{shown_as}: not a saved plan (expected the output of `anvil plan -out {shown_as}`)")
     if saved.get("version") != VERSION:
         raise AnvilError(f"{shown_as}: saved plan version {saved.get('version')!r}, this anvil reads version "
                          f"{VERSION}; run `anvil plan -out {shown_as}` again")  # fmt: skip
-    shapes = {"recipe": str, "request": dict, "files": dict, "state": dict, "plan": dict}
-    for key, shape in shapes.items():
-        if not isinstance(saved.get(key), shape):
-            raise AnvilError(f"{shown_as}: {key}: missing or not a {shape.__name__} (the file was edited?)")
-    request = saved["request"]
-    for key in REQUEST_KEYS:
-        values = request.get(key, [])
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise AnvilError(f"{shown_as}: request.{key}: expected a list of stage names")
-    actions = saved["plan"].get("actions")
-    if not isinstance(actions, list) or not all(isinstance(a, dict) and {"stage", "act", "fingerprint"} <= a.keys()
-                                                for a in actions):  # fmt: skip
-        raise AnvilError(f"{shown_as}: plan.actions: missing or malformed (the file was edited?)")
-    return saved
+    try:
+        checked = SavedPlan.model_validate(saved)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise AnvilError(f"{shown_as}: {where}: {first['msg'].lower()} (the file was edited or cut short; run "
+                         f"`anvil plan -out {shown_as}` again)") from None  # fmt: skip
+    return checked.model_dump()
 
 
 def differences(saved: Mapping[str, Any], plan: Plan, records: Mapping[str, StageRecord]) -> list[str]:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ONE_LINE = r"^[^\x00-\x1f]+$"
 # hf:ORG/NAME (a Hub repo id), path:ANYTHING, synthetic:NAME
 SOURCE_PATTERN = (
     r"^(hf:[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*|path:.+|synthetic:[A-Za-z0-9][A-Za-z0-9._-]*)$"
@@ -18,6 +19,7 @@ DATA_PATTERN = r"^(path:.+|hf:[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._
 PATTERNS = {
     NAME_PATTERN: "letters, digits, _ or -, starting with a letter",
     ENV_PATTERN: "an environment variable name: letters, digits and _",
+    ONE_LINE: "one line of text, without newlines or other control characters",
     SOURCE_PATTERN: "hf:ORG/NAME, path:DIR or synthetic:NAME",
     DATA_PATTERN: "path:FILE or hf:ORG/NAME/FILE",
 }

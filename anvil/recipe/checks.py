@@ -14,6 +14,7 @@ from anvil.knowledge.registry import BENCHMARKS
 from anvil.methods.registry import METHODS
 from anvil.recipe.base import NAME_PATTERN
 from anvil.recipe.evaluation import Knowledge
+from anvil.recipe.files import not_a_file
 from anvil.recipe.metrics import gate_metrics
 from anvil.recipe.models import Lora, MixError, Recipe, Synthetic
 from anvil.recipe.suite import SuiteFolderError, load_suite
@@ -30,7 +31,7 @@ def _defined(names, kind: str, name: str) -> str:
 def check_references(recipe: Recipe) -> Iterator[Finding]:
     for table, names in (("models", recipe.models), ("datasets", recipe.datasets)):
         for name in names:
-            if not re.match(NAME_PATTERN, name):
+            if not re.fullmatch(NAME_PATTERN, name):  # not match: its `$` also matches before a final newline
                 yield (
                     (table, name),
                     f"name {name!r} is not allowed (expected letters, digits, _ or -, starting with a letter)",
@@ -155,8 +156,7 @@ def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str]
             if where is None or not where.startswith("path:"):
                 continue  # a Hub file is checked when it is downloaded
             file, loc = where.removeprefix("path:"), ("eval", "knowledge", i, field)
-            if not (root / file).is_file():
-                what = "is not a regular file" if (root / file).exists() else "does not exist"
+            if what := not_a_file(root / file):
                 yield loc, f"{file} {what} (expected a JSONL file of rows)"
                 continue
             count, problems = check_rows(root / file, kind)
@@ -220,8 +220,7 @@ def check_files(
         available: dict[int, int] = {}
         for i, source in enumerate(dataset.sources):
             path, where = root / source.path, ("datasets", name, "sources", i, "path")
-            if not path.is_file():
-                what = "is not a regular file" if path.exists() else "does not exist"
+            if what := not_a_file(path):
                 yield where, f"{source.path} {what} (expected a {dataset.format} JSONL file)"
                 continue
             valid, problems = check_rows(path, dataset.format)

@@ -72,12 +72,14 @@ class Distributed(Strict):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             entries = data["hosts"] if isinstance(data, dict) else data
-            names = [str(entry["ssh"]) for entry in entries]
+            names = [entry["ssh"] for entry in entries]
+            if not all(isinstance(n, str) and n.strip() and n == n.strip() for n in names):
+                raise ValueError("ssh")
         except OSError as e:
             raise ValueError(f"hostfile {self.hostfile}: cannot read it ({e.strerror or e})") from None
         except (ValueError, KeyError, TypeError):
             raise ValueError(f"hostfile {self.hostfile}: expected mlx.launch's JSON: a list of hosts (or "
-                             '{"hosts": [...]}), each with an "ssh" name') from None  # fmt: skip
+                             '{"hosts": [...]}), each with an "ssh" name: a non-empty string') from None  # fmt: skip
         if not names:
             raise ValueError(f"hostfile {self.hostfile}: lists no host")
         self._from_hostfile, self._hostfile_path = names, str(path.resolve())

@@ -1,5 +1,5 @@
-"""The recipe language: pydantic models are the single source of truth for validation, the JSON Schema
-in `schema/` and the field reference. Every field carries a description; a test checks it."""
+"""The recipe language: pydantic models, the single source of truth for validation, the JSON Schema in
+`schema/` and the field reference; every field carries a description (a test checks it)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from anvil.methods.registry import METHODS
-from anvil.recipe.base import NAME_PATTERN, SOURCE_PATTERN, Seed, Strict
+from anvil.recipe.base import NAME_PATTERN, ONE_LINE, SOURCE_PATTERN, Seed, Strict
 from anvil.recipe.evaluation import Eval, Gate
 from anvil.recipe.infrastructure import Distributed, Machine, StoreConfig
 from anvil.recipe.preference import Method, Preference
@@ -25,7 +25,7 @@ class MixError(ValueError):
 
 
 class ProjectInfo(Strict):
-    name: str = Field(description="Name of the lineage, shown in plans, status and the report.", min_length=1)
+    name: str = Field(description="The lineage's name (one line).", min_length=1, max_length=200, pattern=ONE_LINE)
 
 
 class DatasetSource(Strict):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from anvil.errors import AnvilError, InvalidInput, Problem
 from anvil.recipe.base import PATTERNS
+from anvil.recipe.files import MAX_TOML_BYTES, not_a_file
 from anvil.recipe.locate import key_positions, locate
 
 M = TypeVar("M", bound=BaseModel)
@@ -37,19 +38,31 @@ def _located(name: str, positions: dict, loc: tuple, message: str) -> Problem:
     return Problem(name, line, col, _dotted(loc), message)
 
 
+def toml_file(path: Path, what: str) -> None:
+    """Refuse, before anything reads or resolves it, a path that is no TOML file to read: missing, a
+    folder, a device, a symlink loop, or too large."""
+    name = str(path)
+    if (wrong := not_a_file(path)) == "does not exist":
+        raise AnvilError(f"{name}: no such {what} (expected a TOML file)")
+    if wrong:
+        raise AnvilError(f"{name}: cannot read the {what}: it {wrong} (expected a TOML file)")
+    if (size := path.stat().st_size) > MAX_TOML_BYTES:
+        raise AnvilError(f"{name}: cannot read the {what}: {size:,} bytes (expected a TOML file under "
+                         f"{MAX_TOML_BYTES >> 20} MB)")  # fmt: skip
+
+
 def parse_toml(path: Path, model: type[M], what: str) -> Parsed[M]:
     """Read a TOML file into `model`, or raise InvalidInput with every located problem."""
     name = str(path)
+    toml_file(path, what)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AnvilError(f"{name}: no such {what} (expected a TOML file)") from None
+        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")  # a BOM, as editors on Windows write
     except (OSError, UnicodeDecodeError) as e:
         raise AnvilError(f"{name}: cannot read the {what}: {e}") from None
     try:
         data = tomli.loads(text)
     except tomli.TOMLDecodeError as e:
-        raise InvalidInput([Problem(name, e.lineno, e.colno, "", f"invalid TOML: {e.msg}")]) from None
+        raise InvalidInput([Problem(name, e.lineno, e.colno, "", f"invalid TOML: {_toml_error(e, text)}")]) from None
     except RecursionError:
         raise InvalidInput([Problem(name, 0, 0, "", "invalid TOML: values nested too deeply")]) from None
     positions = key_positions(text)
@@ -59,6 +72,14 @@ def parse_toml(path: Path, model: type[M], what: str) -> Parsed[M]:
         problems = [_located(name, positions, err["loc"], _explain(dict(err), model)) for err in e.errors()]
         raise InvalidInput(sorted(problems, key=lambda p: (p.line, p.col))) from None
     return Parsed(name, value, positions)
+
+
+def _toml_error(e: tomli.TOMLDecodeError, text: str) -> str:
+    """tomli's message, with the line when it is about a key given twice (it does not name the key)."""
+    if "overwrite" not in e.msg and "twice" not in e.msg:
+        return e.msg
+    line = text.splitlines()[e.lineno - 1].strip() if 0 < e.lineno <= len(text.splitlines()) else ""
+    return f"{e.msg}: a key or table defined twice (`{line[:80]}`; expected each once)"
 
 
 def _dotted(loc: tuple) -> str:

@@ -79,10 +79,10 @@ def check(record: StageRecord) -> str | None:
     return None
 
 
-def stop(record: StageRecord) -> None:
+def stop(record: StageRecord) -> bool:
     from anvil.backends import process
 
-    process.stop(_owned(record))
+    return process.stop(_owned(record))
 
 
 def agreement(local: list[dict], server) -> dict[str, float]:

@@ -76,7 +76,7 @@ class Stage:
     in_plan: bool = False
     # Resources only: why a recorded process no longer matches its record (None: it does), and how to stop it.
     check: Callable[[StageRecord], str | None] | None = None
-    stop: Callable[[StageRecord], None] | None = None
+    stop: Callable[[StageRecord], bool] | None = None  # stop a resource; whether it was signalled
 
 
 def weights_of(recipe: Recipe, model: str) -> str:

@@ -1,0 +1,69 @@
+"""`status` and `down` say what is true of the recorded server: probed as `plan` probes it (pid, start
+time, command line, health), never "up" for a process that is gone or another project's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from anvil.commands.status import status_table
+from anvil.project import open_project
+from anvil.state.project_state import load_records
+from tests.conftest import apply_without_mlx, chat_endpoint, serve_models_from
+from tests.test_knowledge import FAKE, answer, make
+
+
+def _served(tmp_path, monkeypatch):
+    with chat_endpoint(answer) as (port, _):
+        serve_models_from(monkeypatch, port)
+        _, state = apply_without_mlx(make(tmp_path / "s"), FAKE)
+    assert "serve" in state
+    return tmp_path / "s"
+
+
+def anvil(folder, *args):
+    return subprocess.run([sys.executable, "-m", "anvil", *args], cwd=folder, capture_output=True, text=True)
+
+
+def test_status_never_says_up_for_a_server_that_is_not_running(tmp_path, monkeypatch):
+    folder = _served(tmp_path, monkeypatch)  # its recorded process runs on no host: it is not running
+    [row] = [r for r in open_project(folder / "anvil.toml").status() if r["stage"] == "serve"]
+    assert row["problem"] == "server process 0 is not running"
+    shown = json.loads(anvil(folder, "status", "--json").stdout)
+    assert [r["problem"] for r in shown if r["stage"] == "serve"] == ["server process 0 is not running"]
+    from rich.console import Console
+
+    console = Console(width=80, record=True)
+    status_table([row], console)
+    line = console.export_text().splitlines()[1]
+    assert " down " in line and "not running" in line and " up " not in line
+
+
+def test_a_server_another_project_started_is_shown_as_foreign_and_down_leaves_it(tmp_path, monkeypatch):
+    folder = _served(tmp_path, monkeypatch)
+    project = open_project(folder / "anvil.toml")
+    records = project.state.load()
+    records["serve"].metrics["project"] = "someone-else"
+    project.state.save(records)
+    [row] = [r for r in project.status() if r["stage"] == "serve"]
+    assert "started by another project" in row["problem"]
+    downed = anvil(folder, "down")
+    assert downed.returncode == 0 and "started by another project" in downed.stderr
+    assert "stopped" not in downed.stdout, "nothing was stopped, and it is not said"
+
+
+def test_down_says_it_cleared_a_record_of_a_process_that_had_ended(tmp_path, monkeypatch):
+    folder = _served(tmp_path, monkeypatch)
+    downed = anvil(folder, "down")
+    assert downed.returncode == 0 and "was no longer running" in downed.stdout and "stopped" not in downed.stdout
+    assert "serve" not in load_records(open_project(folder / "anvil.toml").state.file)
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path, monkeypatch):
+    folder = _served(tmp_path, monkeypatch)
+    for command in ("status", "eval show v1 --recipe anvil.toml", "plan"):  # `true` reads nothing at all
+        piped = subprocess.run(f"{sys.executable} -m anvil {command} | true; echo ${{PIPESTATUS[0]}}",
+                               shell=True, executable="/bin/bash", cwd=folder, capture_output=True, text=True,
+                               env={**__import__("os").environ, "FORCE_COLOR": "1"})  # fmt: skip
+        assert piped.stdout.strip() == "0" and "Traceback" not in piped.stderr, (command, piped.stderr)
