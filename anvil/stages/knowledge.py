@@ -28,7 +28,7 @@ from anvil.stages import transcripts
 from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, weights_of
 from anvil.state.atomic import write_json
 
-CODE_VERSION = 3
+CODE_VERSION = 4  # 4: answers streamed to the stop sequence, chat forms, per-subject scores
 RESULTS = "results.json"
 
 
