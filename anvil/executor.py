@@ -25,7 +25,7 @@ from anvil.state.store import Store
 # (action, work folder to write into (None for a resource), artifact folders of its inputs by role) -> result
 RunStage = Callable[[Action, Path | None, dict[str, Path]], Result | dict[str, Any]]
 # Stops what a resource record stands for (the server), when its stage leaves the recipe.
-Release = Callable[[StageRecord], object]  # stop what a resource record stands for
+Release = Callable[[StageRecord], object]
 # Downloads an artifact from the remote store into the store (under its claim): its record, or None when it
 # cannot (the stage is then built here).
 Fetch = Callable[[str], StageRecord | None]

@@ -255,8 +255,8 @@ class Project:
                     "artifact": str(self.store.artifact(record.fingerprint)) if record and not node.resource else None,
                     "summary": summary_of(record) if record else None,
                     "metrics": record.metrics if record else {},
-                    # a process is probed as plan probes it: never "up" for a dead or foreign server
-                    "problem": self.drift(record) if record and node.resource else None,
+                    "problem": self.drift(record) if record and node.resource else None,  # probed as plan does
+                    "foreign": bool(record and node.resource and self._foreign(record)),
                 }
             )
         return rows

@@ -41,10 +41,13 @@ def answers(url: str, headers: dict[str, str], timeout: float = 2.0) -> bool:
 def chat_completion(base_url: str, body: dict[str, Any], headers: dict[str, str], timeout: float) -> dict[str, Any]:
     """POST `body` to `{base_url}/chat/completions` (base_url ends in /v1); the reply as JSON. urllib's errors
     (HTTPError with its code, URLError, timeouts) are the caller's to word."""
-    request = urllib.request.Request(base_url.rstrip("/") + "/chat/completions", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json", **headers})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    with urllib.request.urlopen(_chat_request(base_url, body, headers), timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def _chat_request(base_url: str, body: dict[str, Any], headers: dict[str, str]) -> urllib.request.Request:
+    return urllib.request.Request(base_url.rstrip("/") + "/chat/completions", json.dumps(body).encode(),
+                                  {"Content-Type": "application/json", **headers})  # fmt: skip
 
 
 def chat_until(base_url: str, body: dict[str, Any], headers: dict[str, str], timeout: float,
@@ -53,9 +56,7 @@ def chat_until(base_url: str, body: dict[str, Any], headers: dict[str, str], tim
     server that takes OpenAI's `stop` ends there itself, and one that ignores it (mlx-vlm's) cancels the
     generation when its client goes (it closes the stream's token iterator), instead of spending the rest
     of `max_tokens`. The text before the stop sequence, and whether one was met."""
-    body = {**body, "stream": True, "stop": list(stop)}
-    request = urllib.request.Request(base_url.rstrip("/") + "/chat/completions", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json", **headers})  # fmt: skip
+    request = _chat_request(base_url, {**body, "stream": True, "stop": list(stop)}, headers)
     text, longest = "", max((len(s) for s in stop), default=0)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         for raw in response:

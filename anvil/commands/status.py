@@ -46,9 +46,7 @@ def status_table(rows: list[dict], console: Console, verbose: bool = False) -> N
     for row in rows:
         state = _state(row)
         took = duration(row["duration_s"]) if row["duration_s"] is not None else ""
-        result = row["summary"] or ""
-        if row.get("problem"):
-            result = row["problem"]
+        result = row["problem"] or row["summary"] or ""
         if verbose and row["metrics"]:
             scalars = ", ".join(f"{k}={v}" for k, v in row["metrics"].items() if not isinstance(v, dict | list))
             result = f"{result}\n{scalars}" if result else scalars
@@ -64,7 +62,5 @@ def _state(row: dict) -> str:
     if not row["built"]:
         return "–" if row["available"] else "n/a"
     if row["kind"] == "serve":
-        if not row.get("problem"):
-            return "up"
-        return "foreign" if "another project" in row["problem"] else "down"
+        return "foreign" if row["foreign"] else "down" if row["problem"] else "up"
     return {"failed": "FAILED", "warned": "warned"}.get(row["outcome"], "built")

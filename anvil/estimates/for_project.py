@@ -61,8 +61,8 @@ def for_plan(plan: Plan, graph: Graph, loaded: LoadedRecipe, records: Mapping[st
             continue
         shape = model_shapes.get(model_of(node) or "")
         size = shape.parameters if shape else 0.0
-        sequence = sequence_tokens(node, graph, loaded.root) if node.kind == "train" else None
-        work = estimate.units(node.kind, node.settings, shape.weight_bytes if shape else 0.0, sequence)
+        sequence = training_sequence(node, graph, loaded.root)
+        work = units(node, shape, sequence)
         seconds, basis = estimate.seconds(node.id, node.kind, work, size, here, runs)
         if seconds is None:
             in_flight = getattr(node.options, "concurrency", 1)
@@ -72,9 +72,13 @@ def for_plan(plan: Plan, graph: Graph, loaded: LoadedRecipe, records: Mapping[st
     return out
 
 
-def units(node: Node, graph: Graph, root: Path, shape: Shape | None) -> float:
-    sequence = sequence_tokens(node, graph, root) if node.kind == "train" else None
+def units(node: Node, shape: Shape | None, sequence: float | None) -> float:
     return estimate.units(node.kind, node.settings, shape.weight_bytes if shape else 0.0, sequence)
+
+
+def training_sequence(node: Node, graph: Graph, root: Path) -> float | None:
+    """A training round's tokens per sequence (None for any other stage)."""
+    return sequence_tokens(node, graph, root) if node.kind == "train" else None
 
 
 def sequence_tokens(node: Node, graph: Graph, root: Path) -> float | None:
@@ -172,7 +176,7 @@ def recorded(store: Store, graph: Graph, root: Path, estimates: Mapping[str, Est
         expected = estimates.get(action.stage)
         # the plan's own count (the files as planned); a restore that had to build after all has none
         planned = expected.units if expected is not None else None
-        work = planned if planned is not None else units(node, graph, root, shape)
+        work = planned if planned is not None else units(node, shape, training_sequence(node, graph, root))
         history.append(history_file(store), Run(
             stage=action.stage, kind=action.kind, machine=sizing.machine(), units=work,
             parameters=shape.parameters if shape else 0.0, seconds=round(time.monotonic() - started, 3),
