@@ -20,6 +20,7 @@ from pathlib import Path
 from anvil.backends.lora import FAILED_EXIT, FAILURE, LOSS_LOG, RESULT, adapter_config
 from anvil.errors import AnvilError
 from anvil.recipe.models import Lora, Train, lora_keys
+from anvil.state.atomic import write_json
 
 
 @contextmanager
@@ -205,15 +206,15 @@ def main(job_file: str) -> int:
     try:
         metrics = train(job)
     except AnvilError as e:
-        (checkpoints / FAILURE).write_text(json.dumps({"message": where + str(e)}))
+        write_json(checkpoints / FAILURE, {"message": where + str(e)})
         return FAILED_EXIT
     except Exception as e:
         if not where:
             raise  # one process: its traceback in the log is the report
-        (checkpoints / FAILURE).write_text(json.dumps({"message": f"{where}{type(e).__name__}: {e}"}))
+        write_json(checkpoints / FAILURE, {"message": f"{where}{type(e).__name__}: {e}"})
         return FAILED_EXIT
     if world.rank() == 0:
-        (checkpoints / RESULT).write_text(json.dumps(metrics))
+        write_json(checkpoints / RESULT, metrics)
     return 0
 
 
