@@ -177,3 +177,15 @@ def test_plan_json_is_serialisable():
         "detail": "",
         "estimate": None,
     }
+
+
+def test_identity_comes_from_content_not_from_how_a_path_is_spelt():
+    """A recipe in `recipes/` reads `../data/x`, the same one at the root `data/x`: one artifact each."""
+    moved = LINEAGE.replace('"data/', '"../data/')
+    assert moved != LINEAGE
+    moved_files = {"../" + path: digest for path, digest in FILES.items()}
+    here, there = make_plan(graph_of(), {}, FILES), make_plan(graph_of(moved), {}, moved_files)
+    assert [a.fingerprint for a in here.actions] == [a.fingerprint for a in there.actions]
+    edited = make_plan(graph_of(moved), {}, moved_files | {"../data/domain.jsonl": "d2"})
+    assert {a.stage for a in edited.actions if a.fingerprint not in {b.fingerprint for b in here.actions}} >= {
+        "dataset.domain", "v1.train", "v2.train"}  # fmt: skip

@@ -20,7 +20,28 @@ def digest(value: Any) -> str:
 def fingerprint(node: Node, inputs: dict[str, str], files: dict[str, str]) -> str:
     """Everything that decides a stage's output: its kind and code version, its resolved config, the
     fingerprints of the stages it needs and the content of the files it reads. Not its id: two stages
-    with the same inputs share one artifact."""
+    with the same inputs share one artifact. Not how a file's path is spelt either: the same data read
+    as `data/x.jsonl` by one recipe and `../data/x.jsonl` by another is one input."""
+    if not files:
+        return digest({"kind": node.kind, "code": node.code_version, "config": node.settings, "inputs": inputs,
+                       "files": {}})  # fmt: skip
     return digest(
-        {"kind": node.kind, "code": node.code_version, "config": node.settings, "inputs": inputs, "files": files}
-    )
+        {"kind": node.kind, "code": node.code_version, "config": by_content(node.settings, files), "inputs": inputs,
+         "files": sorted(files.values())}
+    )  # fmt: skip
+
+
+def by_content(value: Any, files: dict[str, str]) -> Any:
+    """The settings with every value that names a file the stage reads (`path`, or `path:<path>`) replaced
+    by that file's digest."""
+    if isinstance(value, dict):
+        return {key: by_content(item, files) for key, item in value.items()}
+    if isinstance(value, list):
+        return [by_content(item, files) for item in value]
+    if isinstance(value, str):
+        scheme, colon, rest = value.rpartition("path:")
+        if value in files:
+            return {"content": files[value]}
+        if colon and not scheme and rest in files:
+            return {"path content": files[rest]}
+    return value
