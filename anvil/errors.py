@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 # Exit codes, documented in the README. 2 is Terraform's "changes pending" for `plan --detailed-exitcode`.
 EXIT_OK = 0
@@ -56,7 +57,10 @@ class StalePlan(AnvilError):
 
 
 class StageFailed(AnvilError):
-    """A stage raised while running; what finished before it stays recorded."""
+    """A stage raised while running; what finished stays recorded. `applied`: what the apply did (the
+    executor's Applied), when the rest of the plan went on."""
+
+    applied: Any = None
 
 
 class Stopped(KeyboardInterrupt):

@@ -1,7 +1,9 @@
 """Walks a Plan in order and applies it: runs stages through the function it is given, commits each
 artifact to the store and records the state as soon as each stage finishes, so a crash loses at most
 the stage in flight. A stage whose outcome is `failed` is recorded and blocks what needs it (the
-planner's rule, `Held`). Tests hand in fake stage functions; `anvil apply` hands in the real ones."""
+planner's rule, `Held`). A stage that ends in an error blocks what needs it too, and the rest goes on, as
+Terraform's apply does: the report still shows what was built; the first error is raised at the end.
+Tests hand in fake stage functions; `anvil apply` hands in the real ones."""
 
 from __future__ import annotations
 
@@ -26,11 +28,14 @@ from anvil.state.store import Store
 RunStage = Callable[[Action, Path | None, dict[str, Path]], Result | dict[str, Any]]
 # Stops what a resource record stands for (the server), when its stage leaves the recipe.
 Release = Callable[[StageRecord], object]
+# Told once the state records a resource (the server is tethered to this process until then).
+Recorded = Callable[[StageRecord], object]
 # Downloads an artifact from the remote store into the store (under its claim): its record, or None when it
 # cannot (the stage is then built here).
 Fetch = Callable[[str], StageRecord | None]
-# (event, action, seconds): "start", "done", "warned" or "failed" (finished with that outcome), "restored",
-# "removed", "blocked" (needs a failed stage) or "waiting" (another project is building the same stage)
+# (event, action, seconds): "start"; "done", "warned" or "failed" (finished with that outcome); "error" (ended
+# in an error, not recorded); "restored" (from the run-cache) or "downloaded" (from the remote store);
+# "removed"; "blocked" (needs a failed stage); "waiting" (another project is building the same stage)
 OnEvent = Callable[[str, Action, float], None]
 
 
@@ -41,6 +46,7 @@ class Applied:
     removed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # finished with a failed outcome (a gate not met)
     blocked: list[str] = field(default_factory=list)
+    errors: list[StageFailed] = field(default_factory=list)  # stages that ended in an error, not recorded
 
 
 def new_record(
@@ -79,6 +85,7 @@ def execute(
     on_event: OnEvent = lambda *a: None,
     release: Release = lambda record: None,
     fetch: Fetch = lambda fingerprint: None,
+    recorded: Recorded = lambda record: None,
 ) -> Applied:
     records = state.load()
     prints = {a.stage: a.fingerprint for a in plan.actions}
@@ -103,36 +110,56 @@ def execute(
         built = {need for need in node.deps if need in records and records[need].fingerprint == prints[need]}
         build = partial(_build, node, action, built=built, store=store, prints=prints, plan=plan, run_stage=run_stage,
                         on_event=on_event)  # fmt: skip
-        if node.resource:
-            record, restored = build(None), False
-            records[action.stage] = record
-            state.save(records)
-        else:
-            with store.claim(action.fingerprint, on_wait=partial(on_event, "waiting", action, 0.0)) as waited:
-                # Planned as a restore, or built by another project while we waited: no compute.
-                cached = store.cached(action.fingerprint) if waited or action.act is Act.RESTORE else None
-                if cached is None and action.act is Act.RESTORE:  # planned from the remote store
-                    cached = fetch(action.fingerprint)
-                restored = cached is not None
-                if cached is None:
-                    workdir = store.new_workdir(action.stage)
-                    record = store.commit(workdir, build(workdir))
-                else:
-                    record = cached
-                records[action.stage] = record.model_copy(update={"id": action.stage})
-                state.save(records)  # under the claim: gc never sees a committed artifact no state refers to
+        try:
+            t0 = time.monotonic()
+            record, came = _apply_one(action, node, build, store, state, records, on_event, fetch)
+            if node.resource:
+                recorded(record)
+        except StageFailed as e:
+            applied.errors.append(e)
+            held.note(action.stage, blocked=True, failed=False)
+            on_event("error", action, 0.0)
+            continue
         failed = record.outcome is Outcome.FAILED
         held.note(action.stage, blocked=False, failed=failed)
         if failed:
             applied.failed.append(action.stage)
-        if restored:
+        if came:
             applied.restored.append(action.stage)
-            on_event("restored", action, 0.0)
+            on_event(came, action, time.monotonic() - t0)
         else:
             applied.ran.append(action.stage)
             event = {Outcome.FAILED: "failed", Outcome.WARNED: "warned"}.get(record.outcome, "done")
             on_event(event, action, record.duration_s)
+    if applied.errors:
+        first = applied.errors[0]
+        first.applied = applied
+        raise first
     return applied
+
+
+def _apply_one(action, node, build, store, state, records, on_event, fetch) -> tuple[StageRecord, str]:
+    """Build, restore or download one stage and record it: its record, and how it came without being
+    built ("restored" from the run-cache, "downloaded" from the remote store; "" when it was built)."""
+    if node.resource:
+        record = records[action.stage] = build(None)
+        state.save(records)
+        return record, ""
+    with store.claim(action.fingerprint, on_wait=partial(on_event, "waiting", action, 0.0)) as waited:
+        # Planned as a restore, or built by another project while we waited: no compute.
+        cached = store.cached(action.fingerprint) if waited or action.act is Act.RESTORE else None
+        how = "restored" if cached is not None else ""
+        if cached is None and action.act is Act.RESTORE:  # planned from the remote store
+            cached = fetch(action.fingerprint)
+            how = "downloaded" if cached is not None else ""
+        if cached is None:
+            workdir = store.new_workdir(action.stage)
+            record = store.commit(workdir, build(workdir))
+        else:
+            record = cached
+        records[action.stage] = record.model_copy(update={"id": action.stage})
+        state.save(records)  # under the claim: gc never sees a committed artifact no state refers to
+    return records[action.stage], how
 
 
 def _build(node, action, workdir, *, built, store, prints, plan, run_stage, on_event) -> StageRecord:

@@ -87,7 +87,7 @@ class Project:
     def drift(self, record: StageRecord) -> str | None:
         """Why what a record stands for no longer matches it: an edited artifact, a dead server, a server
         of another project (a state file copied with its project)."""
-        if self._foreign(record):
+        if self.foreign(record):
             return f"the recorded process {record.metrics.get('pid')} was started by another project; left alone"
         stage = BY_KIND.get(record.kind)
         if stage is not None and stage.check is not None:
@@ -98,11 +98,17 @@ class Project:
         """Stop what a resource record stands for (the server), if this project started it and it still
         runs; artifact records need nothing. Whether a process was signalled."""
         stage = BY_KIND.get(record.kind)
-        if stage is not None and stage.stop is not None and not self._foreign(record):
+        if stage is not None and stage.stop is not None and not self.foreign(record):
             return stage.stop(record)
         return False
 
-    def _foreign(self, record: StageRecord) -> bool:
+    def _recorded(self, record: StageRecord) -> None:
+        stage = BY_KIND.get(record.kind)
+        if stage is not None and stage.recorded is not None:
+            stage.recorded(record, self.state.processes)
+
+    def foreign(self, record: StageRecord) -> bool:
+        """Whether another project started what the record stands for (a state file copied with its project)."""
         return record.metrics.get("project", self.state.id) != self.state.id
 
     def run_stage(self, on_progress: OnProgress | None = None):
@@ -158,7 +164,7 @@ class Project:
                                           estimating.shapes(self.loaded, self.state.load(), self.store),
                                           run_stage or self.run_stage(on_progress))  # fmt: skip
                 return execute(plan, self.graph, self.store, self.state, run, on_event, self.release,
-                               self.shared.fetch(self.store))  # fmt: skip
+                               self.shared.fetch(self.store), self._recorded)  # fmt: skip
             finally:
                 self.state.hashes.save()
 
@@ -168,7 +174,7 @@ class Project:
         with self._locked():
             records = self.state.load()
             resources = [sid for sid, record in records.items() if _resource(record)]
-            self.forgotten = [sid for sid in resources if self._foreign(records[sid])]
+            self.forgotten = [sid for sid in resources if self.foreign(records[sid])]
             stopped = [sid for sid in resources if self.release(records.pop(sid))]
             self.gone = [sid for sid in resources if sid not in stopped and sid not in self.forgotten]
             self.state.save(records)
@@ -188,31 +194,6 @@ class Project:
         """Gate stages of this recipe whose recorded outcome is a failure, with the seed-style table rows."""
         return {sid: gate.failure_lines(r) for sid, r in self.state.load().items()
                 if r.kind == "gate" and sid in self.graph.nodes and r.outcome is Outcome.FAILED}  # fmt: skip
-
-    def summary(self) -> dict[str, Any]:
-        """What a person wants to know after an apply, from the recorded state: what is served and where, each
-        evaluated model's composite per suite with its deltas, every gate's value and result, the warnings."""
-        records = self.state.load()
-        served = records.get("serve")
-        scores: dict[str, dict[str, dict]] = {}
-        gates: dict[str, list[dict]] = {}
-        for node in self.graph.order():
-            record = records.get(node.id)
-            if record is None or node.model is None:
-                continue
-            if node.kind == "eval":
-                for suite, values in record.metrics.get("suites", {}).items():
-                    scores.setdefault(suite, {})[node.model] = values
-            elif node.kind == "gate":
-                gates[node.model] = gate.checked(self.store.artifact(record.fingerprint))
-        return {
-            "served": None if served is None else {"model": served.config.get("model"), "url": served.metrics["url"],
-                                                   "name": served.metrics["model"]},
-            "scores": scores,
-            "gates": gates,
-            "warnings": {sid: r.metrics.get("warnings", []) for sid, r in records.items()
-                         if r.outcome is Outcome.WARNED and sid in self.graph.nodes},
-        }  # fmt: skip
 
     def eval_results(self, model: str) -> dict[str, Any]:
         """A model's suite results and knowledge results, with the names of the models it is compared with."""
@@ -256,7 +237,7 @@ class Project:
                     "summary": summary_of(record) if record else None,
                     "metrics": record.metrics if record else {},
                     "problem": self.drift(record) if record and node.resource else None,  # probed as plan does
-                    "foreign": bool(record and node.resource and self._foreign(record)),
+                    "foreign": bool(record and node.resource and self.foreign(record)),
                 }
             )
         return rows

@@ -59,7 +59,10 @@ def test_revert_reuses_the_earlier_artifact(project_dir):
     assert state["dataset.behavioral"].config["valid_fraction"] == 0.25
 
 
-def test_a_failing_stage_keeps_what_finished_and_leaves_no_debris(project_dir):
+def test_a_failing_stage_blocks_what_needs_it_the_rest_goes_on_and_leaves_no_debris(project_dir):
+    """Terraform's rule: an error stops what needs the stage, not the rest; the report still records what
+    was built, and the error is raised at the end with what was applied."""
+
     def run(action, workdir, inputs):
         (workdir / "partial").write_text("x")
         if action.stage == "dataset.behavioral":
@@ -67,9 +70,12 @@ def test_a_failing_stage_keeps_what_finished_and_leaves_no_debris(project_dir):
         return {}
 
     project = open_project("anvil.toml")
-    with pytest.raises(StageFailed, match="dataset.behavioral failed: RuntimeError: disk on fire"):
+    with pytest.raises(StageFailed, match="dataset.behavioral failed: RuntimeError: disk on fire") as raised:
         apply_fake(project, run)
-    assert set(project.state.load()) == {"dataset.domain"}
+    needs_it = project.graph.dependents({"dataset.behavioral"}) - {"report"}
+    assert set(project.state.load()) == set(project.graph.nodes) - needs_it
+    assert "report" in project.state.load() and "v2.train" in needs_it
+    assert raised.value.applied is not None and set(raised.value.applied.blocked) == needs_it - {"dataset.behavioral"}
     assert not any((project.store.root / "tmp").iterdir())
 
 

@@ -175,6 +175,7 @@ def test_plan_json_is_serialisable():
         "reasons": ["create"],
         "needs": [],
         "detail": "",
+        "brief": [],
         "estimate": None,
     }
 
@@ -189,3 +190,52 @@ def test_identity_comes_from_content_not_from_how_a_path_is_spelt():
     edited = make_plan(graph_of(moved), {}, moved_files | {"../data/domain.jsonl": "d2"})
     assert {a.stage for a in edited.actions if a.fingerprint not in {b.fingerprint for b in here.actions}} >= {
         "dataset.domain", "v1.train", "v2.train"}  # fmt: skip
+
+
+SUITE_TESTS = {f"test_{i:02d}_{'x' * 30}": {"turns": [f"Prompt {i} " * 20], "rubric": "r" * 200} for i in range(32)}
+
+
+def test_a_whole_collection_added_is_one_reason_and_lines_stay_short():
+    """Adding a 32-test suite is one brief reason per stage; every field stays in the full reasons."""
+    from anvil.planning.graph import Node
+    from anvil.planning.plan import _brief
+    from anvil.planning.reasons import diff_reasons
+    from anvil.planning.record import StageRecord
+    from anvil.recipe.base import Strict
+
+    class Config(Strict):
+        suites: dict[str, dict[str, dict]]
+        sources: list[dict]
+
+    before = Config(suites={"small": {"hi": {"turns": ["hi"]}}}, sources=[{"count": i} for i in range(6)])
+    after = before.model_copy(update={"suites": before.suites | {"behavioral": SUITE_TESTS},
+                                      "sources": [{"count": i + 1} for i in range(6)]})  # fmt: skip
+    node = Node("x.transcripts", "transcripts", after)
+    record = new_record(Node("x.transcripts", "transcripts", before), "f", {}, {}, datetime.now(timezone.utc), 1, {})
+    assert isinstance(record, StageRecord)
+    full = diff_reasons(node, record, {}, {})
+    assert len(full) == 6 + 64
+    brief = _brief(node, record, {}, {}, full)
+    assert brief == ("suites.behavioral added (32 entries)", "sources: 6 changed")
+    from anvil.planning.plan import Act, Action
+
+    action = Action("x.transcripts", "transcripts", Act.RERUN, "f", tuple(full), (), "", brief)
+    assert len(action.line()) < 200 and len(action.line(verbose=True)) > 5000
+
+
+def test_many_scattered_changes_are_capped():
+    from anvil.planning.graph import Node
+    from anvil.planning.reasons import BRIEF, brief_reasons
+    from anvil.recipe.base import Strict
+
+    class Config(Strict):
+        a: int = 0
+        b: int = 0
+        c: int = 0
+        d: int = 0
+        e: int = 0
+        f: int = 0
+
+    record = new_record(Node("s", "s", Config()), "f", {}, {}, datetime.now(timezone.utc), 1, {})
+    brief = brief_reasons(Node("s", "s", Config(a=1, b=1, c=1, d=1, e=1, f=1)), record, {}, {})
+    assert len(brief) == BRIEF and brief[-1] == "and 3 more" and brief[0] == "a 0 -> 1"

@@ -59,6 +59,41 @@ def test_a_tethered_child_dies_with_anvil_even_on_sigkill():
     assert wait_gone(pid, 5), "the tethered child outlived its parent"
 
 
+RELEASING_PARENT = """
+import sys, time
+from pathlib import Path
+from anvil.backends import process
+argv = [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"]
+child = process.spawn(argv, Path(sys.argv[2]), tethered=True)
+time.sleep(1.0)  # the tether's signal handler is in place well before a server would answer its health check
+if sys.argv[1] == "release":
+    assert process.release(child.owned)
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("released", [False, True])
+def test_the_served_server_is_tethered_until_recorded_then_outlives_apply(released, tmp_path):
+    """The serve stage's SIGKILL window: before the state records the server (release), killing Anvil ends
+    it; after, it runs on, recorded."""
+    argv = [sys.executable, "-c", RELEASING_PARENT, "release" if released else "keep", str(tmp_path / "log")]
+    parent = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    pid = int(parent.stdout.readline())
+    owned = process.identity(pid)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    try:
+        if released:
+            time.sleep(1.0)
+            assert process.alive(pid), "a released server must outlive the apply that recorded it"
+        else:
+            assert wait_gone(pid, 5), "an unrecorded server outlived a killed apply"
+    finally:
+        if owned is not None:
+            process.stop(owned)
+
+
 def test_sweep_stops_what_a_killed_anvil_left_and_forgets_the_dead(tmp_path):
     ledger = tmp_path / "processes"
     left = process.spawn(SLEEPER, None, tethered=False, ledger=ledger)

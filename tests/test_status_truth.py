@@ -67,3 +67,22 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path, monkeypatch):
                                shell=True, executable="/bin/bash", cwd=folder, capture_output=True, text=True,
                                env={**__import__("os").environ, "FORCE_COLOR": "1"})  # fmt: skip
         assert piped.stdout.strip() == "0" and "Traceback" not in piped.stderr, (command, piped.stderr)
+
+
+def _recorded_server(**changes):
+    base = {"model": "v2", "url": "http://127.0.0.1:8092", "name": "v2", "since": "2026-12-01T10:00:00+00:00",
+            "problem": None, "foreign": False, "current": True, "gates_passed": 35, "gates": 35}  # fmt: skip
+    return base | changes
+
+
+def test_the_last_line_of_apply_says_what_is_actually_recorded_server():
+    from anvil.summary import serving_line
+
+    assert serving_line(None) == "Serving nothing."
+    line = serving_line(_recorded_server())
+    assert line == "Serving v2 at http://127.0.0.1:8092/v1 (model 'v2'); it passed 35 of 35 gates."
+    stale = serving_line(_recorded_server(current=False, gates_passed=1))
+    assert stale.startswith("Still serving the v2 started 2026-12-01 10:00") and "failed 34 of 35 gates" in stale
+    assert "not serving" in serving_line(_recorded_server(problem="server process 12 is not running")).lower()
+    foreign = serving_line(_recorded_server(foreign=True, problem="started by another project"))
+    assert foreign.startswith("Not serving") and "another project" in foreign

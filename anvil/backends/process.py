@@ -2,9 +2,9 @@
 outlive Anvil, proves that a recorded process is still the one it started (pid + start time + host,
 through psutil) before it sends a signal, and stops them. Nothing else in Anvil starts or signals one.
 
-Children that must not outlive Anvil (training, evaluation servers, `anvil serve`) are tethered: they run
-under `python -m anvil.backends.tether`, which ends them as soon as Anvil's process is gone, however it
-ended. The server `apply` leaves running is not tethered; its record is what later commands stop."""
+Children run under `python -m anvil.backends.tether`, which ends them as soon as Anvil's process is gone,
+however it ended. The server `apply` leaves running is released from its tether (`release`) once the
+state records it; from then on its record is what later commands stop."""
 
 from __future__ import annotations
 
@@ -159,6 +159,21 @@ def stop(owned: Owned, grace_s: float = 10.0) -> bool:
             break
         except psutil.TimeoutExpired:
             continue
+    return True
+
+
+def release(owned: Owned, ledger: Path | None = None) -> bool:
+    """Cut a tethered child's tether, once something else records it (the state): it then outlives Anvil,
+    and the ledger forgets it. Only if it is provably the process Anvil started; whether it was told."""
+    from anvil.backends.tether import RELEASE
+
+    if not is_ours(owned):
+        return False
+    try:
+        os.kill(owned.pid, RELEASE)
+    except (ProcessLookupError, PermissionError):
+        return False
+    forget(ledger, owned)
     return True
 
 

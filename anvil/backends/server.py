@@ -107,8 +107,8 @@ def _log_tail(log: Path | None, lines: int = 15) -> str:
 def start(model_dir: Path, options: Serve, log: Path | None, *, tethered: bool, ledger: Path | None = None,
           port: int | None = None, name: str | None = None,
           names: Path | None = None) -> tuple[Server, Child]:  # fmt: skip
-    """Start the server and wait until it answers. Tethered, it ends with this process; untethered (the
-    served model), it outlives it and is recorded in `ledger` first. Output goes to `log`, or to this
+    """Start the server and wait until it answers, recorded in `ledger` first. Tethered, it ends with this
+    process until `process.release` (the served model, once the state records it). Output goes to `log`, or to this
     process's terminal when `log` is None. Clients name the model `name` (see `named`)."""
     port = port or options.port
     if port_in_use(options.host, port):

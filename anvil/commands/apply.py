@@ -5,12 +5,13 @@ it was made from is no longer the same (planning/saved.py compares)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anvil.commands import command, contaminated, duration, open_project, selection
-from anvil.errors import EXIT_GATES, EXIT_OK, AnvilError, StalePlan
+from anvil.errors import EXIT_GATES, EXIT_OK, AnvilError, StageFailed, StalePlan
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,42 +34,53 @@ def run(args) -> int:
     from anvil.commands.report import LivePage
     from anvil.console import err, out
     from anvil.recipe.load import shown
+    from anvil.summary import serving_line
+    from anvil.summary import summary as overview
 
     project, plan, saved = planned(args.recipe, args.target, args.replace, args.exclude)
-    plan_lines(plan, out(), project.state.load())
+    plan_lines(plan, out(), project.state.load(), args.verbose)
     memory_lines(project, plan, "refused")
     ended = "Nothing to apply."
     page = LivePage(project, plan)
+    failure: AnvilError | None = None
     if plan.changes:
         out().print(f"\nDashboard (live while this runs): {shown(page.path)}")
         in_flight = "pending"  # interrupted: the stage in flight resumes on the next apply
+        started = time.monotonic()
         try:
             with ApplyDisplay(plan, out()) as display:
                 applied = project.apply(plan, both(display.event, page.event),
                                         both(display.stage_progress, page.progress), saved=saved)  # fmt: skip
         except AnvilError as e:
-            in_flight = "failed"
-            err().print(f"error: {e}", markup=False)
-            return report_gates(project) or e.exit_code
+            # A stage's error: what did not need it went on (the report too), so the summary below is
+            # still the truth. Any other error stopped the apply before it ran anything.
+            if not isinstance(e, StageFailed) or e.applied is None:
+                in_flight = "failed"
+                err().print(f"error: {e}", markup=False)
+                return report_gates(project) or e.exit_code
+            failure, applied = e, e.applied
         finally:
             page.close(in_flight)
             warning_lines(project.shared.warnings)
         counts = plan.counts()
         held = counts["unavailable"] + counts["blocked"] + len(applied.blocked)
-        out().print(estimate_error(plan, applied.ran, project.state.load()), highlight=False)
+        took = time.monotonic() - started
+        out().print(estimate_error(plan, applied.ran, project.state.load(), took), highlight=False)
         note = f"; {held} stages not available or blocked" if held else ""
-        ended = (
-            f"Applied: {len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} removed{note}."
-        )
+        errors = f"; {len(applied.errors)} ended in an error" if applied.errors else ""
+        ended = (f"Applied: {len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} "
+                 f"removed{errors}{note}.")  # fmt: skip
     code = report_gates(project)  # the failure tables first, then the summary, the last line what is served
-    summary = project.summary()
+    summary = overview(project)
     summary_lines(summary, out())
-    served = summary["served"]
-    serving = f"{served['model']} at {served['url']}/v1 (model {served['name']!r})" if served else "nothing"
     if not plan.changes:
         page.close()
     out().print(f"\nDashboard: {shown(page.path)}")
-    out().print(f"{ended} Serving {serving}.")
+    out().print(f"{ended} {serving_line(summary['served'])}")
+    if failure is not None:
+        for error in applied.errors:
+            err().print(f"error: {error}", markup=False)
+        return failure.exit_code
     return code
 
 
@@ -129,16 +141,23 @@ def report_gates(project) -> int:
     return EXIT_GATES if failed else EXIT_OK
 
 
-def estimate_error(plan: Plan, ran: list[str], records: dict[str, StageRecord]) -> str:
-    """How long the stages that ran took against the plan's estimate of them (recorded in the history)."""
-    took = sum(records[sid].duration_s for sid in ran if sid in records)
+def estimate_error(plan: Plan, ran: list[str], records: dict[str, StageRecord], took: float) -> str:
+    """The apply's wall time (downloads and restores too), and how long the stages that ran took against
+    the plan's estimate of them (recorded in the history)."""
     guessed = {sid: e.seconds for sid in ran if (e := plan.estimates.get(sid)) and e.seconds is not None}
-    if not guessed:
-        return f"\nTook {duration(took)}."
     measured = sum(records[sid].duration_s for sid in guessed if sid in records)
-    error = f" ({(sum(guessed.values()) - measured) / measured:+.0%})" if measured > 0 else ""
-    some = "" if len(guessed) == len(ran) else f" for the {len(guessed)} of {len(ran)} stages with one"
-    return f"\nTook {duration(took)}; estimated {duration(sum(guessed.values()))}{some}{error}."
+    if not guessed or measured <= 0:
+        return f"\nTook {duration(took)}."
+    error = (sum(guessed.values()) - measured) / measured
+    some = (
+        f"the {len(guessed)} of {len(ran)} stages that ran with an estimate"
+        if len(guessed) < len(ran)
+        else (f"the {len(ran)} stages that ran")
+    )
+    return (
+        f"\nTook {duration(took)}; {some} took {duration(measured)}, estimated "
+        f"{duration(sum(guessed.values()))} ({error:+.0%})."
+    )
 
 
 def summary_lines(summary: dict, console: Console) -> None:
@@ -158,11 +177,12 @@ def summary_lines(summary: dict, console: Console) -> None:
             continue
         passed = sum(g["passed"] for g in gates)
         console.print(f"{model} gates: {passed} of {len(gates)} passed", highlight=False)
+        width = min(max(len(g["metric"]) for g in gates), 44)  # a longer name is printed whole, never cut
         for g in gates:
             bound = f">= {g['min']:g}" if g["min"] is not None else f"<= {g['max']:g}"
             value = "missing" if g["value"] is None else f"{g['value']:.2f}"
             mark = "✓" if g["passed"] else "✗"
-            console.print(f"  {mark} {g['metric']:40.40s} {value:>8s}  needs {bound}", highlight=False, markup=False)
+            console.print(f"  {mark} {g['metric']:{width}s} {value:>8s}  needs {bound}", highlight=False, markup=False)
 
 
 class ApplyDisplay:
@@ -201,8 +221,10 @@ class ApplyDisplay:
             "failed": f"✗ {action.stage} FAILED ({seconds:.1f}s)",
             "warned": f"! {action.stage} ({seconds:.1f}s), with warnings",
             "restored": f"< {action.stage} restored from the run-cache",
+            "downloaded": f"< {action.stage} downloaded from the remote store ({seconds:.1f}s)",
             "removed": f"- {action.stage} removed from the state",
             "blocked": f"! {action.stage} blocked: it needs a stage that failed",
+            "error": f"✗ {action.stage} ended in an error (below); what does not need it goes on",
         }[event]
         self.console.print(text, highlight=False, markup=False)
 

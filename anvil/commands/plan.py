@@ -39,7 +39,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
-        plan_lines(plan, lines(), project.state.load())
+        plan_lines(plan, lines(), project.state.load(), args.verbose)
     memory_lines(project, plan, "apply will refuse")
     warning_lines(project.shared.warnings)
     if args.out:
@@ -57,15 +57,17 @@ def run(args) -> int:
     return EXIT_CHANGES if args.detailed_exitcode and plan.pending else EXIT_OK
 
 
-def plan_lines(plan: Plan, console: Console | Plain, records: dict[str, StageRecord] | None = None) -> None:
-    """The plan, a line per stage; a stage that summarises its last result (a gate) shows it too."""
+def plan_lines(plan: Plan, console: Console | Plain, records: dict[str, StageRecord] | None = None,
+               verbose: bool = False) -> None:  # fmt: skip
+    """The plan, a line per stage; a stage that summarises its last result (a gate) shows it too. Its
+    reasons are summarised unless `verbose` (all of them are in `plan --json`)."""
     from anvil.planning.plan import Act
     from anvil.stages.registry import BY_KIND
 
     style = {Act.CREATE: "green", Act.RERUN: "yellow", Act.RESTORE: "cyan", Act.UP_TO_DATE: "dim",
              Act.ORPHANED: "red", Act.UNAVAILABLE: "magenta", Act.BLOCKED: "magenta"}  # fmt: skip
     for action in plan.actions:
-        line = action.line()
+        line = action.line(verbose)
         if (guess := plan.estimates.get(action.stage)) is not None and action.act is not Act.RESTORE:
             from anvil.estimates.for_project import size
 

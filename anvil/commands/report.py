@@ -64,7 +64,7 @@ class LivePage:
             self.running = action
         elif event != "waiting":
             self.running = None if self.running == action else self.running
-            self.finished[action.stage] = "blocked" if event == "blocked" else "done"
+            self.finished[action.stage] = {"blocked": "blocked", "error": "failed"}.get(event, "done")
         self._write(live=True)
 
     def progress(self, action: Action, fraction: float, message: str) -> None:

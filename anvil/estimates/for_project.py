@@ -173,8 +173,9 @@ def recorded(store: Store, graph: Graph, root: Path, estimates: Mapping[str, Est
         result = run(action, workdir, inputs)
         node = graph.nodes[action.stage]
         shape = shapes_of.get(model_of(node) or "")
-        expected = estimates.get(action.stage)
-        # the plan's own count (the files as planned); a restore that had to build after all has none
+        # a planned restore that had to build after all (a rejected download) had no estimate of building
+        expected = estimates.get(action.stage) if action.act is not Act.RESTORE else None
+        # the plan's own count (the files as planned)
         planned = expected.units if expected is not None else None
         work = planned if planned is not None else units(node, shape, training_sequence(node, graph, root))
         history.append(history_file(store), Run(

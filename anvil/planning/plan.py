@@ -16,7 +16,6 @@ fingerprints and its files' digests, then compared with what the state recorded,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -24,6 +23,7 @@ from typing import Any
 
 from anvil.planning.fingerprint import fingerprint
 from anvil.planning.graph import Graph, Node
+from anvil.planning.reasons import brief_reasons, diff_reasons
 from anvil.planning.record import Outcome, StageRecord
 
 
@@ -70,9 +70,11 @@ class Action:
     reasons: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
     detail: str = ""  # what kind of work, where the stage's kind does not say it all (a round's method: dpo)
+    brief: tuple[str, ...] = ()  # the reasons summarised for a terminal line (planning/reasons.py); () = all
 
-    def line(self) -> str:
-        label = ", ".join(self.reasons) if self.reasons else self.act.value.replace("_", " ")
+    def line(self, verbose: bool = False) -> str:
+        shown = self.reasons if verbose or not self.brief else self.brief
+        label = ", ".join(shown) if shown else self.act.value.replace("_", " ")
         return f"{self.act.symbol} {self.stage}{f' ({self.detail})' if self.detail else ''}: {label}"
 
 
@@ -159,11 +161,12 @@ def make_plan(
             act, reasons = Act.BLOCKED, [why]
         else:
             act, reasons = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, remote, replace)
+        brief = _brief(node, record, inputs, node_files, reasons) if record is not None else ()
         if act is Act.UNAVAILABLE:
             unavailable.add(node.id)
         failed = act is Act.UP_TO_DATE and record is not None and record.outcome is Outcome.FAILED
         held.note(node.id, act is Act.BLOCKED, failed)
-        actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.deps, node.detail))
+        actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.deps, node.detail, brief))
     if not targets and not exclude:
         for stage, record in records.items():
             if stage not in graph.nodes:
@@ -211,48 +214,11 @@ def _decide(node: Node, fp, record, inputs, files, drift, cached, remote, replac
     return Act.RERUN, reasons or ["fingerprint changed"]
 
 
-def diff_reasons(node: Node, record: StageRecord, inputs: dict[str, str], files: dict[str, str]) -> list[str]:
-    """Why a recorded stage is stale, down to the field, the file or the input."""
-    reasons = []
-    if record.code_version != node.code_version:
-        reasons.append(f"stage code version {record.code_version} -> {node.code_version}")
-    old, new = _flatten(record.config), _flatten(node.settings)
-    for key in list(new) + [k for k in old if k not in new]:
-        if key not in old:
-            reasons.append(f"{key} added ({_show(new[key])})")
-        elif key not in new:
-            reasons.append(f"{key} removed (was {_show(old[key])})")
-        elif old[key] != new[key]:
-            reasons.append(f"{key} {_show(old[key])} -> {_show(new[key])}")
-    for path in sorted(record.files.keys() | files.keys()):
-        if path not in record.files:
-            reasons.append(f"{path} added")
-        elif path not in files:
-            reasons.append(f"{path} removed")
-        elif record.files[path] != files[path]:
-            reasons.append(f"{path} changed")
-    for need in sorted(record.inputs.keys() | inputs.keys()):
-        if record.inputs.get(need) != inputs.get(need):
-            reasons.append(f"input {need} changed")
-    return reasons
-
-
-def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
-    """{"sources": [{"count": 6}]} -> {"sources[0].count": 6}: reasons name the exact field."""
-    if isinstance(config, dict) and config:
-        out: dict[str, Any] = {}
-        for key, value in config.items():
-            out.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
-        return out
-    if isinstance(config, list) and config and all(isinstance(v, dict) for v in config):
-        out = {}
-        for i, value in enumerate(config):
-            out.update(_flatten(value, f"{prefix}[{i}]"))
-        return out
-    return {prefix: config}
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    """A value in a reason, cut short: a changed suite test's turns should not fill the screen."""
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, float) else repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _brief(node: Node, record: StageRecord, inputs, files, reasons: list[str]) -> tuple[str, ...]:
+    """The reasons for a terminal line, when they start with a field-by-field diff that reads shorter
+    summarised; () when they are already brief."""
+    full = diff_reasons(node, record, inputs, files)
+    if not full or reasons[: len(full)] != full:
+        return ()
+    brief = brief_reasons(node, record, inputs, files)
+    return tuple(brief + reasons[len(full) :]) if brief != full else ()

@@ -79,6 +79,13 @@ def check(record: StageRecord) -> str | None:
     return None
 
 
+def recorded(record: StageRecord, ledger) -> object:
+    """The state now records the server: cut its tether, so that it outlives this apply."""
+    from anvil.backends import process
+
+    return process.release(_owned(record), ledger)
+
+
 def stop(record: StageRecord) -> bool:
     from anvil.backends import process
 
@@ -153,7 +160,8 @@ def run(ctx: StageRun[Serve]) -> Result:
     ctx.progress(0.5, f"starting mlx-vlm on {options.host}:{options.port}")
     t0 = time.monotonic()
     log = ctx.local.logs / "serve.log"
-    server, child = backend.start(folder, options, log, tethered=False, ledger=ctx.local.processes,
+    # Tethered like any child until the state records it (`recorded`): killed before then, it ends too.
+    server, child = backend.start(folder, options, log, tethered=True, ledger=ctx.local.processes,
                                   name=options.model, names=ctx.local.names)  # fmt: skip
     started_s = time.monotonic() - t0
     try:
@@ -204,4 +212,4 @@ def summary(record: StageRecord) -> str:
 
 
 STAGE = Stage(kind="serve", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True,
-              check=check, stop=stop)  # fmt: skip
+              check=check, stop=stop, recorded=recorded)  # fmt: skip

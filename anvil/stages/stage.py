@@ -77,6 +77,8 @@ class Stage:
     # Resources only: why a recorded process no longer matches its record (None: it does), and how to stop it.
     check: Callable[[StageRecord], str | None] | None = None
     stop: Callable[[StageRecord], bool] | None = None  # stop a resource; whether it was signalled
+    # Told once the state records a resource (with the project's ledger): the server is tethered until then.
+    recorded: Callable[[StageRecord, Path], object] | None = None
 
 
 def weights_of(recipe: Recipe, model: str) -> str:
