@@ -236,11 +236,17 @@ class Project:
                     "artifact": str(self.store.artifact(record.fingerprint)) if record and not node.resource else None,
                     "summary": summary_of(record) if record else None,
                     "metrics": record.metrics if record else {},
-                    "problem": self.drift(record) if record and node.resource else None,  # probed as plan does
+                    "problem": self._problem(record, node.resource) if record else None,
                     "foreign": bool(record and node.resource and self.foreign(record)),
                 }
             )
         return rows
+
+    def _problem(self, record: StageRecord, resource: bool) -> str | None:
+        """A resource probed as plan does; an artifact only looked for (hashing it all is plan's job)."""
+        if resource:
+            return self.drift(record)
+        return None if self.store.artifact(record.fingerprint).is_dir() else "artifact missing from the store"
 
     def garbage(self) -> list[str]:
         """Artifacts in the store that no known project's state refers to, nor this project's plan."""

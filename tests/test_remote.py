@@ -110,6 +110,9 @@ def test_a_remote_that_is_down_is_a_warning_and_local_work_goes_on(project_dir, 
     pushed = anvil("push")
     assert pushed.returncode == 1 and pushed.stderr.startswith(f"error: s3://{BUCKET}/down: cannot")
     assert "Traceback" not in pushed.stderr
+    pulled = anvil("pull")  # fails as push does: "pulled 0 artifacts" would be a guess
+    assert pulled.returncode == 1 and pulled.stderr.startswith(f"error: cannot pull from s3://{BUCKET}/down: ")
+    assert "Traceback" not in pulled.stderr and not pulled.stdout
 
 
 def test_concurrent_pushes_of_one_artifact_leave_one_whole_copy(project_dir, tmp_path):

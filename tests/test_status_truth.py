@@ -76,7 +76,7 @@ def _recorded_server(**changes):
 
 
 def test_the_last_line_of_apply_says_what_is_actually_recorded_server():
-    from anvil.summary import serving_line
+    from anvil.commands.summary import serving_line
 
     assert serving_line(None) == "Serving nothing."
     line = serving_line(_recorded_server())

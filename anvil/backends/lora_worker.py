@@ -72,10 +72,9 @@ class Recorder:
             checkpoint,
         )
         self.lead = lead  # the one process of a distributed run that writes; every one validates
-        kept = []
-        if log.exists():
-            kept = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-            kept = [e for e in kept if e["step"] <= offset]
+        # What an earlier try logged up to its checkpoint; from scratch (offset 0) nothing, not even the step-0
+        # validation it redoes below.
+        kept = [e for e in _logged(log) if e["step"] <= offset] if offset > 0 else []
         if lead:
             log.write_text("".join(json.dumps(e) + "\n" for e in kept))
         self.entries = kept
@@ -105,6 +104,19 @@ class Recorder:
 
     def on_val_loss_report(self, info: dict) -> None:
         pass  # mlx-lm-lora's own validation is off: see the class docstring
+
+
+def _logged(log: Path) -> list[dict]:
+    """The entries of a loss log; a line torn by a kill is left out."""
+    entries = []
+    for line in log.read_text().splitlines() if log.exists() else []:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("step"), int):
+            entries.append(entry)
+    return entries
 
 
 def train(job: dict) -> dict:

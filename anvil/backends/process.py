@@ -215,6 +215,29 @@ def run(argv: list[str], stdin: str, timeout_s: float) -> subprocess.CompletedPr
     return subprocess.CompletedProcess(argv, popen.returncode, out, err)
 
 
+def listener(port: int) -> str | None:
+    """Who listens on TCP `port`, in words, when this user may see it: an Anvil server is named by its
+    project's recipe (its working folder is under that project's state folder, `names/`)."""
+    try:
+        found = [c.pid for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid]  # fmt: skip
+    except (psutil.AccessDenied, OSError):
+        return None
+    if not found:
+        return None
+    try:
+        holder = psutil.Process(found[0])
+        command, cwd = holder.cmdline(), Path(holder.cwd())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return f"process {found[0]}"
+    state = next((folder.parent for folder in (cwd, *cwd.parents) if folder.name == "names"), None)
+    if "mlx_vlm.server" in command and state is not None and state.parent.name == "state":
+        recipe = state.parent.parent.parent / state.name
+        return f"the server Anvil runs for {recipe} (process {found[0]}; `anvil down {recipe}` stops it)"
+    shown = " ".join(command)
+    return f"process {found[0]} ({shown[:60] + '…' if len(shown) > 60 else shown})"
+
+
 def alive(pid: int) -> bool:
     """Whether some process (ours or not) runs under `pid`; a zombie counts as gone."""
     try:

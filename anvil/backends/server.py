@@ -112,7 +112,9 @@ def start(model_dir: Path, options: Serve, log: Path | None, *, tethered: bool, 
     process's terminal when `log` is None. Clients name the model `name` (see `named`)."""
     port = port or options.port
     if port_in_use(options.host, port):
-        raise AnvilError(f"serve: port {port} on {options.host} is already in use by another process")
+        holder = process.listener(port) or "another process"
+        raise AnvilError(f"serve: port {port} on {options.host} is already in use by {holder}; set another "
+                         "`[serve] port` in the recipe, or stop that process")  # fmt: skip
     key = api_key(options)
     env = {k: v for k, v in os.environ.items() if k != "MLX_VLM_SERVER_API_KEY"}
     if key:

@@ -34,8 +34,8 @@ def run(args) -> int:
     from anvil.commands.report import LivePage
     from anvil.console import err, out
     from anvil.recipe.load import shown
-    from anvil.summary import serving_line
-    from anvil.summary import summary as overview
+    from anvil.commands.summary import serving_line
+    from anvil.commands.summary import summary as overview
 
     project, plan, saved = planned(args.recipe, args.target, args.replace, args.exclude)
     plan_lines(plan, out(), project.state.load(), args.verbose)
@@ -66,7 +66,7 @@ def run(args) -> int:
         held = counts["unavailable"] + counts["blocked"] + len(applied.blocked)
         took = time.monotonic() - started
         out().print(estimate_error(plan, applied.ran, project.state.load(), took), highlight=False)
-        note = f"; {held} stages not available or blocked" if held else ""
+        note = f"; {held} stage{'s' * (held != 1)} not available or blocked" if held else ""
         errors = f"; {len(applied.errors)} ended in an error" if applied.errors else ""
         ended = (f"Applied: {len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} "
                  f"removed{errors}{note}.")  # fmt: skip

@@ -52,20 +52,16 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
             console.print(render(r["transcript"]), markup=False, highlight=False)
             console.print(f"judge: {v['rationale']}\n", markup=False, highlight=False)
         return
-    from rich.table import Table
-
     for suite, summary in report["suites"].items():
-        table = Table("test", "category", "mean", "std", "runs", "gate", "", title=f"{report['model']}: {suite}")
-        # A test name is never cut: two names cut to one prefix would be indistinguishable.
-        longest = max((len(test_id) for test_id in summary["tests"]), default=4)
-        table.columns[0].no_wrap, table.columns[0].min_width = True, longest
+        rows = []
         for test_id, t in summary["tests"].items():
             failed = t["gate"] is not None and t["mean"] < t["gate"]
-            flags = ("GATE " if failed else "") + ("high variance" if t["high_variance"] else "")
-            table.add_row(test_id, t["category"], f"{t['mean']:.2f}", f"{t['std']:.2f}",
-                          " ".join(f"{x:.1f}" for x in t["runs"]), "" if t["gate"] is None else f"{t['gate']:.1f}",
-                          flags)  # fmt: skip
-        console.print(table)
+            flags = " ".join(["GATE"] * failed + ["high variance"] * bool(t["high_variance"]))
+            rows.append([test_id, t["category"], f"{t['mean']:.2f}", f"{t['std']:.2f}",
+                         " ".join(f"{x:.1f}" for x in t["runs"]), "" if t["gate"] is None else f"{t['gate']:.1f}",
+                         flags])  # fmt: skip
+        console.print(compact_table(["test", "category", "mean", "std", "runs", "gate", ""], rows,
+                                    f"{report['model']}: {suite}"))  # fmt: skip
         console.print(f"composite {summary['composite']:.2f}", highlight=False)
         for role in ("base", "parent"):
             delta = summary.get(f"delta_vs_{role}")
@@ -82,10 +78,7 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
 def category_table(summary: dict, against: dict, console: Console) -> None:
     """Category scores with their deltas vs base and parent, and Holm-adjusted p-values over the suite's
     categories; a drop vs the parent is flagged only when it is significant at the recipe's alpha."""
-    from rich.table import Table
-
-    table = Table("category", "score", "vs base", "p", "vs parent", "p", "")
-    table.columns[0].no_wrap = True
+    rows, styles = [], []
     deltas = {role: summary.get(f"delta_vs_{role}") or {} for role in ("base", "parent")}
     alpha = next((d["significance"].get("alpha") for d in deltas.values() if d), None)
     for category, score in summary["categories"].items():
@@ -96,13 +89,29 @@ def category_table(summary: dict, against: dict, console: Console) -> None:
             p = tested.get("p_holm", tested.get("p_value"))
             cells += ["" if d is None else f"{d:+.2f}", "" if d is None else "n/a" if p is None else f"{p:.2f}"]
             regressed |= role == "parent" and d is not None and d < 0 and bool(tested.get("significant"))
-        table.add_row(*cells, f"regressed vs {against['parent']}" if regressed else "",
-                      style="red" if regressed else None)  # fmt: skip
-    console.print(table)
+        rows.append([*cells, f"regressed vs {against['parent']}" if regressed else ""])
+        styles.append("red" if regressed else None)
+    console.print(compact_table(["category", "score", "vs base", "p", "vs parent", "p", ""], rows, styles=styles))
     if alpha is not None:
         console.print(f"p: Holm-adjusted over the {len(summary['categories'])} categories (n/a: too few tests, or "
                       f"all moved alike); flagged: p < {alpha:g}. Single tests: deltas only (3 seed-paired runs "
                       "cannot reach p < 0.25).", highlight=False, markup=False)  # fmt: skip
+
+
+def compact_table(headers: list[str], rows: list[list[str]], title: str | None = None,
+                  styles: list[str | None] | None = None):  # fmt: skip
+    """A table for 80 columns: no column without a value in some row, no vertical rules, and no cell cut or
+    wrapped (a name cut to a prefix could read as another; runs split over lines read as two rows)."""
+    from rich import box
+    from rich.table import Table
+
+    kept = [i for i, header in enumerate(headers) if any(row[i] for row in rows)]
+    table = Table(*(headers[i] for i in kept), title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for column in table.columns:
+        column.no_wrap = True
+    for n, row in enumerate(rows):
+        table.add_row(*(row[i] for i in kept), style=styles[n] if styles else None)
+    return table
 
 
 def _significance(s: dict, unit: float = 1.0, suffix: str = "") -> str:

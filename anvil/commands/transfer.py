@@ -54,6 +54,10 @@ def pull_needed(project, recipe: str) -> tuple[Transfer, str]:
     from anvil.planning.plan import Act
 
     wanted = [a.fingerprint for a in project.plan().actions if a.act is Act.RESTORE and "remote" in a.reasons[-1]]
+    if not wanted:
+        shared.has("0" * 64)  # nothing planned from it, but is that because it cannot be reached?
+    if shared.down:  # the plan could not look: "nothing to pull" would be a guess, not an answer
+        raise AnvilError(f"cannot pull from {remote.url}: " + "; ".join(shared.warnings))
     return shared.pull(project.store, wanted), remote.url
 
 

@@ -46,6 +46,14 @@ class Finding:
         return f"{self.prompt} in {self.where} ({how})"
 
 
+def _remembered(value: object) -> list[Finding] | None:
+    if not isinstance(value, list) or not all(
+        isinstance(fields, list) and len(fields) == 3 and all(isinstance(f, str) for f in fields) for fields in value
+    ):
+        return None
+    return [Finding(*fields) for fields in value]
+
+
 class Index:
     """The evaluation side, indexed once: whole prompts and their 13-grams, keyed by first word so that a
     training message is only sliced where an overlap could start."""
@@ -146,10 +154,11 @@ def warning(loaded: LoadedRecipe, hashes: StatCache, shown_as: str) -> str | Non
     files = [(path, hashes.file(loaded.root / path)) for path in training_files(loaded.recipe)]
     facts = json.dumps([N, [(p.source, p.text) for p in prompts], files])
     key = "contamination:" + hashlib.sha256(facts.encode()).hexdigest()
-    if key not in hashes.facts:
-        hashes.facts[key] = [list(asdict(f).values()) for f in find(loaded, prompts)]
+    found = _remembered(hashes.facts.get(key))
+    if found is None:  # never looked, or what the cache holds is not a list of findings (edited by hand)
+        found = find(loaded, prompts)
+        hashes.facts[key] = [list(asdict(f).values()) for f in found]
         hashes.dirty = True
-    found = [Finding(*fields) for fields in hashes.facts[key]]
     if not found:
         return None
     if mode == "error":

@@ -158,8 +158,9 @@ def cached(hashes: StatCache) -> Callable[[Path, str, str], tuple[int, list[Prob
 
     def check_rows(path: Path, shown_as: str, kind: str) -> tuple[int, list[Problem]]:
         key = f"rows:{kind}:{hashes.file(path)}"
-        if key in hashes.facts:
-            return hashes.facts[key], []
+        known = hashes.facts.get(key)
+        if isinstance(known, int) and not isinstance(known, bool) and known >= 0:  # else: edited, count again
+            return known, []
         valid, problems = count_rows(path, shown_as, kind)
         if not problems:
             hashes.facts[key] = valid

@@ -16,7 +16,7 @@ from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.models import Dataset, Recipe
 from anvil.recipe.rows import load_rows
-from anvil.stages.stage import Result, Stage, StageRun, Suites
+from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
 
 CODE_VERSION = 3
 MANIFEST = "manifest.json"
@@ -110,7 +110,7 @@ def run(ctx: StageRun[Dataset]) -> Result:
 
 
 def manifest(artifact: Path) -> dict[str, Any]:
-    return json.loads((artifact / MANIFEST).read_text())
+    return artifact_json(artifact, MANIFEST)
 
 
 def validation_rows(artifact: Path) -> list[tuple[dict, str]]:

@@ -21,7 +21,7 @@ from anvil.recipe.evaluation import Judge
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import Scoring
 from anvil.stages import transcripts
-from anvil.stages.stage import Result, Stage, StageRun, Suites
+from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 3
@@ -132,7 +132,7 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
 
 def results_of(artifact: Path) -> dict[str, Any]:
     """{"suites": {suite: summary}, "runs": [...]} of a built eval stage."""
-    return json.loads((artifact / RESULTS).read_text())
+    return artifact_json(artifact, RESULTS)
 
 
 def summary(record: StageRecord) -> str:

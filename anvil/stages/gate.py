@@ -6,7 +6,6 @@ is not promoted to the served model. Writes `gates.json`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Gate
 from anvil.recipe.models import Recipe
 from anvil.stages import evaluate, knowledge
-from anvil.stages.stage import Result, Stage, StageRun, Suites
+from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 2
@@ -63,7 +62,7 @@ def run(ctx: StageRun[GateConfig]) -> Result:
 
 def checked(artifact: Path) -> list[dict[str, Any]]:
     """Every gate of a built gate stage: metric, value, min, max, passed."""
-    return json.loads((artifact / GATES).read_text())["gates"]
+    return artifact_json(artifact, GATES)["gates"]
 
 
 def failure_lines(record: StageRecord) -> list[str]:

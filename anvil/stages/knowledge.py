@@ -8,7 +8,6 @@ folder: an interrupted run generates only what is missing."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import transcripts
-from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, weights_of
+from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, artifact_json, weights_of
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 4  # 4: answers streamed to the stop sequence, chat forms, per-subject scores
@@ -164,7 +163,7 @@ def accuracy(correct: list[bool]) -> dict[str, Any]:
 
 def results_of(artifact: Path) -> dict[str, Any]:
     """{"benchmarks": {name: {title, n, filter, scores, score, delta_vs_base?, delta_vs_parent?, items}}}."""
-    return json.loads((artifact / RESULTS).read_text())
+    return artifact_json(artifact, RESULTS)
 
 
 def summary(record: StageRecord) -> str:

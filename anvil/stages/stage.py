@@ -4,6 +4,7 @@ the recipe, and writes only into the work folder it is given (the store renames 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from anvil.errors import AnvilError
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
@@ -79,6 +81,18 @@ class Stage:
     stop: Callable[[StageRecord], bool] | None = None  # stop a resource; whether it was signalled
     # Told once the state records a resource (with the project's ledger): the server is tethered until then.
     recorded: Callable[[StageRecord, Path], object] | None = None
+
+
+def artifact_json(artifact: Path, name: str) -> Any:
+    """A JSON file of a built artifact, read back by a later stage or command: an error naming it when it is
+    missing or damaged (deleted by hand, a state that points at another store), never a traceback."""
+    path = artifact / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        why = "missing" if isinstance(e, FileNotFoundError) else f"unreadable ({getattr(e, 'strerror', None) or e})"
+        raise AnvilError(f"{path}: {why}: the artifact was changed outside Anvil or the state belongs to another "
+                         "store; `anvil plan` shows what to rebuild") from None  # fmt: skip
 
 
 def weights_of(recipe: Recipe, model: str) -> str:

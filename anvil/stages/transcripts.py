@@ -22,7 +22,7 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.recipe.suite import Prompt
 from anvil.stages import source
-from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, weights_of
+from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, artifact_json, weights_of
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 1
@@ -120,7 +120,7 @@ def run(ctx: StageRun[TranscriptsConfig]) -> Result:
 
 def read(artifact: Path) -> dict[str, dict[str, list[dict]]]:
     """Suite -> test id -> one transcript per run, of a built transcripts stage."""
-    return json.loads((artifact / ARTIFACT).read_text())["suites"]
+    return artifact_json(artifact, ARTIFACT)["suites"]
 
 
 def summary(record: StageRecord) -> str:

@@ -3,6 +3,7 @@ cache: a no-change plan over tens of GB of weights costs a few stat calls, not a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -52,7 +53,7 @@ class StatCache:
         key = str(Path(path).resolve())
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         entry = self.entries.get(key)
-        if isinstance(entry, list) and entry[:3] == stamp:
+        if isinstance(entry, list) and len(entry) == 4 and entry[:3] == stamp and isinstance(entry[3], str):
             return entry[3]
         digest = sha256_file(path)
         self.entries[key] = stamp + [digest]
@@ -71,7 +72,10 @@ class StatCache:
         return h.hexdigest()
 
     def save(self) -> None:
+        """Write the cache back; one that cannot be written (a folder in its place) only costs a rehash next
+        time, so it never fails the command that learnt it."""
         if self.path and self.dirty:
             live = {k: v for k, v in self.entries.items() if os.path.exists(k)}
-            write_json(self.path, {"format": 1, "files": live, "facts": self.facts})
+            with contextlib.suppress(OSError):
+                write_json(self.path, {"format": 1, "files": live, "facts": self.facts})
             self.dirty = False

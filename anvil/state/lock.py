@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from anvil.errors import StoreLocked
+from anvil.errors import AnvilError, StoreLocked
 
 
 def _owner(fd: int) -> dict:
@@ -24,6 +24,16 @@ def _owner(fd: int) -> dict:
     except ValueError:
         return {}
     return owner if isinstance(owner, dict) else {}
+
+
+def _open(path: Path) -> int:
+    """The lock file, created if need be; an error naming it when something else stands in its place."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise AnvilError(f"{path}: cannot open it as a lock file ({e.strerror or e}); it is Anvil's own: remove "
+                         "whatever is there and run the command again") from None  # fmt: skip
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -38,9 +48,8 @@ def _same_file(fd: int, path: Path) -> bool:
 @contextmanager
 def store_lock(path: Path, what: str = "another anvil apply") -> Iterator[None]:
     """Hold `path` exclusively or raise StoreLocked naming the holder; the file is removed on release."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -67,8 +76,7 @@ def store_lock(path: Path, what: str = "another anvil apply") -> Iterator[None]:
 def waiting_lock(path: Path, on_wait: Callable[[], None] = lambda: None) -> Iterator[bool]:
     """Hold `path` exclusively, waiting for another holder if there is one (after calling `on_wait`);
     yields whether it waited. For sections shared by projects: a fingerprint built, restored or collected."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -84,9 +92,10 @@ def waiting_lock(path: Path, on_wait: Callable[[], None] = lambda: None) -> Iter
 
 def is_held(path: Path) -> bool:
     """Whether some process holds the lock at `path` right now."""
-    if not path.exists():
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:  # none there, or not a lock file: nobody holds it
         return False
-    fd = os.open(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
