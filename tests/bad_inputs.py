@@ -173,6 +173,28 @@ def runtime() -> list[Case]:
             "damaged run-cache record",
             ("plan",),
         ),
+        *(
+            file_case(
+                f"lock is a folder ({command})",
+                lambda f: state_file(f).with_name("lock").mkdir(),
+                "cannot open it as a lock file",
+                (command,),
+            )
+            for command in ("down", "gc")  # apply: in test_bad_inputs (its live page is written first)
+        ),  # fmt: skip
+        file_case(
+            "eval show with its artifact gone",
+            lambda f: state_file(f).write_text(
+                json.dumps(
+                    {
+                        "format": 2,
+                        "stages": {"v1.eval": {**record, "id": "v1.eval", "kind": "eval", "fingerprint": "0" * 64}},
+                    }
+                )
+            ),
+            "results.json: missing",
+            ("eval", "show", "v1"),
+        ),  # fmt: skip
         file_case("serve --port 99999", lambda f: None, "not a TCP port", ("serve", "v1", "--port", "99999")),
         file_case("serve --port -5", lambda f: None, "not a TCP port", ("serve", "v1", "--port", "-5")),
         file_case("serve --port abc", lambda f: None, "not a TCP port", ("serve", "v1", "--port", "abc")),

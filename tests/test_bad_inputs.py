@@ -61,6 +61,32 @@ def test_damaged_caches_and_locks_only_cost_time(tmp_path, capfd):
         assert main(["plan"]) == 0, capfd.readouterr().err
 
 
+def test_caches_and_logs_replaced_by_folders_or_edited_never_fail_a_command(tmp_path, capfd):
+    """hashes.json and history.jsonl only save time: a folder in their place, or an entry of the wrong shape,
+    costs a rehash or an estimate, never the stage that just succeeded."""
+    import json
+    import os
+
+    from anvil.state.hashing import sha256_file
+
+    setup(tmp_path)
+    data = (tmp_path / "data" / "voice.jsonl").resolve()
+    st, digest = os.stat(data), sha256_file(data)
+    folder = tmp_path / ".anvil" / "state" / "anvil.toml"
+    folder.mkdir(parents=True)
+    (folder / "hashes.json").write_text(json.dumps({"files": {str(data): [st.st_size, st.st_mtime_ns, st.st_ino]},
+                                                    "facts": {f"rows:chat:{digest}": "many"}}))  # fmt: skip
+    assert main(["plan"]) == 0, capfd.readouterr().err
+    (folder / "hashes.json").unlink()
+    (folder / "hashes.json").mkdir()
+    (tmp_path / ".anvil" / "history.jsonl").mkdir()
+    assert main(["apply", "--target", "dataset.d"]) == 0, capfd.readouterr().err
+    capfd.readouterr()
+    assert main(["status"]) == 0 and capfd.readouterr().out.splitlines()[1].split()[:2] == ["dataset.d", "built"]
+    (folder / "lock").mkdir()
+    assert main(["apply"]) == 1 and "lock: cannot open it as a lock file" in capfd.readouterr().err
+
+
 def test_validate_is_served_from_the_row_cache(tmp_path, monkeypatch):
     """`anvil validate` reads an unchanged data file's rows once, like `plan` (the cache is by content)."""
     from anvil.recipe import rows

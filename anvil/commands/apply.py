@@ -32,10 +32,10 @@ def add_to(sub) -> None:
 def run(args) -> int:
     from anvil.commands.plan import memory_lines, plan_lines, warning_lines
     from anvil.commands.report import LivePage
-    from anvil.console import err, out
-    from anvil.recipe.load import shown
     from anvil.commands.summary import serving_line
     from anvil.commands.summary import summary as overview
+    from anvil.console import err, out
+    from anvil.recipe.load import shown
 
     project, plan, saved = planned(args.recipe, args.target, args.replace, args.exclude)
     plan_lines(plan, out(), project.state.load(), args.verbose)
@@ -146,14 +146,12 @@ def estimate_error(plan: Plan, ran: list[str], records: dict[str, StageRecord], 
     the plan's estimate of them (recorded in the history)."""
     guessed = {sid: e.seconds for sid in ran if (e := plan.estimates.get(sid)) and e.seconds is not None}
     measured = sum(records[sid].duration_s for sid in guessed if sid in records)
-    if not guessed or measured <= 0:
+    if not guessed or measured < 1.0:  # a ratio of fractions of a second says nothing
         return f"\nTook {duration(took)}."
     error = (sum(guessed.values()) - measured) / measured
-    some = (
-        f"the {len(guessed)} of {len(ran)} stages that ran with an estimate"
-        if len(guessed) < len(ran)
-        else (f"the {len(ran)} stages that ran")
-    )
+    many = len(ran) != 1
+    some = f"the {len(guessed)} of {len(ran)} stages that ran with an estimate" if len(guessed) < len(ran) else (
+        f"the {len(ran)} stage{'s' * many} that ran")  # fmt: skip
     return (
         f"\nTook {duration(took)}; {some} took {duration(measured)}, estimated "
         f"{duration(sum(guessed.values()))} ({error:+.0%})."
