@@ -22,6 +22,11 @@ from anvil.errors import AnvilError
 from anvil.recipe.serving import Serve
 
 STARTUP_TIMEOUT_S = 180.0
+# What an OpenAI client gets from mlx-vlm's server, as tried with the `openai` package and curl (README,
+# "Serving"); said where `anvil serve` prints its URL so that nobody builds on what is not there.
+CLIENT_SUPPORT = ("chat completions with streaming, tools and logprobs, and /v1/models work; /v1/completions "
+                  "is 404, n > 1 returns one choice, top_logprobs come back empty, and JSON mode "
+                  "(response_format) needs Metal (500 elsewhere)")  # fmt: skip
 
 
 @dataclass(frozen=True)

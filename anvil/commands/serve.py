@@ -24,13 +24,14 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-    from anvil.backends.server import serve_foreground
+    from anvil.backends.server import CLIENT_SUPPORT, serve_foreground
     from anvil.console import say
 
     target = serve_target(args.model, args.recipe, args.port)
 
     def ready(server) -> None:
         say(f"serving {args.model} at {server.url}/v1 as model {server.model!r} (OpenAI-compatible); Ctrl-C stops it")
+        say(f"clients: {CLIENT_SUPPORT}")
 
     serve_foreground(target.folder, target.options, ready, target.name, target.names)
     say("the server exited", stderr=True)
