@@ -136,7 +136,11 @@ def test_an_option_change_restarts_and_a_busy_port_is_a_clear_error(served, tmp_
     done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=other, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert f"port {old.metrics['port']} on 127.0.0.1 is already in use by another process" in done.stderr
+    port = old.metrics["port"]
+    assert f"port {port} on 127.0.0.1 is already in use by the server Anvil runs for {recipe.resolve()}" in done.stderr
+    assert f"`anvil down {recipe.resolve()}` stops it" in done.stderr and "set another `[serve] port`" in done.stderr
+    # ... and the apply still ends with its summary and says that nothing of its own is served
+    assert "Dashboard: " in done.stdout and done.stdout.rstrip().endswith("Serving nothing.")
     assert busy.exists()
 
 
