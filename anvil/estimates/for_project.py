@@ -18,8 +18,9 @@ from anvil.methods.registry import METHODS
 from anvil.planning.graph import Graph, Node
 from anvil.planning.plan import Act, Estimate, Plan
 from anvil.planning.record import StageRecord
+from anvil.recipe.datasets import Dataset, MixError
 from anvil.recipe.load import LoadedRecipe
-from anvil.recipe.models import Dataset, MixError, lora_keys
+from anvil.recipe.models import lora_keys
 from anvil.stages import source
 from anvil.stages.stage import weights_of
 from anvil.state.store import Store

@@ -13,10 +13,11 @@ from anvil.knowledge.data import metric_name, read, shots_missing, sources
 from anvil.knowledge.registry import BENCHMARKS
 from anvil.methods.registry import METHODS
 from anvil.recipe.base import NAME_PATTERN
+from anvil.recipe.datasets import MixError
 from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.files import not_a_file
 from anvil.recipe.metrics import gate_metrics
-from anvil.recipe.models import Lora, MixError, Recipe, Synthetic
+from anvil.recipe.models import Lora, Recipe, Synthetic
 from anvil.recipe.suite import SuiteFolderError, load_suite
 
 # (key path, message) pairs; the loader turns them into located problems.

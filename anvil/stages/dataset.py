@@ -14,7 +14,8 @@ from typing import Any
 
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
-from anvil.recipe.models import Dataset, Recipe
+from anvil.recipe.datasets import Dataset
+from anvil.recipe.models import Recipe
 from anvil.recipe.rows import load_rows
 from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
 

@@ -8,7 +8,8 @@ from importlib import resources
 
 from anvil.planning.fingerprint import digest
 from anvil.recipe.base import Strict
-from anvil.recipe.models import Category, Recipe
+from anvil.recipe.datasets import Category
+from anvil.recipe.models import Recipe
 
 TEMPLATE = "report.html.jinja"  # in anvil/assets
 
