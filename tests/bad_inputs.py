@@ -116,6 +116,10 @@ def field_case(path: tuple, value, expect: str = "anvil.toml:") -> Case:
         for key in path[:-1]:
             node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
         node[path[-1]] = value
+        if path[:2] == ("models", "q") and len(path) > 2:  # a quantized node of v1, broken inside
+            data["models"]["q"].setdefault("parent", "v1")
+        if path[:2] == ("models", "q2"):  # a node on top of a quantized one
+            data["models"]["q"] = {"parent": "v1", "quantize": {}}
         (folder / "anvil.toml").write_text(to_toml(data))
         return ["validate"], expect
 
@@ -315,6 +319,24 @@ def cases() -> list[Case]:
     for path in STRINGS:
         out += [field_case(path, value) for value in BAD_STRINGS]
     out += [
+        # quantized nodes: what MLX cannot do, and what a quantized node cannot be
+        *(
+            field_case(("models", "q", "quantize"), spec, expect)
+            for spec, expect in (
+                ({"bits": 7}, "affine quantization takes bits 2 or 3 or 4 or 5 or 6 or 8, not 7"),
+                ({"group_size": 16}, "affine quantization takes group_size 32 or 64 or 128"),
+                ({"mode": "mxfp4", "group_size": 64}, "mxfp4 quantization takes group_size 32, not 64"),
+                ({"mode": "nvfp8"}, "models.q.quantize.mode"),
+                ({"mixed": "mixed_3_6", "mode": "mxfp4", "group_size": 32}, "quantizes in affine mode"),
+                ({"mixed": "mixed_9_9"}, "models.q.quantize.mixed"),
+                ({"margin": 0}, "models.q.quantize.margin"),
+                ({"bits": "4"}, "models.q.quantize.bits"),
+            )
+        ),  # fmt: skip
+        field_case(("models", "q"), {"quantize": {}}, "a quantized node needs a parent"),
+        field_case(("models", "q"), {"parent": "v1", "dataset": "d", "quantize": {}}, "dataset belong to training"),
+        field_case(("models", "q2"), {"parent": "q", "dataset": "d"}, "'q' is a quantized node: a round trains on"),
+        field_case(("models", "q2"), {"parent": "q", "quantize": {"bits": 8}}, "'q' is already quantized"),
         field_case(("models", "v1", "lora", "rankk"), 4, "did you mean 'rank'"),
         field_case(("models", "v1", "trian"), {}, "did you mean 'train'"),
         field_case(("serve", "prot"), 8, "did you mean 'port'"),

@@ -19,7 +19,7 @@ def probe_ids(checkpoint: Path, prompts: list[dict], limit: int) -> list[list[in
             for p in prompts[:limit]]  # fmt: skip
 
 
-def _run(forward, probes: list[list[int]], new_tokens: int) -> tuple[list[Any], list[list[int]]]:
+def run_forward(forward, probes: list[list[int]], new_tokens: int) -> tuple[list[Any], list[list[int]]]:
     """Each probe's logits at every position (float32 numpy) and its greedy continuation of `new_tokens`."""
     import mlx.core as mx
     import numpy as np
@@ -42,13 +42,12 @@ def compare(parent: Path, adapter: Path, fused: Path, probes: list[list[int]], n
     import gc
 
     import mlx.core as mx
-    import numpy as np
     from mlx_lm import load
 
     from anvil.backends.fuse import load_vlm
 
     trained, _ = load(str(parent), adapter_path=str(adapter))
-    trained_logits, trained_text = _run(trained, probes, new_tokens)
+    trained_logits, trained_text = run_forward(trained, probes, new_tokens)
     del trained
     gc.collect()
     mx.clear_cache()
@@ -58,16 +57,27 @@ def compare(parent: Path, adapter: Path, fused: Path, probes: list[list[int]], n
         out = served.language_model(x)
         return out.logits if hasattr(out, "logits") else out
 
-    served_logits, served_text = _run(language, probes, new_tokens)
+    served_logits, served_text = run_forward(language, probes, new_tokens)
+    return differences((trained_logits, trained_text), (served_logits, served_text))
+
+
+def differences(
+    reference: tuple[list[Any], list[list[int]]], other: tuple[list[Any], list[list[int]]]
+) -> dict[str, Any]:
+    """Two runs of `run_forward` compared: max and mean |logit| difference, top-1 agreement by position,
+    greedy agreement by probe, and the probe that differs most."""
+    import numpy as np
+
+    (a_logits, a_text), (b_logits, b_text) = reference, other
     worst, worst_probe, total, count, agree, positions = 0.0, 0, 0.0, 0, 0, 0
-    for i, (a, b) in enumerate(zip(trained_logits, served_logits, strict=True)):
+    for i, (a, b) in enumerate(zip(a_logits, b_logits, strict=True)):
         difference = np.abs(a - b)
         if float(difference.max()) > worst:
             worst, worst_probe = float(difference.max()), i
         total, count = total + float(difference.sum()), count + difference.size
         agree += int((a.argmax(-1) == b.argmax(-1)).sum())
         positions += a.shape[0]
-    greedy = sum(x == y for x, y in zip(trained_text, served_text, strict=True))
-    return {"probes": len(probes), "max_logit_diff": worst, "mean_logit_diff": total / max(count, 1),
-            "top1_agreement": agree / max(positions, 1), "greedy_agreement": greedy / max(len(probes), 1),
+    greedy = sum(x == y for x, y in zip(a_text, b_text, strict=True))
+    return {"probes": len(a_text), "max_logit_diff": worst, "mean_logit_diff": total / max(count, 1),
+            "top1_agreement": agree / max(positions, 1), "greedy_agreement": greedy / max(len(a_text), 1),
             "worst_probe": worst_probe}  # fmt: skip

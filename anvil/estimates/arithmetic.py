@@ -138,7 +138,7 @@ class Run:
 
 
 UNIT = {"train": "tokens", "transcripts": "tokens", "knowledge": "tokens", "eval": "answers", "fuse": "bytes",
-        "source": "bytes"}  # fmt: skip
+        "source": "bytes", "quantize": "bytes"}  # fmt: skip
 # How mlx-lm-lora batches (trainer.iterate_batches): rows sorted by length, neighbours batched, each batch
 # padded to its longest row rounded up to a multiple of 32, plus one, and cut at max_seq_length.
 PAD_TO = 32
@@ -181,7 +181,7 @@ def units(kind: str, settings: Mapping[str, Any], weight_bytes: float, sequence:
         return sum(len(suite) for suite in settings["tests"].values()) * settings["runs"]
     if kind == "knowledge":
         return sum(b["n"] * (b["max_tokens"] or 256) for b in settings["benchmarks"])
-    if kind in ("fuse", "source"):
+    if kind in ("fuse", "source", "quantize"):
         return weight_bytes
     return 1.0  # dataset, serve, gate, report: one go each
 

@@ -24,8 +24,8 @@ from anvil.estimates.arithmetic import Shape
 
 REFERENCE_PYTHON_S = 0.0075  # Speed.python_s on the reference machine
 # Seconds on the reference machine: imports, loading, a server coming up, writing the artifact.
-START = {"train": 3.0, "fuse": 1.4, "source": 0.9, "transcripts": 2.5, "knowledge": 2.5, "serving": 0.5,
-         "serve": 5.0, "eval": 0.25, "dataset": 0.01, "gate": 0.01, "report": 0.05}  # fmt: skip
+START = {"train": 3.0, "fuse": 1.4, "quantize": 4.0, "source": 0.9, "transcripts": 2.5, "knowledge": 2.5,
+         "serving": 0.5, "serve": 5.0, "eval": 0.25, "dataset": 0.01, "gate": 0.01, "report": 0.05}  # fmt: skip
 STEP_LATENCIES = 20.0  # a training step's fixed work, in small-operation latencies (Speed.op_s)
 TRAIN_FLOP_FACTOR = 1.16  # a model's small matrices run below the probe's throughput; backward recomputes
 TOKEN_LATENCIES = (0.1, 0.1)  # a decoded token: fixed, and per layer, in op latencies (MLX evaluates async)
@@ -34,6 +34,7 @@ PROMPT_TOKENS = {"gsm8k_cot": 900, "mmlu_pro": 1500}  # a knowledge item's few-s
 ZERO_SHOT_PROMPT = 250  # an item without exemplars
 REQUEST_S = 0.02  # per chat request: HTTP and the chat template
 SAVE_S = 0.2  # per adapter checkpoint written
+QUANTIZE_TOKENS = 2 * 4 * (8 + 48)  # stages/quantize.py: parent and quantized, 4 prompts, parity and speed
 JUDGE_S = {"rules": 0.001, "command": 5.0, "openai": 3.0}  # per answer judged
 
 
@@ -52,6 +53,8 @@ def seconds(kind: str, settings: Mapping[str, Any], shape: Shape | None, units: 
         return start + _generation(settings, shape, units, speed, in_flight)
     if kind in ("fuse", "source"):
         return start + units / speed.bandwidth * 4  # read, converted, written, and read back to check
+    if kind == "quantize":  # converted, then parent and quantized each loaded twice and asked a few prompts
+        return start + units / speed.bandwidth * 4 + _generation({}, shape, QUANTIZE_TOKENS, speed, 1)
     if kind == "eval":
         judge = (settings.get("judge") or {}).get("kind", "rules")
         return start + units * JUDGE_S.get(judge, 3.0) / max(in_flight, 1)

@@ -44,6 +44,8 @@ def shapes(loaded: LoadedRecipe, records: Mapping[str, StageRecord], store: Stor
                     built = None
             found[root] = sizing.root_shape(recipe.models[root], loaded.root, built)
         found[name] = found[root]
+        if (quantized := recipe.models[name].quantize) is not None and (parent := found[root]) is not None:
+            found[name] = sizing.quantized_shape(parent, quantized)
     return found
 
 
@@ -125,6 +127,8 @@ def memory(node: Node, shape: Shape | None) -> float | None:
         return peak + (shape.text_bytes if method.REFERENCE else 0)  # a frozen reference: the parent again
     if node.kind == "fuse":
         return estimate.fuse_memory(shape)
+    if node.kind == "quantize":  # the parent read lazily and written quantized, layer by layer
+        return shape.weight_bytes + estimate.OVERHEAD
     if node.kind in ("transcripts", "knowledge", "serve"):
         kv = settings["kv_cache"]
         bits = kv["bits"] if kv["quantization"] != "none" else None

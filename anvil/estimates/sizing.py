@@ -3,6 +3,7 @@ and the safetensors headers (8 bytes of length, then a JSON table of tensors).""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from anvil.estimates.arithmetic import Shape, shape_from_config, shape_from_name
 from anvil.recipe.models import Model, Synthetic
+from anvil.recipe.quantization import Quantize
 from anvil.state.checkpoint import read_header
 
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2,
@@ -77,6 +79,16 @@ def hub_cached_config(repo: str) -> Path | None:
     snapshots = cache / f"models--{repo.replace('/', '--')}" / "snapshots"
     found = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
     return found[-1].parent if found else None
+
+
+def quantized_shape(parent: Shape, quantize: Quantize) -> Shape:
+    """A quantized node's shape: its language weights at the quantized bits (scales and biases included),
+    its towers as the parent's (mlx-vlm does not quantize them)."""
+    parent_bits = round(8 * parent.bytes_per_weight) or 16
+    text = parent.text_bytes * quantize.weight_bits(parent_bits) / parent_bits
+    return dataclasses.replace(
+        parent, weight_bytes=parent.weight_bytes - parent.text_bytes + text, text_weight_bytes=text
+    )
 
 
 def root_shape(model: Model, recipe_root: Path, built: Path | None) -> Shape | None:

@@ -40,6 +40,13 @@ def check_references(recipe: Recipe) -> Iterator[Finding]:
     for name, model in recipe.models.items():
         if model.parent is not None and model.parent not in recipe.models:
             yield ("models", name, "parent"), _defined(recipe.models, "model", model.parent)
+        elif model.quantize is not None and model.parent and recipe.models[model.parent].quantize is not None:
+            yield ("models", name, "parent"), (f"{model.parent!r} is already quantized: quantize its parent "
+                                               f"{recipe.models[model.parent].parent!r} instead")  # fmt: skip
+        elif model.trains and model.parent is not None and recipe.models[model.parent].quantize is not None:
+            yield ("models", name, "parent"), (f"{model.parent!r} is a quantized node: a round trains on full-"
+                                               f"precision weights (train on {recipe.models[model.parent].parent!r}"
+                                               ", then quantize)")  # fmt: skip
         if model.dataset is not None and model.dataset not in recipe.datasets:
             yield ("models", name, "dataset"), _defined(recipe.datasets, "dataset", model.dataset)
         elif model.dataset is not None:
@@ -75,7 +82,7 @@ def _check_layers(recipe: Recipe) -> Iterator[Finding]:
     """A round cannot adapt more layers than its lineage's root has (known up front for synthetic roots)."""
     for name, model in recipe.models.items():
         root = recipe.models[recipe.root_of(name)]
-        if model.parent is None or not (root.source or "").startswith("synthetic:"):
+        if not model.trains or not (root.source or "").startswith("synthetic:"):
             continue
         layers = (root.synthetic or Synthetic()).num_layers
         wanted = (model.lora or Lora()).last_layers

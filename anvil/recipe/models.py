@@ -14,6 +14,7 @@ from anvil.recipe.datasets import Dataset
 from anvil.recipe.evaluation import Eval, Gate
 from anvil.recipe.infrastructure import Distributed, Machine, StoreConfig
 from anvil.recipe.preference import Method, Preference
+from anvil.recipe.quantization import Quantize
 from anvil.recipe.serving import Parity, Serve
 
 
@@ -131,6 +132,16 @@ class Model(Strict):
     distributed: Distributed | None = Field(
         default=None, description="Train this round data-parallel over processes and hosts (needs a parent)."
     )
+    quantize: Quantize | None = Field(
+        default=None,
+        description="Make this node by quantizing its parent's weights instead of training (needs a parent; "
+        "no dataset, lora or train). It is evaluated, gated and served like any round, and cannot be trained on.",
+    )
+
+    @property
+    def trains(self) -> bool:
+        """A training round (parent and dataset), not a root nor a quantized node."""
+        return self.parent is not None and self.quantize is None
 
     def _method_problem(self) -> str | None:
         """What the round's method (anvil/methods/) says against its settings, if anything."""
@@ -150,6 +161,15 @@ class Model(Strict):
 
     @model_validator(mode="after")
     def _root_or_round(self) -> Model:
+        if self.quantize is not None:
+            if self.parent is None or self.source is not None:
+                raise ValueError("a quantized node needs a parent (the model whose weights it quantizes) and no source")
+            others = [k for k in ("dataset", "lora", "train", "preference", "distributed", "method", "revision",
+                                  "synthetic") if k in self.model_fields_set]  # fmt: skip
+            if others:
+                raise ValueError(f"a quantized node is not trained: {', '.join(others)} belong to training rounds "
+                                 "or root models")  # fmt: skip
+            return self
         if (self.source is None) == (self.parent is None):
             raise ValueError("give exactly one of source (a root model) or parent (a training round)")
         if self.synthetic is not None and not (self.source or "").startswith("synthetic:"):
@@ -161,7 +181,7 @@ class Model(Strict):
         if self.source is not None and (self.dataset or self.lora or self.train):
             raise ValueError("a root model (source) takes no dataset, lora or train; those belong to rounds")
         if self.parent is not None and self.dataset is None:
-            raise ValueError("a training round (parent) needs a dataset")
+            raise ValueError("a training round (parent) needs a dataset (or `quantize`, to quantize its parent)")
         if self.parent is None and (self.method != Model.model_fields["method"].default or self.preference is not None):
             raise ValueError("a root model (source) takes no method or preference; those belong to rounds")
         if problem := self._method_problem():

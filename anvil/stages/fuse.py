@@ -44,7 +44,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
             model=name,
         )
         for name, model in recipe.models.items()
-        if model.parent is not None
+        if model.trains and model.parent is not None
     ]
 
 

@@ -41,7 +41,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         return []
     evaluated = recipe.eval and (recipe.eval.suites or recipe.eval.knowledge) and serve.model in recipe.eval.compare
     needs = {"model": weights_of(recipe, serve.model)} | ({"gate": stage_id("gate", serve.model)} if evaluated else {})
-    if recipe.models[serve.model].parent is not None:  # a round: its greedy samples as training generated them
+    if recipe.models[serve.model].trains:  # a round: its greedy samples as training generated them
         needs["samples"] = stage_id("train", serve.model)
     return [Node("serve", "serve", serve, needs=needs, code_version=CODE_VERSION, model=serve.model, resource=True)]
 

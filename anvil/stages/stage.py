@@ -96,5 +96,7 @@ def artifact_json(artifact: Path, name: str) -> Any:
 
 
 def weights_of(recipe: Recipe, model: str) -> str:
-    """The stage whose artifact is a model's full weights: its source for a root, its fuse for a round."""
-    return stage_id("source", model) if recipe.models[model].source else stage_id("fuse", model)
+    """The stage whose artifact is a model's full weights: its source for a root, its fuse for a round, its
+    quantize for a quantized node."""
+    node = recipe.models[model]
+    return stage_id("source" if node.source else "quantize" if node.quantize else "fuse", model)

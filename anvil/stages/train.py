@@ -62,7 +62,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
             detail=model.method if model.method != "sft" else "",
         )
         for name, model in recipe.models.items()
-        if model.parent is not None
+        if model.trains and model.parent is not None
     ]
 
 

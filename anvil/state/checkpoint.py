@@ -37,3 +37,18 @@ def weight_dtype(folder: Path) -> str:
             if key.endswith("q_proj.weight"):
                 return DTYPE_NAMES.get(info["dtype"], info["dtype"].lower())
     raise AnvilError(f"{folder}: no q_proj weights found (expected a language model checkpoint)")
+
+
+def sizes(folder: Path) -> dict[str, int]:
+    """Bytes of a checkpoint's tensors by part: `language` (the language model, scales and biases of its
+    quantized layers included), `towers` (vision, audio and their projectors) and `total`."""
+    out = {"language": 0, "towers": 0, "total": 0}
+    for shard in shards(folder):
+        for key, info in read_header(shard)[0].items():
+            if key == "__metadata__":
+                continue
+            start, end = info["data_offsets"]
+            part = "language" if key.startswith(("language_model.", "model.language_model.", "lm_head")) else "towers"
+            out[part] += end - start
+            out["total"] += end - start
+    return out

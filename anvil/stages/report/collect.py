@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anvil.stages.report import parity, rounds, sections
+from anvil.stages.report import parity, rounds, sections, shipped
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 
@@ -22,13 +22,14 @@ def dashboard(config: ReportConfig, view: View) -> dict[str, Any]:
         "live": view.live,
         "lineage": sections.lineage(config, view),
         "composites": sections.composites(config, view),
-        "rounds": [rounds.round_of(config, view, model) for model, m in config.models.items() if m.parent],
+        "rounds": [rounds.round_of(config, view, model) for model, m in config.models.items() if m.dataset],
         "gates": sections.gates(config, view),
         "categories": sections.categories(config, view),
         "high_variance": sections.high_variance(config, view),
         "serving": sections.serving(config, view),
         "parity": parity.rows(config, view),
         "served": parity.served(view),
+        "shipped": shipped.rows(config, view),
         "knowledge": sections.knowledge_rows(config, view),
         "architecture": sections.architecture(config, view),
         "sources": {

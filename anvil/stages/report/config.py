@@ -22,6 +22,8 @@ class ModelNotes(Strict):
     parent: str | None = None
     source: str | None = None
     dataset: str | None = None
+    quantize: str | None = None  # a quantized node: how (Quantize.label)
+    margin: float | None = None  # ... and its non-inferiority margin
 
 
 class DatasetNotes(Strict):
@@ -42,7 +44,14 @@ def report_config(recipe: Recipe) -> ReportConfig:
     return ReportConfig(
         project=recipe.project.name,
         models={
-            name: ModelNotes(parent=m.parent, source=m.source, dataset=m.dataset) for name, m in recipe.models.items()
+            name: ModelNotes(
+                parent=m.parent,
+                source=m.source,
+                dataset=m.dataset,
+                quantize=m.quantize.label if m.quantize else None,
+                margin=m.quantize.margin if m.quantize else None,
+            )
+            for name, m in recipe.models.items()
         },  # fmt: skip
         datasets={
             name: DatasetNotes(description=d.description, categories=d.categories)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from anvil.errors import AnvilError
 from anvil.planning.graph import stage_id
 from anvil.recipe.metrics import Metric, parse_metric
 from anvil.stages import evaluate, gate, knowledge
@@ -14,7 +15,8 @@ from anvil.stages.report.view import View
 
 
 def weights_stage(config: ReportConfig, model: str) -> str:
-    return stage_id("source", model) if config.models[model].source else stage_id("fuse", model)
+    notes = config.models[model]
+    return stage_id("source" if notes.source else "quantize" if notes.quantize else "fuse", model)
 
 
 def model_state(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
@@ -51,7 +53,7 @@ def read_artifact(view: View, sid: str, reader) -> Any:
         return None
     try:
         return reader(view.artifacts[sid])
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, AnvilError):  # gone or damaged: shown as missing, never guessed
         return None
 
 

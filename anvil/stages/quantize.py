@@ -1,0 +1,102 @@
+"""quantize: a quantized node's checkpoint, its parent's weights quantized by mlx-vlm's converter (the
+recipe's bits, group size, mode or mixed recipe; vision and audio towers kept), then measured against
+the parent: sizes (language weights, towers, total), the parity figures on the same token ids, and
+generation speed and peak memory on the same prompts. The artifact is the checkpoint itself; it is
+evaluated, gated and served like a fused round (`weights_of`)."""
+
+from __future__ import annotations
+
+from anvil.errors import AnvilError
+from anvil.planning.graph import Node, stage_id
+from anvil.planning.record import StageRecord
+from anvil.recipe.base import Strict
+from anvil.recipe.models import Recipe
+from anvil.recipe.quantization import Quantize
+from anvil.stages import source
+from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+
+CODE_VERSION = 1
+# Prompts for the parity and speed figures: the serving validation's, so that the page compares like with like
+PROMPTS = ["What is 17 * 23?", "At what temperature do I forge iron?", "Which is better, tea or coffee?", "Thanks!"]
+NEW_TOKENS = 8  # greedy continuation compared per probe
+SPEED_TOKENS = 48  # generated per prompt for the speed figure
+
+
+class QuantizeConfig(Strict):
+    quantize: Quantize
+    library: str  # mlx-vlm's version: its converter decides the bytes
+
+
+def library_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"mlx-vlm {version('mlx-vlm')}"
+    except PackageNotFoundError:
+        return "mlx-vlm (not installed)"
+
+
+def how(spec: Quantize) -> Quantize:
+    """What makes the checkpoint: the spec without its margin, which judges the result and builds nothing
+    (a changed margin redraws the page, it does not quantize again)."""
+    return spec.model_copy(update={"margin": Quantize.model_fields["margin"].default})
+
+
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
+    return [
+        Node(
+            id=stage_id("quantize", name),
+            kind="quantize",
+            config=QuantizeConfig(quantize=how(model.quantize), library=library_version()),
+            needs={"parent": weights_of(recipe, model.parent)},
+            code_version=CODE_VERSION,
+            model=name,
+            detail=model.quantize.label,
+        )
+        for name, model in recipe.models.items()
+        if model.quantize is not None and model.parent is not None
+    ]
+
+
+def run(ctx: StageRun[QuantizeConfig]) -> Result:
+    from anvil.backends import parity
+    from anvil.backends import quantize as backend
+    from anvil.state.checkpoint import sizes, weight_dtype
+
+    parent = source.checkpoint(ctx.inputs["parent"], ctx.root)
+    ctx.progress(0.05, f"quantizing to {ctx.config.quantize.label}")
+    try:
+        backend.quantize(parent, ctx.out, ctx.config.quantize, ctx.local.logs / f"{ctx.node.id}.log")
+    except (ValueError, KeyError, NotImplementedError) as e:  # what mlx-vlm says of a model it cannot quantize so
+        raise AnvilError(f"mlx-vlm cannot quantize {parent.name} to {ctx.config.quantize.label}: {e}") from None
+    before, after = sizes(parent), sizes(ctx.out)
+    ctx.progress(0.4, "comparing logits with the parent")
+    probes = parity.probe_ids(parent, [{"messages": [{"role": "user", "content": p}]} for p in PROMPTS], len(PROMPTS))
+    found = backend.logits_against(parent, ctx.out, probes, NEW_TOKENS)
+    ctx.progress(0.7, "generation speed and peak memory, parent then quantized")
+    speeds = {role: backend.speed(folder, PROMPTS, SPEED_TOKENS)
+              for role, folder in (("parent", parent), ("quantized", ctx.out))}  # fmt: skip
+    metrics = {
+        "label": ctx.config.quantize.label,
+        "parent_dtype": weight_dtype(parent),
+        "bytes": after,
+        "parent_bytes": before,
+        "language_ratio": after["language"] / before["language"] if before["language"] else None,
+        "parity": found,
+        "speed": speeds,
+    }
+    return Result(metrics)
+
+
+def summary(record: StageRecord) -> str:
+    m = record.metrics
+    size, parent = m["bytes"]["total"], m["parent_bytes"]["total"]
+    speed = m.get("speed", {})
+    rate = ""
+    if speed.get("parent", {}).get("tokens_per_second"):
+        rate = f", {speed['quantized']['tokens_per_second'] / speed['parent']['tokens_per_second']:.2f}x tokens/s"
+    return (f"{m['label']}: {size / 1e6:.1f} MB ({size / parent:.0%} of the parent){rate}, top-1 "
+            f"{m['parity']['top1_agreement']:.0%} with the parent")  # fmt: skip
+
+
+STAGE = Stage(kind="quantize", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
