@@ -213,6 +213,8 @@ class Project:
             results["knowledge"] = knowledge.results_of(self.store.artifact(known.fingerprint))["benchmarks"]
         if (fused := records.get(stage_id("fuse", model))) is not None and "parity" in fused.metrics:
             results["parity"] = fused.metrics["parity"]  # the model evaluated is the model trained
+        if (made := records.get(stage_id("quantize", model))) is not None:
+            results["quantized"] = made.metrics | {"margin": recipe.models[model].quantize.margin}  # type: ignore[union-attr]
         if (served := records.get("serve")) is not None and served.config.get("model") == model:
             results["served"] = serve.figures(served)  # ... and the model served
         return results

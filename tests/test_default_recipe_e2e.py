@@ -5,6 +5,7 @@ cores, one build shared); CI runs them."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from anvil.backends.server import free_port
 from anvil.planning.record import Outcome
 from anvil.project import open_project
+from anvil.state.checkpoint import sizes
 from tests.browser import needs_chromium, visit
 from tests.conftest import REPO
 from tests.test_lineage_e2e import make
@@ -143,6 +145,55 @@ def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):
         preference = json.loads((project.store.artifact(m_fp := state["v3.train"].fingerprint) / "preference.json")
                                 .read_text())  # fmt: skip
         assert preference["after"]["margin"] == m["margin_after"], m_fp
+    finally:
+        project.down()
+
+
+def test_a_quantized_v2_is_built_evaluated_judged_and_served(built):
+    """recipes/tiny-quantized.toml where it lives (recipes/, reading ../data) in the default build's store:
+    identity is content, so base, v1 and v2 are restored; v2 at 4 and 8 bits is built by mlx-vlm's converter
+    at the expected size, evaluated paired against v2, judged non-inferior or not, gated and served."""
+    folder, _, done = built
+    assert done.returncode == 0, done.stderr[-2000:]
+    (folder / "recipes").mkdir(exist_ok=True)
+    text = (REPO / "recipes" / "tiny-quantized.toml").read_text().replace("port = 8092", f"port = {free_port()}")
+    (folder / "recipes" / "q.toml").write_text(text)
+    env = {**os.environ, "ANVIL_STORE": str(folder / ".anvil")}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "anvil", *args, "recipes/q.toml"], cwd=folder,  # noqa: E731
+                                       capture_output=True, text=True, env=env)  # fmt: skip
+    plan = run("plan")
+    assert "< v2.train: built before: restored" in plan.stdout, plan.stdout
+    assert "+ v2q4.quantize (4-bit affine (group 64)): create" in plan.stdout, plan.stdout
+    applied = run("apply")
+    project = open_project(folder / "recipes" / "q.toml")
+    try:
+        assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-2000:]
+        state = project.state.load()
+        parent = sizes(project.weights("v2"))
+        for name, bits in (("v2q4", 4), ("v2q8", 8)):
+            quantized = sizes(project.weights(name))
+            assert quantized["towers"] == parent["towers"], "vision and audio towers are kept as they are"
+            ratio = quantized["language"] / parent["language"]  # a float32 parent: bits/32, plus scales and biases
+            assert bits / 32 < ratio < (bits + 2 * 32 / 64) / 32 + 0.03, (name, ratio)
+            m = state[f"{name}.quantize"].metrics
+            assert m["bytes"] == quantized and m["parity"]["top1_agreement"] > 0.5, m
+            assert m["speed"]["quantized"]["tokens_per_second"] > 0 and m["speed"]["parent"]["peak_memory_gb"] > 0
+        served = state["serve"]
+        assert served.config["model"] == "v2q4" and state["v2q4.gate"].metrics["passed"]
+        client = openai.OpenAI(base_url=f"{served.metrics['url']}/v1", api_key="unused")
+        reply = client.chat.completions.create(model="v2q4", messages=[{"role": "user", "content": "Thanks!"}],
+                                               max_tokens=8, temperature=0)  # fmt: skip
+        assert reply.choices[0].message.content is not None
+        page = json.loads((project.state.folder / "report.json").read_text())
+        shipped = {row["model"]: row for row in page["shipped"]}
+        assert set(shipped) == {"v2q4", "v2q8"}
+        for row in shipped.values():
+            composite = row["composites"][0]
+            assert row["verdict"] in ("non-inferior", "inferior", "undecided") and row["why"], row
+            expected = "non-inferior" if composite["ci_low"] >= -(0.5 if row["model"] == "v2q4" else 0.25) else None
+            assert expected is None or row["verdict"] == expected, row
+        assert shipped["v2q4"]["verdict"] == "non-inferior", "v2q4 passed its non-inferiority gate, so its verdict"
+        assert "Serving v2q4" in applied.stdout.splitlines()[-1]
     finally:
         project.down()
 

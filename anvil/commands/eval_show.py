@@ -72,6 +72,7 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
         category_table(summary, report["against"], console)
     knowledge_table(report, console)
     parity_line(report, console)
+    quantized_line(report, console)
     served_line(report, console)
 
 
@@ -155,6 +156,28 @@ def parity_line(report: dict, console: Console) -> None:
     console.print(f"training (mlx-lm) vs serving (mlx-vlm) on {p['probes']} held-out prompts: max |logit| "
                   f"difference {p['max_logit_diff']:.1e}, top-1 {100 * p['top1_agreement']:.0f}%, greedy "
                   f"{100 * p['greedy_agreement']:.0f}%: {p['verdict']} (tolerance {p['tolerance']:g}, {p['dtype']})",
+                  highlight=False, markup=False)  # fmt: skip
+
+
+def quantized_line(report: dict, console: Console) -> None:
+    """A quantized node against its parent: what it costs and buys, and the non-inferiority verdict."""
+    from anvil.stages.report.shipped import verdict
+
+    if (q := report.get("quantized")) is None:
+        return
+    parent = report["against"]["parent"]
+    composites = [{"suite": suite, "delta": s["delta_vs_parent"]["composite"],
+                   **{k: s["delta_vs_parent"]["significance"]["composite"].get(k) for k in ("ci_low", "ci_high")}}
+                  for suite, s in report["suites"].items() if s.get("delta_vs_parent")]  # fmt: skip
+    benchmarks = [{"benchmark": name, **b["delta_vs_parent"]} for name, b in report.get("knowledge", {}).items()
+                  if b.get("delta_vs_parent")]  # fmt: skip
+    judged = verdict(composites, benchmarks, q["margin"])
+    mine, theirs = q["speed"]["quantized"], q["speed"]["parent"]
+    console.print(f"quantized {q['label']} from {parent}: {q['bytes']['total'] / 1e6:.1f} MB "
+                  f"({q['bytes']['total'] / q['parent_bytes']['total']:.0%} of {parent}), "
+                  f"{mine['tokens_per_second'] / theirs['tokens_per_second']:.2f}x tokens/s, peak "
+                  f"{mine['peak_memory_gb'] * 1e3:.0f} MB vs {theirs['peak_memory_gb'] * 1e3:.0f} MB, top-1 "
+                  f"{q['parity']['top1_agreement']:.0%} with {parent}; {judged['verdict']} ({judged['why']})",
                   highlight=False, markup=False)  # fmt: skip
 
 

@@ -62,7 +62,9 @@ def for_plan(plan: Plan, graph: Graph, loaded: LoadedRecipe, records: Mapping[st
         if action.act is Act.RESTORE:
             out[node.id] = Estimate(0.0, "restore")
             continue
-        shape = model_shapes.get(model_of(node) or "")
+        # a quantize stage's work and peak are its parent's weights: read, quantized, and run beside it
+        weighed = graph.nodes[node.needs["parent"]] if node.kind == "quantize" else node
+        shape = model_shapes.get(model_of(weighed) or "")
         size = shape.parameters if shape else 0.0
         sequence = training_sequence(node, graph, loaded.root)
         work = units(node, shape, sequence)
@@ -127,7 +129,7 @@ def memory(node: Node, shape: Shape | None) -> float | None:
         return peak + (shape.text_bytes if method.REFERENCE else 0)  # a frozen reference: the parent again
     if node.kind == "fuse":
         return estimate.fuse_memory(shape)
-    if node.kind == "quantize":  # the parent read lazily and written quantized, layer by layer
+    if node.kind == "quantize":  # (the parent's shape) loaded whole for its speed figure
         return shape.weight_bytes + estimate.OVERHEAD
     if node.kind in ("transcripts", "knowledge", "serve"):
         kv = settings["kv_cache"]
