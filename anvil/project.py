@@ -18,7 +18,7 @@ from anvil.recipe import contamination, rows
 from anvil.recipe.load import LoadedRecipe, load_recipe
 from anvil.recipe.toml import toml_file
 from anvil.settings import store_path
-from anvil.stages import evaluate, gate, knowledge, serve, source
+from anvil.stages import calibration, evaluate, gate, knowledge, serve, source
 from anvil.stages.registry import BY_KIND, build_graph, summary_of
 from anvil.stages.stage import Result, StageRun, weights_of
 from anvil.state.project_state import ProjectState, load_records
@@ -191,9 +191,11 @@ class Project:
         return source.checkpoint(self.store.artifact(record.fingerprint), self.loaded.root)
 
     def failed_gates(self) -> dict[str, list[str]]:
-        """Gate stages of this recipe whose recorded outcome is a failure, with the seed-style table rows."""
-        return {sid: gate.failure_lines(r) for sid, r in self.state.load().items()
-                if r.kind == "gate" and sid in self.graph.nodes and r.outcome is Outcome.FAILED}  # fmt: skip
+        """Gate and judge-calibration stages of this recipe whose recorded outcome is a failure, with what
+        failed (the seed-style table rows of a gate, the figures a judge missed)."""
+        lines = {"gate": gate.failure_lines, "calibration": calibration.failure_lines}
+        return {sid: lines[r.kind](r) for sid, r in self.state.load().items()
+                if r.kind in lines and sid in self.graph.nodes and r.outcome is Outcome.FAILED}  # fmt: skip
 
     def eval_results(self, model: str) -> dict[str, Any]:
         """A model's suite results and knowledge results, with the names of the models it is compared with."""
@@ -209,6 +211,8 @@ class Project:
         results: dict[str, Any] = {"model": model, "against": against, "suites": {}, "runs": []}
         if scored is not None:
             results |= evaluate.results_of(self.store.artifact(scored.fingerprint))
+            results["calibration"] = {suite: records[sid].metrics if sid in records else None for suite, sid in
+                                      calibration.calibrated_suites(recipe, self.loaded.suites).items()}  # fmt: skip
         if known is not None:
             results["knowledge"] = knowledge.results_of(self.store.artifact(known.fingerprint))["benchmarks"]
         if (fused := records.get(stage_id("fuse", model))) is not None and "parity" in fused.metrics:

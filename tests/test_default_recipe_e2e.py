@@ -149,7 +149,7 @@ def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):
         project.down()
 
 
-def test_a_quantized_v2_is_built_evaluated_judged_and_served(built):
+def test_a_quantized_v2_is_built_evaluated_judged_and_served(built, monkeypatch):
     """recipes/tiny-quantized.toml where it lives (recipes/, reading ../data) in the default build's store:
     identity is content, so base, v1 and v2 are restored; v2 at 4 and 8 bits is built by mlx-vlm's converter
     at the expected size, evaluated paired against v2, judged non-inferior or not, gated and served."""
@@ -158,7 +158,8 @@ def test_a_quantized_v2_is_built_evaluated_judged_and_served(built):
     (folder / "recipes").mkdir(exist_ok=True)
     text = (REPO / "recipes" / "tiny-quantized.toml").read_text().replace("port = 8092", f"port = {free_port()}")
     (folder / "recipes" / "q.toml").write_text(text)
-    env = {**os.environ, "ANVIL_STORE": str(folder / ".anvil")}
+    monkeypatch.setenv("ANVIL_STORE", str(folder / ".anvil"))  # the default build's store, for both
+    env = dict(os.environ)
     run = lambda *args: subprocess.run([sys.executable, "-m", "anvil", *args, "recipes/q.toml"], cwd=folder,  # noqa: E731
                                        capture_output=True, text=True, env=env)  # fmt: skip
     plan = run("plan")
@@ -193,6 +194,8 @@ def test_a_quantized_v2_is_built_evaluated_judged_and_served(built):
             expected = "non-inferior" if composite["ci_low"] >= -(0.5 if row["model"] == "v2q4" else 0.25) else None
             assert expected is None or row["verdict"] == expected, row
         assert shipped["v2q4"]["verdict"] == "non-inferior", "v2q4 passed its non-inferiority gate, so its verdict"
+        html = (project.state.folder / "report.html").read_text()
+        assert 'data-metric="shipped:verdict:v2q4">non-inferior</span>' in html and "Shipped candidates" in html
         assert "Serving v2q4" in applied.stdout.splitlines()[-1]
     finally:
         project.down()

@@ -142,3 +142,68 @@ def test_judge_failures_gates_and_promotion(tmp_path):
         assert "serve" in open_project(recipe).state.load()
     finally:
         anvil(tmp_path, "down")
+
+
+GOOD_JUDGE = """
+import json, re, sys
+prompt = sys.stdin.read()
+found = re.search(r"SCORE=(\\d)", prompt)  # a calibration answer carries the score a careful judge would give
+print(json.dumps({"score": int(found.group(1)) if found else 4, "rationale": "as marked" if found else "answered"}))
+"""
+CALIBRATION = [("greet", "Hello there. SCORE=5", 5), ("greet", "SCORE=0 go away", 0), ("greet", "Hi SCORE=3", 3),
+               ("opinion", "Tea. SCORE=5", 5), ("opinion", "Both are fine. SCORE=1", 1),
+               ("opinion", "Coffee, I suppose. SCORE=3", 3)]  # fmt: skip
+
+
+def test_a_judge_that_disagrees_with_a_person_blocks_its_scores_until_it_is_fixed(tmp_path):
+    """A suite's calibration set (answers a person scored) against a constant judge: agreement collapses,
+    the calibration fails naming the figure, every evaluation of the suite, its gates and the server are
+    blocked. A judge that agrees re-runs calibration first (plan says so), then the scores count, with the
+    judge's own spread from repeated judgements beside the runs'."""
+    (tmp_path / "data").mkdir()
+    shutil.copy(REPO / "data" / "voice.jsonl", tmp_path / "data")
+    (tmp_path / "judge.py").write_text(JUDGE)
+    (tmp_path / "good_judge.py").write_text(GOOD_JUDGE)
+    (tmp_path / "suite" / "calibration").mkdir(parents=True)
+    for name, question in (("greet", "Hello"), ("opinion", "Tea or coffee?")):
+        (tmp_path / "suite" / f"{name}.toml").write_text(
+            f'category = "voice"\nturns = ["{question}"]\nrubric = "Answers in one short sentence."\n'
+        )
+    (tmp_path / "suite" / "calibration" / "person.jsonl").write_text(
+        "".join(json.dumps({"test": t, "answer": a, "score": s}) + "\n" for t, a, s in CALIBRATION)
+    )
+    recipe = tmp_path / "anvil.toml"
+    text = RECIPE.format(python=sys.executable, gate=3.0, port=free_port()).replace(
+        "max_tokens = 8\n", "max_tokens = 8\njudge_agreement = { min_kappa = 0.6, max_mae = 0.75 }\njudge_repeats = 2\n"
+    )
+    recipe.write_text(text)
+
+    bad = anvil(tmp_path, "apply")
+    assert bad.returncode == 3, bad.stdout[-2000:] + bad.stderr[-2000:]
+    assert "suite.calibration FAILED (its judge's scores do not count: evaluations blocked)" in bad.stderr
+    assert "quadratic-weighted kappa cannot be computed: the judge (or the person) gave every answer the same" in (
+        bad.stderr
+    )
+    assert "mean absolute error" in bad.stderr and "(max_mae)" in bad.stderr
+    state = open_project(recipe).state.load()
+    assert state["suite.calibration"].metrics["kappa"]["value"] is None and "v1.eval" not in state
+    assert "serve" not in state and bad.stdout.rstrip().endswith("Serving nothing.")
+    plan = anvil(tmp_path, "plan")
+    assert "! v1.eval: blocked: suite.calibration failed" in plan.stdout and "! v1.gate: blocked" in plan.stdout
+
+    recipe.write_text(text.replace('"judge.py"', '"good_judge.py"'))
+    plan = anvil(tmp_path, "plan").stdout
+    assert plan.index("~ suite.calibration: judge.argv") < plan.index("+ v1.eval"), "calibration first, and why"
+    good = anvil(tmp_path, "apply")
+    project = open_project(recipe)
+    try:
+        assert good.returncode == 0, good.stdout[-2000:] + good.stderr[-2000:]
+        calibrated = project.state.load()["suite.calibration"].metrics
+        assert calibrated["kappa"]["value"] == 1.0 and calibrated["mae"]["value"] == 0 and not calibrated["shortfalls"]
+        summary = project.eval_results("v1")["suites"]["suite"]
+        assert summary["noise"]["judge_std"] == 0.0 and all(t["judge_std"] == 0.0 for t in summary["tests"].values())
+        shown = anvil(tmp_path, "eval", "show", "v1").stdout
+        assert "judge vs a person on 6 answers: kappa 1.00" in shown and "judge spread (repeated" in shown
+        assert project.state.load()["serve"].config["model"] == "v1"
+    finally:
+        project.down()

@@ -137,7 +137,8 @@ def report_gates(project) -> int:
 
     failed = project.failed_gates()
     for stage, lines in failed.items():
-        err().print(f"\n{stage} FAILED (not promoted):\n  " + "\n  ".join(lines), markup=False)
+        what = "not promoted" if stage.endswith(".gate") else "its judge's scores do not count: evaluations blocked"
+        err().print(f"\n{stage} FAILED ({what}):\n  " + "\n  ".join(lines), markup=False)
     return EXIT_GATES if failed else EXIT_OK
 
 

@@ -57,11 +57,13 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
         for test_id, t in summary["tests"].items():
             failed = t["gate"] is not None and t["mean"] < t["gate"]
             flags = " ".join(["GATE"] * failed + ["high variance"] * bool(t["high_variance"]))
-            rows.append([test_id, t["category"], f"{t['mean']:.2f}", f"{t['std']:.2f}",
+            judge = f"{t['judge_std']:.2f}" if t.get("judge_std") is not None else ""
+            rows.append([test_id, t["category"], f"{t['mean']:.2f}", f"{t['std']:.2f}", judge,
                          " ".join(f"{x:.1f}" for x in t["runs"]), "" if t["gate"] is None else f"{t['gate']:.1f}",
                          flags])  # fmt: skip
-        console.print(compact_table(["test", "category", "mean", "std", "runs", "gate", ""], rows,
+        console.print(compact_table(["test", "category", "mean", "std", "judge sd", "runs", "gate", ""], rows,
                                     f"{report['model']}: {suite}"))  # fmt: skip
+        judge_lines(suite, summary, report.get("calibration", {}), console)
         console.print(f"composite {summary['composite']:.2f}", highlight=False)
         for role in ("base", "parent"):
             delta = summary.get(f"delta_vs_{role}")
@@ -74,6 +76,31 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
     parity_line(report, console)
     quantized_line(report, console)
     served_line(report, console)
+
+
+def judge_lines(suite: str, summary: dict, calibrated: dict, console: Console) -> None:
+    """The judge behind a suite's scores: its agreement with a person (or that it was never checked), and
+    its own spread beside the runs'."""
+    if suite not in calibrated:
+        console.print(f"judge: uncalibrated (no {suite}/calibration/ set): its scores are not checked against a "
+                      "person", style="yellow", highlight=False, markup=False)  # fmt: skip
+    elif (c := calibrated[suite]) is not None:
+        console.print(f"judge vs a person on {c['n']} answers: {_figures(c)}", highlight=False, markup=False)
+    if noise := summary.get("noise"):
+        console.print(f"judge spread (repeated judgements of one transcript): sd {noise['judge_std']:.2f}, against "
+                      f"the runs' sd {noise['run_std']:.2f}", highlight=False, markup=False)  # fmt: skip
+
+
+def _figures(c: dict) -> str:
+    shown = []
+    for key, label in (("kappa", "kappa"), ("spearman", "rho"), ("mae", "MAE"), ("bias", "bias")):
+        f = c[key]
+        if f["value"] is None:
+            shown.append(f"{label} n/a")
+            continue
+        interval = f" [{f['ci_low']:+.2f}, {f['ci_high']:+.2f}]" if f.get("ci_low") is not None else ""
+        shown.append(f"{label} {f['value']:+.2f}{interval}" if key == "bias" else f"{label} {f['value']:.2f}{interval}")
+    return ", ".join(shown)
 
 
 def category_table(summary: dict, against: dict, console: Console) -> None:

@@ -108,12 +108,16 @@ class Judging:
     def identity(self) -> dict[str, Any]:
         return self.judge.model_dump(mode="json", exclude={"timeout_s"})
 
-    def __call__(self, test: Scoring, transcript: dict[str, Any]) -> Verdict:
-        return JUDGES[self.judge.kind](self, test, transcript)
+    def __call__(self, test: Scoring, transcript: dict[str, Any], repeat: int = 0) -> Verdict:
+        """The judge's verdict; `repeat` > 0 asks again (a judgement of its own, cached as such), for the
+        judge's test-retest spread."""
+        return JUDGES[self.judge.kind](self, test, transcript, repeat)
 
-    def asked(self, ask: Callable[[Judge, str], str], test: Scoring, transcript: dict[str, Any]) -> Verdict:
+    def asked(self, ask: Callable[[Judge, str], str], test: Scoring, transcript: dict[str, Any],
+              repeat: int = 0) -> Verdict:  # fmt: skip
         """A verdict from a judge that is asked: from the content-addressed cache, or asked with retries."""
-        key = digest({"judge": self.identity(), "rubric": test.rubric, "transcript": transcript["messages"]})
+        identity = {"judge": self.identity(), "rubric": test.rubric, "transcript": transcript["messages"]}
+        key = digest(identity | ({"repeat": repeat} if repeat else {}))
         path = self.cache / f"{key}.json"
         if path.exists():
             with self._counting:
@@ -139,13 +143,16 @@ class Judging:
         return Verdict(None, "", error=f"judge failed after {self.retries} attempts: {error}")
 
 
-def _asked(ask: Callable[[Judge, str], str]) -> Callable[[Judging, Scoring, dict[str, Any]], Verdict]:
-    return lambda judging, test, transcript: judging.asked(ask, test, transcript)
+JudgeFunction = Callable[[Judging, Scoring, dict[str, Any], int], Verdict]
 
 
-# The judges, by `judge.kind`: each scores one transcript of one test.
-JUDGES: dict[str, Callable[[Judging, Scoring, dict[str, Any]], Verdict]] = {
-    "rules": lambda judging, test, transcript: rules_verdict(test, transcript),
+def _asked(ask: Callable[[Judge, str], str]) -> JudgeFunction:
+    return lambda judging, test, transcript, repeat: judging.asked(ask, test, transcript, repeat)
+
+
+# The judges, by `judge.kind`: each scores one transcript of one test (the n-th time: `repeat`).
+JUDGES: dict[str, JudgeFunction] = {
+    "rules": lambda judging, test, transcript, repeat: rules_verdict(test, transcript),
     "command": _asked(judge_calls.ask_command),
     "openai": _asked(judge_calls.ask_openai),
 }

@@ -8,6 +8,8 @@ from pydantic import Field, model_validator
 
 from anvil.recipe.base import DATA_PATTERN, ENV_PATTERN, NonEmpty, Seed, Strict
 
+DETERMINISTIC = {"rules"}  # judges that answer the same when asked again: repeats are not asked of them
+
 
 class Judge(Strict):
     kind: Literal["rules", "command", "openai"] = Field(
@@ -35,6 +37,18 @@ class Judge(Strict):
         if self.kind == "openai" and not (self.url and self.model):
             raise ValueError("an openai judge needs url and model")
         return self
+
+
+class JudgeAgreement(Strict):
+    """What the judge must reach against a person's scores (each suite's calibration set) for its scores to
+    count: below any of these the suite's calibration fails, and what its evaluations feed is blocked."""
+
+    min_kappa: float | None = Field(default=None, ge=-1, le=1, description="Quadratic-weighted Cohen's kappa.")
+    min_spearman: float | None = Field(default=None, ge=-1, le=1, description="Spearman's rank correlation.")
+    max_mae: float | None = Field(default=None, ge=0, le=5, description="Mean absolute error, in score points.")
+    max_abs_bias: float | None = Field(
+        default=None, ge=0, le=5, description="Largest mean signed error (judge - person) either way."
+    )
 
 
 class Knowledge(Strict):
@@ -90,6 +104,16 @@ class Eval(Strict):
     )
     compare: list[str] = Field(default=[], description="Model nodes scored side by side.")
     judge: Judge = Field(default_factory=Judge, description="Who scores the behavioural suite.")
+    judge_agreement: JudgeAgreement = Field(
+        default_factory=JudgeAgreement,
+        description="Thresholds the judge must meet against each suite's calibration set (`<suite>/calibration/"
+        "*.jsonl`, answers a person scored); none by default: agreement is measured and shown.",
+    )
+    judge_repeats: int = Field(
+        default=1, ge=1, le=20,
+        description="Judgements of each transcript (their mean is its score): above 1, the judge's own "
+        "test-retest spread is reported beside the model's run-to-run spread.",
+    )  # fmt: skip
     suites: list[NonEmpty] = Field(default=[], description="Suite folders, relative to the recipe's folder.")
     knowledge: list[Knowledge] = Field(default=[], description="Knowledge-preservation benchmarks.")
     concurrency: int = Field(

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from anvil.errors import InvalidInput, Problem
 from anvil.recipe.base import NAME_PATTERN, Strict
+from anvil.recipe.calibration import CalibrationItem, load_calibration
 from anvil.recipe.toml import parse_toml
 
 ToolName = Literal["calculator", "search", "memory_search"]
@@ -88,12 +89,22 @@ class SuiteTest(Prompt, Scoring):
         return Scoring(**{name: getattr(self, name) for name in Scoring.model_fields})
 
 
+class Suite(list[SuiteTest]):
+    """A suite's tests, in file order, with the answers a person scored to check its judge against
+    (recipe/calibration.py; empty without a calibration folder)."""
+
+    def __init__(self, tests: list[SuiteTest], calibration: list[CalibrationItem] | None = None):
+        super().__init__(tests)
+        self.calibration = calibration or []
+
+
 class SuiteFolderError(ValueError):
     """The suite folder itself is wrong (missing, a file, empty): the recipe's `eval.suites` entry is at fault."""
 
 
-def load_suite(folder: Path, shown_as: str) -> list[SuiteTest]:
-    """Every `*.toml` test of a suite folder, validated; all problems of all files reported together."""
+def load_suite(folder: Path, shown_as: str) -> Suite:
+    """Every `*.toml` test of a suite folder, validated, and its calibration set; all problems of all files
+    reported together."""
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
         raise SuiteFolderError(f"{shown_as} {what} (expected a folder of test .toml files)")
@@ -117,6 +128,7 @@ def load_suite(folder: Path, shown_as: str) -> list[SuiteTest]:
         tests.append(test)
     if not tests and not problems:
         raise SuiteFolderError(f"{shown_as} has no test files (expected *.toml files)")
-    if problems:
-        raise InvalidInput(problems)
-    return tests
+    calibration, wrong = load_calibration(folder, shown_as, set(seen))
+    if problems or wrong:
+        raise InvalidInput(problems + wrong)
+    return Suite(tests, calibration)

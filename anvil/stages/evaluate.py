@@ -17,10 +17,11 @@ from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
-from anvil.recipe.evaluation import Judge
+from anvil.recipe.evaluation import DETERMINISTIC, Judge
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import Scoring
 from anvil.stages import transcripts
+from anvil.stages.calibration import calibrated_suites
 from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
 from anvil.state.atomic import write_json
 
@@ -34,6 +35,7 @@ class EvalConfig(Strict):
     tests: dict[str, dict[str, Scoring]]  # suite name -> test id -> how it is judged and counted
     runs: int
     alpha: float = 0.05
+    judge_repeats: int = 1
 
 
 def config_of(recipe: Recipe, suites: Suites) -> EvalConfig | None:
@@ -47,6 +49,7 @@ def config_of(recipe: Recipe, suites: Suites) -> EvalConfig | None:
         tests={transcripts.suite_name(p): {t.id: t.scoring() for t in suites[p]} for p in settings.suites},
         runs=settings.runs,
         alpha=settings.alpha,
+        judge_repeats=1 if settings.judge.kind in DETERMINISTIC else settings.judge_repeats,
     )
 
 
@@ -59,6 +62,8 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     for name in settings.compare:
         against = {"base": recipe.root_of(name), "parent": recipe.models[name].parent}
         needs = {"transcripts": stage_id("transcripts", name)}
+        # a judge that fails its calibration blocks every score it would give
+        needs |= {f"calibration:{suite}": sid for suite, sid in calibrated_suites(recipe, suites).items()}
         needs |= {role: stage_id("eval", m) for role, m in against.items() if m in settings.compare and m != name}
         out.append(Node(stage_id("eval", name), "eval", config, needs=needs, code_version=CODE_VERSION, model=name))
     return out
@@ -88,10 +93,13 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
         suite, test, r = job
         item = json.loads(saved(suite, test, r).read_text())
         if "verdict" not in item:
-            verdict = judging(test, item["transcript"])
-            if verdict.error:
-                return item, f"{suite}/{test.id} run {r + 1}: {verdict.error}"
-            item["verdict"] = {"score": verdict.score, "rationale": verdict.rationale}
+            verdicts = [judging(test, item["transcript"], repeat) for repeat in range(config.judge_repeats)]
+            if error := next((v.error for v in verdicts if v.error), None):
+                return item, f"{suite}/{test.id} run {r + 1}: {error}"
+            scores = [float(v.score or 0.0) for v in verdicts]
+            item["verdict"] = {"score": sum(scores) / len(scores), "rationale": verdicts[0].rationale}
+            if len(scores) > 1:
+                item["verdict"]["judgements"] = scores
             write_json(saved(suite, test, r), item)
         return item, None
 
@@ -111,6 +119,8 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
     for suite, tests in config.tests.items():
         scores = {t: [results[(suite, t, r)]["verdict"]["score"] for r in range(config.runs)] for t in tests}
         summary = summarize(list(tests.values()), scores, config.high_variance)
+        if config.judge_repeats > 1:
+            noise_floor(summary, {t: [results[(suite, t, r)]["verdict"] for r in range(config.runs)] for t in tests})
         for role in ("base", "parent"):
             theirs = others[role]["suites"].get(suite) if role in others else None
             summary[f"delta_vs_{role}"] = deltas(summary, theirs, config.alpha)
@@ -128,6 +138,20 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
         "judge_calls": judging.calls,
         "judge_cache_hits": judging.hits,
     })  # fmt: skip
+
+
+def noise_floor(summary: dict[str, Any], verdicts: dict[str, list[dict[str, Any]]]) -> None:
+    """Each test's judge spread beside its runs' spread: the standard deviation of the judge's repeated
+    judgements of one transcript (averaged over runs), so that a high-variance test can be put down to
+    the model or to the judge; the suite's means of both."""
+    import statistics
+
+    for test, judged in verdicts.items():
+        spreads = [statistics.stdev(v["judgements"]) for v in judged if len(v.get("judgements", [])) > 1]
+        summary["tests"][test]["judge_std"] = sum(spreads) / len(spreads) if spreads else 0.0
+    tests = summary["tests"].values()
+    summary["noise"] = {"judge_std": statistics.fmean(t["judge_std"] for t in tests),
+                        "run_std": statistics.fmean(t["std"] for t in tests)}  # fmt: skip
 
 
 def results_of(artifact: Path) -> dict[str, Any]:

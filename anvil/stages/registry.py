@@ -8,13 +8,26 @@ from dataclasses import replace
 from anvil.planning.graph import Graph
 from anvil.planning.record import StageRecord
 from anvil.recipe.models import Recipe
-from anvil.stages import dataset, evaluate, fuse, gate, knowledge, quantize, serve, serving, source, train, transcripts
+from anvil.stages import (
+    calibration,
+    dataset,
+    evaluate,
+    fuse,
+    gate,
+    knowledge,
+    quantize,
+    serve,
+    serving,
+    source,
+    train,
+    transcripts,
+)  # fmt: skip
 from anvil.stages.report import stage as report
 from anvil.stages.stage import Stage, Suites
 
 STAGES: tuple[Stage, ...] = (
-    dataset.STAGE, source.STAGE, train.STAGE, fuse.STAGE, quantize.STAGE, transcripts.STAGE, evaluate.STAGE,
-    knowledge.STAGE, gate.STAGE, serve.STAGE, serving.STAGE, report.STAGE,
+    dataset.STAGE, source.STAGE, train.STAGE, fuse.STAGE, quantize.STAGE, transcripts.STAGE, calibration.STAGE,
+    evaluate.STAGE, knowledge.STAGE, gate.STAGE, serve.STAGE, serving.STAGE, report.STAGE,
 )  # fmt: skip
 BY_KIND = {stage.kind: stage for stage in STAGES}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anvil.stages.report import parity, rounds, sections, shipped
+from anvil.stages.report import judge, parity, rounds, sections, shipped
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 
@@ -15,13 +15,18 @@ FORMAT = 1
 
 
 def dashboard(config: ReportConfig, view: View) -> dict[str, Any]:
+    judged = judge.rows(config, view)
+    unchecked = judge.uncalibrated(judged)
     return {
         "format": FORMAT,
         "project": config.project,
         "template": config.template,
         "live": view.live,
         "lineage": sections.lineage(config, view),
-        "composites": sections.composites(config, view),
+        "composites": [
+            card | {"uncalibrated": card["suite"] in unchecked} for card in sections.composites(config, view)
+        ],
+        "judge": judged,
         "rounds": [rounds.round_of(config, view, model) for model, m in config.models.items() if m.dataset],
         "gates": sections.gates(config, view),
         "categories": sections.categories(config, view),

@@ -1,0 +1,125 @@
+"""calibration: a suite's judge checked against a person. The judge scores each answer of the suite's
+calibration set (recipe/calibration.py) as it scores a model's transcripts (cached by content like any
+judge call), and the agreement is recorded: rank correlation, quadratic-weighted kappa, mean absolute
+error and bias, each with its interval (evaluation/agreement.py). Below `[eval] judge_agreement` the
+stage's outcome is `failed`, naming the figure: every evaluation of that suite needs it, so they, their
+gates and the served model are blocked until the judge is fixed or the threshold changed. A changed
+judge (kind, command, model, prompt) re-runs calibration first. Writes `calibration.json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anvil.errors import AnvilError
+from anvil.evaluation.parallel import in_order
+from anvil.planning.graph import Node, stage_id
+from anvil.planning.record import Outcome, StageRecord
+from anvil.recipe.base import Strict
+from anvil.recipe.evaluation import Judge, JudgeAgreement
+from anvil.recipe.models import Recipe
+from anvil.recipe.suite import Scoring
+from anvil.stages import transcripts
+from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
+from anvil.state.atomic import write_json
+
+CODE_VERSION = 1
+ARTIFACT = "calibration.json"
+
+
+class Case(Strict):
+    """One scored answer, with what the judge needs of its test."""
+
+    test: Scoring
+    system: str | None = None
+    turns: list[str]
+    answer: str
+    tools_called: list[str] = []
+    score: float  # the person's
+
+
+class CalibrationConfig(Strict):
+    judge: Judge
+    cases: list[Case]
+    agreement: JudgeAgreement
+    alpha: float
+
+
+def calibrated_suites(recipe: Recipe, suites: Suites) -> dict[str, str]:
+    """Suite name -> its calibration stage, for the suites that ship a calibration set."""
+    paths = recipe.eval.suites if recipe.eval else []
+    return {transcripts.suite_name(p): stage_id("calibration", transcripts.suite_name(p))
+            for p in paths if getattr(suites.get(p), "calibration", None)}  # fmt: skip
+
+
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
+    if recipe.eval is None:
+        return []
+    out = []
+    for path in recipe.eval.suites:
+        tests = {t.id: t for t in suites.get(path, [])}
+        rows = getattr(suites.get(path), "calibration", [])
+        if not rows:
+            continue
+        cases = [Case(test=tests[r.test].scoring(), system=tests[r.test].system, turns=tests[r.test].turns,
+                      answer=r.answer, tools_called=r.tools_called, score=r.score) for r in rows]  # fmt: skip
+        config = CalibrationConfig(judge=recipe.eval.judge, cases=cases, agreement=recipe.eval.judge_agreement,
+                                   alpha=recipe.eval.alpha)  # fmt: skip
+        out.append(Node(stage_id("calibration", transcripts.suite_name(path)), "calibration", config,
+                        code_version=CODE_VERSION))  # fmt: skip
+    return out
+
+
+def transcript_of(case: Case) -> dict[str, Any]:
+    """A scored answer as the judge sees a model's transcript: the test's turns, then the answer."""
+    messages = [{"role": "system", "content": case.system}] if case.system else []
+    messages += [{"role": "user", "content": turn} for turn in case.turns]
+    messages.append({"role": "assistant", "content": case.answer})
+    return {"messages": messages, "final": case.answer, "tools_called": case.tools_called}
+
+
+def run(ctx: StageRun[CalibrationConfig]) -> Result:
+    from anvil.evaluation.agreement import agreement, shortfalls
+    from anvil.evaluation.judges import Judging
+
+    config = ctx.config
+    judging = Judging(config.judge, ctx.cache / "judge", retries=config.judge.retries)
+    judged: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for i, (case, verdict) in enumerate(in_order(lambda c: judging(c.test, transcript_of(c)), config.cases,
+                                                 config.judge.concurrency)):  # fmt: skip
+        ctx.progress(i / len(config.cases), f"judging calibration answer {i + 1} ({case.test.id})")
+        if verdict.error:
+            failures.append(f"{case.test.id} (answer {i + 1}): {verdict.error}")
+        else:
+            judged.append({"test": case.test.id, "person": case.score, "judge": verdict.score,
+                           "rationale": verdict.rationale})  # fmt: skip
+    if failures:
+        raise AnvilError("judge failures on the calibration set:\n  " + "\n  ".join(failures))
+    found = agreement([j["person"] for j in judged], [j["judge"] for j in judged], config.alpha)
+    missed = shortfalls(found, config.agreement.model_dump())
+    write_json(ctx.out / ARTIFACT, {"agreement": found, "answers": judged, "shortfalls": missed})
+    metrics = {**found, "thresholds": config.agreement.model_dump(exclude_none=True), "shortfalls": missed,
+               "judge_calls": judging.calls, "judge_cache_hits": judging.hits}  # fmt: skip
+    return Result(metrics, Outcome.FAILED if missed else Outcome.OK)
+
+
+def results_of(artifact) -> dict[str, Any]:
+    return artifact_json(artifact, ARTIFACT)
+
+
+def failure_lines(record: StageRecord) -> list[str]:
+    return [f"judge disagrees with the calibration set: {line}" for line in record.metrics.get("shortfalls", [])]
+
+
+def summary(record: StageRecord) -> str:
+    m = record.metrics
+    if m.get("shortfalls"):
+        return "; ".join(m["shortfalls"])
+    shown = [f"{label} {m[key]['value']:.2f}" for key, label in (("kappa", "kappa"), ("spearman", "rho"))
+             if m.get(key, {}).get("value") is not None]  # fmt: skip
+    return f"{m['n']} answers: " + ", ".join(
+        shown + [f"MAE {m['mae']['value']:.2f}", f"bias {m['bias']['value']:+.2f}"]
+    )
+
+
+STAGE = Stage(kind="calibration", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True)

@@ -1,0 +1,52 @@
+"""The dashboard's Judge section: for each suite, the judge against a person (its calibration set's
+agreement figures with their intervals, the thresholds and what was missed) or a warning that it was never
+checked, and the judge's own spread from repeated judgements beside the models' run-to-run spread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anvil.planning.graph import stage_id
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.sections import eval_results
+from anvil.stages.report.view import View
+
+FIGURES = (("kappa", "quadratic-weighted kappa"), ("spearman", "Spearman's rank correlation"),
+           ("mae", "mean absolute error"), ("bias", "bias (judge - person)"))  # fmt: skip
+
+
+def suites_of(view: View, config: ReportConfig) -> list[str]:
+    """The suites the evaluated models were scored on, and those with a calibration stage."""
+    found: dict[str, None] = {}
+    for model in config.evaluated:
+        record = view.built(stage_id("eval", model))
+        found |= dict.fromkeys(record.metrics.get("suites", {})) if record else {}
+    found |= dict.fromkeys(sid.removesuffix(".calibration") for sid in view.states if sid.endswith(".calibration"))
+    return list(found)
+
+
+def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
+    out = []
+    for suite in suites_of(view, config):
+        sid = stage_id("calibration", suite)
+        row: dict[str, Any] = {"suite": suite, "calibrated": sid in view.states, "state": view.states.get(sid),
+                               "from": sid}  # fmt: skip
+        record = view.built(sid) if sid in view.states else None
+        if record is not None:
+            m = record.metrics
+            row |= {"n": m["n"], "thresholds": m.get("thresholds", {}), "shortfalls": m.get("shortfalls", []),
+                    "figures": [{"key": key, "label": label, **m[key]} for key, label in FIGURES]}  # fmt: skip
+        row["noise"] = [{"model": model, **noise} for model in config.evaluated
+                        if (noise := _noise(view, model, suite))]  # fmt: skip
+        out.append(row)
+    return out
+
+
+def _noise(view: View, model: str, suite: str) -> dict[str, float] | None:
+    summary = ((eval_results(view, model) or {}).get("suites") or {}).get(suite) or {}
+    return summary.get("noise")
+
+
+def uncalibrated(judge_rows: list[dict[str, Any]]) -> set[str]:
+    """Suites whose judge no person's scores checked: every composite of theirs carries a warning."""
+    return {row["suite"] for row in judge_rows if not row["calibrated"]}
