@@ -446,6 +446,14 @@ def _data(folder: Path, content: bytes) -> None:
     (folder / "data" / "voice.jsonl").write_bytes(content)
 
 
+def _calibration(folder: Path, content: bytes) -> None:
+    (folder / "suite" / "calibration").mkdir(exist_ok=True)
+    (folder / "suite" / "calibration" / "p.jsonl").write_bytes(content)
+
+
+CALIBRATION_ROW = b'{"test": "greet", "answer": "Hi there", "score": 5}\n'
+
+
 def files() -> list[Case]:
     row = (REPO / "data" / "voice.jsonl").read_bytes().splitlines()[0]
     deep = b"[" * 100_000 + b"]" * 100_000
@@ -506,6 +514,27 @@ def files() -> list[Case]:
             "no assistant",
         ),  # fmt: skip
         file_case("data empty", lambda f: _data(f, b""), "has no rows"),
+        *(
+            file_case(f"calibration {name}", lambda f, c=content: _calibration(f, CALIBRATION_ROW + c), expect)
+            for name, content, expect in (
+                ("bad json", b"{not json\n", "suite/calibration/p.jsonl:2:1: not valid JSON"),
+                ("unknown test", b'{"test": "nope", "answer": "a", "score": 1}\n', "no test 'nope' in the suite"),
+                ("score above 5", b'{"test": "greet", "answer": "a", "score": 7}\n', "p.jsonl:2:1: score:"),
+                ("score as text", b'{"test": "greet", "answer": "a", "score": "5"}\n', "p.jsonl:2:1: score:"),
+                ("score nan", b'{"test": "greet", "answer": "a", "score": NaN}\n', "p.jsonl:2:1: score:"),
+                ("no answer", b'{"test": "greet", "score": 1}\n', "p.jsonl:2:1: answer:"),
+                ("empty answer", b'{"test": "greet", "answer": "", "score": 1}\n', "p.jsonl:2:1: answer:"),
+                ("extra key", b'{"test": "greet", "answer": "a", "score": 1, "judge": 3}\n', "p.jsonl:2:1: judge:"),
+                ("a list", b"[1, 2]\n", "p.jsonl:2:1:"),
+                ("not utf-8", b"\xff\xfe\n", "cannot be read as UTF-8"),
+            )
+        ),  # fmt: skip
+        file_case("calibration empty", lambda f: _calibration(f, b"\n\n"), "suite/calibration: has no rows"),
+        file_case(
+            "calibration file is a folder",
+            lambda f: (f / "suite" / "calibration" / "x.jsonl").mkdir(parents=True),
+            "x.jsonl: is not a regular file",
+        ),  # fmt: skip
         file_case("data blank lines", lambda f: _data(f, b"\n\n  \n"), "has no rows"),
         file_case(
             "data is a folder",

@@ -44,7 +44,7 @@ def test_default_recipe_applies_and_learns(built):
     tmp_path, port, done = built
     assert done.returncode == 0, done.stderr[-2000:]
     # 14 stages before evaluation was split in two, knowledge ran and the report was drawn
-    assert "Applied: 22 ran" in done.stdout
+    assert "Applied: 23 ran" in done.stdout
     for file in (f for f in (tmp_path / ".anvil" / "artifacts").rglob("*") if f.is_file()):
         data = file.read_bytes()
         assert not [p for p in (str(tmp_path), sys.prefix, str(REPO)) if p.encode() in data], file
@@ -245,6 +245,13 @@ def test_the_dashboard_in_a_real_browser_shows_what_the_artifacts_say(built, tmp
         found = state[f"{m}.fuse"].metrics["parity"]
         expected[f"parity:max:{m}"] = f"{found['max_logit_diff']:.1e}"
         expected[f"parity:top1:{m}"] = f"{100 * found['top1_agreement']:.1f}%"
+    # the Judge section: the rules judge against the person's scores of evals/tiny/calibration/
+    agreed = json.loads((artifact("tiny.calibration") / "calibration.json").read_text())["agreement"]
+    for key in ("kappa", "spearman", "mae"):
+        expected[f"judge:{key}:tiny"] = f"{agreed[key]['value']:.2f}"
+    expected["judge:bias:tiny"] = f"{agreed['bias']['value']:+.2f}"
+    expected["judge:verdict:tiny"] = "Agrees with the person within every threshold."
+    assert agreed["kappa"]["value"] == 1.0 and not any(k.startswith("uncalibrated:") for k in seen.figures)
     assert len(expected) > 30 and {k: seen.figures.get(k) for k in expected} == expected
 
 
