@@ -198,3 +198,38 @@ def test_openai_judge_reports_the_refusal_and_retries_only_what_may_pass(tmp_pat
                                         "9" * 5000 + " * 2", "((" * 300 + "1" + "))" * 300])  # fmt: skip
 def test_the_calculator_answers_any_expression_with_text(expression):
     assert calculate(expression).startswith("error") and run_tool(TEST, "calculator", {"expression": expression})
+
+
+def test_a_panel_combines_its_judges_and_keeps_each_score(tmp_path):
+    """Three judges (a program scoring 1, one scoring 4, the rules), by median and by mean; each judge cached
+    under its own identity, a repeat is a judgement of its own, and one judge's failure fails the verdict."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    low = script(tmp_path / "a", 'import json; print(json.dumps({"score": 1, "rationale": "low"}))')
+    high = script(tmp_path / "b", 'import json; print(json.dumps({"score": 4, "rationale": "high"}))')
+    members = [{"kind": "command", "argv": low}, {"kind": "command", "argv": high}, {"kind": "rules"}]
+    panel = Judge.model_validate({"kind": "panel", "judges": members})
+    judged = Judging(panel, tmp_path / "cache", retries=1, backoff_s=0.01)(TEST, transcript("391", ["calculator"]))
+    rules = rules_verdict(TEST, transcript("391", ["calculator"])).score
+    assert judged.panel == (1.0, 4.0, rules) and judged.score == sorted([1.0, 4.0, rules])[1], judged
+    assert "low" in judged.rationale and "high" in judged.rationale
+    mean = Judge.model_validate({"kind": "panel", "judges": members, "combine": "mean"})
+    again = Judging(mean, tmp_path / "cache", retries=1, backoff_s=0.01)
+    assert again(TEST, transcript("391", ["calculator"])).score == pytest.approx((5 + rules) / 3)
+    assert again.counts == (0, 2), "each judge's verdict is cached under its own identity"
+    assert again(TEST, transcript("391", ["calculator"]), repeat=1).cached is False
+    broken = {"kind": "panel", "judges": [{"kind": "command", "argv": [sys.executable, "-c", "raise SystemExit(3)"]},
+                                          {"kind": "rules"}]}  # fmt: skip
+    failed = Judging(Judge.model_validate(broken), tmp_path / "cache", retries=1, backoff_s=0.01)(TEST, transcript("x"))
+    assert failed.score is None and failed.error and failed.error.startswith("command python")
+
+
+@pytest.mark.parametrize("bad, expect", [
+    ({"kind": "panel"}, "a panel judge needs judges"),
+    ({"kind": "panel", "judges": [{"kind": "rules"}]}, "at least 2"),
+    ({"kind": "rules", "judges": [{"kind": "rules"}, {"kind": "rules"}]}, "only a panel has them"),
+    ({"kind": "panel", "judges": [{"kind": "rules"}, {"kind": "panel", "judges": [{"kind": "rules"}] * 2}]},
+     "not panels"),
+])  # fmt: skip
+def test_a_panel_is_checked_when_the_recipe_is_read(bad, expect):
+    with pytest.raises(ValueError, match=expect):
+        Judge.model_validate(bad)

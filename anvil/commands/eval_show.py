@@ -86,9 +86,18 @@ def judge_lines(suite: str, summary: dict, calibrated: dict, console: Console) -
                       "person", style="yellow", highlight=False, markup=False)  # fmt: skip
     elif (c := calibrated[suite]) is not None:
         console.print(f"judge vs a person on {c['n']} answers: {_figures(c)}", highlight=False, markup=False)
+    if panel := summary.get("panel"):
+        pairs = ", ".join(f"{p['a']} ~ {p['b']}: kappa {_value(p['kappa'])}, rho {_value(p['spearman'])}, MAE "
+                          f"{_value(p['mae'])}" for p in panel["pairs"])  # fmt: skip
+        console.print(f"panel ({panel['combine']} of {', '.join(panel['judges'])}) on this model's answers: {pairs}",
+                      highlight=False, markup=False)  # fmt: skip
     if noise := summary.get("noise"):
         console.print(f"judge spread (repeated judgements of one transcript): sd {noise['judge_std']:.2f}, against "
                       f"the runs' sd {noise['run_std']:.2f}", highlight=False, markup=False)  # fmt: skip
+
+
+def _value(f: dict) -> str:
+    return "n/a" if f["value"] is None else f"{f['value']:.2f}"
 
 
 def _figures(c: dict) -> str:

@@ -83,6 +83,14 @@ def agreement(person: Sequence[float], judge: Sequence[float], alpha: float = 0.
     }
 
 
+def pairwise(labels: Sequence[str], scores: Sequence[Sequence[float]], alpha: float = 0.05) -> list[dict[str, Any]]:
+    """A panel's judges against each other: each pair's agreement on the same answers (`scores`: one row
+    per answer, a score per judge)."""
+    columns = list(zip(*scores, strict=True)) if scores else [()] * len(labels)
+    return [{"a": labels[i], "b": labels[j], **agreement(columns[i], columns[j], alpha)}
+            for i in range(len(labels)) for j in range(i + 1, len(labels))]  # fmt: skip
+
+
 def shortfalls(found: dict[str, Any], thresholds: dict[str, float | None]) -> list[str]:
     """Each threshold the figures do not meet, naming the figure: `min_kappa`, `min_spearman` (a missing
     figure does not meet its minimum), `max_mae`, `max_abs_bias`."""

@@ -23,7 +23,7 @@ from anvil.backends import judge_calls
 from anvil.backends.judge_calls import JudgeError
 from anvil.evaluation.agent import render
 from anvil.planning.fingerprint import digest
-from anvil.recipe.evaluation import Judge
+from anvil.recipe.evaluation import Judge, label
 from anvil.recipe.suite import Check, Scoring
 from anvil.state.atomic import write_json
 
@@ -45,6 +45,7 @@ class Verdict:
     rationale: str
     error: str | None = None
     cached: bool = False
+    panel: tuple[float, ...] = ()  # a panel's verdict: each of its judges' scores, in the recipe's order
 
 
 def check_passes(check: Check, transcript: dict[str, Any]) -> bool:
@@ -104,6 +105,16 @@ class Judging:
         self.judge, self.cache, self.retries, self.backoff_s = judge, cache, retries, backoff_s
         self.calls = self.hits = 0
         self._counting = threading.Lock()  # judges may be called from several threads at once
+        # a panel's judges, each with its own identity, so its own cache entries
+        self.members = [Judging(j, cache, j.retries, backoff_s) for j in judge.judges or []]
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(calls, cache hits), a panel's judges' included."""
+        calls, hits = self.calls, self.hits
+        for member in self.members:
+            calls, hits = calls + member.calls, hits + member.hits
+        return calls, hits
 
     def identity(self) -> dict[str, Any]:
         return self.judge.model_dump(mode="json", exclude={"timeout_s"})
@@ -146,6 +157,21 @@ class Judging:
 JudgeFunction = Callable[[Judging, Scoring, dict[str, Any], int], Verdict]
 
 
+def panel_verdict(judging: Judging, test: Scoring, transcript: dict[str, Any], repeat: int) -> Verdict:
+    """Every judge of the panel, combined by the mean or the median; one judge's failure fails the verdict."""
+    import statistics
+
+    verdicts = [member(test, transcript, repeat) for member in judging.members]
+    for member, verdict in zip(judging.members, verdicts, strict=True):
+        if verdict.error:
+            return Verdict(None, "", error=f"{label(member.judge)}: {verdict.error}")
+    scores = tuple(float(v.score or 0.0) for v in verdicts)
+    combined = statistics.median(scores) if judging.judge.combine == "median" else statistics.fmean(scores)
+    said = "; ".join(f"{label(m.judge)} {v.score:g}: {v.rationale}" for m, v in zip(judging.members, verdicts,
+                                                                                     strict=True))  # fmt: skip
+    return Verdict(combined, said, cached=all(v.cached for v in verdicts), panel=scores)
+
+
 def _asked(ask: Callable[[Judge, str], str]) -> JudgeFunction:
     return lambda judging, test, transcript, repeat: judging.asked(ask, test, transcript, repeat)
 
@@ -155,4 +181,5 @@ JUDGES: dict[str, JudgeFunction] = {
     "rules": lambda judging, test, transcript, repeat: rules_verdict(test, transcript),
     "command": _asked(judge_calls.ask_command),
     "openai": _asked(judge_calls.ask_openai),
+    "panel": panel_verdict,
 }

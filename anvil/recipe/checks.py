@@ -216,7 +216,8 @@ def check_files(
         except InvalidInput as e:
             yield from e.problems
             continue
-        if recipe.eval is not None and recipe.eval.judge.kind == "rules":
+        judges = (recipe.eval.judge.judges or [recipe.eval.judge]) if recipe.eval is not None else []
+        if any(j.kind == "rules" for j in judges):
             for test in tests:
                 if not test.checks:
                     yield ("eval", "suites", i), f"{suite}/{test.id}.toml has no checks, which the rules judge needs"

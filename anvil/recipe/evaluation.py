@@ -11,11 +11,27 @@ from anvil.recipe.base import DATA_PATTERN, ENV_PATTERN, NonEmpty, Seed, Strict
 DETERMINISTIC = {"rules"}  # judges that answer the same when asked again: repeats are not asked of them
 
 
+def label(judge: Judge) -> str:
+    """A judge in a few words, for the panel's agreement table: `command claude`, `openai gpt-4o`, `rules`."""
+    if judge.kind == "command" and judge.argv:
+        return f"command {judge.argv[0].rsplit('/', 1)[-1]}" + (f" {judge.argv[-1]}" if len(judge.argv) > 1 else "")
+    if judge.kind == "openai":
+        return f"openai {judge.model}"
+    return judge.kind
+
+
 class Judge(Strict):
-    kind: Literal["rules", "command", "openai"] = Field(
+    kind: Literal["rules", "command", "openai", "panel"] = Field(
         default="rules",
         description="`rules` (deterministic checks), `command` (a program reading the prompt on stdin), "
-        "or `openai` (an OpenAI-compatible endpoint).",
+        "`openai` (an OpenAI-compatible endpoint), or `panel` (several judges, combined).",
+    )
+    judges: list[Judge] | None = Field(
+        default=None, min_length=2, max_length=8,
+        description="The panel's judges (kind panel), each scoring every answer; none of them a panel.",
+    )  # fmt: skip
+    combine: Literal["mean", "median"] = Field(
+        default="median", description="How a panel's scores make one (kind panel)."
     )
     argv: list[NonEmpty] | None = Field(default=None, min_length=1, description="Program and arguments (kind command).")
     url: str | None = Field(
@@ -32,6 +48,10 @@ class Judge(Strict):
 
     @model_validator(mode="after")
     def _kind_needs(self) -> Judge:
+        if (self.kind == "panel") != (self.judges is not None):
+            raise ValueError("a panel judge needs judges (two or more), and only a panel has them")
+        if self.judges and any(j.kind == "panel" for j in self.judges):
+            raise ValueError("a panel's judges are single judges, not panels")
         if self.kind == "command" and not self.argv:
             raise ValueError("a command judge needs argv, e.g. argv = ['claude', '-p']")
         if self.kind == "openai" and not (self.url and self.model):

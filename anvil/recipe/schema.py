@@ -43,7 +43,10 @@ def _type_name(annotation) -> str:
 
 
 def _tables(model: type[BaseModel], path: str, out: dict[str, type[BaseModel]]) -> None:
-    """Each model reachable from `model`, by the TOML table it is written as."""
+    """Each model reachable from `model`, by the TOML table it is written as (a model that holds itself, a
+    panel's judges, is listed once)."""
+    if model in out.values():
+        return
     out.setdefault(path, model)
     for name, field in model.model_fields.items():
         annotation, table = field.annotation, f"{path}.{name}" if path else name

@@ -15,7 +15,7 @@ from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
-from anvil.recipe.evaluation import Judge, JudgeAgreement
+from anvil.recipe.evaluation import Judge, JudgeAgreement, label
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import Scoring
 from anvil.stages import transcripts
@@ -78,7 +78,7 @@ def transcript_of(case: Case) -> dict[str, Any]:
 
 
 def run(ctx: StageRun[CalibrationConfig]) -> Result:
-    from anvil.evaluation.agreement import agreement, shortfalls
+    from anvil.evaluation.agreement import agreement, pairwise, shortfalls
     from anvil.evaluation.judges import Judging
 
     config = ctx.config
@@ -92,14 +92,21 @@ def run(ctx: StageRun[CalibrationConfig]) -> Result:
             failures.append(f"{case.test.id} (answer {i + 1}): {verdict.error}")
         else:
             judged.append({"test": case.test.id, "person": case.score, "judge": verdict.score,
-                           "rationale": verdict.rationale})  # fmt: skip
+                           "rationale": verdict.rationale, "panel": list(verdict.panel)})  # fmt: skip
     if failures:
         raise AnvilError("judge failures on the calibration set:\n  " + "\n  ".join(failures))
     found = agreement([j["person"] for j in judged], [j["judge"] for j in judged], config.alpha)
+    if config.judge.judges:  # each panel judge alone against the person, and the judges against each other
+        names = [label(j) for j in config.judge.judges]
+        found["panel"] = {
+            "members": [{"judge": name, **agreement([j["person"] for j in judged], [j["panel"][i] for j in judged],
+                                                    config.alpha)} for i, name in enumerate(names)],
+            "pairs": pairwise(names, [j["panel"] for j in judged], config.alpha),
+        }  # fmt: skip
     missed = shortfalls(found, config.agreement.model_dump())
     write_json(ctx.out / ARTIFACT, {"agreement": found, "answers": judged, "shortfalls": missed})
     metrics = {**found, "thresholds": config.agreement.model_dump(exclude_none=True), "shortfalls": missed,
-               "judge_calls": judging.calls, "judge_cache_hits": judging.hits}  # fmt: skip
+               "judge_calls": judging.counts[0], "judge_cache_hits": judging.counts[1]}  # fmt: skip
     return Result(metrics, Outcome.FAILED if missed else Outcome.OK)
 
 

@@ -17,7 +17,7 @@ from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
-from anvil.recipe.evaluation import DETERMINISTIC, Judge
+from anvil.recipe.evaluation import DETERMINISTIC, Judge, label
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import Scoring
 from anvil.stages import transcripts
@@ -100,6 +100,9 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
             item["verdict"] = {"score": sum(scores) / len(scores), "rationale": verdicts[0].rationale}
             if len(scores) > 1:
                 item["verdict"]["judgements"] = scores
+            if verdicts[0].panel:  # each panel judge's score, its mean over the repeats
+                item["verdict"]["panel"] = [sum(v.panel[i] for v in verdicts) / len(verdicts)
+                                            for i in range(len(verdicts[0].panel))]  # fmt: skip
             write_json(saved(suite, test, r), item)
         return item, None
 
@@ -121,6 +124,13 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
         summary = summarize(list(tests.values()), scores, config.high_variance)
         if config.judge_repeats > 1:
             noise_floor(summary, {t: [results[(suite, t, r)]["verdict"] for r in range(config.runs)] for t in tests})
+        if config.judge.judges:
+            from anvil.evaluation.agreement import pairwise
+
+            rows = [results[(suite, t, r)]["verdict"]["panel"] for t in tests for r in range(config.runs)]
+            names = [label(j) for j in config.judge.judges]
+            summary["panel"] = {"judges": names, "combine": config.judge.combine,
+                                "pairs": pairwise(names, rows, config.alpha)}  # fmt: skip
         for role in ("base", "parent"):
             theirs = others[role]["suites"].get(suite) if role in others else None
             summary[f"delta_vs_{role}"] = deltas(summary, theirs, config.alpha)
@@ -135,8 +145,8 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
                                                                                    "delta_vs_parent") if v[k]},
                        "high_variance": [t for t, x in v["tests"].items() if x["high_variance"]]}
                    for s, v in summaries.items()},
-        "judge_calls": judging.calls,
-        "judge_cache_hits": judging.hits,
+        "judge_calls": judging.counts[0],
+        "judge_cache_hits": judging.counts[1],
     })  # fmt: skip
 
 

@@ -35,7 +35,8 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
         if record is not None:
             m = record.metrics
             row |= {"n": m["n"], "thresholds": m.get("thresholds", {}), "shortfalls": m.get("shortfalls", []),
-                    "figures": [{"key": key, "label": label, **m[key]} for key, label in FIGURES]}  # fmt: skip
+                    "figures": [{"key": key, "label": label, **m[key]} for key, label in FIGURES],
+                    "panel": m.get("panel")}  # fmt: skip
         row["noise"] = [{"model": model, **noise} for model in config.evaluated
                         if (noise := _noise(view, model, suite))]  # fmt: skip
         out.append(row)
