@@ -19,7 +19,7 @@ def test_every_stage_id_of_the_shipped_recipes_parses_back(recipe):
     for sid, node in graph.nodes.items():
         kind, owner = parse_stage_id(sid)
         assert kind == node.kind and stage_id(kind, owner) == sid
-        assert owner == node.model or kind in ("dataset", "serve", "serving", "report")
+        assert owner == node.model or kind in ("dataset", "serve", "serving", "report", "calibration")
 
 
 @pytest.mark.parametrize("recipe", [REPO / "anvil.toml", *sorted((REPO / "recipes").glob("*.toml"))])
