@@ -333,6 +333,55 @@ def cases() -> list[Case]:
                 ({"bits": "4"}, "models.q.quantize.bits"),
             )
         ),  # fmt: skip
+        # sweeps: what a matrix may vary, what select may choose on
+        *[
+            file_case(f"matrix {matrix[:30]}", lambda f, m=matrix: _swept(f, m), expect)
+            for matrix, expect in [
+                ('{ "train.learnig_rate" = [1e-3, 2e-3] }', "train has no field 'learnig_rate'"),
+                ('{ "eval.runs" = [1, 2] }', "'eval.runs' is not a setting a matrix can vary"),
+                ('{ "train.learning_rate" = [] }', "lists no values"),
+                ('{ "train.learning_rate" = [1e-3, 1e-3] }', "lists a value twice"),
+                ('{ "train.learning_rate" = [1e-3, -1.0] }', "-1.0 is not a valid learning_rate"),
+                ('{ "lora.rank" = [2, 4.5] }', "is not a valid rank"),
+                ('{ "train.seed" = [' + ", ".join(map(str, range(40))) + "] }", "makes 40 variants (at most 32)"),
+            ]
+        ],  # fmt: skip
+        field_case(("models", "v1", "select"), {"metric": "suite.composite"}, "needs both matrix"),
+        field_case(("models", "base", "matrix"), {"train.learning_rate": [1e-3]}, "needs both matrix"),
+        field_case(("models", "base", "select"), {"metric": "suite.composite"}, "needs both matrix"),
+        file_case(
+            "sweep on a root model",
+            lambda f: (f / "anvil.toml").write_text(
+                RECIPE.replace(
+                    'source = "synthetic:tiny"',
+                    'source = "synthetic:tiny"\nmatrix = { "train.seed" = [1, 2] }\n'
+                    'select = { metric = "suite.composite" }',
+                )
+            ),
+            "a matrix belongs to a training round",
+        ),  # fmt: skip
+        file_case(
+            "sweep selects an unknown metric",
+            lambda f: (f / "anvil.toml").write_text(
+                RECIPE.replace(
+                    "checkpoint_interval = 2 }",
+                    'checkpoint_interval = 2 }\nmatrix = { "train.seed" = [1, 2] }\n'
+                    'select = { metric = "suite.compsite" }',
+                )
+            ),
+            "did you mean 'suite.composite'",
+        ),  # fmt: skip
+        file_case(
+            "sweep within noise on knowledge",
+            lambda f: (f / "anvil.toml").write_text(
+                RECIPE.replace(
+                    "checkpoint_interval = 2 }",
+                    'checkpoint_interval = 2 }\nmatrix = { "train.seed" = [1, 2] }\n'
+                    'select = { metric = "knowledge.gsm8k_cot.score", rule = "simplest_within_noise" }',
+                )
+            ),
+            "compares suite scores test by test",
+        ),  # fmt: skip
         field_case(("models", "q"), {"quantize": {}}, "a quantized node needs a parent"),
         field_case(("models", "q"), {"parent": "v1", "dataset": "d", "quantize": {}}, "dataset belong to training"),
         field_case(("models", "q2"), {"parent": "q", "dataset": "d"}, "'q' is a quantized node: a round trains on"),
@@ -444,6 +493,11 @@ def _hostfile(folder: Path, hosts: str) -> None:
 
 def _data(folder: Path, content: bytes) -> None:
     (folder / "data" / "voice.jsonl").write_bytes(content)
+
+
+def _swept(folder: Path, matrix: str) -> None:
+    swept = f'checkpoint_interval = 2 }}\nmatrix = {matrix}\nselect = {{ metric = "suite.composite" }}'
+    (folder / "anvil.toml").write_text(RECIPE.replace("checkpoint_interval = 2 }", swept))
 
 
 def _calibration(folder: Path, content: bytes) -> None:

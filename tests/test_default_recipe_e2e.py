@@ -18,7 +18,7 @@ import pytest
 from anvil.backends.server import free_port
 from anvil.planning.record import Outcome
 from anvil.project import open_project
-from anvil.state.checkpoint import sizes
+from anvil.state.checkpoint import shards, sizes
 from tests.browser import needs_chromium, visit
 from tests.conftest import REPO
 from tests.test_lineage_e2e import make
@@ -197,6 +197,51 @@ def test_a_quantized_v2_is_built_evaluated_judged_and_served(built, monkeypatch)
         html = (project.state.folder / "report.html").read_text()
         assert 'data-metric="shipped:verdict:v2q4">non-inferior</span>' in html and "Shipped candidates" in html
         assert "Serving v2q4" in applied.stdout.splitlines()[-1]
+    finally:
+        project.down()
+
+
+def test_a_sweep_selects_its_winner_and_v2_means_the_winner(built, monkeypatch):
+    """recipes/tiny-sweep.toml in the default build's store: v2(lr=2e-3) is the default v2 (restored),
+    v2(lr=1e-3) trains; the select stage records the winner and why, and v2's weights, its quantized child
+    and the server are the winner's; a third rate trains only its own variant."""
+    folder, _, done = built
+    assert done.returncode == 0, done.stderr[-2000:]
+    monkeypatch.setenv("ANVIL_STORE", str(folder / ".anvil"))
+    (folder / "recipes").mkdir(exist_ok=True)
+    text = (REPO / "recipes" / "tiny-sweep.toml").read_text().replace("port = 8092", f"port = {free_port()}")
+    recipe = folder / "recipes" / "sweep.toml"
+    recipe.write_text(text)
+    run = lambda *args: subprocess.run([sys.executable, "-m", "anvil", *args, "recipes/sweep.toml"], cwd=folder,  # noqa: E731
+                                       capture_output=True, text=True)  # fmt: skip
+    plan = run("plan").stdout
+    assert "< v2(lr=2e-3).train: built before: restored" in plan and "+ v2(lr=1e-3).train: create" in plan, plan
+    assert "Sweep v2: 2 variants (v2(lr=1e-3), v2(lr=2e-3)); its changes ~" in plan
+    applied = run("apply")
+    project = open_project(recipe)
+    try:
+        assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-2000:]
+        state = project.state.load()
+        chosen = state["v2.select"].metrics
+        values, winner = chosen["values"], chosen["winner"]
+        assert set(values) == {"v2(lr=1e-3)", "v2(lr=2e-3)"} and values[winner] == max(values.values())
+        assert chosen["reason"].startswith("highest tiny.composite") and chosen["rule"] == "best"
+        for variant, value in values.items():
+            assert value == state[f"{variant}.eval"].metrics["suites"]["tiny"]["composite"]
+        selected, won = project.weights("v2"), project.store.artifact(state[f"{winner}.fuse"].fingerprint)
+        assert [p.read_bytes() for p in shards(selected)] == [p.read_bytes() for p in shards(won)]
+        assert state["v2q4.quantize"].inputs["v2.select"] == state["v2.select"].fingerprint, "the child follows"
+        assert state["serve"].config["model"] == "v2" and state["serve"].inputs["v2.select"] == (
+            state["v2.select"].fingerprint
+        ), "the server serves the winner"
+        page = json.loads((project.state.folder / "report.json").read_text())
+        assert page["sweeps"][0]["winner"] == winner and len(page["sweeps"][0]["variants"]) == 2
+
+        recipe.write_text(text.replace("[1e-3, 2e-3]", "[1e-3, 2e-3, 4e-3]"))
+        again = run("apply")
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+        trained = [line for line in again.stdout.splitlines() if line.startswith("✓") and ".train" in line]
+        assert len(trained) == 1 and trained[0].startswith("✓ v2(lr=4e-3).train"), trained
     finally:
         project.down()
 

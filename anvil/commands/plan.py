@@ -40,6 +40,7 @@ def run(args) -> int:
         print(json.dumps(plan.to_json(), indent=2))
     else:
         plan_lines(plan, lines(), project.state.load(), args.verbose)
+        sweep_lines(project, plan, lines())
     memory_lines(project, plan, "apply will refuse")
     warning_lines(project.shared.warnings)
     if args.out:
@@ -93,6 +94,29 @@ def plan_lines(plan: Plan, console: Console | Plain, records: dict[str, StageRec
     for action in (a for a in plan.actions if a.act is Act.BLOCKED):
         console.print(f"Held back: {action.stage} ({action.reasons[0]}).", style="magenta", markup=False,
                       highlight=False)  # fmt: skip
+
+
+def sweep_lines(project, plan: Plan, console: Console | Plain) -> None:
+    """Each sweep's expansion, with what its variants' changes cost: time, and the largest peak (variants run
+    one after another, never side by side)."""
+    from anvil.estimates.for_project import size
+    from anvil.planning.graph import parse_stage_id
+    from anvil.recipe.sweep import variants
+
+    for name, model in project.loaded.recipe.models.items():
+        if not model.matrix:
+            continue
+        swept = variants(name, model)
+        mine = [e for sid, e in plan.estimates.items() if parse_stage_id(sid)[1] in swept]
+        seconds = sum(e.seconds or 0.0 for e in mine)
+        peak = max((e.memory_bytes or 0.0 for e in mine), default=0.0)
+        cost = f"; its changes ~{duration(seconds)}, peak {size(peak)} (one variant at a time)" if mine else ""
+        console.print(
+            f"Sweep {name}: {len(swept)} variants ({', '.join(swept)}){cost}; {name} is the one "
+            f"{name}.select picks by {model.select.metric}.",
+            markup=False,
+            highlight=False,
+        )  # type: ignore[union-attr]
 
 
 def memory_lines(project, plan: Plan, refusal: str) -> None:

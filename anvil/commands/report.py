@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anvil.commands import command, open_project
-from anvil.errors import EXIT_OK
+from anvil.errors import EXIT_OK, AnvilError
 
 if TYPE_CHECKING:
     from anvil.planning.plan import Action, Plan
@@ -45,7 +45,10 @@ def run(args) -> int:
 def write(project, plan: Plan | None = None) -> Path:
     """The page of the project's state as `plan` (by default a fresh one) leaves it; returns its path."""
     page = LivePage(project, plan or project.plan())
-    page.close()
+    try:
+        page._write(live=False)
+    except Exception as e:  # a page that cannot be drawn is this command's error, said in one line
+        raise AnvilError(f"cannot draw the dashboard: {type(e).__name__}: {e}") from e
     return page.path
 
 
@@ -58,6 +61,7 @@ class LivePage:
         self.finished: dict[str, str] = {}  # stage -> state, for stages this apply has dealt with
         self.running: Action | None = None
         self.drawn = 0.0
+        self.broken = False  # the page could not be drawn once: said once, and the apply goes on
 
     def event(self, event: str, action: Action, seconds: float) -> None:
         if event == "start":
@@ -65,11 +69,11 @@ class LivePage:
         elif event != "waiting":
             self.running = None if self.running == action else self.running
             self.finished[action.stage] = {"blocked": "blocked", "error": "failed"}.get(event, "done")
-        self._write(live=True)
+        self._draw(live=True)
 
     def progress(self, action: Action, fraction: float, message: str) -> None:
         if action.kind == "train" and time.monotonic() - self.drawn > CURVE_EVERY_S:
-            self._write(live=True)
+            self._draw(live=True)
 
     def close(self, in_flight: str = "pending") -> None:
         """The page as the apply leaves it; a stage still running then is shown as `in_flight` (failed, or
@@ -77,7 +81,18 @@ class LivePage:
         if self.running is not None:
             self.finished[self.running.stage] = in_flight
             self.running = None
-        self._write(live=False)
+        self._draw(live=False)
+
+    def _draw(self, live: bool) -> None:
+        """The page, drawn; a page that cannot be drawn is a display that failed, never the apply."""
+        try:
+            self._write(live)
+        except Exception as e:
+            if not self.broken:
+                from anvil.console import warn
+
+                warn(f"the dashboard could not be drawn ({type(e).__name__}: {e}); the apply goes on")
+            self.broken = True
 
     def _states(self, records) -> dict[str, str]:
         from anvil.planning.plan import Act

@@ -22,11 +22,12 @@ def stage_id(kind: str, owner: str | None = None) -> str:
 
 
 def parse_stage_id(sid: str) -> tuple[str, str | None]:
-    """(kind, owner) of a stage id: the inverse of `stage_id`."""
-    head, dot, tail = sid.partition(".")
-    if not dot:
-        return head, None
-    return ("dataset", tail) if head == "dataset" else (tail, head)
+    """(kind, owner) of a stage id: the inverse of `stage_id`. The kind follows the last dot: a sweep's
+    variant may hold dots (`v2(scale=0.5).train`)."""
+    if sid.startswith("dataset."):
+        return "dataset", sid.removeprefix("dataset.")
+    head, dot, tail = sid.rpartition(".")
+    return (tail, None) if not dot else (tail, head)
 
 
 @dataclass(frozen=True)

@@ -109,14 +109,30 @@ def _check_cycles(recipe: Recipe) -> Iterator[Finding]:
                 )
 
 
+def _unknown_metric(metric: str, metrics: dict, whose: str) -> str:
+    close = difflib.get_close_matches(metric, metrics, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(list(metrics)[:6]) or 'none'}"
+    return f"{metric!r} is not a metric of {whose} ({hint})"
+
+
 def check_gates(recipe: Recipe, suites: dict[str, list]) -> Iterator[Finding]:
-    """Every gate names a metric its model's results will have, with bounds inside the metric's range."""
+    """Every gate names a metric its model's results will have, with bounds inside the metric's range; every
+    sweep selects on a metric its variants' results will have."""
+    for name, model in recipe.models.items():
+        if model.select is not None and model.select.metric not in (metrics := gate_metrics(recipe, suites, name)):
+            yield ("models", name, "select", "metric"), _unknown_metric(model.select.metric, metrics,
+                                                                        f"{name}'s variants' results")  # fmt: skip
+        elif (
+            model.select is not None
+            and model.select.rule == "simplest_within_noise"
+            and (model.select.metric.startswith("knowledge."))
+        ):
+            yield ("models", name, "select", "rule"), ("simplest_within_noise compares suite scores test by test: "
+                                                       "select on a suite metric, or use rule = 'best'")  # fmt: skip
     for i, gate in enumerate(recipe.gates):
         metrics = gate_metrics(recipe, suites, gate.model)
         if gate.metric not in metrics:
-            close = difflib.get_close_matches(gate.metric, metrics, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(list(metrics)[:6])}"
-            yield ("gates", i, "metric"), f"{gate.metric!r} is not a metric of {gate.model}'s results ({hint})"
+            yield ("gates", i, "metric"), _unknown_metric(gate.metric, metrics, f"{gate.model}'s results")
             continue
         low, high = metrics[gate.metric]
         for bound in ("min", "max"):

@@ -13,6 +13,7 @@ from anvil.recipe.checks import Finding, check_files, check_references
 from anvil.recipe.models import Recipe
 from anvil.recipe.rows import count_rows
 from anvil.recipe.suite import SuiteTest
+from anvil.recipe.sweep import expand
 from anvil.recipe.toml import parse_toml
 
 RowChecker = Callable[[Path, str, str], tuple[int, list[Problem]]]  # (path, shown as, kind) -> valid rows, problems
@@ -51,4 +52,4 @@ def load_recipe(path: str | Path, check_rows: RowChecker = count_rows) -> Loaded
     problems = [f if isinstance(f, Problem) else parsed.problem(*f) for f in findings]
     if problems:
         raise InvalidInput(problems)
-    return LoadedRecipe(path.resolve(), recipe, suites)
+    return LoadedRecipe(path.resolve(), expand(recipe), suites)  # a sweep's variants become models here

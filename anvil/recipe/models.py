@@ -16,6 +16,7 @@ from anvil.recipe.infrastructure import Distributed, Machine, StoreConfig
 from anvil.recipe.preference import Method, Preference
 from anvil.recipe.quantization import Quantize
 from anvil.recipe.serving import Parity, Serve
+from anvil.recipe.sweep import MAX_VARIANTS, Select, combinations, setting_problem
 
 
 class ProjectInfo(Strict):
@@ -132,6 +133,13 @@ class Model(Strict):
     distributed: Distributed | None = Field(
         default=None, description="Train this round data-parallel over processes and hosts (needs a parent)."
     )
+    matrix: dict[str, list[float | int | str | bool]] | None = Field(
+        default=None,
+        description="Sweep this round: settings (`train.learning_rate`, `lora.rank`, ...) each with the values to try; "
+        "every combination is a variant `NAME(lr=1e-3,rank=8)`, a round of its own, and NAME means the winner "
+        "`select` picks.",
+    )
+    select: Select | None = Field(default=None, description="How a swept round's winner is chosen (needs a matrix).")
     quantize: Quantize | None = Field(
         default=None,
         description="Make this node by quantizing its parent's weights instead of training (needs a parent; "
@@ -140,8 +148,8 @@ class Model(Strict):
 
     @property
     def trains(self) -> bool:
-        """A training round (parent and dataset), not a root nor a quantized node."""
-        return self.parent is not None and self.quantize is None
+        """A training round (parent and dataset), not a root, a quantized node or a sweep (its variants train)."""
+        return self.parent is not None and self.quantize is None and self.matrix is None
 
     def _method_problem(self) -> str | None:
         """What the round's method (anvil/methods/) says against its settings, if anything."""
@@ -165,7 +173,7 @@ class Model(Strict):
             if self.parent is None or self.source is not None:
                 raise ValueError("a quantized node needs a parent (the model whose weights it quantizes) and no source")
             others = [k for k in ("dataset", "lora", "train", "preference", "distributed", "method", "revision",
-                                  "synthetic") if k in self.model_fields_set]  # fmt: skip
+                                  "synthetic", "matrix", "select") if k in self.model_fields_set]  # fmt: skip
             if others:
                 raise ValueError(f"a quantized node is not trained: {', '.join(others)} belong to training rounds "
                                  "or root models")  # fmt: skip
@@ -186,6 +194,16 @@ class Model(Strict):
             raise ValueError("a root model (source) takes no method or preference; those belong to rounds")
         if problem := self._method_problem():
             raise ValueError(problem)
+        if (self.matrix is None) != (self.select is None):
+            raise ValueError("a sweep needs both matrix (what to try) and select (how to choose the winner)")
+        if self.matrix is not None:
+            if self.parent is None:
+                raise ValueError("a matrix belongs to a training round (a parent), not to a root model")
+            for key, values in self.matrix.items():
+                if problem := setting_problem(self, key, values):
+                    raise ValueError(f"matrix: {problem}")
+            if len(combinations(self.matrix)) > MAX_VARIANTS:
+                raise ValueError(f"the matrix makes {len(combinations(self.matrix))} variants (at most {MAX_VARIANTS})")
         if self.distributed is not None:
             world, batch = self.distributed.world_size, (self.train or Train()).batch_size
             if self.parent is None:

@@ -16,6 +16,7 @@ from anvil.stages import (
     gate,
     knowledge,
     quantize,
+    select,
     serve,
     serving,
     source,
@@ -27,7 +28,7 @@ from anvil.stages.stage import Stage, Suites
 
 STAGES: tuple[Stage, ...] = (
     dataset.STAGE, source.STAGE, train.STAGE, fuse.STAGE, quantize.STAGE, transcripts.STAGE, calibration.STAGE,
-    evaluate.STAGE, knowledge.STAGE, gate.STAGE, serve.STAGE, serving.STAGE, report.STAGE,
+    evaluate.STAGE, knowledge.STAGE, select.STAGE, gate.STAGE, serve.STAGE, serving.STAGE, report.STAGE,
 )  # fmt: skip
 BY_KIND = {stage.kind: stage for stage in STAGES}
 

@@ -97,6 +97,7 @@ def artifact_json(artifact: Path, name: str) -> Any:
 
 def weights_of(recipe: Recipe, model: str) -> str:
     """The stage whose artifact is a model's full weights: its source for a root, its fuse for a round, its
-    quantize for a quantized node."""
+    quantize for a quantized node, its select (the winner's weights) for a swept round."""
     node = recipe.models[model]
-    return stage_id("source" if node.source else "quantize" if node.quantize else "fuse", model)
+    kind = "source" if node.source else "quantize" if node.quantize else "select" if node.matrix else "fuse"
+    return stage_id(kind, model)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -68,7 +69,8 @@ class Store:
 
     def new_workdir(self, stage_id: str) -> Path:
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix=f"{self.owner}.{stage_id}."))
+        safe = re.sub(r"[^\w.=,()-]", "_", stage_id)  # no glob or shell character in a path others may glob
+        return Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix=f"{self.owner}.{safe}."))
 
     def commit(self, workdir: Path, record: StageRecord, verify: bool = False) -> StageRecord:
         """Move a finished stage's folder into place under its fingerprint, then write its record; its

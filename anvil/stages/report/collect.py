@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anvil.stages.report import judge, parity, rounds, sections, shipped
+from anvil.stages.report import judge, parity, rounds, sections, shipped, sweeps
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 
@@ -27,7 +27,10 @@ def dashboard(config: ReportConfig, view: View) -> dict[str, Any]:
             card | {"uncalibrated": card["suite"] in unchecked} for card in sections.composites(config, view)
         ],
         "judge": judged,
-        "rounds": [rounds.round_of(config, view, model) for model, m in config.models.items() if m.dataset],
+        "rounds": [
+            rounds.round_of(config, view, model) for model, m in config.models.items() if m.dataset and not m.variants
+        ],  # a swept round's rounds are its variants'
+        "sweeps": sweeps.rows(config, view),
         "gates": sections.gates(config, view),
         "categories": sections.categories(config, view),
         "high_variance": sections.high_variance(config, view),

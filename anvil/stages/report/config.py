@@ -10,6 +10,7 @@ from anvil.planning.fingerprint import digest
 from anvil.recipe.base import Strict
 from anvil.recipe.datasets import Category
 from anvil.recipe.models import Recipe
+from anvil.recipe.sweep import variants
 
 TEMPLATE = "report.html.jinja"  # in anvil/assets
 
@@ -23,6 +24,7 @@ class ModelNotes(Strict):
     source: str | None = None
     dataset: str | None = None
     quantize: str | None = None  # a quantized node: how (Quantize.label)
+    variants: list[str] = []  # a swept round: its variants (its weights are the winner's, from its select)
     margin: float | None = None  # ... and its non-inferiority margin
 
 
@@ -50,6 +52,7 @@ def report_config(recipe: Recipe) -> ReportConfig:
                 dataset=m.dataset,
                 quantize=m.quantize.label if m.quantize else None,
                 margin=m.quantize.margin if m.quantize else None,
+                variants=list(variants(name, m)) if m.matrix else [],
             )
             for name, m in recipe.models.items()
         },  # fmt: skip

@@ -16,7 +16,8 @@ from anvil.stages.report.view import View
 
 def weights_stage(config: ReportConfig, model: str) -> str:
     notes = config.models[model]
-    return stage_id("source" if notes.source else "quantize" if notes.quantize else "fuse", model)
+    kind = "source" if notes.source else "quantize" if notes.quantize else "select" if notes.variants else "fuse"
+    return stage_id(kind, model)
 
 
 def model_state(config: ReportConfig, view: View, model: str) -> dict[str, Any]:

@@ -1,0 +1,130 @@
+"""select: a sweep's winner. Once every variant of a swept round is evaluated, the round's `select` rule
+picks one: `best` (the highest value of the metric; between equal values the simplest variant, or the
+first), or `simplest_within_noise` (the simplest variant whose paired delta against the best is not
+significantly negative, Holm-adjusted across the variants). Why is recorded, with every variant's value.
+The artifact is the winner's checkpoint (hard links to its fuse's files), so the round's name means the
+winner to everything that needs its weights: its children, its quantized nodes, the server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from anvil.errors import AnvilError
+from anvil.planning.graph import Node, stage_id
+from anvil.planning.record import StageRecord
+from anvil.recipe.base import Strict
+from anvil.recipe.models import Recipe
+from anvil.recipe.sweep import Select, simplicity, variants
+from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
+from anvil.state.atomic import write_json
+
+CODE_VERSION = 1
+ARTIFACT = "select.json"
+
+
+class SelectConfig(Strict):
+    select: Select
+    variants: dict[str, dict[str, Any]]  # name -> the settings it sets, in the matrix's order
+    alpha: float = 0.05
+
+
+def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
+    out = []
+    for name, model in recipe.models.items():
+        if model.select is None:
+            continue
+        swept = variants(name, model)
+        knowledge = model.select.metric.startswith("knowledge.")
+        needs = {f"weights:{v}": stage_id("fuse", v) for v in swept}
+        needs |= {f"results:{v}": stage_id("knowledge" if knowledge else "eval", v) for v in swept}
+        config = SelectConfig(select=model.select, variants=swept, alpha=recipe.eval.alpha if recipe.eval else 0.05)
+        out.append(Node(stage_id("select", name), "select", config, needs=needs, code_version=CODE_VERSION,
+                        model=name, detail=f"{len(swept)} variants"))  # fmt: skip
+    return out
+
+
+def choose(config: SelectConfig, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The winner and why, from each variant's results (an eval's `suites` or a knowledge stage's
+    `benchmarks`); pure, so that the rule is tested without a model."""
+    from anvil.evaluation import stats
+    from anvil.evaluation.scores import deltas, metric
+    from anvil.recipe.metrics import parse_metric
+
+    path = config.select.metric
+    values = {}
+    for name, found in results.items():
+        value = metric(found.get("suites", {}), path, found.get("benchmarks"))
+        if value is None:
+            raise AnvilError(f"{name} has no {path} in its results (expected every variant evaluated on it)")
+        values[name] = value
+    order = list(config.variants)
+    rank = (lambda v: simplicity(config.variants[v])) if config.select.tie == "simplest" else order.index
+    best_value = max(values.values())
+    best = min((v for v in order if values[v] == best_value), key=rank)
+    table: list[dict[str, Any]] = [{"variant": v, "settings": config.variants[v], "value": values[v]} for v in order]
+    if config.select.rule == "best":
+        tied = [v for v in order if values[v] == best_value]
+        why = f"highest {path}: {best_value:.3f}"
+        why += f" (tied with {len(tied) - 1}; the {config.select.tie})" if len(tied) > 1 else ""
+        return {"winner": best, "rule": "best", "metric": path, "reason": why, "variants": table}
+    parsed = parse_metric(path)
+    suite = parsed.source if parsed is not None else ""
+    against = {v: deltas(results[v]["suites"][suite], results[best]["suites"][suite], config.alpha)
+               for v in order if v != best}  # fmt: skip
+    adjusted = stats.holm({v: d["significance"]["composite"]["p_value"] for v, d in against.items() if d})
+    for row in table:
+        d = against.get(row["variant"])
+        row |= {"delta_vs_best": None if d is None else d["composite"], "p_holm": adjusted.get(row["variant"])}
+
+    def worse(v: str) -> bool:
+        d = against.get(v)
+        return d is not None and d["composite"] < 0 and stats.significant(adjusted.get(v), config.alpha)
+
+    within = [v for v in order if v == best or not worse(v)]
+    winner = min(within, key=lambda v: simplicity(config.variants[v]))
+    why = (f"simplest of {len(within)} variant(s) not significantly worse than the best ({best}, {path} "
+           f"{best_value:.3f}; paired over the suite's tests, Holm-adjusted, alpha {config.alpha:g})")  # fmt: skip
+    return {"winner": winner, "rule": "simplest_within_noise", "metric": path, "reason": why, "best": best,
+            "variants": table}  # fmt: skip
+
+
+def run(ctx: StageRun[SelectConfig]) -> Result:
+    from anvil.stages import evaluate
+
+    # an eval's {"suites": ...} or a knowledge stage's {"benchmarks": ...}: one file name for both
+    results = {name: evaluate.results_of(ctx.inputs[f"results:{name}"]) for name in ctx.config.variants}
+    chosen = choose(ctx.config, results)
+    _link_tree(ctx.inputs[f"weights:{chosen['winner']}"], ctx.out)
+    write_json(ctx.out / ARTIFACT, chosen)
+    return Result(
+        {k: chosen[k] for k in ("winner", "rule", "metric", "reason")}
+        | {"values": {row["variant"]: row["value"] for row in chosen["variants"]}}
+    )
+
+
+def _link_tree(source: Path, out: Path) -> None:
+    """The winner's checkpoint in `out`, file by file: a hard link (artifacts never change), a copy where
+    the store spans file systems."""
+    for folder, _, files in os.walk(source):
+        target = out / Path(folder).relative_to(source)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            try:
+                os.link(Path(folder, name), target / name)
+            except OSError:
+                shutil.copy2(Path(folder, name), target / name)
+
+
+def results_of(artifact: Path) -> dict[str, Any]:
+    return artifact_json(artifact, ARTIFACT)
+
+
+def summary(record: StageRecord) -> str:
+    m = record.metrics
+    return f"winner {m['winner']}: {m['reason']}"
+
+
+STAGE = Stage(kind="select", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True)
