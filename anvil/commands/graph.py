@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from anvil.commands import command
@@ -43,4 +44,5 @@ def dot(graph: Graph) -> str:
 
 
 def _key(stage: str) -> str:
-    return stage.replace(".", "_").replace("-", "_")
+    """A Mermaid node id: letters, digits and _ only (a sweep's variant holds parentheses, = and commas)."""
+    return re.sub(r"\W", "_", stage)

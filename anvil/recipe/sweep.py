@@ -6,9 +6,10 @@ read: the graph, the plan, the report and `--target` all see the variants as mod
 from __future__ import annotations
 
 import itertools
+import typing
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from anvil.recipe.base import Strict
 
@@ -71,7 +72,9 @@ def overridden(model, settings: dict[str, Any]):
     for table in dict.fromkeys(key.split(".", 1)[0] for key in settings):
         current = getattr(model, table)
         fields = {key.split(".", 1)[1]: v for key, v in settings.items() if key.startswith(f"{table}.")}
-        update[table] = _model_of(table).model_validate((current.model_dump() if current is not None else {}) | fields)
+        update[table] = _model_of(model, table).model_validate(
+            (current.model_dump() if current is not None else {}) | fields
+        )
     return model.model_copy(update=update)
 
 
@@ -82,7 +85,7 @@ def setting_problem(model, key: str, values: list[Any]) -> str | None:
     table, dot, field = key.partition(".")
     if not dot or table not in TABLES:
         return f"{key!r} is not a setting a matrix can vary (expected train.FIELD or lora.FIELD)"
-    kind = _model_of(table)
+    kind = _model_of(model, table)
     if field not in kind.model_fields:
         return f"{key!r}: {table} has no field {field!r} (expected one of: {', '.join(kind.model_fields)})"
     if not values:
@@ -98,10 +101,11 @@ def setting_problem(model, key: str, values: list[Any]) -> str | None:
     return None
 
 
-def _model_of(table: str):
-    from anvil.recipe.models import Lora, Train
-
-    return {"train": Train, "lora": Lora}[table]
+def _model_of(model, table: str) -> type[BaseModel]:
+    """The settings model of a round's table (Train, Lora), read off the round's own field: no import of the
+    recipe's models here, which import this module."""
+    annotation = type(model).model_fields[table].annotation
+    return next(a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel))
 
 
 def variants(name: str, model) -> dict[str, dict[str, Any]]:
