@@ -343,6 +343,7 @@ def cases() -> list[Case]:
                 ('{ "train.learning_rate" = [1e-3, 1e-3] }', "lists a value twice"),
                 ('{ "train.learning_rate" = [1e-3, -1.0] }', "-1.0 is not a valid learning_rate"),
                 ('{ "lora.rank" = [2, 4.5] }', "is not a valid rank"),
+                ('{ "train.learning_rate" = [1.0000001e-3, 1.0000002e-3] }', "two values name the same variant"),
                 ('{ "train.seed" = [' + ", ".join(map(str, range(40))) + "] }", "makes 40 variants (at most 32)"),
             ]
         ],  # fmt: skip

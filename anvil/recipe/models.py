@@ -16,7 +16,7 @@ from anvil.recipe.infrastructure import Distributed, Machine, StoreConfig
 from anvil.recipe.preference import Method, Preference
 from anvil.recipe.quantization import Quantize
 from anvil.recipe.serving import Parity, Serve
-from anvil.recipe.sweep import MAX_VARIANTS, Select, combinations, setting_problem
+from anvil.recipe.sweep import MAX_VARIANTS, Select, combinations, setting_problem, variants
 
 
 class ProjectInfo(Strict):
@@ -202,6 +202,9 @@ class Model(Strict):
             for key, values in self.matrix.items():
                 if problem := setting_problem(self, key, values):
                     raise ValueError(f"matrix: {problem}")
+            if len(variants("x", self)) != len(combinations(self.matrix)):
+                raise ValueError("matrix: two values name the same variant (they differ beyond 6 significant "
+                                 "digits): choose values further apart")  # fmt: skip
             if len(combinations(self.matrix)) > MAX_VARIANTS:
                 raise ValueError(f"the matrix makes {len(combinations(self.matrix))} variants (at most {MAX_VARIANTS})")
         if self.distributed is not None:
