@@ -78,18 +78,22 @@ def test_the_served_server_is_tethered_until_recorded_then_outlives_apply(releas
     """The serve stage's SIGKILL window: before the state records the server (release), killing Anvil ends
     it; after, it runs on, recorded."""
     argv = [sys.executable, "-c", RELEASING_PARENT, "release" if released else "keep", str(tmp_path / "log")]
-    parent = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    pid = int(parent.stdout.readline())
-    owned = process.identity(pid)
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
+    parent = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    owned = None
     try:
+        pid = int(parent.stdout.readline())
+        owned = process.identity(pid)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
         if released:
             time.sleep(1.0)
             assert process.alive(pid), "a released server must outlive the apply that recorded it"
         else:
             assert wait_gone(pid, 5), "an unrecorded server outlived a killed apply"
     finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
         if owned is not None:
             process.stop(owned)
 
