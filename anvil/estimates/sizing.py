@@ -13,36 +13,10 @@ from pathlib import Path
 from anvil.estimates.arithmetic import Shape, shape_from_config, shape_from_name
 from anvil.recipe.models import Model, Synthetic
 from anvil.recipe.quantization import Quantize
-from anvil.state.checkpoint import read_header
+from anvil.state.checkpoint import shard_sizes
 
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2,
                "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
-
-
-TOWERS = ("vision", "audio")  # tensors of the towers a text-only load (training) leaves out
-
-
-def shard_sizes(folder: Path) -> dict[str, tuple[int, int, int]]:
-    """Each safetensors shard of a checkpoint: (bytes of its tensors, elements, bytes of text tensors)."""
-    sizes = {}
-    for shard in sorted(folder.glob("*.safetensors")):
-        header = read_header(shard)[0]
-        nbytes = elements = text = 0
-        for name, tensor in header.items():
-            if name == "__metadata__":
-                continue
-            size = tensor["data_offsets"][1] - tensor["data_offsets"][0]
-            nbytes, elements = nbytes + size, elements + _count(tensor["shape"])
-            text += size if not any(tower in name for tower in TOWERS) else 0
-        sizes[shard.name] = (nbytes, elements, text)
-    return sizes
-
-
-def _count(shape: list[int]) -> int:
-    out = 1
-    for dim in shape:
-        out *= dim
-    return out
 
 
 def checkpoint_shape(folder: Path) -> Shape | None:

@@ -6,6 +6,7 @@ dashboard names a checkpoint's dtype by it."""
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -39,16 +40,29 @@ def weight_dtype(folder: Path) -> str:
     raise AnvilError(f"{folder}: no q_proj weights found (expected a language model checkpoint)")
 
 
-def sizes(folder: Path) -> dict[str, int]:
-    """Bytes of a checkpoint's tensors by part: `language` (the language model, scales and biases of its
-    quantized layers included), `towers` (vision, audio and their projectors) and `total`."""
-    out = {"language": 0, "towers": 0, "total": 0}
-    for shard in shards(folder):
-        for key, info in read_header(shard)[0].items():
-            if key == "__metadata__":
+TOWERS = ("vision", "audio")  # tensors of the towers a text-only load (training) leaves out
+
+
+def shard_sizes(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Each safetensors shard of a checkpoint: (bytes of its tensors, elements, bytes of text tensors)."""
+    sizes = {}
+    for shard in sorted(folder.glob("*.safetensors")):
+        header = read_header(shard)[0]
+        nbytes = elements = text = 0
+        for name, tensor in header.items():
+            if name == "__metadata__":
                 continue
-            start, end = info["data_offsets"]
-            part = "language" if key.startswith(("language_model.", "model.language_model.", "lm_head")) else "towers"
-            out[part] += end - start
-            out["total"] += end - start
-    return out
+            size = tensor["data_offsets"][1] - tensor["data_offsets"][0]
+            nbytes, elements = nbytes + size, elements + math.prod(tensor["shape"])
+            text += size if not any(tower in name for tower in TOWERS) else 0
+        sizes[shard.name] = (nbytes, elements, text)
+    return sizes
+
+
+def sizes(folder: Path) -> dict[str, int]:
+    """Bytes of a checkpoint's tensors by part: `language` (all but the towers, the scales and biases of its
+    quantized layers included), `towers` (vision and audio, with their embedders) and `total`."""
+    shards(folder)  # a folder without weights is an error, not zero bytes
+    found = shard_sizes(folder).values()
+    total, language = sum(s[0] for s in found), sum(s[2] for s in found)
+    return {"language": language, "towers": total - language, "total": total}
