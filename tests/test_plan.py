@@ -198,8 +198,7 @@ SUITE_TESTS = {f"test_{i:02d}_{'x' * 30}": {"turns": [f"Prompt {i} " * 20], "rub
 def test_a_whole_collection_added_is_one_reason_and_lines_stay_short():
     """Adding a 32-test suite is one brief reason per stage; every field stays in the full reasons."""
     from anvil.planning.graph import Node
-    from anvil.planning.plan import _brief
-    from anvil.planning.reasons import diff_reasons
+    from anvil.planning.reasons import brief_reasons, changes, diff_reasons
     from anvil.planning.record import StageRecord
     from anvil.recipe.base import Strict
 
@@ -215,7 +214,7 @@ def test_a_whole_collection_added_is_one_reason_and_lines_stay_short():
     assert isinstance(record, StageRecord)
     full = diff_reasons(node, record, {}, {})
     assert len(full) == 6 + 64
-    brief = _brief(node, record, {}, {}, full)
+    brief = tuple(brief_reasons(node, record, changes(node, record, {}, {})))
     assert brief == ("suites.behavioral added (32 entries)", "sources: 6 changed")
     from anvil.planning.plan import Act, Action
 
@@ -225,7 +224,7 @@ def test_a_whole_collection_added_is_one_reason_and_lines_stay_short():
 
 def test_many_scattered_changes_are_capped():
     from anvil.planning.graph import Node
-    from anvil.planning.reasons import BRIEF, brief_reasons
+    from anvil.planning.reasons import BRIEF, brief_reasons, changes
     from anvil.recipe.base import Strict
 
     class Config(Strict):
@@ -237,5 +236,6 @@ def test_many_scattered_changes_are_capped():
         f: int = 0
 
     record = new_record(Node("s", "s", Config()), "f", {}, {}, datetime.now(timezone.utc), 1, {})
-    brief = brief_reasons(Node("s", "s", Config(a=1, b=1, c=1, d=1, e=1, f=1)), record, {}, {})
+    node = Node("s", "s", Config(a=1, b=1, c=1, d=1, e=1, f=1))
+    brief = brief_reasons(node, record, changes(node, record, {}, {}))
     assert len(brief) == BRIEF and brief[-1] == "and 3 more" and brief[0] == "a 0 -> 1"

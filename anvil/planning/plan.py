@@ -23,7 +23,7 @@ from typing import Any
 
 from anvil.planning.fingerprint import fingerprint
 from anvil.planning.graph import Graph, Node
-from anvil.planning.reasons import brief_reasons, diff_reasons
+from anvil.planning.reasons import brief_reasons, changes
 from anvil.planning.record import Outcome, StageRecord
 
 
@@ -152,16 +152,21 @@ def make_plan(
         if node.id not in scope:
             continue
         record = records.get(node.id)
+        brief: tuple[str, ...] = ()
         waiting = [need for need in node.deps if need in unavailable and not node.observer]
         if not node.available:
-            act, reasons = Act.UNAVAILABLE, [f"not available: this anvil cannot build {node.kind} stages yet"]
+            act, reasons, brief = (
+                Act.UNAVAILABLE,
+                [f"not available: this anvil cannot build {node.kind} stages yet"],
+                (),
+            )
         elif waiting:
-            act, reasons = Act.UNAVAILABLE, [f"not available: needs {', '.join(waiting)}"]
+            act, reasons, brief = Act.UNAVAILABLE, [f"not available: needs {', '.join(waiting)}"], ()
         elif not node.observer and (why := held.why(node.deps)):
-            act, reasons = Act.BLOCKED, [why]
+            act, reasons, brief = Act.BLOCKED, [why], ()
         else:
-            act, reasons = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, remote, replace)
-        brief = _brief(node, record, inputs, node_files, reasons) if record is not None else ()
+            act, reasons, brief = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, remote,
+                                          replace)  # fmt: skip
         if act is Act.UNAVAILABLE:
             unavailable.add(node.id)
         failed = act is Act.UP_TO_DATE and record is not None and record.outcome is Outcome.FAILED
@@ -199,26 +204,26 @@ class Held:
             self.failed.add(stage)
 
 
-def _decide(node: Node, fp, record, inputs, files, drift, cached, remote, replace) -> tuple[Act, list[str]]:
+def _decide(node: Node, fp, record, inputs, files, drift, cached, remote,
+            replace) -> tuple[Act, list[str], tuple[str, ...]]:  # fmt: skip
+    """The act, its reasons, and their brief for a terminal line (() when the reasons are brief already)."""
     if node.id in replace:
-        return Act.RERUN, ["forced by --replace"]
+        return Act.RERUN, ["forced by --replace"], ()
     if record is not None and record.fingerprint == fp:
-        return (Act.UP_TO_DATE, []) if drift is None else (Act.RERUN, [drift])
-    reasons = diff_reasons(node, record, inputs, files) if record else []
+        return (Act.UP_TO_DATE, [], ()) if drift is None else (Act.RERUN, [drift], ())
+    found = changes(node, record, inputs, files) if record else []
+    full = [text for _, text in found]
+    short = brief_reasons(node, record, found) if found else full
+
+    def brief(*then: str) -> tuple[str, ...]:
+        return tuple(short) + then if short != full else ()
+
     if not node.resource and cached(fp):
-        return Act.RESTORE, reasons + ["built before: restored from the run-cache"]
+        restored = "built before: restored from the run-cache"
+        return Act.RESTORE, [*full, restored], brief(restored)
     if not node.resource and remote(fp):
-        return Act.RESTORE, reasons + ["built before: restored from the remote store"]
+        restored = "built before: restored from the remote store"
+        return Act.RESTORE, [*full, restored], brief(restored)
     if record is None:
-        return Act.CREATE, ["create"]
-    return Act.RERUN, reasons or ["fingerprint changed"]
-
-
-def _brief(node: Node, record: StageRecord, inputs, files, reasons: list[str]) -> tuple[str, ...]:
-    """The reasons for a terminal line, when they start with a field-by-field diff that reads shorter
-    summarised; () when they are already brief."""
-    full = diff_reasons(node, record, inputs, files)
-    if not full or reasons[: len(full)] != full:
-        return ()
-    brief = brief_reasons(node, record, inputs, files)
-    return tuple(brief + reasons[len(full) :]) if brief != full else ()
+        return Act.CREATE, ["create"], ()
+    return Act.RERUN, full or ["fingerprint changed"], brief()

@@ -19,23 +19,22 @@ Path = tuple[str, ...]  # a field's place in the config: ("sources", "[0]", "cou
 
 def diff_reasons(node: Node, record: StageRecord, inputs: dict[str, str], files: dict[str, str]) -> list[str]:
     """Why a recorded stage is stale, down to the field, the file or the input."""
-    return [text for _, text in _changes(node, record, inputs, files)]
+    return [text for _, text in changes(node, record, inputs, files)]
 
 
-def brief_reasons(node: Node, record: StageRecord, inputs: dict[str, str], files: dict[str, str]) -> list[str]:
-    """The same reasons, summarised by collection and capped at BRIEF."""
-    changes = _changes(node, record, inputs, files)
+def brief_reasons(node: Node, record: StageRecord, found: list[tuple[Path, str]]) -> list[str]:
+    """The reasons `changes` found, summarised by collection and capped at BRIEF."""
     old, new = _flatten(record.config), _flatten(node.settings)
     out: list[tuple[Path, str]] = []
-    whole: dict[Path, int] = {}  # a subtree added or removed whole -> its index in `out`
-    for path, text in changes:
+    whole: set[Path] = set()  # subtrees added or removed whole, already in `out`
+    for path, text in found:
         gone = _absent_from(path, old) if path in new else _absent_from(path, new) if path in old else None
         if gone is None or gone == path:
             out.append((path, text))
         elif gone not in whole:
             theirs = new if path in new else old
             entries = len({p[len(gone)] for p in theirs if p[: len(gone)] == gone and len(p) > len(gone)})
-            whole[gone] = len(out)
+            whole.add(gone)
             out.append((gone, f"{_name(gone)} {'added' if path in new else 'removed'} ({_count(entries, 'entry')})"))
     if len(out) > BRIEF:
         groups = Counter(path[0] for path, _ in out if path)
@@ -44,7 +43,8 @@ def brief_reasons(node: Node, record: StageRecord, inputs: dict[str, str], files
     return texts if len(texts) <= BRIEF else texts[: BRIEF - 1] + [f"and {len(texts) - BRIEF + 1} more"]
 
 
-def _changes(node: Node, record: StageRecord, inputs: dict[str, str], files: dict[str, str]) -> list[tuple[Path, str]]:
+def changes(node: Node, record: StageRecord, inputs: dict[str, str], files: dict[str, str]) -> list[tuple[Path, str]]:
+    """Every changed field (with its place in the config), file and input, each with its reason."""
     out: list[tuple[Path, str]] = []
     if record.code_version != node.code_version:
         out.append(((), f"stage code version {record.code_version} -> {node.code_version}"))
