@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from anvil.planning.graph import stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.stages import gate
 
@@ -28,7 +27,7 @@ def summary(project: Project) -> dict[str, Any]:
         elif node.kind == "gate":
             gates[node.model] = gate.checked(project.store.artifact(record.fingerprint))
     return {
-        "served": served(project, records),
+        "served": served(project, records, gates),
         "scores": scores,
         "gates": gates,
         "warnings": {sid: r.metrics.get("warnings", []) for sid, r in records.items()
@@ -36,21 +35,20 @@ def summary(project: Project) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def served(project: Project, records: dict[str, StageRecord]) -> dict[str, Any] | None:
+def served(project: Project, records: dict[str, StageRecord], gates: dict[str, list[dict]]) -> dict[str, Any] | None:
     """The recorded server as it is now: probed (`problem`: why it is not this project's live server),
     whether it serves the model as now built (`current`; else what it serves is older), and the gates of
-    the model as now built."""
+    the model as now built (`gates`: each model's, as `summary` read them)."""
     record = records.get("serve")
     if record is None:
         return None
     model = record.config.get("model")
     m = record.metrics
     moved = [need for need, print_ in record.inputs.items() if need in records and records[need].fingerprint != print_]
-    verdict = records.get(stage_id("gate", model)) if isinstance(model, str) else None
-    gates = gate.checked(project.store.artifact(verdict.fingerprint)) if verdict is not None else []
+    checked = gates.get(model, []) if isinstance(model, str) else []
     return {"model": model, "url": m.get("url"), "name": m.get("model"), "since": record.started,
             "problem": project.drift(record), "foreign": project.foreign(record), "current": not moved,
-            "gates_passed": sum(bool(g["passed"]) for g in gates), "gates": len(gates)}  # fmt: skip
+            "gates_passed": sum(bool(g["passed"]) for g in checked), "gates": len(checked)}  # fmt: skip
 
 
 def serving_line(served: dict[str, Any] | None) -> str:

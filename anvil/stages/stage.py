@@ -99,5 +99,9 @@ def weights_of(recipe: Recipe, model: str) -> str:
     """The stage whose artifact is a model's full weights: its source for a root, its fuse for a round, its
     quantize for a quantized node, its select (the winner's weights) for a swept round."""
     node = recipe.models[model]
-    kind = "source" if node.source else "quantize" if node.quantize else "select" if node.matrix else "fuse"
-    return stage_id(kind, model)
+    return stage_id(weights_kind(bool(node.source), bool(node.quantize), bool(node.matrix)), model)
+
+
+def weights_kind(root: bool, quantized: bool, swept: bool) -> str:
+    """The kind of stage whose artifact is a model's weights (`weights_of`; the report asks it from its notes)."""
+    return "source" if root else "quantize" if quantized else "select" if swept else "fuse"

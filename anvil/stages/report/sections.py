@@ -12,12 +12,12 @@ from anvil.recipe.metrics import Metric, parse_metric
 from anvil.stages import evaluate, gate, knowledge
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
+from anvil.stages.stage import weights_kind
 
 
 def weights_stage(config: ReportConfig, model: str) -> str:
     notes = config.models[model]
-    kind = "source" if notes.source else "quantize" if notes.quantize else "select" if notes.variants else "fuse"
-    return stage_id(kind, model)
+    return stage_id(weights_kind(bool(notes.source), bool(notes.quantize), bool(notes.variants)), model)
 
 
 def model_state(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
