@@ -197,17 +197,12 @@ def parity_line(report: dict, console: Console) -> None:
 
 def quantized_line(report: dict, console: Console) -> None:
     """A quantized node against its parent: what it costs and buys, and the non-inferiority verdict."""
-    from anvil.stages.report.shipped import verdict
+    from anvil.stages.report.shipped import paired, verdict
 
     if (q := report.get("quantized")) is None:
         return
     parent = report["against"]["parent"]
-    composites = [{"suite": suite, "delta": s["delta_vs_parent"]["composite"],
-                   **{k: s["delta_vs_parent"]["significance"]["composite"].get(k) for k in ("ci_low", "ci_high")}}
-                  for suite, s in report["suites"].items() if s.get("delta_vs_parent")]  # fmt: skip
-    benchmarks = [{"benchmark": name, **b["delta_vs_parent"]} for name, b in report.get("knowledge", {}).items()
-                  if b.get("delta_vs_parent")]  # fmt: skip
-    judged = verdict(composites, benchmarks, q["margin"])
+    judged = verdict(*paired(report["suites"], report.get("knowledge", {})), q["margin"])
     mine, theirs = q["speed"]["quantized"], q["speed"]["parent"]
     console.print(f"quantized {q['label']} from {parent}: {q['bytes']['total'] / 1e6:.1f} MB "
                   f"({q['bytes']['total'] / q['parent_bytes']['total']:.0%} of {parent}), "

@@ -63,19 +63,25 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
 
 
 def _deltas(view: View, model: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The model's deltas vs its parent: each suite's composite, each knowledge benchmark's score."""
-    composites, benchmarks = [], []
+    """The model's deltas vs its parent, read from its eval and knowledge stages (`paired`)."""
     scored = read_artifact(view, stage_id("eval", model), evaluate.results_of) or {}
-    for suite, summary in scored.get("suites", {}).items():
+    known = read_artifact(view, stage_id("knowledge", model), knowledge.results_of) or {}
+    composites, benchmarks = paired(scored.get("suites", {}), known.get("benchmarks", {}))
+    return ([c | {"from": stage_id("eval", model)} for c in composites],
+            [b | {"from": stage_id("knowledge", model)} for b in benchmarks])  # fmt: skip
+
+
+def paired(suites: dict[str, Any], benchmarks: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Deltas vs the parent, as `verdict` reads them: each suite's composite and each knowledge benchmark's
+    score, with their intervals (`suites`: an eval's summaries; `benchmarks`: a knowledge stage's)."""
+    composites, known = [], []
+    for suite, summary in suites.items():
         if delta := summary.get("delta_vs_parent"):
             tested = delta.get("significance", {}).get("composite", {})
             composites.append({"suite": suite, "delta": delta["composite"], "ci_low": tested.get("ci_low"),
-                               "ci_high": tested.get("ci_high"), "p_value": tested.get("p_value"),
-                               "from": stage_id("eval", model)})  # fmt: skip
-    known = read_artifact(view, stage_id("knowledge", model), knowledge.results_of) or {}
-    for name, b in known.get("benchmarks", {}).items():
+                               "ci_high": tested.get("ci_high"), "p_value": tested.get("p_value")})  # fmt: skip
+    for name, b in benchmarks.items():
         if delta := b.get("delta_vs_parent"):
             shown = ("delta", "ci_low", "ci_high", "p_value", "significant")
-            benchmarks.append({"benchmark": name, **{k: delta.get(k) for k in shown},
-                               "from": stage_id("knowledge", model)})  # fmt: skip
-    return composites, benchmarks
+            known.append({"benchmark": name, **{k: delta.get(k) for k in shown}})
+    return composites, known
