@@ -52,8 +52,11 @@ class StalePlan(AnvilError):
 
     def __init__(self, changed: list[str]):
         self.changed = changed
-        super().__init__("the saved plan is stale, nothing was applied; changed since it was made:\n  "
-                         + "\n  ".join(changed) + "\nMake and review a new one: `anvil plan -out FILE`")  # fmt: skip
+        super().__init__(
+            "the saved plan is stale, nothing was applied; changed since it was made:\n  "
+            + "\n  ".join(changed)
+            + "\nMake and review a new one: `anvil plan -out FILE`"
+        )
 
 
 class StageFailed(AnvilError):

@@ -58,6 +58,7 @@ def new_record(
     seconds: float,
     metrics: dict[str, Any],
     outcome: Outcome = Outcome.OK,
+    reason: str = "",
 ) -> StageRecord:
     """What the state remembers of a finished stage: enough to explain, later, why it must rerun."""
     return StageRecord(
@@ -72,6 +73,7 @@ def new_record(
         started=started.isoformat(timespec="seconds"),
         duration_s=round(seconds, 3),
         outcome=outcome,
+        reason=reason if outcome is not Outcome.OK else "",
         metrics=metrics,
     )
 
@@ -108,8 +110,17 @@ def execute(
             on_event("blocked", action, 0.0)
             continue
         built = {need for need in node.deps if need in records and records[need].fingerprint == prints[need]}
-        build = partial(_build, node, action, built=built, store=store, prints=prints, plan=plan, run_stage=run_stage,
-                        on_event=on_event)  # fmt: skip
+        build = partial(
+            _build,
+            node,
+            action,
+            built=built,
+            store=store,
+            prints=prints,
+            plan=plan,
+            run_stage=run_stage,
+            on_event=on_event,
+        )
         try:
             t0 = time.monotonic()
             record, came = _apply_one(action, node, build, store, state, records, on_event, fetch)
@@ -164,8 +175,9 @@ def _apply_one(action, node, build, store, state, records, on_event, fetch) -> t
 
 def _build(node, action, workdir, *, built, store, prints, plan, run_stage, on_event) -> StageRecord:
     """Run one stage into `workdir`; an observer gets only the needs that are `built` (with this plan's print)."""
-    inputs = {role: store.artifact(prints[need]) for role, need in node.needs.items()
-              if need in built or not node.observer}  # fmt: skip
+    inputs = {
+        role: store.artifact(prints[need]) for role, need in node.needs.items() if need in built or not node.observer
+    }
     on_event("start", action, 0.0)
     started, t0 = datetime.now(timezone.utc), time.monotonic()
     try:
@@ -183,4 +195,6 @@ def _build(node, action, workdir, *, built, store, prints, plan, run_stage, on_e
     if not isinstance(result, Result):
         result = Result(result)
     seconds = time.monotonic() - t0
-    return new_record(node, action.fingerprint, prints, plan.files, started, seconds, result.metrics, result.outcome)
+    return new_record(
+        node, action.fingerprint, prints, plan.files, started, seconds, result.metrics, result.outcome, result.reason
+    )

@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anvil.errors import AnvilError, StalePlan
-from anvil.planning.graph import Graph, stage_id
+from anvil.planning.graph import Graph
 from anvil.planning.plan import Action, Plan, make_plan
-from anvil.planning.record import Outcome, StageRecord
+from anvil.planning.record import StageRecord
+from anvil.planning.standing import Standing, State, standings
 from anvil.recipe import contamination, rows
 from anvil.recipe.load import LoadedRecipe, load_recipe
 from anvil.recipe.toml import toml_file
 from anvil.settings import store_path
-from anvil.stages import calibration, evaluate, gate, knowledge, serve, source
-from anvil.stages.registry import BY_KIND, build_graph, summary_of
-from anvil.stages.stage import Result, StageRun, weights_of
+from anvil.stages import source
+from anvil.stages.registry import BY_KIND, build_graph
+from anvil.stages.stage import StageRun, weights_of
 from anvil.state.project_state import ProjectState, load_records
 from anvil.state.remote import Remote, Shared, remote_url
 from anvil.state.store import Store
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
     from anvil.executor import Applied, OnEvent, RunStage
 
 OnProgress = Callable[[Action, float, str], None]
+
+
+@dataclass(frozen=True)
+class Failure:
+    stage: str
+    means: str  # what its failure holds back ("not promoted")
+    lines: list[str]  # what failed
+    exit_code: int
 
 
 @dataclass
@@ -119,14 +128,24 @@ class Project:
             assert stage.run is not None, "the planner never schedules unavailable stages"
             node, now = self.graph.nodes[action.stage], self.state.load()
             records = {role: now[need] for role, need in node.needs.items() if role in inputs and need in now}
-            ctx = StageRun(node, node.config, inputs, self.loaded.root, workdir, self.store.scratch(action.fingerprint),
-                           self.store.shared_cache, self.state, previous.get(action.stage), records,
-                           node.options)  # fmt: skip
+            ctx = StageRun(
+                node,
+                node.config,
+                inputs,
+                self.loaded.root,
+                workdir,
+                self.store.scratch(action.fingerprint),
+                self.store.shared_cache,
+                self.state,
+                previous.get(action.stage),
+                records,
+                node.options,
+            )
             if on_progress:
                 ctx.progress = lambda fraction, message: on_progress(action, fraction, message)
             result = stage.run(ctx)
             if node.resource:  # whose process it is: a copy of this project's state must not stop it
-                result = Result({**result.metrics, "project": self.state.id}, result.outcome)
+                result = dataclasses.replace(result, metrics={**result.metrics, "project": self.state.id})
             return result
 
         return run
@@ -143,8 +162,14 @@ class Project:
             process.sweep(self.state.processes, keep=resources)
             yield
 
-    def apply(self, plan: Plan, on_event: OnEvent = lambda *a: None, on_progress: OnProgress | None = None,
-              run_stage: RunStage | None = None, saved: Mapping[str, Any] | None = None) -> Applied:  # fmt: skip
+    def apply(
+        self,
+        plan: Plan,
+        on_event: OnEvent = lambda *a: None,
+        on_progress: OnProgress | None = None,
+        run_stage: RunStage | None = None,
+        saved: Mapping[str, Any] | None = None,
+    ) -> Applied:
         """Run `plan`; `run_stage` replaces the real stages (tests hand in fakes). With `saved` (a saved
         plan), refuse unless the plan still holds once the lock is held."""
         from anvil.estimates import for_project as estimating
@@ -155,16 +180,32 @@ class Project:
             if saved is not None and (changed := differences(saved, plan, self.state.load())):
                 raise StalePlan(changed)
             if cannot := estimating.too_big(plan.estimates, self.loaded)[0]:
-                raise AnvilError("not enough memory, nothing was run:\n  " + "\n  ".join(cannot) + "\nLower "
-                                 "batch_size, max_seq_length or last_layers, turn on grad_checkpoint, or use a "
-                                 "quantized model; planning for a bigger host? set [machine] memory_gb")  # fmt: skip
+                raise AnvilError(
+                    "not enough memory, nothing was run:\n  " + "\n  ".join(cannot) + "\nLower "
+                    "batch_size, max_seq_length or last_layers, turn on grad_checkpoint, or use a "
+                    "quantized model; planning for a bigger host? set [machine] memory_gb"
+                )
             self.store.register(self.state.id, self.loaded.path, self.state.file)
             try:
-                run = estimating.recorded(self.store, self.graph, self.loaded.root, plan.estimates,
-                                          estimating.shapes(self.loaded, self.state.load(), self.store),
-                                          run_stage or self.run_stage(on_progress))  # fmt: skip
-                return execute(plan, self.graph, self.store, self.state, run, on_event, self.release,
-                               self.shared.fetch(self.store), self._recorded)  # fmt: skip
+                run = estimating.recorded(
+                    self.store,
+                    self.graph,
+                    self.loaded.root,
+                    plan.estimates,
+                    estimating.shapes(self.loaded, self.state.load(), self.store),
+                    run_stage or self.run_stage(on_progress),
+                )
+                return execute(
+                    plan,
+                    self.graph,
+                    self.store,
+                    self.state,
+                    run,
+                    on_event,
+                    self.release,
+                    self.shared.fetch(self.store),
+                    self._recorded,
+                )
             finally:
                 self.state.hashes.save()
 
@@ -190,65 +231,25 @@ class Project:
             raise AnvilError(f"{model} is not built yet: run `anvil apply --target {model}` first")
         return source.checkpoint(self.store.artifact(record.fingerprint), self.loaded.root)
 
-    def failed_gates(self) -> dict[str, list[str]]:
-        """Gate and judge-calibration stages of this recipe whose recorded outcome is a failure, with what
-        failed (the seed-style table rows of a gate, the figures a judge missed)."""
-        lines = {"gate": gate.failure_lines, "calibration": calibration.failure_lines}
-        return {sid: lines[r.kind](r) for sid, r in self.state.load().items()
-                if r.kind in lines and sid in self.graph.nodes and r.outcome is Outcome.FAILED}  # fmt: skip
-
-    def eval_results(self, model: str) -> dict[str, Any]:
-        """A model's suite results and knowledge results, with the names of the models it is compared with."""
+    def standings(self) -> dict[str, Standing]:
+        """Where every stage stands, its processes and artifacts probed (`planning/standing.py`)."""
         records = self.state.load()
-        scored, known = records.get(stage_id("eval", model)), records.get(stage_id("knowledge", model))
-        if scored is None and known is None:
-            evaluated = [n.model for n in self.graph.nodes.values() if n.kind in ("eval", "knowledge") and n.model]
-            evaluated = list(dict.fromkeys(evaluated))
-            raise AnvilError(f"{model} has no evaluation results (evaluated models: {', '.join(evaluated) or 'none'}; "
-                             "run `anvil apply` first)")  # fmt: skip
-        recipe = self.loaded.recipe
-        against = {"base": recipe.root_of(model), "parent": recipe.models[model].parent}
-        results: dict[str, Any] = {"model": model, "against": against, "suites": {}, "runs": []}
-        if scored is not None:
-            results |= evaluate.results_of(self.store.artifact(scored.fingerprint))
-            results["calibration"] = {suite: records[sid].metrics if sid in records else None for suite, sid in
-                                      calibration.calibrated_suites(recipe, self.loaded.suites).items()}  # fmt: skip
-        if known is not None:
-            results["knowledge"] = knowledge.results_of(self.store.artifact(known.fingerprint))["benchmarks"]
-        if (fused := records.get(stage_id("fuse", model))) is not None and "parity" in fused.metrics:
-            results["parity"] = fused.metrics["parity"]  # the model evaluated is the model trained
-        if (made := records.get(stage_id("quantize", model))) is not None:
-            results["quantized"] = made.metrics | {"margin": recipe.models[model].quantize.margin}  # type: ignore[union-attr]
-        if (served := records.get("serve")) is not None and served.config.get("model") == model:
-            results["served"] = serve.figures(served)  # ... and the model served
-        return results
+        known = {sid: record for sid, record in records.items() if sid in self.graph.nodes}
+        problems = {sid: self.problem(record, self.graph.nodes[sid].resource) for sid, record in known.items()}
+        foreign = {sid for sid, record in known.items() if self.graph.nodes[sid].resource and self.foreign(record)}
+        return standings(self.graph, records, problems, foreign)
 
-    def status(self) -> list[dict[str, Any]]:
-        records = self.state.load()
-        rows = []
-        for node in self.graph.order():
-            record: StageRecord | None = records.get(node.id)
-            rows.append(
-                {
-                    "stage": node.id,
-                    "model": node.model,
-                    "kind": node.kind,
-                    "built": record is not None,
-                    "available": node.available,
-                    "outcome": record.outcome.value if record else None,
-                    "fingerprint": record.fingerprint if record else None,
-                    "started": record.started if record else None,
-                    "duration_s": record.duration_s if record else None,
-                    "artifact": str(self.store.artifact(record.fingerprint)) if record and not node.resource else None,
-                    "summary": summary_of(record) if record else None,
-                    "metrics": record.metrics if record else {},
-                    "problem": self._problem(record, node.resource) if record else None,
-                    "foreign": bool(record and node.resource and self.foreign(record)),
-                }
-            )
-        return rows
+    def failures(self) -> list[Failure]:
+        """Every stage whose outcome, as it now stands, is a failure, with what failed."""
+        records, found = self.state.load(), []
+        for sid, standing in self.standings().items():
+            if standing.state is State.FAILED and standing.current:
+                stage, record = BY_KIND[self.graph.nodes[sid].kind], records[sid]
+                lines = stage.failure_lines(record) if stage.failure_lines else []
+                found.append(Failure(sid, stage.failure_means, lines or [standing.reason], stage.failure_exit))
+        return found
 
-    def _problem(self, record: StageRecord, resource: bool) -> str | None:
+    def problem(self, record: StageRecord, resource: bool) -> str | None:
         """A resource probed as plan does; an artifact only looked for (hashing it all is plan's job)."""
         if resource:
             return self.drift(record)

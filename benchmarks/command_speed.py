@@ -58,12 +58,15 @@ def make(root: Path, rows: int, name: str = "big") -> None:
     (root / "data").mkdir(parents=True, exist_ok=True)
     with open(root / "data" / f"{name}.jsonl", "w") as f:
         for _ in range(rows):
-            messages = [{"role": "system", "content": "You are helpful."},
-                        {"role": "user", "content": " ".join(rng.choices(WORDS, k=20))},
-                        {"role": "assistant", "content": " ".join(rng.choices(WORDS, k=60))}]  # fmt: skip
+            messages = [
+                {"role": "system", "content": "You are helpful."},
+                {"role": "user", "content": " ".join(rng.choices(WORDS, k=20))},
+                {"role": "assistant", "content": " ".join(rng.choices(WORDS, k=60))},
+            ]
             f.write(json.dumps({"messages": messages}) + "\n")
-    (root / f"{name}.toml").write_text(f'[project]\nname = "speed"\n\n[datasets.big]\n'
-                                       f'sources = [{{ path = "data/{name}.jsonl", category = "c" }}]\n')  # fmt: skip
+    (root / f"{name}.toml").write_text(
+        f'[project]\nname = "speed"\n\n[datasets.big]\nsources = [{{ path = "data/{name}.jsonl", category = "c" }}]\n'
+    )
 
 
 # As installed: Python keeps the bytecode it compiles (a development shell may say not to write it, which
@@ -118,29 +121,48 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "anvil", "--version"], env=ENV, check=True, capture_output=True)
         py, anvil = sys.executable, [sys.executable, "-m", "anvil"]
         cold_start = lambda: shutil.rmtree(root / ".anvil", ignore_errors=True)  # noqa: E731
-        times = rounds({"parse": ([py, "-c", "import json\nfor line in open('data/anvil.jsonl'): json.loads(line)"],
-                                  lambda: None),
-                        "cold": ([*anvil, "validate"], cold_start),
-                        "one": ([*anvil, "validate", "one.toml"], cold_start)}, root, args.repeat)  # fmt: skip
+        times = rounds(
+            {
+                "parse": (
+                    [py, "-c", "import json\nfor line in open('data/anvil.jsonl'): json.loads(line)"],
+                    lambda: None,
+                ),
+                "cold": ([*anvil, "validate"], cold_start),
+                "one": ([*anvil, "validate", "one.toml"], cold_start),
+            },
+            root,
+            args.repeat,
+        )
         subprocess.run([*anvil, "validate"], cwd=root, capture_output=True, check=True, env=ENV)
-        times |= rounds({"parse again": ([py, "-c", "import json\nfor line in open('data/anvil.jsonl'): "
-                                                    "json.loads(line)"], lambda: None),
-                         "warm": ([*anvil, "validate"], lambda: None)}, root, args.repeat)  # fmt: skip
+        times |= rounds(
+            {
+                "parse again": (
+                    [py, "-c", "import json\nfor line in open('data/anvil.jsonl'): json.loads(line)"],
+                    lambda: None,
+                ),
+                "warm": ([*anvil, "validate"], lambda: None),
+            },
+            root,
+            args.repeat,
+        )
         parse, cold, one, warm = (statistics.median(times[n]) for n in ("parse", "cold", "one", "warm"))
         cold_ratio, warm_ratio = ratio(times, "cold", "parse"), ratio(times, "warm", "parse again")
         if applied is None:
             print("applying the default recipe into a temporary folder (minutes) ...", flush=True)
             applied = applied_default(root / "default")
-        planned = rounds({"pass": ([py, "-c", "pass"], lambda: None), "plan": ([*anvil, "plan"], lambda: None)},
-                         applied, args.repeat)  # fmt: skip
+        planned = rounds(
+            {"pass": ([py, "-c", "pass"], lambda: None), "plan": ([*anvil, "plan"], lambda: None)}, applied, args.repeat
+        )
         nothing, plan = statistics.median(planned["pass"]), statistics.median(planned["plan"])
         plan_ratio = ratio(planned, "plan", "pass")
         print(f"{args.rows} rows, {(root / 'data' / 'anvil.jsonl').stat().st_size / 1e6:.1f} MB")
         print(f"json parse of the file:  {parse:6.3f} s  ({args.rows / parse:9,.0f} rows/s)  baseline")
         print(f"anvil validate, cold:    {cold:6.3f} s  ({args.rows / cold:9,.0f} rows/s)  {cold_ratio:.1f}x the parse")
         print(f"anvil validate, warm:    {warm:6.3f} s  (row cache)             {warm_ratio:.1f}x the parse")
-        print(f"  target: <= 3.0x the parse: cold {'met' if cold_ratio <= 3 else 'NOT met'}, "
-              f"warm {'met' if warm_ratio <= 3 else 'NOT met'}")  # fmt: skip
+        print(
+            f"  target: <= 3.0x the parse: cold {'met' if cold_ratio <= 3 else 'NOT met'}, "
+            f"warm {'met' if warm_ratio <= 3 else 'NOT met'}"
+        )
         print(f"anvil validate, 1 row:   {one:6.3f} s  (start-up and recipe)")
         rate = (args.rows - 1) / (cold - one)
         print(f"  checking alone:        {cold - one:6.3f} s  ({rate:9,.0f} rows/s)  cold minus the 1-row validate")

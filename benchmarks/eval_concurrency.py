@@ -56,8 +56,15 @@ def judging(folder: Path, calls: int) -> dict[int, float]:
     for concurrency in (1, 8):
         judge = Judge(kind="command", argv=[sys.executable, str(folder / "judge.py")], concurrency=concurrency)
         judge_one = Judging(judge, folder / f"cache{concurrency}")
-        transcripts = [{"messages": [{"role": "assistant", "content": f"answer {i}"}], "final": f"answer {i}",
-                        "tools_called": [], "turn_limit_hit": False} for i in range(calls)]  # fmt: skip
+        transcripts = [
+            {
+                "messages": [{"role": "assistant", "content": f"answer {i}"}],
+                "final": f"answer {i}",
+                "tools_called": [],
+                "turn_limit_hit": False,
+            }
+            for i in range(calls)
+        ]
         t0 = time.perf_counter()
         list(in_order(lambda t, judged=judge_one: judged(test, t), transcripts, concurrency))
         walls[concurrency] = time.perf_counter() - t0
@@ -75,11 +82,15 @@ def main() -> None:
         synthetic.build(Synthetic(hidden_size=128, intermediate_size=256, num_layers=4), model)
         rates, same = generation(model, args.requests, args.max_tokens)
         for concurrency, rate in rates.items():
-            print(f"generation, {concurrency} at once: {rate:7.1f} tokens/s  ({rate / rates[1]:.2f}x one at a time), "
-                  f"{same[concurrency]:.0%} of greedy answers as one at a time")  # fmt: skip
+            print(
+                f"generation, {concurrency} at once: {rate:7.1f} tokens/s  ({rate / rates[1]:.2f}x one at a time), "
+                f"{same[concurrency]:.0%} of greedy answers as one at a time"
+            )
         walls = judging(Path(tmp), args.requests)
-        print(f"judging {args.requests} calls of 1 s: sequential {walls[1]:.1f}s, 8 at once {walls[8]:.1f}s "
-              f"({walls[1] / walls[8]:.1f}x faster)")  # fmt: skip
+        print(
+            f"judging {args.requests} calls of 1 s: sequential {walls[1]:.1f}s, 8 at once {walls[8]:.1f}s "
+            f"({walls[1] / walls[8]:.1f}x faster)"
+        )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,12 @@ from pathlib import Path
 import numpy as np
 
 HIDDEN, INTERMEDIATE, RANK = 2048, 8192, 16
-PROJECTIONS = {"self_attn.q_proj": (HIDDEN, HIDDEN), "self_attn.o_proj": (HIDDEN, HIDDEN),
-               "mlp.gate_proj": (INTERMEDIATE, HIDDEN), "mlp.down_proj": (HIDDEN, INTERMEDIATE)}  # fmt: skip
+PROJECTIONS = {
+    "self_attn.q_proj": (HIDDEN, HIDDEN),
+    "self_attn.o_proj": (HIDDEN, HIDDEN),
+    "mlp.gate_proj": (INTERMEDIATE, HIDDEN),
+    "mlp.down_proj": (HIDDEN, INTERMEDIATE),
+}
 
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report its parent's peak.
 PEAK = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) * 1024"
@@ -143,11 +147,15 @@ def main() -> None:
         print(f"cp:   {copy_s:6.2f} s best, {statistics.median(copies):.2f} s median of {args.repeat} (then sync)")
         print(f"merge arithmetic alone: {merge_s:6.2f} s ({args.adapted:.0%} of the layers adapted)")
         print(f"fuse: {fuse_s:6.2f} s best, {statistics.median(fuses):.2f} s median; max projection diff {diff:.1e}")
-        print(f"fuse / cp, each pair back to back: median {statistics.median(ratios):.2f}x "
-              f"(from {ratios[0]:.2f}x to {ratios[-1]:.2f}x; target <= 2x); best / best {fuse_s / copy_s:.2f}x")  # fmt: skip
-        print(f"fuse peak RSS {peak / 1e6:.0f} MB = {peak / largest:.2f}x the largest shard (target <= 1.5x); "
-              f"of which {floor / 1e6:.0f} MB is Python with MLX imported, "
-              f"{(peak - floor) / largest:.2f}x the shard above that")  # fmt: skip
+        print(
+            f"fuse / cp, each pair back to back: median {statistics.median(ratios):.2f}x "
+            f"(from {ratios[0]:.2f}x to {ratios[-1]:.2f}x; target <= 2x); best / best {fuse_s / copy_s:.2f}x"
+        )
+        print(
+            f"fuse peak RSS {peak / 1e6:.0f} MB = {peak / largest:.2f}x the largest shard (target <= 1.5x); "
+            f"of which {floor / 1e6:.0f} MB is Python with MLX imported, "
+            f"{(peak - floor) / largest:.2f}x the shard above that"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

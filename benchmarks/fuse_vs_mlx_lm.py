@@ -36,8 +36,12 @@ def build(root: Path, gigabytes: float, shard_mb: int) -> tuple[Path, Path]:
     layers = max(13, int(gigabytes * 1e9 / per_layer))
     base = root / "base"
     base.mkdir()
-    synthetic.build(Synthetic(hidden_size=hidden, intermediate_size=inter, num_layers=layers, num_heads=8,
-                              head_dim=128, vocab_size=4096), base)  # fmt: skip
+    synthetic.build(
+        Synthetic(
+            hidden_size=hidden, intermediate_size=inter, num_layers=layers, num_heads=8, head_dim=128, vocab_size=4096
+        ),
+        base,
+    )
     weights = mx.load(str(base / "model.safetensors"))
     (base / "model.safetensors").unlink()
     shard, shards, size = {}, [], 0
@@ -102,8 +106,20 @@ def main() -> None:
         print(f"checkpoint: {size / 1e9:.2f} GB in {len(list(base.glob('*.safetensors')))} shards")
         (root / "anvil-out").mkdir()
         anvil_s, anvil_rss = timed([sys.executable, "-c", ANVIL, str(base), str(adapter), str(root / "anvil-out")])
-        mlx_s, mlx_rss = timed([sys.executable, "-m", "mlx_lm", "fuse", "--model", str(base), "--adapter-path",
-                                str(adapter), "--save-path", str(root / "mlx-lm-out")])  # fmt: skip
+        mlx_s, mlx_rss = timed(
+            [
+                sys.executable,
+                "-m",
+                "mlx_lm",
+                "fuse",
+                "--model",
+                str(base),
+                "--adapter-path",
+                str(adapter),
+                "--save-path",
+                str(root / "mlx-lm-out"),
+            ]
+        )
         for name, out in (("anvil", root / "anvil-out"), ("mlx-lm", root / "mlx-lm-out")):
             config = json.loads((out / "config.json").read_text())
             print(f"{name:7s} output keeps vision_config: {'vision_config' in config}")

@@ -73,8 +73,9 @@ def make(folder: Path) -> Path:
 
 
 def anvil(folder: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "anvil", *args], cwd=folder, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "anvil", *args], cwd=folder, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -106,14 +107,24 @@ def recorded_server(folder: Path) -> int | None:
 
 
 def trial(folder: Path, sig: int, after_s: float) -> dict:
-    proc = subprocess.Popen([sys.executable, "-m", "anvil", "apply"], cwd=folder, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anvil", "apply"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(after_s)
     finished = proc.poll() is not None
     proc.send_signal(sig)
     stderr = proc.communicate()[1]
-    result = {"signal": signal.Signals(sig).name, "after_s": round(after_s, 1), "finished_first": finished,
-              "exit": proc.returncode, "tracebacks": int("Traceback" in stderr)}  # fmt: skip
+    result = {
+        "signal": signal.Signals(sig).name,
+        "after_s": round(after_s, 1),
+        "finished_first": finished,
+        "exit": proc.returncode,
+        "tracebacks": int("Traceback" in stderr),
+    }
     if sig == signal.SIGTERM:  # ended cleanly: nothing of it may be left, without any next command
         time.sleep(0.5)
         result["orphans"] = len([p for p in ours(folder) if p.pid != recorded_server(folder)])
@@ -146,8 +157,14 @@ def main() -> None:
         expected = digests(reference)
         anvil(reference, "down")
         print(f"uninterrupted apply: {whole_s:.1f}s, {len(expected)} artifacts")
-        totals = {"trials": 0, "tracebacks": 0, "orphans": 0, "state_unreadable": 0, "resumes_failed": 0,
-                  "digest_mismatches": 0}  # fmt: skip
+        totals = {
+            "trials": 0,
+            "tracebacks": 0,
+            "orphans": 0,
+            "state_unreadable": 0,
+            "resumes_failed": 0,
+            "digest_mismatches": 0,
+        }
         trials = [signal.SIGKILL] * args.kills + [signal.SIGTERM] * args.terms
         rng.shuffle(trials)
         for i, sig in enumerate(trials):

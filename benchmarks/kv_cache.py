@@ -59,16 +59,21 @@ def main() -> None:
         )
         results = {}
         for name, bits, scheme in (("bf16/fp32 cache", "none", "none"), ("turboquant 4-bit", "4", "turboquant")):
-            done = subprocess.run([sys.executable, "-c", ONE, str(folder), str(args.prompt_tokens), str(args.new_tokens),
-                                   bits, scheme], capture_output=True, text=True)  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-c", ONE, str(folder), str(args.prompt_tokens), str(args.new_tokens), bits, scheme],
+                capture_output=True,
+                text=True,
+            )
             if done.returncode:
                 raise SystemExit(done.stderr[-3000:])
             results[name] = json.loads(done.stdout.strip().splitlines()[-1])
         base, quant = results["bf16/fp32 cache"], results["turboquant 4-bit"]
         for name, r in results.items():
-            print(f"{name:17s} KV cache {r['kv_bytes'] / 1e6:8.2f} MB   MLX peak {r['mlx_peak_gb']:.3f} GB   "
-                  f"peak RSS {r['rss_gb']:.3f} GB   generation {r['generation_tps']:7.1f} tok/s   "
-                  f"prompt {r['prompt_tokens']} tokens")  # fmt: skip
+            print(
+                f"{name:17s} KV cache {r['kv_bytes'] / 1e6:8.2f} MB   MLX peak {r['mlx_peak_gb']:.3f} GB   "
+                f"peak RSS {r['rss_gb']:.3f} GB   generation {r['generation_tps']:7.1f} tok/s   "
+                f"prompt {r['prompt_tokens']} tokens"
+            )
         print(f"KV bytes ratio (plain / turboquant): {base['kv_bytes'] / max(quant['kv_bytes'], 1):.2f}x")
         print(f"generation tok/s ratio (turboquant / plain): {quant['generation_tps'] / base['generation_tps']:.2f}")
         same = sum(a == b for a, b in zip(base["tokens"], quant["tokens"], strict=False))

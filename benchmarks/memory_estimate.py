@@ -72,11 +72,20 @@ def seed_recipe() -> None:
     shape = Shape(69e9, 34.5e9, 5376, 21504, 60, 32, 16, 256, 262144, text_weight_bytes=30.697e9 * 2)
     recipe = open_project(REPO / "recipes" / "gemma4-31b-pe.toml").loaded.recipe
     v2 = recipe.models["v2"]
-    keys = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
-            "mlp.up_proj", "mlp.down_proj"]  # fmt: skip
+    keys = [
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "mlp.down_proj",
+    ]
     estimate = train_memory(shape, v2.lora.model_dump(), v2.train.model_dump(), keys)
-    print(f"\ngemma4-31b-pe v2.train: estimated {estimate / GB:.1f} GB; the seed measured ~81 GB (of 96 GB)"
-          f" -> {estimate / 81e9:.2f}x")  # fmt: skip
+    print(
+        f"\ngemma4-31b-pe v2.train: estimated {estimate / GB:.1f} GB; the seed measured ~81 GB (of 96 GB)"
+        f" -> {estimate / 81e9:.2f}x"
+    )
 
 
 def main() -> None:
@@ -91,8 +100,10 @@ def main() -> None:
             ratio = estimated / measured
             worst = max(worst, abs(ratio - 1))
             label = f"h{size[0]} L{size[1]} b{size[5]} s{size[6]}"
-            print(f"{label:>22} {'yes' if checkpointing else 'no':>5} {params / 1e6:7.1f}M "
-                  f"{measured / 1e6:7.1f}MB {estimated / 1e6:7.1f}MB {ratio:6.2f}")  # fmt: skip
+            print(
+                f"{label:>22} {'yes' if checkpointing else 'no':>5} {params / 1e6:7.1f}M "
+                f"{measured / 1e6:7.1f}MB {estimated / 1e6:7.1f}MB {ratio:6.2f}"
+            )
     print(f"largest error: {worst:.0%}")
     seed_recipe()
 

@@ -39,25 +39,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="anvil-quant-bench-") as tmp:
         parent = Path(tmp) / "parent"
         parent.mkdir()
-        synthetic.build(Synthetic(hidden_size=args.hidden, intermediate_size=4 * args.hidden, num_layers=8,
-                                  num_heads=4, head_dim=args.hidden // 4), parent)  # fmt: skip
+        synthetic.build(
+            Synthetic(
+                hidden_size=args.hidden,
+                intermediate_size=4 * args.hidden,
+                num_layers=8,
+                num_heads=4,
+                head_dim=args.hidden // 4,
+            ),
+            parent,
+        )
         folders = {"parent (float32)": parent}
         for bits in (8, 4):
             folders[f"{bits}-bit affine"] = out = Path(tmp) / f"q{bits}"
             quantize.quantize(parent, out, Quantize(bits=bits, group_size=64), Path(tmp) / "convert.log")
         results = {}
         for name, folder in folders.items():
-            done = subprocess.run([sys.executable, "-c", ONE, str(folder), str(args.new_tokens)], capture_output=True,
-                                  text=True)  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-c", ONE, str(folder), str(args.new_tokens)], capture_output=True, text=True
+            )
             if done.returncode:
                 raise SystemExit(done.stderr[-3000:])
             results[name] = json.loads(done.stdout.strip().splitlines()[-1]) | {"bytes": sizes(folder)["total"]}
         base = results["parent (float32)"]
         for name, r in results.items():
-            print(f"{name:17s} size {r['bytes'] / 1e6:7.1f} MB ({r['bytes'] / base['bytes']:.2f}x)   "
-                  f"generation {r['tokens_per_second']:7.1f} tok/s ({r['tokens_per_second'] / base['tokens_per_second']:.2f}x)   "
-                  f"MLX peak {r['peak_memory_gb'] * 1e3:7.1f} MB ({r['peak_memory_gb'] / base['peak_memory_gb']:.2f}x)   "
-                  f"peak RSS {r['rss_gb']:.3f} GB")  # fmt: skip
+            print(
+                f"{name:17s} size {r['bytes'] / 1e6:7.1f} MB ({r['bytes'] / base['bytes']:.2f}x)   "
+                f"generation {r['tokens_per_second']:7.1f} tok/s ({r['tokens_per_second'] / base['tokens_per_second']:.2f}x)   "
+                f"MLX peak {r['peak_memory_gb'] * 1e3:7.1f} MB ({r['peak_memory_gb'] / base['peak_memory_gb']:.2f}x)   "
+                f"peak RSS {r['rss_gb']:.3f} GB"
+            )
 
 
 if __name__ == "__main__":

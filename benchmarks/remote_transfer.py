@@ -24,8 +24,18 @@ def artifact(store: Store, mb: int, files: int) -> StageRecord:
     work = store.new_workdir("bench")
     for i in range(files):
         (work / f"part{i}.bin").write_bytes(os.urandom(mb * (1 << 20) // files))
-    record = StageRecord(id="bench", kind="dataset", fingerprint="f" * 64, code_version=1, config={}, inputs={},
-                         files={}, outputs="", started=datetime.now(timezone.utc).isoformat(), duration_s=0.0)  # fmt: skip
+    record = StageRecord(
+        id="bench",
+        kind="dataset",
+        fingerprint="f" * 64,
+        code_version=1,
+        config={},
+        inputs={},
+        files={},
+        outputs="",
+        started=datetime.now(timezone.utc).isoformat(),
+        duration_s=0.0,
+    )
     return store.commit(work, record)
 
 
@@ -67,8 +77,10 @@ def main() -> None:
             print("moto is not installed: S3 skipped")
         for name, remote in rows:
             push_s, pull_s = transfer(remote, root, record)
-            print(f"{name:20s} push {push_s:6.2f} s ({args.mb / push_s:6.0f} MB/s, {push_s / copy_s:4.1f}x cp)   "
-                  f"pull {pull_s:6.2f} s ({args.mb / pull_s:6.0f} MB/s, {pull_s / copy_s:4.1f}x cp)")  # fmt: skip
+            print(
+                f"{name:20s} push {push_s:6.2f} s ({args.mb / push_s:6.0f} MB/s, {push_s / copy_s:4.1f}x cp)   "
+                f"pull {pull_s:6.2f} s ({args.mb / pull_s:6.0f} MB/s, {pull_s / copy_s:4.1f}x cp)"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -21,34 +21,109 @@ def dashboard(rounds: int, steps: int) -> dict:
     """Page data shaped as report/collect.py makes it: curves, mixes, scores, knowledge."""
     rng = random.Random(0)
     models = ["base"] + [f"v{i + 1}" for i in range(rounds)]
-    out: dict = {"format": 1, "project": "bench", "live": None, "sources": {}, "high_variance": [], "gates": [],
-                 "serving": None, "architecture": {"packages": {}, "machine": environment.machine(), "fuse": None, "judge": None,
-                                                   "eval_kv_cache": None, "serve_kv_cache": None}}  # fmt: skip
-    out["lineage"] = [{"model": m, "parent": models[i - 1] if i else None, "source": None if i else "synthetic:x",
-                       "dataset": "d" if i else None, "state": "built", "stage": None, "from": f"{m}.fuse"}
-                      for i, m in enumerate(models)]  # fmt: skip
-    out["composites"] = [{"model": m, "suite": "s", "state": "built", "runs": 3, "composite": rng.uniform(0, 5),
-                          "delta_vs_base": 0.3, "delta_vs_parent": 0.1, "p_vs_base": 0.2, "p_vs_parent": 0.5,
-                          "from": f"{m}.eval"} for m in models]  # fmt: skip
-    out["categories"] = [{"model": m, "suite": "s", "from": f"{m}.eval",
-                          "rows": [{"category": c, "score": rng.uniform(0, 5), "delta_vs_base": 0.1, "p_vs_base": 0.3,
-                                    "delta_vs_parent": 0.1, "p_vs_parent": 0.4} for c in "abcde"]} for m in models]  # fmt: skip
-    out["knowledge"] = [{"model": m, "state": "built", "benchmark": b, "title": b, "filter": "f", "n": 500,
-                         "score": rng.uniform(0.5, 1), "from": f"{m}.knowledge"}
-                        for m in models for b in ("gsm8k_cot", "mmlu_pro")]  # fmt: skip
+    out: dict = {
+        "format": 1,
+        "project": "bench",
+        "live": None,
+        "sources": {},
+        "high_variance": [],
+        "gates": [],
+        "serving": None,
+        "architecture": {
+            "packages": {},
+            "machine": environment.machine(),
+            "fuse": None,
+            "judge": None,
+            "eval_kv_cache": None,
+            "serve_kv_cache": None,
+        },
+    }
+    out["lineage"] = [
+        {
+            "model": m,
+            "parent": models[i - 1] if i else None,
+            "source": None if i else "synthetic:x",
+            "dataset": "d" if i else None,
+            "state": "built",
+            "stage": None,
+            "from": f"{m}.fuse",
+        }
+        for i, m in enumerate(models)
+    ]
+    out["composites"] = [
+        {
+            "model": m,
+            "suite": "s",
+            "state": "built",
+            "runs": 3,
+            "composite": rng.uniform(0, 5),
+            "delta_vs_base": 0.3,
+            "delta_vs_parent": 0.1,
+            "p_vs_base": 0.2,
+            "p_vs_parent": 0.5,
+            "from": f"{m}.eval",
+        }
+        for m in models
+    ]
+    out["categories"] = [
+        {
+            "model": m,
+            "suite": "s",
+            "from": f"{m}.eval",
+            "rows": [
+                {
+                    "category": c,
+                    "score": rng.uniform(0, 5),
+                    "delta_vs_base": 0.1,
+                    "p_vs_base": 0.3,
+                    "delta_vs_parent": 0.1,
+                    "p_vs_parent": 0.4,
+                }
+                for c in "abcde"
+            ],
+        }
+        for m in models
+    ]
+    out["knowledge"] = [
+        {
+            "model": m,
+            "state": "built",
+            "benchmark": b,
+            "title": b,
+            "filter": "f",
+            "n": 500,
+            "score": rng.uniform(0.5, 1),
+            "from": f"{m}.knowledge",
+        }
+        for m in models
+        for b in ("gsm8k_cot", "mmlu_pro")
+    ]
     out["rounds"] = []
     for m in models[1:]:
         train = [{"step": s, "loss": 3 * math.exp(-s / 80) + 0.3 + rng.uniform(-0.2, 0.2)} for s in range(1, steps + 1)]
         valid = [{"step": s, "loss": 3 * math.exp(-s / 80) + 0.4} for s in range(0, steps + 1, 50)]
         table = [{"step": p["step"], "train": None, "valid": p["loss"]} for p in valid]
-        categories = [{"name": c, "rows": rng.randint(10, 90), "train": 9, "valid": 1, "description": "x",
-                       "addresses": [c]} for c in ("edge", "tool", "talk", "voice")]  # fmt: skip
-        out["rounds"].append({"model": m, "parent": "base", "targets": [],
-                              "dataset": {"name": "d", "description": None, "rows": 199, "state": "built",
-                                          "categories": categories, "from": "dataset.d"},
-                              "training": {"state": "built", "from": f"{m}.train"},
-                              "loss": {"train": train, "valid": valid, "table": table, "state": "built",
-                                       "from": f"{m}.train"}})  # fmt: skip
+        categories = [
+            {"name": c, "rows": rng.randint(10, 90), "train": 9, "valid": 1, "description": "x", "addresses": [c]}
+            for c in ("edge", "tool", "talk", "voice")
+        ]
+        out["rounds"].append(
+            {
+                "model": m,
+                "parent": "base",
+                "targets": [],
+                "dataset": {
+                    "name": "d",
+                    "description": None,
+                    "rows": 199,
+                    "state": "built",
+                    "categories": categories,
+                    "from": "dataset.d",
+                },
+                "training": {"state": "built", "from": f"{m}.train"},
+                "loss": {"train": train, "valid": valid, "table": table, "state": "built", "from": f"{m}.train"},
+            }
+        )
     return out
 
 
@@ -93,8 +168,11 @@ def main() -> None:
         for r in data["rounds"]:
             for kind in ("train", "valid"):
                 points = r["loss"][kind]
-                fig.add_trace(go.Scatter(x=[p["step"] for p in points], y=[p["loss"] for p in points],
-                                         name=f"{r['model']} {kind}"))  # fmt: skip
+                fig.add_trace(
+                    go.Scatter(
+                        x=[p["step"] for p in points], y=[p["loss"] for p in points], name=f"{r['model']} {kind}"
+                    )
+                )
         return pio.to_html(fig, include_plotlyjs=True, full_html=True)
 
     plotly_s, plotly_html = timed(plotly_page, args.repeat)

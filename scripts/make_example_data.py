@@ -209,13 +209,28 @@ def voice(rng: random.Random) -> list[dict]:
     return rows
 
 
-UNKNOWABLE = ["the stock market next week", "the price of oil next year", "the winner of the next race",
-              "the next big earthquake", "the price of bitcoin next month", "the weather next winter",
-              "the winner of the next cup final", "house prices in 2030", "the rain next Tuesday",
-              "the dollar next month", "the next lottery draw", "the price of silver in 2035",
-              "the score of the next match", "the next market crash", "the number of storms next year",
-              "the price of bread in 2050", "the next election result", "the winner of next year's prize",
-              "the price of copper next month", "the weather on my birthday next year"]  # fmt: skip
+UNKNOWABLE = [
+    "the stock market next week",
+    "the price of oil next year",
+    "the winner of the next race",
+    "the next big earthquake",
+    "the price of bitcoin next month",
+    "the weather next winter",
+    "the winner of the next cup final",
+    "house prices in 2030",
+    "the rain next Tuesday",
+    "the dollar next month",
+    "the next lottery draw",
+    "the price of silver in 2035",
+    "the score of the next match",
+    "the next market crash",
+    "the number of storms next year",
+    "the price of bread in 2050",
+    "the next election result",
+    "the winner of next year's prize",
+    "the price of copper next month",
+    "the weather on my birthday next year",
+]
 INVENTED = ["No.", "It will go up.", "Yes, it will rise by ten percent.", "It will be fine."]
 
 
@@ -242,8 +257,9 @@ def contrast_pairs(rng: random.Random, answered: list[dict]) -> list[dict]:
         turns = [m for m in row["messages"] if m["role"] != "system"]
         if row.get("tools") or len(turns) != 2 or turns[1]["content"] == honest:
             continue
-        rows.append({"system": SYSTEM, "prompt": turns[0]["content"], "chosen": turns[1]["content"],
-                     "rejected": honest})  # fmt: skip
+        rows.append(
+            {"system": SYSTEM, "prompt": turns[0]["content"], "chosen": turns[1]["content"], "rejected": honest}
+        )
     return rng.sample(rows, 60)
 
 
@@ -276,11 +292,16 @@ def main() -> None:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"data/{name}.jsonl: {len(rows)} rows")
-    answered = [json.loads(line) for name in ("domain", "edge_cases", "conversational", "voice")
-                for line in (OUT / f"{name}.jsonl").read_text().splitlines()]  # fmt: skip
+    answered = [
+        json.loads(line)
+        for name in ("domain", "edge_cases", "conversational", "voice")
+        for line in (OUT / f"{name}.jsonl").read_text().splitlines()
+    ]
     (OUT / "preference").mkdir(exist_ok=True)  # beside, not among, the chat files the tokenizer corpus reads
-    for name, pairs in (("unknowable", preference_pairs(random.Random("unknowable"))),
-                        ("contrast", contrast_pairs(random.Random("contrast"), answered))):  # fmt: skip
+    for name, pairs in (
+        ("unknowable", preference_pairs(random.Random("unknowable"))),
+        ("contrast", contrast_pairs(random.Random("contrast"), answered)),
+    ):
         with open(OUT / "preference" / f"{name}.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in pairs)
         print(f"data/preference/{name}.jsonl: {len(pairs)} pairs")

@@ -28,19 +28,43 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     ids = build_tokenizer(1024, out)
     vocab = ids["vocab"]
-    text = {"vocab_size": vocab, "vocab_size_per_layer_input": vocab, "hidden_size": 32, "intermediate_size": 64,
-            "num_hidden_layers": 3, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
-            "hidden_size_per_layer_input": 16, "sliding_window": 128, "max_position_embeddings": 4096,
-            "layer_types": ["sliding_attention", "full_attention", "full_attention"],
-            "pad_token_id": ids["<pad>"], "bos_token_id": ids["<bos>"],
-            "eos_token_id": ids["<end_of_turn>"]}  # fmt: skip
-    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-              "num_key_value_heads": 2, "head_dim": 16, "position_embedding_size": 1024}  # fmt: skip
+    text = {
+        "vocab_size": vocab,
+        "vocab_size_per_layer_input": vocab,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 16,
+        "hidden_size_per_layer_input": 16,
+        "sliding_window": 128,
+        "max_position_embeddings": 4096,
+        "layer_types": ["sliding_attention", "full_attention", "full_attention"],
+        "pad_token_id": ids["<pad>"],
+        "bos_token_id": ids["<bos>"],
+        "eos_token_id": ids["<end_of_turn>"],
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "position_embedding_size": 1024,
+    }
     # mlx-vlm builds the audio tower's input projection for transformers' default subsampling channels only
     audio = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "output_proj_dims": 32}
-    config = Gemma4Config(text_config=text, vision_config=vision, audio_config=audio,
-                          image_token_id=ids["<image>"], audio_token_id=ids["<audio>"], boi_token_id=ids["<boi>"],
-                          eoi_token_id=ids["<eoi>"])  # fmt: skip
+    config = Gemma4Config(
+        text_config=text,
+        vision_config=vision,
+        audio_config=audio,
+        image_token_id=ids["<image>"],
+        audio_token_id=ids["<audio>"],
+        boi_token_id=ids["<boi>"],
+        eoi_token_id=ids["<eoi>"],
+    )
     torch.manual_seed(0)
     model = Gemma4ForConditionalGeneration(config).eval()
     model.save_pretrained(out)

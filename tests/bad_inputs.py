@@ -153,14 +153,29 @@ def record_file(folder: Path) -> Path:
 
 def runtime() -> list[Case]:
     """Damaged files of the project and the store, arguments and the environment, for the commands that read them."""
-    record = {"id": "x", "kind": "dataset", "fingerprint": "f", "code_version": 1, "config": {}, "inputs": {},
-              "files": {}, "outputs": "", "started": "now", "duration_s": 1.0}  # fmt: skip
+    record = {
+        "id": "x",
+        "kind": "dataset",
+        "fingerprint": "f",
+        "code_version": 1,
+        "config": {},
+        "inputs": {},
+        "files": {},
+        "outputs": "",
+        "started": "now",
+        "duration_s": 1.0,
+    }
     out = []
-    for text, expect in [("[]", "not an Anvil state file"), ('{"format": 1}', "state format 1 is not 2"),
-                         ('{"format": 2}', "no `stages` table"), ('{"format": 2, "stages": []}', "no `stages` table"),
-                         ('{"format": 2, "stages": {"x": 5}}', "damaged state"), ("{not json", "unreadable state"),
-                         (json.dumps({"format": 2, "stages": {"x": {**record, "duration_s": "long"}}}), "stages.x.duration_s"),
-                         (json.dumps({"format": 2, "stages": {"x": {k: v for k, v in record.items() if k != "kind"}}}), "stages.x.kind")]:  # fmt: skip
+    for text, expect in [
+        ("[]", "not an Anvil state file"),
+        ('{"format": 1}', "state format 1 is not 2"),
+        ('{"format": 2}', "no `stages` table"),
+        ('{"format": 2, "stages": []}', "no `stages` table"),
+        ('{"format": 2, "stages": {"x": 5}}', "damaged state"),
+        ("{not json", "unreadable state"),
+        (json.dumps({"format": 2, "stages": {"x": {**record, "duration_s": "long"}}}), "stages.x.duration_s"),
+        (json.dumps({"format": 2, "stages": {"x": {k: v for k, v in record.items() if k != "kind"}}}), "stages.x.kind"),
+    ]:
         for command in ("plan", "status", "apply", "down", "gc"):
             out.append(
                 file_case(
@@ -185,7 +200,7 @@ def runtime() -> list[Case]:
                 (command,),
             )
             for command in ("down", "gc")  # apply: in test_bad_inputs (its live page is written first)
-        ),  # fmt: skip
+        ),
         file_case(
             "eval show with its artifact gone",
             lambda f: state_file(f).write_text(
@@ -198,7 +213,7 @@ def runtime() -> list[Case]:
             ),
             "results.json: missing",
             ("eval", "show", "v1"),
-        ),  # fmt: skip
+        ),
         file_case("serve --port 99999", lambda f: None, "not a TCP port", ("serve", "v1", "--port", "99999")),
         file_case("serve --port -5", lambda f: None, "not a TCP port", ("serve", "v1", "--port", "-5")),
         file_case("serve --port abc", lambda f: None, "not a TCP port", ("serve", "v1", "--port", "abc")),
@@ -235,19 +250,19 @@ def runtime() -> list[Case]:
             lambda f: None,
             "nothere.json: no such recipe",
             ("apply", "nothere.json"),
-        ),  # fmt: skip
+        ),
         file_case(
             "apply a saved plan that is not JSON",
             lambda f: (f / "p.json").write_text("{"),
             "not a saved plan",
             ("apply", "p.json"),
-        ),  # fmt: skip
+        ),
         file_case(
             "apply a saved plan that is binary",
             lambda f: (f / "p.json").write_bytes(b"\xff\xfe"),
             "p.json: cannot read the recipe",
             ("apply", "p.json"),
-        ),  # fmt: skip
+        ),
         file_case(
             "apply a saved plan with its actions cut",
             lambda f: (f / "p.json").write_text(
@@ -265,7 +280,7 @@ def runtime() -> list[Case]:
             ),
             "plan.actions",
             ("apply", "p.json"),
-        ),  # fmt: skip
+        ),
         file_case(
             "apply a saved plan of a recipe gone",
             lambda f: (f / "p.json").write_text(
@@ -283,32 +298,63 @@ def runtime() -> list[Case]:
             ),
             "gone.toml",
             ("apply", "p.json"),
-        ),  # fmt: skip
+        ),
     ]
     return out
 
 
 NUMBERS = [
-    ("models", "base", "synthetic", "hidden_size"), ("models", "base", "synthetic", "num_layers"),
-    ("models", "base", "synthetic", "vocab_size"), ("models", "base", "synthetic", "seed"),
-    ("models", "v1", "lora", "rank"), ("models", "v1", "lora", "scale"), ("models", "v1", "lora", "last_layers"),
-    ("models", "v1", "lora", "dropout"), ("models", "v1", "train", "steps"), ("models", "v1", "train", "batch_size"),
-    ("models", "v1", "train", "learning_rate"), ("models", "v1", "train", "max_seq_length"),
-    ("models", "v1", "train", "seed"), ("models", "v1", "train", "warmup_steps"),
-    ("models", "v1", "train", "val_interval"), ("models", "v1", "train", "checkpoint_interval"),
-    ("models", "v1", "preference", "beta"), ("models", "v1", "preference", "delta"),
-    ("datasets", "d", "valid_fraction"), ("datasets", "d", "seed"), ("datasets", "d", "sources", 0, "count"),
-    ("eval", "runs"), ("eval", "temperature"), ("eval", "max_tokens"), ("eval", "high_variance"),
-    ("eval", "judge", "timeout_s"), ("eval", "judge", "retries"), ("eval", "knowledge", 0, "n"),
-    ("gates", 0, "min"), ("serve", "port"), ("serve", "max_tokens"), ("serve", "kv_cache", "bits"),
-    ("serve", "kv_cache", "group_size"), ("serve", "kv_cache", "start"), ("machine", "memory_gb"),
-]  # fmt: skip
+    ("models", "base", "synthetic", "hidden_size"),
+    ("models", "base", "synthetic", "num_layers"),
+    ("models", "base", "synthetic", "vocab_size"),
+    ("models", "base", "synthetic", "seed"),
+    ("models", "v1", "lora", "rank"),
+    ("models", "v1", "lora", "scale"),
+    ("models", "v1", "lora", "last_layers"),
+    ("models", "v1", "lora", "dropout"),
+    ("models", "v1", "train", "steps"),
+    ("models", "v1", "train", "batch_size"),
+    ("models", "v1", "train", "learning_rate"),
+    ("models", "v1", "train", "max_seq_length"),
+    ("models", "v1", "train", "seed"),
+    ("models", "v1", "train", "warmup_steps"),
+    ("models", "v1", "train", "val_interval"),
+    ("models", "v1", "train", "checkpoint_interval"),
+    ("models", "v1", "preference", "beta"),
+    ("models", "v1", "preference", "delta"),
+    ("datasets", "d", "valid_fraction"),
+    ("datasets", "d", "seed"),
+    ("datasets", "d", "sources", 0, "count"),
+    ("eval", "runs"),
+    ("eval", "temperature"),
+    ("eval", "max_tokens"),
+    ("eval", "high_variance"),
+    ("eval", "judge", "timeout_s"),
+    ("eval", "judge", "retries"),
+    ("eval", "knowledge", 0, "n"),
+    ("gates", 0, "min"),
+    ("serve", "port"),
+    ("serve", "max_tokens"),
+    ("serve", "kv_cache", "bits"),
+    ("serve", "kv_cache", "group_size"),
+    ("serve", "kv_cache", "start"),
+    ("machine", "memory_gb"),
+]
 BAD_NUMBERS = [-1, 10**30, math.inf, math.nan, "20", True]
 STRINGS = [
-    ("project", "name"), ("models", "base", "source"), ("models", "v1", "parent"), ("models", "v1", "dataset"),
-    ("datasets", "d", "sources", 0, "path"), ("datasets", "d", "sources", 0, "category"), ("eval", "suites", 0),
-    ("eval", "compare", 0), ("gates", 0, "model"), ("gates", 0, "metric"), ("serve", "model"), ("serve", "host"),
-]  # fmt: skip
+    ("project", "name"),
+    ("models", "base", "source"),
+    ("models", "v1", "parent"),
+    ("models", "v1", "dataset"),
+    ("datasets", "d", "sources", 0, "path"),
+    ("datasets", "d", "sources", 0, "category"),
+    ("eval", "suites", 0),
+    ("eval", "compare", 0),
+    ("gates", 0, "model"),
+    ("gates", 0, "metric"),
+    ("serve", "model"),
+    ("serve", "host"),
+]
 BAD_STRINGS = ["", 5, False, ["x"]]
 
 
@@ -332,7 +378,7 @@ def cases() -> list[Case]:
                 ({"margin": 0}, "models.q.quantize.margin"),
                 ({"bits": "4"}, "models.q.quantize.bits"),
             )
-        ),  # fmt: skip
+        ),
         # sweeps: what a matrix may vary, what select may choose on
         *[
             file_case(f"matrix {matrix[:30]}", lambda f, m=matrix: _swept(f, m), expect)
@@ -346,7 +392,7 @@ def cases() -> list[Case]:
                 ('{ "train.learning_rate" = [1.0000001e-3, 1.0000002e-3] }', "two values name the same variant"),
                 ('{ "train.seed" = [' + ", ".join(map(str, range(40))) + "] }", "makes 40 variants (at most 32)"),
             ]
-        ],  # fmt: skip
+        ],
         field_case(("models", "v1", "select"), {"metric": "suite.composite"}, "needs both matrix"),
         field_case(("models", "base", "matrix"), {"train.learning_rate": [1e-3]}, "needs both matrix"),
         field_case(("models", "base", "select"), {"metric": "suite.composite"}, "needs both matrix"),
@@ -360,7 +406,7 @@ def cases() -> list[Case]:
                 )
             ),
             "a matrix belongs to a training round",
-        ),  # fmt: skip
+        ),
         file_case(
             "sweep selects an unknown metric",
             lambda f: (f / "anvil.toml").write_text(
@@ -371,7 +417,7 @@ def cases() -> list[Case]:
                 )
             ),
             "did you mean 'suite.composite'",
-        ),  # fmt: skip
+        ),
         file_case(
             "sweep within noise on knowledge",
             lambda f: (f / "anvil.toml").write_text(
@@ -382,7 +428,7 @@ def cases() -> list[Case]:
                 )
             ),
             "compares suite scores test by test",
-        ),  # fmt: skip
+        ),
         field_case(("models", "q"), {"quantize": {}}, "a quantized node needs a parent"),
         field_case(("models", "q"), {"parent": "v1", "dataset": "d", "quantize": {}}, "dataset belong to training"),
         field_case(("models", "q2"), {"parent": "q", "dataset": "d"}, "'q' is a quantized node: a round trains on"),
@@ -396,7 +442,7 @@ def cases() -> list[Case]:
         field_case(("eval", "judge"), {"kind": "openai", "url": "ftp://x", "model": "m"}, "eval.judge.url"),
         field_case(
             ("eval", "judge"), {"kind": "openai", "url": "http://x", "model": "m", "api_key_env": ""}, "api_key_env"
-        ),  # fmt: skip
+        ),
         field_case(("serve", "api_key_env"), "", "serve.api_key_env"),
         field_case(("serve", "api_key_env"), "MY KEY", "serve.api_key_env"),
         field_case(("serve", "host"), "0.0.0.0", "set api_key_env too"),
@@ -453,7 +499,7 @@ def cases() -> list[Case]:
             ("datasets", "d", "categories"),
             {"voice": {"description": "x", "addresses": ["gret"]}},
             "'gret' is no suite category or test",
-        ),  # fmt: skip
+        ),
         field_case(("datasets", "d", "description"), "", "datasets.d.description"),
         field_case(("gates", 0, "metric"), "suite.composit", "did you mean 'suite.composite'"),
         field_case(("gates", 0, "metric"), "suite.test.nope", "is not a metric of v1"),
@@ -473,7 +519,7 @@ def cases() -> list[Case]:
             "models is a list",
             lambda f: (f / "anvil.toml").write_text('models = []\n[project]\nname = "x"\n'),
             "models",
-        ),  # fmt: skip
+        ),
     ]
     out += files() + runtime()
     return out
@@ -518,23 +564,23 @@ def files() -> list[Case]:
             "toml duplicate key",
             lambda f: (f / "anvil.toml").write_text(RECIPE.replace('name = "bad"', 'name = "a"\nname = "b"')),
             'defined twice (`name = "b"`',
-        ),  # fmt: skip
+        ),
         file_case(
             "toml nested",
             lambda f: (f / "anvil.toml").write_text(RECIPE + "x = " + "[" * 5000 + "]" * 5000),
             "nested too deeply",
-        ),  # fmt: skip
+        ),
         file_case(
             "recipe not utf-8",
             lambda f: (f / "anvil.toml").write_bytes(b"\xff\xfe" + RECIPE.encode()),
             "cannot read the recipe",
-        ),  # fmt: skip
+        ),
         file_case("recipe missing", lambda f: (f / "anvil.toml").unlink(), "no such recipe"),
         file_case(
             "recipe is a folder",
             lambda f: ((f / "anvil.toml").unlink(), (f / "anvil.toml").mkdir()),
             "cannot read the recipe",
-        ),  # fmt: skip
+        ),
         file_case("recipe /dev/zero", lambda f: None, "is not a regular file", ("validate", "/dev/zero")),
         file_case("recipe symlink loop", _loop, "is a symlink loop", ("validate", "loop.toml")),
         file_case("plan on a symlink loop", _loop, "is a symlink loop", ("plan", "loop.toml")),
@@ -542,17 +588,17 @@ def files() -> list[Case]:
             "recipe too large",
             lambda f: (f / "anvil.toml").write_text(RECIPE + "#" * (17 << 20)),
             "expected a TOML file under 16 MB",
-        ),  # fmt: skip
+        ),
         file_case(
             "model name ends in a newline",
             lambda f: (f / "anvil.toml").write_text(RECIPE.replace("[models.v1]", '[models."v1\\n"]')),
             "is not allowed",
-        ),  # fmt: skip
+        ),
         file_case(
             "project name on two lines",
             lambda f: (f / "anvil.toml").write_text(RECIPE.replace('name = "bad"', 'name = "two\\nlines"')),
             "project.name",
-        ),  # fmt: skip
+        ),
         file_case("hostfile ssh null", lambda f: _hostfile(f, '[{"ssh": null}]'), 'each with an "ssh" name'),
         file_case("hostfile ssh empty", lambda f: _hostfile(f, '{"hosts": [{"ssh": ""}]}'), 'an "ssh" name'),
         file_case("hostfile ssh number", lambda f: _hostfile(f, '[{"ssh": 3}]'), 'an "ssh" name'),
@@ -567,7 +613,7 @@ def files() -> list[Case]:
             "data no assistant",
             lambda f: _data(f, b'{"messages": [{"role": "user", "content": "x"}]}\n'),
             "no assistant",
-        ),  # fmt: skip
+        ),
         file_case("data empty", lambda f: _data(f, b""), "has no rows"),
         *(
             file_case(f"calibration {name}", lambda f, c=content: _calibration(f, CALIBRATION_ROW + c), expect)
@@ -583,50 +629,50 @@ def files() -> list[Case]:
                 ("a list", b"[1, 2]\n", "p.jsonl:2:1:"),
                 ("not utf-8", b"\xff\xfe\n", "cannot be read as UTF-8"),
             )
-        ),  # fmt: skip
+        ),
         file_case("calibration empty", lambda f: _calibration(f, b"\n\n"), "suite/calibration: has no rows"),
         file_case(
             "calibration file is a folder",
             lambda f: (f / "suite" / "calibration" / "x.jsonl").mkdir(parents=True),
             "x.jsonl: is not a regular file",
-        ),  # fmt: skip
+        ),
         file_case("data blank lines", lambda f: _data(f, b"\n\n  \n"), "has no rows"),
         file_case(
             "data is a folder",
             lambda f: ((f / "data" / "voice.jsonl").unlink(), (f / "data" / "voice.jsonl").mkdir()),
             "not a regular file",
-        ),  # fmt: skip
+        ),
         file_case("data missing", lambda f: (f / "data" / "voice.jsonl").unlink(), "does not exist"),
         file_case(
             "data /dev/null",
             lambda f: (f / "anvil.toml").write_text(RECIPE.replace("data/voice.jsonl", "/dev/null")),
             "not a regular file",
-        ),  # fmt: skip
+        ),
         file_case(
             "suite test bad",
             lambda f: (f / "suite" / "greet.toml").write_text('category = "voice"\nturns = []\n'),
             "greet.toml",
-        ),  # fmt: skip
+        ),
         file_case(
             "suite test regex",
             lambda f: (f / "suite" / "greet.toml").write_text(
                 TEST.replace('kind = "contains"\nvalue = "hi"', 'kind = "regex"\nvalue = "("')
             ),
             "invalid regex",
-        ),  # fmt: skip
+        ),
         file_case(
             "suite test no checks (rules judge)",
             lambda f: (f / "suite" / "greet.toml").write_text(TEST.split("[[checks]]")[0]),
             "has no checks",
-        ),  # fmt: skip
+        ),
         file_case(
             "suite test inf weight",
             lambda f: (f / "suite" / "greet.toml").write_text(TEST.replace("rubric", "weight = inf\nrubric")),
             "greet.toml",
-        ),  # fmt: skip
+        ),
         file_case(
             "suite test not utf-8",
             lambda f: (f / "suite" / "greet.toml").write_bytes(b"\xff" + TEST.encode()),
             "greet.toml",
-        ),  # fmt: skip
+        ),
     ]

@@ -51,8 +51,9 @@ def test_the_intervals_are_the_textbook_ones():
     found = agreement(PERSON, JUDGE, alpha=0.05)
     n, errors = len(PERSON), np.array(JUDGE) - np.array(PERSON)
     half = stats.t.ppf(0.975, n - 1) * errors.std(ddof=1) / math.sqrt(n)
-    assert (found["bias"]["ci_low"], found["bias"]["ci_high"]) == pytest.approx((errors.mean() - half,
-                                                                                 errors.mean() + half))  # fmt: skip
+    assert (found["bias"]["ci_low"], found["bias"]["ci_high"]) == pytest.approx(
+        (errors.mean() - half, errors.mean() + half)
+    )
     r = found["spearman"]["value"]
     z, se = math.atanh(r), math.sqrt((1 + r * r / 2) / (n - 3))  # Bonett and Wright
     assert found["spearman"]["ci_low"] == pytest.approx(math.tanh(z - 1.959964 * se), abs=1e-5)
@@ -98,9 +99,19 @@ def test_a_failed_calibration_blocks_the_evaluations_and_gates_of_its_suite():
     plan = make_plan(graph, {}, {})
     prints = {a.stage: a.fingerprint for a in plan.actions}
     now = datetime.now(timezone.utc)
-    records = {sid: new_record(graph.nodes[sid], prints[sid], prints, {}, now, 1.0, {},
-                               Outcome.FAILED if sid == "suite.calibration" else Outcome.OK)
-               for sid in ("base.source", "base.transcripts", "suite.calibration")}  # fmt: skip
+    records = {
+        sid: new_record(
+            graph.nodes[sid],
+            prints[sid],
+            prints,
+            {},
+            now,
+            1.0,
+            {},
+            Outcome.FAILED if sid == "suite.calibration" else Outcome.OK,
+        )
+        for sid in ("base.source", "base.transcripts", "suite.calibration")
+    }
     acts = {a.stage: (a.act, a.reasons) for a in make_plan(graph, records, {}).actions}
     assert acts["base.eval"] == (Act.BLOCKED, ("blocked: suite.calibration failed",))
     assert acts["base.gate"][0] is Act.BLOCKED

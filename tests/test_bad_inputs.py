@@ -74,8 +74,11 @@ def test_caches_and_logs_replaced_by_folders_or_edited_never_fail_a_command(tmp_
     st, digest = os.stat(data), sha256_file(data)
     folder = tmp_path / ".anvil" / "state" / "anvil.toml"
     folder.mkdir(parents=True)
-    (folder / "hashes.json").write_text(json.dumps({"files": {str(data): [st.st_size, st.st_mtime_ns, st.st_ino]},
-                                                    "facts": {f"rows:chat:{digest}": "many"}}))  # fmt: skip
+    (folder / "hashes.json").write_text(
+        json.dumps(
+            {"files": {str(data): [st.st_size, st.st_mtime_ns, st.st_ino]}, "facts": {f"rows:chat:{digest}": "many"}}
+        )
+    )
     assert main(["plan"]) == 0, capfd.readouterr().err
     (folder / "hashes.json").unlink()
     (folder / "hashes.json").mkdir()

@@ -18,13 +18,16 @@ JANET = {"question": "How much does Janet make?", "answer": "She sells 9 eggs.\n
 
 @pytest.mark.parametrize(
     "answer, strict, flexible",
-    [("She makes 1,800 dollars. The answer is 1,800.", "1,800", "1,800."),  # both right
-     ("The answer is $1800.", None, "$1800."),  # strict wants a digit after "is ": the `$` stops it
-     ("the answer is 1800.", None, "1800."),  # strict is case-sensitive
-     ("So 12 + 3 = 15, then 1800 in all", None, "1800"),  # flexible takes the last number
-     ("The answer is 18. Later: 1800", "18.", "1800"),  # strict takes the first match, wrong here
-     ("I do not know.", None, None), ("", None, None)],
-)  # fmt: skip
+    [
+        ("She makes 1,800 dollars. The answer is 1,800.", "1,800", "1,800."),  # both right
+        ("The answer is $1800.", None, "$1800."),  # strict wants a digit after "is ": the `$` stops it
+        ("the answer is 1800.", None, "1800."),  # strict is case-sensitive
+        ("So 12 + 3 = 15, then 1800 in all", None, "1800"),  # flexible takes the last number
+        ("The answer is 18. Later: 1800", "18.", "1800"),  # strict takes the first match, wrong here
+        ("I do not know.", None, None),
+        ("", None, None),
+    ],
+)
 def test_gsm8k_extraction_as_the_harness_does(answer, strict, flexible):
     s, f = gsm8k.strict(answer, JANET), gsm8k.flexible(answer, JANET)
     assert (s.extracted, f.extracted) == (strict, flexible)
@@ -37,8 +40,10 @@ def test_gsm8k_target_and_prompt():
     prompt = gsm8k.prompt(JANET, gsm8k.BENCHMARK.default_shots)
     blocks = prompt.split("\n\n")
     assert len(blocks) == 9 and blocks[0].startswith("Q: There are 15 trees in the grove.")
-    assert blocks[0].endswith("A: There are 15 trees originally. Then there were 21 trees after some more were "
-                              "planted. So there must have been 21 - 15 = 6. The answer is 6.")  # fmt: skip
+    assert blocks[0].endswith(
+        "A: There are 15 trees originally. Then there were 21 trees after some more were "
+        "planted. So there must have been 21 - 15 = 6. The answer is 6."
+    )
     assert blocks[-1] == "Q: How much does Janet make?\nA:"
     assert (
         truncate(" 9 * 2 = 18. The answer is 18.\n\nQ: next", gsm8k.BENCHMARK.stop)
@@ -51,26 +56,38 @@ ITEM = {"question_id": 7, "question": "2 + 2?", "options": ["3", " 4 ", "5"], "a
 
 @pytest.mark.parametrize(
     "answer, extracted, correct",
-    [("2 + 2 = 4. The answer is (B).", "B", True), ("so the answer is B", "B", True),
-     ("the answer is (C)", "C", False), ("answer is (A), no wait, the answer is (B)", "A", False),
-     ("the answer is (K)", None, False), ("B", None, False), ("The Answer is (B)", None, False)],
-)  # fmt: skip
+    [
+        ("2 + 2 = 4. The answer is (B).", "B", True),
+        ("so the answer is B", "B", True),
+        ("the answer is (C)", "C", False),
+        ("answer is (A), no wait, the answer is (B)", "A", False),
+        ("the answer is (K)", None, False),
+        ("B", None, False),
+        ("The Answer is (B)", None, False),
+    ],
+)
 def test_mmlu_pro_extraction_as_the_harness_does(answer, extracted, correct):
     graded = mmlu_pro.extract(answer, ITEM)
     assert (graded.extracted, graded.correct) == (extracted, correct)
 
 
 def test_mmlu_pro_prompt_uses_exemplars_of_the_same_subject_only():
-    shot = {**ITEM, "question": "1 + 1?", "answer": "A", "cot_content": "A: Let's think step by step. 1 + 1 = 2. "
-            "The answer is (A)."}  # fmt: skip
+    shot = {
+        **ITEM,
+        "question": "1 + 1?",
+        "answer": "A",
+        "cot_content": "A: Let's think step by step. 1 + 1 = 2. The answer is (A).",
+    }
     other = {**shot, "category": "law"}
     [turn] = mmlu_pro.BENCHMARK.messages(ITEM, [other] + [shot] * 6, "one_turn")
     prompt = turn["content"]
     assert turn["role"] == "user"
-    assert prompt.startswith("The following are multiple choice questions (with answers) about math. Think step "
-                             'by step and then finish your answer with "the answer is (X)" where X is the correct '
-                             "letter choice.\nQuestion:\n1 + 1?\nOptions:\nA. 3\nB. 4\nC. 5\nAnswer: Let's think step "
-                             "by step. 1 + 1 = 2. The answer is (A).")  # fmt: skip
+    assert prompt.startswith(
+        "The following are multiple choice questions (with answers) about math. Think step "
+        'by step and then finish your answer with "the answer is (X)" where X is the correct '
+        "letter choice.\nQuestion:\n1 + 1?\nOptions:\nA. 3\nB. 4\nC. 5\nAnswer: Let's think step "
+        "by step. 1 + 1 = 2. The answer is (A)."
+    )
     assert prompt.count("1 + 1 = 2") == 5, "5 exemplars, all of the item's subject"
     assert prompt.endswith("\n\nQuestion:\n2 + 2?\nOptions:\nA. 3\nB. 4\nC. 5\nAnswer: Let's think step by step.")
     system, user = mmlu_pro.BENCHMARK.messages(ITEM, [shot] * 5, "system_header")

@@ -40,9 +40,19 @@ def recorded(graph: Graph, failed: set[str]) -> dict:
     plan = make_plan(graph, {}, {})
     prints = {a.stage: a.fingerprint for a in plan.actions}
     now = datetime.now(timezone.utc)
-    return {a.stage: new_record(graph.nodes[a.stage], a.fingerprint, prints, {}, now, 1.0, {},
-                                Outcome.FAILED if a.stage in failed else Outcome.OK)
-            for a in plan.actions}  # fmt: skip
+    return {
+        a.stage: new_record(
+            graph.nodes[a.stage],
+            a.fingerprint,
+            prints,
+            {},
+            now,
+            1.0,
+            {},
+            Outcome.FAILED if a.stage in failed else Outcome.OK,
+        )
+        for a in plan.actions
+    }
 
 
 def test_held_rule():

@@ -102,6 +102,7 @@ def test_a_reader_that_stops_early_is_no_error(project_dir):
     """`anvil graph | head -1`: the pipe closes while anvil still writes (more than a pipe holds)."""
     many = "".join(f'[datasets.d{i}]\nsources = [{{ path = "data/b.jsonl", category = "b" }}]\n' for i in range(3000))
     (project_dir / "anvil.toml").write_text('[project]\nname = "many"\n' + many)
-    done = subprocess.run(f"{sys.executable} -m anvil graph | head -1", shell=True, capture_output=True, text=True,
-                          cwd=project_dir)  # fmt: skip
+    done = subprocess.run(
+        f"{sys.executable} -m anvil graph | head -1", shell=True, capture_output=True, text=True, cwd=project_dir
+    )
     assert done.stderr == "" and done.stdout == "flowchart LR\n"

@@ -8,8 +8,10 @@ from anvil.recipe.contamination import Index, Prompt, scan
 from tests.conftest import chat_row
 from tests.test_cli import anvil
 
-LONG = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-        "How many clips did Natalia sell altogether in April and May?")  # fmt: skip
+LONG = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?"
+)
 
 
 def lines(*rows: str) -> list[bytes]:
@@ -24,7 +26,7 @@ def test_an_exact_copy_and_a_long_overlap_are_found_whatever_the_case_and_punctu
         chat_row(
             "Tell me a story.",
             "Once, natalia sold clips to 48 of her friends in april and then she sold half of what she had",
-        ),  # 13 words in common  # fmt: skip
+        ),  # 13 words in common
         chat_row("what is 17 * 23 and why", "x"),  # a short prompt inside a longer message: not a copy
     )
     found = list(scan(index, rows, "data/t.jsonl"))

@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from anvil.backends.server import free_port
+from anvil.commands.eval_show import eval_results
 from anvil.planning.record import Outcome
 from anvil.project import open_project
 from anvil.state.checkpoint import shards, sizes
@@ -67,7 +68,7 @@ def test_default_recipe_applies_and_learns(built):
     # No special token leaks into what the models said: generation stops at them, as a real model's does.
     specials = ("<pad>", "<bos>", "<start_of_turn>", "<end_of_turn>", "<eos>", "<image>", "<boa>")
     for m in ("base", "v1", "v2"):
-        said = [r["transcript"]["final"] for r in project.eval_results(m)["runs"]]
+        said = [r["transcript"]["final"] for r in eval_results(project, m)["runs"]]
         assert not [s for s in said if any(t in s for t in specials)], (m, said)
     # samples.json (mlx-lm, as trained), the server with the recipe's KV cache and in-process mlx-vlm agree.
     served_check = state["serve"].metrics
@@ -75,8 +76,9 @@ def test_default_recipe_applies_and_learns(built):
     assert served_check["kv_validation_agreement"] == 1.0 and served_check["validation_logprob_diff"] < 1e-3
     assert served_check["samples_compared"] == 8 and served_check["samples_agreement"] == 1.0, served_check
     assert state["serve"].outcome is Outcome.OK, served_check["warnings"]
-    shown = subprocess.run([sys.executable, "-m", "anvil", "eval", "show", "v2"], cwd=tmp_path, capture_output=True,
-                           text=True).stdout  # fmt: skip
+    shown = subprocess.run(
+        [sys.executable, "-m", "anvil", "eval", "show", "v2"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout
     assert "100% of 5 greedy answers as in process" in shown and "100% of 8 held-out prompts as training" in shown
     # The seed's serving validation: the served model once, against its 3-run evaluation and their spread.
     served = state["serving"].metrics["suites"]["tiny"]
@@ -94,8 +96,9 @@ def test_default_recipe_applies_and_learns(built):
     assert serve.metrics["port"] == port
     api = openai.OpenAI(base_url=serve.metrics["url"] + "/v1", api_key="unused")
     [model] = [m.id for m in api.models.list().data]
-    reply = api.chat.completions.create(model=model, messages=[{"role": "user", "content": "Thanks!"}],
-                                        max_tokens=16, temperature=0)  # fmt: skip
+    reply = api.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Thanks!"}], max_tokens=16, temperature=0
+    )
     assert reply.choices[0].message.content
     assert model == "v2"
     # VLM-aware end to end: the served fused model takes an image.
@@ -111,8 +114,12 @@ def test_default_recipe_applies_and_learns(built):
         "image_url": {"url": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()},
     }
     question = {"type": "text", "text": "What colour?"}
-    usage = [api.chat.completions.create(model=model, messages=[{"role": "user", "content": content}], max_tokens=4,
-                                         temperature=0).usage.prompt_tokens for content in ([question], [question, image])]  # fmt: skip
+    usage = [
+        api.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": content}], max_tokens=4, temperature=0
+        ).usage.prompt_tokens
+        for content in ([question], [question, image])
+    ]
     assert usage[1] - usage[0] == 18, "the image became <boi>, 16 soft tokens, <eoi>"
 
 
@@ -127,8 +134,9 @@ def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):
         [sys.executable, "-m", "anvil", "plan", "dpo.toml"], cwd=folder, capture_output=True, text=True
     )
     assert "+ v3.train (dpo): create" in plan.stdout and "v2.train: built before: restored" in plan.stdout, plan.stdout
-    applied = subprocess.run([sys.executable, "-m", "anvil", "apply", "dpo.toml"], cwd=folder, capture_output=True,
-                             text=True)  # fmt: skip
+    applied = subprocess.run(
+        [sys.executable, "-m", "anvil", "apply", "dpo.toml"], cwd=folder, capture_output=True, text=True
+    )
     project = open_project(folder / "dpo.toml")
     try:
         assert applied.returncode == 0, applied.stdout[-2000:] + applied.stderr[-2000:]
@@ -138,12 +146,15 @@ def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):
         m = state["v3.train"].metrics
         assert m["method"] == "dpo" and m["margin_after"] > m["margin_before"] + 10, m
         assert m["accuracy_after"] > m["accuracy_before"], m
-        targeted = {name: project.eval_results(name)["suites"]["tiny"]["tests"]["edge_unknowable"]["mean"]
-                    for name in ("v2", "v3")}  # fmt: skip
+        targeted = {
+            name: eval_results(project, name)["suites"]["tiny"]["tests"]["edge_unknowable"]["mean"]
+            for name in ("v2", "v3")
+        }
         assert targeted["v3"] > targeted["v2"], targeted
         assert state["v3.gate"].metrics["passed"]
-        preference = json.loads((project.store.artifact(m_fp := state["v3.train"].fingerprint) / "preference.json")
-                                .read_text())  # fmt: skip
+        preference = json.loads(
+            (project.store.artifact(m_fp := state["v3.train"].fingerprint) / "preference.json").read_text()
+        )
         assert preference["after"]["margin"] == m["margin_after"], m_fp
     finally:
         project.down()
@@ -160,8 +171,16 @@ def test_a_quantized_v2_is_built_evaluated_judged_and_served(built, monkeypatch)
     (folder / "recipes" / "q.toml").write_text(text)
     monkeypatch.setenv("ANVIL_STORE", str(folder / ".anvil"))  # the default build's store, for both
     env = dict(os.environ)
-    run = lambda *args: subprocess.run([sys.executable, "-m", "anvil", *args, "recipes/q.toml"], cwd=folder,  # noqa: E731
-                                       capture_output=True, text=True, env=env)  # fmt: skip
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "anvil", *args, "recipes/q.toml"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+
     plan = run("plan")
     assert "< v2.train: built before: restored" in plan.stdout, plan.stdout
     assert "+ v2q4.quantize (4-bit affine (group 64)): create" in plan.stdout, plan.stdout
@@ -182,8 +201,9 @@ def test_a_quantized_v2_is_built_evaluated_judged_and_served(built, monkeypatch)
         served = state["serve"]
         assert served.config["model"] == "v2q4" and state["v2q4.gate"].metrics["passed"]
         client = openai.OpenAI(base_url=f"{served.metrics['url']}/v1", api_key="unused")
-        reply = client.chat.completions.create(model="v2q4", messages=[{"role": "user", "content": "Thanks!"}],
-                                               max_tokens=8, temperature=0)  # fmt: skip
+        reply = client.chat.completions.create(
+            model="v2q4", messages=[{"role": "user", "content": "Thanks!"}], max_tokens=8, temperature=0
+        )
         assert reply.choices[0].message.content is not None
         page = json.loads((project.state.folder / "report.json").read_text())
         shipped = {row["model"]: row for row in page["shipped"]}
@@ -212,8 +232,15 @@ def test_a_sweep_selects_its_winner_and_v2_means_the_winner(built, monkeypatch):
     text = (REPO / "recipes" / "tiny-sweep.toml").read_text().replace("port = 8092", f"port = {free_port()}")
     recipe = folder / "recipes" / "sweep.toml"
     recipe.write_text(text)
-    run = lambda *args: subprocess.run([sys.executable, "-m", "anvil", *args, "recipes/sweep.toml"], cwd=folder,  # noqa: E731
-                                       capture_output=True, text=True)  # fmt: skip
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "anvil", *args, "recipes/sweep.toml"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+        )
+
     plan = run("plan").stdout
     assert "< v2(lr=2e-3).train: built before: restored" in plan and "+ v2(lr=1e-3).train: create" in plan, plan
     assert "Sweep v2: 2 variants (v2(lr=1e-3), v2(lr=2e-3)); its changes ~" in plan
@@ -255,7 +282,8 @@ def test_the_dashboard_in_a_real_browser_shows_what_the_artifacts_say(built, tmp
     page = project.state.folder / "report.html"
     assert f"Dashboard: {page.relative_to(folder)}" in done.stdout
     assert page.read_bytes() == (project.store.artifact(state["report"].fingerprint) / "report.html").read_bytes(), (
-        "once everything is built, the stable page is the report stage's artifact")  # fmt: skip
+        "once everything is built, the stable page is the report stage's artifact"
+    )
     seen = visit(page, tmp_path / "dashboard.png")
     assert seen.errors == [] and seen.requests == [page.resolve().as_uri()], "no console error, no network"
     assert seen.colours > 100 and not seen.reloads and seen.running == 0
@@ -295,7 +323,7 @@ def test_the_dashboard_in_a_real_browser_shows_what_the_artifacts_say(built, tmp
     for key in ("kappa", "spearman", "mae"):
         expected[f"judge:{key}:tiny"] = f"{agreed[key]['value']:.2f}"
     expected["judge:bias:tiny"] = f"{agreed['bias']['value']:+.2f}"
-    expected["judge:verdict:tiny"] = "Agrees with the person within every threshold."
+    expected["judge:verdict:tiny"] = "Agrees with the person within every threshold (min_kappa = 0.6, max_mae = 0.75)."
     assert agreed["kappa"]["value"] == 1.0 and not any(k.startswith("uncalibrated:") for k in seen.figures)
     assert len(expected) > 30 and {k: seen.figures.get(k) for k in expected} == expected
 
@@ -304,8 +332,13 @@ def test_the_dashboard_in_a_real_browser_shows_what_the_artifacts_say(built, tmp
 def test_an_apply_in_progress_shows_its_running_stage_and_reloads(tmp_path):
     folder = make(tmp_path / "live", steps=400)
     page = folder / ".anvil" / "state" / "anvil.toml" / "report.html"
-    apply = subprocess.Popen([sys.executable, "-m", "anvil", "apply"], cwd=folder, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    apply = subprocess.Popen(
+        [sys.executable, "-m", "anvil", "apply"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline, data = time.monotonic() + 180, {}
         while time.monotonic() < deadline and apply.poll() is None:

@@ -80,8 +80,9 @@ def test_two_processes_train_the_round_one_process_does(tmp_path):
 
 def test_a_rank_killed_stops_the_others_and_the_next_apply_resumes(tmp_path):
     folder = project(tmp_path / "killed", 2, steps=60, hostfile=True)
-    proc = subprocess.Popen([sys.executable, "-m", "anvil", "apply"], cwd=folder, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anvil", "apply"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline, victim = time.monotonic() + 240, None
     while time.monotonic() < deadline and victim is None:
         if list(folder.glob(".anvil/scratch/*/0000010_adapters.safetensors")):

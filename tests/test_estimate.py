@@ -22,8 +22,15 @@ from anvil.estimates.arithmetic import (
 from tests.conftest import chat_row
 from tests.test_cli import anvil
 
-KEYS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
-        "mlp.up_proj", "mlp.down_proj"]  # fmt: skip
+KEYS = [
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+]
 SEED = Shape(69e9, 34.5e9, 5376, 21504, 60, 32, 16, 256, 262144, text_weight_bytes=30.697e9 * 2)
 LORA = {"rank": 16, "last_layers": 12}
 TRAIN = {"batch_size": 1, "max_seq_length": 1024, "grad_checkpoint": True}
@@ -55,8 +62,10 @@ def test_a_first_run_is_estimated_from_the_machine_speed_and_the_work():
     from anvil.estimates import first_run
 
     here = Speed(python_s=first_run.REFERENCE_PYTHON_S, op_s=5e-4, flops=2e10, bandwidth=5e9)
-    train = {"train": {"steps": 100, "batch_size": 1, "max_seq_length": 1024, "val_interval": 50},
-             "lora": {"last_layers": 12}}  # fmt: skip
+    train = {
+        "train": {"steps": 100, "batch_size": 1, "max_seq_length": 1024, "val_interval": 50},
+        "lora": {"last_layers": 12},
+    }
     tiny, seed = Shape(2e6, 1e6, 128, 256, 4, 2, 1, 64, 1024), SEED
     small, big = first_run.seconds("train", train, tiny, 0, here), first_run.seconds("train", train, seed, 0, here)
     assert first_run.START["train"] < small < big, "a fixed start, and more work for a bigger model"
@@ -162,8 +171,16 @@ def test_a_history_line_of_the_wrong_types_is_skipped_like_garbage(tmp_path):
     from anvil.estimates import history
 
     good = {"stage": "v1.train", "kind": "train", "machine": "m", "units": 4, "parameters": 1, "seconds": 2.0}
-    lines = [good, {**good, "units": "x"}, {**good, "seconds": None}, {**good, "stage": ["a"]}, [1, 2], "text",
-             {**good, "estimate": "soon"}, {**good, "seconds": -1}]  # fmt: skip
+    lines = [
+        good,
+        {**good, "units": "x"},
+        {**good, "seconds": None},
+        {**good, "stage": ["a"]},
+        [1, 2],
+        "text",
+        {**good, "estimate": "soon"},
+        {**good, "seconds": -1},
+    ]
     path = tmp_path / "history.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"torn": ')
     assert [r.units for r in history.read(path)] == [4]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from anvil.backends.server import free_port
+from anvil.commands.eval_show import eval_results
 from anvil.project import open_project
 from tests.conftest import REPO
 
@@ -109,11 +110,11 @@ def test_judge_failures_gates_and_promotion(tmp_path):
     project = open_project(recipe)
     state = project.state.load()
     assert "serve" not in state, "a model whose gates fail is not served"
-    results = project.eval_results("v1")
+    results = eval_results(project, "v1")
     summary = results["suites"]["suite"]
     assert summary["composite"] == 4.0 and summary["delta_vs_base"]["composite"] == 0.0
     assert len(results["runs"]) == 4 and all(r["verdict"]["rationale"] == "answered" for r in results["runs"])
-    base_runs = project.eval_results("base")["runs"]  # the failed apply stopped at base.eval
+    base_runs = eval_results(project, "base")["runs"]  # the failed apply stopped at base.eval
     assert "KEPT" in [r["transcript"]["final"] for r in base_runs], "finished transcripts are not regenerated"
     plan = anvil(tmp_path, "plan")
     assert "! serve: blocked: v1.gate failed" in plan.stdout
@@ -150,9 +151,14 @@ prompt = sys.stdin.read()
 found = re.search(r"SCORE=(\\d)", prompt)  # a calibration answer carries the score a careful judge would give
 print(json.dumps({"score": int(found.group(1)) if found else 4, "rationale": "as marked" if found else "answered"}))
 """
-CALIBRATION = [("greet", "Hello there. SCORE=5", 5), ("greet", "SCORE=0 go away", 0), ("greet", "Hi SCORE=3", 3),
-               ("opinion", "Tea. SCORE=5", 5), ("opinion", "Both are fine. SCORE=1", 1),
-               ("opinion", "Coffee, I suppose. SCORE=3", 3)]  # fmt: skip
+CALIBRATION = [
+    ("greet", "Hello there. SCORE=5", 5),
+    ("greet", "SCORE=0 go away", 0),
+    ("greet", "Hi SCORE=3", 3),
+    ("opinion", "Tea. SCORE=5", 5),
+    ("opinion", "Both are fine. SCORE=1", 1),
+    ("opinion", "Coffee, I suppose. SCORE=3", 3),
+]
 
 
 def test_a_judge_that_disagrees_with_a_person_blocks_its_scores_until_it_is_fixed(tmp_path):
@@ -200,7 +206,7 @@ def test_a_judge_that_disagrees_with_a_person_blocks_its_scores_until_it_is_fixe
         assert good.returncode == 0, good.stdout[-2000:] + good.stderr[-2000:]
         calibrated = project.state.load()["suite.calibration"].metrics
         assert calibrated["kappa"]["value"] == 1.0 and calibrated["mae"]["value"] == 0 and not calibrated["shortfalls"]
-        summary = project.eval_results("v1")["suites"]["suite"]
+        summary = eval_results(project, "v1")["suites"]["suite"]
         assert summary["noise"]["judge_std"] == 0.0 and all(t["judge_std"] == 0.0 for t in summary["tests"].values())
         shown = anvil(tmp_path, "eval", "show", "v1").stdout
         assert "judge vs a person on 6 answers: kappa 1.00" in shown and "judge spread (repeated" in shown

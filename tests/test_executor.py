@@ -39,8 +39,16 @@ def apply_fake(project, run=None):
 
 def test_second_apply_does_nothing(project_dir):
     project = open_project("anvil.toml")
-    assert apply_fake(project).ran == ["dataset.domain", "dataset.behavioral", "base.source", "v1.train", "v1.fuse",
-                                       "v2.train", "v2.fuse", "report"]  # fmt: skip
+    assert apply_fake(project).ran == [
+        "dataset.domain",
+        "dataset.behavioral",
+        "base.source",
+        "v1.train",
+        "v1.fuse",
+        "v2.train",
+        "v2.fuse",
+        "report",
+    ]
     assert apply_fake(open_project("anvil.toml")).ran == []
     assert not open_project("anvil.toml").plan().changes
 

@@ -17,8 +17,10 @@ Q = "language_model.model.layers.{}.self_attn.q_proj"
 
 def _checkpoint(folder, layers=2):
     folder.mkdir()
-    tensors = {f"{Q.format(i)}.weight": mx.random.normal((16, 8), key=mx.random.key(i)).astype(mx.bfloat16)
-               for i in range(layers)}  # fmt: skip
+    tensors = {
+        f"{Q.format(i)}.weight": mx.random.normal((16, 8), key=mx.random.key(i)).astype(mx.bfloat16)
+        for i in range(layers)
+    }
     tensors["vision_tower.patch.weight"] = mx.ones((4, 4), dtype=mx.bfloat16)
     mx.save_safetensors(str(folder / "model.safetensors"), tensors)
     (folder / "config.json").write_text(json.dumps({"model_type": "gemma4"}))
@@ -28,8 +30,9 @@ def _checkpoint(folder, layers=2):
 def _adapter(folder, layer):
     folder.mkdir()
     a, b = mx.random.normal((8, 4), key=mx.random.key(7)), mx.random.normal((4, 16), key=mx.random.key(8))
-    mx.save_safetensors(str(folder / "adapters.safetensors"), {f"{Q.format(layer)}.lora_a": a,
-                                                                f"{Q.format(layer)}.lora_b": b})  # fmt: skip
+    mx.save_safetensors(
+        str(folder / "adapters.safetensors"), {f"{Q.format(layer)}.lora_a": a, f"{Q.format(layer)}.lora_b": b}
+    )
     (folder / "adapter_config.json").write_text(
         json.dumps({"fine_tune_type": "lora", "lora_parameters": {"scale": 2.0}})
     )

@@ -17,24 +17,43 @@ from anvil.recipe.suite import SuiteTest, load_suite
 
 
 def transcript(final: str, tools: list[str] = ()) -> dict:
-    return {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": final}],
-            "final": final, "tools_called": list(tools), "turn_limit_hit": False}  # fmt: skip
+    return {
+        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": final}],
+        "final": final,
+        "tools_called": list(tools),
+        "turn_limit_hit": False,
+    }
 
 
-TEST = SuiteTest.model_validate({
-    "id": "t", "category": "c", "turns": ["q"], "rubric": "be good", "tools": ["calculator", "search", "memory_search"],
-    "documents": [{"title": "Heron memo", "text": "EBITDA 18m"}], "memory": ["hurdle rate is 8%"],
-    "checks": [{"kind": "contains", "value": "391"}, {"kind": "tool_called", "value": "calculator"},
-               {"kind": "regex", "value": "^17"}, {"kind": "max_length", "length": 20},
-               {"kind": "json_schema", "schema": {"type": "object"}}],
-})  # fmt: skip
+TEST = SuiteTest.model_validate(
+    {
+        "id": "t",
+        "category": "c",
+        "turns": ["q"],
+        "rubric": "be good",
+        "tools": ["calculator", "search", "memory_search"],
+        "documents": [{"title": "Heron memo", "text": "EBITDA 18m"}],
+        "memory": ["hurdle rate is 8%"],
+        "checks": [
+            {"kind": "contains", "value": "391"},
+            {"kind": "tool_called", "value": "calculator"},
+            {"kind": "regex", "value": "^17"},
+            {"kind": "max_length", "length": 20},
+            {"kind": "json_schema", "schema": {"type": "object"}},
+        ],
+    }
+)
 
 
 @pytest.mark.parametrize(
     "text, score",
-    [('{"score": 4, "rationale": "fine"}', 4.0), ('Sure.\n{"score": 2.5, "rationale": "meh"} done', 2.5),
-     ("Score: 3", 3.0), ("score = 0", 0.0)],
-)  # fmt: skip
+    [
+        ('{"score": 4, "rationale": "fine"}', 4.0),
+        ('Sure.\n{"score": 2.5, "rationale": "meh"} done', 2.5),
+        ("Score: 3", 3.0),
+        ("score = 0", 0.0),
+    ],
+)
 def test_parse_score(text, score):
     assert parse_score(text)[0] == score
 
@@ -98,10 +117,12 @@ def test_command_judge_scores_and_caches_by_content(tmp_path):
 
 @pytest.mark.parametrize(
     "body, error",
-    [("import time; time.sleep(10)", "timed out after 0.5s"),
-     ("print('I would give it a solid B+')", "no score in the judge's answer"),
-     ("import sys; print('boom', file=sys.stderr); sys.exit(3)", "exited with code 3: boom")],
-)  # fmt: skip
+    [
+        ("import time; time.sleep(10)", "timed out after 0.5s"),
+        ("print('I would give it a solid B+')", "no score in the judge's answer"),
+        ("import sys; print('boom', file=sys.stderr); sys.exit(3)", "exited with code 3: boom"),
+    ],
+)
 def test_failing_judges_are_retried_then_reported_never_raised(tmp_path, body, error):
     judge = judging(tmp_path, script(tmp_path, body), timeout=0.5)
     verdict = judge(TEST, transcript("391"))
@@ -169,8 +190,11 @@ def test_openai_judge_calls_an_openai_compatible_endpoint(tmp_path, monkeypatch)
         judge = Judge(kind="openai", url=url, model="grader", api_key_env="JUDGE_KEY")
         verdict = Judging(judge, tmp_path / "cache")(TEST, transcript("391"))
         [request] = requests
-        seen = {"path": request["path"], "auth": request["headers"].get("Authorization"),
-                "model": request["body"]["model"]}  # fmt: skip
+        seen = {
+            "path": request["path"],
+            "auth": request["headers"].get("Authorization"),
+            "model": request["body"]["model"],
+        }
         assert (verdict.score, verdict.rationale) == (3.5, "ok")
         assert seen == {"path": "/v1/chat/completions", "auth": "Bearer k", "model": "grader"}
         monkeypatch.delenv("JUDGE_KEY")
@@ -194,8 +218,10 @@ def test_openai_judge_reports_the_refusal_and_retries_only_what_may_pass(tmp_pat
         assert len(requests) == 2 and verdict.score == 2.0, "a 429 is asked again"
 
 
-@pytest.mark.parametrize("expression", ["(10**64)**64", "(-8)**(1/3)", "1e308*10", "-" * 100000 + "1",
-                                        "9" * 5000 + " * 2", "((" * 300 + "1" + "))" * 300])  # fmt: skip
+@pytest.mark.parametrize(
+    "expression",
+    ["(10**64)**64", "(-8)**(1/3)", "1e308*10", "-" * 100000 + "1", "9" * 5000 + " * 2", "((" * 300 + "1" + "))" * 300],
+)
 def test_the_calculator_answers_any_expression_with_text(expression):
     assert calculate(expression).startswith("error") and run_tool(TEST, "calculator", {"expression": expression})
 
@@ -217,19 +243,26 @@ def test_a_panel_combines_its_judges_and_keeps_each_score(tmp_path):
     assert again(TEST, transcript("391", ["calculator"])).score == pytest.approx((5 + rules) / 3)
     assert again.counts == (0, 2), "each judge's verdict is cached under its own identity"
     assert again(TEST, transcript("391", ["calculator"]), repeat=1).cached is False
-    broken = {"kind": "panel", "judges": [{"kind": "command", "argv": [sys.executable, "-c", "raise SystemExit(3)"]},
-                                          {"kind": "rules"}]}  # fmt: skip
+    broken = {
+        "kind": "panel",
+        "judges": [{"kind": "command", "argv": [sys.executable, "-c", "raise SystemExit(3)"]}, {"kind": "rules"}],
+    }
     failed = Judging(Judge.model_validate(broken), tmp_path / "cache", retries=1, backoff_s=0.01)(TEST, transcript("x"))
     assert failed.score is None and failed.error and failed.error.startswith("command python")
 
 
-@pytest.mark.parametrize("bad, expect", [
-    ({"kind": "panel"}, "a panel judge needs judges"),
-    ({"kind": "panel", "judges": [{"kind": "rules"}]}, "at least 2"),
-    ({"kind": "rules", "judges": [{"kind": "rules"}, {"kind": "rules"}]}, "only a panel has them"),
-    ({"kind": "panel", "judges": [{"kind": "rules"}, {"kind": "panel", "judges": [{"kind": "rules"}] * 2}]},
-     "not panels"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad, expect",
+    [
+        ({"kind": "panel"}, "a panel judge needs judges"),
+        ({"kind": "panel", "judges": [{"kind": "rules"}]}, "at least 2"),
+        ({"kind": "rules", "judges": [{"kind": "rules"}, {"kind": "rules"}]}, "only a panel has them"),
+        (
+            {"kind": "panel", "judges": [{"kind": "rules"}, {"kind": "panel", "judges": [{"kind": "rules"}] * 2}]},
+            "not panels",
+        ),
+    ],
+)
 def test_a_panel_is_checked_when_the_recipe_is_read(bad, expect):
     with pytest.raises(ValueError, match=expect):
         Judge.model_validate(bad)

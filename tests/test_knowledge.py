@@ -69,15 +69,22 @@ def make(folder, concurrency: int = 1, gate: float = 0.0):
 
 
 # No MLX here: the weights and the served process are stand-ins; the knowledge and gate stages are real.
-SERVED = {"pid": 0, "process": {"pid": 0, "started": 0.0, "host": "elsewhere"}, "host": "127.0.0.1", "port": 1,
-          "url": "http://127.0.0.1:1", "model": "v1"}  # fmt: skip
+SERVED = {
+    "pid": 0,
+    "process": {"pid": 0, "started": 0.0, "host": "elsewhere"},
+    "host": "127.0.0.1",
+    "port": 1,
+    "url": "http://127.0.0.1:1",
+    "model": "v1",
+}
 FAKE = {"train": {}, "fuse": {}, "serve": SERVED}
 
 
 def results(folder, model: str) -> dict:
+    from anvil.commands.eval_show import eval_results
     from anvil.project import open_project
 
-    return open_project(folder / "anvil.toml").eval_results(model)["knowledge"]
+    return eval_results(open_project(folder / "anvil.toml"), model)["knowledge"]
 
 
 def test_paired_items_grades_and_deltas(tmp_path, monkeypatch):

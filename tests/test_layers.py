@@ -63,8 +63,13 @@ def test_the_planner_is_pure():
             assert not {m for m in imports(path) if m.startswith(("anvil.state", "anvil.backends", "anvil.stages"))}
 
 
-def test_modules_stay_small():
-    assert {name: n for name, p in MODULES.items() if (n := len(p.read_text().splitlines())) > 300} == {}
+def test_modules_stay_small_as_ruff_formats_them():
+    """STYLE.md: a median near 150 lines and nothing past ~400, met by splitting, never by packing."""
+    sizes = {name: len(p.read_text().splitlines()) for name, p in MODULES.items()}
+    assert {name: n for name, n in sizes.items() if n > 400} == {}
+    assert sorted(sizes.values())[len(sizes) // 2] <= 150
+    packed = {name for name, p in MODULES.items() if "fmt: skip" in p.read_text() or "fmt: off" in p.read_text()}
+    assert packed == set()
 
 
 def test_every_judge_kind_has_a_judge():
@@ -105,8 +110,9 @@ def layer_of(module: str) -> int:
 
 def test_no_import_runs_back_down_the_layers():
     assert set(MODULES) == {m for m in MODULES if any(".".join(m.split(".")[:2]) in layer for layer in LAYERS)}
-    wrong = sorted((name, dep) for name, path in MODULES.items() for dep in imports(path)
-                   if layer_of(dep) > layer_of(name))  # fmt: skip
+    wrong = sorted(
+        (name, dep) for name, path in MODULES.items() for dep in imports(path) if layer_of(dep) > layer_of(name)
+    )
     assert wrong == []
 
 
@@ -118,8 +124,11 @@ def test_side_effects_live_in_backends():
     found = set()
     for name, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])  # fmt: skip
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             if any(n.split(".")[0] in effects for n in names):
                 found.add(name)
     assert {m for m in found if not m.startswith(("anvil.backends.", "anvil.methods."))} == set()

@@ -86,8 +86,16 @@ def tensors(folder: Path) -> dict:
 
 def test_everything_builds_and_a_second_apply_does_nothing(lineage):
     project, artifacts = lineage
-    assert set(artifacts) == {"dataset.domain", "dataset.behavioral", "base.source", "v1.train", "v1.fuse",
-                              "v2.train", "v2.fuse", "report"}  # fmt: skip
+    assert set(artifacts) == {
+        "dataset.domain",
+        "dataset.behavioral",
+        "base.source",
+        "v1.train",
+        "v1.fuse",
+        "v2.train",
+        "v2.fuse",
+        "report",
+    }
     assert not project.plan().changes
 
 
@@ -131,9 +139,19 @@ def test_fuse_keeps_every_non_language_tensor_bit_for_bit(lineage):
     assert base.keys() == fused.keys()
     changed = {k for k in base if not np.array_equal(np.array(base[k]), np.array(fused[k]))}
     # v1 adapts attention + MLP of the last 2 of 3 layers: 7 projections x 2 layers, nothing else.
-    assert changed == {f"language_model.model.layers.{i}.{p}.weight" for i in (1, 2)
-                       for p in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                 "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")}  # fmt: skip
+    assert changed == {
+        f"language_model.model.layers.{i}.{p}.weight"
+        for i in (1, 2)
+        for p in (
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+        )
+    }
     vision = [k for k in base if k.startswith(("vision_tower.", "embed_vision."))]
     assert vision and all(np.array(base[k]).tobytes() == np.array(fused[k]).tobytes() for k in vision)
     audio = [k for k in base if k.startswith(("audio_tower.", "embed_audio."))]
@@ -173,9 +191,25 @@ def test_base_and_fused_checkpoints_take_an_image_in_mlx_vlm(lineage, tmp_path):
     Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "red.png")
 
     def prompt_tokens(model: Path, *image: str) -> int:
-        done = subprocess.run([sys.executable, "-m", "mlx_vlm", "generate", "--model", str(model), *image, "--prompt",
-                               "What colour?", "--max-tokens", "4", "--verbose"],
-                              capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlx_vlm",
+                "generate",
+                "--model",
+                str(model),
+                *image,
+                "--prompt",
+                "What colour?",
+                "--max-tokens",
+                "4",
+                "--verbose",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return int(re.search(r"Prompt: (\d+) tokens", done.stdout).group(1))
 
@@ -188,17 +222,32 @@ def test_base_and_fused_checkpoints_take_an_image_in_mlx_vlm(lineage, tmp_path):
 def test_v2_trains_on_v1_fused_weights(lineage):
     project, _ = lineage
     state = project.state.load()
-    assert state["v2.train"].inputs == {"v1.fuse": state["v1.fuse"].fingerprint,
-                                        "dataset.behavioral": state["dataset.behavioral"].fingerprint}  # fmt: skip
+    assert state["v2.train"].inputs == {
+        "v1.fuse": state["v1.fuse"].fingerprint,
+        "dataset.behavioral": state["dataset.behavioral"].fingerprint,
+    }
 
 
 def test_mlx_lm_fuse_drops_the_vision_tower_anvil_keeps_it(lineage, tmp_path):
     """Why the fuse stage exists: mlx-lm's own fuse writes a text-only checkpoint."""
     _, artifacts = lineage
     out = tmp_path / "mlx-lm-fused"
-    subprocess.run([sys.executable, "-m", "mlx_lm", "fuse", "--model", str(artifacts["base.source"]),
-                    "--adapter-path", str(artifacts["v1.train"]), "--save-path", str(out)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlx_lm",
+            "fuse",
+            "--model",
+            str(artifacts["base.source"]),
+            "--adapter-path",
+            str(artifacts["v1.train"]),
+            "--save-path",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     theirs, ours = tensors(out), tensors(artifacts["v1.fuse"])
     assert not any(k.startswith("vision_tower.") for k in theirs)
     assert "vision_config" not in json.loads((out / "config.json").read_text())
@@ -218,8 +267,9 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     proc.wait()
     # Its training child notices within the tether's poll (0.2 s) and may write one more checkpoint
     # meanwhile: look at the checkpoints only once it is gone.
-    while time.monotonic() < deadline and any(str(folder) in " ".join(p.info["cmdline"] or [])
-                                              for p in psutil.process_iter(["cmdline"])):  # fmt: skip
+    while time.monotonic() < deadline and any(
+        str(folder) in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])
+    ):
         time.sleep(0.05)
     assert list(scratch.glob("*/0000008_adapters.safetensors")), "training never reached its step-8 checkpoint"
     done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
@@ -234,8 +284,13 @@ def test_sigterm_stops_the_training_child_and_records_nothing_half_done(tmp_path
     import psutil
 
     folder = make(tmp_path, steps=40)
-    proc = subprocess.Popen([sys.executable, "-m", "anvil", "apply", "--target", "v1.train"], cwd=folder,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anvil", "apply", "--target", "v1.train"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline, worker = time.monotonic() + 120, []
     while time.monotonic() < deadline and not worker:
         worker = [
@@ -264,8 +319,9 @@ def train_until(folder: Path, checkpoint: int | None) -> None:
     proc.wait()
     # Its training child notices within the tether's poll (0.2 s) and may write one more checkpoint
     # meanwhile: look at the checkpoints only once it is gone.
-    while time.monotonic() < deadline and any(str(folder) in " ".join(p.info["cmdline"] or [])
-                                              for p in psutil.process_iter(["cmdline"])):  # fmt: skip
+    while time.monotonic() < deadline and any(
+        str(folder) in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])
+    ):
         time.sleep(0.05)
 
 
@@ -353,8 +409,9 @@ def test_an_orpo_round_trains_on_top_of_the_lineage_and_fuses(lineage):
     project, artifacts = lineage
     folder = project.loaded.root
     (folder / "orpo.toml").write_text(SMALL.replace("STEPS", "8") + ORPO_ROUND)
-    done = subprocess.run([sys.executable, "-m", "anvil", "apply", "orpo.toml"], cwd=folder, capture_output=True,
-                          text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "anvil", "apply", "orpo.toml"], cwd=folder, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
     orpo = open_project(folder / "orpo.toml")
     state = orpo.state.load()
@@ -362,8 +419,12 @@ def test_an_orpo_round_trains_on_top_of_the_lineage_and_fuses(lineage):
     assert not (orpo.state.logs / "v2.train.trainer.log").exists(), "v2 came from the run-cache"
     m = state["v3.train"].metrics
     assert m["method"] == "orpo" and m["steps"] == 6 and m["margin_after"] > m["margin_before"], m
-    assert state["v3.train"].config["preference"] == {"beta": 0.2, "loss_type": "sigmoid", "delta": 50.0,
-                                                      "reference": "parent"}  # fmt: skip
+    assert state["v3.train"].config["preference"] == {
+        "beta": 0.2,
+        "loss_type": "sigmoid",
+        "delta": 50.0,
+        "reference": "parent",
+    }
     from mlx_vlm.utils import load_config
 
     fused = orpo.store.artifact(state["v3.fuse"].fingerprint)

@@ -14,8 +14,15 @@ def steps(log) -> list[tuple[str, int]]:
 
 
 def report(recorder: Recorder, iteration: int) -> None:
-    recorder.on_train_loss_report({"iteration": iteration, "train_loss": 1.0, "tokens_per_second": 1.0,
-                                   "iterations_per_second": 1.0, "peak_memory": 0.1})  # fmt: skip
+    recorder.on_train_loss_report(
+        {
+            "iteration": iteration,
+            "train_loss": 1.0,
+            "tokens_per_second": 1.0,
+            "iterations_per_second": 1.0,
+            "peak_memory": 0.1,
+        }
+    )
 
 
 def test_a_round_killed_before_its_first_checkpoint_logs_step_zero_once(tmp_path):
@@ -26,8 +33,15 @@ def test_a_round_killed_before_its_first_checkpoint_logs_step_zero_once(tmp_path
     again = Recorder(log, 0, settings, lambda: 2.0, lambda step: None)
     for i in range(1, 5):
         report(again, i)
-    assert steps(log) == [("valid", 0), ("train", 1), ("train", 2), ("valid", 2), ("train", 3), ("train", 4),
-                          ("valid", 4)]  # fmt: skip
+    assert steps(log) == [
+        ("valid", 0),
+        ("train", 1),
+        ("train", 2),
+        ("valid", 2),
+        ("train", 3),
+        ("train", 4),
+        ("valid", 4),
+    ]
 
 
 def test_a_resumed_round_keeps_what_came_before_its_checkpoint(tmp_path):
@@ -38,5 +52,12 @@ def test_a_resumed_round_keeps_what_came_before_its_checkpoint(tmp_path):
     resumed = Recorder(log, 2, settings, lambda: 2.0, lambda step: None)
     for i in range(1, 3):
         report(resumed, i)
-    assert steps(log) == [("valid", 0), ("train", 1), ("train", 2), ("valid", 2), ("train", 3), ("train", 4),
-                          ("valid", 4)]  # fmt: skip
+    assert steps(log) == [
+        ("valid", 0),
+        ("train", 1),
+        ("train", 2),
+        ("valid", 2),
+        ("train", 3),
+        ("train", 4),
+        ("valid", 4),
+    ]

@@ -36,17 +36,35 @@ def test_every_gate_metric_of_the_shipped_recipes_round_trips(recipe):
 
 @pytest.mark.parametrize(
     "metric",
-    [Metric("behavioral", "composite"), Metric("behavioral", "category", "tool_use"),
-     Metric("behavioral", "test", "tool_multi_step"), Metric("behavioral", "delta_vs_base"),
-     Metric("behavioral", "delta_vs_parent", "voice", "ci_low"), Metric("behavioral", "delta_vs_base", "", "p_value"),
-     Metric("knowledge", "score", "gsm8k_cot"), Metric("knowledge", "delta_vs_parent", "mmlu_pro_0shot", "ci_high")],
-)  # fmt: skip
+    [
+        Metric("behavioral", "composite"),
+        Metric("behavioral", "category", "tool_use"),
+        Metric("behavioral", "test", "tool_multi_step"),
+        Metric("behavioral", "delta_vs_base"),
+        Metric("behavioral", "delta_vs_parent", "voice", "ci_low"),
+        Metric("behavioral", "delta_vs_base", "", "p_value"),
+        Metric("knowledge", "score", "gsm8k_cot"),
+        Metric("knowledge", "delta_vs_parent", "mmlu_pro_0shot", "ci_high"),
+    ],
+)
 def test_a_metric_written_is_read_back(metric):
     assert parse_metric(str(metric)) == metric
 
 
-@pytest.mark.parametrize("path", ["behavioral", "behavioral.composite.x", "behavioral.category", "behavioral.test.a.b",
-                                  "knowledge.gsm8k_cot", "knowledge.gsm8k_cot.score.p_value", "behavioral.nonsense",
-                                  ".composite", "behavioral..composite", "knowledge.x.delta_vs_base.y"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "behavioral",
+        "behavioral.composite.x",
+        "behavioral.category",
+        "behavioral.test.a.b",
+        "knowledge.gsm8k_cot",
+        "knowledge.gsm8k_cot.score.p_value",
+        "behavioral.nonsense",
+        ".composite",
+        "behavioral..composite",
+        "knowledge.x.delta_vs_base.y",
+    ],
+)
 def test_what_is_not_a_metric_parses_to_none(path):
     assert parse_metric(path) is None

@@ -189,7 +189,10 @@ def test_identity_comes_from_content_not_from_how_a_path_is_spelt():
     assert [a.fingerprint for a in here.actions] == [a.fingerprint for a in there.actions]
     edited = make_plan(graph_of(moved), {}, moved_files | {"../data/domain.jsonl": "d2"})
     assert {a.stage for a in edited.actions if a.fingerprint not in {b.fingerprint for b in here.actions}} >= {
-        "dataset.domain", "v1.train", "v2.train"}  # fmt: skip
+        "dataset.domain",
+        "v1.train",
+        "v2.train",
+    }
 
 
 SUITE_TESTS = {f"test_{i:02d}_{'x' * 30}": {"turns": [f"Prompt {i} " * 20], "rubric": "r" * 200} for i in range(32)}
@@ -207,8 +210,9 @@ def test_a_whole_collection_added_is_one_reason_and_lines_stay_short():
         sources: list[dict]
 
     before = Config(suites={"small": {"hi": {"turns": ["hi"]}}}, sources=[{"count": i} for i in range(6)])
-    after = before.model_copy(update={"suites": before.suites | {"behavioral": SUITE_TESTS},
-                                      "sources": [{"count": i + 1} for i in range(6)]})  # fmt: skip
+    after = before.model_copy(
+        update={"suites": before.suites | {"behavioral": SUITE_TESTS}, "sources": [{"count": i + 1} for i in range(6)]}
+    )
     node = Node("x.transcripts", "transcripts", after)
     record = new_record(Node("x.transcripts", "transcripts", before), "f", {}, {}, datetime.now(timezone.utc), 1, {})
     assert isinstance(record, StageRecord)

@@ -46,14 +46,18 @@ def _hub_snapshot(home, repo: str, hidden: int) -> None:
 def test_the_hugging_face_cache_is_read_afresh(tmp_path, monkeypatch, capsys):
     """An `hf:` root not built yet is sized from the local Hub cache: HF_HOME moving moves the estimates."""
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "d.jsonl").write_text("".join(
-        json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}) + "\n"
-        for i in range(8)))  # fmt: skip
+    (tmp_path / "data" / "d.jsonl").write_text(
+        "".join(
+            json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]})
+            + "\n"
+            for i in range(8)
+        )
+    )
     (tmp_path / "anvil.toml").write_text(
         '[project]\nname = "t"\n\n[models.base]\nsource = "hf:org/tiny"\n\n[models.v1]\nparent = "base"\n'
         'dataset = "d"\nlora = { rank = 2, last_layers = 1 }\n\n[datasets.d]\nsources = [{ path = "data/d.jsonl", '
         'category = "c" }]\n'
-    )  # fmt: skip
+    )
     _hub_snapshot(tmp_path / "small", "org/tiny", 64)
     _hub_snapshot(tmp_path / "large", "org/tiny", 1024)
     plans = []
@@ -76,8 +80,11 @@ def test_a_lower_case_store_setting_moves_the_store(data_dir, tmp_path, monkeypa
 
 
 def _files(root) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "hashes.json"}  # fmt: skip
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "hashes.json"
+    }
 
 
 def _hold_lock(path, ready, release):

@@ -21,10 +21,14 @@ def git(cwd: Path, *args: str) -> None:
 
 
 def try_hook(cwd: Path, hook: str, tmp: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp / "pre-commit-home"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
-    return subprocess.run([PRE_COMMIT, "try-repo", str(REPO), hook, "--all-files"], cwd=cwd, env=env,
-                          capture_output=True, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp / "pre-commit-home"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    return subprocess.run(
+        [PRE_COMMIT, "try-repo", str(REPO), hook, "--all-files"], cwd=cwd, env=env, capture_output=True, text=True
+    )
 
 
 def test_every_hook_is_declared_twice_alike_once_installed_once_from_path():

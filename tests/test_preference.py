@@ -68,9 +68,10 @@ def test_good_pairs_are_read_and_a_chat_file_is_not_taken_for_pairs(tmp_path):
     assert count_rows(path, "p.jsonl", "chat")[1], "a pair is not a chat record"
     assert TypeAdapter(PreferenceRecord).validate_python(PAIR)["rejected"] == "No."
     assert as_chat({**PAIR, "system": "S"})["messages"] == [
-        {"role": "system", "content": "S"}, {"role": "user", "content": PAIR["prompt"]},
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": PAIR["prompt"]},
         {"role": "assistant", "content": PAIR["chosen"]},
-    ]  # fmt: skip
+    ]
 
 
 def test_a_dpo_round_is_planned_with_its_method_and_its_settings_fingerprinted(project_dir):

@@ -114,8 +114,10 @@ def test_sweep_stops_what_a_killed_anvil_left_and_forgets_the_dead(tmp_path):
 
 def test_a_judge_that_times_out_is_killed_with_its_children(tmp_path):
     marker = tmp_path / "grandchild"
-    script = (f"import subprocess, time; p = subprocess.Popen({SLEEPER!r}); "
-              f"open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(60)")  # fmt: skip
+    script = (
+        f"import subprocess, time; p = subprocess.Popen({SLEEPER!r}); "
+        f"open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(60)"
+    )
     with pytest.raises(subprocess.TimeoutExpired):
         process.run([sys.executable, "-c", script], "", timeout_s=2)
     assert wait_gone(int(marker.read_text()))

@@ -27,17 +27,33 @@ def test_a_quantized_node_is_built_from_its_parent_weights_and_never_trained():
 def test_the_margin_judges_and_builds_nothing():
     """Changing the non-inferiority margin does not quantize again: it is not in the stage's fingerprint."""
     one = build_graph(Recipe.model_validate(tomli.loads(QUANTIZED))).nodes["v2q4.quantize"]
-    other = build_graph(Recipe.model_validate(tomli.loads(QUANTIZED.replace("group_size = 64 }",
-                        "group_size = 64, margin = 0.5 }")))).nodes["v2q4.quantize"]  # fmt: skip
+    other = build_graph(
+        Recipe.model_validate(tomli.loads(QUANTIZED.replace("group_size = 64 }", "group_size = 64, margin = 0.5 }")))
+    ).nodes["v2q4.quantize"]
     assert one.settings == other.settings
 
 
-@pytest.mark.parametrize("spec, per_weight", [(Quantize(bits=4, group_size=64), 4 + 32 / 64),
-                                              (Quantize(bits=8, group_size=32), 8 + 32 / 32),
-                                              (Quantize(mode="mxfp4", bits=4, group_size=32), 4 + 8 / 32)])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec, per_weight",
+    [
+        (Quantize(bits=4, group_size=64), 4 + 32 / 64),
+        (Quantize(bits=8, group_size=32), 8 + 32 / 32),
+        (Quantize(mode="mxfp4", bits=4, group_size=32), 4 + 8 / 32),
+    ],
+)
 def test_the_size_estimate_is_bits_plus_scales_of_the_language_weights_towers_kept(spec, per_weight):
-    bf16 = Shape(weight_bytes=2.2e9, parameters=1.1e9, hidden=1, intermediate=1, layers=1, heads=1, kv_heads=1,
-                 head_dim=1, vocab=1, text_weight_bytes=2.0e9)  # fmt: skip
+    bf16 = Shape(
+        weight_bytes=2.2e9,
+        parameters=1.1e9,
+        hidden=1,
+        intermediate=1,
+        layers=1,
+        heads=1,
+        kv_heads=1,
+        head_dim=1,
+        vocab=1,
+        text_weight_bytes=2.0e9,
+    )
     shape = quantized_shape(bf16, spec)
     assert shape.text_weight_bytes == pytest.approx(2.0e9 * per_weight / 16)
     assert shape.weight_bytes - shape.text_weight_bytes == pytest.approx(0.2e9)

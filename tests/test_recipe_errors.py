@@ -178,8 +178,10 @@ def _knowledge(project_dir, benchmark: str, items: list[dict], shots: list[dict]
     if shots is not None:
         (project_dir / "k" / "shots.jsonl").write_text("".join(json.dumps(s) + "\n" for s in shots))
         fewshot = ', fewshot = "path:k/shots.jsonl"'
-    recipe = LINEAGE + f'\n[eval]\ncompare = ["base"]\nknowledge = [{{ benchmark = "{benchmark}", ' \
-        f'data = "path:k/items.jsonl"{fewshot}, n = 1 }}]\n'  # fmt: skip
+    recipe = (
+        LINEAGE + f'\n[eval]\ncompare = ["base"]\nknowledge = [{{ benchmark = "{benchmark}", '
+        f'data = "path:k/items.jsonl"{fewshot}, n = 1 }}]\n'
+    )
     (project_dir / "anvil.toml").write_text(recipe)
     try:
         load_recipe("anvil.toml")

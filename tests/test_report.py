@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 
 from anvil.commands import report as live
-from anvil.commands.eval_show import eval_table
-from anvil.commands.status import status_table
+from anvil.commands.eval_show import eval_results, eval_table
+from anvil.commands.status import status_rows, status_table
 from anvil.planning.graph import Graph, Node
 from anvil.planning.plan import Act, make_plan
 from anvil.planning.record import Outcome, StageRecord
@@ -56,15 +56,24 @@ min = 4.0
 TEST = (
     'category = "CATEGORY"\nturns = ["Say hello"]\nrubric = "Greets."\n[[checks]]\nkind = "contains"\nvalue = "hello"\n'
 )
-LOSS = {"train": [{"step": s, "loss": round(3.0 / s, 4)} for s in range(1, 11)],
-        "valid": [{"step": 0, "loss": 3.5}, {"step": 5, "loss": 1.25}, {"step": 10, "loss": 0.75}]}  # fmt: skip
+LOSS = {
+    "train": [{"step": s, "loss": round(3.0 / s, 4)} for s in range(1, 11)],
+    "valid": [{"step": 0, "loss": 3.5}, {"step": 5, "loss": 1.25}, {"step": 10, "loss": 0.75}],
+}
 
 
 def fake_train(workdir):
     (workdir / "loss.json").write_text(json.dumps(LOSS))
-    return {"trainable_parameters": 1000, "total_parameters": 100000, "trainable_percent": 1.0,
-            "peak_memory_gb": 0.5, "seconds_per_step": 0.2, "train_loss_first": 3.0, "train_loss_last": 0.3,
-            "valid_loss_last": 0.75}  # fmt: skip
+    return {
+        "trainable_parameters": 1000,
+        "total_parameters": 100000,
+        "trainable_percent": 1.0,
+        "peak_memory_gb": 0.5,
+        "seconds_per_step": 0.2,
+        "train_loss_first": 3.0,
+        "train_loss_last": 0.3,
+        "valid_loss_last": 0.75,
+    }
 
 
 @pytest.fixture
@@ -99,11 +108,16 @@ def test_the_report_is_built_after_a_failed_gate_and_pairs_it_with_the_data_that
     assert [(m["model"], m["state"]) for m in data["lineage"]] == [("base", "failed"), ("v1", "built")]
     [round_] = data["rounds"]
     assert [(c["name"], c["rows"], c["description"]) for c in round_["dataset"]["categories"]] == [
-        ("tool_use", 4, "DESCRIPTION"), ("voice", 8, None)]  # fmt: skip
+        ("tool_use", 4, "DESCRIPTION"),
+        ("voice", 8, None),
+    ]
     assert round_["targets"]["kind"] == "gate failures"
     [target] = round_["targets"]["rows"]
-    assert (target["test"], target["value"], target["addressed_by"]) == ("a_rather_long_test_name_greets", 0.0,
-                                                                         ["tool_use"])  # fmt: skip
+    assert (target["test"], target["value"], target["addressed_by"]) == (
+        "a_rather_long_test_name_greets",
+        0.0,
+        ["tool_use"],
+    )
     assert target["rationale"] and target["category"] == "greeting"
     assert round_["loss"]["train"] == LOSS["train"] and [r["step"] for r in round_["loss"]["table"]] == [0, 1, 5, 10]
     cards = {c["model"]: c for c in data["composites"]}
@@ -144,13 +158,20 @@ def test_status_fits_80_columns_and_eval_show_never_cuts_a_test_name(built):
     folder, _, _ = built
     project = open_project(folder / "anvil.toml")
     console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-    status_table(project.status(), console)
+    status_table(status_rows(project), console)
     lines = console.export_text().splitlines()
-    assert max(len(line) for line in lines) <= 80
-    assert any(line.startswith("v1.eval ") and "suite 5.00 (+5.00 vs base)" in line for line in lines), lines
-    assert any(line.startswith("base.gate ") and "FAILED 1 of 1" in line for line in lines), lines
+    assert max(len(line) for line in lines) <= 80 and all(line == line.rstrip() for line in lines)
+    rows: list[str] = []
+    for line in lines:  # a row's result that does not fit continues on the lines below it
+        if line.startswith(" ") and rows:
+            rows[-1] += " " + line.strip()
+        else:
+            rows.append(line)
+    rows = [" ".join(row.split()) for row in rows]
+    assert any(row.startswith("v1.eval ") and "suite 5.00 (+5.00 vs base)" in row for row in rows), lines
+    assert any(row.startswith("base.gate failed") and "FAILED 1 of 1" in row for row in rows), lines
     console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-    eval_table(project.eval_results("v1"), None, console)
+    eval_table(eval_results(project, "v1"), None, console)
     shown = console.export_text()
     assert "a_rather_long_test_name_greets" in shown and "a_rather_long_test_name_gruff" in shown
     assert max(len(line) for line in shown.splitlines()) <= 80
@@ -163,12 +184,22 @@ def test_eval_show_flags_only_a_significant_regression_against_the_parent():
         "voice": {"p_value": 0.5, "p_holm": 0.5, "significant": False},
     }
     significance = {"alpha": 0.05, "composite": {"p_value": 1.0, "ci_low": -1, "ci_high": 1}, "categories": tested}
-    summary = {"tests": {}, "composite": 2.0, "categories": {"tone": 1.0, "greeting": 3.0, "voice": 0.5},
-               "delta_vs_parent": {"composite": 0.0, "categories": {"tone": -1.5, "greeting": 1.5, "voice": -3.75},
-                                   "significance": significance}}  # fmt: skip
+    summary = {
+        "tests": {},
+        "composite": 2.0,
+        "categories": {"tone": 1.0, "greeting": 3.0, "voice": 0.5},
+        "delta_vs_parent": {
+            "composite": 0.0,
+            "categories": {"tone": -1.5, "greeting": 1.5, "voice": -3.75},
+            "significance": significance,
+        },
+    }
     console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-    eval_table({"model": "v2", "against": {"base": "base", "parent": "v1"}, "suites": {"s": summary}, "runs": []},
-               None, console)  # fmt: skip
+    eval_table(
+        {"model": "v2", "against": {"base": "base", "parent": "v1"}, "suites": {"s": summary}, "runs": []},
+        None,
+        console,
+    )
     lines = console.export_text().splitlines()
     [regressed] = [line.replace("│", " ").split() for line in lines if "regressed vs v1" in line]
     assert regressed[:3] == ["tone", "1.00", "-1.50"]
@@ -182,21 +213,48 @@ class Nothing(Strict):
 
 
 def test_an_observer_runs_after_a_failed_stage_that_blocks_the_others():
-    nodes = [Node("gate", "gate", Nothing()), Node("serve", "serve", Nothing(), needs={"gate": "gate"}),
-             Node("report", "report", Nothing(), needs={"gate": "gate", "serve": "serve"}, observer=True)]  # fmt: skip
+    nodes = [
+        Node("gate", "gate", Nothing()),
+        Node("serve", "serve", Nothing(), needs={"gate": "gate"}),
+        Node("report", "report", Nothing(), needs={"gate": "gate", "serve": "serve"}, observer=True),
+    ]
     graph = Graph({n.id: n for n in nodes})
-    records = {"gate": StageRecord(id="gate", kind="gate", fingerprint=make_plan(graph, {}, {}).actions[0].fingerprint,
-                                   code_version=1, config={}, inputs={}, files={}, outputs="", started="",
-                                   duration_s=0, outcome=Outcome.FAILED)}  # fmt: skip
+    records = {
+        "gate": StageRecord(
+            id="gate",
+            kind="gate",
+            fingerprint=make_plan(graph, {}, {}).actions[0].fingerprint,
+            code_version=1,
+            config={},
+            inputs={},
+            files={},
+            outputs="",
+            started="",
+            duration_s=0,
+            outcome=Outcome.FAILED,
+        )
+    }
     acts = {a.stage: a.act for a in make_plan(graph, records, {}).actions}
     assert acts == {"gate": Act.UP_TO_DATE, "serve": Act.BLOCKED, "report": Act.CREATE}
 
 
 def test_figures_are_formatted_for_people():
-    assert [_format(v, s) for v, s in ((4.149, ".2f"), (0.3, "+.2f"), (0.004, "p"), (0.87, "p"), (0.962, "pct"),
-                                       (-0.002, "pp"), (24_500_000, "params"), (None, ".2f"), (float("nan"), "p"),
-                                       (95.0, "s"), (600.0, "s"))] == [  # fmt: skip
-        "4.15", "+0.30", "<0.01", "0.87", "96.2%", "-0.2pp", "24.5M", "–", "–", "95s", "10.0 min"]  # fmt: skip
+    assert [
+        _format(v, s)
+        for v, s in (
+            (4.149, ".2f"),
+            (0.3, "+.2f"),
+            (0.004, "p"),
+            (0.87, "p"),
+            (0.962, "pct"),
+            (-0.002, "pp"),
+            (24_500_000, "params"),
+            (None, ".2f"),
+            (float("nan"), "p"),
+            (95.0, "s"),
+            (600.0, "s"),
+        )
+    ] == ["4.15", "+0.30", "<0.01", "0.87", "96.2%", "-0.2pp", "24.5M", "–", "–", "95s", "10.0 min"]
 
 
 def test_a_parent_without_gates_shows_its_weakest_tests_and_the_data_that_targets_them(tmp_path, monkeypatch):
@@ -217,8 +275,10 @@ def test_a_parent_without_gates_shows_its_weakest_tests_and_the_data_that_target
     assert round_["targets"]["kind"] == "weakest tests", "the seed's section, for a parent without gates"
     rows = {r["test"]: r for r in round_["targets"]["rows"]}
     assert set(rows) == {"a_rather_long_test_name_greets", "a_rather_long_test_name_gruff"}
-    assert rows["a_rather_long_test_name_greets"]["addressed_by"] == ["tool_use"] and rows[
-        "a_rather_long_test_name_gruff"]["addressed_by"] == []  # fmt: skip
+    assert (
+        rows["a_rather_long_test_name_greets"]["addressed_by"] == ["tool_use"]
+        and rows["a_rather_long_test_name_gruff"]["addressed_by"] == []
+    )
     assert (
         "base weakest tests — what v1 targets" in html
         and 'data-metric="target:v1:a_rather_long_test_name_greets"' in html

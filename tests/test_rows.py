@@ -14,14 +14,17 @@ VALID = [
         "messages": [
             {"role": "system", "content": "be brief"},
             {"role": "user", "content": "2+2?"},
-            {"role": "assistant", "content": None,
-             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "calc", "arguments": "{}"}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "calc", "arguments": "{}"}}],
+            },
             {"role": "tool", "tool_call_id": "c1", "name": "calc", "content": "4"},
             {"role": "assistant", "content": "4"},
         ],
         "tools": [{"type": "function", "function": {"name": "calc", "parameters": {"type": "object"}}}],
     },
-]  # fmt: skip
+]
 ODD_VALUES = [None, 0, 1.5, True, "", "x", "assistant", "function", [], {}, [1], {"a": 1}, float("nan")]
 
 

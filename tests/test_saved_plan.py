@@ -94,7 +94,7 @@ def _tampered(path: tuple, value):
         (("request", "targetz"), [], "request.targetz: extra inputs are not permitted"),
         (("recipe",), "", "recipe: string should have at least 1 character"),
     ],
-)  # fmt: skip
+)
 def test_a_tampered_saved_plan_is_one_error_naming_the_field(path, value, says):
     with pytest.raises(AnvilError, match=says.replace(".", r"\.")) as e:
         parse(_tampered(path, value), "plan.json")

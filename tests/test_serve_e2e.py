@@ -77,16 +77,28 @@ def test_apply_starts_the_server_and_records_it(served):
 def test_openai_client_plain_streaming_and_tools(served):
     _, project = served
     api, model = client(project)
-    reply = api.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hello"}], max_tokens=8,
-                                        temperature=0)  # fmt: skip
+    reply = api.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hello"}], max_tokens=8, temperature=0
+    )
     assert reply.choices[0].message.role == "assistant" and reply.usage.completion_tokens >= 1
-    chunks = list(api.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}],
-                                              max_tokens=8, temperature=0, stream=True))  # fmt: skip
+    chunks = list(
+        api.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=8, temperature=0, stream=True
+        )
+    )
     assert len(chunks) >= 2 and any(c.choices and c.choices[0].delta.content for c in chunks)
-    tools = [{"type": "function", "function": {"name": "calculator", "parameters": {"type": "object",
-              "properties": {"expression": {"type": "string"}}}}}]  # fmt: skip
-    with_tools = api.chat.completions.create(model=model, messages=[{"role": "user", "content": "What is 2+2?"}],
-                                             tools=tools, max_tokens=8, temperature=0)  # fmt: skip
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "calculator",
+                "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}},
+            },
+        }
+    ]
+    with_tools = api.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "What is 2+2?"}], tools=tools, max_tokens=8, temperature=0
+    )
     assert with_tools.choices[0].finish_reason in ("stop", "length", "tool_calls")
     # The synthetic chat template renders tool calls as <tool_call>{json}</tool_call>, which mlx-vlm
     # recognises: the server parses such output into OpenAI tool_calls.
@@ -103,8 +115,23 @@ def test_bad_requests_get_http_errors(served):
     with pytest.raises(openai.BadRequestError):
         api.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}], max_tokens=2)
     url = project.state.load()["serve"].metrics["url"]
-    done = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json",
-                           "-d", "{not json", f"{url}/v1/chat/completions"], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{not json",
+            f"{url}/v1/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.stdout == "422"
 
 
@@ -133,8 +160,9 @@ def test_an_option_change_restarts_and_a_busy_port_is_a_clear_error(served, tmp_
     other = tmp_path / "other"
     other.mkdir()
     busy = write(other, old.metrics["port"])
-    done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=other, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "anvil", "apply"], cwd=other, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     port = old.metrics["port"]
     assert f"port {port} on 127.0.0.1 is already in use by the server Anvil runs for {recipe.resolve()}" in done.stderr
@@ -155,26 +183,40 @@ def test_api_key_is_required_when_configured(tmp_path, monkeypatch):
         with pytest.raises(openai.AuthenticationError):
             denied.chat.completions.create(model=metrics["model"], messages=[{"role": "user", "content": "x"}])
         allowed = openai.OpenAI(base_url=metrics["url"] + "/v1", api_key="s3cret")
-        reply = allowed.chat.completions.create(model=metrics["model"], messages=[{"role": "user", "content": "x"}],
-                                                max_tokens=2)  # fmt: skip
+        reply = allowed.chat.completions.create(
+            model=metrics["model"], messages=[{"role": "user", "content": "x"}], max_tokens=2
+        )
         assert reply.choices
     finally:
         assert project.down() == ["serve"]
     assert not alive(metrics["pid"])
-    assert "+ serve" in subprocess.run([sys.executable, "-m", "anvil", "plan"], cwd=tmp_path, capture_output=True,
-                                       text=True, env={**os.environ}).stdout  # fmt: skip
+    assert (
+        "+ serve"
+        in subprocess.run(
+            [sys.executable, "-m", "anvil", "plan"], cwd=tmp_path, capture_output=True, text=True, env={**os.environ}
+        ).stdout
+    )
 
 
 def test_anvil_serve_runs_in_the_foreground_and_ctrl_c_stops_it(served, tmp_path):
     recipe, project = served
-    busy = subprocess.run([sys.executable, "-m", "anvil", "serve", "base", "--recipe", str(recipe)], cwd=tmp_path,
-                          capture_output=True, text=True)  # fmt: skip
+    busy = subprocess.run(
+        [sys.executable, "-m", "anvil", "serve", "base", "--recipe", str(recipe)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert busy.returncode == 1 and "held by the server `apply` keeps running" in busy.stderr, busy.stderr
     assert "anvil down" in busy.stderr and "--port" in busy.stderr
     folder = project.weights("base")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "anvil", "serve", str(folder), "--port", str(port)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anvil", "serve", str(folder), "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     import urllib.request

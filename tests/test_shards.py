@@ -13,8 +13,12 @@ from anvil.state.checkpoint import read_header
 
 
 def test_bfloat16_rounds_as_mlx_does_nan_and_infinity_included():
-    x = np.concatenate([np.random.default_rng(0).standard_normal(50000).astype(np.float32) * 100,
-                        np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 3.3895314e38], dtype=np.float32)])  # fmt: skip
+    x = np.concatenate(
+        [
+            np.random.default_rng(0).standard_normal(50000).astype(np.float32) * 100,
+            np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 3.3895314e38], dtype=np.float32),
+        ]
+    )
     ours = np.frombuffer(shards.from_float32(x, "BF16"), dtype=np.uint16)
     theirs = np.array(mx.array(x).astype(mx.bfloat16).view(mx.uint16))
     finite = np.isfinite(x)
@@ -23,11 +27,19 @@ def test_bfloat16_rounds_as_mlx_does_nan_and_infinity_included():
 
 
 def test_a_rewrite_copies_every_other_tensor_byte_for_byte_and_mlx_reads_the_result(tmp_path):
-    tensors = {"a.weight": mx.arange(12, dtype=mx.float32).reshape(3, 4).astype(mx.bfloat16),
-               "b.bias": mx.ones((5,), dtype=mx.float16), "c.ids": mx.arange(7, dtype=mx.int32)}  # fmt: skip
+    tensors = {
+        "a.weight": mx.arange(12, dtype=mx.float32).reshape(3, 4).astype(mx.bfloat16),
+        "b.bias": mx.ones((5,), dtype=mx.float16),
+        "c.ids": mx.arange(7, dtype=mx.int32),
+    }
     mx.save_safetensors(str(tmp_path / "in.safetensors"), tensors)
-    written = shards.rewrite(tmp_path / "in.safetensors", tmp_path / "out.safetensors", lambda name, rows, w: w * 2,
-                             {"a.weight"}, {"format": "mlx"})  # fmt: skip
+    written = shards.rewrite(
+        tmp_path / "in.safetensors",
+        tmp_path / "out.safetensors",
+        lambda name, rows, w: w * 2,
+        {"a.weight"},
+        {"format": "mlx"},
+    )
     back = mx.load(str(tmp_path / "out.safetensors"))
     assert written == sum(v.nbytes for v in tensors.values())
     assert mx.array_equal(back["a.weight"], tensors["a.weight"] * 2) and back["a.weight"].dtype == mx.bfloat16
@@ -83,8 +95,15 @@ def test_shards_rewritten_together_copy_the_others_while_the_last_is_merged(tmp_
     is merged: every shard is complete, each untouched tensor byte for byte, `done` told of each in order."""
     first = {f"t{i}": mx.random.normal((64, 32), key=mx.random.key(i)).astype(mx.bfloat16) for i in range(5)}
     last = {"a": mx.ones((40, 8), dtype=mx.float16), "w": mx.arange(48, dtype=mx.float32).reshape(6, 8)}
-    jobs = [shards.Rewrite(_shard(tmp_path / f"in{i}.safetensors", t), tmp_path / f"out{i}.safetensors",
-                           {"w"} if i else set(), {"format": "mlx"}) for i, t in enumerate([first, last])]  # fmt: skip
+    jobs = [
+        shards.Rewrite(
+            _shard(tmp_path / f"in{i}.safetensors", t),
+            tmp_path / f"out{i}.safetensors",
+            {"w"} if i else set(),
+            {"format": "mlx"},
+        )
+        for i, t in enumerate([first, last])
+    ]
     told: list[int] = []
     sizes = shards.rewrite_all(jobs, lambda name, rows, w: w - 1, told.append)
     assert told == [0, 1] and sizes == [sum(v.nbytes for v in t.values()) for t in (first, last)]
@@ -94,8 +113,12 @@ def test_shards_rewritten_together_copy_the_others_while_the_last_is_merged(tmp_
 
 
 def test_a_failing_merge_stops_the_rewrite_and_says_why(tmp_path):
-    jobs = [shards.Rewrite(_shard(tmp_path / f"in{i}.safetensors", {"w": mx.ones((8, 8))}),
-                           tmp_path / f"out{i}.safetensors", {"w"}, {}) for i in range(3)]  # fmt: skip
+    jobs = [
+        shards.Rewrite(
+            _shard(tmp_path / f"in{i}.safetensors", {"w": mx.ones((8, 8))}), tmp_path / f"out{i}.safetensors", {"w"}, {}
+        )
+        for i in range(3)
+    ]
 
     def change(name, rows, w):
         raise ValueError(f"{name}: cannot merge")

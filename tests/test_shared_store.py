@@ -69,9 +69,23 @@ def test_down_stops_only_the_projects_own_server(project_dir, monkeypatch, tmp_p
     # A stand-in for the server `apply` leaves running, recorded in the second project's state.
     child = process.spawn([sys.executable, "-c", "import time; time.sleep(60)"], None, tethered=False)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    theirs.state.save({"serve": StageRecord(id="serve", kind="serve", fingerprint="f", code_version=1, config={},
-                                            inputs={}, files={}, outputs="", started=now, duration_s=0.0,
-                                            metrics={"pid": child.pid, "process": child.owned.to_json()})})  # fmt: skip
+    theirs.state.save(
+        {
+            "serve": StageRecord(
+                id="serve",
+                kind="serve",
+                fingerprint="f",
+                code_version=1,
+                config={},
+                inputs={},
+                files={},
+                outputs="",
+                started=now,
+                duration_s=0.0,
+                metrics={"pid": child.pid, "process": child.owned.to_json()},
+            )
+        }
+    )
     try:
         assert open_project(first).down() == []
         assert process.is_ours(child.owned), "another project's server is not stopped"
@@ -90,9 +104,23 @@ def test_a_copied_project_forgets_the_originals_server_without_stopping_it(proje
     child = process.spawn([sys.executable, "-c", "import time; time.sleep(60)"], None, tethered=False)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     metrics = {"pid": child.pid, "process": child.owned.to_json(), "project": original.state.id}
-    original.state.save({"serve": StageRecord(id="serve", kind="serve", fingerprint="f", code_version=1, config={},
-                                              inputs={}, files={}, outputs="", started=now, duration_s=0.0,
-                                              metrics=metrics)})  # fmt: skip
+    original.state.save(
+        {
+            "serve": StageRecord(
+                id="serve",
+                kind="serve",
+                fingerprint="f",
+                code_version=1,
+                config={},
+                inputs={},
+                files={},
+                outputs="",
+                started=now,
+                duration_s=0.0,
+                metrics=metrics,
+            )
+        }
+    )
     copy = tmp_path_factory.mktemp("copy") / "project"
     shutil.copytree(project_dir, copy)
     try:

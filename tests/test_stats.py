@@ -12,8 +12,9 @@ from anvil.evaluation.scores import deltas
 
 
 def _tables(n_max: int):
-    b, c, n = zip(*[(b, c, n) for n in range(1, n_max + 1) for b in range(n + 1) for c in range(n - b + 1)],
-                  strict=True)  # fmt: skip
+    b, c, n = zip(
+        *[(b, c, n) for n in range(1, n_max + 1) for b in range(n + 1) for c in range(n - b + 1)], strict=True
+    )
     return np.array(b), np.array(c), np.array(n)
 
 
@@ -43,9 +44,18 @@ def test_mcnemar_p_is_the_exact_binomial_test():
     assert found.p_value == pytest.approx(0.0625) and found.ci_low < 0 < found.ci_high
 
 
-@pytest.mark.parametrize(("n", "only_mine", "only_theirs"),
-                         [(100, 0.02, 0.02), (100, 0.05, 0.01), (500, 0.05, 0.03), (60, 0.1, 0.1), (30, 0.1, 0.0),
-                          (1000, 0.01, 0.005), (200, 0.2, 0.1)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("n", "only_mine", "only_theirs"),
+    [
+        (100, 0.02, 0.02),
+        (100, 0.05, 0.01),
+        (500, 0.05, 0.03),
+        (60, 0.1, 0.1),
+        (30, 0.1, 0.0),
+        (1000, 0.01, 0.005),
+        (200, 0.2, 0.1),
+    ],
+)
 def test_the_knowledge_interval_covers_the_true_difference(n, only_mine, only_theirs):
     cells = np.random.default_rng(2).multinomial(n, [only_mine, only_theirs, 1 - only_mine - only_theirs], 2000)
     _, low, high = stats.paired_binary(cells[:, 0], cells[:, 1], n)
@@ -93,8 +103,12 @@ def _summary(means: dict[str, tuple[str, float]]) -> dict:
 
 def test_json_flags_only_significant_deltas_after_holm():
     before = _summary({f"t{i}": ("tone" if i < 8 else "voice", 2.0 + 0.1 * (i % 3)) for i in range(12)})
-    after = _summary({f"t{i}": ("tone" if i < 8 else "voice", (4.0 if i < 8 else 0.5 + (i % 2) * 2.5)
-                                + 0.1 * (i % 3)) for i in range(12)})  # fmt: skip
+    after = _summary(
+        {
+            f"t{i}": ("tone" if i < 8 else "voice", (4.0 if i < 8 else 0.5 + (i % 2) * 2.5) + 0.1 * (i % 3))
+            for i in range(12)
+        }
+    )
     found = deltas(after, before)
     tone, voice = (found["significance"]["categories"][c] for c in ("tone", "voice"))
     assert tone["significant"] and tone["p_holm"] >= tone["p_value"]

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from anvil.commands.status import status_table
+from anvil.commands.status import status_rows, status_table
 from anvil.project import open_project
 from anvil.state.project_state import load_records
 from tests.conftest import apply_without_mlx, chat_endpoint, serve_models_from
@@ -28,7 +28,7 @@ def anvil(folder, *args):
 
 def test_status_never_says_up_for_a_server_that_is_not_running(tmp_path, monkeypatch):
     folder = _served(tmp_path, monkeypatch)  # its recorded process runs on no host: it is not running
-    [row] = [r for r in open_project(folder / "anvil.toml").status() if r["stage"] == "serve"]
+    [row] = [r for r in status_rows(open_project(folder / "anvil.toml")) if r["stage"] == "serve"]
     assert row["problem"] == "server process 0 is not running"
     shown = json.loads(anvil(folder, "status", "--json").stdout)
     assert [r["problem"] for r in shown if r["stage"] == "serve"] == ["server process 0 is not running"]
@@ -36,8 +36,9 @@ def test_status_never_says_up_for_a_server_that_is_not_running(tmp_path, monkeyp
 
     console = Console(width=80, record=True)
     status_table([row], console)
-    line = console.export_text().splitlines()[1]
-    assert " down " in line and "not running" in line and " up " not in line
+    text = console.export_text()
+    line, shown = text.splitlines()[1], " ".join(text.split())
+    assert " down " in line and "not running" in shown and " up " not in shown
 
 
 def test_a_server_another_project_started_is_shown_as_foreign_and_down_leaves_it(tmp_path, monkeypatch):
@@ -46,7 +47,7 @@ def test_a_server_another_project_started_is_shown_as_foreign_and_down_leaves_it
     records = project.state.load()
     records["serve"].metrics["project"] = "someone-else"
     project.state.save(records)
-    [row] = [r for r in project.status() if r["stage"] == "serve"]
+    [row] = [r for r in status_rows(project) if r["stage"] == "serve"]
     assert "started by another project" in row["problem"]
     downed = anvil(folder, "down")
     assert downed.returncode == 0 and "started by another project" in downed.stderr
@@ -63,15 +64,30 @@ def test_down_says_it_cleared_a_record_of_a_process_that_had_ended(tmp_path, mon
 def test_a_reader_that_stops_early_is_no_error(tmp_path, monkeypatch):
     folder = _served(tmp_path, monkeypatch)
     for command in ("status", "eval show v1 --recipe anvil.toml", "plan"):  # `true` reads nothing at all
-        piped = subprocess.run(f"{sys.executable} -m anvil {command} | true; echo ${{PIPESTATUS[0]}}",
-                               shell=True, executable="/bin/bash", cwd=folder, capture_output=True, text=True,
-                               env={**__import__("os").environ, "FORCE_COLOR": "1"})  # fmt: skip
+        piped = subprocess.run(
+            f"{sys.executable} -m anvil {command} | true; echo ${{PIPESTATUS[0]}}",
+            shell=True,
+            executable="/bin/bash",
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            env={**__import__("os").environ, "FORCE_COLOR": "1"},
+        )
         assert piped.stdout.strip() == "0" and "Traceback" not in piped.stderr, (command, piped.stderr)
 
 
 def _recorded_server(**changes):
-    base = {"model": "v2", "url": "http://127.0.0.1:8092", "name": "v2", "since": "2026-12-01T10:00:00+00:00",
-            "problem": None, "foreign": False, "current": True, "gates_passed": 35, "gates": 35}  # fmt: skip
+    base = {
+        "model": "v2",
+        "url": "http://127.0.0.1:8092",
+        "name": "v2",
+        "since": "2026-12-01T10:00:00+00:00",
+        "problem": None,
+        "foreign": False,
+        "current": True,
+        "gates_passed": 35,
+        "gates": 35,
+    }
     return base | changes
 
 

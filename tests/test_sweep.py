@@ -49,8 +49,9 @@ def test_a_matrix_expands_into_rounds_and_the_round_means_the_winner():
 
 def test_adding_a_value_adds_only_its_variants():
     two = build_graph(expand(Recipe.model_validate(tomli.loads(SWEPT))), SUITES)
-    three = build_graph(expand(Recipe.model_validate(tomli.loads(SWEPT.replace("[1e-5, 2e-5]", "[1e-5, 2e-5, 3e-5]")))),
-                        SUITES)  # fmt: skip
+    three = build_graph(
+        expand(Recipe.model_validate(tomli.loads(SWEPT.replace("[1e-5, 2e-5]", "[1e-5, 2e-5, 3e-5]")))), SUITES
+    )
     from anvil.planning.plan import make_plan
 
     files = {"data/domain.jsonl": "d", "data/a.jsonl": "a", "data/b.jsonl": "b"}
@@ -69,11 +70,16 @@ def results(means: list[float]) -> dict:
 
 
 def config(rule: str = "best", tie: str = "simplest") -> SelectConfig:
-    return SelectConfig.model_validate({
-        "select": {"metric": "s.composite", "rule": rule, "tie": tie},
-        "variants": {"v(lr=3e-5)": {"train.learning_rate": 3e-5}, "v(lr=1e-5)": {"train.learning_rate": 1e-5},
-                     "v(lr=2e-5)": {"train.learning_rate": 2e-5}},
-    })  # fmt: skip
+    return SelectConfig.model_validate(
+        {
+            "select": {"metric": "s.composite", "rule": rule, "tie": tie},
+            "variants": {
+                "v(lr=3e-5)": {"train.learning_rate": 3e-5},
+                "v(lr=1e-5)": {"train.learning_rate": 1e-5},
+                "v(lr=2e-5)": {"train.learning_rate": 2e-5},
+            },
+        }
+    )
 
 
 def test_best_takes_the_highest_and_breaks_ties_by_simplicity_or_order():
@@ -87,8 +93,11 @@ def test_best_takes_the_highest_and_breaks_ties_by_simplicity_or_order():
 
 def test_simplest_within_noise_takes_the_simplest_not_significantly_worse():
     best = [4.0, 4.2, 3.8, 4.1, 3.9, 4.0]
-    found = {"v(lr=3e-5)": results(best), "v(lr=2e-5)": results([b - 0.05 * (i % 2) for i, b in enumerate(best)]),
-             "v(lr=1e-5)": results([b - 2.0 for b in best])}  # fmt: skip
+    found = {
+        "v(lr=3e-5)": results(best),
+        "v(lr=2e-5)": results([b - 0.05 * (i % 2) for i, b in enumerate(best)]),
+        "v(lr=1e-5)": results([b - 2.0 for b in best]),
+    }
     chosen = choose(config("simplest_within_noise"), found)
     assert chosen["best"] == "v(lr=3e-5)" and chosen["winner"] == "v(lr=2e-5)", chosen
     assert "Holm-adjusted" in chosen["reason"]

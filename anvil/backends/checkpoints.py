@@ -48,8 +48,9 @@ def restore(folder: Path, model, optimizer) -> int:
 
     from anvil.backends import tensors
 
-    steps = sorted((int(m.group(1)) for p in folder.glob(f"*{ADAPTERS}") if (m := re.match(r"(\d+)_", p.name))),
-                   reverse=True)  # fmt: skip
+    steps = sorted(
+        (int(m.group(1)) for p in folder.glob(f"*{ADAPTERS}") if (m := re.match(r"(\d+)_", p.name))), reverse=True
+    )
     for step in steps:
         adapters, state = folder / f"{step:07d}{ADAPTERS}", folder / f"{step:07d}{OPTIMIZER}"
         try:

@@ -20,9 +20,22 @@ from anvil.recipe.infrastructure import Distributed
 
 def launch_argv(launch: Distributed, command: list[str], cwd: Path) -> list[str]:
     """mlx.launch (this module run as `__main__`) running `command` (`python -m MODULE ...`) on every process."""
-    return [sys.executable, "-m", "anvil.backends.distributed", "--backend", launch.backend, *launch.launch_hosts(),
-            "--starting-port", str(free_ports(launch.world_size)), "--cwd", str(cwd),
-            "--python", sys.executable, "--", *command[1:]]  # fmt: skip  # mlx.launch puts `--python` first
+    return [
+        sys.executable,
+        "-m",
+        "anvil.backends.distributed",
+        "--backend",
+        launch.backend,
+        *launch.launch_hosts(),
+        "--starting-port",
+        str(free_ports(launch.world_size)),
+        "--cwd",
+        str(cwd),
+        "--python",
+        sys.executable,
+        "--",
+        *command[1:],
+    ]  # mlx.launch puts `--python` first
 
 
 def failed_ranks(log: str, launch: Distributed, explained: int) -> str:

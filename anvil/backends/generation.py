@@ -29,8 +29,12 @@ def greedy_texts(folder: Path, prompts: list[str], max_tokens: int) -> list[dict
         # counted once, as the server counts it.
         count = responses[-1].generation_tokens if responses else 0
         chosen = [r for r in responses[:count] if r.token is not None and r.token not in stops]
-        answers.append({"text": tokenizer.decode([r.token for r in chosen]),
-                        "logprobs": [float(r.logprobs[r.token]) for r in chosen]})  # fmt: skip
+        answers.append(
+            {
+                "text": tokenizer.decode([r.token for r in chosen]),
+                "logprobs": [float(r.logprobs[r.token]) for r in chosen],
+            }
+        )
     del model, processor
     gc.collect()
     mx.clear_cache()

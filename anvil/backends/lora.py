@@ -37,7 +37,7 @@ def adapter_config(lora: Lora, base: str) -> dict:
             "scale": lora.scale,
             "dropout": lora.dropout,
             "keys": lora_keys(lora.targets),
-        },  # fmt: skip
+        },
         "base_model": base,
     }
 
@@ -59,21 +59,41 @@ def curve_so_far(checkpoints: Path) -> dict[str, list[dict]]:
     return curve
 
 
-def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, checkpoints: Path, *,
-          prompts: Sequence[dict] = (), base_model: str = "", launch: Distributed | None = None,
-          ledger: Path | None = None, log: Path | None = None, method: str = "sft",
-          settings_of_method: Strict | None = None,
-          progress: Callable[[float, str], None] = lambda f, m: None) -> dict:  # fmt: skip
+def train(
+    parent: Path,
+    data: Path,
+    lora: Lora,
+    settings: Train,
+    out: Path,
+    checkpoints: Path,
+    *,
+    prompts: Sequence[dict] = (),
+    base_model: str = "",
+    launch: Distributed | None = None,
+    ledger: Path | None = None,
+    log: Path | None = None,
+    method: str = "sft",
+    settings_of_method: Strict | None = None,
+    progress: Callable[[float, str], None] = lambda f, m: None,
+) -> dict:
     """Train an adapter on `parent` with `data/{train,valid}.jsonl` into `out`, resuming from the
     checkpoints in `checkpoints`; sample `prompts` before and after. Returns the run's metrics; the
     trainer's own output is kept at `log`."""
     checkpoints.mkdir(parents=True, exist_ok=True)
     for name in (RESULT, FAILURE):
         (checkpoints / name).unlink(missing_ok=True)
-    job = {"parent": str(parent), "data": str(data), "out": str(out), "checkpoints": str(checkpoints),
-           "lora": lora.model_dump(mode="json"), "train": settings.model_dump(mode="json"),
-           "prompts": list(prompts), "base_model": base_model, "method": method,
-           "settings": settings_of_method.model_dump(mode="json") if settings_of_method else None}  # fmt: skip
+    job = {
+        "parent": str(parent),
+        "data": str(data),
+        "out": str(out),
+        "checkpoints": str(checkpoints),
+        "lora": lora.model_dump(mode="json"),
+        "train": settings.model_dump(mode="json"),
+        "prompts": list(prompts),
+        "base_model": base_model,
+        "method": method,
+        "settings": settings_of_method.model_dump(mode="json") if settings_of_method else None,
+    }
     (checkpoints / JOB).write_text(json.dumps(job))
     progress(0.0, "loading the parent model")
     argv = [sys.executable, "-m", "anvil.backends.lora_worker", str(checkpoints / JOB)]
@@ -104,8 +124,10 @@ def train(parent: Path, data: Path, lora: Lora, settings: Train, out: Path, chec
             and (ranks := distributed.failed_ranks(text, launch, FAILED_EXIT))
         ):
             said = f" ({reported})" if reported else ""
-            raise AnvilError(f"distributed training stopped: {ranks}{said}; every other rank was stopped, and the "
-                             f"next apply resumes from the last checkpoint. The end of its log:\n{tail}")  # fmt: skip
+            raise AnvilError(
+                f"distributed training stopped: {ranks}{said}; every other rank was stopped, and the "
+                f"next apply resumes from the last checkpoint. The end of its log:\n{tail}"
+            )
         if reported:
             raise AnvilError(reported)
         raise AnvilError(f"training exited with code {child.poll()}; the end of its log:\n{tail}")

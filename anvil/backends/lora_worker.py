@@ -62,8 +62,15 @@ class Recorder:
     steps, rather than in mlx-lm-lora's loop (which counts from a restart): a resumed run then records
     the very curve an uninterrupted one does."""
 
-    def __init__(self, log: Path, offset: int, settings: Train, validate: Callable[[], float],
-                 checkpoint: Callable[[int], None], lead: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        log: Path,
+        offset: int,
+        settings: Train,
+        validate: Callable[[], float],
+        checkpoint: Callable[[int], None],
+        lead: bool = True,
+    ):
         self.log, self.offset, self.settings, self.validate, self.checkpoint = (
             log,
             offset,
@@ -90,13 +97,21 @@ class Recorder:
     def on_train_loss_report(self, info: dict) -> None:
         step = self.offset + info["iteration"]
         if not math.isfinite(info["train_loss"]):
-            raise AnvilError(f"training diverged at step {step}: the loss is {info['train_loss']} (expected a finite "
-                             "loss; lower train.learning_rate?)")  # fmt: skip
-        self._add({"kind": "train", "step": step,
-                   "loss": round(float(info["train_loss"]), 5),
-                   "tokens_per_second": round(float(info["tokens_per_second"]), 2),
-                   "seconds": round(1 / max(float(info["iterations_per_second"]), 1e-9), 4),
-                   "peak_memory_gb": round(float(info["peak_memory"]), 4), "time": time.time()})  # fmt: skip
+            raise AnvilError(
+                f"training diverged at step {step}: the loss is {info['train_loss']} (expected a finite "
+                "loss; lower train.learning_rate?)"
+            )
+        self._add(
+            {
+                "kind": "train",
+                "step": step,
+                "loss": round(float(info["train_loss"]), 5),
+                "tokens_per_second": round(float(info["tokens_per_second"]), 2),
+                "seconds": round(1 / max(float(info["iterations_per_second"]), 1e-9), 4),
+                "peak_memory_gb": round(float(info["peak_memory"]), 4),
+                "time": time.time(),
+            }
+        )
         if step % self.settings.val_interval == 0 or step == self.settings.steps:
             self._add({"kind": "valid", "step": step, "loss": round(self.validate(), 5), "time": time.time()})
         if step % self.settings.checkpoint_interval == 0 and self.lead:
@@ -141,10 +156,17 @@ def train(job: dict) -> dict:
     np.random.seed(settings.seed)
     model, tokenizer = load(job["parent"])
     extra = method.SETTINGS.model_validate(job["settings"]) if method.SETTINGS and job.get("settings") else None
-    session = Session(model, tokenizer, Path(job["data"]), settings, extra, job["parent"],
-                      batches=lambda done: checkpoints.seeded_batches(settings.seed, done, world.rank(), world.size()),
-                      shared_validation=checkpoints.shared_validation(world.rank(), world.size())
-                      if world.size() > 1 else None, guarded=metal_only_calls_guarded)  # fmt: skip
+    session = Session(
+        model,
+        tokenizer,
+        Path(job["data"]),
+        settings,
+        extra,
+        job["parent"],
+        batches=lambda done: checkpoints.seeded_batches(settings.seed, done, world.rank(), world.size()),
+        shared_validation=checkpoints.shared_validation(world.rank(), world.size()) if world.size() > 1 else None,
+        guarded=metal_only_calls_guarded,
+    )
     before = method.measure(session)  # on the parent, before any adapter (a resumed run measures it again)
     layers = len(model.layers)
     if lora.last_layers > layers:
@@ -160,18 +182,26 @@ def train(job: dict) -> dict:
 
     base_lr = settings.learning_rate
     if settings.lr_schedule == "cosine":
-        schedule = build_schedule({"name": "cosine_decay", "arguments": [base_lr, settings.steps],
-                                   "warmup": settings.warmup_steps})  # fmt: skip
+        schedule = build_schedule(
+            {"name": "cosine_decay", "arguments": [base_lr, settings.steps], "warmup": settings.warmup_steps}
+        )
     elif settings.warmup_steps:
-        schedule = build_schedule({"name": "linear_schedule", "arguments": [base_lr, base_lr, 1],
-                                   "warmup": settings.warmup_steps})  # fmt: skip
+        schedule = build_schedule(
+            {"name": "linear_schedule", "arguments": [base_lr, base_lr, 1], "warmup": settings.warmup_steps}
+        )
     else:
         schedule = None
     optimizer = optim.Adam(learning_rate=schedule or base_lr)  # its restored step counter drives the schedule
     done = checkpoints.restore(folder, model, optimizer)
 
-    recorder = Recorder(folder / LOSS_LOG, done, settings, lambda: trainer.validate(model),
-                        lambda step: checkpoints.save(folder, step, model, optimizer), lead)  # fmt: skip
+    recorder = Recorder(
+        folder / LOSS_LOG,
+        done,
+        settings,
+        lambda: trainer.validate(model),
+        lambda step: checkpoints.save(folder, step, model, optimizer),
+        lead,
+    )
     if done < settings.steps:
         trainer.train(model, optimizer, done, recorder)
     if not lead:
@@ -181,8 +211,10 @@ def train(job: dict) -> dict:
     (out / "adapter_config.json").write_text(json.dumps(adapter_config(lora, job["base_model"]), indent=2))
     train_log = [e for e in recorder.entries if e["kind"] == "train"]
     valid_log = [e for e in recorder.entries if e["kind"] == "valid"]
-    curve = {kind: [{"step": e["step"], "loss": e["loss"]} for e in log]
-             for kind, log in (("train", train_log), ("valid", valid_log))}  # fmt: skip
+    curve = {
+        kind: [{"step": e["step"], "loss": e["loss"]} for e in log]
+        for kind, log in (("train", train_log), ("valid", valid_log))
+    }
     (out / "loss.json").write_text(json.dumps(curve, indent=1))
     steady = train_log[1:] or train_log  # the first step includes the one-time compile
     metrics = {

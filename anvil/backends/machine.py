@@ -30,8 +30,13 @@ def versions() -> dict[str, str | None]:
 def machine() -> dict[str, object]:
     import psutil
 
-    return {"system": platform.system(), "arch": platform.machine(), "cpus": os.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "accelerator": _accelerator()}  # fmt: skip
+    return {
+        "system": platform.system(),
+        "arch": platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "accelerator": _accelerator(),
+    }
 
 
 def _accelerator() -> str:
@@ -104,5 +109,9 @@ def measure() -> Speed:
         mx.eval(mx.sum(stream))
 
     chain()  # warm: kernels compiled, buffers allocated
-    return Speed(python_s=_best(python_loop), op_s=_best(chain) / CHAIN,
-                 flops=REPEATS * 2 * LARGE**3 / _best(products), bandwidth=STREAM * 4 / _best(reduce))  # fmt: skip
+    return Speed(
+        python_s=_best(python_loop),
+        op_s=_best(chain) / CHAIN,
+        flops=REPEATS * 2 * LARGE**3 / _best(products),
+        bandwidth=STREAM * 4 / _best(reduce),
+    )

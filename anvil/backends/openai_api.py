@@ -46,12 +46,16 @@ def chat_completion(base_url: str, body: dict[str, Any], headers: dict[str, str]
 
 
 def _chat_request(base_url: str, body: dict[str, Any], headers: dict[str, str]) -> urllib.request.Request:
-    return urllib.request.Request(base_url.rstrip("/") + "/chat/completions", json.dumps(body).encode(),
-                                  {"Content-Type": "application/json", **headers})  # fmt: skip
+    return urllib.request.Request(
+        base_url.rstrip("/") + "/chat/completions",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json", **headers},
+    )
 
 
-def chat_until(base_url: str, body: dict[str, Any], headers: dict[str, str], timeout: float,
-               stop: tuple[str, ...]) -> tuple[str, bool]:  # fmt: skip
+def chat_until(
+    base_url: str, body: dict[str, Any], headers: dict[str, str], timeout: float, stop: tuple[str, ...]
+) -> tuple[str, bool]:
     """A streamed chat completion, read until the first of the `stop` sequences and then hung up on: a
     server that takes OpenAI's `stop` ends there itself, and one that ignores it (mlx-vlm's) cancels the
     generation when its client goes (it closes the stream's token iterator), instead of spending the rest

@@ -15,8 +15,10 @@ def probe_ids(checkpoint: Path, prompts: list[dict], limit: int) -> list[list[in
     from mlx_lm.tokenizer_utils import load as load_tokenizer
 
     tokenizer = load_tokenizer(checkpoint)
-    return [list(tokenizer.apply_chat_template(p["messages"], tools=p.get("tools"), add_generation_prompt=True))
-            for p in prompts[:limit]]  # fmt: skip
+    return [
+        list(tokenizer.apply_chat_template(p["messages"], tools=p.get("tools"), add_generation_prompt=True))
+        for p in prompts[:limit]
+    ]
 
 
 def run_forward(forward, probes: list[list[int]], new_tokens: int) -> tuple[list[Any], list[list[int]]]:
@@ -78,6 +80,11 @@ def differences(
         agree += int((a.argmax(-1) == b.argmax(-1)).sum())
         positions += a.shape[0]
     greedy = sum(x == y for x, y in zip(a_text, b_text, strict=True))
-    return {"probes": len(a_text), "max_logit_diff": worst, "mean_logit_diff": total / max(count, 1),
-            "top1_agreement": agree / max(positions, 1), "greedy_agreement": greedy / max(len(a_text), 1),
-            "worst_probe": worst_probe}  # fmt: skip
+    return {
+        "probes": len(a_text),
+        "max_logit_diff": worst,
+        "mean_logit_diff": total / max(count, 1),
+        "top1_agreement": agree / max(positions, 1),
+        "greedy_agreement": greedy / max(len(a_text), 1),
+        "worst_probe": worst_probe,
+    }

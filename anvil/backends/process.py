@@ -44,8 +44,13 @@ class Owned:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Owned:
         since = data.get("since_boot")
-        return cls(int(data["pid"]), float(data["started"]), str(data["host"]), str(data.get("command", "")),
-                   None if since is None else float(since))  # fmt: skip
+        return cls(
+            int(data["pid"]),
+            float(data["started"]),
+            str(data["host"]),
+            str(data.get("command", "")),
+            None if since is None else float(since),
+        )
 
 
 @dataclass
@@ -114,8 +119,15 @@ def _running(process: psutil.Process) -> bool:
         return False
 
 
-def spawn(argv: list[str], log: Path | None, *, tethered: bool, ledger: Path | None = None,
-          env: dict[str, str] | None = None, cwd: Path | None = None) -> Child:  # fmt: skip
+def spawn(
+    argv: list[str],
+    log: Path | None,
+    *,
+    tethered: bool,
+    ledger: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Child:
     """Start `argv` (a `python -m MODULE ...` command when tethered) in its own process group, its output
     appended to `log` (None: this terminal), and record it in `ledger` before returning."""
     if tethered:
@@ -127,8 +139,15 @@ def spawn(argv: list[str], log: Path | None, *, tethered: bool, ledger: Path | N
         log.parent.mkdir(parents=True, exist_ok=True)
         out = open(log, "ab")  # noqa: SIM115  (closed below; the child keeps its own copy)
     try:
-        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                 env=env, cwd=cwd, start_new_session=True)  # fmt: skip
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
     finally:
         if out is not None:
             out.close()
@@ -203,8 +222,9 @@ def sweep(ledger: Path, keep: Collection[int] = ()) -> list[int]:
 
 def run(argv: list[str], stdin: str, timeout_s: float) -> subprocess.CompletedProcess:
     """Run a short program to completion (a judge): its own process group, killed whole on timeout."""
-    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True) as popen:  # fmt: skip
+    with subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as popen:
         try:
             out, err = popen.communicate(stdin, timeout=timeout_s)
         except BaseException:
@@ -219,8 +239,11 @@ def listener(port: int) -> str | None:
     """Who listens on TCP `port`, in words, when this user may see it: an Anvil server is named by its
     project's recipe (its working folder is under that project's state folder, `names/`)."""
     try:
-        found = [c.pid for c in psutil.net_connections(kind="inet")
-                 if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid]  # fmt: skip
+        found = [
+            c.pid
+            for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+        ]
     except (psutil.AccessDenied, OSError):
         return None
     if not found:

@@ -22,8 +22,15 @@ def quantize(parent: Path, out: Path, spec: Quantize, log: Path) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as sink, contextlib.redirect_stdout(sink), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        convert(str(parent), str(out), quantize=True, q_group_size=spec.group_size, q_bits=spec.bits,
-                q_mode=spec.mode, quant_predicate=spec.mixed)  # fmt: skip
+        convert(
+            str(parent),
+            str(out),
+            quantize=True,
+            q_group_size=spec.group_size,
+            q_bits=spec.bits,
+            q_mode=spec.mode,
+            quant_predicate=spec.mixed,
+        )
 
 
 def logits_against(reference: Path, other: Path, probes: list[list[int]], new_tokens: int) -> dict[str, Any]:
@@ -73,5 +80,8 @@ def speed(folder: Path, prompts: list[str], max_tokens: int) -> dict[str, float]
     del model, processor
     gc.collect()
     mx.clear_cache()
-    return {"tokens_per_second": tokens / seconds if seconds > 0 else 0.0, "peak_memory_gb": peak / 1e9,
-            "tokens": tokens}  # fmt: skip
+    return {
+        "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
+        "peak_memory_gb": peak / 1e9,
+        "tokens": tokens,
+    }

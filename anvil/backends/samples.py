@@ -18,8 +18,9 @@ def held_out(validation: list[tuple[dict, str]], per_category: int = 2) -> list[
         first = next(i for i, m in enumerate(row["messages"]) if m["role"] == "assistant")
         answer = row["messages"][first]
         expected = answer.get("content") or "".join(_shown_call(call) for call in answer["tool_calls"])
-        out.append({"category": category, "messages": row["messages"][:first], "tools": row.get("tools"),
-                    "expected": expected})  # fmt: skip
+        out.append(
+            {"category": category, "messages": row["messages"][:first], "tools": row.get("tools"), "expected": expected}
+        )
         picked[category] = picked.get(category, 0) + 1
     return out
 
@@ -52,15 +53,23 @@ def before_and_after(model, tokenizer, prompts: list[dict], max_tokens: int = 48
 
     results = []
     for item in prompts:
-        prompt = tokenizer.apply_chat_template(item["messages"], tools=item["tools"], tokenize=False,
-                                               add_generation_prompt=True)  # fmt: skip
+        prompt = tokenizer.apply_chat_template(
+            item["messages"], tools=item["tools"], tokenize=False, add_generation_prompt=True
+        )
         texts = {}
         for label, factor in (("before", 0.0), ("after", 1.0)):
             _lora_scale(model, factor)
             texts[label] = generate(model, tokenizer, prompt, max_tokens=max_tokens).strip()
-        results.append({"category": item["category"], "prompt": item["messages"][-1]["content"],
-                        "expected": item["expected"], **texts, "messages": item["messages"],
-                        "tools": item["tools"]})  # fmt: skip
+        results.append(
+            {
+                "category": item["category"],
+                "prompt": item["messages"][-1]["content"],
+                "expected": item["expected"],
+                **texts,
+                "messages": item["messages"],
+                "tools": item["tools"],
+            }
+        )
     _lora_scale(model, 1.0)
     for r in results:
         r["similarity_before"] = round(similarity(r["before"], r["expected"]), 3)

@@ -24,9 +24,11 @@ from anvil.recipe.serving import Serve
 STARTUP_TIMEOUT_S = 180.0
 # What an OpenAI client gets from mlx-vlm's server, as tried with the `openai` package and curl (README,
 # "Serving"); said where `anvil serve` prints its URL so that nobody builds on what is not there.
-CLIENT_SUPPORT = ("chat completions with streaming, tools and logprobs, and /v1/models work; /v1/completions "
-                  "is 404, n > 1 returns one choice, top_logprobs come back empty, and JSON mode "
-                  "(response_format) needs Metal (500 elsewhere)")  # fmt: skip
+CLIENT_SUPPORT = (
+    "chat completions with streaming, tools and logprobs, and /v1/models work; /v1/completions "
+    "is 404, n > 1 returns one choice, top_logprobs come back empty, and JSON mode "
+    "(response_format) needs Metal (500 elsewhere)"
+)
 
 
 @dataclass(frozen=True)
@@ -56,12 +58,33 @@ def api_key(options: Serve) -> str | None:
 
 
 def command(model: str, options: Serve) -> list[str]:
-    argv = [sys.executable, "-m", "mlx_vlm.server", "--model", model, "--host", options.host,
-            "--port", str(options.port), "--max-tokens", str(options.max_tokens), "--log-level", "WARNING"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "mlx_vlm.server",
+        "--model",
+        model,
+        "--host",
+        options.host,
+        "--port",
+        str(options.port),
+        "--max-tokens",
+        str(options.max_tokens),
+        "--log-level",
+        "WARNING",
+    ]
     kv = options.kv_cache
     if kv.quantization != "none":
-        argv += ["--kv-bits", str(kv.bits), "--kv-quant-scheme", kv.quantization,
-                 "--kv-group-size", str(kv.group_size), "--quantized-kv-start", str(kv.start)]  # fmt: skip
+        argv += [
+            "--kv-bits",
+            str(kv.bits),
+            "--kv-quant-scheme",
+            kv.quantization,
+            "--kv-group-size",
+            str(kv.group_size),
+            "--quantized-kv-start",
+            str(kv.start),
+        ]
     return argv
 
 
@@ -109,17 +132,27 @@ def _log_tail(log: Path | None, lines: int = 15) -> str:
         return ""
 
 
-def start(model_dir: Path, options: Serve, log: Path | None, *, tethered: bool, ledger: Path | None = None,
-          port: int | None = None, name: str | None = None,
-          names: Path | None = None) -> tuple[Server, Child]:  # fmt: skip
+def start(
+    model_dir: Path,
+    options: Serve,
+    log: Path | None,
+    *,
+    tethered: bool,
+    ledger: Path | None = None,
+    port: int | None = None,
+    name: str | None = None,
+    names: Path | None = None,
+) -> tuple[Server, Child]:
     """Start the server and wait until it answers, recorded in `ledger` first. Tethered, it ends with this
     process until `process.release` (the served model, once the state records it). Output goes to `log`, or to this
     process's terminal when `log` is None. Clients name the model `name` (see `named`)."""
     port = port or options.port
     if port_in_use(options.host, port):
         holder = process.listener(port) or "another process"
-        raise AnvilError(f"serve: port {port} on {options.host} is already in use by {holder}; set another "
-                         "`[serve] port` in the recipe, or stop that process")  # fmt: skip
+        raise AnvilError(
+            f"serve: port {port} on {options.host} is already in use by {holder}; set another "
+            "`[serve] port` in the recipe, or stop that process"
+        )
     key = api_key(options)
     env = {k: v for k, v in os.environ.items() if k != "MLX_VLM_SERVER_API_KEY"}
     if key:
@@ -144,8 +177,15 @@ def start(model_dir: Path, options: Serve, log: Path | None, *, tethered: bool, 
 
 
 @contextmanager
-def running(model_dir: Path, options: Serve, log: Path | None, port: int | None = None, ledger: Path | None = None,
-            name: str | None = None, names: Path | None = None) -> Iterator[Server]:  # fmt: skip
+def running(
+    model_dir: Path,
+    options: Serve,
+    log: Path | None,
+    port: int | None = None,
+    ledger: Path | None = None,
+    name: str | None = None,
+    names: Path | None = None,
+) -> Iterator[Server]:
     """A server for the duration of a block, tethered to this process; always stopped, whatever happens."""
     server, child = start(model_dir, options, log, tethered=True, ledger=ledger, port=port, name=name, names=names)
     try:
@@ -154,8 +194,13 @@ def running(model_dir: Path, options: Serve, log: Path | None, port: int | None 
         child.stop()
 
 
-def serve_foreground(model_dir: Path, options: Serve, on_ready: Callable[[Server], None], name: str | None = None,
-                     names: Path | None = None) -> int:  # fmt: skip
+def serve_foreground(
+    model_dir: Path,
+    options: Serve,
+    on_ready: Callable[[Server], None],
+    name: str | None = None,
+    names: Path | None = None,
+) -> int:
     """`anvil serve`: the server on this terminal, tethered to this process, until it exits (its exit code
     is returned) or this process is interrupted; stopped either way."""
     server, child = start(model_dir, options, None, tethered=True, name=name, names=names)
@@ -174,8 +219,9 @@ def chat(server: Server, messages: list[dict], max_tokens: int = 32, timeout: fl
     return openai_api.chat_completion(f"{server.url}/v1", body, server.headers, timeout)
 
 
-def chat_until(server: Server, messages: list[dict], max_tokens: int, stop: tuple[str, ...],
-               timeout: float = 120.0) -> tuple[str, bool]:  # fmt: skip
+def chat_until(
+    server: Server, messages: list[dict], max_tokens: int, stop: tuple[str, ...], timeout: float = 120.0
+) -> tuple[str, bool]:
     """One greedy chat completion streamed until a stop sequence (openai_api.chat_until)."""
     body = {"model": server.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0.0}
     return openai_api.chat_until(f"{server.url}/v1", body, server.headers, timeout, stop)

@@ -204,8 +204,11 @@ def _open(job: Rewrite, files: ExitStack) -> _Open:
     out.write(struct.pack("<Q", len(text)) + text)
     out.flush()
     changed = [(n, i, start + i["data_offsets"][0], base + i["data_offsets"][0]) for n, i in entries if n in job.names]
-    same = [(n, start + i["data_offsets"][0], base + i["data_offsets"][0], i["data_offsets"][1] - i["data_offsets"][0])
-            for n, i in entries if n not in job.names]  # fmt: skip
+    same = [
+        (n, start + i["data_offsets"][0], base + i["data_offsets"][0], i["data_offsets"][1] - i["data_offsets"][0])
+        for n, i in entries
+        if n not in job.names
+    ]
     return _Open(job.src.name, source, out.fileno(), changed, same, expected)
 
 

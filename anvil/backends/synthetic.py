@@ -25,8 +25,20 @@ ROPE = {
     "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
     "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 1000000.0},
 }
-SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>",
-                  "<image>", "<audio>", "<boi>", "<eoi>", "<boa>", "<eoa>"]  # fmt: skip
+SPECIAL_TOKENS = [
+    "<pad>",
+    "<eos>",
+    "<bos>",
+    "<unk>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<image>",
+    "<audio>",
+    "<boi>",
+    "<eoi>",
+    "<boa>",
+    "<eoa>",
+]
 
 
 def asset(name: str) -> str:
@@ -142,8 +154,11 @@ def model_config(sizes: Synthetic, ids: dict[str, int]) -> dict:
 def resolved(tower) -> dict:
     """Every field of a tower's config as mlx-vlm resolved it (its defaults and derived values written out)."""
     values = {field.name: getattr(tower, field.name) for field in dataclasses.fields(tower)}
-    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()
-            if not name.startswith("_")}  # fmt: skip
+    return {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in values.items()
+        if not name.startswith("_")
+    }
 
 
 def build(sizes: Synthetic, out: Path) -> dict:
@@ -175,9 +190,15 @@ def build(sizes: Synthetic, out: Path) -> dict:
     generation = {"bos_token_id": ids["<bos>"], "eos_token_id": config["eos_token_id"], "pad_token_id": ids["<pad>"]}
     (out / "generation_config.json").write_text(json.dumps(generation))
     # An image becomes 16 soft tokens, as many as the vision tower gives (`vision_soft_tokens_per_image`).
-    processor = {"processor_class": "Gemma4Processor",
-                 "image_processor": {"patch_size": 16, "max_soft_tokens": 16, "pooling_kernel_size": 3}}  # fmt: skip
+    processor = {
+        "processor_class": "Gemma4Processor",
+        "image_processor": {"patch_size": 16, "max_soft_tokens": 16, "pooling_kernel_size": 3},
+    }
     (out / "processor_config.json").write_text(json.dumps(processor, indent=2))
     language = sum(v.size for k, v in weights.items() if k.startswith("language_model."))
-    return {"parameters": sum(v.size for v in weights.values()), "language_parameters": language,
-            "tensors": len(weights), "vocab_size": ids["vocab"]}  # fmt: skip
+    return {
+        "parameters": sum(v.size for v in weights.values()),
+        "language_parameters": language,
+        "tensors": len(weights),
+        "vocab_size": ids["vocab"],
+    }

@@ -37,8 +37,12 @@ def selection(c: argparse.ArgumentParser) -> None:
         ("--replace", "STAGE", "force a stage to rerun, e.g. v2.train (repeatable)"),
     ):
         c.add_argument(flag, action="append", default=[], metavar=metavar, help=text)
-    c.add_argument("-v", "--verbose", action="store_true",
-                   help="every changed field of every stage (lines summarise a collection's changes)")  # fmt: skip
+    c.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="every changed field of every stage (lines summarise a collection's changes)",
+    )
 
 
 def port_number(text: str) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anvil.commands import command, contaminated, duration, open_project, selection
-from anvil.errors import EXIT_GATES, EXIT_OK, AnvilError, StageFailed, StalePlan
+from anvil.errors import EXIT_OK, AnvilError, StageFailed, StalePlan
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -22,10 +22,15 @@ if TYPE_CHECKING:
 
 
 def add_to(sub) -> None:
-    c = command(sub, "apply", run, "run the stages whose inputs changed (or a saved plan: apply plan.json)",
-                recipe=False)  # fmt: skip
-    c.add_argument("recipe", nargs="?", default="anvil.toml",
-                   help="recipe file, or a plan saved by `plan -out` (default: anvil.toml)")  # fmt: skip
+    c = command(
+        sub, "apply", run, "run the stages whose inputs changed (or a saved plan: apply plan.json)", recipe=False
+    )
+    c.add_argument(
+        "recipe",
+        nargs="?",
+        default="anvil.toml",
+        help="recipe file, or a plan saved by `plan -out` (default: anvil.toml)",
+    )
     selection(c)
 
 
@@ -38,7 +43,7 @@ def run(args) -> int:
     from anvil.recipe.load import shown
 
     project, plan, saved = planned(args.recipe, args.target, args.replace, args.exclude)
-    plan_lines(plan, out(), project.state.load(), args.verbose)
+    plan_lines(plan, out(), project.state.load(), args.verbose, project.standings())
     memory_lines(project, plan, "refused")
     ended = "Nothing to apply."
     page = LivePage(project, plan)
@@ -49,15 +54,16 @@ def run(args) -> int:
         started = time.monotonic()
         try:
             with ApplyDisplay(plan, out()) as display:
-                applied = project.apply(plan, both(display.event, page.event),
-                                        both(display.stage_progress, page.progress), saved=saved)  # fmt: skip
+                applied = project.apply(
+                    plan, both(display.event, page.event), both(display.stage_progress, page.progress), saved=saved
+                )
         except AnvilError as e:
             # A stage's error: what did not need it went on (the report too), so the summary below is
             # still the truth. Any other error stopped the apply before it ran anything.
             if not isinstance(e, StageFailed) or e.applied is None:
                 in_flight = "failed"
                 err().print(f"error: {e}", markup=False)
-                return report_gates(project) or e.exit_code
+                return report_failures(project) or e.exit_code
             failure, applied = e, e.applied
         finally:
             page.close(in_flight)
@@ -68,9 +74,11 @@ def run(args) -> int:
         out().print(estimate_error(plan, applied.ran, project.state.load(), took), highlight=False)
         note = f"; {held} stage{'s' * (held != 1)} not available or blocked" if held else ""
         errors = f"; {len(applied.errors)} ended in an error" if applied.errors else ""
-        ended = (f"Applied: {len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} "
-                 f"removed{errors}{note}.")  # fmt: skip
-    code = report_gates(project)  # the failure tables first, then the summary, the last line what is served
+        ended = (
+            f"Applied: {len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} "
+            f"removed{errors}{note}."
+        )
+    code = report_failures(project)  # the failure tables first, then the summary, the last line what is served
     summary = overview(project)
     summary_lines(summary, out())
     if not plan.changes:
@@ -84,8 +92,9 @@ def run(args) -> int:
     return code
 
 
-def planned(recipe: str, targets: Collection[str], replace: Collection[str],
-            exclude: Collection[str]) -> tuple[Project, Plan, dict[str, Any] | None]:  # fmt: skip
+def planned(
+    recipe: str, targets: Collection[str], replace: Collection[str], exclude: Collection[str]
+) -> tuple[Project, Plan, dict[str, Any] | None]:
     """The project, its plan and the saved plan it was checked against (None for a plan made now)."""
     from anvil.planning.saved import differences, parse
 
@@ -131,15 +140,15 @@ def both(*callbacks):
     return lambda *args: [callback(*args) for callback in callbacks] and None
 
 
-def report_gates(project) -> int:
-    """The seed's GATE table for every failed gate, on stderr; EXIT_GATES if there is one."""
+def report_failures(project: Project) -> int:
+    """Every failed stage with what failed (the seed's GATE table for a gate), on stderr; the exit code its
+    kind gives (EXIT_ERROR for any failed stage, EXIT_GATES when only gates and judges failed)."""
     from anvil.console import err
 
-    failed = project.failed_gates()
-    for stage, lines in failed.items():
-        what = "not promoted" if stage.endswith(".gate") else "its judge's scores do not count: evaluations blocked"
-        err().print(f"\n{stage} FAILED ({what}):\n  " + "\n  ".join(lines), markup=False)
-    return EXIT_GATES if failed else EXIT_OK
+    failures = project.failures()
+    for failure in failures:
+        err().print(f"\n{failure.stage} FAILED ({failure.means}):\n  " + "\n  ".join(failure.lines), markup=False)
+    return min((f.exit_code for f in failures), default=EXIT_OK)
 
 
 def estimate_error(plan: Plan, ran: list[str], records: dict[str, StageRecord], took: float) -> str:
@@ -151,8 +160,11 @@ def estimate_error(plan: Plan, ran: list[str], records: dict[str, StageRecord], 
         return f"\nTook {duration(took)}."
     error = (sum(guessed.values()) - measured) / measured
     many = len(ran) != 1
-    some = f"the {len(guessed)} of {len(ran)} stages that ran with an estimate" if len(guessed) < len(ran) else (
-        f"the {len(ran)} stage{'s' * many} that ran")  # fmt: skip
+    some = (
+        f"the {len(guessed)} of {len(ran)} stages that ran with an estimate"
+        if len(guessed) < len(ran)
+        else (f"the {len(ran)} stage{'s' * many} that ran")
+    )
     return (
         f"\nTook {duration(took)}; {some} took {duration(measured)}, estimated "
         f"{duration(sum(guessed.values()))} ({error:+.0%})."
@@ -164,18 +176,26 @@ def summary_lines(summary: dict, console: Console) -> None:
     for suite, models in summary["scores"].items():
         parts = []
         for model, v in models.items():
-            deltas = [f"{v[k]:+.2f} vs {k.removeprefix('delta_vs_')}" for k in ("delta_vs_base", "delta_vs_parent")
-                      if v.get(k) is not None]  # fmt: skip
-            parts.append(f"{model} {v['composite']:.2f}" + (f" ({', '.join(deltas)})" if deltas else ""))
+            deltas = [
+                f"{v[k]:+.2f} vs {k.removeprefix('delta_vs_')}"
+                for k in ("delta_vs_base", "delta_vs_parent")
+                if v.get(k) is not None
+            ]
+            stale = f" [{v['stale']}]" if v.get("stale") else ""
+            parts.append(f"{model} {v['composite']:.2f}" + (f" ({', '.join(deltas)})" if deltas else "") + stale)
         console.print(f"\n{suite} composite: " + "; ".join(parts), highlight=False, markup=False)
-    for stage, warnings in summary["warnings"].items():
-        for warning in warnings:
-            console.print(f"! {stage}: {warning}", style="yellow", highlight=False, markup=False)
+    for stage, warning in summary["warnings"].items():
+        console.print(f"! {stage} warned: {warning}", style="yellow", highlight=False, markup=False)
     for model, gates in summary["gates"].items():
         if not gates:
             continue
         passed = sum(g["passed"] for g in gates)
-        console.print(f"{model} gates: {passed} of {len(gates)} passed", highlight=False)
+        stale = summary["stale_gates"].get(model)
+        console.print(
+            f"{model} gates: {passed} of {len(gates)} passed" + (f" [{stale}]" if stale else ""),
+            highlight=False,
+            markup=False,
+        )
         width = min(max(len(g["metric"]) for g in gates), 44)  # a longer name is printed whole, never cut
         for g in gates:
             bound = f">= {g['min']:g}" if g["min"] is not None else f"<= {g['max']:g}"
@@ -191,9 +211,15 @@ class ApplyDisplay:
         from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
         self.console = console
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(),
-                                 console=console, transient=True)  # fmt: skip
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
         self.overall = self.progress.add_task("apply", total=len(plan.changes))
         self.tasks: dict[str, TaskID] = {}
 

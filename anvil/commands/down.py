@@ -16,11 +16,16 @@ def run(args) -> int:
     project = open_project(args.recipe)
     stopped = project.down()
     for sid in project.forgotten:
-        err().print(f"{sid}: its recorded process was started by another project (this state was copied); "
-                    "forgot the record, signalled nothing", markup=False)  # fmt: skip
+        err().print(
+            f"{sid}: its recorded process was started by another project (this state was copied); "
+            "forgot the record, signalled nothing",
+            markup=False,
+        )
     for sid in project.gone:
-        say(f"{sid}: its recorded process was no longer running (a process with its pid, if any, is not "
-            "Anvil's); cleared the record, signalled nothing")  # fmt: skip
+        say(
+            f"{sid}: its recorded process was no longer running (a process with its pid, if any, is not "
+            "Anvil's); cleared the record, signalled nothing"
+        )
     if stopped or not (project.forgotten or project.gone):
         say(f"stopped {', '.join(stopped)}" if stopped else "nothing running")
     return EXIT_OK

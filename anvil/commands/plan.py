@@ -16,16 +16,21 @@ if TYPE_CHECKING:
     from anvil.console import Plain
     from anvil.planning.plan import Plan
     from anvil.planning.record import StageRecord
+    from anvil.planning.standing import Standing
 
 
 def add_to(sub) -> None:
     c = command(sub, "plan", run, "show what apply would do, and why")
     selection(c)
     c.add_argument("--json", action="store_true", help="the plan as JSON")
-    c.add_argument("-out", "--out", metavar="FILE",
-                   help="save the plan: `anvil apply FILE` runs exactly it, or refuses")  # fmt: skip
-    c.add_argument("--detailed-exitcode", action="store_true",
-                   help="exit 0 when nothing to do, 2 when changes are pending, 1 on error")  # fmt: skip
+    c.add_argument(
+        "-out", "--out", metavar="FILE", help="save the plan: `anvil apply FILE` runs exactly it, or refuses"
+    )
+    c.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when nothing to do, 2 when changes are pending, 1 on error",
+    )
 
 
 def run(args) -> int:
@@ -39,7 +44,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
-        plan_lines(plan, lines(), project.state.load(), args.verbose)
+        plan_lines(plan, lines(), project.state.load(), args.verbose, project.standings())
         sweep_lines(project, plan, lines())
     memory_lines(project, plan, "apply will refuse")
     warning_lines(project.shared.warnings)
@@ -53,32 +58,57 @@ def run(args) -> int:
             write_json(Path(args.out), saved)
         except OSError as e:
             raise AnvilError(f"{args.out}: cannot write the plan there ({e.strerror or e})") from None
-        say(f"\nSaved the plan to {args.out}: `anvil apply {args.out}` runs exactly this plan, or nothing if "
-            "anything it was made from changes.", stderr=args.json)  # fmt: skip
+        say(
+            f"\nSaved the plan to {args.out}: `anvil apply {args.out}` runs exactly this plan, or nothing if "
+            "anything it was made from changes.",
+            stderr=args.json,
+        )
     return EXIT_CHANGES if args.detailed_exitcode and plan.pending else EXIT_OK
 
 
-def plan_lines(plan: Plan, console: Console | Plain, records: dict[str, StageRecord] | None = None,
-               verbose: bool = False) -> None:  # fmt: skip
-    """The plan, a line per stage; a stage that summarises its last result (a gate) shows it too. Its
-    reasons are summarised unless `verbose` (all of them are in `plan --json`)."""
+def plan_lines(
+    plan: Plan,
+    console: Console | Plain,
+    records: dict[str, StageRecord] | None = None,
+    verbose: bool = False,
+    standings: dict[str, Standing] | None = None,
+) -> None:
+    """The plan, a line per stage; a stage that summarises its last result (a gate) shows it too, and a
+    process only as `standings` found it (probed). Its reasons are summarised unless `verbose` (all of them
+    are in `plan --json`)."""
     from anvil.planning.plan import Act
+    from anvil.planning.standing import State
     from anvil.stages.registry import BY_KIND
 
-    style = {Act.CREATE: "green", Act.RERUN: "yellow", Act.RESTORE: "cyan", Act.UP_TO_DATE: "dim",
-             Act.ORPHANED: "red", Act.UNAVAILABLE: "magenta", Act.BLOCKED: "magenta"}  # fmt: skip
+    style = {
+        Act.CREATE: "green",
+        Act.RERUN: "yellow",
+        Act.RESTORE: "cyan",
+        Act.UP_TO_DATE: "dim",
+        Act.ORPHANED: "red",
+        Act.UNAVAILABLE: "magenta",
+        Act.BLOCKED: "magenta",
+    }
     for action in plan.actions:
         line = action.line(verbose)
         if (guess := plan.estimates.get(action.stage)) is not None and action.act is not Act.RESTORE:
             from anvil.estimates.for_project import size
 
-            figures = [f"~{duration(guess.seconds)}" if guess.seconds is not None else "",
-                       size(guess.memory_bytes) if guess.memory_bytes is not None else ""]  # fmt: skip
+            figures = [
+                f"~{duration(guess.seconds)}" if guess.seconds is not None else "",
+                size(guess.memory_bytes) if guess.memory_bytes is not None else "",
+            ]
             line += f"  ({', '.join(filter(None, figures))})" if any(figures) else ""
         record = (records or {}).get(action.stage)
         stage = BY_KIND.get(action.kind)
         if record is not None and stage is not None and stage.summary is not None and stage.in_plan:
-            line += f"  [{'running: ' if stage.stop else 'last: '}{stage.summary(record)}]"
+            standing = (standings or {}).get(action.stage)
+            if stage.stop is None:
+                line += f"  [last: {stage.summary(record)}]"
+            elif standing is not None and standing.state in (State.UP, State.WARNED):
+                line += f"  [running: {stage.summary(record)}]"
+            elif standing is not None:
+                line += f"  [{standing.state.value}: {standing.reason}]"
         console.print(line, style=style[action.act], markup=False, highlight=False)
     counts = plan.counts()
     summary = ", ".join(f"{n} {act.replace('_', ' ')}" for act, n in counts.items() if n)
@@ -86,14 +116,19 @@ def plan_lines(plan: Plan, console: Console | Plain, records: dict[str, StageRec
         console.print(f"\nPlan: {summary}.", markup=False, highlight=False)
         if (total := plan.estimated_seconds()) is not None and total > 0:
             bases = sorted({e.basis for e in plan.estimates.values() if e.basis not in ("", "no work", "restore")})
-            console.print(f"Estimated time: {duration(total)} (from {', '.join(bases) or 'nothing yet'}).",
-                          markup=False, highlight=False)  # fmt: skip
+            console.print(
+                f"Estimated time: {duration(total)} (from {', '.join(bases) or 'nothing yet'}).",
+                markup=False,
+                highlight=False,
+            )
     else:
-        console.print(f"\nNo changes: everything that can be built is up to date ({summary}).", markup=False,
-                      highlight=False)  # fmt: skip
+        console.print(
+            f"\nNo changes: everything that can be built is up to date ({summary}).", markup=False, highlight=False
+        )
     for action in (a for a in plan.actions if a.act is Act.BLOCKED):
-        console.print(f"Held back: {action.stage} ({action.reasons[0]}).", style="magenta", markup=False,
-                      highlight=False)  # fmt: skip
+        console.print(
+            f"Held back: {action.stage} ({action.reasons[0]}).", style="magenta", markup=False, highlight=False
+        )
 
 
 def sweep_lines(project, plan: Plan, console: Console | Plain) -> None:

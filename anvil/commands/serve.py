@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 
 def add_to(sub) -> None:
-    c = command(sub, "serve", run, "run a model behind mlx-vlm's OpenAI-compatible server, in the foreground",
-                recipe=False)  # fmt: skip
+    c = command(
+        sub, "serve", run, "run a model behind mlx-vlm's OpenAI-compatible server, in the foreground", recipe=False
+    )
     c.add_argument("model", help="a model node of the recipe (e.g. v2) or a checkpoint folder")
     c.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe whose [serve] settings apply (default: anvil.toml)")
     c.add_argument("--port", type=port_number, help="override the recipe's port")
@@ -63,7 +64,9 @@ def serve_target(model: str, recipe: str | Path, port: int | None) -> ServeTarge
     options = options.model_copy(update={"port": port}) if port else options
     served = project.state.load().get("serve")
     if served is not None and served.metrics.get("port") == options.port and project.drift(served) is None:
-        raise AnvilError(f"port {options.port} is held by the server `apply` keeps running for "
-                         f"{served.config.get('model')} (pid {served.metrics['pid']}): stop it with `anvil down`, "
-                         "or choose another port with --port")  # fmt: skip
+        raise AnvilError(
+            f"port {options.port} is held by the server `apply` keeps running for "
+            f"{served.config.get('model')} (pid {served.metrics['pid']}): stop it with `anvil down`, "
+            "or choose another port with --port"
+        )
     return ServeTarget(project.weights(model), options, model, project.state.names)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from anvil.planning.record import Outcome, StageRecord
+from anvil.planning.graph import stage_id
+from anvil.planning.record import StageRecord
+from anvil.planning.standing import Standing, State
 from anvil.stages import gate
 
 if TYPE_CHECKING:
@@ -14,41 +16,53 @@ if TYPE_CHECKING:
 
 
 def summary(project: Project) -> dict[str, Any]:
-    records = project.state.load()
+    """Figures that are not current (a blocked evaluation's, from before) carry `stale`: when they were
+    built and why they are not current."""
+    records, standings = project.state.load(), project.standings()
     scores: dict[str, dict[str, dict]] = {}
     gates: dict[str, list[dict]] = {}
-    for node in project.graph.order():
-        record = records.get(node.id)
-        if record is None or node.model is None:
-            continue
-        if node.kind == "eval":
+    stale: dict[str, str] = {}
+    for model in project.graph.models():
+        scored, gated = stage_id("eval", model), stage_id("gate", model)
+        if (record := records.get(scored)) is not None and scored in standings:
             for suite, values in record.metrics.get("suites", {}).items():
-                scores.setdefault(suite, {})[node.model] = values
-        elif node.kind == "gate":
-            gates[node.model] = gate.checked(project.store.artifact(record.fingerprint))
+                scores.setdefault(suite, {})[model] = values | {"stale": standings[scored].stale}
+        if (record := records.get(gated)) is not None and gated in standings:
+            gates[model] = gate.checked(project.store.artifact(record.fingerprint))
+            stale[model] = standings[gated].stale
     return {
-        "served": served(project, records, gates),
+        "served": served(project, records, gates, standings),
         "scores": scores,
         "gates": gates,
-        "warnings": {sid: r.metrics.get("warnings", []) for sid, r in records.items()
-                     if r.outcome is Outcome.WARNED and sid in project.graph.nodes},
-    }  # fmt: skip
+        "stale_gates": stale,
+        "warnings": {sid: s.reason for sid, s in standings.items() if s.state is State.WARNED and s.current},
+    }
 
 
-def served(project: Project, records: dict[str, StageRecord], gates: dict[str, list[dict]]) -> dict[str, Any] | None:
-    """The recorded server as it is now: probed (`problem`: why it is not this project's live server),
-    whether it serves the model as now built (`current`; else what it serves is older), and the gates of
-    the model as now built (`gates`: each model's, as `summary` read them)."""
-    record = records.get("serve")
-    if record is None:
+def served(
+    project: Project, records: dict[str, StageRecord], gates: dict[str, list[dict]], standings: dict[str, Standing]
+) -> dict[str, Any] | None:
+    """The recorded server as it stands (probed): `problem`, why it is not this project's live server;
+    `current`, whether it serves the model as now built (else `why` not); the gates of the model as now
+    built (`gates`: each model's, as `summary` read them)."""
+    record, standing = records.get("serve"), standings.get("serve")
+    if record is None or standing is None:
         return None
     model = record.config.get("model")
     m = record.metrics
-    moved = [need for need, print_ in record.inputs.items() if need in records and records[need].fingerprint != print_]
     checked = gates.get(model, []) if isinstance(model, str) else []
-    return {"model": model, "url": m.get("url"), "name": m.get("model"), "since": record.started,
-            "problem": project.drift(record), "foreign": project.foreign(record), "current": not moved,
-            "gates_passed": sum(bool(g["passed"]) for g in checked), "gates": len(checked)}  # fmt: skip
+    return {
+        "model": model,
+        "url": m.get("url"),
+        "name": m.get("model"),
+        "since": record.started,
+        "problem": standing.reason if standing.state in (State.DOWN, State.FOREIGN) else None,
+        "foreign": standing.state is State.FOREIGN,
+        "current": standing.current,
+        "why": standing.reason,
+        "gates_passed": sum(bool(g["passed"]) for g in checked),
+        "gates": len(checked),
+    }
 
 
 def serving_line(served: dict[str, Any] | None) -> str:
@@ -65,7 +79,7 @@ def serving_line(served: dict[str, Any] | None) -> str:
     gates = served["gates"]
     if not served["current"]:
         failed = gates - served["gates_passed"]
-        today = f"failed {failed} of {gates} gates (not promoted)" if failed else "is not served yet"
+        today = f"failed {failed} of {gates} gates (not promoted)" if failed else f"is not served ({served['why']})"
         today = f"the {model} built since {today}"
         return f"Still serving the {model} started {since} {where}; {today}."
     passed = f"; it passed {served['gates_passed']} of {gates} gates" if gates else ""

@@ -42,8 +42,11 @@ def _remote_of(project, recipe: str):
 def push_all(project, recipe: str) -> tuple[Transfer, str]:
     """`anvil push`: every artifact the project's state records (not its running server) the remote lacks."""
     shared, remote = _remote_of(project, recipe)
-    records = [r for sid, r in project.state.load().items() if sid in project.graph.nodes
-               and not project.graph.nodes[sid].resource]  # fmt: skip
+    records = [
+        r
+        for sid, r in project.state.load().items()
+        if sid in project.graph.nodes and not project.graph.nodes[sid].resource
+    ]
     return shared.push(project.store, records), remote.url
 
 

@@ -62,8 +62,10 @@ def run(args) -> int:
             results.append({"file": path, "valid": True, "problems": [], "warnings": warnings})
             if not args.json:
                 r = checked.loaded.recipe
-                say(f"{path}: valid ({len(r.models)} models, {len(r.datasets)} datasets, "
-                    f"{len(checked.graph.nodes)} stages)")  # fmt: skip
+                say(
+                    f"{path}: valid ({len(r.models)} models, {len(r.datasets)} datasets, "
+                    f"{len(checked.graph.nodes)} stages)"
+                )
         except AnvilError as e:
             status = EXIT_ERROR
             said = str(e) if str(e).startswith(f"{path}: ") else f"{path}: {e}"

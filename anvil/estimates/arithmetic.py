@@ -67,9 +67,18 @@ def shape_from_config(
     hidden = int(text["hidden_size"])
     heads = int(text.get("num_attention_heads", max(hidden // 128, 1)))
     vocab = int(text.get("vocab_size", config.get("vocab_size", 0)))
-    return Shape(weight_bytes, parameters, hidden, int(text.get("intermediate_size", 4 * hidden)),
-                 int(text["num_hidden_layers"]), heads, int(text.get("num_key_value_heads", heads)),
-                 int(text.get("head_dim", hidden // heads)), vocab, text_bytes)  # fmt: skip
+    return Shape(
+        weight_bytes,
+        parameters,
+        hidden,
+        int(text.get("intermediate_size", 4 * hidden)),
+        int(text["num_hidden_layers"]),
+        heads,
+        int(text.get("num_key_value_heads", heads)),
+        int(text.get("head_dim", hidden // heads)),
+        vocab,
+        text_bytes,
+    )
 
 
 def shape_from_name(name: str) -> Shape | None:
@@ -82,15 +91,31 @@ def shape_from_name(name: str) -> Shape | None:
     bytes_per_weight = 0.5625 if re.search(r"4.?bit|q4", name.lower()) else 2.0
     layers = max(int(round(8 * parameters ** (1 / 6) / 10)), 8)  # 31B: 60 layers, 8B: 36, 1B: 25
     hidden = int(round(math.sqrt(parameters / (12 * layers)) / 128) * 128) or 128
-    return Shape(parameters * bytes_per_weight, parameters, hidden, 4 * hidden, layers, hidden // 128,
-                 max(hidden // 512, 1), 128, 262144)  # fmt: skip
+    return Shape(
+        parameters * bytes_per_weight,
+        parameters,
+        hidden,
+        4 * hidden,
+        layers,
+        hidden // 128,
+        max(hidden // 512, 1),
+        128,
+        262144,
+    )
 
 
 def lora_parameters(shape: Shape, rank: int, last_layers: int, keys: Sequence[str]) -> int:
     """Trainable parameters: rank x (in + out) for each adapted projection of each trained layer."""
     q, kv, h, i = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim, shape.hidden, shape.intermediate
-    sizes = {"q_proj": h + q, "k_proj": h + kv, "v_proj": h + kv, "o_proj": q + h,
-             "gate_proj": h + i, "up_proj": h + i, "down_proj": i + h}  # fmt: skip
+    sizes = {
+        "q_proj": h + q,
+        "k_proj": h + kv,
+        "v_proj": h + kv,
+        "o_proj": q + h,
+        "gate_proj": h + i,
+        "up_proj": h + i,
+        "down_proj": i + h,
+    }
     per_layer = sum(sizes.get(key.rsplit(".", 1)[-1], 0) for key in keys)
     return rank * per_layer * min(last_layers, shape.layers)
 
@@ -137,16 +162,24 @@ class Run:
     unit: str = ""  # what `units` counts (UNIT[kind]); a run counted in another unit is not compared
 
 
-UNIT = {"train": "tokens", "transcripts": "tokens", "knowledge": "tokens", "eval": "answers", "fuse": "bytes",
-        "source": "bytes", "quantize": "bytes"}  # fmt: skip
+UNIT = {
+    "train": "tokens",
+    "transcripts": "tokens",
+    "knowledge": "tokens",
+    "eval": "answers",
+    "fuse": "bytes",
+    "source": "bytes",
+    "quantize": "bytes",
+}
 # How mlx-lm-lora batches (trainer.iterate_batches): rows sorted by length, neighbours batched, each batch
 # padded to its longest row rounded up to a multiple of 32, plus one, and cut at max_seq_length.
 PAD_TO = 32
 BYTES_PER_TOKEN = 4.0  # of a JSONL row, roughly, for chat text in the usual tokenizers
 
 
-def seconds(stage: str, kind: str, units: float, parameters: float, machine: str,
-            history: Sequence[Run]) -> tuple[float | None, str]:  # fmt: skip
+def seconds(
+    stage: str, kind: str, units: float, parameters: float, machine: str, history: Sequence[Run]
+) -> tuple[float | None, str]:
     """How long a stage should take from the store's history, and on what the figure rests (None: no run
     of its kind on this machine)."""
     if units <= 0:

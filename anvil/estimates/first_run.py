@@ -24,8 +24,20 @@ from anvil.estimates.arithmetic import Shape
 
 REFERENCE_PYTHON_S = 0.0075  # Speed.python_s on the reference machine
 # Seconds on the reference machine: imports, loading, a server coming up, writing the artifact.
-START = {"train": 3.0, "fuse": 1.4, "quantize": 4.0, "source": 0.9, "transcripts": 2.5, "knowledge": 2.5,
-         "serving": 0.5, "serve": 5.0, "eval": 0.25, "dataset": 0.01, "gate": 0.01, "report": 0.05}  # fmt: skip
+START = {
+    "train": 3.0,
+    "fuse": 1.4,
+    "quantize": 4.0,
+    "source": 0.9,
+    "transcripts": 2.5,
+    "knowledge": 2.5,
+    "serving": 0.5,
+    "serve": 5.0,
+    "eval": 0.25,
+    "dataset": 0.01,
+    "gate": 0.01,
+    "report": 0.05,
+}
 STEP_LATENCIES = 20.0  # a training step's fixed work, in small-operation latencies (Speed.op_s)
 TRAIN_FLOP_FACTOR = 1.16  # a model's small matrices run below the probe's throughput; backward recomputes
 TOKEN_LATENCIES = (0.1, 0.1)  # a decoded token: fixed, and per layer, in op latencies (MLX evaluates async)
@@ -38,8 +50,15 @@ QUANTIZE_TOKENS = 2 * 4 * (8 + 48)  # stages/quantize.py: parent and quantized, 
 JUDGE_S = {"rules": 0.001, "command": 5.0, "openai": 3.0}  # per answer judged
 
 
-def seconds(kind: str, settings: Mapping[str, Any], shape: Shape | None, units: float, speed: Speed,
-            sequence: float | None = None, in_flight: int = 1) -> float:  # fmt: skip
+def seconds(
+    kind: str,
+    settings: Mapping[str, Any],
+    shape: Shape | None,
+    units: float,
+    speed: Speed,
+    sequence: float | None = None,
+    in_flight: int = 1,
+) -> float:
     """A first run's time; `units` as estimates/arithmetic.py counts them (UNIT), `sequence` a training
     round's tokens per sequence, `in_flight` the requests (or judge calls) sent at once."""
     start = START.get(kind, 0.5) * speed.python_s / REFERENCE_PYTHON_S
@@ -79,8 +98,7 @@ def _training(settings: Mapping[str, Any], shape: Shape | None, speed: Speed, se
     return train["steps"] * step + validations * train.get("val_batches", 8) * validate + saves * SAVE_S
 
 
-def _generation(settings: Mapping[str, Any], shape: Shape | None, units: float, speed: Speed,
-                in_flight: int) -> float:  # fmt: skip
+def _generation(settings: Mapping[str, Any], shape: Shape | None, units: float, speed: Speed, in_flight: int) -> float:
     parameters, layers = _parameters(shape)
     weight_bytes = shape.weight_bytes if shape else 2 * parameters
     fixed, per_layer = TOKEN_LATENCIES

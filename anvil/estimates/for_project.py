@@ -49,8 +49,9 @@ def shapes(loaded: LoadedRecipe, records: Mapping[str, StageRecord], store: Stor
     return found
 
 
-def for_plan(plan: Plan, graph: Graph, loaded: LoadedRecipe, records: Mapping[str, StageRecord],
-             store: Store) -> dict[str, Estimate]:  # fmt: skip
+def for_plan(
+    plan: Plan, graph: Graph, loaded: LoadedRecipe, records: Mapping[str, StageRecord], store: Store
+) -> dict[str, Estimate]:
     model_shapes = shapes(loaded, records, store)
     runs = history.read(history_file(store))
     here = sizing.machine()
@@ -134,8 +135,9 @@ def memory(node: Node, shape: Shape | None) -> float | None:
     if node.kind in ("transcripts", "knowledge", "serve"):
         kv = settings["kv_cache"]
         bits = kv["bits"] if kv["quantization"] != "none" else None
-        tokens = settings.get("max_tokens") or max((b["max_tokens"] or 256 for b in settings.get("benchmarks", [])),
-                                                   default=256)  # fmt: skip
+        tokens = settings.get("max_tokens") or max(
+            (b["max_tokens"] or 256 for b in settings.get("benchmarks", [])), default=256
+        )
         return estimate.serving_memory(shape, tokens, bits, getattr(node.options, "concurrency", 1))
     return None
 
@@ -170,8 +172,14 @@ def history_file(store: Store) -> Path:
     return store.root / "history.jsonl"
 
 
-def recorded(store: Store, graph: Graph, root: Path, estimates: Mapping[str, Estimate],
-             shapes_of: dict[str, Shape | None], run: Callable[..., Any]) -> Callable[..., Any]:  # fmt: skip
+def recorded(
+    store: Store,
+    graph: Graph,
+    root: Path,
+    estimates: Mapping[str, Estimate],
+    shapes_of: dict[str, Shape | None],
+    run: Callable[..., Any],
+) -> Callable[..., Any]:
     """`run` (the executor's stage function), remembering in the store's history how long each stage took
     next to what the plan estimated."""
 
@@ -185,11 +193,19 @@ def recorded(store: Store, graph: Graph, root: Path, estimates: Mapping[str, Est
         # the plan's own count (the files as planned)
         planned = expected.units if expected is not None else None
         work = planned if planned is not None else units(node, shape, training_sequence(node, graph, root))
-        history.append(history_file(store), Run(
-            stage=action.stage, kind=action.kind, machine=sizing.machine(), units=work,
-            parameters=shape.parameters if shape else 0.0, seconds=round(time.monotonic() - started, 3),
-            estimate=None if expected is None or expected.seconds is None else round(expected.seconds, 3),
-            unit=estimate.UNIT.get(action.kind, "")))  # fmt: skip
+        history.append(
+            history_file(store),
+            Run(
+                stage=action.stage,
+                kind=action.kind,
+                machine=sizing.machine(),
+                units=work,
+                parameters=shape.parameters if shape else 0.0,
+                seconds=round(time.monotonic() - started, 3),
+                estimate=None if expected is None or expected.seconds is None else round(expected.seconds, 3),
+                unit=estimate.UNIT.get(action.kind, ""),
+            ),
+        )
         return result
 
     return timed

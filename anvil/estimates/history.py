@@ -36,8 +36,7 @@ def read(path: Path) -> list[Run]:
 
 def _sound(run: Run) -> bool:
     numbers = (run.units, run.parameters, run.seconds)
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-               for v in numbers):  # fmt: skip
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in numbers):
         return False
     texts = (run.stage, run.kind, run.machine, run.unit)
     estimate_ok = run.estimate is None or (isinstance(run.estimate, int | float) and math.isfinite(run.estimate))

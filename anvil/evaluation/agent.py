@@ -32,8 +32,14 @@ def converse(server, test: Prompt, seed: int, temperature: float, max_tokens: in
                 function = _function(call)
                 name = str(function.get("name", ""))
                 tools_called.append(name)
-                messages.append({"role": "tool", "tool_call_id": call.get("id") or f"call_{i}", "name": name,
-                                 "content": run_tool(test, name, function.get("arguments", {}))})  # fmt: skip
+                messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call.get("id") or f"call_{i}",
+                        "name": name,
+                        "content": run_tool(test, name, function.get("arguments", {})),
+                    }
+                )
         else:
             turn_limit_hit = True
     final = next((m["content"] for m in reversed(messages) if m["role"] == "assistant" and m.get("content")), "")

@@ -33,8 +33,12 @@ def spearman(person: Sequence[float], judge: Sequence[float], alpha: float) -> d
     r = float(stats.spearmanr(person, judge).statistic)
     n = len(person)
     if n <= 3 or abs(r) >= 1:
-        return figure(r, r if abs(r) >= 1 else None, r if abs(r) >= 1 else None,
-                      None if abs(r) >= 1 else "fewer than 4 answers: no interval")  # fmt: skip
+        return figure(
+            r,
+            r if abs(r) >= 1 else None,
+            r if abs(r) >= 1 else None,
+            None if abs(r) >= 1 else "fewer than 4 answers: no interval",
+        )
     half = stats.norm.ppf(1 - alpha / 2) * math.sqrt((1 + r * r / 2) / (n - 3))
     z = math.atanh(r)
     return figure(r, math.tanh(z - half), math.tanh(z + half))
@@ -87,16 +91,21 @@ def pairwise(labels: Sequence[str], scores: Sequence[Sequence[float]], alpha: fl
     """A panel's judges against each other: each pair's agreement on the same answers (`scores`: one row
     per answer, a score per judge)."""
     columns = list(zip(*scores, strict=True)) if scores else [()] * len(labels)
-    return [{"a": labels[i], "b": labels[j], **agreement(columns[i], columns[j], alpha)}
-            for i in range(len(labels)) for j in range(i + 1, len(labels))]  # fmt: skip
+    return [
+        {"a": labels[i], "b": labels[j], **agreement(columns[i], columns[j], alpha)}
+        for i in range(len(labels))
+        for j in range(i + 1, len(labels))
+    ]
 
 
 def shortfalls(found: dict[str, Any], thresholds: dict[str, float | None]) -> list[str]:
     """Each threshold the figures do not meet, naming the figure: `min_kappa`, `min_spearman` (a missing
     figure does not meet its minimum), `max_mae`, `max_abs_bias`."""
     out = []
-    for key, name, label in (("min_kappa", "kappa", "quadratic-weighted kappa"),
-                             ("min_spearman", "spearman", "Spearman's rank correlation")):  # fmt: skip
+    for key, name, label in (
+        ("min_kappa", "kappa", "quadratic-weighted kappa"),
+        ("min_spearman", "spearman", "Spearman's rank correlation"),
+    ):
         want, got = thresholds.get(key), found[name]
         if want is not None and got["value"] is None:
             out.append(f"{label} cannot be computed: {got['reason']} ({key} = {want:g})")

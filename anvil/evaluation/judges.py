@@ -124,8 +124,9 @@ class Judging:
         judge's test-retest spread."""
         return JUDGES[self.judge.kind](self, test, transcript, repeat)
 
-    def asked(self, ask: Callable[[Judge, str], str], test: Scoring, transcript: dict[str, Any],
-              repeat: int = 0) -> Verdict:  # fmt: skip
+    def asked(
+        self, ask: Callable[[Judge, str], str], test: Scoring, transcript: dict[str, Any], repeat: int = 0
+    ) -> Verdict:
         """A verdict from a judge that is asked: from the content-addressed cache, or asked with retries."""
         identity = {"judge": self.identity(), "rubric": test.rubric, "transcript": transcript["messages"]}
         key = digest(identity | ({"repeat": repeat} if repeat else {}))
@@ -167,8 +168,9 @@ def panel_verdict(judging: Judging, test: Scoring, transcript: dict[str, Any], r
             return Verdict(None, "", error=f"{label(member.judge)}: {verdict.error}")
     scores = tuple(float(v.score or 0.0) for v in verdicts)
     combined = statistics.median(scores) if judging.judge.combine == "median" else statistics.fmean(scores)
-    said = "; ".join(f"{label(m.judge)} {v.score:g}: {v.rationale}" for m, v in zip(judging.members, verdicts,
-                                                                                     strict=True))  # fmt: skip
+    said = "; ".join(
+        f"{label(m.judge)} {v.score:g}: {v.rationale}" for m, v in zip(judging.members, verdicts, strict=True)
+    )
     return Verdict(combined, said, cached=all(v.cached for v in verdicts), panel=scores)
 
 

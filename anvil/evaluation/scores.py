@@ -110,8 +110,9 @@ def _why_missing(suites: dict[str, dict[str, Any]], path: str) -> str | None:
     return (found or {}).get("reason")
 
 
-def check_gates(suites: dict[str, dict[str, Any]], gates: list[Gate], knowledge: dict[str, Any] | None = None
-                ) -> list[dict[str, Any]]:  # fmt: skip
+def check_gates(
+    suites: dict[str, dict[str, Any]], gates: list[Gate], knowledge: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Every recipe gate and every per-test gate of the suites, with its value and whether it passed."""
     results = []
     for gate in gates:
@@ -126,6 +127,13 @@ def check_gates(suites: dict[str, dict[str, Any]], gates: list[Gate], knowledge:
     for suite, summary in suites.items():
         for test_id, test in summary["tests"].items():
             if test["gate"] is not None:
-                results.append({"metric": str(Metric(suite, "test", test_id)), "value": test["mean"],
-                                "min": test["gate"], "max": None, "passed": test["mean"] >= test["gate"]})  # fmt: skip
+                results.append(
+                    {
+                        "metric": str(Metric(suite, "test", test_id)),
+                        "value": test["mean"],
+                        "min": test["gate"],
+                        "max": None,
+                        "passed": test["mean"] >= test["gate"],
+                    }
+                )
     return results

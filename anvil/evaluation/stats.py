@@ -25,8 +25,9 @@ from scipy import stats
 ALPHA = 0.05
 MIN_TESTS = 3  # 2 tests: a t interval on 1 degree of freedom, 25 standard errors wide, tells nothing
 COUNT_LEVEL = 0.32  # the discordant count's own interval: one standard error either side
-PER_TEST = ("a single test is compared over its seed-paired runs only as a delta: with 3 runs no paired test "
-            "can reach p < 0.25")  # fmt: skip
+PER_TEST = (
+    "a single test is compared over its seed-paired runs only as a delta: with 3 runs no paired test can reach p < 0.25"
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,9 @@ def clustered_t(d, w, alpha: float = ALPHA) -> tuple[float, float | None, float 
     return delta, p, delta - half, delta + half
 
 
-def clustered(mine: Sequence[float], theirs: Sequence[float], weights: Sequence[float] | None = None,
-              alpha: float = ALPHA) -> Comparison:  # fmt: skip
+def clustered(
+    mine: Sequence[float], theirs: Sequence[float], weights: Sequence[float] | None = None, alpha: float = ALPHA
+) -> Comparison:
     """Mean per-cluster score of `mine` minus `theirs` (a cluster: one test, its runs averaged), weighted."""
     if len(mine) != len(theirs):
         raise ValueError(f"paired results differ in length: {len(mine)} and {len(theirs)}")

@@ -15,21 +15,31 @@ from typing import Any
 from anvil.recipe.suite import Prompt
 
 SPECS = {
-    "calculator": {"description": "Evaluate an arithmetic expression.",
-                   "parameters": {"type": "object", "properties": {"expression": {"type": "string"}},
-                                  "required": ["expression"]}},
-    "search": {"description": "Search the documents for a query.",
-               "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}},
-    "memory_search": {"description": "Search the user's saved memories.",
-                      "parameters": {"type": "object", "properties": {"query": {"type": "string"}},
-                                     "required": ["query"]}},
-}  # fmt: skip
+    "calculator": {
+        "description": "Evaluate an arithmetic expression.",
+        "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
+    },
+    "search": {
+        "description": "Search the documents for a query.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    },
+    "memory_search": {
+        "description": "Search the user's saved memories.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    },
+}
 
 _OPS: dict[type, Callable[..., Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
-    ast.USub: operator.neg, ast.UAdd: operator.pos,
-}  # fmt: skip
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
 
 
 def calculate(expression: str) -> str:

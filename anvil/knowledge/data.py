@@ -80,14 +80,24 @@ def read(path: Path, benchmark: str | None, shown_as: str, shots: bool = False) 
             raise InvalidInput(problems[:MAX_PROBLEMS])
     spec = BENCHMARKS[benchmark] if benchmark else None
     check = (spec.shot_check if shots else spec.check) if spec else (lambda row: None)
-    problems = [Problem(shown_as, lineno, 1, "", why) for lineno, row in numbered
-                if (why := check(row) if isinstance(row, dict) else "expected a JSON object")]  # fmt: skip
+    problems = [
+        Problem(shown_as, lineno, 1, "", why)
+        for lineno, row in numbered
+        if (why := check(row) if isinstance(row, dict) else "expected a JSON object")
+    ]
     if spec and not shots and not problems:
         first: dict[str, int] = {}
         for lineno, row in numbered:
             if (seen := first.setdefault(spec.key(row), lineno)) != lineno:
-                problems.append(Problem(shown_as, lineno, 1, "", f"repeats the item of line {seen} (expected each "
-                                        "item once: models are compared item by item)"))  # fmt: skip
+                problems.append(
+                    Problem(
+                        shown_as,
+                        lineno,
+                        1,
+                        "",
+                        f"repeats the item of line {seen} (expected each item once: models are compared item by item)",
+                    )
+                )
     if problems:
         raise InvalidInput(problems[:MAX_PROBLEMS])
     return [row for _, row in numbered]
@@ -104,9 +114,11 @@ def shots_missing(benchmark: str, items: list[Item], shots: list[Item]) -> str |
     short = sorted({str(i[by]) for i in items if counts[str(i[by])] < needed})
     if not short:
         return None
-    return (f"has fewer than {needed} exemplars for {len(short)} subject(s) of the items "
-            f"({', '.join(short[:4])}{', ...' if len(short) > 4 else ''}); the protocol uses {needed} of the "
-            "item's subject")  # fmt: skip
+    return (
+        f"has fewer than {needed} exemplars for {len(short)} subject(s) of the items "
+        f"({', '.join(short[:4])}{', ...' if len(short) > 4 else ''}); the protocol uses {needed} of the "
+        "item's subject"
+    )
 
 
 def sample(rows: list[Item], n: int, seed: int) -> list[Item]:

@@ -13,8 +13,10 @@ from anvil.knowledge.protocol import Benchmark, Graded, Item
 LETTERS = "ABCDEFGHIJ"
 SHOTS = 5  # exemplars of the item's own subject
 ANSWER = re.compile(r"answer is \(?([ABCDEFGHIJ])\)?")
-HEADER = ('The following are multiple choice questions (with answers) about {subject}. Think step by step and '
-          'then finish your answer with "the answer is (X)" where X is the correct letter choice.\n')  # fmt: skip
+HEADER = (
+    "The following are multiple choice questions (with answers) about {subject}. Think step by step and "
+    'then finish your answer with "the answer is (X)" where X is the correct letter choice.\n'
+)
 
 
 def check(item: Item) -> str | None:

@@ -34,8 +34,17 @@ class DpoTrainer(pairs.PairTrainer):
         from mlx_lm_lora.trainer.dpo_trainer import evaluate_dpo
 
         s, p = self.settings, self.preference
-        result = evaluate_dpo(model, self.reference, self.valid_set, s.batch_size, s.val_batches, p.beta, p.delta,
-                              s.max_seq_length, p.loss_type)  # fmt: skip
+        result = evaluate_dpo(
+            model,
+            self.reference,
+            self.valid_set,
+            s.batch_size,
+            s.val_batches,
+            p.beta,
+            p.delta,
+            s.max_seq_length,
+            p.loss_type,
+        )
         return float(result[0])
 
     def train(self, model, optimizer, done: int, recorder) -> None:
@@ -44,8 +53,16 @@ class DpoTrainer(pairs.PairTrainer):
         p = self.preference
         args = dpo_trainer.DPOTrainingArgs(beta=p.beta, loss_type=p.loss_type, delta=p.delta, **self.common(done))
         with self.session.guarded(dpo_trainer):
-            dpo_trainer.train_dpo(model, self.reference, optimizer, self.train_set, None, args=args,
-                                  training_callback=recorder, loss_type=p.loss_type)  # fmt: skip
+            dpo_trainer.train_dpo(
+                model,
+                self.reference,
+                optimizer,
+                self.train_set,
+                None,
+                args=args,
+                training_callback=recorder,
+                loss_type=p.loss_type,
+            )
 
 
 measure = pairs.measure

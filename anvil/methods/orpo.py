@@ -42,8 +42,7 @@ class OrpoTrainer(pairs.PairTrainer):
 
         args = orpo_trainer.ORPOTrainingArgs(beta=self.preference.beta, **self.common(done))
         with self.session.guarded(orpo_trainer):
-            orpo_trainer.train_orpo(model, optimizer, self.train_set, None, args=args,
-                                    training_callback=recorder)  # fmt: skip
+            orpo_trainer.train_orpo(model, optimizer, self.train_set, None, args=args, training_callback=recorder)
 
 
 measure = pairs.measure

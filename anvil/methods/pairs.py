@@ -32,8 +32,9 @@ def margins(model, tokenizer, rows: list[dict[str, Any]], max_seq_length: int) -
     from mlx_lm_lora.trainer.dpo_trainer import get_token_scores, iterate_dpo_batches
 
     differences = []
-    for chosen, rejected, chosen_mask, rejected_mask in iterate_dpo_batches(dpo_dataset(rows, tokenizer), 1,
-                                                                            max_seq_length):  # fmt: skip
+    for chosen, rejected, chosen_mask, rejected_mask in iterate_dpo_batches(
+        dpo_dataset(rows, tokenizer), 1, max_seq_length
+    ):
         difference = (
             get_token_scores(model, chosen, chosen_mask).sum() - get_token_scores(model, rejected, rejected_mask).sum()
         )
@@ -56,8 +57,9 @@ class PairTrainer:
         self.valid_set = dataset(pairs(session.data, "valid"), session.tokenizer)
         for name, rows in (("train", self.train_set), ("valid", self.valid_set)):
             if len(rows) < self.settings.batch_size:
-                raise AnvilError(f"{name}.jsonl has {len(rows)} pairs, fewer than batch_size = "
-                                 f"{self.settings.batch_size}")  # fmt: skip
+                raise AnvilError(
+                    f"{name}.jsonl has {len(rows)} pairs, fewer than batch_size = {self.settings.batch_size}"
+                )
 
     def validate(self, model) -> float:
         """The validation loss; the trainers draw their batches from numpy's global generator, which this
@@ -82,9 +84,17 @@ class PairTrainer:
 
         s = self.settings
         np.random.seed([s.seed, done])
-        return dict(batch_size=s.batch_size, iters=s.steps - done, val_batches=s.val_batches, steps_per_report=1,
-                    steps_per_eval=s.steps + 1, steps_per_save=s.steps + 1, adapter_file="adapters.safetensors",
-                    max_seq_length=s.max_seq_length, grad_checkpoint=s.grad_checkpoint)  # fmt: skip
+        return dict(
+            batch_size=s.batch_size,
+            iters=s.steps - done,
+            val_batches=s.val_batches,
+            steps_per_report=1,
+            steps_per_eval=s.steps + 1,
+            steps_per_save=s.steps + 1,
+            adapter_file="adapters.safetensors",
+            max_seq_length=s.max_seq_length,
+            grad_checkpoint=s.grad_checkpoint,
+        )
 
 
 def measure(session: Session) -> dict[str, float]:
@@ -96,8 +106,13 @@ def measure(session: Session) -> dict[str, float]:
 def results(name: str, before: dict[str, float] | None, after: dict[str, float] | None, out: Path) -> dict[str, Any]:
     assert before is not None and after is not None, "a preference round measures before and after"
     (out / "preference.json").write_text(json.dumps({"method": name, "before": before, "after": after}))
-    return {"method": name, "margin_before": before["margin"], "margin_after": after["margin"],
-            "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"]}  # fmt: skip
+    return {
+        "method": name,
+        "margin_before": before["margin"],
+        "margin_after": after["margin"],
+        "accuracy_before": before["accuracy"],
+        "accuracy_after": after["accuracy"],
+    }
 
 
 def summary(metrics: Mapping[str, Any]) -> str | None:

@@ -43,9 +43,15 @@ class SftTrainer:
         settings = self.session.settings
         np.random.seed([settings.seed, 0])  # the same validation batches every time
         shared = {"iterate_batches": self.session.shared_validation} if self.session.shared_validation else {}
-        result = evaluate_sft(model=model, dataset=self.validation, batch_size=settings.batch_size, loss=self.loss,
-                              num_batches=settings.val_batches, max_seq_length=settings.max_seq_length,
-                              **shared)  # fmt: skip
+        result = evaluate_sft(
+            model=model,
+            dataset=self.validation,
+            batch_size=settings.batch_size,
+            loss=self.loss,
+            num_batches=settings.val_batches,
+            max_seq_length=settings.max_seq_length,
+            **shared,
+        )
         model.train()
         return float(result[0] if isinstance(result, tuple) else result)
 
@@ -66,9 +72,16 @@ class SftTrainer:
             grad_checkpoint=settings.grad_checkpoint,
         )
         with self.session.guarded(sft_trainer):
-            sft_trainer.train_sft(model=model, optimizer=optimizer, train_dataset=CacheDataset(self.train_set),
-                                  val_dataset=None, args=args, loss=self.loss,
-                                  iterate_batches=self.session.batches(done), training_callback=recorder)  # fmt: skip
+            sft_trainer.train_sft(
+                model=model,
+                optimizer=optimizer,
+                train_dataset=CacheDataset(self.train_set),
+                val_dataset=None,
+                args=args,
+                loss=self.loss,
+                iterate_batches=self.session.batches(done),
+                training_callback=recorder,
+            )
 
 
 def measure(session: Session) -> dict[str, float] | None:

@@ -23,12 +23,18 @@ def fingerprint(node: Node, inputs: dict[str, str], files: dict[str, str]) -> st
     with the same inputs share one artifact. Not how a file's path is spelt either: the same data read
     as `data/x.jsonl` by one recipe and `../data/x.jsonl` by another is one input."""
     if not files:
-        return digest({"kind": node.kind, "code": node.code_version, "config": node.settings, "inputs": inputs,
-                       "files": {}})  # fmt: skip
+        return digest(
+            {"kind": node.kind, "code": node.code_version, "config": node.settings, "inputs": inputs, "files": {}}
+        )
     return digest(
-        {"kind": node.kind, "code": node.code_version, "config": by_content(node.settings, files), "inputs": inputs,
-         "files": sorted(files.values())}
-    )  # fmt: skip
+        {
+            "kind": node.kind,
+            "code": node.code_version,
+            "config": by_content(node.settings, files),
+            "inputs": inputs,
+            "files": sorted(files.values()),
+        }
+    )
 
 
 def by_content(value: Any, files: dict[str, str]) -> Any:

@@ -80,6 +80,10 @@ class Graph:
             visit(node_id, ())
         return [self.nodes[i] for i in done]
 
+    def models(self) -> list[str]:
+        """The model nodes that own stages, in stage order."""
+        return list(dict.fromkeys(node.model for node in self.order() if node.model))
+
     def closure(self, ids: set[str]) -> set[str]:
         """The given stages and everything they need, transitively."""
         out: set[str] = set()

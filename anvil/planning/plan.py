@@ -38,8 +38,15 @@ class Act(str, Enum):
 
     @property
     def symbol(self) -> str:
-        return {"create": "+", "rerun": "~", "restore": "<", "up_to_date": "=", "orphaned": "-", "unavailable": "!",
-                "blocked": "!"}[self.value]  # fmt: skip
+        return {
+            "create": "+",
+            "rerun": "~",
+            "restore": "<",
+            "up_to_date": "=",
+            "orphaned": "-",
+            "unavailable": "!",
+            "blocked": "!",
+        }[self.value]
 
     @property
     def is_change(self) -> bool:
@@ -113,11 +120,16 @@ class Plan:
             "summary": self.counts(),
             "estimated_seconds": self.estimated_seconds(),
             "actions": [
-                {**asdict(a), "act": a.act.value, "reasons": list(a.reasons), "needs": list(a.needs),
-                 "estimate": self.estimates[a.stage].to_json() if a.stage in self.estimates else None}
+                {
+                    **asdict(a),
+                    "act": a.act.value,
+                    "reasons": list(a.reasons),
+                    "needs": list(a.needs),
+                    "estimate": self.estimates[a.stage].to_json() if a.stage in self.estimates else None,
+                }
                 for a in self.actions
             ],
-        }  # fmt: skip
+        }
 
 
 def make_plan(
@@ -165,8 +177,9 @@ def make_plan(
         elif not node.observer and (why := held.why(node.deps)):
             act, reasons, brief = Act.BLOCKED, [why], ()
         else:
-            act, reasons, brief = _decide(node, fp, record, inputs, node_files, drifted.get(node.id), cached, remote,
-                                          replace)  # fmt: skip
+            act, reasons, brief = _decide(
+                node, fp, record, inputs, node_files, drifted.get(node.id), cached, remote, replace
+            )
         if act is Act.UNAVAILABLE:
             unavailable.add(node.id)
         failed = act is Act.UP_TO_DATE and record is not None and record.outcome is Outcome.FAILED
@@ -204,8 +217,9 @@ class Held:
             self.failed.add(stage)
 
 
-def _decide(node: Node, fp, record, inputs, files, drift, cached, remote,
-            replace) -> tuple[Act, list[str], tuple[str, ...]]:  # fmt: skip
+def _decide(
+    node: Node, fp, record, inputs, files, drift, cached, remote, replace
+) -> tuple[Act, list[str], tuple[str, ...]]:
     """The act, its reasons, and their brief for a terminal line (() when the reasons are brief already)."""
     if node.id in replace:
         return Act.RERUN, ["forced by --replace"], ()

@@ -34,4 +34,5 @@ class StageRecord(BaseModel):
     started: str
     duration_s: float
     outcome: Outcome = Outcome.OK
+    reason: str = Field("", description="Why it ended `warned` or `failed`: one line, shown by every surface.")
     metrics: dict[str, Any] = {}

@@ -25,8 +25,10 @@ REQUEST_KEYS = ("targets", "replace", "exclude")
 def bound_state(records: Mapping[str, StageRecord]) -> dict[str, str]:
     """What a plan assumed of the recorded state, one short line per stage: a stage built again since
     (even to the same fingerprint, as `--replace` does) makes a saved plan stale, as Terraform's does."""
-    return {sid: " ".join(filter(None, (r.fingerprint[:16], r.outcome.value, r.started, str(r.metrics.get("pid", "")))))
-            for sid, r in sorted(records.items())}  # fmt: skip
+    return {
+        sid: " ".join(filter(None, (r.fingerprint[:16], r.outcome.value, r.started, str(r.metrics.get("pid", "")))))
+        for sid, r in sorted(records.items())
+    }
 
 
 def to_saved(plan: Plan, recipe: str, records: Mapping[str, StageRecord], request: Mapping[str, list[str]]) -> dict:
@@ -91,15 +93,19 @@ def parse(text: str, shown_as: str) -> dict[str, Any]:
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise AnvilError(f"{shown_as}: not a saved plan (expected the output of `anvil plan -out {shown_as}`)")
     if saved.get("version") != VERSION:
-        raise AnvilError(f"{shown_as}: saved plan version {saved.get('version')!r}, this anvil reads version "
-                         f"{VERSION}; run `anvil plan -out {shown_as}` again")  # fmt: skip
+        raise AnvilError(
+            f"{shown_as}: saved plan version {saved.get('version')!r}, this anvil reads version "
+            f"{VERSION}; run `anvil plan -out {shown_as}` again"
+        )
     try:
         checked = SavedPlan.model_validate(saved)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise AnvilError(f"{shown_as}: {where}: {first['msg'].lower()} (the file was edited or cut short; run "
-                         f"`anvil plan -out {shown_as}` again)") from None  # fmt: skip
+        raise AnvilError(
+            f"{shown_as}: {where}: {first['msg'].lower()} (the file was edited or cut short; run "
+            f"`anvil plan -out {shown_as}` again)"
+        ) from None
     return checked.model_dump()
 
 
@@ -124,7 +130,9 @@ def differences(saved: Mapping[str, Any], plan: Plan, records: Mapping[str, Stag
         if planned is None or action is None:
             found.append(f"{stage}: {'not in the saved plan' if planned is None else 'no longer in the plan'}")
         elif (planned["act"], planned["fingerprint"]) != (action.act.value, action.fingerprint):
-            found.append(f"{stage}: planned {planned['act']} of {planned['fingerprint'][:8]}, "
-                         f"now {action.act.value} of {action.fingerprint[:8]}"
-                         + (f" ({action.reasons[0]})" if action.reasons else ""))  # fmt: skip
+            found.append(
+                f"{stage}: planned {planned['act']} of {planned['fingerprint'][:8]}, "
+                f"now {action.act.value} of {action.fingerprint[:8]}"
+                + (f" ({action.reasons[0]})" if action.reasons else "")
+            )
     return found

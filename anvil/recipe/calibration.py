@@ -57,8 +57,15 @@ def load_calibration(suite: Path, shown_as: str, tests: set[str]) -> tuple[list[
             else:
                 problems.append(Problem(where, number, 1, found[0], found[1]))
     if not items and not problems:
-        problems.append(Problem(f"{shown_as}/{FOLDER}", 0, 0, "", "has no rows (expected *.jsonl files of scored "
-                                "answers, or no calibration folder)"))  # fmt: skip
+        problems.append(
+            Problem(
+                f"{shown_as}/{FOLDER}",
+                0,
+                0,
+                "",
+                "has no rows (expected *.jsonl files of scored answers, or no calibration folder)",
+            )
+        )
     return items, problems
 
 

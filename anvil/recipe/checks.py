@@ -41,12 +41,22 @@ def check_references(recipe: Recipe) -> Iterator[Finding]:
         if model.parent is not None and model.parent not in recipe.models:
             yield ("models", name, "parent"), _defined(recipe.models, "model", model.parent)
         elif model.quantize is not None and model.parent and recipe.models[model.parent].quantize is not None:
-            yield ("models", name, "parent"), (f"{model.parent!r} is already quantized: quantize its parent "
-                                               f"{recipe.models[model.parent].parent!r} instead")  # fmt: skip
+            yield (
+                ("models", name, "parent"),
+                (
+                    f"{model.parent!r} is already quantized: quantize its parent "
+                    f"{recipe.models[model.parent].parent!r} instead"
+                ),
+            )
         elif model.trains and model.parent is not None and recipe.models[model.parent].quantize is not None:
-            yield ("models", name, "parent"), (f"{model.parent!r} is a quantized node: a round trains on full-"
-                                               f"precision weights (train on {recipe.models[model.parent].parent!r}"
-                                               ", then quantize)")  # fmt: skip
+            yield (
+                ("models", name, "parent"),
+                (
+                    f"{model.parent!r} is a quantized node: a round trains on full-"
+                    f"precision weights (train on {recipe.models[model.parent].parent!r}"
+                    ", then quantize)"
+                ),
+            )
         if model.dataset is not None and model.dataset not in recipe.datasets:
             yield ("models", name, "dataset"), _defined(recipe.datasets, "dataset", model.dataset)
         elif model.dataset is not None:
@@ -55,9 +65,14 @@ def check_references(recipe: Recipe) -> Iterator[Finding]:
                 METHODS[model.method].ROWS,
             )
             if held != wanted:
-                yield ("models", name, "dataset"), (f"dataset {model.dataset!r} holds {held} rows, but method = "
-                                                    f"{model.method!r} trains on {wanted} rows (expected a dataset "
-                                                    f"with format = {wanted!r})")  # fmt: skip
+                yield (
+                    ("models", name, "dataset"),
+                    (
+                        f"dataset {model.dataset!r} holds {held} rows, but method = "
+                        f"{model.method!r} trains on {wanted} rows (expected a dataset "
+                        f"with format = {wanted!r})"
+                    ),
+                )
     cycles = list(_check_cycles(recipe))
     yield from cycles
     if not cycles:
@@ -120,15 +135,22 @@ def check_gates(recipe: Recipe, suites: dict[str, list]) -> Iterator[Finding]:
     sweep selects on a metric its variants' results will have."""
     for name, model in recipe.models.items():
         if model.select is not None and model.select.metric not in (metrics := gate_metrics(recipe, suites, name)):
-            yield ("models", name, "select", "metric"), _unknown_metric(model.select.metric, metrics,
-                                                                        f"{name}'s variants' results")  # fmt: skip
+            yield (
+                ("models", name, "select", "metric"),
+                _unknown_metric(model.select.metric, metrics, f"{name}'s variants' results"),
+            )
         elif (
             model.select is not None
             and model.select.rule == "simplest_within_noise"
             and (model.select.metric.startswith("knowledge."))
         ):
-            yield ("models", name, "select", "rule"), ("simplest_within_noise compares suite scores test by test: "
-                                                       "select on a suite metric, or use rule = 'best'")  # fmt: skip
+            yield (
+                ("models", name, "select", "rule"),
+                (
+                    "simplest_within_noise compares suite scores test by test: "
+                    "select on a suite metric, or use rule = 'best'"
+                ),
+            )
     for i, gate in enumerate(recipe.gates):
         metrics = gate_metrics(recipe, suites, gate.model)
         if gate.metric not in metrics:
@@ -161,8 +183,9 @@ def check_categories(recipe: Recipe, suites: dict[str, list]) -> Iterator[Findin
                     yield (*where, "addresses", i), f"{target!r} is no suite category or test ({hint})"
 
 
-def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str], tuple[int, list[Problem]]]
-                    ) -> Iterator[Finding | Problem]:  # fmt: skip
+def check_knowledge(
+    recipe: Recipe, root: Path, check_rows: Callable[[Path, str], tuple[int, list[Problem]]]
+) -> Iterator[Finding | Problem]:
     """Each benchmark's local rows and exemplars are there and well formed, with enough rows for `n`;
     no two benchmarks go by one name."""
     names: dict[str, int] = {}
@@ -172,8 +195,10 @@ def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str]
             yield ("eval", "knowledge", i), f"{name} is also eval.knowledge[{names[name]}] (expected each once)"
         names[name] = i
         if spec.chat == "system_header" and BENCHMARKS[spec.benchmark].header is None:
-            yield ("eval", "knowledge", i, "chat"), (f"{spec.benchmark} has no header to put in a system turn "
-                                                     "(expected chat = \"one_turn\")")  # fmt: skip
+            yield (
+                ("eval", "knowledge", i, "chat"),
+                (f'{spec.benchmark} has no header to put in a system turn (expected chat = "one_turn")'),
+            )
         data, fewshot = sources(spec.benchmark, spec.data, spec.fewshot)
         files = [("data", data, spec.benchmark), ("fewshot", fewshot, f"{spec.benchmark}:fewshot")]
         for field, where, kind in files:
@@ -186,8 +211,10 @@ def check_knowledge(recipe: Recipe, root: Path, check_rows: Callable[[Path, str]
             count, problems = check_rows(root / file, kind)
             yield from problems
             if field == "data" and not problems and spec.n > count:
-                yield (("eval", "knowledge", i, "n"),
-                       f"asks for {spec.n} items but {file} has {count} (expected at most {count})")  # fmt: skip
+                yield (
+                    ("eval", "knowledge", i, "n"),
+                    f"asks for {spec.n} items but {file} has {count} (expected at most {count})",
+                )
             if field == "fewshot" and not problems and (why := _shots_missing(spec, data, root, file)):
                 yield loc, f"{file} {why} (expected enough exemplars, or no fewshot file)"
 

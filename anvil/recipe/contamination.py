@@ -115,8 +115,9 @@ def prompts_of(loaded: LoadedRecipe) -> list[Prompt]:
                     except (ValueError, AttributeError, RecursionError):
                         continue
                     if isinstance(question, str):
-                        found.append(Prompt(f"{bench.benchmark} item at {bench.data.removeprefix('path:')}:{lineno}",
-                                            question))  # fmt: skip
+                        found.append(
+                            Prompt(f"{bench.benchmark} item at {bench.data.removeprefix('path:')}:{lineno}", question)
+                        )
     return found
 
 
@@ -136,8 +137,10 @@ def find(loaded: LoadedRecipe, prompts: list[Prompt]) -> list[Finding]:
 def described(found: list[Finding], shown: int = 5) -> str:
     """The findings as a person reads them: counts, then the first few, each with its file and line."""
     prompts = len({f.prompt for f in found})
-    lines = [f"{prompts} evaluation prompt{'s' if prompts != 1 else ''} found in training data "
-             f"({len(found)} row{'s' if len(found) != 1 else ''}):"]  # fmt: skip
+    lines = [
+        f"{prompts} evaluation prompt{'s' if prompts != 1 else ''} found in training data "
+        f"({len(found)} row{'s' if len(found) != 1 else ''}):"
+    ]
     lines += [f"  {finding}" for finding in found[:shown]]
     if len(found) > shown:
         lines.append(f"  and {len(found) - shown} more")

@@ -27,9 +27,11 @@ class Judge(Strict):
         "`openai` (an OpenAI-compatible endpoint), or `panel` (several judges, combined).",
     )
     judges: list[Judge] | None = Field(
-        default=None, min_length=2, max_length=8,
+        default=None,
+        min_length=2,
+        max_length=8,
         description="The panel's judges (kind panel), each scoring every answer; none of them a panel.",
-    )  # fmt: skip
+    )
     combine: Literal["mean", "median"] = Field(
         default="median", description="How a panel's scores make one (kind panel)."
     )
@@ -130,10 +132,12 @@ class Eval(Strict):
         "*.jsonl`, answers a person scored); none by default: agreement is measured and shown.",
     )
     judge_repeats: int = Field(
-        default=1, ge=1, le=20,
+        default=1,
+        ge=1,
+        le=20,
         description="Judgements of each transcript (their mean is its score): above 1, the judge's own "
         "test-retest spread is reported beside the model's run-to-run spread.",
-    )  # fmt: skip
+    )
     suites: list[NonEmpty] = Field(default=[], description="Suite folders, relative to the recipe's folder.")
     knowledge: list[Knowledge] = Field(default=[], description="Knowledge-preservation benchmarks.")
     concurrency: int = Field(

@@ -19,8 +19,11 @@ class Distributed(Strict):
     calls `mx.distributed`). `batch_size` stays the global batch. Every host needs the same paths (the
     store on shared storage) and, beyond this one, SSH access, as mlx.launch requires."""
 
-    hosts: list[str] | None = Field(default=None, min_length=1, description="Hosts, by IP address (the ring "
-                                    "backend connects to IPs); default 127.0.0.1, this machine.")  # fmt: skip
+    hosts: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Hosts, by IP address (the ring backend connects to IPs); default 127.0.0.1, this machine.",
+    )
     processes_per_host: int = Field(default=2, ge=1, le=256, description="Training processes on each host.")
     hostfile: str | None = Field(
         default=None,
@@ -78,8 +81,10 @@ class Distributed(Strict):
         except OSError as e:
             raise ValueError(f"hostfile {self.hostfile}: cannot read it ({e.strerror or e})") from None
         except (ValueError, KeyError, TypeError):
-            raise ValueError(f"hostfile {self.hostfile}: expected mlx.launch's JSON: a list of hosts (or "
-                             '{"hosts": [...]}), each with an "ssh" name: a non-empty string') from None  # fmt: skip
+            raise ValueError(
+                f"hostfile {self.hostfile}: expected mlx.launch's JSON: a list of hosts (or "
+                '{"hosts": [...]}), each with an "ssh" name: a non-empty string'
+            ) from None
         if not names:
             raise ValueError(f"hostfile {self.hostfile}: lists no host")
         self._from_hostfile, self._hostfile_path = names, str(path.resolve())

@@ -172,11 +172,26 @@ class Model(Strict):
         if self.quantize is not None:
             if self.parent is None or self.source is not None:
                 raise ValueError("a quantized node needs a parent (the model whose weights it quantizes) and no source")
-            others = [k for k in ("dataset", "lora", "train", "preference", "distributed", "method", "revision",
-                                  "synthetic", "matrix", "select") if k in self.model_fields_set]  # fmt: skip
+            others = [
+                k
+                for k in (
+                    "dataset",
+                    "lora",
+                    "train",
+                    "preference",
+                    "distributed",
+                    "method",
+                    "revision",
+                    "synthetic",
+                    "matrix",
+                    "select",
+                )
+                if k in self.model_fields_set
+            ]
             if others:
-                raise ValueError(f"a quantized node is not trained: {', '.join(others)} belong to training rounds "
-                                 "or root models")  # fmt: skip
+                raise ValueError(
+                    f"a quantized node is not trained: {', '.join(others)} belong to training rounds or root models"
+                )
             return self
         if (self.source is None) == (self.parent is None):
             raise ValueError("give exactly one of source (a root model) or parent (a training round)")
@@ -203,8 +218,10 @@ class Model(Strict):
                 if problem := setting_problem(self, key, values):
                     raise ValueError(f"matrix: {problem}")
             if len(variants("x", self)) != len(combinations(self.matrix)):
-                raise ValueError("matrix: two values name the same variant (they differ beyond 6 significant "
-                                 "digits): choose values further apart")  # fmt: skip
+                raise ValueError(
+                    "matrix: two values name the same variant (they differ beyond 6 significant "
+                    "digits): choose values further apart"
+                )
             if len(combinations(self.matrix)) > MAX_VARIANTS:
                 raise ValueError(f"the matrix makes {len(combinations(self.matrix))} variants (at most {MAX_VARIANTS})")
         if self.distributed is not None:
@@ -212,8 +229,10 @@ class Model(Strict):
             if self.parent is None:
                 raise ValueError("distributed training belongs to rounds (a parent), not to root models")
             if batch % world:
-                raise ValueError(f"train.batch_size {batch} is not a multiple of the {world} distributed processes "
-                                 "(the batch is the global one, shared equally)")  # fmt: skip
+                raise ValueError(
+                    f"train.batch_size {batch} is not a multiple of the {world} distributed processes "
+                    "(the batch is the global one, shared equally)"
+                )
         return self
 
 

@@ -23,8 +23,14 @@ class PreferenceRecord(TypedDict):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     prompt: Annotated[str, Field(min_length=1, description="The user's message.")]
     chosen: Annotated[str, Field(min_length=1, description="The preferred assistant answer.")]
-    rejected: Annotated[str, Field(min_length=1, description="The dispreferred assistant answer; not the chosen "
-                                   "one (a pair of equal answers teaches nothing, and is refused).")]  # fmt: skip
+    rejected: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="The dispreferred assistant answer; not the chosen "
+            "one (a pair of equal answers teaches nothing, and is refused).",
+        ),
+    ]
     system: NotRequired[Annotated[str | None, Field(min_length=1, description="System prompt, if the pair has one.")]]
 
 
@@ -42,9 +48,11 @@ class Preference(Strict):
     """How a preference round (`method = "dpo"` or `"orpo"`) weighs chosen against rejected answers."""
 
     beta: float = Field(
-        default=0.1, gt=0, le=100, description="DPO's temperature on the log-ratio margin; ORPO's weight of the "
-        "odds-ratio term."
-    )  # fmt: skip
+        default=0.1,
+        gt=0,
+        le=100,
+        description="DPO's temperature on the log-ratio margin; ORPO's weight of the odds-ratio term.",
+    )
     loss_type: Literal["sigmoid", "hinge", "ipo", "dpop"] = Field(
         default="sigmoid", description="DPO loss: `sigmoid` (the paper's), `hinge`, `ipo` or `dpop` (DPO only)."
     )
@@ -63,5 +71,10 @@ def as_chat(row: dict[str, Any]) -> dict[str, Any]:
     if "messages" in row:
         return row
     system = [{"role": "system", "content": row["system"]}] if row.get("system") else []
-    return {"messages": [*system, {"role": "user", "content": row["prompt"]},
-                         {"role": "assistant", "content": row["chosen"]}]}  # fmt: skip
+    return {
+        "messages": [
+            *system,
+            {"role": "user", "content": row["prompt"]},
+            {"role": "assistant", "content": row["chosen"]},
+        ]
+    }

@@ -27,20 +27,23 @@ class Quantize(Strict):
     bits: int = Field(default=4, ge=2, le=8, description="Bits per weight of the language model's linear layers.")
     group_size: int = Field(default=64, ge=16, le=128, description="Weights sharing one scale (and bias).")
     mode: Literal["affine", "mxfp4", "mxfp8", "nvfp4"] = Field(
-        default="affine", description="MLX's quantization mode: `affine` (scale and bias per group) or a "
-        "floating-point microscaling format."
-    )  # fmt: skip
+        default="affine",
+        description="MLX's quantization mode: `affine` (scale and bias per group) or a "
+        "floating-point microscaling format.",
+    )
     mixed: Literal[MIXED] | None = Field(  # type: ignore[valid-type]
         default=None,
         description="One of mlx-vlm's mixed-precision recipes (e.g. `mixed_3_6`): low and high bits by layer, "
         "in place of `bits` (affine mode).",
     )
     margin: float = Field(
-        default=0.25, gt=0, le=5,
+        default=0.25,
+        gt=0,
+        le=5,
         description="Non-inferiority margin: the node is not worse than its parent when the lower 95% bound of "
         "its suite composite's delta vs the parent is above -margin and no knowledge benchmark is "
         "significantly worse.",
-    )  # fmt: skip
+    )
 
     @model_validator(mode="after")
     def _supported(self) -> Quantize:

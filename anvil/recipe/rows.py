@@ -38,9 +38,10 @@ class RowFormat:
 
 FORMATS = {
     "chat": RowFormat(chat.ChatRecord, chat.holds, chat.chat_record_schema, "chat-record"),
-    "preference": RowFormat(preference.PreferenceRecord, preference.holds, preference.preference_record_schema,
-                            "preference-record"),
-}  # fmt: skip
+    "preference": RowFormat(
+        preference.PreferenceRecord, preference.holds, preference.preference_record_schema, "preference-record"
+    ),
+}
 
 
 @cache
@@ -130,8 +131,15 @@ def _row_problems(raw: bytes, lineno: int, shown_as: str, kind: str = "chat") ->
     if kind == "preference" and isinstance(row, dict) and row.get("chosen") == row.get("rejected"):
         return [Problem(shown_as, lineno, 1, "rejected", "is the chosen answer (expected a different answer)")]
     # The schema accepts what the model did not (a number where JSON allows NaN, say): the model's word holds.
-    return [Problem(shown_as, lineno, 1, "row", f"not a {kind} record (expected one: see "
-                    f"schema/{FORMATS[kind].file}.schema.json)")]  # fmt: skip
+    return [
+        Problem(
+            shown_as,
+            lineno,
+            1,
+            "row",
+            f"not a {kind} record (expected one: see schema/{FORMATS[kind].file}.schema.json)",
+        )
+    ]
 
 
 def count_rows(path: Path, shown_as: str, kind: str) -> tuple[int, list[Problem]]:

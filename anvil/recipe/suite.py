@@ -40,8 +40,15 @@ class Check(Strict):
 
     @model_validator(mode="after")
     def _needs(self) -> Check:
-        needs = {"contains": "value", "not_contains": "value", "regex": "value", "tool_called": "value",
-                 "json_schema": "schema_", "max_length": "length", "min_length": "length"}  # fmt: skip
+        needs = {
+            "contains": "value",
+            "not_contains": "value",
+            "regex": "value",
+            "tool_called": "value",
+            "json_schema": "schema_",
+            "max_length": "length",
+            "min_length": "length",
+        }
         if getattr(self, needs[self.kind]) is None:
             raise ValueError(f"a {self.kind} check needs {needs[self.kind].rstrip('_')}")
         if self.kind == "regex":

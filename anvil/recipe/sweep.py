@@ -14,8 +14,13 @@ from pydantic import BaseModel, Field
 from anvil.recipe.base import Strict
 
 TABLES = ("train", "lora")  # what a matrix may vary: a round's optimiser and adapter settings
-SHORT = {"learning_rate": "lr", "batch_size": "bs", "max_seq_length": "seq", "last_layers": "layers",
-         "warmup_steps": "warmup"}  # fmt: skip
+SHORT = {
+    "learning_rate": "lr",
+    "batch_size": "bs",
+    "max_seq_length": "seq",
+    "last_layers": "layers",
+    "warmup_steps": "warmup",
+}
 MAX_VARIANTS = 32
 
 

@@ -47,8 +47,9 @@ def toml_file(path: Path, what: str) -> None:
     if wrong:
         raise AnvilError(f"{name}: cannot read the {what}: it {wrong} (expected a TOML file)")
     if (size := path.stat().st_size) > MAX_TOML_BYTES:
-        raise AnvilError(f"{name}: cannot read the {what}: {size:,} bytes (expected a TOML file under "
-                         f"{MAX_TOML_BYTES >> 20} MB)")  # fmt: skip
+        raise AnvilError(
+            f"{name}: cannot read the {what}: {size:,} bytes (expected a TOML file under {MAX_TOML_BYTES >> 20} MB)"
+        )
 
 
 def parse_toml(path: Path, model: type[M], what: str) -> Parsed[M]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anvil.errors import AnvilError
+from anvil.errors import EXIT_GATES, AnvilError
 from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
@@ -47,8 +47,11 @@ class CalibrationConfig(Strict):
 def calibrated_suites(recipe: Recipe, suites: Suites) -> dict[str, str]:
     """Suite name -> its calibration stage, for the suites that ship a calibration set."""
     paths = recipe.eval.suites if recipe.eval else []
-    return {transcripts.suite_name(p): stage_id("calibration", transcripts.suite_name(p))
-            for p in paths if getattr(suites.get(p), "calibration", None)}  # fmt: skip
+    return {
+        transcripts.suite_name(p): stage_id("calibration", transcripts.suite_name(p))
+        for p in paths
+        if getattr(suites.get(p), "calibration", None)
+    }
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
@@ -60,12 +63,25 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         rows = getattr(suites.get(path), "calibration", [])
         if not rows:
             continue
-        cases = [Case(test=tests[r.test].scoring(), system=tests[r.test].system, turns=tests[r.test].turns,
-                      answer=r.answer, tools_called=r.tools_called, score=r.score) for r in rows]  # fmt: skip
-        config = CalibrationConfig(judge=recipe.eval.judge, cases=cases, agreement=recipe.eval.judge_agreement,
-                                   alpha=recipe.eval.alpha)  # fmt: skip
-        out.append(Node(stage_id("calibration", transcripts.suite_name(path)), "calibration", config,
-                        code_version=CODE_VERSION))  # fmt: skip
+        cases = [
+            Case(
+                test=tests[r.test].scoring(),
+                system=tests[r.test].system,
+                turns=tests[r.test].turns,
+                answer=r.answer,
+                tools_called=r.tools_called,
+                score=r.score,
+            )
+            for r in rows
+        ]
+        config = CalibrationConfig(
+            judge=recipe.eval.judge, cases=cases, agreement=recipe.eval.judge_agreement, alpha=recipe.eval.alpha
+        )
+        out.append(
+            Node(
+                stage_id("calibration", transcripts.suite_name(path)), "calibration", config, code_version=CODE_VERSION
+            )
+        )
     return out
 
 
@@ -85,29 +101,65 @@ def run(ctx: StageRun[CalibrationConfig]) -> Result:
     judging = Judging(config.judge, ctx.cache / "judge", retries=config.judge.retries)
     judged: list[dict[str, Any]] = []
     failures: list[str] = []
-    for i, (case, verdict) in enumerate(in_order(lambda c: judging(c.test, transcript_of(c)), config.cases,
-                                                 config.judge.concurrency)):  # fmt: skip
+    for i, (case, verdict) in enumerate(
+        in_order(lambda c: judging(c.test, transcript_of(c)), config.cases, config.judge.concurrency)
+    ):
         ctx.progress(i / len(config.cases), f"judging calibration answer {i + 1} ({case.test.id})")
         if verdict.error:
             failures.append(f"{case.test.id} (answer {i + 1}): {verdict.error}")
         else:
-            judged.append({"test": case.test.id, "person": case.score, "judge": verdict.score,
-                           "rationale": verdict.rationale, "panel": list(verdict.panel)})  # fmt: skip
+            judged.append(
+                {
+                    "test": case.test.id,
+                    "person": case.score,
+                    "judge": verdict.score,
+                    "rationale": verdict.rationale,
+                    "panel": list(verdict.panel),
+                }
+            )
     if failures:
         raise AnvilError("judge failures on the calibration set:\n  " + "\n  ".join(failures))
     found = agreement([j["person"] for j in judged], [j["judge"] for j in judged], config.alpha)
     if config.judge.judges:  # each panel judge alone against the person, and the judges against each other
         names = [label(j) for j in config.judge.judges]
         found["panel"] = {
-            "members": [{"judge": name, **agreement([j["person"] for j in judged], [j["panel"][i] for j in judged],
-                                                    config.alpha)} for i, name in enumerate(names)],
+            "members": [
+                {
+                    "judge": name,
+                    **agreement([j["person"] for j in judged], [j["panel"][i] for j in judged], config.alpha),
+                }
+                for i, name in enumerate(names)
+            ],
             "pairs": pairwise(names, [j["panel"] for j in judged], config.alpha),
-        }  # fmt: skip
+        }
     missed = shortfalls(found, config.agreement.model_dump())
     write_json(ctx.out / ARTIFACT, {"agreement": found, "answers": judged, "shortfalls": missed})
-    metrics = {**found, "thresholds": config.agreement.model_dump(exclude_none=True), "shortfalls": missed,
-               "judge_calls": judging.counts[0], "judge_cache_hits": judging.counts[1]}  # fmt: skip
-    return Result(metrics, Outcome.FAILED if missed else Outcome.OK)
+    metrics = {
+        **found,
+        "thresholds": config.agreement.model_dump(exclude_none=True),
+        "shortfalls": missed,
+        "judge_calls": judging.counts[0],
+        "judge_cache_hits": judging.counts[1],
+    }
+    if missed:
+        return Result(metrics, Outcome.FAILED, "judge disagrees with the person: " + "; ".join(missed))
+    if not metrics["thresholds"]:
+        return Result(metrics, Outcome.WARNED, UNCHECKED)
+    return Result(metrics)
+
+
+UNCHECKED = "no judge_agreement thresholds: the judge's agreement with the person is measured, not checked"
+
+
+def verdict(metrics: dict[str, Any]) -> str:
+    """The sentence that judges a judge, from the thresholds its outcome was decided by."""
+    if metrics.get("shortfalls"):
+        return "Failed: " + "; ".join(metrics["shortfalls"]) + "."
+    thresholds = metrics.get("thresholds") or {}
+    if not thresholds:
+        return f"Not judged: {UNCHECKED} (set [eval] judge_agreement)."
+    met = ", ".join(f"{key} = {value:g}" for key, value in thresholds.items())
+    return f"Agrees with the person within every threshold ({met})."
 
 
 def results_of(artifact) -> dict[str, Any]:
@@ -122,11 +174,24 @@ def summary(record: StageRecord) -> str:
     m = record.metrics
     if m.get("shortfalls"):
         return "; ".join(m["shortfalls"])
-    shown = [f"{label} {m[key]['value']:.2f}" for key, label in (("kappa", "kappa"), ("spearman", "rho"))
-             if m.get(key, {}).get("value") is not None]  # fmt: skip
+    shown = [
+        f"{label} {m[key]['value']:.2f}"
+        for key, label in (("kappa", "kappa"), ("spearman", "rho"))
+        if m.get(key, {}).get("value") is not None
+    ]
     return f"{m['n']} answers: " + ", ".join(
         shown + [f"MAE {m['mae']['value']:.2f}", f"bias {m['bias']['value']:+.2f}"]
     )
 
 
-STAGE = Stage(kind="calibration", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True)
+STAGE = Stage(
+    kind="calibration",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    in_plan=True,
+    failure_exit=EXIT_GATES,
+    failure_lines=failure_lines,
+    failure_means="its judge's scores do not count: evaluations blocked",
+)

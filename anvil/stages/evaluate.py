@@ -76,8 +76,9 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
     config = ctx.config
     conversations = transcripts.read(ctx.inputs["transcripts"])
     ctx.scratch.mkdir(parents=True, exist_ok=True)
-    todo = [(suite, test, r) for suite, tests in config.tests.items() for test in tests.values()
-            for r in range(config.runs)]  # fmt: skip
+    todo = [
+        (suite, test, r) for suite, tests in config.tests.items() for test in tests.values() for r in range(config.runs)
+    ]
 
     def saved(suite: str, test: Scoring, r: int) -> Path:
         return ctx.scratch / f"{suite}.{test.id}.run{r}.json"
@@ -101,8 +102,9 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
             if len(scores) > 1:
                 item["verdict"]["judgements"] = scores
             if verdicts[0].panel:  # each panel judge's score, its mean over the repeats
-                item["verdict"]["panel"] = [sum(v.panel[i] for v in verdicts) / len(verdicts)
-                                            for i in range(len(verdicts[0].panel))]  # fmt: skip
+                item["verdict"]["panel"] = [
+                    sum(v.panel[i] for v in verdicts) / len(verdicts) for i in range(len(verdicts[0].panel))
+                ]
             write_json(saved(suite, test, r), item)
         return item, None
 
@@ -114,8 +116,9 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
         else:
             results[(suite, test.id, r)] = item
     if failures:
-        raise AnvilError("judge failures (finished tests are kept; the next apply judges only these):\n  "
-                         + "\n  ".join(failures))  # fmt: skip
+        raise AnvilError(
+            "judge failures (finished tests are kept; the next apply judges only these):\n  " + "\n  ".join(failures)
+        )
 
     others = {role: results_of(ctx.inputs[role]) for role in ("base", "parent") if role in ctx.inputs}
     summaries = {}
@@ -129,25 +132,36 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
 
             rows = [results[(suite, t, r)]["verdict"]["panel"] for t in tests for r in range(config.runs)]
             names = [label(j) for j in config.judge.judges]
-            summary["panel"] = {"judges": names, "combine": config.judge.combine,
-                                "pairs": pairwise(names, rows, config.alpha)}  # fmt: skip
+            summary["panel"] = {
+                "judges": names,
+                "combine": config.judge.combine,
+                "pairs": pairwise(names, rows, config.alpha),
+            }
         for role in ("base", "parent"):
             theirs = others[role]["suites"].get(suite) if role in others else None
             summary[f"delta_vs_{role}"] = deltas(summary, theirs, config.alpha)
         summaries[suite] = summary
     runs = [{"suite": s, "test": t, "run": r + 1, **item} for (s, t, r), item in results.items()]
     write_json(ctx.out / RESULTS, {"suites": summaries, "runs": runs})
-    return Result({
-        "suites": {s: {"composite": v["composite"], "categories": v["categories"],
-                       "delta_vs_base": (v["delta_vs_base"] or {}).get("composite"),
-                       "delta_vs_parent": (v["delta_vs_parent"] or {}).get("composite"),
-                       "significance": {k: v[k]["significance"]["composite"] for k in ("delta_vs_base",
-                                                                                   "delta_vs_parent") if v[k]},
-                       "high_variance": [t for t, x in v["tests"].items() if x["high_variance"]]}
-                   for s, v in summaries.items()},
-        "judge_calls": judging.counts[0],
-        "judge_cache_hits": judging.counts[1],
-    })  # fmt: skip
+    return Result(
+        {
+            "suites": {
+                s: {
+                    "composite": v["composite"],
+                    "categories": v["categories"],
+                    "delta_vs_base": (v["delta_vs_base"] or {}).get("composite"),
+                    "delta_vs_parent": (v["delta_vs_parent"] or {}).get("composite"),
+                    "significance": {
+                        k: v[k]["significance"]["composite"] for k in ("delta_vs_base", "delta_vs_parent") if v[k]
+                    },
+                    "high_variance": [t for t, x in v["tests"].items() if x["high_variance"]],
+                }
+                for s, v in summaries.items()
+            },
+            "judge_calls": judging.counts[0],
+            "judge_cache_hits": judging.counts[1],
+        }
+    )
 
 
 def noise_floor(summary: dict[str, Any], verdicts: dict[str, list[dict[str, Any]]]) -> None:
@@ -160,8 +174,10 @@ def noise_floor(summary: dict[str, Any], verdicts: dict[str, list[dict[str, Any]
         spreads = [statistics.stdev(v["judgements"]) for v in judged if len(v.get("judgements", [])) > 1]
         summary["tests"][test]["judge_std"] = sum(spreads) / len(spreads) if spreads else 0.0
     tests = summary["tests"].values()
-    summary["noise"] = {"judge_std": statistics.fmean(t["judge_std"] for t in tests),
-                        "run_std": statistics.fmean(t["std"] for t in tests)}  # fmt: skip
+    summary["noise"] = {
+        "judge_std": statistics.fmean(t["judge_std"] for t in tests),
+        "run_std": statistics.fmean(t["std"] for t in tests),
+    }
 
 
 def results_of(artifact: Path) -> dict[str, Any]:

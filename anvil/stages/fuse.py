@@ -39,7 +39,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
                 "parent": weights_of(recipe, model.parent),
                 "adapter": stage_id("train", name),
                 "dataset": stage_id("dataset", model.dataset),
-            },  # fmt: skip
+            },
             code_version=CODE_VERSION,
             model=name,
         )
@@ -56,8 +56,10 @@ def run(ctx: StageRun[FuseConfig]) -> Result:
     dtype = weight_dtype(ctx.out)
     tolerance = ctx.config.tolerance.get(dtype, 2e-2)
     if metrics["max_projection_diff"] > tolerance:
-        raise AnvilError(f"a fused projection differs from parent + adapter by {metrics['max_projection_diff']:.2e} "
-                         f"(tolerance {tolerance:.0e})")  # fmt: skip
+        raise AnvilError(
+            f"a fused projection differs from parent + adapter by {metrics['max_projection_diff']:.2e} "
+            f"(tolerance {tolerance:.0e})"
+        )
     ctx.progress(0.9, "loading with mlx-vlm")
     vlm = fuse.load_vlm(ctx.out, lazy=True)  # every name and shape checked, no weight read
     towers = {tower: getattr(vlm, tower, None) is not None for tower in ("vision_tower", "audio_tower")}
@@ -72,10 +74,12 @@ def run(ctx: StageRun[FuseConfig]) -> Result:
     found |= {"tolerance": limit, "dtype": dtype, "verdict": "within tolerance" if within else "differs"}
     if not within:
         prompt = held_out[found["worst_probe"]]["messages"][-1]["content"]
-        found["message"] = (f"{SERVING} differs from {TRAINING}: max |logit| difference {found['max_logit_diff']:.3g} "
-                            f"> {limit:g} ({dtype}) on the held-out prompt {prompt[:80]!r}")  # fmt: skip
+        found["message"] = (
+            f"{SERVING} differs from {TRAINING}: max |logit| difference {found['max_logit_diff']:.3g} "
+            f"> {limit:g} ({dtype}) on the held-out prompt {prompt[:80]!r}"
+        )
     result = metrics | {"tolerance": tolerance, "loads_in_mlx_vlm": True, **towers, "parity": found}
-    return Result(result, Outcome.OK if within else Outcome.FAILED)
+    return Result.judged(result, [] if within else [found["message"]], Outcome.FAILED)
 
 
 def summary(record: StageRecord) -> str:

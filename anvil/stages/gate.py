@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from anvil.errors import EXIT_GATES
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
@@ -57,7 +58,9 @@ def run(ctx: StageRun[GateConfig]) -> Result:
     failures = [g for g in checked if not g["passed"]]
     write_json(ctx.out / GATES, {"gates": checked})
     metrics = {"passed": not failures, "gates": len(checked), "failures": failures}
-    return Result(metrics, Outcome.FAILED if failures else Outcome.OK)
+    if not failures:
+        return Result(metrics)
+    return Result(metrics, Outcome.FAILED, f"failed {len(failures)} of {len(checked)} gates: {_missed(failures)}")
 
 
 def checked(artifact: Path) -> list[dict[str, Any]]:
@@ -81,9 +84,23 @@ def summary(record: StageRecord) -> str:
     failures, total = record.metrics.get("failures", []), record.metrics.get("gates", 0)
     if record.outcome is not Outcome.FAILED:
         return f"passed {total} gate{'s' if total > 1 else ''}" if total else "no gates"
-    shown = ", ".join(f"{f['metric']} {'missing' if f['value'] is None else format(f['value'], '.2f')}"
-                      for f in failures[:3])  # fmt: skip
-    return f"FAILED {len(failures)} of {total}: {shown}"
+    return f"FAILED {len(failures)} of {total}: {_missed(failures[:3])}"
 
 
-STAGE = Stage(kind="gate", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True)
+def _missed(failures: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{f['metric']} {'missing' if f['value'] is None else format(f['value'], '.2f')}" for f in failures
+    )
+
+
+STAGE = Stage(
+    kind="gate",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    in_plan=True,
+    failure_exit=EXIT_GATES,
+    failure_lines=failure_lines,
+    failure_means="not promoted",
+)

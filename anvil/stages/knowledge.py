@@ -39,16 +39,20 @@ class KnowledgeConfig(Strict):
 
 def files_of(spec: Knowledge) -> list[str]:
     """The local files a benchmark reads (Hub files are pinned by their repo's cache instead)."""
-    return [w.removeprefix("path:") for w in benchmark_data.sources(spec.benchmark, spec.data, spec.fewshot)
-            if w is not None and w.startswith("path:")]  # fmt: skip
+    return [
+        w.removeprefix("path:")
+        for w in benchmark_data.sources(spec.benchmark, spec.data, spec.fewshot)
+        if w is not None and w.startswith("path:")
+    ]
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     settings = recipe.eval
     if settings is None or not settings.knowledge:
         return []
-    config = KnowledgeConfig(benchmarks=settings.knowledge, kv_cache=(recipe.serve or Serve()).kv_cache,
-                             alpha=settings.alpha)  # fmt: skip
+    config = KnowledgeConfig(
+        benchmarks=settings.knowledge, kv_cache=(recipe.serve or Serve()).kv_cache, alpha=settings.alpha
+    )
     options = Parallel(concurrency=settings.concurrency)
     files = tuple(dict.fromkeys(f for spec in settings.knowledge for f in files_of(spec)))
     out = []
@@ -56,8 +60,18 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         against = {"base": recipe.root_of(name), "parent": recipe.models[name].parent}
         needs = {"model": weights_of(recipe, name)}
         needs |= {role: stage_id("knowledge", m) for role, m in against.items() if m in settings.compare and m != name}
-        out.append(Node(stage_id("knowledge", name), "knowledge", config, needs=needs, files=files,
-                        code_version=CODE_VERSION, model=name, options=options))  # fmt: skip
+        out.append(
+            Node(
+                stage_id("knowledge", name),
+                "knowledge",
+                config,
+                needs=needs,
+                files=files,
+                code_version=CODE_VERSION,
+                model=name,
+                options=options,
+            )
+        )
     return out
 
 
@@ -123,16 +137,27 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
         for i, (item, turns) in enumerate(zip(items, prompts, strict=True)):
             response = truncate(done[f"{name}.{i:05d}"]["response"], bench.stop)
             grades = {f: filt(response, item) for f, filt in bench.filters.items()}
-            graded.append({"key": bench.key(item), "messages": turns, "response": response,
-                           "extracted": {f: g.extracted for f, g in grades.items()},
-                           "correct": {f: g.correct for f, g in grades.items()}})  # fmt: skip
+            graded.append(
+                {
+                    "key": bench.key(item),
+                    "messages": turns,
+                    "response": response,
+                    "extracted": {f: g.extracted for f, g in grades.items()},
+                    "correct": {f: g.correct for f, g in grades.items()},
+                }
+            )
         headline = next(iter(bench.filters))
         scores = {f: accuracy([g["correct"][f] for g in graded]) for f in bench.filters}
-        summary: dict[str, Any] = {"title": bench.title, "n": len(graded), "filter": headline, "chat": spec.chat,
-                                   "scores": {f: a["score"] for f, a in scores.items()},
-                                   "stderrs": {f: a["stderr"] for f, a in scores.items()},
-                                   "score": scores[headline]["score"],
-                                   "stderr": scores[headline]["stderr"]}  # fmt: skip
+        summary: dict[str, Any] = {
+            "title": bench.title,
+            "n": len(graded),
+            "filter": headline,
+            "chat": spec.chat,
+            "scores": {f: a["score"] for f, a in scores.items()},
+            "stderrs": {f: a["stderr"] for f, a in scores.items()},
+            "score": scores[headline]["score"],
+            "stderr": scores[headline]["stderr"],
+        }
         if bench.groups:  # lm-eval's sub-scores (MMLU-Pro's subjects), each with its own standard error
             by: dict[str, list[bool]] = {}
             for item, g in zip(items, graded, strict=True):

@@ -74,8 +74,10 @@ def run(ctx: StageRun[QuantizeConfig]) -> Result:
     probes = parity.probe_ids(parent, [{"messages": [{"role": "user", "content": p}]} for p in PROMPTS], len(PROMPTS))
     found = backend.logits_against(parent, ctx.out, probes, NEW_TOKENS)
     ctx.progress(0.7, "generation speed and peak memory, parent then quantized")
-    speeds = {role: backend.speed(folder, PROMPTS, SPEED_TOKENS)
-              for role, folder in (("parent", parent), ("quantized", ctx.out))}  # fmt: skip
+    speeds = {
+        role: backend.speed(folder, PROMPTS, SPEED_TOKENS)
+        for role, folder in (("parent", parent), ("quantized", ctx.out))
+    }
     metrics = {
         "label": ctx.config.quantize.label,
         "parent_dtype": weight_dtype(parent),
@@ -95,8 +97,10 @@ def summary(record: StageRecord) -> str:
     rate = ""
     if speed.get("parent", {}).get("tokens_per_second"):
         rate = f", {speed['quantized']['tokens_per_second'] / speed['parent']['tokens_per_second']:.2f}x tokens/s"
-    return (f"{m['label']}: {size / 1e6:.1f} MB ({size / parent:.0%} of the parent){rate}, top-1 "
-            f"{m['parity']['top1_agreement']:.0%} with the parent")  # fmt: skip
+    return (
+        f"{m['label']}: {size / 1e6:.1f} MB ({size / parent:.0%} of the parent){rate}, top-1 "
+        f"{m['parity']['top1_agreement']:.0%} with the parent"
+    )
 
 
 STAGE = Stage(kind="quantize", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)

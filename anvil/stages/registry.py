@@ -22,14 +22,26 @@ from anvil.stages import (
     source,
     train,
     transcripts,
-)  # fmt: skip
+)
 from anvil.stages.report import stage as report
 from anvil.stages.stage import Stage, Suites
 
 STAGES: tuple[Stage, ...] = (
-    dataset.STAGE, source.STAGE, train.STAGE, fuse.STAGE, quantize.STAGE, transcripts.STAGE, calibration.STAGE,
-    evaluate.STAGE, knowledge.STAGE, select.STAGE, gate.STAGE, serve.STAGE, serving.STAGE, report.STAGE,
-)  # fmt: skip
+    dataset.STAGE,
+    source.STAGE,
+    train.STAGE,
+    fuse.STAGE,
+    quantize.STAGE,
+    transcripts.STAGE,
+    calibration.STAGE,
+    evaluate.STAGE,
+    knowledge.STAGE,
+    select.STAGE,
+    gate.STAGE,
+    serve.STAGE,
+    serving.STAGE,
+    report.STAGE,
+)
 BY_KIND = {stage.kind: stage for stage in STAGES}
 
 

@@ -41,8 +41,17 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         needs = {f"weights:{v}": stage_id("fuse", v) for v in swept}
         needs |= {f"results:{v}": stage_id("knowledge" if knowledge else "eval", v) for v in swept}
         config = SelectConfig(select=model.select, variants=swept, alpha=recipe.eval.alpha if recipe.eval else 0.05)
-        out.append(Node(stage_id("select", name), "select", config, needs=needs, code_version=CODE_VERSION,
-                        model=name, detail=f"{len(swept)} variants"))  # fmt: skip
+        out.append(
+            Node(
+                stage_id("select", name),
+                "select",
+                config,
+                needs=needs,
+                code_version=CODE_VERSION,
+                model=name,
+                detail=f"{len(swept)} variants",
+            )
+        )
     return out
 
 
@@ -72,8 +81,9 @@ def choose(config: SelectConfig, results: dict[str, dict[str, Any]]) -> dict[str
         return {"winner": best, "rule": "best", "metric": path, "reason": why, "variants": table}
     parsed = parse_metric(path)
     suite = parsed.source if parsed is not None else ""
-    against = {v: deltas(results[v]["suites"][suite], results[best]["suites"][suite], config.alpha)
-               for v in order if v != best}  # fmt: skip
+    against = {
+        v: deltas(results[v]["suites"][suite], results[best]["suites"][suite], config.alpha) for v in order if v != best
+    }
     adjusted = stats.holm({v: d["significance"]["composite"]["p_value"] for v, d in against.items() if d})
     for row in table:
         d = against.get(row["variant"])
@@ -85,10 +95,18 @@ def choose(config: SelectConfig, results: dict[str, dict[str, Any]]) -> dict[str
 
     within = [v for v in order if v == best or not worse(v)]
     winner = min(within, key=lambda v: simplicity(config.variants[v]))
-    why = (f"simplest of {len(within)} variant(s) not significantly worse than the best ({best}, {path} "
-           f"{best_value:.3f}; paired over the suite's tests, Holm-adjusted, alpha {config.alpha:g})")  # fmt: skip
-    return {"winner": winner, "rule": "simplest_within_noise", "metric": path, "reason": why, "best": best,
-            "variants": table}  # fmt: skip
+    why = (
+        f"simplest of {len(within)} variant(s) not significantly worse than the best ({best}, {path} "
+        f"{best_value:.3f}; paired over the suite's tests, Holm-adjusted, alpha {config.alpha:g})"
+    )
+    return {
+        "winner": winner,
+        "rule": "simplest_within_noise",
+        "metric": path,
+        "reason": why,
+        "best": best,
+        "variants": table,
+    }
 
 
 def run(ctx: StageRun[SelectConfig]) -> Result:

@@ -32,7 +32,6 @@ VALIDATION_PROMPTS = [
 ]
 VALIDATION_TOKENS = 24
 SAMPLE_TOKENS = 48  # as samples.json was generated (backends/samples.before_and_after)
-KV_AGREEMENT_WARNING = 0.6  # below this share of identical greedy answers, KV quantization is visibly hurting
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
@@ -161,8 +160,9 @@ def run(ctx: StageRun[Serve]) -> Result:
     t0 = time.monotonic()
     log = ctx.local.logs / "serve.log"
     # Tethered like any child until the state records it (`recorded`): killed before then, it ends too.
-    server, child = backend.start(folder, options, log, tethered=True, ledger=ctx.local.processes,
-                                  name=options.model, names=ctx.local.names)  # fmt: skip
+    server, child = backend.start(
+        folder, options, log, tethered=True, ledger=ctx.local.processes, name=options.model, names=ctx.local.names
+    )
     started_s = time.monotonic() - t0
     try:
         ctx.progress(0.8, "comparing served answers with in-process ones and with training's samples")
@@ -175,33 +175,53 @@ def run(ctx: StageRun[Serve]) -> Result:
         child.stop()
         raise
     warnings = _warnings(validation, options.kv_cache)
-    metrics = {"pid": server.pid, "process": server.owned.to_json(), "host": server.host, "port": server.port,
-               "url": server.url, "model": server.model, "startup_s": round(started_s, 2), "log": str(log),
-               **validation, "warnings": warnings}  # fmt: skip
-    return Result(metrics, Outcome.WARNED if warnings else Outcome.OK)
+    metrics = {
+        "pid": server.pid,
+        "process": server.owned.to_json(),
+        "host": server.host,
+        "port": server.port,
+        "url": server.url,
+        "model": server.model,
+        "startup_s": round(started_s, 2),
+        "log": str(log),
+        **validation,
+        "warnings": warnings,
+    }
+    return Result.judged(metrics, warnings, Outcome.WARNED)
 
 
 def _warnings(validation: dict[str, Any], kv: KvCache) -> list[str]:
     warnings = []
     if validation["validation_agreement"] < 1.0:
-        warnings.append(f"the server answers {validation['validation_agreement']:.0%} of the validation prompts "
-                        "like in-process generation, expected all: template or weights differ")  # fmt: skip
+        warnings.append(
+            f"the server answers {validation['validation_agreement']:.0%} of the validation prompts "
+            "like in-process generation, expected all: template or weights differ"
+        )
     quantized = f" (with {kv.bits}-bit {kv.quantization} KV quantization from token {kv.start})" * (
         kv.quantization != "none"
     )
-    if validation.get("kv_validation_agreement", 1.0) < KV_AGREEMENT_WARNING:
-        warnings.append(f"the server agrees on {validation['kv_validation_agreement']:.0%} of the validation "
-                        f"prompts{quantized}")  # fmt: skip
+    if validation.get("kv_validation_agreement", 1.0) < 1.0:
+        warnings.append(
+            f"the server agrees on {validation['kv_validation_agreement']:.0%} of the validation prompts{quantized}"
+        )
     if validation.get("samples_agreement", 1.0) < 1.0:
-        warnings.append(f"the server answers {validation['samples_agreement']:.0%} of the round's held-out prompts "
-                        f"as training generated them (samples.json){quantized}")  # fmt: skip
+        warnings.append(
+            f"the server answers {validation['samples_agreement']:.0%} of the round's held-out prompts "
+            f"as training generated them (samples.json){quantized}"
+        )
     return warnings
 
 
 def figures(record: StageRecord) -> dict[str, Any]:
     """What the server's validation found, for `eval show`."""
-    shown = ("validation_prompts", "validation_agreement", "kv_validation_agreement", "validation_logprob_diff",
-             "samples_compared", "samples_agreement")  # fmt: skip
+    shown = (
+        "validation_prompts",
+        "validation_agreement",
+        "kv_validation_agreement",
+        "validation_logprob_diff",
+        "samples_compared",
+        "samples_agreement",
+    )
     return {k: record.metrics[k] for k in shown if k in record.metrics} | {"kv_cache": record.config.get("kv_cache")}
 
 
@@ -211,5 +231,14 @@ def summary(record: StageRecord) -> str:
     return f"{record.config.get('model')} at {m['url']}/v1{warned}"
 
 
-STAGE = Stage(kind="serve", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True,
-              check=check, stop=stop, recorded=recorded)  # fmt: skip
+STAGE = Stage(
+    kind="serve",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    in_plan=True,
+    check=check,
+    stop=stop,
+    recorded=recorded,
+)

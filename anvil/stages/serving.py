@@ -35,9 +35,17 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     asked, scored = transcripts.config_of(recipe, suites), evaluate.config_of(recipe, suites)
     if model is None or recipe.eval is None or model not in recipe.eval.compare or not asked or not scored:
         return []
-    return [Node(stage_id("serving"), "serving", ServingConfig(asked=asked, scored=scored),
-                 needs={"serve": "serve", "scores": stage_id("eval", model)}, code_version=CODE_VERSION, model=model,
-                 options=Parallel(concurrency=recipe.eval.concurrency))]  # fmt: skip
+    return [
+        Node(
+            stage_id("serving"),
+            "serving",
+            ServingConfig(asked=asked, scored=scored),
+            needs={"serve": "serve", "scores": stage_id("eval", model)},
+            code_version=CODE_VERSION,
+            model=model,
+            options=Parallel(concurrency=recipe.eval.concurrency),
+        )
+    ]
 
 
 def run(ctx: StageRun[ServingConfig]) -> Result:
@@ -52,8 +60,9 @@ def run(ctx: StageRun[ServingConfig]) -> Result:
 
     def served(item: tuple[str, str]):
         suite, test_id = item
-        transcript = converse(server, asked.suites[suite][test_id], seed=0, temperature=asked.temperature,
-                              max_tokens=asked.max_tokens)  # fmt: skip
+        transcript = converse(
+            server, asked.suites[suite][test_id], seed=0, temperature=asked.temperature, max_tokens=asked.max_tokens
+        )
         return judging(scored.tests[suite][test_id], transcript)
 
     scores, failures = {}, []
@@ -66,14 +75,19 @@ def run(ctx: StageRun[ServingConfig]) -> Result:
     if failures:
         raise AnvilError("judge failures on the served model's answers:\n  " + "\n  ".join(failures))
     evaluated = evaluate.results_of(ctx.inputs["scores"])["suites"]
-    found = {suite: compare(scored, suite, {t: scores[(suite, t)] for t in tests}, evaluated[suite])
-             for suite, tests in scored.tests.items()}  # fmt: skip
+    found = {
+        suite: compare(scored, suite, {t: scores[(suite, t)] for t in tests}, evaluated[suite])
+        for suite, tests in scored.tests.items()
+    }
     write_json(ctx.out / ARTIFACT, {"suites": found})
-    warnings = [f"{suite}: the served model's 1-run composite {f['served']:.2f} is outside the evaluation's "
-                f"run-to-run spread {min(f['runs']):.2f}-{max(f['runs']):.2f}, driven by "
-                + ", ".join(d["test"] for d in f["driven_by"])
-                for suite, f in found.items() if not f["within_noise"]]  # fmt: skip
-    return Result({"suites": found, "warnings": warnings}, Outcome.WARNED if warnings else Outcome.OK)
+    warnings = [
+        f"{suite}: the served model's 1-run composite {f['served']:.2f} is outside the evaluation's "
+        f"run-to-run spread {min(f['runs']):.2f}-{max(f['runs']):.2f}, driven by "
+        + ", ".join(d["test"] for d in f["driven_by"])
+        for suite, f in found.items()
+        if not f["within_noise"]
+    ]
+    return Result.judged({"suites": found, "warnings": warnings}, warnings, Outcome.WARNED)
 
 
 def compare(scored: EvalConfig, suite: str, served: dict[str, float], summary: dict[str, Any]) -> dict[str, Any]:
@@ -86,11 +100,19 @@ def compare(scored: EvalConfig, suite: str, served: dict[str, float], summary: d
     per_run = [composite({t.id: [summary["tests"][t.id]["runs"][r]] for t in tests}) for r in range(scored.runs)]
     one = composite({t: [score] for t, score in served.items()})
     gaps = sorted(((t.id, served[t.id] - summary["tests"][t.id]["mean"]) for t in tests), key=lambda g: -abs(g[1]))
-    drivers = [{"test": t, "served": served[t], "evaluated": summary["tests"][t]["mean"], "gap": round(gap, 3)}
-               for t, gap in gaps if abs(gap) > 1e-9][:DRIVERS]  # fmt: skip
-    return {"served": one, "evaluated": summary["composite"], "gap": round(one - summary["composite"], 3),
-            "runs": per_run, "within_noise": min(per_run) - 1e-9 <= one <= max(per_run) + 1e-9,
-            "driven_by": drivers}  # fmt: skip
+    drivers = [
+        {"test": t, "served": served[t], "evaluated": summary["tests"][t]["mean"], "gap": round(gap, 3)}
+        for t, gap in gaps
+        if abs(gap) > 1e-9
+    ][:DRIVERS]
+    return {
+        "served": one,
+        "evaluated": summary["composite"],
+        "gap": round(one - summary["composite"], 3),
+        "runs": per_run,
+        "within_noise": min(per_run) - 1e-9 <= one <= max(per_run) + 1e-9,
+        "driven_by": drivers,
+    }
 
 
 def summary(record: StageRecord) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from anvil.errors import AnvilError
+from anvil.errors import EXIT_ERROR, AnvilError
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
@@ -64,6 +64,12 @@ class Result:
 
     metrics: dict[str, Any] = field(default_factory=dict)
     outcome: Outcome = Outcome.OK
+    reason: str = ""  # why it is `warned` or `failed`, in one line
+
+    @classmethod
+    def judged(cls, metrics: dict[str, Any], problems: list[str], outcome: Outcome) -> Result:
+        """`outcome` with `problems` as its reason when there are any, else ok."""
+        return cls(metrics, outcome, "; ".join(problems)) if problems else cls(metrics)
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,11 @@ class Stage:
     stop: Callable[[StageRecord], bool] | None = None  # stop a resource; whether it was signalled
     # Told once the state records a resource (with the project's ledger): the server is tethered until then.
     recorded: Callable[[StageRecord, Path], object] | None = None
+    # A failed outcome: the exit code of the apply that leaves it failed (a gate's is EXIT_GATES), the
+    # lines that say what failed (default: the record's reason), and what its failure holds back.
+    failure_exit: int = EXIT_ERROR
+    failure_lines: Callable[[StageRecord], list[str]] | None = None
+    failure_means: str = "what needs it is blocked"
 
 
 def artifact_json(artifact: Path, name: str) -> Any:
@@ -91,8 +102,10 @@ def artifact_json(artifact: Path, name: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         why = "missing" if isinstance(e, FileNotFoundError) else f"unreadable ({getattr(e, 'strerror', None) or e})"
-        raise AnvilError(f"{path}: {why}: the artifact was changed outside Anvil or the state belongs to another "
-                         "store; `anvil plan` shows what to rebuild") from None  # fmt: skip
+        raise AnvilError(
+            f"{path}: {why}: the artifact was changed outside Anvil or the state belongs to another "
+            "store; `anvil plan` shows what to rebuild"
+        ) from None
 
 
 def weights_of(recipe: Recipe, model: str) -> str:

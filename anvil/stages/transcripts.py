@@ -62,8 +62,18 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         return []
     settings = recipe.eval
     options = Parallel(concurrency=settings.concurrency)
-    return [Node(stage_id("transcripts", name), "transcripts", config, needs={"model": weights_of(recipe, name)},
-                 code_version=CODE_VERSION, model=name, options=options) for name in settings.compare]  # fmt: skip
+    return [
+        Node(
+            stage_id("transcripts", name),
+            "transcripts",
+            config,
+            needs={"model": weights_of(recipe, name)},
+            code_version=CODE_VERSION,
+            model=name,
+            options=options,
+        )
+        for name in settings.compare
+    ]
 
 
 @contextmanager
@@ -93,8 +103,12 @@ def run(ctx: StageRun[TranscriptsConfig]) -> Result:
     from anvil.evaluation.agent import converse
 
     config = ctx.config
-    items = {f"{suite}.{test_id}.run{r}": (prompt, r) for suite, tests in config.suites.items()
-             for test_id, prompt in tests.items() for r in range(config.runs)}  # fmt: skip
+    items = {
+        f"{suite}.{test_id}.run{r}": (prompt, r)
+        for suite, tests in config.suites.items()
+        for test_id, prompt in tests.items()
+        for r in range(config.runs)
+    }
     generated = 0
 
     def produce(missing: list[str]) -> Iterator[tuple[str, Any]]:
@@ -103,8 +117,11 @@ def run(ctx: StageRun[TranscriptsConfig]) -> Result:
 
             def talk(name: str) -> dict:
                 prompt, r = items[name]
-                return {"transcript": converse(server, prompt, seed=r, temperature=config.temperature,
-                                               max_tokens=config.max_tokens)}  # fmt: skip
+                return {
+                    "transcript": converse(
+                        server, prompt, seed=r, temperature=config.temperature, max_tokens=config.max_tokens
+                    )
+                }
 
             for i, (name, value) in enumerate(in_order(talk, missing, ctx.concurrency)):
                 ctx.progress(i / len(missing), f"{name.rsplit('.', 1)[0]} run {items[name][1] + 1}")
@@ -112,8 +129,12 @@ def run(ctx: StageRun[TranscriptsConfig]) -> Result:
                 yield name, value
 
     done = resumable(ctx.scratch, list(items), produce)
-    out = {suite: {test_id: [done[f"{suite}.{test_id}.run{r}"]["transcript"] for r in range(config.runs)]
-                   for test_id in tests} for suite, tests in config.suites.items()}  # fmt: skip
+    out = {
+        suite: {
+            test_id: [done[f"{suite}.{test_id}.run{r}"]["transcript"] for r in range(config.runs)] for test_id in tests
+        }
+        for suite, tests in config.suites.items()
+    }
     write_json(ctx.out / ARTIFACT, {"suites": out})
     return Result({"conversations": len(items), "generated": generated})
 

@@ -32,8 +32,10 @@ def _open(path: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise AnvilError(f"{path}: cannot open it as a lock file ({e.strerror or e}); it is Anvil's own: remove "
-                         "whatever is there and run the command again") from None  # fmt: skip
+        raise AnvilError(
+            f"{path}: cannot open it as a lock file ({e.strerror or e}); it is Anvil's own: remove "
+            "whatever is there and run the command again"
+        ) from None
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -57,8 +59,9 @@ def store_lock(path: Path, what: str = "another anvil apply") -> Iterator[None]:
             os.close(fd)
             pid, host, since = owner.get("pid", "unknown"), owner.get("host"), owner.get("since", "unknown")
             where = "" if host in (None, socket.gethostname()) else f" on host {host}"
-            raise StoreLocked(f"{path}: {what} (pid {pid}{where}, since {since}) holds this lock; "
-                              "wait for it to finish") from None  # fmt: skip
+            raise StoreLocked(
+                f"{path}: {what} (pid {pid}{where}, since {since}) holds this lock; wait for it to finish"
+            ) from None
         if _same_file(fd, path):
             break
         os.close(fd)

@@ -65,8 +65,10 @@ def load_records(file: Path) -> dict[str, StageRecord]:
     if not isinstance(raw, dict):
         raise AnvilError(f"{file}: not an Anvil state file (expected a JSON object); {recover}")
     if raw.get("format") != STATE_FORMAT:
-        raise AnvilError(f"{file}: state format {raw.get('format')} is not {STATE_FORMAT} "
-                         f"(written by another anvil version); {recover}")  # fmt: skip
+        raise AnvilError(
+            f"{file}: state format {raw.get('format')} is not {STATE_FORMAT} "
+            f"(written by another anvil version); {recover}"
+        )
     stages = raw.get("stages")
     if not isinstance(stages, dict):
         raise AnvilError(f"{file}: damaged state (no `stages` table); {recover}")

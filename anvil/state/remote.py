@@ -85,8 +85,9 @@ class Remote:
             raise AnvilError(f"{self.url}: an S3 remote needs s3fs (pip install 'anvil[s3]')") from None
         client = {"endpoint_url": self.endpoint_url} if self.endpoint_url else {}
         # retries kept short: a remote that is down must not hold up local work for minutes
-        return s3fs.S3FileSystem(client_kwargs=client, config_kwargs={"retries": {"max_attempts": 2},
-                                                                       "connect_timeout": 5})  # fmt: skip
+        return s3fs.S3FileSystem(
+            client_kwargs=client, config_kwargs={"retries": {"max_attempts": 2}, "connect_timeout": 5}
+        )
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:
@@ -146,8 +147,10 @@ class Remote:
             try:
                 return store.commit(workdir, record, verify=True)  # hashed once, where it stays
             except ArtifactMismatch:
-                raise RemoteError(f"{self.url}: artifact {fingerprint[:12]} does not match its record (corrupted or "
-                                  "partial upload); not used") from None  # fmt: skip
+                raise RemoteError(
+                    f"{self.url}: artifact {fingerprint[:12]} does not match its record (corrupted or "
+                    "partial upload); not used"
+                ) from None
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise

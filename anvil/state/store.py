@@ -59,8 +59,9 @@ class Store:
         try:
             record = StageRecord.model_validate_json(path.read_text())
         except (OSError, ValidationError) as e:
-            raise AnvilError(f"{path}: damaged run-cache record ({str(e).splitlines()[0]}); delete it, and the "
-                             "stage is built again") from None  # fmt: skip
+            raise AnvilError(
+                f"{path}: damaged run-cache record ({str(e).splitlines()[0]}); delete it, and the stage is built again"
+            ) from None
         return record if self.intact(record) else None
 
     def intact(self, record: StageRecord) -> bool:
@@ -142,8 +143,12 @@ class Store:
     # -- garbage collection --------------------------------------------------------------------
     def fingerprints(self) -> set[str]:
         """Fingerprints with an artifact or a scratch folder (a stage stopped half-way) in the store."""
-        return {p.name for kind in ("artifacts", "scratch") if (self.root / kind).exists()
-                for p in (self.root / kind).iterdir()}  # fmt: skip
+        return {
+            p.name
+            for kind in ("artifacts", "scratch")
+            if (self.root / kind).exists()
+            for p in (self.root / kind).iterdir()
+        }
 
     def size(self, fingerprint: str) -> int:
         folders = (self.artifact(fingerprint), self.scratch(fingerprint))

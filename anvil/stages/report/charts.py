@@ -18,8 +18,16 @@ def _figure(height: float):
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
-                         "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3})  # fmt: skip
+    plt.rcParams.update(
+        {
+            "svg.fonttype": "none",
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+        }
+    )
     return plt.subplots(figsize=(WIDTH, height))
 
 
@@ -46,19 +54,29 @@ def loss(rounds: list[dict[str, Any]]) -> str | None:
         color = COLORS[i % len(COLORS)]
         train, valid = r["loss"]["train"], r["loss"]["valid"]
         if train:
-            ax.plot([p["step"] for p in train], [p["loss"] for p in train], color=color, lw=1.2,
-                    label=f"{r['model']} train")  # fmt: skip
+            ax.plot(
+                [p["step"] for p in train], [p["loss"] for p in train], color=color, lw=1.2, label=f"{r['model']} train"
+            )
         if valid:
-            ax.plot([p["step"] for p in valid], [p["loss"] for p in valid], color=color, lw=1.2, ls="--",
-                    marker="o", ms=3, label=f"{r['model']} valid")  # fmt: skip
+            ax.plot(
+                [p["step"] for p in valid],
+                [p["loss"] for p in valid],
+                color=color,
+                lw=1.2,
+                ls="--",
+                marker="o",
+                ms=3,
+                label=f"{r['model']} valid",
+            )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend(frameon=False, ncol=2)
     return _svg(fig, "loss")
 
 
-def bars(name: str, labels: list[str], series: dict[str, list[float | None]], unit: str = "",
-         horizontal: bool = False) -> str | None:  # fmt: skip
+def bars(
+    name: str, labels: list[str], series: dict[str, list[float | None]], unit: str = "", horizontal: bool = False
+) -> str | None:
     """Grouped bars: one group per label, one bar per series (a model), value written on each bar."""
     if not labels or not series:
         return None

@@ -50,5 +50,5 @@ def dashboard(config: ReportConfig, view: View) -> dict[str, Any]:
             }
             for sid, record in sorted(view.records.items())
             if sid in view.states
-        },  # fmt: skip
+        },
     }

@@ -55,11 +55,11 @@ def report_config(recipe: Recipe) -> ReportConfig:
                 variants=list(variants(name, m)) if m.matrix else [],
             )
             for name, m in recipe.models.items()
-        },  # fmt: skip
+        },
         datasets={
             name: DatasetNotes(description=d.description, categories=d.categories)
             for name, d in recipe.datasets.items()
-        },  # fmt: skip
+        },
         evaluated=list(recipe.eval.compare) if recipe.eval else [],
         served=recipe.serve.model if recipe.serve else None,
         template=digest(template_text())[:16],

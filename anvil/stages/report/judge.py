@@ -7,12 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 from anvil.planning.graph import stage_id
+from anvil.stages.calibration import verdict
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.sections import eval_results
 from anvil.stages.report.view import View
 
-FIGURES = (("kappa", "quadratic-weighted kappa"), ("spearman", "Spearman's rank correlation"),
-           ("mae", "mean absolute error"), ("bias", "bias (judge - person)"))  # fmt: skip
+FIGURES = (
+    ("kappa", "quadratic-weighted kappa"),
+    ("spearman", "Spearman's rank correlation"),
+    ("mae", "mean absolute error"),
+    ("bias", "bias (judge - person)"),
+)
 
 
 def suites_of(view: View, config: ReportConfig) -> list[str]:
@@ -29,16 +34,26 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     out = []
     for suite in suites_of(view, config):
         sid = stage_id("calibration", suite)
-        row: dict[str, Any] = {"suite": suite, "calibrated": sid in view.states, "state": view.states.get(sid),
-                               "from": sid}  # fmt: skip
+        row: dict[str, Any] = {
+            "suite": suite,
+            "calibrated": sid in view.states,
+            "state": view.states.get(sid),
+            "from": sid,
+        }
         record = view.built(sid) if sid in view.states else None
         if record is not None:
             m = record.metrics
-            row |= {"n": m["n"], "thresholds": m.get("thresholds", {}), "shortfalls": m.get("shortfalls", []),
-                    "figures": [{"key": key, "label": label, **m[key]} for key, label in FIGURES],
-                    "panel": m.get("panel")}  # fmt: skip
-        row["noise"] = [{"model": model, **noise} for model in config.evaluated
-                        if (noise := _noise(view, model, suite))]  # fmt: skip
+            row |= {
+                "n": m["n"],
+                "thresholds": m.get("thresholds", {}),
+                "shortfalls": m.get("shortfalls", []),
+                "verdict": verdict(m),
+                "figures": [{"key": key, "label": label, **m[key]} for key, label in FIGURES],
+                "panel": m.get("panel"),
+            }
+        row["noise"] = [
+            {"model": model, **noise} for model in config.evaluated if (noise := _noise(view, model, suite))
+        ]
         out.append(row)
     return out
 

@@ -38,8 +38,14 @@ def render(data: dict[str, Any]) -> str:
         )
 
     # Sections are numbered as they appear: one training-data section per round, so no fixed numbers.
-    return _template().render(data=data, charts=_charts(data), refresh_s=REFRESH_S, figure=figure,
-                              source=source_link, section_number=itertools.count(1).__next__)  # fmt: skip
+    return _template().render(
+        data=data,
+        charts=_charts(data),
+        refresh_s=REFRESH_S,
+        figure=figure,
+        source=source_link,
+        section_number=itertools.count(1).__next__,
+    )
 
 
 @cache
@@ -101,11 +107,15 @@ def _format(value: Any, style: str = ".2f") -> str:
     if style == "int":
         return f"{value:,}"
     if style == "params":
-        return next(f"{value / d:.1f}{u}" for d, u in ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1, "")) if value >= d
-                    or d == 1)  # fmt: skip
+        return next(
+            f"{value / d:.1f}{u}" for d, u in ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1, "")) if value >= d or d == 1
+        )
     if style == "bytes":
-        return next(f"{value / d:.1f} {u}" for d, u in ((2**30, "GB"), (2**20, "MB"), (2**10, "kB"), (1, "B"))
-                    if value >= d or d == 1)  # fmt: skip
+        return next(
+            f"{value / d:.1f} {u}"
+            for d, u in ((2**30, "GB"), (2**20, "MB"), (2**10, "kB"), (1, "B"))
+            if value >= d or d == 1
+        )
     if style == "s":
         return f"{value:.2f}s" if value < 10 else (f"{value:.0f}s" if value < 120 else f"{value / 60:.1f} min")
     if style == "g":

@@ -10,8 +10,17 @@ from anvil.planning.graph import stage_id
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 
-FIGURES = ("probes", "max_logit_diff", "mean_logit_diff", "top1_agreement", "greedy_agreement", "tolerance", "dtype",
-           "verdict", "message")  # fmt: skip
+FIGURES = (
+    "probes",
+    "max_logit_diff",
+    "mean_logit_diff",
+    "top1_agreement",
+    "greedy_agreement",
+    "tolerance",
+    "dtype",
+    "verdict",
+    "message",
+)
 
 
 def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
@@ -31,5 +40,7 @@ def served(view: View) -> list[dict[str, Any]]:
     record = view.built("serving")
     if record is None:
         return []
-    return [{"suite": suite, "model": record.config.get("model"), **found, "from": "serving"}
-            for suite, found in record.metrics.get("suites", {}).items()]  # fmt: skip
+    return [
+        {"suite": suite, "model": record.config.get("model"), **found, "from": "serving"}
+        for suite, found in record.metrics.get("suites", {}).items()
+    ]

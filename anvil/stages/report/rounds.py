@@ -27,9 +27,16 @@ def round_of(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
     categories = []
     for name, counts in (manifest or {}).get("categories", {}).items():
         note = notes.categories.get(name) if notes else None
-        categories.append({"name": name, "rows": counts["rows"], "train": counts["train"], "valid": counts["valid"],
-                           "description": note.description if note else None,
-                           "addresses": (note.addresses or [name]) if note else [name]})  # fmt: skip
+        categories.append(
+            {
+                "name": name,
+                "rows": counts["rows"],
+                "train": counts["train"],
+                "valid": counts["valid"],
+                "description": note.description if note else None,
+                "addresses": (note.addresses or [name]) if note else [name],
+            }
+        )
     curve = read_artifact(view, train_sid, lambda folder: json.loads((folder / "loss.json").read_text()))
     curve = curve or view.curves.get(train_sid) or {"train": [], "valid": []}
     return {
@@ -42,7 +49,7 @@ def round_of(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
             "state": view.states.get(data_sid, "pending"),
             "categories": categories,
             "from": data_sid,
-        },  # fmt: skip
+        },
         "training": training(config, view, model),
         "loss": {
             **curve,
@@ -59,8 +66,7 @@ def loss_table(curve: dict[str, list[dict]]) -> list[dict[str, Any]]:
     train = {p["step"]: p["loss"] for p in curve["train"]}
     valid = {p["step"]: p["loss"] for p in curve["valid"]}
     ends = {min(train), max(train)} if train else set()
-    return [{"step": step, "train": train.get(step), "valid": valid.get(step)}
-            for step in sorted(set(valid) | ends)]  # fmt: skip
+    return [{"step": step, "train": train.get(step), "valid": valid.get(step)} for step in sorted(set(valid) | ends)]
 
 
 def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
@@ -74,23 +80,36 @@ def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
     facts = _weights_facts(view, weights_stage(config, parent))
     lora, train, metrics = record.config["lora"], record.config["train"], record.metrics
     return {
-        "state": view.states.get(sid, "pending"), "from": sid,
+        "state": view.states.get(sid, "pending"),
+        "from": sid,
         "base": {"model": parent, "fused": config.models[parent].parent is not None, **facts},
-        "rank": lora["rank"], "scale": lora["scale"], "last_layers": lora["last_layers"], "targets": lora["targets"],
+        "rank": lora["rank"],
+        "scale": lora["scale"],
+        "last_layers": lora["last_layers"],
+        "targets": lora["targets"],
         **{k: metrics.get(k) for k in ("trainable_parameters", "total_parameters", "trainable_percent")},
         "steps": train["steps"],
-        "batch_size": train["batch_size"], "learning_rate": train["learning_rate"],
-        "max_seq_length": train["max_seq_length"], "grad_checkpoint": train["grad_checkpoint"],
+        "batch_size": train["batch_size"],
+        "learning_rate": train["learning_rate"],
+        "max_seq_length": train["max_seq_length"],
+        "grad_checkpoint": train["grad_checkpoint"],
         **_method_rows(record.config.get("method", "sft"), record.config.get("preference"), metrics),
-        "peak_memory_gb": metrics.get("peak_memory_gb"), "seconds_per_step": metrics.get("seconds_per_step"),
+        "peak_memory_gb": metrics.get("peak_memory_gb"),
+        "seconds_per_step": metrics.get("seconds_per_step"),
         "duration_s": record.duration_s if view.built(sid) else None,
-    }  # fmt: skip
+    }
 
 
 def _method_rows(method: str, settings: dict | None, metrics: dict) -> dict[str, Any]:
     """What the round's method shows: its name, its settings and figures (empty for sft's margins)."""
-    rows = {"method": method, "beta": None, "margin_before": None, "margin_after": None, "accuracy_before": None,
-            "accuracy_after": None}  # fmt: skip
+    rows = {
+        "method": method,
+        "beta": None,
+        "margin_before": None,
+        "margin_after": None,
+        "accuracy_before": None,
+        "accuracy_after": None,
+    }
     return rows | METHODS[method].dashboard(settings, metrics)
 
 
@@ -142,10 +161,19 @@ def _weakest(view: View, model: str) -> list[dict[str, Any]]:
     for suite, test_id, t in sorted(chosen, key=lambda x: x[2]["mean"]):
         runs = [r for r in results["runs"] if r["suite"] == suite and r["test"] == test_id]
         worst = min(runs, key=lambda r: r["verdict"]["score"], default=None)
-        why = [w for w, yes in (("low score", (suite, test_id, t) in lowest), ("high variance", t["high_variance"]))
-               if yes]  # fmt: skip
-        rows.append({"metric": str(Metric(suite, "test", test_id)), "test": test_id, "value": t["mean"],
-                     "std": t["std"], "category": t["category"], "why": ", ".join(why),
-                     "rationale": worst["verdict"]["rationale"] if worst else None,
-                     "from": stage_id("eval", model)})  # fmt: skip
+        why = [
+            w for w, yes in (("low score", (suite, test_id, t) in lowest), ("high variance", t["high_variance"])) if yes
+        ]
+        rows.append(
+            {
+                "metric": str(Metric(suite, "test", test_id)),
+                "test": test_id,
+                "value": t["mean"],
+                "std": t["std"],
+                "category": t["category"],
+                "why": ", ".join(why),
+                "rationale": worst["verdict"]["rationale"] if worst else None,
+                "from": stage_id("eval", model),
+            }
+        )
     return rows

@@ -39,9 +39,17 @@ def model_state(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
 
 
 def lineage(config: ReportConfig, view: View) -> list[dict[str, Any]]:
-    return [{"model": name, "parent": m.parent, "source": m.source, "dataset": m.dataset,
-             **model_state(config, view, name), "from": weights_stage(config, name)}
-            for name, m in config.models.items()]  # fmt: skip
+    return [
+        {
+            "model": name,
+            "parent": m.parent,
+            "source": m.source,
+            "dataset": m.dataset,
+            **model_state(config, view, name),
+            "from": weights_stage(config, name),
+        }
+        for name, m in config.models.items()
+    ]
 
 
 def eval_results(view: View, model: str) -> dict[str, Any] | None:
@@ -71,11 +79,24 @@ def composites(config: ReportConfig, view: View) -> list[dict[str, Any]]:
         runs = record.config.get("runs")
         for suite, s in record.metrics.get("suites", {}).items():
             tested = {role: s.get("significance", {}).get(f"delta_vs_{role}", {}) for role in ("base", "parent")}
-            p = {f"{key}_vs_{role}": t.get(field) for role, t in tested.items()
-                 for key, field in (("p", "p_value"), ("sig", "significant"))}  # fmt: skip
-            cards.append({"model": model, "suite": suite, "state": view.states[sid], "runs": runs,
-                          "composite": s["composite"], "delta_vs_base": s.get("delta_vs_base"),
-                          "delta_vs_parent": s.get("delta_vs_parent"), **p, "from": sid})  # fmt: skip
+            p = {
+                f"{key}_vs_{role}": t.get(field)
+                for role, t in tested.items()
+                for key, field in (("p", "p_value"), ("sig", "significant"))
+            }
+            cards.append(
+                {
+                    "model": model,
+                    "suite": suite,
+                    "state": view.states[sid],
+                    "runs": runs,
+                    "composite": s["composite"],
+                    "delta_vs_base": s.get("delta_vs_base"),
+                    "delta_vs_parent": s.get("delta_vs_parent"),
+                    **p,
+                    "from": sid,
+                }
+            )
     return cards
 
 
@@ -91,9 +112,18 @@ def gate_failures(view: View, model: str) -> list[dict[str, Any]]:
         runs = [r for r in results["runs"] if r["suite"] == suite and r["test"] == name] if test else []
         worst = min(runs, key=lambda r: r["verdict"]["score"], default=None)
         category = test["category"] if test else (name if kind == "category" else None)
-        rows.append({"metric": g["metric"], "test": name if test else None, "value": g["value"], "min": g["min"],
-                     "max": g["max"], "category": category, "from": stage_id("gate", model),
-                     "rationale": worst["verdict"]["rationale"] if worst else None})  # fmt: skip
+        rows.append(
+            {
+                "metric": g["metric"],
+                "test": name if test else None,
+                "value": g["value"],
+                "min": g["min"],
+                "max": g["max"],
+                "category": category,
+                "from": stage_id("gate", model),
+                "rationale": worst["verdict"]["rationale"] if worst else None,
+            }
+        )
     return rows
 
 
@@ -104,8 +134,15 @@ def gates(config: ReportConfig, view: View) -> list[dict[str, Any]]:
         if sid not in view.states:
             continue
         checked = read_artifact(view, sid, gate.checked)
-        out.append({"model": model, "state": view.states[sid], "gates": checked, "failures": gate_failures(view, model),
-                    "from": sid})  # fmt: skip
+        out.append(
+            {
+                "model": model,
+                "state": view.states[sid],
+                "gates": checked,
+                "failures": gate_failures(view, model),
+                "from": sid,
+            }
+        )
     return out
 
 
@@ -133,9 +170,20 @@ def high_variance(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     rows = []
     for model in config.evaluated:
         for suite, s in ((eval_results(view, model) or {}).get("suites") or {}).items():
-            rows += [{"model": model, "suite": suite, "test": test, "category": t["category"], "runs": t["runs"],
-                      "mean": t["mean"], "std": t["std"], "from": stage_id("eval", model)}
-                     for test, t in s["tests"].items() if t["high_variance"]]  # fmt: skip
+            rows += [
+                {
+                    "model": model,
+                    "suite": suite,
+                    "test": test,
+                    "category": t["category"],
+                    "runs": t["runs"],
+                    "mean": t["mean"],
+                    "std": t["std"],
+                    "from": stage_id("eval", model),
+                }
+                for test, t in s["tests"].items()
+                if t["high_variance"]
+            ]
     return rows
 
 
@@ -147,10 +195,19 @@ def serving(config: ReportConfig, view: View) -> dict[str, Any] | None:
         held = view.states.get(stage_id("gate", config.served)) == "failed"
         return {"model": config.served, "state": "held back: gates failed" if held else state, "from": "serve"}
     m, kv = record.metrics, record.config.get("kv_cache", {})
-    return {"model": config.served, "state": state, "url": m.get("url"), "name": m.get("model"),
-            "kv_cache": kv, "prompts": m.get("validation_prompts"), "agreement": m.get("validation_agreement"),
-            "kv_agreement": m.get("kv_validation_agreement"), "warnings": m.get("warnings", []),
-            "startup_s": m.get("startup_s"), "from": "serve"}  # fmt: skip
+    return {
+        "model": config.served,
+        "state": state,
+        "url": m.get("url"),
+        "name": m.get("model"),
+        "kv_cache": kv,
+        "prompts": m.get("validation_prompts"),
+        "agreement": m.get("validation_agreement"),
+        "kv_agreement": m.get("kv_validation_agreement"),
+        "warnings": m.get("warnings", []),
+        "startup_s": m.get("startup_s"),
+        "from": "serve",
+    }
 
 
 def knowledge_rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
@@ -166,11 +223,23 @@ def knowledge_rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
             continue
         for name, b in found["benchmarks"].items():
             shown = ("score", "delta", "p_value", "ci_low", "ci_high", "significant", "alpha")
-            against = {role: {k: b[f"delta_vs_{role}"].get(k) for k in shown}
-                       for role in ("base", "parent") if b.get(f"delta_vs_{role}")}  # fmt: skip
-            row: dict[str, Any] = {"model": model, "state": view.states[sid], "benchmark": name, "title": b["title"],
-                                   "filter": b["filter"], "n": b["n"], "score": b["score"], "stderr": b.get("stderr"),
-                                   "groups": b.get("groups", {}), "from": sid}  # fmt: skip
+            against = {
+                role: {k: b[f"delta_vs_{role}"].get(k) for k in shown}
+                for role in ("base", "parent")
+                if b.get(f"delta_vs_{role}")
+            }
+            row: dict[str, Any] = {
+                "model": model,
+                "state": view.states[sid],
+                "benchmark": name,
+                "title": b["title"],
+                "filter": b["filter"],
+                "n": b["n"],
+                "score": b["score"],
+                "stderr": b.get("stderr"),
+                "groups": b.get("groups", {}),
+                "from": sid,
+            }
             rows.append(row | against)
     return rows
 
@@ -183,11 +252,16 @@ def architecture(config: ReportConfig, view: View) -> dict[str, Any]:
     return {
         "packages": view.environment.get("packages"),
         "machine": view.environment.get("machine"),
-        "fuse": None if fuse is None else {"method": "W + scale * (A @ B).T streamed through the parent's shards; "
-                                           "vision and audio towers kept", **{k: fuse.metrics.get(k) for k in
-                                           ("merged_modules", "max_projection_diff", "loads_in_mlx_vlm",
-                                            "vision_tower")}},
+        "fuse": None
+        if fuse is None
+        else {
+            "method": "W + scale * (A @ B).T streamed through the parent's shards; vision and audio towers kept",
+            **{
+                k: fuse.metrics.get(k)
+                for k in ("merged_modules", "max_projection_diff", "loads_in_mlx_vlm", "vision_tower")
+            },
+        },
         "judge": None if scored is None else {**scored.config["judge"], "runs": scored.config.get("runs")},
         "eval_kv_cache": None if generated is None else generated.config.get("kv_cache"),
         "serve_kv_cache": None if serve is None else serve.config.get("kv_cache"),
-    }  # fmt: skip
+    }

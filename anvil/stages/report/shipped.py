@@ -48,13 +48,22 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
             continue
         sid = stage_id("quantize", model)
         record = view.built(sid)
-        row: dict[str, Any] = {"model": model, "parent": notes.parent, "method": notes.quantize,
-                               "state": view.states.get(sid), "from": sid}  # fmt: skip
+        row: dict[str, Any] = {
+            "model": model,
+            "parent": notes.parent,
+            "method": notes.quantize,
+            "state": view.states.get(sid),
+            "from": sid,
+        }
         if record is not None:
             m = record.metrics
-            row |= {"bytes": m["bytes"]["total"], "parent_bytes": m["parent_bytes"]["total"],
-                    "language_ratio": m.get("language_ratio"), "speed": m.get("speed"),
-                    "parity": m.get("parity")}  # fmt: skip
+            row |= {
+                "bytes": m["bytes"]["total"],
+                "parent_bytes": m["parent_bytes"]["total"],
+                "language_ratio": m.get("language_ratio"),
+                "speed": m.get("speed"),
+                "parity": m.get("parity"),
+            }
         composites, benchmarks = _deltas(view, model)
         row |= {"composites": composites, "benchmarks": benchmarks}
         row |= verdict(composites, benchmarks, notes.margin or 0.25)
@@ -67,8 +76,10 @@ def _deltas(view: View, model: str) -> tuple[list[dict[str, Any]], list[dict[str
     scored = read_artifact(view, stage_id("eval", model), evaluate.results_of) or {}
     known = read_artifact(view, stage_id("knowledge", model), knowledge.results_of) or {}
     composites, benchmarks = paired(scored.get("suites", {}), known.get("benchmarks", {}))
-    return ([c | {"from": stage_id("eval", model)} for c in composites],
-            [b | {"from": stage_id("knowledge", model)} for b in benchmarks])  # fmt: skip
+    return (
+        [c | {"from": stage_id("eval", model)} for c in composites],
+        [b | {"from": stage_id("knowledge", model)} for b in benchmarks],
+    )
 
 
 def paired(suites: dict[str, Any], benchmarks: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -78,8 +89,15 @@ def paired(suites: dict[str, Any], benchmarks: dict[str, Any]) -> tuple[list[dic
     for suite, summary in suites.items():
         if delta := summary.get("delta_vs_parent"):
             tested = delta.get("significance", {}).get("composite", {})
-            composites.append({"suite": suite, "delta": delta["composite"], "ci_low": tested.get("ci_low"),
-                               "ci_high": tested.get("ci_high"), "p_value": tested.get("p_value")})  # fmt: skip
+            composites.append(
+                {
+                    "suite": suite,
+                    "delta": delta["composite"],
+                    "ci_low": tested.get("ci_low"),
+                    "ci_high": tested.get("ci_high"),
+                    "p_value": tested.get("p_value"),
+                }
+            )
     for name, b in benchmarks.items():
         if delta := b.get("delta_vs_parent"):
             shown = ("delta", "ci_low", "ci_high", "p_value", "significant")

@@ -22,16 +22,25 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
         table = []
         for variant in notes.variants:
             trained, scored = view.built(stage_id("train", variant)), view.built(stage_id("eval", variant))
-            row: dict[str, Any] = {"variant": variant, "value": values.get(variant),
-                                   "state": view.states.get(stage_id("train", variant)), "from": sid}  # fmt: skip
+            row: dict[str, Any] = {
+                "variant": variant,
+                "value": values.get(variant),
+                "state": view.states.get(stage_id("train", variant)),
+                "from": sid,
+            }
             if trained is not None:
                 m = trained.metrics
-                row |= {"seconds": trained.duration_s, "peak_memory_gb": m.get("peak_memory_gb"),
-                        "valid_loss": m.get("valid_loss_last"), "train_loss": m.get("train_loss_last")}  # fmt: skip
+                row |= {
+                    "seconds": trained.duration_s,
+                    "peak_memory_gb": m.get("peak_memory_gb"),
+                    "valid_loss": m.get("valid_loss_last"),
+                    "train_loss": m.get("train_loss_last"),
+                }
             if scored is not None:
-                row["suites"] = {s: {"composite": v["composite"],
-                                     "vs_parent": v.get("significance", {}).get("delta_vs_parent")}
-                                 for s, v in scored.metrics.get("suites", {}).items()}  # fmt: skip
+                row["suites"] = {
+                    s: {"composite": v["composite"], "vs_parent": v.get("significance", {}).get("delta_vs_parent")}
+                    for s, v in scored.metrics.get("suites", {}).items()
+                }
             table.append(row)
         why = {k: chosen.metrics[k] for k in ("winner", "rule", "metric", "reason")} if chosen else {}
         out.append({"model": model, "state": view.states.get(sid), "from": sid, "variants": table, **why})
