@@ -5,12 +5,16 @@ nothing would be coloured) never imports rich."""
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)  # spaces before a line's end (and its resets)
 
 
 def say(text: str, stderr: bool = False) -> None:
@@ -57,6 +61,21 @@ def _reader_gone() -> None:
 
 def out() -> Console:
     return _console(False)
+
+
+def fitted(render: Callable[[Console], None]) -> None:
+    """Print what `render` writes on stdout's console with prose wrapped at the terminal's width (not left
+    to the terminal) and no line ending in spaces (rich pads table cells)."""
+    console = out()
+    console.soft_wrap = False
+    try:
+        with console.capture() as captured:
+            render(console)
+    finally:
+        console.soft_wrap = True
+    text = TRAILING.sub(r"\1", captured.get())
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def err() -> Console:

@@ -38,15 +38,15 @@ TRAIN = {"batch_size": 1, "max_seq_length": 1024, "grad_checkpoint": True}
 
 def test_the_last_run_of_the_same_stage_predicts_a_rerun():
     history = [Run("v1.train", "train", "m", units=400, parameters=1e6, seconds=80.0, unit="tokens")]
-    assert seconds("v1.train", "train", 800, 1e6, "m", history) == (160.0, "last run")
-    assert seconds("v1.train", "train", 800, 1e6, "other machine", history) == (None, ""), "a first run here"
-    alike = seconds("v2.train", "train", 400, 4e6, "m", history)  # another round, a 4x bigger model
+    assert seconds("v1.train", "train", "tokens", 800, 1e6, "m", history) == (160.0, "last run")
+    assert seconds("v1.train", "train", "tokens", 800, 1e6, "other machine", history) == (None, ""), "a first run here"
+    alike = seconds("v2.train", "train", "tokens", 400, 4e6, "m", history)  # another round, a 4x bigger model
     assert alike == (320.0, "history")
 
 
 def test_a_run_counted_in_another_unit_is_not_compared():
     sequences = [Run("v1.train", "train", "m", units=400, parameters=1e6, seconds=80.0)]  # before tokens
-    assert seconds("v1.train", "train", 800, 1e6, "m", sequences) == (None, "")
+    assert seconds("v1.train", "train", "tokens", 800, 1e6, "m", sequences) == (None, "")
 
 
 def test_a_sequence_costs_its_rows_padded_as_mlx_lm_lora_pads_them_and_cut_at_max_seq_length():
@@ -57,9 +57,19 @@ def test_a_sequence_costs_its_rows_padded_as_mlx_lm_lora_pads_them_and_cut_at_ma
     assert sequence_tokens([([], 0)], 320) == 320  # nothing to go on: the longest a sequence can be
 
 
+def first(kind: str, settings: dict, shape: Shape | None, units: float, speed) -> float:
+    """A first run of a stage of `kind`, as its Cost (in its stage module) says."""
+    from anvil.estimates import first_run
+    from anvil.estimates.cost import Work
+    from anvil.stages.registry import BY_KIND
+
+    return first_run.seconds(BY_KIND[kind].cost, Work(settings, shape), units, speed)
+
+
 def test_a_first_run_is_estimated_from_the_machine_speed_and_the_work():
     from anvil.backends.machine import Speed
     from anvil.estimates import first_run
+    from anvil.stages.registry import BY_KIND
 
     here = Speed(python_s=first_run.REFERENCE_PYTHON_S, op_s=5e-4, flops=2e10, bandwidth=5e9)
     train = {
@@ -67,16 +77,16 @@ def test_a_first_run_is_estimated_from_the_machine_speed_and_the_work():
         "lora": {"last_layers": 12},
     }
     tiny, seed = Shape(2e6, 1e6, 128, 256, 4, 2, 1, 64, 1024), SEED
-    small, big = first_run.seconds("train", train, tiny, 0, here), first_run.seconds("train", train, seed, 0, here)
-    assert first_run.START["train"] < small < big, "a fixed start, and more work for a bigger model"
-    slow = first_run.seconds("train", train, seed, 0, Speed(here.python_s, here.op_s, here.flops / 2, here.bandwidth))
-    assert slow == pytest.approx(2 * (big - first_run.START["train"]), rel=0.02), "bound by its arithmetic"
+    small, big = first("train", train, tiny, 0, here), first("train", train, seed, 0, here)
+    assert BY_KIND["train"].cost.start_s < small < big, "a fixed start, and more work for a bigger model"
+    slow = first("train", train, seed, 0, Speed(here.python_s, here.op_s, here.flops / 2, here.bandwidth))
+    assert slow == pytest.approx(2 * (big - BY_KIND["train"].cost.start_s), rel=0.02), "bound by its arithmetic"
     twice = {**train, "train": {**train["train"], "steps": 200}}
-    assert first_run.seconds("train", twice, tiny, 0, here) > 1.9 * (small - first_run.START["train"])
+    assert first("train", twice, tiny, 0, here) > 1.9 * (small - BY_KIND["train"].cost.start_s)
     slower_python = Speed(2 * here.python_s, here.op_s, here.flops, here.bandwidth)
-    assert first_run.seconds("gate", {}, None, 1, slower_python) == 2 * first_run.seconds("gate", {}, None, 1, here)
+    assert first("gate", {}, None, 1, slower_python) == 2 * first("gate", {}, None, 1, here)
     for kind in ("dataset", "source", "fuse", "eval", "gate", "report", "serve"):
-        assert first_run.seconds(kind, {}, tiny, 1, here) > 0, "every stage that runs has an estimate"
+        assert first(kind, {}, tiny, 1, here) > 0, "every stage that runs has an estimate"
 
 
 def test_the_probe_measures_this_machine():

@@ -94,8 +94,9 @@ LAYERS = (
     ("anvil.recipe", "anvil.methods"),  # the recipe and the training methods it names
     ("anvil.backends",),  # the only code that starts processes, talks to the network or imports MLX
     ("anvil.evaluation",),
+    ("anvil.estimates",),  # pure arithmetic of time and memory; each stage kind declares its Cost with it
     ("anvil.stages",),
-    ("anvil.estimates",),
+    ("anvil.estimates.for_project",),  # a plan's estimates for a project: asks each stage's Cost
     ("anvil.executor",),
     ("anvil.project",),
     ("anvil.commands",),
@@ -104,8 +105,11 @@ LAYERS = (
 
 
 def layer_of(module: str) -> int:
+    """A module's layer: its own entry where it has one, else its package's."""
     package = ".".join(module.split(".")[:2])
-    return next(i for i, layer in enumerate(LAYERS) if package in layer)
+    return next((i for i, layer in enumerate(LAYERS) if module in layer), None) or next(
+        i for i, layer in enumerate(LAYERS) if package in layer
+    )
 
 
 def test_no_import_runs_back_down_the_layers():
@@ -139,3 +143,69 @@ def test_side_effects_live_in_backends():
 
 def test_the_top_level_holds_a_handful_of_modules():
     assert len(list(PACKAGE.glob("*.py"))) <= 8
+
+
+def test_no_surface_branches_on_a_stage_kind():
+    """A stage kind's meaning lives in its module: outside the stage modules nothing compares a kind with a
+    stage kind's name (the planner, estimates, commands and the report ask the registry's Stage instead).
+    The one exception is the stage-id grammar (`dataset.NAME`, not `NAME.dataset`)."""
+    from anvil.stages.registry import BY_KIND
+
+    def names(node: ast.expr) -> set[str]:
+        values = node.elts if isinstance(node, ast.Tuple | ast.List | ast.Set) else [node]
+        return {v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)}
+
+    found = []
+    for name, path in MODULES.items():
+        if name.startswith("anvil.stages.") and name.count(".") == 2 or name == "anvil.planning.graph":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Compare) or not isinstance(node.left, ast.Name | ast.Attribute):
+                continue
+            kind = getattr(node.left, "id", None) or getattr(node.left, "attr", None)
+            if kind == "kind" and any(names(c) & set(BY_KIND) for c in node.comparators):
+                found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []
+
+
+# The heavy libraries and the only modules that may import them, each inside the functions that use them:
+# the wrappers at the boundary. Nothing a command imports to start loads any of them.
+HEAVY = ("mlx", "mlx_lm", "mlx_lm_lora", "mlx_vlm", "scipy", "sklearn", "statsmodels", "boto3", "botocore", "s3fs")
+WRAPPERS = {
+    "anvil.evaluation.stats": "scipy: the paired tests and intervals",
+    "anvil.evaluation.agreement": "scipy, scikit-learn: a judge against a person",
+    "anvil.state.remote": "s3fs, botocore: the remote store",
+}
+
+
+def heavy_imports(path: Path) -> list[tuple[str, bool]]:
+    """(library, whether at the module's top level) of each heavy import in a module."""
+    tree = ast.parse(path.read_text())
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        found += [(n.split(".")[0], id(node) in top) for n in names if n.split(".")[0] in HEAVY]
+    return found
+
+
+def test_heavy_libraries_are_imported_lazily_by_their_wrappers_alone():
+    importers = {name: heavy_imports(path) for name, path in MODULES.items()}
+    importers = {name: found for name, found in importers.items() if found}
+    allowed = {n for n in importers if n.startswith(("anvil.backends.", "anvil.methods.")) or n in WRAPPERS}
+    assert set(importers) - allowed == set()
+    assert {name for name, found in importers.items() if any(top for _, top in found)} == set()
+
+
+def test_starting_a_command_loads_no_heavy_library():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, importlib, pkgutil, anvil.commands as c, anvil.cli\n"
+        "[importlib.import_module(f'anvil.commands.{m.name}') for m in pkgutil.iter_modules(c.__path__)]\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    assert shown.stdout.strip() == "[]", shown.stderr

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,9 @@ def test_a_field_left_to_the_runtimes_fails_the_round(tmp_path, monkeypatch):
     message = fused.metrics["parity"]["message"]
     assert "mlx-vlm (the fused checkpoint, as served) differs from mlx-lm (parent + adapter, as trained)" in message
     assert "held-out prompt" in message and fused.metrics["parity"]["verdict"] == "differs"
+    assert fused.reason == message, "every surface reads the reason from the record"
+    again = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 1 and "v1.fuse FAILED" in again.stderr and message in again.stderr
 
 
 def test_the_round_on_the_synthetic_base_is_served_as_trained(tmp_path, monkeypatch):

@@ -5,7 +5,10 @@ fails a per-test gate, so the page must still be built and must pair that failur
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from rich.console import Console
@@ -175,6 +178,12 @@ def test_status_fits_80_columns_and_eval_show_never_cuts_a_test_name(built):
     shown = console.export_text()
     assert "a_rather_long_test_name_greets" in shown and "a_rather_long_test_name_gruff" in shown
     assert max(len(line) for line in shown.splitlines()) <= 80
+    env = {**os.environ, "COLUMNS": "80"}
+    printed = subprocess.run(
+        [sys.executable, "-m", "anvil", "eval", "show", "v1"], cwd=folder, capture_output=True, text=True, env=env
+    ).stdout
+    assert "a_rather_long_test_name_greets" in printed and "composite" in printed
+    assert [line for line in printed.splitlines() if len(line) > 80 or line != line.rstrip()] == []
 
 
 def test_eval_show_flags_only_a_significant_regression_against_the_parent():

@@ -36,9 +36,9 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        from anvil.console import out
+        from anvil.console import fitted
 
-        eval_table(report, args.test, out())
+        fitted(lambda console: eval_table(report, args.test, console))
     return EXIT_OK
 
 
@@ -47,8 +47,11 @@ def eval_results(project: Project, model: str) -> dict[str, Any]:
     records = project.state.load()
     scored, known = records.get(stage_id("eval", model)), records.get(stage_id("knowledge", model))
     if scored is None and known is None:
-        evaluated = [n.model for n in project.graph.nodes.values() if n.kind in ("eval", "knowledge") and n.model]
-        evaluated = list(dict.fromkeys(evaluated))
+        evaluated = [
+            m
+            for m in project.graph.models()
+            if {stage_id("eval", m), stage_id("knowledge", m)} & set(project.graph.nodes)
+        ]
         raise AnvilError(
             f"{model} has no evaluation results (evaluated models: {', '.join(evaluated) or 'none'}; "
             "run `anvil apply` first)"
@@ -313,10 +316,10 @@ def served_line(report: dict, console: Console) -> None:
         if kv.get("quantization", "none") == "none"
         else (f"{kv['bits']}-bit {kv['quantization']} KV from token {kv['start']}")
     )
-    shares = [
-        f"{100 * s.get('kv_validation_agreement', s['validation_agreement']):.0f}% of "
-        f"{s['validation_prompts']} greedy answers as in process"
-    ]
+    agreed = s.get("kv_validation_agreement", s.get("validation_agreement"))
+    shares = (
+        [] if agreed is None else [f"{100 * agreed:.0f}% of {s['validation_prompts']} greedy answers as in process"]
+    )
     if "validation_logprob_diff" in s:
         shares.append(f"logprobs within {s['validation_logprob_diff']:.1e}")
     if s.get("samples_compared"):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from anvil.commands import command, open_project
 from anvil.errors import EXIT_OK, AnvilError
+from anvil.stages.registry import BY_KIND
 
 if TYPE_CHECKING:
     from anvil.planning.plan import Action, Plan
@@ -72,7 +73,7 @@ class LivePage:
         self._draw(live=True)
 
     def progress(self, action: Action, fraction: float, message: str) -> None:
-        if action.kind == "train" and time.monotonic() - self.drawn > CURVE_EVERY_S:
+        if BY_KIND[action.kind].so_far is not None and time.monotonic() - self.drawn > CURVE_EVERY_S:
             self._draw(live=True)
 
     def close(self, in_flight: str = "pending") -> None:
@@ -116,7 +117,6 @@ class LivePage:
         return states
 
     def _write(self, live: bool) -> None:
-        from anvil.backends.lora import curve_so_far
         from anvil.backends.machine import describe
         from anvil.stages.report.collect import dashboard
         from anvil.stages.report.config import report_config
@@ -131,8 +131,8 @@ class LivePage:
         states = self._states(records)
         artifacts = {sid: project.store.artifact(r.fingerprint) for sid, r in records.items()}
         curves = {}
-        if self.running is not None and self.running.kind == "train":
-            curves[self.running.stage] = curve_so_far(project.store.scratch(self.running.fingerprint))
+        if self.running is not None and (so_far := BY_KIND[self.running.kind].so_far) is not None:
+            curves[self.running.stage] = so_far(project.store.scratch(self.running.fingerprint))
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         running = {"updated": now, "running": self.running.stage if self.running else None}
         view = View(project.loaded.root, records, artifacts, states, running if live else None, curves, describe())

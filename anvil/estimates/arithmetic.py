@@ -142,6 +142,17 @@ def serving_memory(shape: Shape, max_tokens: int, kv_bits: int | None, in_flight
     return shape.weight_bytes + kv + OVERHEAD
 
 
+def served_memory(settings: Mapping[str, Any], shape: Shape, in_flight: int) -> float:
+    """A server's peak for a stage that generates through one: the longest answer its settings allow,
+    `in_flight` at once, at its KV cache's bits."""
+    kv = settings["kv_cache"]
+    bits = kv["bits"] if kv["quantization"] != "none" else None
+    tokens = settings.get("max_tokens") or max(
+        (b["max_tokens"] or 256 for b in settings.get("benchmarks", [])), default=256
+    )
+    return serving_memory(shape, tokens, bits, in_flight)
+
+
 def fuse_memory(shape: Shape) -> float:
     """The largest projection merged, in float32, three times over (weight, update, sum); every other
     tensor is copied file to file."""
@@ -159,18 +170,9 @@ class Run:
     parameters: float
     seconds: float
     estimate: float | None = None
-    unit: str = ""  # what `units` counts (UNIT[kind]); a run counted in another unit is not compared
+    unit: str = ""  # what `units` counts (its kind's Cost.unit); a run counted in another unit is not compared
 
 
-UNIT = {
-    "train": "tokens",
-    "transcripts": "tokens",
-    "knowledge": "tokens",
-    "eval": "answers",
-    "fuse": "bytes",
-    "source": "bytes",
-    "quantize": "bytes",
-}
 # How mlx-lm-lora batches (trainer.iterate_batches): rows sorted by length, neighbours batched, each batch
 # padded to its longest row rounded up to a multiple of 32, plus one, and cut at max_seq_length.
 PAD_TO = 32
@@ -178,13 +180,13 @@ BYTES_PER_TOKEN = 4.0  # of a JSONL row, roughly, for chat text in the usual tok
 
 
 def seconds(
-    stage: str, kind: str, units: float, parameters: float, machine: str, history: Sequence[Run]
+    stage: str, kind: str, unit: str, units: float, parameters: float, machine: str, history: Sequence[Run]
 ) -> tuple[float | None, str]:
     """How long a stage should take from the store's history, and on what the figure rests (None: no run
     of its kind on this machine)."""
     if units <= 0:
         return 0.0, "no work"
-    comparable = [r for r in history if r.machine == machine and r.units > 0 and r.unit == UNIT.get(kind, "")]
+    comparable = [r for r in history if r.machine == machine and r.units > 0 and r.unit == unit]
     mine = [r for r in comparable if r.stage == stage]
     if mine:
         last = mine[-1]
@@ -199,24 +201,6 @@ def seconds(
 def _size_ratio(parameters: float, measured: float) -> float:
     """Compute grows with size, but not below the fixed cost that dominates tiny models."""
     return max(parameters / max(measured, 1), 1.0) if parameters > measured * 1.5 else 1.0
-
-
-def units(kind: str, settings: Mapping[str, Any], weight_bytes: float, sequence: float | None = None) -> float:
-    """A stage's work in the units its time scales with (UNIT[kind]); `sequence`: a training round's
-    tokens per sequence (`sequence_tokens`), its max_seq_length when unknown."""
-    if kind == "train":
-        train = settings["train"]
-        return train["steps"] * train["batch_size"] * (sequence or train["max_seq_length"])
-    if kind == "transcripts":  # generated tokens, at most
-        tests = sum(len(suite) for suite in settings["suites"].values())
-        return tests * settings["runs"] * settings["max_tokens"]
-    if kind == "eval":  # judged answers
-        return sum(len(suite) for suite in settings["tests"].values()) * settings["runs"]
-    if kind == "knowledge":
-        return sum(b["n"] * (b["max_tokens"] or 256) for b in settings["benchmarks"])
-    if kind in ("fuse", "source", "quantize"):
-        return weight_bytes
-    return 1.0  # dataset, serve, gate, report: one go each
 
 
 def sequence_tokens(sources: Sequence[tuple[Sequence[int], int]], max_seq_length: int) -> float:

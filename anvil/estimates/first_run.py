@@ -1,5 +1,6 @@
 """How long a stage takes when the store has never run one like it (pure: settings + model shape + the
-machine's Speed -> seconds). Each kind is a fixed cost plus terms per step, per token and per byte:
+machine's Speed -> seconds). Each kind's Cost (declared in its stage module) is a fixed start plus some
+of these terms, per step, per token and per byte:
 
     train        start + steps x (operations per step x latency + tokens x training FLOPs / throughput)
                  + validation passes (forward only) + saved checkpoints
@@ -21,23 +22,9 @@ from typing import Any
 
 from anvil.backends.machine import Speed
 from anvil.estimates.arithmetic import Shape
+from anvil.estimates.cost import Cost, Work
 
 REFERENCE_PYTHON_S = 0.0075  # Speed.python_s on the reference machine
-# Seconds on the reference machine: imports, loading, a server coming up, writing the artifact.
-START = {
-    "train": 3.0,
-    "fuse": 1.4,
-    "quantize": 4.0,
-    "source": 0.9,
-    "transcripts": 2.5,
-    "knowledge": 2.5,
-    "serving": 0.5,
-    "serve": 5.0,
-    "eval": 0.25,
-    "dataset": 0.01,
-    "gate": 0.01,
-    "report": 0.05,
-}
 STEP_LATENCIES = 20.0  # a training step's fixed work, in small-operation latencies (Speed.op_s)
 TRAIN_FLOP_FACTOR = 1.16  # a model's small matrices run below the probe's throughput; backward recomputes
 TOKEN_LATENCIES = (0.1, 0.1)  # a decoded token: fixed, and per layer, in op latencies (MLX evaluates async)
@@ -46,41 +33,32 @@ PROMPT_TOKENS = {"gsm8k_cot": 900, "mmlu_pro": 1500}  # a knowledge item's few-s
 ZERO_SHOT_PROMPT = 250  # an item without exemplars
 REQUEST_S = 0.02  # per chat request: HTTP and the chat template
 SAVE_S = 0.2  # per adapter checkpoint written
-QUANTIZE_TOKENS = 2 * 4 * (8 + 48)  # stages/quantize.py: parent and quantized, 4 prompts, parity and speed
 JUDGE_S = {"rules": 0.001, "command": 5.0, "openai": 3.0}  # per answer judged
 
 
-def seconds(
-    kind: str,
-    settings: Mapping[str, Any],
-    shape: Shape | None,
-    units: float,
-    speed: Speed,
-    sequence: float | None = None,
-    in_flight: int = 1,
-) -> float:
-    """A first run's time; `units` as estimates/arithmetic.py counts them (UNIT), `sequence` a training
-    round's tokens per sequence, `in_flight` the requests (or judge calls) sent at once."""
-    start = START.get(kind, 0.5) * speed.python_s / REFERENCE_PYTHON_S
-    if kind == "train":
-        return start + _training(settings, shape, speed, sequence)
-    if kind == "serving":  # the served model asked each test once
-        asked = {**settings["asked"], "runs": 1}
-        tests = sum(len(s) for s in asked["suites"].values())
-        return start + _generation(asked, shape, tests * asked["max_tokens"], speed, in_flight)
-    if kind in ("transcripts", "knowledge"):
-        return start + _generation(settings, shape, units, speed, in_flight)
-    if kind in ("fuse", "source"):
-        return start + units / speed.bandwidth * 4  # read, converted, written, and read back to check
-    if kind == "quantize":  # converted, then parent and quantized each loaded twice and asked a few prompts
-        return start + units / speed.bandwidth * 4 + _generation({}, shape, QUANTIZE_TOKENS, speed, 1)
-    if kind == "eval":
-        judge = (settings.get("judge") or {}).get("kind", "rules")
-        return start + units * JUDGE_S.get(judge, 3.0) / max(in_flight, 1)
-    return start
+def seconds(cost: Cost, work: Work, units: float, speed: Speed) -> float:
+    """A first run's time: the kind's fixed start on this machine's Python, then its work (`units` as its
+    Cost counts them)."""
+    return cost.start_s * speed.python_s / REFERENCE_PYTHON_S + cost.first_run(work, units, speed)
 
 
-def _training(settings: Mapping[str, Any], shape: Shape | None, speed: Speed, sequence: float | None) -> float:
+def streamed(work: Work, units: float, speed: Speed) -> float:
+    """Weights read, converted, written, and read back to check."""
+    return units / speed.bandwidth * 4
+
+
+def judged(work: Work, units: float, speed: Speed) -> float:
+    """Answers judged, `in_flight` at once."""
+    judge = (work.settings.get("judge") or {}).get("kind", "rules")
+    return units * JUDGE_S.get(judge, 3.0) / max(work.in_flight, 1)
+
+
+def generated(work: Work, units: float, speed: Speed) -> float:
+    """Generation through a server: `units` tokens decoded at most, the settings' prompts prefilled."""
+    return generation(work.settings, work.shape, units, speed, work.in_flight)
+
+
+def training(settings: Mapping[str, Any], shape: Shape | None, speed: Speed, sequence: float | None) -> float:
     train, lora = settings["train"], settings["lora"]
     parameters, layers = _parameters(shape)
     length = sequence or train["max_seq_length"]
@@ -98,7 +76,7 @@ def _training(settings: Mapping[str, Any], shape: Shape | None, speed: Speed, se
     return train["steps"] * step + validations * train.get("val_batches", 8) * validate + saves * SAVE_S
 
 
-def _generation(settings: Mapping[str, Any], shape: Shape | None, units: float, speed: Speed, in_flight: int) -> float:
+def generation(settings: Mapping[str, Any], shape: Shape | None, units: float, speed: Speed, in_flight: int) -> float:
     parameters, layers = _parameters(shape)
     weight_bytes = shape.weight_bytes if shape else 2 * parameters
     fixed, per_layer = TOKEN_LATENCIES

@@ -14,14 +14,14 @@ from anvil.errors import AnvilError
 from anvil.estimates import arithmetic as estimate
 from anvil.estimates import first_run, history, sizing
 from anvil.estimates.arithmetic import GB, Run, Shape
-from anvil.methods.registry import METHODS
+from anvil.estimates.cost import Cost, Work
 from anvil.planning.graph import Graph, Node
 from anvil.planning.plan import Act, Estimate, Plan
 from anvil.planning.record import StageRecord
 from anvil.recipe.datasets import Dataset, MixError
 from anvil.recipe.load import LoadedRecipe
-from anvil.recipe.models import lora_keys
 from anvil.stages import source
+from anvil.stages.registry import BY_KIND
 from anvil.stages.stage import weights_of
 from anvil.state.store import Store
 
@@ -63,28 +63,36 @@ def for_plan(
         if action.act is Act.RESTORE:
             out[node.id] = Estimate(0.0, "restore")
             continue
-        # a quantize stage's work and peak are its parent's weights: read, quantized, and run beside it
-        weighed = graph.nodes[node.needs["parent"]] if node.kind == "quantize" else node
+        cost = cost_of(node)
+        # a stage that loads another stage's model (a quantize stage: its parent's) is weighed by that one
+        weighed = graph.nodes[node.needs[cost.weighs]] if cost.weighs else node
         shape = model_shapes.get(model_of(weighed) or "")
         size = shape.parameters if shape else 0.0
-        sequence = training_sequence(node, graph, loaded.root)
-        work = units(node, shape, sequence)
-        seconds, basis = estimate.seconds(node.id, node.kind, work, size, here, runs)
+        work = Work(node.settings, shape, training_sequence(node, graph, loaded.root), in_flight(node))
+        amount = cost.units(work)
+        seconds, basis = estimate.seconds(node.id, node.kind, cost.unit, amount, size, here, runs)
         if seconds is None:
-            in_flight = getattr(node.options, "concurrency", 1)
-            seconds = first_run.seconds(node.kind, node.settings, shape, work, machine.measure(), sequence, in_flight)
-            basis = "machine probe"
-        out[node.id] = Estimate(seconds, basis, memory(node, shape), work)
+            seconds, basis = first_run.seconds(cost, work, amount, machine.measure()), "machine probe"
+        out[node.id] = Estimate(seconds, basis, cost.memory(work) if shape else None, amount)
     return out
 
 
+def cost_of(node: Node) -> Cost:
+    stage = BY_KIND.get(node.kind)
+    return stage.cost if stage is not None else Cost()
+
+
+def in_flight(node: Node) -> int:
+    return getattr(node.options, "concurrency", 1)
+
+
 def units(node: Node, shape: Shape | None, sequence: float | None) -> float:
-    return estimate.units(node.kind, node.settings, shape.weight_bytes if shape else 0.0, sequence)
+    return cost_of(node).units(Work(node.settings, shape, sequence, in_flight(node)))
 
 
 def training_sequence(node: Node, graph: Graph, root: Path) -> float | None:
     """A training round's tokens per sequence (None for any other stage)."""
-    return sequence_tokens(node, graph, root) if node.kind == "train" else None
+    return sequence_tokens(node, graph, root) if cost_of(node).reads_rows else None
 
 
 def sequence_tokens(node: Node, graph: Graph, root: Path) -> float | None:
@@ -117,29 +125,6 @@ def row_lengths(path: Path) -> tuple[list[int], int]:
 
 def model_of(node: Node) -> str | None:
     return node.model or node.settings.get("model")
-
-
-def memory(node: Node, shape: Shape | None) -> float | None:
-    if shape is None:
-        return None
-    settings = node.settings
-    if node.kind == "train":
-        method, train = METHODS[settings.get("method", "sft")], settings["train"]
-        train = {**train, "batch_size": method.SEQUENCES_PER_ROW * train["batch_size"]}  # a pair is two sequences
-        peak = estimate.train_memory(shape, settings["lora"], train, lora_keys(settings["lora"]["targets"]))
-        return peak + (shape.text_bytes if method.REFERENCE else 0)  # a frozen reference: the parent again
-    if node.kind == "fuse":
-        return estimate.fuse_memory(shape)
-    if node.kind == "quantize":  # (the parent's shape) loaded whole for its speed figure
-        return shape.weight_bytes + estimate.OVERHEAD
-    if node.kind in ("transcripts", "knowledge", "serve"):
-        kv = settings["kv_cache"]
-        bits = kv["bits"] if kv["quantization"] != "none" else None
-        tokens = settings.get("max_tokens") or max(
-            (b["max_tokens"] or 256 for b in settings.get("benchmarks", [])), default=256
-        )
-        return estimate.serving_memory(shape, tokens, bits, getattr(node.options, "concurrency", 1))
-    return None
 
 
 def memory_limit(loaded: LoadedRecipe) -> tuple[float, str]:
@@ -203,7 +188,7 @@ def recorded(
                 parameters=shape.parameters if shape else 0.0,
                 seconds=round(time.monotonic() - started, 3),
                 estimate=None if expected is None or expected.seconds is None else round(expected.seconds, 3),
-                unit=estimate.UNIT.get(action.kind, ""),
+                unit=cost_of(node).unit,
             ),
         )
         return result

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 LABELS = list(range(6))
 CONSTANT = "the judge (or the person) gave every answer the same score"
@@ -28,6 +27,8 @@ def figure(value: float | None, low: float | None = None, high: float | None = N
 
 
 def spearman(person: Sequence[float], judge: Sequence[float], alpha: float) -> dict[str, Any]:
+    from scipy import stats  # heavy: loaded when a test is computed, not when anvil starts
+
     if len(set(person)) < 2 or len(set(judge)) < 2:
         return figure(None, reason=CONSTANT)
     r = float(stats.spearmanr(person, judge).statistic)
@@ -52,6 +53,8 @@ def _kappa(person: Sequence[int], judge: Sequence[int]) -> float:
 
 
 def kappa(person: Sequence[float], judge: Sequence[float], alpha: float) -> dict[str, Any]:
+    from scipy import stats
+
     a, b = [round(x) for x in person], [round(x) for x in judge]
     if len(set(a)) < 2 or len(set(b)) < 2:
         return figure(None, reason=CONSTANT)
@@ -66,6 +69,8 @@ def kappa(person: Sequence[float], judge: Sequence[float], alpha: float) -> dict
 
 
 def _mean(values: np.ndarray, alpha: float, floor: float | None = None) -> dict[str, Any]:
+    from scipy import stats
+
     mean, n = float(values.mean()), values.size
     if n < 2:
         return figure(mean, reason="one answer: no interval")

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 ALPHA = 0.05
 MIN_TESTS = 3  # 2 tests: a t interval on 1 degree of freedom, 25 standard errors wide, tells nothing
@@ -46,6 +45,8 @@ class Comparison:
 
 def _clopper_pearson(k, n, alpha: float):
     """Two-sided exact interval of a binomial share, elementwise; [0, 1] where n is 0."""
+    from scipy import stats  # heavy: loaded when a test is computed, not when anvil starts
+
     k, n = np.asarray(k, float), np.asarray(n, float)
     with np.errstate(invalid="ignore", divide="ignore"):
         low = np.where(k > 0, stats.beta.ppf(alpha / 2, k, n - k + 1), 0.0)
@@ -56,6 +57,8 @@ def _clopper_pearson(k, n, alpha: float):
 def paired_binary(b, c, n, alpha: float = ALPHA):
     """McNemar's exact p-value and the interval of the difference in accuracy that inverts it, for `b`
     items only `mine` got right and `c` only `theirs`, out of `n`; elementwise over arrays."""
+    from scipy import stats
+
     b, c, n = np.asarray(b), np.asarray(c), np.asarray(n)
     m = b + c
     p = np.minimum(1.0, 2 * np.minimum(stats.binom.cdf(b, m, 0.5), stats.binom.sf(b - 1, m, 0.5)))
@@ -85,6 +88,8 @@ def mcnemar(mine: Sequence[bool], theirs: Sequence[bool], alpha: float = ALPHA) 
 def clustered_t(d, w, alpha: float = ALPHA) -> tuple[float, float | None, float | None, float | None]:
     """Weighted mean of per-test differences `d`, its p-value and interval from the clustered standard
     error on len(d) - 1 degrees of freedom; p and interval None where the tests all moved alike."""
+    from scipy import stats
+
     d, w = np.asarray(d, float), np.asarray(w, float) / np.sum(w)
     k = len(d)
     delta = float(np.sum(w * d))

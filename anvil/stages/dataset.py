@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from anvil.estimates.cost import Cost
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.datasets import Dataset
@@ -126,4 +127,7 @@ def summary(record: StageRecord) -> str:
     return f"{m.get('rows', 0)} rows in {count} categor{'y' if count == 1 else 'ies'} ({m.get('valid', 0)} held out)"
 
 
-STAGE = Stage(kind="dataset", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
+COST = Cost(start_s=0.01)
+
+
+STAGE = Stage(kind="dataset", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)

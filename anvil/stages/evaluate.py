@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError
+from anvil.estimates import first_run
+from anvil.estimates.cost import Cost
 from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
@@ -195,4 +197,12 @@ def summary(record: StageRecord) -> str:
     return "; ".join(parts)
 
 
-STAGE = Stage(kind="eval", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
+COST = Cost(
+    start_s=0.25,
+    unit="answers",
+    units=lambda work: sum(len(suite) for suite in work.settings["tests"].values()) * work.settings["runs"],
+    first_run=first_run.judged,
+)
+
+
+STAGE = Stage(kind="eval", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)

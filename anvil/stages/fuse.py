@@ -7,6 +7,8 @@ it is blocked. The artifact is the fused checkpoint itself (see `source.checkpoi
 from __future__ import annotations
 
 from anvil.errors import AnvilError
+from anvil.estimates import arithmetic, first_run
+from anvil.estimates.cost import Cost, weights
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
@@ -92,4 +94,13 @@ def summary(record: StageRecord) -> str:
     return f"{merged}; served = trained: max |dlogit| {p['max_logit_diff']:.1e}, top-1 {p['top1_agreement']:.0%}"
 
 
-STAGE = Stage(kind="fuse", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
+COST = Cost(
+    start_s=1.4,
+    unit="bytes",
+    units=weights,
+    first_run=first_run.streamed,
+    memory=lambda work: arithmetic.fuse_memory(work.shape) if work.shape else None,
+)
+
+
+STAGE = Stage(kind="fuse", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)

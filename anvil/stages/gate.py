@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from anvil.errors import EXIT_GATES
+from anvil.estimates.cost import Cost
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
@@ -93,6 +94,9 @@ def _missed(failures: list[dict[str, Any]]) -> str:
     )
 
 
+COST = Cost(start_s=0.01)
+
+
 STAGE = Stage(
     kind="gate",
     code_version=CODE_VERSION,
@@ -103,4 +107,5 @@ STAGE = Stage(
     failure_exit=EXIT_GATES,
     failure_lines=failure_lines,
     failure_means="not promoted",
+    cost=COST,
 )

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError
+from anvil.estimates import arithmetic, first_run
+from anvil.estimates.cost import Cost
 from anvil.evaluation.parallel import in_order
 from anvil.knowledge import data as benchmark_data
 from anvil.knowledge.protocol import truncate
@@ -195,4 +197,13 @@ def summary(record: StageRecord) -> str:
     return ", ".join(f"{name} {100 * b['score']:.0f}%" for name, b in record.metrics.get("benchmarks", {}).items())
 
 
-STAGE = Stage(kind="knowledge", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
+COST = Cost(
+    start_s=2.5,
+    unit="tokens",
+    units=lambda work: sum(b["n"] * (b["max_tokens"] or 256) for b in work.settings["benchmarks"]),
+    first_run=first_run.generated,
+    memory=lambda work: arithmetic.served_memory(work.settings, work.shape, work.in_flight) if work.shape else None,
+)
+
+
+STAGE = Stage(kind="knowledge", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)

@@ -7,6 +7,8 @@ evaluated, gated and served like a fused round (`weights_of`)."""
 from __future__ import annotations
 
 from anvil.errors import AnvilError
+from anvil.estimates import arithmetic, first_run
+from anvil.estimates.cost import Cost, weights
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
@@ -103,4 +105,20 @@ def summary(record: StageRecord) -> str:
     )
 
 
-STAGE = Stage(kind="quantize", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
+# Converted, then parent and quantized each loaded twice and asked a few prompts (parity and speed).
+ASKED_TOKENS = 2 * 4 * (8 + 48)
+
+
+COST = Cost(
+    start_s=4.0,
+    unit="bytes",
+    units=weights,
+    first_run=lambda work, units, speed: (
+        first_run.streamed(work, units, speed) + first_run.generation({}, work.shape, ASKED_TOKENS, speed, 1)
+    ),
+    memory=lambda work: work.shape.weight_bytes + arithmetic.OVERHEAD if work.shape else None,  # loaded whole
+    weighs="parent",  # the parent's weights are what it reads, quantizes and runs beside it
+)
+
+
+STAGE = Stage(kind="quantize", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from anvil.estimates import arithmetic
+from anvil.estimates.cost import Cost
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
@@ -231,6 +233,12 @@ def summary(record: StageRecord) -> str:
     return f"{record.config.get('model')} at {m['url']}/v1{warned}"
 
 
+COST = Cost(
+    start_s=5.0,
+    memory=lambda work: arithmetic.served_memory(work.settings, work.shape, work.in_flight) if work.shape else None,
+)
+
+
 STAGE = Stage(
     kind="serve",
     code_version=CODE_VERSION,
@@ -241,4 +249,5 @@ STAGE = Stage(
     check=check,
     stop=stop,
     recorded=recorded,
+    cost=COST,
 )

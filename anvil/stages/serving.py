@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from anvil.backends.machine import Speed
 from anvil.errors import AnvilError
+from anvil.estimates import first_run
+from anvil.estimates.cost import Cost, Work
 from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
@@ -123,4 +126,14 @@ def summary(record: StageRecord) -> str:
     return "; ".join(parts)
 
 
-STAGE = Stage(kind="serving", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
+def _asked_once(work: Work, units: float, speed: Speed) -> float:
+    """The served model asked each test once."""
+    asked = {**work.settings["asked"], "runs": 1}
+    tests = sum(len(s) for s in asked["suites"].values())
+    return first_run.generation(asked, work.shape, tests * asked["max_tokens"], speed, work.in_flight)
+
+
+COST = Cost(start_s=0.5, first_run=_asked_once)
+
+
+STAGE = Stage(kind="serving", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)

@@ -9,6 +9,8 @@ from functools import cache
 from pathlib import Path
 
 from anvil.errors import AnvilError
+from anvil.estimates import first_run
+from anvil.estimates.cost import Cost, weights
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
@@ -89,4 +91,7 @@ def summary(record: StageRecord) -> str:
     return f"{source} at {m['revision'][:12]}" if "revision" in m else source
 
 
-STAGE = Stage(kind="source", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
+COST = Cost(start_s=0.9, unit="bytes", units=weights, first_run=first_run.streamed)
+
+
+STAGE = Stage(kind="source", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from anvil.errors import EXIT_ERROR, AnvilError
+from anvil.estimates.cost import Cost
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
@@ -92,6 +93,9 @@ class Stage:
     failure_exit: int = EXIT_ERROR
     failure_lines: Callable[[StageRecord], list[str]] | None = None
     failure_means: str = "what needs it is blocked"
+    cost: Cost = Cost()  # what its time and peak memory depend on, for the plan's estimates
+    # What the live page draws of it while it runs, from its scratch folder (a round's loss curve so far).
+    so_far: Callable[[Path], Any] | None = None
 
 
 def artifact_json(artifact: Path, name: str) -> Any:

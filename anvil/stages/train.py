@@ -5,16 +5,19 @@ before/after samples on held-out prompts: `adapters.safetensors`, `adapter_confi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import cast
 
 from pydantic import model_serializer
 
+from anvil.estimates import arithmetic, first_run
+from anvil.estimates.cost import Cost, Work
 from anvil.methods.registry import METHODS
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.infrastructure import Distributed
-from anvil.recipe.models import Lora, Recipe, Train
+from anvil.recipe.models import Lora, Recipe, Train, lora_keys
 from anvil.recipe.preference import Method, Preference, as_chat
 from anvil.stages import dataset, source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
@@ -105,4 +108,36 @@ def summary(record: StageRecord) -> str:
     return f"loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}{valid}"
 
 
-STAGE = Stage(kind="train", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
+def _memory(work: Work) -> float | None:
+    assert work.shape is not None
+    method, train = METHODS[work.settings.get("method", "sft")], work.settings["train"]
+    train = {**train, "batch_size": method.SEQUENCES_PER_ROW * train["batch_size"]}  # a pair is two sequences
+    lora = work.settings["lora"]
+    peak = arithmetic.train_memory(work.shape, lora, train, lora_keys(lora["targets"]))
+    return peak + (work.shape.text_bytes if method.REFERENCE else 0)  # a frozen reference: the parent again
+
+
+def _tokens(work: Work) -> float:
+    train = work.settings["train"]
+    return train["steps"] * train["batch_size"] * (work.sequence or train["max_seq_length"])
+
+
+COST = Cost(
+    start_s=3.0,
+    unit="tokens",
+    units=_tokens,
+    first_run=lambda work, units, speed: first_run.training(work.settings, work.shape, speed, work.sequence),
+    memory=_memory,
+    reads_rows=True,
+)
+
+
+def curve_so_far(scratch: Path) -> dict[str, list[dict]]:
+    from anvil.backends.lora import curve_so_far
+
+    return curve_so_far(scratch)
+
+
+STAGE = Stage(
+    kind="train", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, so_far=curve_so_far
+)

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from anvil.estimates import arithmetic, first_run
+from anvil.estimates.cost import Cost, Work
 from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
@@ -149,4 +151,19 @@ def summary(record: StageRecord) -> str:
     return f"{m.get('conversations', 0)} conversations ({m.get('generated', 0)} generated)"
 
 
-STAGE = Stage(kind="transcripts", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
+def _tokens(work: Work) -> float:
+    """Generated tokens, at most."""
+    tests = sum(len(suite) for suite in work.settings["suites"].values())
+    return tests * work.settings["runs"] * work.settings["max_tokens"]
+
+
+COST = Cost(
+    start_s=2.5,
+    unit="tokens",
+    units=_tokens,
+    first_run=first_run.generated,
+    memory=lambda work: arithmetic.served_memory(work.settings, work.shape, work.in_flight) if work.shape else None,
+)
+
+
+STAGE = Stage(kind="transcripts", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)

@@ -245,9 +245,7 @@ def knowledge_rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
 
 
 def architecture(config: ReportConfig, view: View) -> dict[str, Any]:
-    fuse = next((r for sid, r in view.records.items() if r.kind == "fuse" and view.built(sid)), None)
-    scored = next((r for sid, r in view.records.items() if r.kind == "eval" and view.built(sid)), None)
-    generated = next((r for sid, r in view.records.items() if r.kind == "transcripts" and view.built(sid)), None)
+    fuse, scored, generated = view.first_built("fuse"), view.first_built("eval"), view.first_built("transcripts")
     serve = view.records.get("serve")
     return {
         "packages": view.environment.get("packages"),

@@ -9,6 +9,7 @@ page at the project's stable path (report/live.py) is the same rendering of the 
 
 from __future__ import annotations
 
+from anvil.estimates.cost import Cost
 from anvil.planning.graph import Node
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
@@ -54,4 +55,4 @@ def summary(record: StageRecord) -> str:
     return f"{record.metrics.get('bytes', 0) / 1000:.0f} kB page of {record.metrics.get('stages', 0)} stages"
 
 
-STAGE = Stage(kind="report", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary)
+STAGE = Stage(kind="report", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=Cost(start_s=0.05))

@@ -28,3 +28,7 @@ class View:
         """The record of a stage whose artifact can be read now (None while it is pending or running)."""
         readable = self.states.get(sid) in ("built", "warned", "failed", "served")
         return self.records.get(sid) if readable else None
+
+    def first_built(self, kind: str) -> StageRecord | None:
+        """The first readable record of a stage of `kind` (the pipeline section's settings: any fuse, any eval)."""
+        return next((r for sid, r in self.records.items() if r.kind == kind and self.built(sid)), None)
