@@ -10,10 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from anvil.backends import process
 from anvil.errors import AnvilError, StalePlan
+from anvil.estimates import for_project as estimating
+from anvil.executor import execute
 from anvil.planning.graph import Graph
 from anvil.planning.plan import Action, Plan, make_plan
 from anvil.planning.record import StageRecord
+from anvil.planning.saved import differences
 from anvil.planning.standing import Standing, State, standings
 from anvil.recipe import contamination, rows
 from anvil.recipe.load import LoadedRecipe, load_recipe
@@ -87,7 +91,6 @@ class Project:
         self.state.hashes.save()
         if not plan.changes:
             return plan
-        from anvil.estimates import for_project as estimating  # what a change would cost: only for changes
 
         return dataclasses.replace(
             plan, estimates=estimating.for_plan(plan, self.graph, self.loaded, records, self.store)
@@ -157,7 +160,6 @@ class Project:
         with self.state.lock():
             self.store.clear_debris()
             resources = {int(r.metrics.get("pid", 0)) for r in self.state.load().values() if _resource(r)}
-            from anvil.backends import process  # psutil: only what takes the lock needs it
 
             process.sweep(self.state.processes, keep=resources)
             yield
@@ -172,9 +174,6 @@ class Project:
     ) -> Applied:
         """Run `plan`; `run_stage` replaces the real stages (tests hand in fakes). With `saved` (a saved
         plan), refuse unless the plan still holds once the lock is held."""
-        from anvil.estimates import for_project as estimating
-        from anvil.executor import execute
-        from anvil.planning.saved import differences
 
         with self._locked():
             if saved is not None and (changed := differences(saved, plan, self.state.load())):

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import Field, ValidationError
+
 from anvil.errors import AnvilError
 
 
@@ -21,7 +23,6 @@ def environment() -> Environment:
     when some ANVIL_* variable is set at all."""
     if not any(key[:6].upper() == "ANVIL_" for key in os.environ):
         return Environment()
-    from pydantic import Field, ValidationError
     from pydantic_settings import BaseSettings, SettingsConfigDict
 
     class Settings(BaseSettings):

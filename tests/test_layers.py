@@ -170,10 +170,25 @@ def test_no_surface_branches_on_a_stage_kind():
 
 # The heavy libraries and the only modules that may import them, each inside the functions that use them:
 # the wrappers at the boundary. Nothing a command imports to start loads any of them.
-HEAVY = ("mlx", "mlx_lm", "mlx_lm_lora", "mlx_vlm", "scipy", "sklearn", "statsmodels", "boto3", "botocore", "s3fs")
+HEAVY = (
+    "mlx",
+    "mlx_lm",
+    "mlx_lm_lora",
+    "mlx_vlm",
+    "scipy",
+    "sklearn",
+    "statsmodels",
+    "boto3",
+    "botocore",
+    "s3fs",
+    "numpy",
+    "jsonschema",
+)
 WRAPPERS = {
-    "anvil.evaluation.stats": "scipy: the paired tests and intervals",
-    "anvil.evaluation.agreement": "scipy, scikit-learn: a judge against a person",
+    "anvil.evaluation.stats": "numpy, scipy: the paired tests and intervals",
+    "anvil.evaluation.agreement": "numpy, scipy, scikit-learn: a judge against a person",
+    "anvil.evaluation.judges": "jsonschema: the rules judge's JSON Schema check",
+    "anvil.recipe.rows": "jsonschema: a data row that the fast check rejects, explained",
     "anvil.state.remote": "s3fs, botocore: the remote store",
 }
 

@@ -19,6 +19,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from anvil.backends import tensors
+
 ADAPTERS, OPTIMIZER = "_adapters.safetensors", "_optimizer.safetensors"
 
 
@@ -45,8 +47,6 @@ def save(folder: Path, step: int, model, optimizer) -> None:
 def restore(folder: Path, model, optimizer) -> int:
     """Load the latest readable checkpoint into `model` and `optimizer`; the step it was taken at (0: none)."""
     from mlx.utils import tree_unflatten
-
-    from anvil.backends import tensors
 
     steps = sorted(
         (int(m.group(1)) for p in folder.glob(f"*{ADAPTERS}") if (m := re.match(r"(\d+)_", p.name))), reverse=True

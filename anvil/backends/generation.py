@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+from anvil.backends.fuse import load_vlm_with_processor
+
 
 def greedy_texts(folder: Path, prompts: list[str], max_tokens: int) -> list[dict]:
     """One user turn per prompt, chat template applied, greedy decoding; the model is freed afterwards.
@@ -13,8 +15,6 @@ def greedy_texts(folder: Path, prompts: list[str], max_tokens: int) -> list[dict
     import mlx.core as mx
     from mlx_vlm import stream_generate
     from mlx_vlm.prompt_utils import apply_chat_template
-
-    from anvil.backends.fuse import load_vlm_with_processor
 
     model, processor = load_vlm_with_processor(folder)
     tokenizer = getattr(processor, "tokenizer", processor)

@@ -17,8 +17,11 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from anvil.backends import checkpoints, samples
 from anvil.backends.lora import FAILED_EXIT, FAILURE, LOSS_LOG, RESULT, adapter_config
 from anvil.errors import AnvilError
+from anvil.methods.method import Session
+from anvil.methods.registry import METHODS
 from anvil.recipe.models import Lora, Train, lora_keys
 from anvil.state.atomic import write_json
 
@@ -142,10 +145,6 @@ def train(job: dict) -> dict:
     from mlx.utils import tree_flatten
     from mlx_lm import load
     from mlx_lm.tuner.utils import build_schedule, linear_to_lora_layers
-
-    from anvil.backends import checkpoints, samples
-    from anvil.methods.method import Session
-    from anvil.methods.registry import METHODS
 
     lora, settings = Lora.model_validate(job["lora"]), Train.model_validate(job["train"])
     method = METHODS[job.get("method", "sft")]

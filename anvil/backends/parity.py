@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from anvil.backends.fuse import load_vlm
+
 
 def probe_ids(checkpoint: Path, prompts: list[dict], limit: int) -> list[list[int]]:
     """Up to `limit` held-out prompts (samples.held_out's shape) as the token ids of their chat template."""
@@ -45,8 +47,6 @@ def compare(parent: Path, adapter: Path, fused: Path, probes: list[list[int]], n
 
     import mlx.core as mx
     from mlx_lm import load
-
-    from anvil.backends.fuse import load_vlm
 
     trained, _ = load(str(parent), adapter_path=str(adapter))
     trained_logits, trained_text = run_forward(trained, probes, new_tokens)

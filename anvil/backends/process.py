@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from anvil.backends.tether import RELEASE
 from anvil.state.atomic import write_json
 
 
@@ -184,7 +185,6 @@ def stop(owned: Owned, grace_s: float = 10.0) -> bool:
 def release(owned: Owned, ledger: Path | None = None) -> bool:
     """Cut a tethered child's tether, once something else records it (the state): it then outlives Anvil,
     and the ledger forgets it. Only if it is provably the process Anvil started; whether it was told."""
-    from anvil.backends.tether import RELEASE
 
     if not is_ours(owned):
         return False

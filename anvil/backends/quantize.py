@@ -11,6 +11,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from anvil.backends.fuse import load_vlm, load_vlm_with_processor
+from anvil.backends.parity import differences, run_forward
 from anvil.recipe.quantization import Quantize
 
 
@@ -38,9 +40,6 @@ def logits_against(reference: Path, other: Path, probes: list[list[int]], new_to
     measures: |logit| difference, top-1 agreement per position, greedy agreement per probe)."""
     import mlx.core as mx
 
-    from anvil.backends.fuse import load_vlm
-    from anvil.backends.parity import differences, run_forward
-
     runs = []
     for folder in (reference, other):
         model = load_vlm(folder)
@@ -62,8 +61,6 @@ def speed(folder: Path, prompts: list[str], max_tokens: int) -> dict[str, float]
     import mlx.core as mx
     from mlx_vlm import stream_generate
     from mlx_vlm.prompt_utils import apply_chat_template
-
-    from anvil.backends.fuse import load_vlm_with_processor
 
     gc.collect()
     mx.clear_cache()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from anvil.console import warn
 from anvil.errors import EXIT_ERROR
 
 DEFAULT_RECIPE = "anvil.toml"
@@ -60,8 +61,6 @@ def open_project(recipe: str):
 def contaminated(project, shown_as: str) -> None:
     """Warn of evaluation prompts found in training data (the project refuses when the recipe says so)."""
     if text := project.contamination_warning(shown_as):
-        from anvil.console import warn
-
         warn(f"{shown_as}: eval.contamination: {text}")
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anvil.commands import command, contaminated, duration, open_project, selection
+from anvil.commands.plan import memory_lines, plan_lines, warning_lines
+from anvil.commands.report import LivePage
+from anvil.commands.summary import serving_line
+from anvil.commands.summary import summary as overview
+from anvil.console import err, out
 from anvil.errors import EXIT_OK, AnvilError, StageFailed, StalePlan
+from anvil.planning.saved import differences, looks_saved, parse
+from anvil.recipe.files import not_a_file
+from anvil.recipe.load import shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,12 +43,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-    from anvil.commands.plan import memory_lines, plan_lines, warning_lines
-    from anvil.commands.report import LivePage
-    from anvil.commands.summary import serving_line
-    from anvil.commands.summary import summary as overview
-    from anvil.console import err, out
-    from anvil.recipe.load import shown
 
     project, plan, saved = planned(args.recipe, args.target, args.replace, args.exclude)
     plan_lines(plan, out(), project.state.load(), args.verbose, project.standings())
@@ -96,7 +98,6 @@ def planned(
     recipe: str, targets: Collection[str], replace: Collection[str], exclude: Collection[str]
 ) -> tuple[Project, Plan, dict[str, Any] | None]:
     """The project, its plan and the saved plan it was checked against (None for a plan made now)."""
-    from anvil.planning.saved import differences, parse
 
     text = _saved_text(recipe)
     if text is None:
@@ -120,8 +121,6 @@ def planned(
 def _saved_text(path: str) -> str | None:
     """The text of `path` when it is a saved plan (by its content: Terraform's `-out tfplan` takes any
     name), None for anything else, which is read as a recipe and checked as one."""
-    from anvil.planning.saved import looks_saved
-    from anvil.recipe.files import not_a_file
 
     if not_a_file(Path(path)):
         return None
@@ -143,7 +142,6 @@ def both(*callbacks):
 def report_failures(project: Project) -> int:
     """Every failed stage with what failed (the seed's GATE table for a gate), on stderr; the exit code its
     kind gives (EXIT_ERROR for any failed stage, EXIT_GATES when only gates and judges failed)."""
-    from anvil.console import err
 
     failures = project.failures()
     for failure in failures:

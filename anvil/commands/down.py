@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from anvil.commands import command, open_project
+from anvil.console import err, say
 from anvil.errors import EXIT_OK
 
 
@@ -11,7 +12,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-    from anvil.console import err, say
 
     project = open_project(args.recipe)
     stopped = project.down()

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from anvil.commands import DEFAULT_RECIPE, open_project
+from anvil.commands import DEFAULT_RECIPE, Parser, open_project
+from anvil.console import fitted
 from anvil.errors import EXIT_OK, AnvilError
+from anvil.evaluation.agent import render
 from anvil.planning.graph import stage_id
 from anvil.stages import calibration, evaluate, knowledge, serve
+from anvil.stages.report import shipped
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,7 +21,6 @@ if TYPE_CHECKING:
 
 
 def add_to(sub) -> None:
-    from anvil.commands import Parser
 
     c = sub.add_parser("eval", help="evaluation results").add_subparsers(
         dest="eval_command", required=True, parser_class=Parser
@@ -36,8 +38,6 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        from anvil.console import fitted
-
         fitted(lambda console: eval_table(report, args.test, console))
     return EXIT_OK
 
@@ -88,7 +88,6 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
         if not runs:
             known = sorted({r["test"] for r in report["runs"]})
             raise AnvilError(f"no test {test!r} in {report['model']}'s results (expected one of: {', '.join(known)})")
-        from anvil.evaluation.agent import render
 
         for r in runs:
             v = r["verdict"]
@@ -149,11 +148,9 @@ def judge_lines(suite: str, summary: dict, calibrated: dict, console: Console) -
             markup=False,
         )
     elif (c := calibrated[suite]) is not None:
-        from anvil.stages.calibration import verdict
-
         console.print(f"judge vs a person on {c['n']} answers: {_figures(c)}", highlight=False, markup=False)
         ok = not c.get("shortfalls") and c.get("thresholds")
-        console.print(f"  {verdict(c)}", style=None if ok else "yellow", highlight=False, markup=False)
+        console.print(f"  {calibration.verdict(c)}", style=None if ok else "yellow", highlight=False, markup=False)
     if panel := summary.get("panel"):
         pairs = ", ".join(
             f"{p['a']} ~ {p['b']}: kappa {_value(p['kappa'])}, rho {_value(p['spearman'])}, MAE {_value(p['mae'])}"
@@ -288,12 +285,11 @@ def parity_line(report: dict, console: Console) -> None:
 
 def quantized_line(report: dict, console: Console) -> None:
     """A quantized node against its parent: what it costs and buys, and the non-inferiority verdict."""
-    from anvil.stages.report.shipped import paired, verdict
 
     if (q := report.get("quantized")) is None:
         return
     parent = report["against"]["parent"]
-    judged = verdict(*paired(report["suites"], report.get("knowledge", {})), q["margin"])
+    judged = shipped.verdict(*shipped.paired(report["suites"], report.get("knowledge", {})), q["margin"])
     mine, theirs = q["speed"]["quantized"], q["speed"]["parent"]
     console.print(
         f"quantized {q['label']} from {parent}: {q['bytes']['total'] / 1e6:.1f} MB "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from anvil.commands import command, open_project
+from anvil.console import say
 from anvil.errors import EXIT_OK
 
 
@@ -15,7 +16,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-    from anvil.console import say
 
     found = open_project(args.recipe).gc(args.dry_run)
     if args.json:

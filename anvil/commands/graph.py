@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from anvil.commands import command
 from anvil.errors import EXIT_OK
+from anvil.recipe.load import load_recipe
+from anvil.stages.registry import build_graph
 
 if TYPE_CHECKING:
     from anvil.planning.graph import Graph
@@ -18,8 +20,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-    from anvil.recipe.load import load_recipe
-    from anvil.stages.registry import build_graph
 
     loaded = load_recipe(args.recipe)
     graph = build_graph(loaded.recipe, loaded.suites)

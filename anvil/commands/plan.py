@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anvil.commands import command, contaminated, duration, open_project, selection
+from anvil.console import lines, say, warn
 from anvil.errors import EXIT_CHANGES, EXIT_OK, AnvilError
+from anvil.estimates.for_project import size, too_big
+from anvil.planning.graph import parse_stage_id
+from anvil.planning.plan import Act
+from anvil.planning.saved import to_saved
+from anvil.planning.standing import State
+from anvil.recipe.sweep import variants
+from anvil.stages.registry import BY_KIND
+from anvil.state.atomic import write_json
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,7 +43,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-    from anvil.console import lines, say
 
     if args.out and not Path(args.out).resolve().parent.is_dir():
         raise AnvilError(f"{args.out}: cannot write the plan there (no such folder)")
@@ -49,9 +57,6 @@ def run(args) -> int:
     memory_lines(project, plan, "apply will refuse")
     warning_lines(project.shared.warnings)
     if args.out:
-        from anvil.planning.saved import to_saved
-        from anvil.state.atomic import write_json
-
         request = {"targets": args.target, "replace": args.replace, "exclude": args.exclude}
         saved = to_saved(plan, str(Path(args.recipe).resolve()), project.state.load(), request)
         try:
@@ -76,9 +81,6 @@ def plan_lines(
     """The plan, a line per stage; a stage that summarises its last result (a gate) shows it too, and a
     process only as `standings` found it (probed). Its reasons are summarised unless `verbose` (all of them
     are in `plan --json`)."""
-    from anvil.planning.plan import Act
-    from anvil.planning.standing import State
-    from anvil.stages.registry import BY_KIND
 
     style = {
         Act.CREATE: "green",
@@ -92,8 +94,6 @@ def plan_lines(
     for action in plan.actions:
         line = action.line(verbose)
         if (guess := plan.estimates.get(action.stage)) is not None and action.act is not Act.RESTORE:
-            from anvil.estimates.for_project import size
-
             figures = [
                 f"~{duration(guess.seconds)}" if guess.seconds is not None else "",
                 size(guess.memory_bytes) if guess.memory_bytes is not None else "",
@@ -134,9 +134,6 @@ def plan_lines(
 def sweep_lines(project, plan: Plan, console: Console | Plain) -> None:
     """Each sweep's expansion, with what its variants' changes cost: time, and the largest peak (variants run
     one after another, never side by side)."""
-    from anvil.estimates.for_project import size
-    from anvil.planning.graph import parse_stage_id
-    from anvil.recipe.sweep import variants
 
     for name, model in project.loaded.recipe.models.items():
         if not model.matrix:
@@ -158,12 +155,9 @@ def memory_lines(project, plan: Plan, refusal: str) -> None:
     """The stages that cannot fit in memory (apply refuses them) and those close to the limit, on stderr."""
     if not plan.estimates:
         return
-    from anvil.estimates.for_project import too_big
 
     cannot, tight = too_big(plan.estimates, project.loaded)
     if cannot or tight:
-        from anvil.console import lines
-
         console = lines(stderr=True)
         for line in cannot:
             console.print(f"! {line}: {refusal}", style="red", markup=False, highlight=False)
@@ -172,7 +166,6 @@ def memory_lines(project, plan: Plan, refusal: str) -> None:
 
 
 def warning_lines(lines: list[str]) -> None:
-    from anvil.console import warn
 
     for line in lines:
         warn(line)

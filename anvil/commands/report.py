@@ -7,13 +7,24 @@ from __future__ import annotations
 
 import json
 import time
+import webbrowser
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from anvil.backends.machine import describe
 from anvil.commands import command, open_project
+from anvil.console import say, warn
 from anvil.errors import EXIT_OK, AnvilError
+from anvil.planning.plan import Act
+from anvil.recipe.load import shown
 from anvil.stages.registry import BY_KIND
+from anvil.stages.report.collect import dashboard
+from anvil.stages.report.config import report_config
+from anvil.stages.report.page import render
+from anvil.stages.report.stage import state_of
+from anvil.stages.report.view import View
+from anvil.state.atomic import write_bytes, write_json
 
 if TYPE_CHECKING:
     from anvil.planning.plan import Action, Plan
@@ -28,10 +39,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-    import webbrowser
-
-    from anvil.console import say
-    from anvil.recipe.load import shown
 
     path = write(open_project(args.recipe))
     if args.json:
@@ -90,14 +97,10 @@ class LivePage:
             self._write(live)
         except Exception as e:
             if not self.broken:
-                from anvil.console import warn
-
                 warn(f"the dashboard could not be drawn ({type(e).__name__}: {e}); the apply goes on")
             self.broken = True
 
     def _states(self, records) -> dict[str, str]:
-        from anvil.planning.plan import Act
-        from anvil.stages.report.stage import state_of
 
         states = {}
         for sid, action in self.planned.items():
@@ -117,12 +120,6 @@ class LivePage:
         return states
 
     def _write(self, live: bool) -> None:
-        from anvil.backends.machine import describe
-        from anvil.stages.report.collect import dashboard
-        from anvil.stages.report.config import report_config
-        from anvil.stages.report.page import render
-        from anvil.stages.report.view import View
-        from anvil.state.atomic import write_bytes, write_json
 
         project = self.project
         # The report's own record is no source of the page (the report stage's artifact has none either).

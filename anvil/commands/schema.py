@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from anvil.commands import command
+from anvil.console import say
 from anvil.errors import EXIT_ERROR, EXIT_OK
+from anvil.recipe import schema
 
 
 def add_to(sub) -> None:
@@ -15,8 +17,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-    from anvil.console import say
-    from anvil.recipe import schema
 
     folder = Path(args.dir)
     if args.check:

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from anvil.backends.server import CLIENT_SUPPORT, serve_foreground
 from anvil.commands import DEFAULT_RECIPE, command, open_project, port_number
+from anvil.console import say
 from anvil.errors import EXIT_ERROR, AnvilError
+from anvil.recipe.load import load_recipe
+from anvil.recipe.serving import Serve
 
 if TYPE_CHECKING:
     from anvil.recipe.serving import Serve
@@ -25,8 +29,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-    from anvil.backends.server import CLIENT_SUPPORT, serve_foreground
-    from anvil.console import say
 
     target = serve_target(args.model, args.recipe, args.port)
 
@@ -52,8 +54,6 @@ class ServeTarget:
 def serve_target(model: str, recipe: str | Path, port: int | None) -> ServeTarget:
     """A model node's weights (or a checkpoint folder) with the recipe's `[serve]` options, `port`
     overriding the recipe's."""
-    from anvil.recipe.load import load_recipe
-    from anvil.recipe.serving import Serve
 
     folder = Path(model)
     if folder.is_dir():

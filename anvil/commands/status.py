@@ -4,9 +4,11 @@ writes."""
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 from anvil.commands import command, duration, open_project
+from anvil.console import out
 from anvil.errors import EXIT_OK
 from anvil.planning.record import StageRecord
 from anvil.planning.standing import BAD
@@ -29,8 +31,6 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        from anvil.console import out
-
         status_table(rows, out(), args.verbose)
     return EXIT_OK
 
@@ -66,7 +66,6 @@ def status_table(rows: list[dict], console: Console, verbose: bool = False) -> N
     """A line per stage: its state, fingerprint, time and the figures that matter for its kind. A result
     that does not fit the terminal goes on the lines below, wrapped, never cut; `verbose` adds when it ran
     and every metric."""
-    import textwrap
 
     widths = {"stage": max((len(row["stage"]) for row in rows), default=5), "state": 7, "fingerprint": 8}
     widths |= ({"started": 16} if verbose else {}) | {"took": 6}

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from anvil.commands import command, open_project
+from anvil.console import say
 from anvil.errors import EXIT_ERROR, EXIT_OK, AnvilError
+from anvil.planning.plan import Act
 
 if TYPE_CHECKING:
     from anvil.state.remote import Transfer
@@ -24,7 +26,6 @@ def push(args) -> int:
 
 
 def pull(args) -> int:
-    from anvil.console import say
 
     done, url = pull_needed(open_project(args.recipe), args.recipe)
     transfer_line(done, "pulled", f"from {url} into the run-cache")
@@ -54,7 +55,6 @@ def pull_needed(project, recipe: str) -> tuple[Transfer, str]:
     """`anvil pull`: what the plan would restore from the remote, into the local run-cache (the next apply
     restores it from there)."""
     shared, remote = _remote_of(project, recipe)
-    from anvil.planning.plan import Act
 
     wanted = [a.fingerprint for a in project.plan().actions if a.act is Act.RESTORE and "remote" in a.reasons[-1]]
     if not wanted:
@@ -65,7 +65,6 @@ def pull_needed(project, recipe: str) -> tuple[Transfer, str]:
 
 
 def transfer_line(done, verb: str, where: str) -> None:
-    from anvil.console import say
 
     rate = f", {done.bytes / 1e6 / done.seconds:.1f} MB/s" if done.seconds > 0 and done.bytes else ""
     already = f"; {len(done.present)} already there" if done.present else ""

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anvil.commands import DEFAULT_RECIPE, command
+from anvil.console import say, warn
 from anvil.errors import EXIT_ERROR, EXIT_OK, AnvilError, InvalidInput
+from anvil.recipe import contamination, rows
+from anvil.recipe.load import load_recipe
+from anvil.recipe.toml import toml_file
+from anvil.stages.registry import build_graph
+from anvil.state.project_state import ProjectState
 
 if TYPE_CHECKING:
     from anvil.planning.graph import Graph
@@ -34,11 +40,6 @@ class Checked:
 def check(recipe_path: str) -> Checked:
     """The recipe checked completely, or InvalidInput listing every problem (contamination among them when the
     recipe makes it an error); what was learnt is kept in the project's stat cache only when it is valid."""
-    from anvil.recipe import contamination, rows
-    from anvil.recipe.load import load_recipe
-    from anvil.recipe.toml import toml_file
-    from anvil.stages.registry import build_graph
-    from anvil.state.project_state import ProjectState
 
     toml_file(Path(recipe_path), "recipe")  # before its state folder is named from its resolved path
     hashes = ProjectState(Path(recipe_path)).hashes
@@ -50,7 +51,6 @@ def check(recipe_path: str) -> Checked:
 
 
 def run(args) -> int:
-    from anvil.console import say, warn
 
     results, status = [], EXIT_OK
     for path in args.recipes or [DEFAULT_RECIPE]:

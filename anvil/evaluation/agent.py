@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from anvil.backends.server import chat
 from anvil.evaluation.tools import openai_tools, run_tool
 from anvil.recipe.suite import Prompt
 
 
 def converse(server, test: Prompt, seed: int, temperature: float, max_tokens: int) -> dict[str, Any]:
-    from anvil.backends.server import chat
 
     messages: list[dict[str, Any]] = [{"role": "system", "content": test.system}] if test.system else []
     tools_called: list[str] = []

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 LABELS = list(range(6))
 CONSTANT = "the judge (or the person) gave every answer the same score"
@@ -46,6 +47,7 @@ def spearman(person: Sequence[float], judge: Sequence[float], alpha: float) -> d
 
 
 def _kappa(person: Sequence[int], judge: Sequence[int]) -> float:
+    import numpy as np
     from sklearn.metrics import cohen_kappa_score
 
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -53,6 +55,7 @@ def _kappa(person: Sequence[int], judge: Sequence[int]) -> float:
 
 
 def kappa(person: Sequence[float], judge: Sequence[float], alpha: float) -> dict[str, Any]:
+    import numpy as np
     from scipy import stats
 
     a, b = [round(x) for x in person], [round(x) for x in judge]
@@ -81,6 +84,8 @@ def _mean(values: np.ndarray, alpha: float, floor: float | None = None) -> dict[
 
 def agreement(person: Sequence[float], judge: Sequence[float], alpha: float = 0.05) -> dict[str, Any]:
     """Every figure of a judge against a person, on paired scores 0-5."""
+    import numpy as np
+
     difference = np.asarray(judge, dtype=float) - np.asarray(person, dtype=float)
     return {
         "n": len(person),

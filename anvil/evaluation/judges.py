@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from anvil.backends import judge_calls
 from anvil.backends.judge_calls import JudgeError
@@ -49,6 +48,8 @@ class Verdict:
 
 
 def check_passes(check: Check, transcript: dict[str, Any]) -> bool:
+    import jsonschema
+
     final = transcript["final"] or ""
     text, value = (final.lower(), (check.value or "").lower()) if check.ignore_case else (final, check.value or "")
     if check.kind == "contains":
@@ -160,7 +161,6 @@ JudgeFunction = Callable[[Judging, Scoring, dict[str, Any], int], Verdict]
 
 def panel_verdict(judging: Judging, test: Scoring, transcript: dict[str, Any], repeat: int) -> Verdict:
     """Every judge of the panel, combined by the mean or the median; one judge's failure fails the verdict."""
-    import statistics
 
     verdicts = [member(test, transcript, repeat) for member in judging.members]
     for member, verdict in zip(judging.members, verdicts, strict=True):

@@ -4,6 +4,7 @@ is recorded never depends on how many ran at a time."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -13,7 +14,6 @@ R = TypeVar("R")
 def in_order(function: Callable[[T], R], items: Sequence[T], concurrency: int) -> Iterator[tuple[T, R]]:
     """(item, function(item)) for each item, in the order of `items`, up to `concurrency` running at once.
     An error stops the walk at its item; what has not started then never does."""
-    from concurrent.futures import ThreadPoolExecutor  # only what sends requests: a plan or validate never does
 
     pool = ThreadPoolExecutor(max(concurrency, 1))
     try:

@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 ALPHA = 0.05
 MIN_TESTS = 3  # 2 tests: a t interval on 1 degree of freedom, 25 standard errors wide, tells nothing
 COUNT_LEVEL = 0.32  # the discordant count's own interval: one standard error either side
@@ -45,6 +43,7 @@ class Comparison:
 
 def _clopper_pearson(k, n, alpha: float):
     """Two-sided exact interval of a binomial share, elementwise; [0, 1] where n is 0."""
+    import numpy as np
     from scipy import stats  # heavy: loaded when a test is computed, not when anvil starts
 
     k, n = np.asarray(k, float), np.asarray(n, float)
@@ -57,6 +56,7 @@ def _clopper_pearson(k, n, alpha: float):
 def paired_binary(b, c, n, alpha: float = ALPHA):
     """McNemar's exact p-value and the interval of the difference in accuracy that inverts it, for `b`
     items only `mine` got right and `c` only `theirs`, out of `n`; elementwise over arrays."""
+    import numpy as np
     from scipy import stats
 
     b, c, n = np.asarray(b), np.asarray(c), np.asarray(n)
@@ -88,6 +88,7 @@ def mcnemar(mine: Sequence[bool], theirs: Sequence[bool], alpha: float = ALPHA) 
 def clustered_t(d, w, alpha: float = ALPHA) -> tuple[float, float | None, float | None, float | None]:
     """Weighted mean of per-test differences `d`, its p-value and interval from the clustered standard
     error on len(d) - 1 degrees of freedom; p and interval None where the tests all moved alike."""
+    import numpy as np
     from scipy import stats
 
     d, w = np.asarray(d, float), np.asarray(w, float) / np.sum(w)
@@ -106,6 +107,8 @@ def clustered(
     mine: Sequence[float], theirs: Sequence[float], weights: Sequence[float] | None = None, alpha: float = ALPHA
 ) -> Comparison:
     """Mean per-cluster score of `mine` minus `theirs` (a cluster: one test, its runs averaged), weighted."""
+    import numpy as np
+
     if len(mine) != len(theirs):
         raise ValueError(f"paired results differ in length: {len(mine)} and {len(theirs)}")
     x, y = np.asarray(mine, float), np.asarray(theirs, float)

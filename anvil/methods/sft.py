@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from anvil.errors import AnvilError
@@ -22,7 +23,6 @@ REFERENCE = False
 
 class SftTrainer:
     def __init__(self, session: Session):
-        from types import SimpleNamespace
 
         from mlx_lm_lora.trainer.datasets import CacheDataset, load_local_dataset
         from mlx_lm_lora.trainer.sft_trainer import get_sft_loss

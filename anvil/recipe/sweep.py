@@ -9,7 +9,7 @@ import itertools
 import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from anvil.recipe.base import Strict
 
@@ -85,7 +85,6 @@ def overridden(model, settings: dict[str, Any]):
 
 def setting_problem(model, key: str, values: list[Any]) -> str | None:
     """What is wrong with one matrix entry of a round, or None."""
-    from pydantic import ValidationError
 
     table, dot, field = key.partition(".")
     if not dot or table not in TABLES:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from anvil.errors import EXIT_GATES, AnvilError
+from anvil.evaluation.agreement import agreement, pairwise, shortfalls
+from anvil.evaluation.judges import Judging
 from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
@@ -94,8 +96,6 @@ def transcript_of(case: Case) -> dict[str, Any]:
 
 
 def run(ctx: StageRun[CalibrationConfig]) -> Result:
-    from anvil.evaluation.agreement import agreement, pairwise, shortfalls
-    from anvil.evaluation.judges import Judging
 
     config = ctx.config
     judging = Judging(config.judge, ctx.cache / "judge", retries=config.judge.retries)

@@ -9,13 +9,17 @@ finishes only what is missing next time."""
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError
 from anvil.estimates import first_run
 from anvil.estimates.cost import Cost
+from anvil.evaluation.agreement import pairwise
+from anvil.evaluation.judges import Judging
 from anvil.evaluation.parallel import in_order
+from anvil.evaluation.scores import deltas, summarize
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
@@ -72,8 +76,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def run(ctx: StageRun[EvalConfig]) -> Result:
-    from anvil.evaluation.judges import Judging
-    from anvil.evaluation.scores import deltas, summarize
 
     config = ctx.config
     conversations = transcripts.read(ctx.inputs["transcripts"])
@@ -130,8 +132,6 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
         if config.judge_repeats > 1:
             noise_floor(summary, {t: [results[(suite, t, r)]["verdict"] for r in range(config.runs)] for t in tests})
         if config.judge.judges:
-            from anvil.evaluation.agreement import pairwise
-
             rows = [results[(suite, t, r)]["verdict"]["panel"] for t in tests for r in range(config.runs)]
             names = [label(j) for j in config.judge.judges]
             summary["panel"] = {
@@ -170,7 +170,6 @@ def noise_floor(summary: dict[str, Any], verdicts: dict[str, list[dict[str, Any]
     """Each test's judge spread beside its runs' spread: the standard deviation of the judge's repeated
     judgements of one transcript (averaged over runs), so that a high-variance test can be put down to
     the model or to the judge; the suite's means of both."""
-    import statistics
 
     for test, judged in verdicts.items():
         spreads = [statistics.stdev(v["judgements"]) for v in judged if len(v.get("judgements", [])) > 1]

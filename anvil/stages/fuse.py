@@ -6,6 +6,7 @@ it is blocked. The artifact is the fused checkpoint itself (see `source.checkpoi
 
 from __future__ import annotations
 
+from anvil.backends import fuse, parity, samples
 from anvil.errors import AnvilError
 from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost, weights
@@ -51,7 +52,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def run(ctx: StageRun[FuseConfig]) -> Result:
-    from anvil.backends import fuse, parity, samples
 
     parent, adapter = source.checkpoint(ctx.inputs["parent"], ctx.root), ctx.inputs["adapter"]
     metrics = fuse.fuse(parent, adapter, ctx.out, ctx.progress)

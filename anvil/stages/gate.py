@@ -11,6 +11,7 @@ from typing import Any
 
 from anvil.errors import EXIT_GATES
 from anvil.estimates.cost import Cost
+from anvil.evaluation.scores import check_gates
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
@@ -51,7 +52,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def run(ctx: StageRun[GateConfig]) -> Result:
-    from anvil.evaluation.scores import check_gates
 
     suites = evaluate.results_of(ctx.inputs["scores"])["suites"] if "scores" in ctx.inputs else {}
     benchmarks = knowledge.results_of(ctx.inputs["knowledge"])["benchmarks"] if "knowledge" in ctx.inputs else None

@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from anvil.backends import hub
+from anvil.backends.server import chat_until
 from anvil.errors import AnvilError
 from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost
+from anvil.evaluation import stats
 from anvil.evaluation.parallel import in_order
 from anvil.knowledge import data as benchmark_data
 from anvil.knowledge.protocol import truncate
@@ -97,14 +100,11 @@ def local_file(data: str, root: Path) -> Path:
     scheme, _, where = data.partition(":")
     if scheme == "path":
         return root / where
-    from anvil.backends import hub
 
     return hub.dataset_file(where, data)
 
 
 def run(ctx: StageRun[KnowledgeConfig]) -> Result:
-    from anvil.backends.server import chat_until
-    from anvil.evaluation import stats
 
     config = ctx.config
     plans: dict[str, tuple[Knowledge, list[dict], list[list[dict]]]] = {}

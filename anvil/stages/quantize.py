@@ -6,6 +6,10 @@ evaluated, gated and served like a fused round (`weights_of`)."""
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
+from anvil.backends import parity
+from anvil.backends import quantize as backend
 from anvil.errors import AnvilError
 from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost, weights
@@ -16,6 +20,7 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.quantization import Quantize
 from anvil.stages import source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+from anvil.state.checkpoint import sizes, weight_dtype
 
 CODE_VERSION = 1
 # Prompts for the parity and speed figures: the serving validation's, so that the page compares like with like
@@ -30,7 +35,6 @@ class QuantizeConfig(Strict):
 
 
 def library_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return f"mlx-vlm {version('mlx-vlm')}"
@@ -61,9 +65,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def run(ctx: StageRun[QuantizeConfig]) -> Result:
-    from anvil.backends import parity
-    from anvil.backends import quantize as backend
-    from anvil.state.checkpoint import sizes, weight_dtype
 
     parent = source.checkpoint(ctx.inputs["parent"], ctx.root)
     ctx.progress(0.05, f"quantizing to {ctx.config.quantize.label}")

@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError
+from anvil.evaluation import stats
+from anvil.evaluation.scores import deltas, metric
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
+from anvil.recipe.metrics import parse_metric
 from anvil.recipe.models import Recipe
 from anvil.recipe.sweep import Select, simplicity, variants
+from anvil.stages import evaluate
 from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
 from anvil.state.atomic import write_json
 
@@ -58,9 +62,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 def choose(config: SelectConfig, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The winner and why, from each variant's results (an eval's `suites` or a knowledge stage's
     `benchmarks`); pure, so that the rule is tested without a model."""
-    from anvil.evaluation import stats
-    from anvil.evaluation.scores import deltas, metric
-    from anvil.recipe.metrics import parse_metric
 
     path = config.select.metric
     values = {}
@@ -110,7 +111,6 @@ def choose(config: SelectConfig, results: dict[str, dict[str, Any]]) -> dict[str
 
 
 def run(ctx: StageRun[SelectConfig]) -> Result:
-    from anvil.stages import evaluate
 
     # an eval's {"suites": ...} or a knowledge stage's {"benchmarks": ...}: one file name for both
     results = {name: evaluate.results_of(ctx.inputs[f"results:{name}"]) for name in ctx.config.variants}

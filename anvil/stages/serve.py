@@ -8,9 +8,14 @@ stops it. The process is owned by backends/process.py: its record proves identit
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from anvil.backends import process
+from anvil.backends import server as backend
+from anvil.backends.generation import greedy_texts
+from anvil.backends.process import Owned
 from anvil.estimates import arithmetic
 from anvil.estimates.cost import Cost
 from anvil.planning.graph import Node, stage_id
@@ -52,14 +57,12 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def _owned(record: StageRecord) -> Owned:
-    from anvil.backends.process import Owned
 
     return Owned.from_json(record.metrics["process"])
 
 
 def server_of(record: StageRecord):
     """The recorded server, to send requests to."""
-    from anvil.backends import server as backend
 
     m = record.metrics
     key = backend.api_key(Serve.model_validate(record.config))
@@ -67,8 +70,6 @@ def server_of(record: StageRecord):
 
 
 def check(record: StageRecord) -> str | None:
-    from anvil.backends import process
-    from anvil.backends import server as backend
 
     m = record.metrics
     if not process.is_ours(_owned(record)):
@@ -82,13 +83,11 @@ def check(record: StageRecord) -> str | None:
 
 def recorded(record: StageRecord, ledger) -> object:
     """The state now records the server: cut its tether, so that it outlives this apply."""
-    from anvil.backends import process
 
     return process.release(_owned(record), ledger)
 
 
 def stop(record: StageRecord) -> bool:
-    from anvil.backends import process
 
     return process.stop(_owned(record))
 
@@ -96,7 +95,6 @@ def stop(record: StageRecord) -> bool:
 def agreement(local: list[dict], server) -> dict[str, float]:
     """The same greedy prompts through the server: the share of answers equal to in-process generation, and
     the largest difference between the log-probabilities both report for the tokens of the answers that agree."""
-    from anvil.backends import server as backend
 
     same, worst = 0, 0.0
     for prompt, here in zip(VALIDATION_PROMPTS, local, strict=True):
@@ -113,7 +111,6 @@ def agreement(local: list[dict], server) -> dict[str, float]:
 def as_trained(samples: list[dict], server) -> float:
     """The round's held-out prompts through the server: the share answered word for word as training's own
     runtime answered them after training (samples.json's `after`, mlx-lm with the adapter)."""
-    from anvil.backends import server as backend
 
     same = 0
     for sample in samples:
@@ -125,7 +122,6 @@ def as_trained(samples: list[dict], server) -> float:
 
 def _samples(ctx: StageRun[Serve]) -> list[dict]:
     """samples.json of the served round, where it records its prompts (trained before it did, it does not)."""
-    import json
 
     if "samples" not in ctx.inputs or not (file := ctx.inputs["samples"] / "samples.json").is_file():
         return []
@@ -139,8 +135,6 @@ def _visible(text: str) -> str:
 
 
 def run(ctx: StageRun[Serve]) -> Result:
-    from anvil.backends import server as backend
-    from anvil.backends.generation import greedy_texts
 
     options = ctx.config
     if ctx.previous is not None and ctx.previous.kind == "serve":

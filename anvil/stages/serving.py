@@ -12,13 +12,17 @@ from anvil.backends.machine import Speed
 from anvil.errors import AnvilError
 from anvil.estimates import first_run
 from anvil.estimates.cost import Cost, Work
+from anvil.evaluation.agent import converse
+from anvil.evaluation.judges import Judging
 from anvil.evaluation.parallel import in_order
+from anvil.evaluation.scores import summarize
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
 from anvil.stages import evaluate, transcripts
 from anvil.stages.evaluate import EvalConfig
+from anvil.stages.serve import server_of
 from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites
 from anvil.stages.transcripts import TranscriptsConfig
 from anvil.state.atomic import write_json
@@ -52,9 +56,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def run(ctx: StageRun[ServingConfig]) -> Result:
-    from anvil.evaluation.agent import converse
-    from anvil.evaluation.judges import Judging
-    from anvil.stages.serve import server_of
 
     asked, scored = ctx.config.asked, ctx.config.scored
     server = server_of(ctx.records["serve"])
@@ -96,7 +97,6 @@ def run(ctx: StageRun[ServingConfig]) -> Result:
 def compare(scored: EvalConfig, suite: str, served: dict[str, float], summary: dict[str, Any]) -> dict[str, Any]:
     """The served run's composite against the evaluation's, the composite of each of its runs alone, and the
     tests whose served score departs most from their evaluated mean."""
-    from anvil.evaluation.scores import summarize
 
     tests = list(scored.tests[suite].values())
     composite = lambda runs: summarize(tests, runs, scored.high_variance)["composite"]  # noqa: E731

@@ -8,9 +8,12 @@ import json
 from functools import cache
 from pathlib import Path
 
+from anvil.backends import hub, synthetic
+from anvil.backends.synthetic import asset
 from anvil.errors import AnvilError
 from anvil.estimates import first_run
 from anvil.estimates.cost import Cost, weights
+from anvil.planning.fingerprint import digest
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
@@ -44,8 +47,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 @cache
 def assets_digest() -> str:
-    from anvil.backends.synthetic import asset
-    from anvil.planning.fingerprint import digest
 
     return digest([asset("chat_template.jinja"), asset("corpus.txt")])[:16]
 
@@ -58,14 +59,11 @@ def checkpoint(artifact: Path, root: Path) -> Path:
         return artifact
     data = json.loads(pointer.read_text())
     if data.get("revision"):
-        from anvil.backends import hub
-
         return hub.snapshot(data["source"].removeprefix("hf:"), data["revision"], offline=True)[0]
     return (root / data["path"]).resolve()
 
 
 def run(ctx: StageRun[SourceConfig]) -> Result:
-    from anvil.backends import hub, synthetic
 
     config = ctx.config
     scheme, _, where = config.source.partition(":")

@@ -5,11 +5,12 @@ before/after samples on held-out prompts: `adapters.safetensors`, `adapter_confi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import cast
 
 from pydantic import model_serializer
 
+from anvil.backends import lora, samples
+from anvil.backends.lora import curve_so_far
 from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost, Work
 from anvil.methods.registry import METHODS
@@ -76,7 +77,6 @@ def _settings(method: str, given: Preference | None) -> Preference | None:
 
 
 def run(ctx: StageRun[TrainConfig]) -> Result:
-    from anvil.backends import lora, samples
 
     parent, data = ctx.inputs["parent"], ctx.inputs["dataset"]
     metrics = lora.train(
@@ -130,12 +130,6 @@ COST = Cost(
     memory=_memory,
     reads_rows=True,
 )
-
-
-def curve_so_far(scratch: Path) -> dict[str, list[dict]]:
-    from anvil.backends.lora import curve_so_far
-
-    return curve_so_far(scratch)
 
 
 STAGE = Stage(

@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from anvil.backends.server import free_port, running
 from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost, Work
+from anvil.evaluation.agent import converse
 from anvil.evaluation.parallel import in_order
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
@@ -81,7 +83,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 @contextmanager
 def model_server(ctx: StageRun, max_tokens: int, kv_cache: KvCache) -> Iterator[Any]:
     """The stage's `model` input behind its own mlx-vlm server on a free loopback port, for the block."""
-    from anvil.backends.server import free_port, running
 
     options = Serve(port=free_port(), max_tokens=max_tokens, kv_cache=kv_cache)
     folder = source.checkpoint(ctx.inputs["model"], ctx.root)
@@ -102,7 +103,6 @@ def resumable(scratch: Path, names: list[str], produce: Callable[[list[str]], It
 
 
 def run(ctx: StageRun[TranscriptsConfig]) -> Result:
-    from anvil.evaluation.agent import converse
 
     config = ctx.config
     items = {

@@ -9,11 +9,15 @@ page at the project's stable path (report/live.py) is the same rendering of the 
 
 from __future__ import annotations
 
+from anvil.backends.machine import describe
 from anvil.estimates.cost import Cost
 from anvil.planning.graph import Node
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
+from anvil.stages.report.collect import dashboard
 from anvil.stages.report.config import ReportConfig, report_config
+from anvil.stages.report.page import render
+from anvil.stages.report.view import View
 from anvil.stages.stage import Result, Stage, StageRun, Suites
 from anvil.state.atomic import write_bytes, write_json
 
@@ -35,10 +39,6 @@ def state_of(record: StageRecord) -> str:
 
 
 def run(ctx: StageRun[ReportConfig]) -> Result:
-    from anvil.backends.machine import describe
-    from anvil.stages.report.collect import dashboard
-    from anvil.stages.report.page import render
-    from anvil.stages.report.view import View
 
     # Roles are stage ids. A need that is not an input was held back by a failure (or cannot be built).
     states = {sid: "blocked" for sid in ctx.node.needs}
