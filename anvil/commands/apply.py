@@ -43,7 +43,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-
     project, plan, saved = planned(args.recipe, args.target, args.replace, args.exclude)
     plan_lines(plan, out(), project.state.load(), args.verbose, project.standings())
     memory_lines(project, plan, "refused")

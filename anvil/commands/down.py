@@ -12,7 +12,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-
     project = open_project(args.recipe)
     stopped = project.down()
     for sid in project.forgotten:

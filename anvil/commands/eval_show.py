@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 
 def add_to(sub) -> None:
-
     c = sub.add_parser("eval", help="evaluation results").add_subparsers(
         dest="eval_command", required=True, parser_class=Parser
     )

@@ -16,7 +16,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-
     found = open_project(args.recipe).gc(args.dry_run)
     if args.json:
         print(json.dumps([{"fingerprint": fp, "bytes": size} for fp, size in found], indent=2))

@@ -20,7 +20,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-
     loaded = load_recipe(args.recipe)
     graph = build_graph(loaded.recipe, loaded.suites)
     print(dot(graph) if args.format == "dot" else mermaid(graph))

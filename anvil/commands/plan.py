@@ -43,7 +43,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-
     if args.out and not Path(args.out).resolve().parent.is_dir():
         raise AnvilError(f"{args.out}: cannot write the plan there (no such folder)")
     project = open_project(args.recipe)
@@ -166,6 +165,5 @@ def memory_lines(project, plan: Plan, refusal: str) -> None:
 
 
 def warning_lines(lines: list[str]) -> None:
-
     for line in lines:
         warn(line)

@@ -39,7 +39,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-
     path = write(open_project(args.recipe))
     if args.json:
         print(path.with_suffix(".json").read_text(), end="")
@@ -101,7 +100,6 @@ class LivePage:
             self.broken = True
 
     def _states(self, records) -> dict[str, str]:
-
         states = {}
         for sid, action in self.planned.items():
             if action.act is Act.ORPHANED or self.project.graph.nodes[sid].observer:
@@ -120,7 +118,6 @@ class LivePage:
         return states
 
     def _write(self, live: bool) -> None:
-
         project = self.project
         # The report's own record is no source of the page (the report stage's artifact has none either).
         shown = {sid for sid, node in project.graph.nodes.items() if not node.observer}

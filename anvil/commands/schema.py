@@ -17,7 +17,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-
     folder = Path(args.dir)
     if args.check:
         stale = schema.stale_files(folder)

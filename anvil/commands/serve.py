@@ -29,7 +29,6 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
-
     target = serve_target(args.model, args.recipe, args.port)
 
     def ready(server) -> None:

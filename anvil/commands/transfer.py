@@ -26,7 +26,6 @@ def push(args) -> int:
 
 
 def pull(args) -> int:
-
     done, url = pull_needed(open_project(args.recipe), args.recipe)
     transfer_line(done, "pulled", f"from {url} into the run-cache")
     for line in done.failed:
@@ -65,7 +64,6 @@ def pull_needed(project, recipe: str) -> tuple[Transfer, str]:
 
 
 def transfer_line(done, verb: str, where: str) -> None:
-
     rate = f", {done.bytes / 1e6 / done.seconds:.1f} MB/s" if done.seconds > 0 and done.bytes else ""
     already = f"; {len(done.present)} already there" if done.present else ""
     say(f"{verb} {len(done.moved)} artifacts ({done.bytes / 1e6:.1f} MB in {done.seconds:.1f}s{rate}) {where}{already}")

@@ -51,7 +51,6 @@ def check(recipe_path: str) -> Checked:
 
 
 def run(args) -> int:
-
     results, status = [], EXIT_OK
     for path in args.recipes or [DEFAULT_RECIPE]:
         try:

@@ -13,7 +13,6 @@ from anvil.recipe.suite import Prompt
 
 
 def converse(server, test: Prompt, seed: int, temperature: float, max_tokens: int) -> dict[str, Any]:
-
     messages: list[dict[str, Any]] = [{"role": "system", "content": test.system}] if test.system else []
     tools_called: list[str] = []
     turn_limit_hit = False

@@ -5,7 +5,7 @@ agree: the interval excludes 0 exactly when p < alpha, because both come from on
   discordant pairs, as statsmodels' `mcnemar(exact=True)`), and the interval that inverts it: the
   Clopper-Pearson interval of the share of discordant pairs that favour `mine`, scaled by the number of
   discordant pairs (the bound of that count, at one standard error, that widens the interval: the count
-  is random too; coverage checked by simulation in tests/test_stats.py);
+  is random too; coverage checked by simulation in tests/evaluation/test_stats.py);
 - judge scores (suites): runs of one test are not independent, so the test is the unit (Miller 2024,
   "Adding Error Bars to Evals"): the delta is the weighted mean of per-test differences (the composite's
   delta), its clustered standard error with a t reference on tests - 1 degrees of freedom gives both

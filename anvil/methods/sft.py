@@ -23,7 +23,6 @@ REFERENCE = False
 
 class SftTrainer:
     def __init__(self, session: Session):
-
         from mlx_lm_lora.trainer.datasets import CacheDataset, load_local_dataset
         from mlx_lm_lora.trainer.sft_trainer import get_sft_loss
 

@@ -96,7 +96,6 @@ def transcript_of(case: Case) -> dict[str, Any]:
 
 
 def run(ctx: StageRun[CalibrationConfig]) -> Result:
-
     config = ctx.config
     judging = Judging(config.judge, ctx.cache / "judge", retries=config.judge.retries)
     judged: list[dict[str, Any]] = []

@@ -76,7 +76,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def run(ctx: StageRun[EvalConfig]) -> Result:
-
     config = ctx.config
     conversations = transcripts.read(ctx.inputs["transcripts"])
     ctx.scratch.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def run(ctx: StageRun[FuseConfig]) -> Result:
-
     parent, adapter = source.checkpoint(ctx.inputs["parent"], ctx.root), ctx.inputs["adapter"]
     metrics = fuse.fuse(parent, adapter, ctx.out, ctx.progress)
     dtype = weight_dtype(ctx.out)

@@ -52,7 +52,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def run(ctx: StageRun[GateConfig]) -> Result:
-
     suites = evaluate.results_of(ctx.inputs["scores"])["suites"] if "scores" in ctx.inputs else {}
     benchmarks = knowledge.results_of(ctx.inputs["knowledge"])["benchmarks"] if "knowledge" in ctx.inputs else None
     checked = check_gates(suites, ctx.config.gates, benchmarks)

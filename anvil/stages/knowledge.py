@@ -105,7 +105,6 @@ def local_file(data: str, root: Path) -> Path:
 
 
 def run(ctx: StageRun[KnowledgeConfig]) -> Result:
-
     config = ctx.config
     plans: dict[str, tuple[Knowledge, list[dict], list[list[dict]]]] = {}
     for spec in config.benchmarks:

@@ -35,7 +35,6 @@ class QuantizeConfig(Strict):
 
 
 def library_version() -> str:
-
     try:
         return f"mlx-vlm {version('mlx-vlm')}"
     except PackageNotFoundError:
@@ -65,7 +64,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def run(ctx: StageRun[QuantizeConfig]) -> Result:
-
     parent = source.checkpoint(ctx.inputs["parent"], ctx.root)
     ctx.progress(0.05, f"quantizing to {ctx.config.quantize.label}")
     try:

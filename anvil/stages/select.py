@@ -111,7 +111,6 @@ def choose(config: SelectConfig, results: dict[str, dict[str, Any]]) -> dict[str
 
 
 def run(ctx: StageRun[SelectConfig]) -> Result:
-
     # an eval's {"suites": ...} or a knowledge stage's {"benchmarks": ...}: one file name for both
     results = {name: evaluate.results_of(ctx.inputs[f"results:{name}"]) for name in ctx.config.variants}
     chosen = choose(ctx.config, results)

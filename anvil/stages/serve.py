@@ -57,7 +57,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def _owned(record: StageRecord) -> Owned:
-
     return Owned.from_json(record.metrics["process"])
 
 
@@ -70,7 +69,6 @@ def server_of(record: StageRecord):
 
 
 def check(record: StageRecord) -> str | None:
-
     m = record.metrics
     if not process.is_ours(_owned(record)):
         if backend.port_in_use(m["host"], m["port"]):
@@ -88,7 +86,6 @@ def recorded(record: StageRecord, ledger) -> object:
 
 
 def stop(record: StageRecord) -> bool:
-
     return process.stop(_owned(record))
 
 
@@ -135,7 +132,6 @@ def _visible(text: str) -> str:
 
 
 def run(ctx: StageRun[Serve]) -> Result:
-
     options = ctx.config
     if ctx.previous is not None and ctx.previous.kind == "serve":
         stop(ctx.previous)

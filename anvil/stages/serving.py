@@ -56,7 +56,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 
 def run(ctx: StageRun[ServingConfig]) -> Result:
-
     asked, scored = ctx.config.asked, ctx.config.scored
     server = server_of(ctx.records["serve"])
     judging = Judging(scored.judge, ctx.cache / "judge", retries=scored.judge.retries)

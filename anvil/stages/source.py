@@ -47,7 +47,6 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 @cache
 def assets_digest() -> str:
-
     return digest([asset("chat_template.jinja"), asset("corpus.txt")])[:16]
 
 
@@ -64,7 +63,6 @@ def checkpoint(artifact: Path, root: Path) -> Path:
 
 
 def run(ctx: StageRun[SourceConfig]) -> Result:
-
     config = ctx.config
     scheme, _, where = config.source.partition(":")
     if scheme == "synthetic":

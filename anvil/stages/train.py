@@ -77,7 +77,6 @@ def _settings(method: str, given: Preference | None) -> Preference | None:
 
 
 def run(ctx: StageRun[TrainConfig]) -> Result:
-
     parent, data = ctx.inputs["parent"], ctx.inputs["dataset"]
     metrics = lora.train(
         source.checkpoint(parent, ctx.root),

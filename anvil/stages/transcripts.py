@@ -103,7 +103,6 @@ def resumable(scratch: Path, names: list[str], produce: Callable[[list[str]], It
 
 
 def run(ctx: StageRun[TranscriptsConfig]) -> Result:
-
     config = ctx.config
     items = {
         f"{suite}.{test_id}.run{r}": (prompt, r)

@@ -39,7 +39,6 @@ def state_of(record: StageRecord) -> str:
 
 
 def run(ctx: StageRun[ReportConfig]) -> Result:
-
     # Roles are stage ids. A need that is not an input was held back by a failure (or cannot be built).
     states = {sid: "blocked" for sid in ctx.node.needs}
     states |= {sid: state_of(record) for sid, record in ctx.records.items()}

@@ -9,8 +9,8 @@ import pytest
 from anvil.errors import AnvilError
 from anvil.planning.plan import Act, make_plan
 from anvil.planning.saved import differences, parse, to_saved
-from tests.test_cli import anvil
-from tests.test_plan import FILES, acts, applied, graph_of
+from tests.commands.test_cli import anvil
+from tests.planning.test_plan import FILES, acts, applied, graph_of
 
 REQUEST = {"targets": [], "replace": [], "exclude": []}
 

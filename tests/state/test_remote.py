@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from anvil.project import open_project
+from tests.commands.test_cli import anvil
 from tests.conftest import DATA_ONLY, LINEAGE
-from tests.test_cli import anvil
 
 BUCKET = "anvil-test"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from anvil.recipe.contamination import Index, Prompt, scan
+from tests.commands.test_cli import anvil
 from tests.conftest import chat_row
-from tests.test_cli import anvil
 
 LONG = (
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "

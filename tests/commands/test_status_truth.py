@@ -11,7 +11,7 @@ from anvil.commands.status import status_rows, status_table
 from anvil.project import open_project
 from anvil.state.project_state import load_records
 from tests.conftest import apply_without_mlx, chat_endpoint, serve_models_from
-from tests.test_knowledge import FAKE, answer, make
+from tests.stages.test_knowledge import FAKE, answer, make
 
 
 def _served(tmp_path, monkeypatch):

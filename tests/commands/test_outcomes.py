@@ -95,7 +95,7 @@ def test_stale_composites_and_gates_are_labelled_in_the_summary():
 
 def test_plan_says_running_only_for_a_server_it_probed(tmp_path, monkeypatch):
     from tests.conftest import chat_endpoint, serve_models_from
-    from tests.test_knowledge import FAKE, answer, make
+    from tests.stages.test_knowledge import FAKE, answer, make
 
     with chat_endpoint(answer) as (port, _):
         serve_models_from(monkeypatch, port)

@@ -19,8 +19,8 @@ from anvil.estimates.arithmetic import (
     shape_from_name,
     train_memory,
 )
+from tests.commands.test_cli import anvil
 from tests.conftest import chat_row
-from tests.test_cli import anvil
 
 KEYS = [
     "self_attn.q_proj",
