@@ -52,11 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     except AnvilError as e:
         print(f"error: {e}" if not isinstance(e, InvalidInput) else str(e), file=sys.stderr, flush=True)
         return e.exit_code
-    except KeyboardInterrupt as e:
-        if args.run is serve.run:
-            print("stopped", file=sys.stderr, flush=True)
-            return EXIT_OK
-        print("interrupted; finished stages are recorded, the one in flight is discarded", file=sys.stderr, flush=True)
+    except KeyboardInterrupt as e:  # Ctrl-C: 130; SIGTERM, SIGHUP: 128 + the signal (README, exit codes)
+        said = (
+            "stopped"
+            if args.run is serve.run
+            else "interrupted; finished stages are recorded, the one in flight is discarded"
+        )
+        print(said, file=sys.stderr, flush=True)
         return 128 + e.signum if isinstance(e, errors.Stopped) else EXIT_INTERRUPTED
 
 

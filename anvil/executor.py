@@ -18,7 +18,7 @@ from typing import Any
 
 from anvil.errors import AnvilError, StageFailed
 from anvil.planning.graph import Graph, Node
-from anvil.planning.plan import Act, Action, Held, Plan
+from anvil.planning.plan import FORCED, Act, Action, Held, Plan
 from anvil.planning.record import Outcome, StageRecord
 from anvil.stages.stage import Result
 from anvil.state.project_state import ProjectState
@@ -109,7 +109,12 @@ def execute(
             applied.blocked.append(action.stage)
             on_event("blocked", action, 0.0)
             continue
-        built = {need for need in node.deps if need in records and records[need].fingerprint == prints[need]}
+        # An observer's need left out of the plan (`--exclude serve`) is shown as recorded.
+        built = {
+            need: records[need].fingerprint
+            for need in node.deps
+            if need in records and records[need].fingerprint == prints.get(need, records[need].fingerprint)
+        }
         build = partial(
             _build,
             node,
@@ -156,9 +161,10 @@ def _apply_one(action, node, build, store, state, records, on_event, fetch) -> t
         record = records[action.stage] = build(None)
         state.save(records)
         return record, ""
-    with store.claim(action.fingerprint, on_wait=partial(on_event, "waiting", action, 0.0)) as waited:
-        # Planned as a restore, or built by another project while we waited: no compute.
-        cached = store.cached(action.fingerprint) if waited or action.act is Act.RESTORE else None
+    with store.claim(action.fingerprint, on_wait=partial(on_event, "waiting", action, 0.0)):
+        # Looked up again under the claim: another project sharing the store may have built it since the
+        # plan was made, while we waited or before; only --replace builds it again.
+        cached = None if FORCED in action.reasons else store.cached(action.fingerprint)
         how = "restored" if cached is not None else ""
         if cached is None and action.act is Act.RESTORE:  # planned from the remote store
             cached = fetch(action.fingerprint)
@@ -174,9 +180,11 @@ def _apply_one(action, node, build, store, state, records, on_event, fetch) -> t
 
 
 def _build(node, action, workdir, *, built, store, prints, plan, run_stage, on_event) -> StageRecord:
-    """Run one stage into `workdir`; an observer gets only the needs that are `built` (with this plan's print)."""
+    """Run one stage into `workdir`; an observer gets only the needs that are `built` (by fingerprint)."""
     inputs = {
-        role: store.artifact(prints[need]) for role, need in node.needs.items() if need in built or not node.observer
+        role: store.artifact(built[need] if need in built else prints[need])
+        for role, need in node.needs.items()
+        if need in built or not node.observer
     }
     on_event("start", action, 0.0)
     started, t0 = datetime.now(timezone.utc), time.monotonic()

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import openai
@@ -16,6 +19,7 @@ import pytest
 
 from anvil.backends.process import alive
 from anvil.backends.server import free_port, healthy
+from anvil.planning.plan import Act
 from anvil.project import open_project
 from anvil.stages.serve import server_of
 
@@ -172,6 +176,52 @@ def test_an_option_change_restarts_and_a_busy_port_is_a_clear_error(served, tmp_
     assert busy.exists()
 
 
+def test_a_copy_never_stops_the_original_and_a_busy_new_port_keeps_the_server(served, tmp_path):
+    recipe, project = served
+    running = project.state.load()["serve"]
+    max_tokens = running.config["max_tokens"]
+    copy = tmp_path / "copy"  # `cp -a` of the served project, set to another port
+    shutil.copytree(recipe.parent, copy)
+    write(copy, free_port(), max_tokens=max_tokens)
+    done = subprocess.run([sys.executable, "-m", "anvil", "apply"], cwd=copy, capture_output=True, text=True)
+    try:
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert alive(running.metrics["pid"]) and healthy(server_of(running)), "the original's server still serves"
+    finally:
+        open_project(copy / "anvil.toml").down()
+    with socket.socket() as taken:  # the new port is held by something else: the running server is kept
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        write(recipe.parent, taken.getsockname()[1], max_tokens=max_tokens)
+        done = subprocess.run(
+            [sys.executable, "-m", "anvil", "apply"], cwd=recipe.parent, capture_output=True, text=True
+        )
+    write(recipe.parent, running.metrics["port"], max_tokens=max_tokens)
+    assert done.returncode == 1 and "keeps serving" in done.stderr, done.stderr[-2000:]
+    assert alive(running.metrics["pid"]) and healthy(server_of(running))
+    assert [a.act for a in open_project(recipe).plan().actions if a.stage == "serve"] == [Act.UP_TO_DATE]
+
+
+def test_served_settings_changed_by_a_client_are_drift_that_apply_corrects(served):
+    recipe, project = served
+    record = project.state.load()["serve"]
+    assert record.metrics["settings"]["kv_bits"] == 4
+    request = urllib.request.Request(
+        record.metrics["url"] + "/v1/settings", data=json.dumps({"kv_bits": 2}).encode(), method="PATCH"
+    )
+    request.add_header("Content-Type", "application/json")
+    urllib.request.urlopen(request, timeout=10).read()
+    plan, after = apply(recipe)
+    [action] = [a for a in plan.actions if a.stage == "serve"]
+    line = action.line()
+    assert line.startswith(
+        "~ serve: its runtime settings were changed since it started (PATCH /v1/settings): kv_bits 4"
+    )
+    assert line.endswith("-> 2") or line.endswith("-> 2.0"), line
+    assert after.state.load()["serve"].metrics["settings"]["kv_bits"] == 4
+    assert not open_project(recipe).plan().changes
+
+
 def test_api_key_is_required_when_configured(tmp_path, monkeypatch):
     monkeypatch.setenv("ANVIL_TEST_KEY", "s3cret")
     recipe = write(tmp_path, free_port(), extra='api_key_env = "ANVIL_TEST_KEY"')
@@ -230,7 +280,7 @@ def test_anvil_serve_runs_in_the_foreground_and_ctrl_c_stops_it(served, tmp_path
     health = json.loads(urllib.request.urlopen(url + "/health", timeout=5).read())
     assert health["status"] == "healthy"
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 0
+    assert proc.wait(timeout=30) == 130, "interrupted, as the README's exit codes say"
     time.sleep(0.5)
     with pytest.raises(OSError):
         urllib.request.urlopen(url + "/health", timeout=1)

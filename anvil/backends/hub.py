@@ -20,7 +20,7 @@ def snapshot(repo: str, revision: str | None, offline: bool = False) -> tuple[Pa
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
         raise AnvilError(
             f"hf:{repo}: cannot download the weights ({type(e).__name__}). Offline, download them elsewhere "
-            f'(`huggingface-cli download {repo} --local-dir DIR`), copy DIR here and use source = "path:DIR"'
+            f'(`hf download {repo} --local-dir DIR`), copy DIR here and use source = "path:DIR"'
         ) from None
     return folder, folder.name  # the snapshot folder is named after its commit
 
@@ -36,6 +36,6 @@ def dataset_file(where: str, shown_as: str) -> Path:
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
         raise AnvilError(
             f"{shown_as}: cannot download the benchmark rows ({type(e).__name__}). Offline, download the file "
-            f"elsewhere (`huggingface-cli download --repo-type dataset {org}/{name} {filename}`), copy it here "
+            f"elsewhere (`hf download --repo-type dataset {org}/{name} {filename}`), copy it here "
             f'and use data = "path:FILE"'
         ) from None

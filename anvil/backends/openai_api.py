@@ -38,6 +38,16 @@ def answers(url: str, headers: dict[str, str], timeout: float = 2.0) -> bool:
         return False
 
 
+def get_json(url: str, headers: dict[str, str], timeout: float = 2.0) -> Any:
+    """GET `url` as JSON; None when the server does not answer it with JSON (an older server, a timeout)."""
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
 def chat_completion(base_url: str, body: dict[str, Any], headers: dict[str, str], timeout: float) -> dict[str, Any]:
     """POST `body` to `{base_url}/chat/completions` (base_url ends in /v1); the reply as JSON. urllib's errors
     (HTTPError with its code, URLError, timeouts) are the caller's to word."""

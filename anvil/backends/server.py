@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from anvil.backends import openai_api, process
 from anvil.backends.process import Child, Owned
@@ -121,6 +122,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def healthy(server: Server, timeout: float = 2.0) -> bool:
     return openai_api.answers(f"{server.url}/health", server.headers, timeout)
+
+
+def settings(server: Server) -> dict[str, Any] | None:
+    """The server's runtime settings as it reports them now (mlx-vlm's GET /v1/settings: KV bits, sampling
+    defaults ...), which any local client can change with PATCH; None when it does not say."""
+    found = openai_api.get_json(f"{server.url}/v1/settings", server.headers)
+    current = found.get("current") if isinstance(found, dict) else None
+    return current if isinstance(current, dict) else None
 
 
 def _log_tail(log: Path | None, lines: int = 15) -> str:

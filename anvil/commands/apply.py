@@ -20,6 +20,7 @@ from anvil.errors import EXIT_OK, AnvilError, StageFailed, StalePlan
 from anvil.planning.saved import differences, looks_saved, parse
 from anvil.recipe.files import not_a_file
 from anvil.recipe.load import shown
+from anvil.stages import gate
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -193,12 +194,8 @@ def summary_lines(summary: dict, console: Console) -> None:
             highlight=False,
             markup=False,
         )
-        width = min(max(len(g["metric"]) for g in gates), 44)  # a longer name is printed whole, never cut
-        for g in gates:
-            bound = f">= {g['min']:g}" if g["min"] is not None else f"<= {g['max']:g}"
-            value = "missing" if g["value"] is None else f"{g['value']:.2f}"
-            mark = "✓" if g["passed"] else "✗"
-            console.print(f"  {mark} {g['metric']:{width}s} {value:>8s}  needs {bound}", highlight=False, markup=False)
+        for line in gate.table(gates, marked=True):
+            console.print(f"  {line}", highlight=False, markup=False)
 
 
 class ApplyDisplay:

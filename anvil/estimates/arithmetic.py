@@ -104,6 +104,15 @@ def shape_from_name(name: str) -> Shape | None:
     )
 
 
+def parameter_count(n: float) -> str:
+    """A parameter count as every surface writes it: 31.0B, 24.5M, 835k, 512."""
+    if n >= 1e9:
+        return f"{n / 1e9:.1f}B"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    return f"{n / 1e3:.0f}k" if n >= 1e3 else f"{n:.0f}"
+
+
 def lora_parameters(shape: Shape, rank: int, last_layers: int, keys: Sequence[str]) -> int:
     """Trainable parameters: rank x (in + out) for each adapted projection of each trained layer."""
     q, kv, h, i = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim, shape.hidden, shape.intermediate

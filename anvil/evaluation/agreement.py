@@ -3,8 +3,8 @@ with a 1 - alpha interval, deterministic like the rest of Anvil's statistics (no
 
 - Spearman's rank correlation (scipy), its interval by Fisher's z with Bonett and Wright's standard error
   for a rank correlation, sqrt((1 + r^2 / 2) / (n - 3));
-- Cohen's kappa with quadratic weights on the scores rounded to 0-5 (scikit-learn), its interval from the
-  jackknife's standard error (leave each answer out once) on a t reference;
+- Cohen's kappa with quadratic weights on the scores taken to whole points 0-5, a half up (scikit-learn),
+  its interval from the jackknife's standard error (leave each answer out once) on a t reference;
 - mean absolute error and bias (mean of judge - person), t intervals.
 
 A judge that gives every answer one score has no rank correlation and no kappa: they are None, with the
@@ -54,11 +54,17 @@ def _kappa(person: Sequence[int], judge: Sequence[int]) -> float:
         return float(cohen_kappa_score(person, judge, labels=LABELS, weights="quadratic"))
 
 
+def _whole(score: float) -> int:
+    """A score on kappa's 0-5 categories: to the nearest whole point, a half up (2.5 -> 3, as people read
+    it; Python's round would take it to the even 2)."""
+    return math.floor(score + 0.5)
+
+
 def kappa(person: Sequence[float], judge: Sequence[float], alpha: float) -> dict[str, Any]:
     import numpy as np
     from scipy import stats
 
-    a, b = [round(x) for x in person], [round(x) for x in judge]
+    a, b = [_whole(x) for x in person], [_whole(x) for x in judge]
     if len(set(a)) < 2 or len(set(b)) < 2:
         return figure(None, reason=CONSTANT)
     k, n = _kappa(a, b), len(a)

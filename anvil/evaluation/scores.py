@@ -49,8 +49,9 @@ def deltas(mine: dict[str, Any], other: dict[str, Any] | None, alpha: float = st
     shared = [t for t in mine["tests"] if t in other["tests"]]
 
     def over(tests: list[str]) -> dict[str, Any]:
-        mean = [mine["tests"][t]["mean"] for t in tests]
-        theirs = [other["tests"][t]["mean"] for t in tests]
+        # each test's mean from its runs, not the mean rounded for display: rounding makes spread
+        mean = [statistics.fmean(mine["tests"][t]["runs"]) for t in tests]
+        theirs = [statistics.fmean(other["tests"][t]["runs"]) for t in tests]
         return stats.clustered(mean, theirs, [mine["tests"][t]["weight"] for t in tests], alpha).to_json()
 
     categories = [c for c in mine["categories"] if c in other["categories"]]
@@ -58,7 +59,7 @@ def deltas(mine: dict[str, Any], other: dict[str, Any] | None, alpha: float = st
     composite["significant"] = stats.significant(composite["p_value"], alpha)
     by_category = {c: over([t for t in shared if mine["tests"][t]["category"] == c]) for c in categories}
     for c, p in stats.holm({c: v["p_value"] for c, v in by_category.items()}).items():
-        by_category[c] |= {"p_holm": None if p is None else round(p, 4), "significant": stats.significant(p, alpha)}
+        by_category[c] |= {"p_holm": p, "significant": stats.significant(p, alpha)}
     return {
         "composite": round(mine["composite"] - other["composite"], 3),
         "categories": {c: round(mine["categories"][c] - other["categories"][c], 3) for c in categories},

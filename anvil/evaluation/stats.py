@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 ALPHA = 0.05
+ALIKE = "every test moved by the same amount: no spread to measure"
+NO_SPREAD = 1e-9  # scores are multiples of a judge's step (0.5 at finest): a spread below this is rounding error
 MIN_TESTS = 3  # 2 tests: a t interval on 1 degree of freedom, 25 standard errors wide, tells nothing
 COUNT_LEVEL = 0.32  # the discordant count's own interval: one standard error either side
 PER_TEST = (
@@ -37,8 +39,8 @@ class Comparison:
     reason: str | None = None  # why there is no p-value or interval
 
     def to_json(self) -> dict[str, Any]:
-        found = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
-        return {k: v for k, v in found.items() if not (k == "reason" and v is None)}
+        """As computed: figures are rounded where they are shown, never where they are stored or tested."""
+        return {k: v for k, v in asdict(self).items() if not (k == "reason" and v is None)}
 
 
 def _clopper_pearson(k, n, alpha: float):
@@ -95,8 +97,8 @@ def clustered_t(d, w, alpha: float = ALPHA) -> tuple[float, float | None, float 
     k = len(d)
     delta = float(np.sum(w * d))
     se = float(np.sqrt(k / (k - 1) * np.sum(w**2 * (d - delta) ** 2)))
-    if se == 0.0:
-        return (delta, 1.0, delta, delta) if delta == 0.0 else (delta, None, None, None)
+    if se <= NO_SPREAD:  # every test moved alike: a float's last bits are no spread to test
+        return delta, None, None, None
     df = k - 1
     p = float(2 * stats.t.sf(abs(delta) / se, df))
     half = float(stats.t.ppf(1 - alpha / 2, df)) * se
@@ -120,8 +122,10 @@ def clustered(
     if n < MIN_TESTS:
         return Comparison(observed, None, None, None, n, f"too few tests for an interval ({n}; at least {MIN_TESTS})")
     delta, p, low, high = clustered_t(x - y, w, alpha)
+    if p is None and float(np.max(np.abs(x - y))) <= NO_SPREAD:
+        return Comparison(0.0, None, None, None, n, "no test changed")
     if p is None:
-        return Comparison(delta, None, None, None, n, "every test moved by the same amount: no spread to measure")
+        return Comparison(delta, None, None, None, n, ALIKE)
     return Comparison(delta, p, low, high, n)
 
 

@@ -111,6 +111,7 @@ class Graph:
         found = {n.id for n in self.nodes.values() if n.model == target or n.id == stage_id("dataset", target)}
         if not found:
             kind, owner = parse_stage_id(target)
-            why = f" ({owner} has no {kind} stage)" if any(n.model == owner for n in self.nodes.values()) else ""
+            owned = owner is not None and any(n.model == owner for n in self.nodes.values())
+            why = f" ({owner} has no {kind} stage)" if owned else ""
             raise AnvilError(f"{flag} {target}: no such model or stage{why} (expected one of: {', '.join(self.nodes)})")
         return found

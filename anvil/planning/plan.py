@@ -192,6 +192,9 @@ def make_plan(
     return Plan(tuple(actions), dict(files))
 
 
+FORCED = "forced by --replace"  # the one reason to build what the store already holds
+
+
 @dataclass
 class Held:
     """The one blocking rule, shared by the planner and the executor: a stage that needs a stage whose
@@ -222,7 +225,7 @@ def _decide(
 ) -> tuple[Act, list[str], tuple[str, ...]]:
     """The act, its reasons, and their brief for a terminal line (() when the reasons are brief already)."""
     if node.id in replace:
-        return Act.RERUN, ["forced by --replace"], ()
+        return Act.RERUN, [FORCED], ()
     if record is not None and record.fingerprint == fp:
         return (Act.UP_TO_DATE, [], ()) if drift is None else (Act.RERUN, [drift], ())
     found = changes(node, record, inputs, files) if record else []

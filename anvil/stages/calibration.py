@@ -147,6 +147,7 @@ def run(ctx: StageRun[CalibrationConfig]) -> Result:
     return Result(metrics)
 
 
+THRESHOLDS = ("min_kappa", "min_spearman", "max_mae", "max_abs_bias")  # as the recipe's judge_agreement lists them
 UNCHECKED = "no judge_agreement thresholds: the judge's agreement with the person is measured, not checked"
 
 
@@ -157,7 +158,7 @@ def verdict(metrics: dict[str, Any]) -> str:
     thresholds = metrics.get("thresholds") or {}
     if not thresholds:
         return f"Not judged: {UNCHECKED} (set [eval] judge_agreement)."
-    met = ", ".join(f"{key} = {value:g}" for key, value in thresholds.items())
+    met = ", ".join(f"{key} = {thresholds[key]:g}" for key in THRESHOLDS if key in thresholds)
     return f"Agrees with the person within every threshold ({met})."
 
 

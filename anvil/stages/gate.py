@@ -70,12 +70,24 @@ def checked(artifact: Path) -> list[dict[str, Any]]:
 
 def failure_lines(record: StageRecord) -> list[str]:
     """The seed's GATE table: metric, value, threshold."""
+    return table(record.metrics.get("failures", []))
+
+
+def table(gates: list[dict[str, Any]], marked: bool = False, width: int = 78) -> list[str]:
+    """Gates as rows of metric, value and threshold, the metrics in one column (`marked`: a ✓ or ✗ first);
+    a metric too long for the column is printed whole on its own line, its figures on the next."""
+    bounds = [f">= {g['min']:g}" if g["min"] is not None else f"<= {g['max']:g}" for g in gates]
+    bounds = [f"{b} ({g['reason']})" if g.get("reason") else b for b, g in zip(bounds, gates, strict=True)]
+    column = max((len(g["metric"]) for g in gates), default=0)
+    fits = 2 * marked + column + len("  12345.00  needs ") + max(map(len, bounds), default=0) <= width
     lines = []
-    for f in record.metrics.get("failures", []):
-        bound = f">= {f['min']}" if f["min"] is not None else f"<= {f['max']}"
-        value = "missing" if f["value"] is None else f"{f['value']:.2f}"
-        bound = f"{bound} ({f['reason']})" if f.get("reason") else bound
-        lines.append(f"{f['metric']:45s} {value:>8s}   needs {bound}")
+    for g, bound in zip(gates, bounds, strict=True):
+        value = "missing" if g["value"] is None else f"{g['value']:.2f}"
+        mark = ("✓ " if g["passed"] else "✗ ") if marked else ""
+        if fits:
+            lines.append(f"{mark}{g['metric']:{column}s} {value:>8s}  needs {bound}")
+        else:
+            lines += [f"{mark}{g['metric']}", f"{' ' * len(mark)}  {value:>8s}  needs {bound}"]
     return lines
 
 

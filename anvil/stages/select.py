@@ -92,7 +92,11 @@ def choose(config: SelectConfig, results: dict[str, dict[str, Any]]) -> dict[str
 
     def worse(v: str) -> bool:
         d = against.get(v)
-        return d is not None and d["composite"] < 0 and stats.significant(adjusted.get(v), config.alpha)
+        if d is None or d["composite"] >= 0:
+            return False
+        # lower by the same amount on every test: no noise for it to be within
+        alike = d["significance"]["composite"].get("reason") == stats.ALIKE
+        return alike or stats.significant(adjusted.get(v), config.alpha)
 
     within = [v for v in order if v == best or not worse(v)]
     winner = min(within, key=lambda v: simplicity(config.variants[v]))

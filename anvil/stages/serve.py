@@ -16,6 +16,7 @@ from anvil.backends import process
 from anvil.backends import server as backend
 from anvil.backends.generation import greedy_texts
 from anvil.backends.process import Owned
+from anvil.errors import AnvilError
 from anvil.estimates import arithmetic
 from anvil.estimates.cost import Cost
 from anvil.planning.graph import Node, stage_id
@@ -74,15 +75,38 @@ def check(record: StageRecord) -> str | None:
         if backend.port_in_use(m["host"], m["port"]):
             return f"server process {m['pid']} is gone and another process holds port {m['port']}"
         return f"server process {m['pid']} is not running"
-    if not backend.healthy(server_of(record)):
+    server = server_of(record)
+    if not backend.healthy(server):
         return f"server process {m['pid']} does not answer on {m['url']}"
-    return None
+    return settings_drift(m.get("settings"), backend.settings(server))
+
+
+def settings_drift(started: dict[str, Any] | None, now: dict[str, Any] | None) -> str | None:
+    """Why the server no longer runs with the settings it was started and validated with (a local client's
+    PATCH /v1/settings): Terraform's refresh. None when they are the same or it cannot tell."""
+    if not started or now is None:
+        return None
+    changed = [
+        f"{k} {started.get(k)!r} -> {now.get(k)!r}"
+        for k in sorted(set(started) | set(now))
+        if started.get(k) != now.get(k)
+    ]
+    if not changed:
+        return None
+    shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+    return f"its runtime settings were changed since it started (PATCH /v1/settings): {shown}"
 
 
 def recorded(record: StageRecord, ledger) -> object:
     """The state now records the server: cut its tether, so that it outlives this apply."""
 
     return process.release(_owned(record), ledger)
+
+
+def is_mine(record: StageRecord, project: str) -> bool:
+    """The check before any signal: the project that runs now started it (a copied project's state records
+    the original's server), and it is still the very process that was started."""
+    return record.metrics.get("project") == project and process.is_ours(_owned(record))
 
 
 def stop(record: StageRecord) -> bool:
@@ -133,9 +157,21 @@ def _visible(text: str) -> str:
 
 def run(ctx: StageRun[Serve]) -> Result:
     options = ctx.config
-    if ctx.previous is not None and ctx.previous.kind == "serve":
-        stop(ctx.previous)
     folder = source.checkpoint(ctx.inputs["model"], ctx.root)
+    # What can fail is checked before the running server is stopped, and only this project's is stopped
+    # (a copied project's state records the original's server: it is not ours to stop).
+    previous = ctx.previous if ctx.previous is not None and ctx.previous.kind == "serve" else None
+    mine = previous if previous is not None and is_mine(previous, ctx.local.id) else None
+    frees = mine is not None and (mine.metrics.get("host"), mine.metrics.get("port")) == (options.host, options.port)
+    if not frees and backend.port_in_use(options.host, options.port):
+        holder = process.listener(options.port) or "another process"
+        kept = "" if mine is None else f"; the {mine.config.get('model')} at {mine.metrics.get('url')}/v1 keeps serving"
+        raise AnvilError(
+            f"serve: port {options.port} on {options.host} is already in use by {holder}{kept}; set another "
+            "`[serve] port` in the recipe, or stop that process"
+        )
+    if mine is not None:
+        stop(mine)
     # In-process answers first, model freed before a server loads it: never two copies in memory.
     ctx.progress(0.05, "greedy answers in process, for the serving validation")
     local = greedy_texts(folder, VALIDATION_PROMPTS, VALIDATION_TOKENS)
@@ -167,6 +203,7 @@ def run(ctx: StageRun[Serve]) -> Result:
         child.stop()
         raise
     warnings = _warnings(validation, options.kv_cache)
+    validation["settings"] = backend.settings(server)  # as validated: a later change is drift (`check`)
     metrics = {
         "pid": server.pid,
         "process": server.owned.to_json(),

@@ -12,6 +12,7 @@ from anvil.backends import hub, synthetic
 from anvil.backends.synthetic import asset
 from anvil.errors import AnvilError
 from anvil.estimates import first_run
+from anvil.estimates.arithmetic import parameter_count
 from anvil.estimates.cost import Cost, weights
 from anvil.planning.fingerprint import digest
 from anvil.planning.graph import Node, stage_id
@@ -83,7 +84,7 @@ def run(ctx: StageRun[SourceConfig]) -> Result:
 def summary(record: StageRecord) -> str:
     m, source = record.metrics, record.config.get("source", "")
     if "parameters" in m:
-        return f"{source}, {m['parameters'] / 1e6:.1f}M parameters"
+        return f"{source}, {parameter_count(m['parameters'])} parameters"
     return f"{source} at {m['revision'][:12]}" if "revision" in m else source
 
 

@@ -102,3 +102,12 @@ def test_the_last_line_of_apply_says_what_is_actually_recorded_server():
     assert "not serving" in serving_line(_recorded_server(problem="server process 12 is not running")).lower()
     foreign = serving_line(_recorded_server(foreign=True, problem="started by another project"))
     assert foreign.startswith("Not serving") and "another project" in foreign
+
+
+def test_apply_can_leave_a_recorded_server_out(tmp_path, monkeypatch):
+    folder = _served(tmp_path, monkeypatch)
+    for _ in ("served", "after down"):  # the report shows the server as recorded, or its absence
+        applied = anvil(folder, "apply", "--exclude", "serve", "--replace", "report")
+        assert applied.returncode == 0 and "Traceback" not in applied.stderr, applied.stderr
+        assert "Applied: 1 ran" in applied.stdout
+        assert anvil(folder, "down").returncode == 0

@@ -3,12 +3,14 @@ alpha, over every 2x2 table up to n = 60 and random ones up to n = 1,000, and ov
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
 from anvil.evaluation import stats
-from anvil.evaluation.scores import deltas
+from anvil.evaluation.scores import deltas, summarize
 
 
 def _tables(n_max: int):
@@ -87,7 +89,15 @@ def test_few_tests_or_no_spread_give_no_interval_and_say_why():
     alike = stats.clustered([3, 3, 3], [2, 2, 2])
     assert alike.p_value is None and "same amount" in alike.reason
     unchanged = stats.clustered([2, 2, 2], [2, 2, 2])
-    assert (unchanged.p_value, unchanged.ci_low, unchanged.ci_high) == (1.0, 0.0, 0.0)
+    assert (unchanged.p_value, unchanged.ci_low, unchanged.ci_high, unchanged.reason) == (
+        None,
+        None,
+        None,
+        "no test changed",
+    ), "no zero-width interval"
+    # every test one run's step down (a third of a point): float noise is no spread, and no significance
+    thirds = stats.clustered([sum(r) / 3 for r in ([5, 5, 4], [3, 3, 2], [1, 1, 0])], [5, 3, 1])
+    assert thirds.p_value is None and "same amount" in thirds.reason
 
 
 def test_holm_adjusts_a_family():
@@ -101,11 +111,19 @@ def _summary(means: dict[str, tuple[str, float]]) -> dict:
     return {"tests": tests, "categories": categories, "composite": float(np.mean([m for _, m in means.values()]))}
 
 
+def moved(i: int) -> float:
+    """Test i's mean after: the tone tests up about two points (with some spread), the voice tests split."""
+    return (4.0 + 0.05 * (i % 2) if i < 8 else 0.5 + (i % 2) * 2.5) + 0.1 * (i % 3)
+
+
 def test_json_flags_only_significant_deltas_after_holm():
     before = _summary({f"t{i}": ("tone" if i < 8 else "voice", 2.0 + 0.1 * (i % 3)) for i in range(12)})
     after = _summary(
         {
-            f"t{i}": ("tone" if i < 8 else "voice", (4.0 if i < 8 else 0.5 + (i % 2) * 2.5) + 0.1 * (i % 3))
+            f"t{i}": (
+                "tone" if i < 8 else "voice",
+                (4.0 + 0.05 * (i % 2) if i < 8 else 0.5 + (i % 2) * 2.5) + 0.1 * (i % 3),
+            )
             for i in range(12)
         }
     )
@@ -134,3 +152,43 @@ def test_the_page_colours_a_delta_only_when_it_is_significant():
 
     assert _signed(-3.75, False) == _signed(2.0, None) == _signed(None, True) == "flat"
     assert (_signed(-0.5, True), _signed(0.5, True)) == ("down", "up")
+
+
+def test_a_flag_the_interval_and_p_agree_on_every_mcnemar_table_up_to_200_items():
+    n = np.concatenate([np.full((k + 1) * (k + 2) // 2, k) for k in range(1, 201)])
+    b = np.concatenate([np.concatenate([np.arange(k + 1 - c) for c in range(k + 1)]) for k in range(1, 201)])
+    c = np.concatenate([np.concatenate([np.full(k + 1 - c, c) for c in range(k + 1)]) for k in range(1, 201)])
+    for alpha in (0.05, 0.01):
+        p, low, high = stats.paired_binary(b, c, n, alpha)
+        excludes = (low > 0) | (high < 0)
+        assert np.array_equal(excludes, p < alpha), np.flatnonzero(excludes != (p < alpha))[:5]
+
+
+def test_a_flag_the_interval_and_p_agree_on_random_suites_as_stored():
+    from anvil.recipe.suite import Scoring
+
+    rng = np.random.default_rng(7)
+    tests = [Scoring(id=f"t{i}", category="c" if i % 2 else "d", rubric="r") for i in range(8)]
+    for trial in range(300):
+        before = {t.id: list(rng.integers(1, 6, 3).astype(float)) for t in tests}
+        if trial % 3 == 0:  # every test one point down in one run: a third of a point each, no spread
+            after = {t: [runs[0] - 1, *runs[1:]] for t, runs in before.items()}
+        else:
+            after = {t: [float(min(5, max(0, s + rng.integers(-2, 3)))) for s in runs] for t, runs in before.items()}
+        found = deltas(summarize(tests, after, 9.0), summarize(tests, before, 9.0))
+        stored = json.loads(json.dumps(found))  # as results.json holds it
+        if trial % 3 == 0:
+            assert stored["significance"]["composite"]["p_value"] is None, "no spread, nothing to test"
+        for tested in [stored["significance"]["composite"], *stored["significance"]["categories"].values()]:
+            p = tested.get("p_holm", tested["p_value"])
+            excludes = tested["ci_low"] is not None and (tested["ci_low"] > 0 or tested["ci_high"] < 0)
+            assert tested["significant"] == (p is not None and p < 0.05)
+            if "p_holm" not in tested:
+                assert tested["significant"] == excludes, tested
+
+
+def test_the_stored_mcnemar_result_flags_what_its_own_p_and_interval_say():
+    mine = [True] * 45 + [False] * 74 + [True] * 0
+    theirs = [False] * 45 + [True] * 74
+    stored = json.loads(json.dumps(stats.mcnemar(mine, theirs, 0.01).to_json()))  # n=119, b=45, c=74
+    assert stored["p_value"] < 0.01 and stored["ci_high"] < 0, "p 0.009966: not stored as 0.01"

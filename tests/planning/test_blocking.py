@@ -31,7 +31,7 @@ def toy() -> Graph:
         Node("gate", "k", Cfg(), needs={"scores": "data"}),
         Node("serve", "k", Cfg(), needs={"model": "data", "gate": "gate"}),
         Node("after", "k", Cfg(), needs={"served": "serve"}),
-        Node("other", "k", Cfg(), needs={"data": "data"}),
+        Node("other", "k", Cfg(v=1), needs={"data": "data"}),  # its own content: never restored from another
     ]
     return Graph({n.id: n for n in nodes})
 

@@ -102,4 +102,5 @@ def test_simplest_within_noise_takes_the_simplest_not_significantly_worse():
     assert chosen["best"] == "v(lr=3e-5)" and chosen["winner"] == "v(lr=2e-5)", chosen
     assert "Holm-adjusted" in chosen["reason"]
     rows = {r["variant"]: r for r in chosen["variants"]}
-    assert rows["v(lr=1e-5)"]["p_holm"] < 0.05 and rows["v(lr=1e-5)"]["delta_vs_best"] == pytest.approx(-2.0)
+    # two points lower on every test: no spread for a p-value, and no noise to be within
+    assert rows["v(lr=1e-5)"]["p_holm"] is None and rows["v(lr=1e-5)"]["delta_vs_best"] == pytest.approx(-2.0)

@@ -35,6 +35,22 @@ def test_a_second_project_restores_what_the_first_built(project_dir, monkeypatch
     assert apply_fake(open_project(second)).ran == ["dataset.behavioral"]
 
 
+def test_what_another_project_committed_after_the_plan_is_restored_not_built_again(
+    project_dir, monkeypatch, tmp_path_factory
+):
+    first, second, store = two_projects(project_dir, monkeypatch, tmp_path_factory)
+    later = open_project(second)
+    plan = later.plan()  # made before the first project built the dataset they share
+    assert {a.stage: a.act for a in plan.actions}["dataset.domain"] is Act.CREATE
+    apply_fake(open_project(first))
+    shared = open_project(first).state.load()["dataset.domain"].fingerprint
+    committed = (store / "artifacts" / shared).stat().st_ino
+    run = Recorder()
+    later.apply(plan, run_stage=run)
+    assert run.ran == ["dataset.behavioral"], "looked up again under the claim"
+    assert (store / "artifacts" / shared).stat().st_ino == committed, "a committed artifact is never replaced"
+
+
 def test_projects_never_orphan_or_collect_each_others_work(project_dir, monkeypatch, tmp_path_factory):
     first, second, store = two_projects(project_dir, monkeypatch, tmp_path_factory)
     apply_fake(open_project(first))

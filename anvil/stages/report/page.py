@@ -13,6 +13,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from anvil.estimates.arithmetic import parameter_count
 from anvil.stages.report import charts
 from anvil.stages.report.config import template_text
 
@@ -107,9 +108,7 @@ def _format(value: Any, style: str = ".2f") -> str:
     if style == "int":
         return f"{value:,}"
     if style == "params":
-        return next(
-            f"{value / d:.1f}{u}" for d, u in ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1, "")) if value >= d or d == 1
-        )
+        return parameter_count(value)
     if style == "bytes":
         return next(
             f"{value / d:.1f} {u}"
