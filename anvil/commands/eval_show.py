@@ -11,8 +11,8 @@ from anvil.console import fitted
 from anvil.errors import EXIT_OK, AnvilError
 from anvil.evaluation.agent import render
 from anvil.planning.graph import stage_id
-from anvil.stages import calibration, evaluate, knowledge, serve
-from anvil.stages.report import shipped
+from anvil.stages import calibration, evaluate, knowledge
+from anvil.stages.registry import BY_KIND, STAGES
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -71,12 +71,11 @@ def eval_results(project: Project, model: str) -> dict[str, Any]:
         }
     if known is not None:
         results["knowledge"] = knowledge.results_of(project.store.artifact(known.fingerprint))["benchmarks"]
-    if (fused := records.get(stage_id("fuse", model))) is not None and "parity" in fused.metrics:
-        results["parity"] = fused.metrics["parity"]  # the model evaluated is the model trained
-    if (made := records.get(stage_id("quantize", model))) is not None:
-        results["quantized"] = made.metrics | {"margin": recipe.models[model].quantize.margin}  # type: ignore[union-attr]
-    if (served := records.get("serve")) is not None and served.config.get("model") == model:
-        results["served"] = serve.figures(served)  # ... and the model served
+    for node in project.graph.order():  # the model trained, quantized and served, as its stages found it
+        shown, record = BY_KIND[node.kind].shown, records.get(node.id)
+        figures = shown.figures(record, recipe, model) if node.model == model and shown and record else None
+        if shown is not None and figures is not None:
+            results[shown.key] = figures
     return results
 
 
@@ -131,9 +130,10 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
                 )
         category_table(summary, report["against"], console)
     knowledge_table(report, console)
-    parity_line(report, console)
-    quantized_line(report, console)
-    served_line(report, console)
+    for stage in STAGES:  # what the model's other stages add: its parity, its quantization, its server
+        if stage.shown is not None and (figures := report.get(stage.shown.key)) is not None:
+            for line in stage.shown.lines(figures, report):
+                console.print(line, highlight=False, markup=False)
 
 
 def judge_lines(suite: str, summary: dict, calibrated: dict, console: Console) -> None:
@@ -267,59 +267,3 @@ def knowledge_table(report: dict, console: Console) -> None:
 def _share(score: dict) -> str:
     error = f" ±{100 * score['stderr']:.1f}" if score.get("stderr") is not None else ""
     return f"{100 * score['score']:.1f}%{error}"
-
-
-def parity_line(report: dict, console: Console) -> None:
-    """The round as served against the round as trained (the fuse's check), in the seed's words."""
-    if (p := report.get("parity")) is None:
-        return
-    console.print(
-        f"training (mlx-lm) vs serving (mlx-vlm) on {p['probes']} held-out prompts: max |logit| "
-        f"difference {p['max_logit_diff']:.1e}, top-1 {100 * p['top1_agreement']:.0f}%, greedy "
-        f"{100 * p['greedy_agreement']:.0f}%: {p['verdict']} (tolerance {p['tolerance']:g}, {p['dtype']})",
-        highlight=False,
-        markup=False,
-    )
-
-
-def quantized_line(report: dict, console: Console) -> None:
-    """A quantized node against its parent: what it costs and buys, and the non-inferiority verdict."""
-
-    if (q := report.get("quantized")) is None:
-        return
-    parent = report["against"]["parent"]
-    judged = shipped.verdict(*shipped.paired(report["suites"], report.get("knowledge", {})), q["margin"])
-    mine, theirs = q["speed"]["quantized"], q["speed"]["parent"]
-    console.print(
-        f"quantized {q['label']} from {parent}: {q['bytes']['total'] / 1e6:.1f} MB "
-        f"({q['bytes']['total'] / q['parent_bytes']['total']:.0%} of {parent}), "
-        f"{mine['tokens_per_second'] / theirs['tokens_per_second']:.2f}x tokens/s, peak "
-        f"{mine['peak_memory_gb'] * 1e3:.0f} MB vs {theirs['peak_memory_gb'] * 1e3:.0f} MB, top-1 "
-        f"{q['parity']['top1_agreement']:.0%} with {parent}; {judged['verdict']} ({judged['why']})",
-        highlight=False,
-        markup=False,
-    )
-
-
-def served_line(report: dict, console: Console) -> None:
-    """The server against in-process generation and against training's own greedy answers."""
-    if (s := report.get("served")) is None:
-        return
-    kv = s.get("kv_cache") or {}
-    cache = (
-        "no KV quantization"
-        if kv.get("quantization", "none") == "none"
-        else (f"{kv['bits']}-bit {kv['quantization']} KV from token {kv['start']}")
-    )
-    agreed = s.get("kv_validation_agreement", s.get("validation_agreement"))
-    shares = (
-        [] if agreed is None else [f"{100 * agreed:.0f}% of {s['validation_prompts']} greedy answers as in process"]
-    )
-    if "validation_logprob_diff" in s:
-        shares.append(f"logprobs within {s['validation_logprob_diff']:.1e}")
-    if s.get("samples_compared"):
-        shares.append(
-            f"{100 * s['samples_agreement']:.0f}% of {s['samples_compared']} held-out prompts as "
-            "training answered them (samples.json)"
-        )
-    console.print(f"served (mlx-vlm server, {cache}): " + ", ".join(shares), highlight=False, markup=False)

@@ -6,6 +6,8 @@ it is blocked. The artifact is the fused checkpoint itself (see `source.checkpoi
 
 from __future__ import annotations
 
+from typing import Any
+
 from anvil.backends import fuse, parity, samples
 from anvil.errors import AnvilError
 from anvil.estimates import arithmetic, first_run
@@ -17,7 +19,7 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.preference import as_chat
 from anvil.recipe.serving import Parity
 from anvil.stages import dataset, source
-from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+from anvil.stages.stage import Result, Shown, Stage, StageRun, Suites, weights_of
 from anvil.state.checkpoint import weight_dtype
 
 CODE_VERSION = 3  # 3: the training-against-serving check
@@ -102,4 +104,17 @@ COST = Cost(
 )
 
 
-STAGE = Stage(kind="fuse", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)
+def parity_lines(p: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """The round as served against the round as trained (the fuse's check), in the seed's words."""
+    return [
+        f"training (mlx-lm) vs serving (mlx-vlm) on {p['probes']} held-out prompts: max |logit| "
+        f"difference {p['max_logit_diff']:.1e}, top-1 {100 * p['top1_agreement']:.0f}%, greedy "
+        f"{100 * p['greedy_agreement']:.0f}%: {p['verdict']} (tolerance {p['tolerance']:g}, {p['dtype']})"
+    ]
+
+
+# the model evaluated is the model trained: its fuse's parity check
+SHOWN = Shown("parity", lambda record, recipe, model: record.metrics.get("parity"), parity_lines)
+
+
+STAGE = Stage(kind="fuse", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, shown=SHOWN)

@@ -7,6 +7,7 @@ evaluated, gated and served like a fused round (`weights_of`)."""
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from anvil.backends import parity
 from anvil.backends import quantize as backend
@@ -19,7 +20,8 @@ from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
 from anvil.recipe.quantization import Quantize
 from anvil.stages import source
-from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+from anvil.stages.report import shipped
+from anvil.stages.stage import Result, Shown, Stage, StageRun, Suites, weights_of
 from anvil.state.checkpoint import sizes, weight_dtype
 
 CODE_VERSION = 1
@@ -120,4 +122,31 @@ COST = Cost(
 )
 
 
-STAGE = Stage(kind="quantize", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)
+def figures(record: StageRecord, recipe: Recipe, model: str) -> dict[str, Any]:
+    quantize = recipe.models[model].quantize
+    return record.metrics | {"margin": quantize.margin if quantize else None}
+
+
+def eval_lines(q: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """A quantized node against its parent: what it costs and buys, and the non-inferiority verdict."""
+    parent = report["against"]["parent"]
+    judged = shipped.verdict(*shipped.paired(report["suites"], report.get("knowledge", {})), q["margin"])
+    mine, theirs = q["speed"]["quantized"], q["speed"]["parent"]
+    return [
+        f"quantized {q['label']} from {parent}: {q['bytes']['total'] / 1e6:.1f} MB "
+        f"({q['bytes']['total'] / q['parent_bytes']['total']:.0%} of {parent}), "
+        f"{mine['tokens_per_second'] / theirs['tokens_per_second']:.2f}x tokens/s, peak "
+        f"{mine['peak_memory_gb'] * 1e3:.0f} MB vs {theirs['peak_memory_gb'] * 1e3:.0f} MB, top-1 "
+        f"{q['parity']['top1_agreement']:.0%} with {parent}; {judged['verdict']} ({judged['why']})"
+    ]
+
+
+STAGE = Stage(
+    kind="quantize",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    cost=COST,
+    shown=Shown("quantized", figures, eval_lines),
+)

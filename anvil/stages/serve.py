@@ -24,7 +24,7 @@ from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import source
-from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+from anvil.stages.stage import Result, Shown, Stage, StageRun, Suites, weights_of
 
 if TYPE_CHECKING:
     from anvil.backends.process import Owned
@@ -241,8 +241,10 @@ def _warnings(validation: dict[str, Any], kv: KvCache) -> list[str]:
     return warnings
 
 
-def figures(record: StageRecord) -> dict[str, Any]:
-    """What the server's validation found, for `eval show`."""
+def figures(record: StageRecord, recipe: Recipe, model: str) -> dict[str, Any] | None:
+    """What the server's validation found, for `eval show` of the model it serves."""
+    if record.config.get("model") != model:
+        return None
     shown = (
         "validation_prompts",
         "validation_agreement",
@@ -266,6 +268,28 @@ COST = Cost(
 )
 
 
+def eval_lines(s: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """The server against in-process generation and against training's own greedy answers."""
+    kv = s.get("kv_cache") or {}
+    cache = (
+        "no KV quantization"
+        if kv.get("quantization", "none") == "none"
+        else (f"{kv['bits']}-bit {kv['quantization']} KV from token {kv['start']}")
+    )
+    agreed = s.get("kv_validation_agreement", s.get("validation_agreement"))
+    shares = (
+        [] if agreed is None else [f"{100 * agreed:.0f}% of {s['validation_prompts']} greedy answers as in process"]
+    )
+    if "validation_logprob_diff" in s:
+        shares.append(f"logprobs within {s['validation_logprob_diff']:.1e}")
+    if s.get("samples_compared"):
+        shares.append(
+            f"{100 * s['samples_agreement']:.0f}% of {s['samples_compared']} held-out prompts as "
+            "training answered them (samples.json)"
+        )
+    return [f"served (mlx-vlm server, {cache}): " + ", ".join(shares)]
+
+
 STAGE = Stage(
     kind="serve",
     code_version=CODE_VERSION,
@@ -277,4 +301,5 @@ STAGE = Stage(
     stop=stop,
     recorded=recorded,
     cost=COST,
+    shown=Shown("served", figures, eval_lines),
 )

@@ -74,6 +74,17 @@ class Result:
 
 
 @dataclass(frozen=True)
+class Shown:
+    """A stage's part of `eval show MODEL`: its figures under `key` (in `--json`), read from its record of
+    that model (None: nothing to show), and the lines they print (given the whole report: a verdict may
+    need the suites)."""
+
+    key: str
+    figures: Callable[[StageRecord, Recipe, str], dict[str, Any] | None]
+    lines: Callable[[dict[str, Any], dict[str, Any]], list[str]]
+
+
+@dataclass(frozen=True)
 class Stage:
     kind: str
     code_version: int  # bump when a change to `run` changes what it produces
@@ -96,6 +107,7 @@ class Stage:
     cost: Cost = Cost()  # what its time and peak memory depend on, for the plan's estimates
     # What the live page draws of it while it runs, from its scratch folder (a round's loss curve so far).
     so_far: Callable[[Path], Any] | None = None
+    shown: Shown | None = None  # what `eval show MODEL` adds from this stage of the model
 
 
 def artifact_json(artifact: Path, name: str) -> Any:
