@@ -26,7 +26,7 @@ from anvil.commands import (
     validate,
 )
 from anvil.commands import gc as collect
-from anvil.errors import EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
+from anvil.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
 
 COMMANDS = (validate, schema, plan, apply, serve, down, eval_show, status, report, transfer, graph, collect)
 
@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except AnvilError as e:
         print(f"error: {e}" if not isinstance(e, InvalidInput) else str(e), file=sys.stderr, flush=True)
         return e.exit_code
+    except OSError as e:  # the file system refused (full disk, read-only, permissions): its path and why
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{errors.file_system_cause(e)}", file=sys.stderr, flush=True)
+        return EXIT_ERROR
     except KeyboardInterrupt as e:  # Ctrl-C: 130; SIGTERM, SIGHUP: 128 + the signal (README, exit codes)
         said = (
             "stopped"

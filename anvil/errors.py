@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,30 @@ class InvalidInput(AnvilError):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class Unwritable(AnvilError, OSError):
+    """A file Anvil writes could not be written: the path and the cause (a full disk, a read-only file
+    system, permissions), never a traceback; what was there before is left as it was. Still an OSError, so
+    that a cache whose write fails is skipped as before."""
+
+    def __init__(self, path: object, error: OSError):
+        self.message = f"{path}: cannot write it: {file_system_cause(error)}"
+        OSError.__init__(self, error.errno, self.message, str(path))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def file_system_cause(error: OSError) -> str:
+    """An OSError as its cause, in words: the full disk or the read-only file system it means."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full (no space left on the device); free some space and run the command again"
+    if error.errno == errno.EROFS:
+        return "the file system is read-only; use a store on a writable one (ANVIL_STORE)"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return error.strerror or str(error)
 
 
 class StoreLocked(AnvilError):

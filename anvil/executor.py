@@ -179,6 +179,23 @@ def _apply_one(action, node, build, store, state, records, on_event, fetch) -> t
     return records[action.stage], how
 
 
+FULL_BELOW = 64 << 20  # bytes free on the store's disk under which a failed write is taken for a full disk
+
+
+def _disk_note(workdir: Path | None) -> str:
+    """What to add to a stage's error when its disk is (nearly) full: libraries word that their own way
+    (MLX: "[write] Unable to write N bytes to file")."""
+    if workdir is None:
+        return ""
+    try:
+        free = shutil.disk_usage(workdir.parent).free
+    except OSError:
+        return ""
+    if free >= FULL_BELOW:
+        return ""
+    return f" (the disk holding {workdir.parent} is full: {free >> 20} MB free; free some space and apply again)"
+
+
 def _build(node, action, workdir, *, built, store, prints, plan, run_stage, on_event) -> StageRecord:
     """Run one stage into `workdir`; an observer gets only the needs that are `built` (by fingerprint)."""
     inputs = {
@@ -198,7 +215,7 @@ def _build(node, action, workdir, *, built, store, prints, plan, run_stage, on_e
             failed.exit_code = e.exit_code
             raise failed from e
         if isinstance(e, Exception):
-            raise StageFailed(f"{action.stage} failed: {type(e).__name__}: {e}") from e
+            raise StageFailed(f"{action.stage} failed: {type(e).__name__}: {e}{_disk_note(workdir)}") from e
         raise
     if not isinstance(result, Result):
         result = Result(result)

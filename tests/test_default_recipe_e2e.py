@@ -80,6 +80,7 @@ def test_default_recipe_applies_and_learns(built):
     shown = subprocess.run(
         [sys.executable, "-m", "anvil", "eval", "show", "v2"], cwd=tmp_path, capture_output=True, text=True
     ).stdout
+    shown = " ".join(shown.split())  # prose is wrapped at the terminal's width
     assert "100% of 5 greedy answers as in process" in shown and "100% of 8 held-out prompts as training" in shown
     # The seed's serving validation: the served model once, against its 3-run evaluation and their spread.
     served = state["serving"].metrics["suites"]["tiny"]

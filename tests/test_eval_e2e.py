@@ -208,7 +208,7 @@ def test_a_judge_that_disagrees_with_a_person_blocks_its_scores_until_it_is_fixe
         assert calibrated["kappa"]["value"] == 1.0 and calibrated["mae"]["value"] == 0 and not calibrated["shortfalls"]
         summary = eval_results(project, "v1")["suites"]["suite"]
         assert summary["noise"]["judge_std"] == 0.0 and all(t["judge_std"] == 0.0 for t in summary["tests"].values())
-        shown = anvil(tmp_path, "eval", "show", "v1").stdout
+        shown = " ".join(anvil(tmp_path, "eval", "show", "v1").stdout.split())  # prose wraps at 80 columns
         assert "judge vs a person on 6 answers: kappa 1.00" in shown and "judge spread (repeated" in shown
         assert project.state.load()["serve"].config["model"] == "v1"
     finally:

@@ -58,10 +58,7 @@ def run(args) -> int:
     if args.out:
         request = {"targets": args.target, "replace": args.replace, "exclude": args.exclude}
         saved = to_saved(plan, str(Path(args.recipe).resolve()), project.state.load(), request)
-        try:
-            write_json(Path(args.out), saved)
-        except OSError as e:
-            raise AnvilError(f"{args.out}: cannot write the plan there ({e.strerror or e})") from None
+        write_json(Path(args.out), saved)  # Unwritable names the file and why
         say(
             f"\nSaved the plan to {args.out}: `anvil apply {args.out}` runs exactly this plan, or nothing if "
             "anything it was made from changes.",

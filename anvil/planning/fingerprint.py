@@ -19,7 +19,8 @@ def digest(value: Any) -> str:
 
 def fingerprint(node: Node, inputs: dict[str, str], files: dict[str, str]) -> str:
     """Everything that decides a stage's output: its kind and code version, its resolved config, the
-    fingerprints of the stages it needs and the content of the files it reads. Not its id: two stages
+    fingerprints of the stages it needs by the role they play (`inputs`: "parent", "dataset" ...; not
+    their ids) and the content of the files it reads. Not its id either: two stages
     with the same inputs share one artifact. Not how a file's path is spelt either: the same data read
     as `data/x.jsonl` by one recipe and `../data/x.jsonl` by another is one input."""
     if not files:

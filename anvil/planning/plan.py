@@ -158,9 +158,10 @@ def make_plan(
     held = Held()
     actions: list[Action] = []
     for node in graph.order():
-        inputs = {need: prints[need] for need in node.deps}
+        inputs = {need: prints[need] for need in node.deps}  # by stage id: what a plan's reasons name
         node_files = {path: files[path] for path in node.files}
-        fp = prints[node.id] = fingerprint(node, inputs, node_files)
+        # by role: a stage is its content, whatever its inputs' ids (a sweep's variant equal to a built round)
+        fp = prints[node.id] = fingerprint(node, {role: prints[need] for role, need in node.needs.items()}, node_files)
         if node.id not in scope:
             continue
         record = records.get(node.id)

@@ -217,10 +217,12 @@ class Model(Strict):
             for key, values in self.matrix.items():
                 if problem := setting_problem(self, key, values):
                     raise ValueError(f"matrix: {problem}")
+            if len(combinations(self.matrix)) < 2:
+                raise ValueError("matrix: it makes one variant (a sweep needs two or more; one is a setting)")
             if len(variants("x", self)) != len(combinations(self.matrix)):
                 raise ValueError(
-                    "matrix: two values name the same variant (they differ beyond 6 significant "
-                    "digits): choose values further apart"
+                    "matrix: two values name the same variant (they agree to 6 significant digits, as "
+                    "variant names write them): choose values further apart"
                 )
             if len(combinations(self.matrix)) > MAX_VARIANTS:
                 raise ValueError(f"the matrix makes {len(combinations(self.matrix))} variants (at most {MAX_VARIANTS})")

@@ -93,10 +93,12 @@ def setting_problem(model, key: str, values: list[Any]) -> str | None:
     if field not in kind.model_fields:
         return f"{key!r}: {table} has no field {field!r} (expected one of: {', '.join(kind.model_fields)})"
     if not values:
-        return f"{key!r} lists no values (expected two or more)"
-    shown = [repr(v) for v in values]
-    if len(set(shown)) != len(shown):
-        return f"{key!r} lists a value twice: {', '.join(shown)}"
+        return f"{key!r} lists no values (expected one or more; the matrix as a whole makes two or more variants)"
+    for i, a in enumerate(values):
+        for b in values[i + 1 :]:
+            if a == b and isinstance(a, bool) == isinstance(b, bool):  # 10 and 10.0 too; not 1 and true
+                same = "is listed twice" if repr(a) == repr(b) else f"and {b!r} are the same number"
+                return f"{key!r}: {a!r} {same} (each value makes a variant of its own)"
     for value in values:
         try:
             overridden(model, {key: value})

@@ -8,7 +8,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import tomli
 from pydantic import BaseModel, ValidationError
@@ -70,7 +70,8 @@ def parse_toml(path: Path, model: type[M], what: str) -> Parsed[M]:
     try:
         value = model.model_validate(data, context={"root": path.resolve().parent})  # for files a field names
     except ValidationError as e:
-        problems = [_located(name, positions, err["loc"], _explain(dict(err), model)) for err in e.errors()]
+        errors = _one_per_union(e.errors())
+        problems = [_located(name, positions, err["loc"], _explain(dict(err), model)) for err in errors]
         raise InvalidInput(sorted(problems, key=lambda p: (p.line, p.col))) from None
     return Parsed(name, value, positions)
 
@@ -88,6 +89,32 @@ def _dotted(loc: tuple) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def _one_per_union(errors: list[Any]) -> list[Any]:
+    """pydantic reports a value that fits no member of a union once per member (`matrix.x[0].float`,
+    `[0].int`, ...): one error for the value instead, naming every type it could have been."""
+    siblings: dict[tuple, list[Any]] = {}
+    for err in errors:
+        siblings.setdefault(tuple(err["loc"][:-1]), []).append(err)
+    out = []
+    for err in errors:
+        group = siblings[tuple(err["loc"][:-1])]
+        union = len(group) > 1 and all(_type_error(g["type"]) and g.get("input") is err.get("input") for g in group)
+        if not union:
+            out.append(err)
+        elif err is group[0]:
+            expected = " or ".join(dict.fromkeys(_expected(g) for g in group))
+            out.append({**err, "loc": err["loc"][:-1], "msg": f"Input should be {expected}"})
+    return out
+
+
+def _type_error(kind: str) -> bool:
+    return kind.endswith(("_type", "_parsing")) or kind.startswith(("int_", "float_", "bool_"))
+
+
+def _expected(err: Any) -> str:
+    return str(err["msg"]).removeprefix("Input should be ").removeprefix("a valid ")
 
 
 def _explain(err: dict, model: type[BaseModel]) -> str:
@@ -116,9 +143,8 @@ def _explain(err: dict, model: type[BaseModel]) -> str:
         return str(ctx.get("error", err["msg"]))
     if kind in ("model_type", "dict_type", "model_attributes_type"):
         return f"{given!r} has the wrong type (expected a table)"
-    if kind.endswith(("_type", "_parsing")) or kind.startswith(("int_", "float_", "bool_")):
-        expected = err["msg"].removeprefix("Input should be ").removeprefix("a valid ")
-        return f"{given!r} has the wrong type (expected {expected})"
+    if _type_error(kind):
+        return f"{given!r} has the wrong type (expected {_expected(err)})"
     return err["msg"]
 
 

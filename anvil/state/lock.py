@@ -6,6 +6,7 @@ attempt, which would erase the owner (pid, host, since) a refused apply names in
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from anvil.errors import AnvilError, StoreLocked
+from anvil.errors import AnvilError, StoreLocked, file_system_cause
 
 
 def _owner(fd: int) -> dict:
@@ -32,6 +33,8 @@ def _open(path: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
+        if e.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM):
+            raise AnvilError(f"{path}: cannot create the lock file: {file_system_cause(e)}") from None
         raise AnvilError(
             f"{path}: cannot open it as a lock file ({e.strerror or e}); it is Anvil's own: remove "
             "whatever is there and run the command again"

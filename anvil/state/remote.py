@@ -71,6 +71,7 @@ class Remote:
         self.url, self.endpoint_url = url.rstrip("/"), endpoint_url
         self.s3 = url.startswith("s3://")
         self.root = self.url.removeprefix("s3://") if self.s3 else str(Path(url).resolve())
+        self.probed = False
 
     @cached_property
     def fs(self) -> Any:
@@ -99,7 +100,26 @@ class Remote:
     def _record_path(self, fingerprint: str) -> str:
         return f"{self.root}/records/{fingerprint}.json"
 
+    def probe(self) -> None:
+        """Asked once, before the remote is first used: a missing bucket, an endpoint that does not answer as
+        S3 does, or a folder under a regular file is refused by name, never taken for an empty remote."""
+        if self.probed:
+            return
+        if self.s3:
+            bucket = self.root.split("/", 1)[0]
+            listed = self._call(f"list bucket {bucket}", self.fs.call_s3, "list_objects_v2", Bucket=bucket, MaxKeys=1)
+            if not isinstance(listed, dict) or listed.get("Name") != bucket:  # an S3 listing names its bucket
+                where = self.endpoint_url or "the default S3 endpoint"
+                raise RemoteError(f"{self.url}: {where} does not answer as S3 does (no listing of bucket {bucket})")
+        else:
+            folder = Path(self.root)
+            blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+            if blocking is not None:
+                raise RemoteError(f"{self.url}: {blocking} is a file, so no remote store folder can be there")
+        self.probed = True
+
     def has(self, fingerprint: str) -> bool:
+        self.probe()
         return bool(self._call("look up the run-cache", self.fs.exists, self._record_path(fingerprint)))
 
     def record(self, fingerprint: str) -> tuple[StageRecord, str]:
@@ -134,6 +154,7 @@ class Remote:
     def pull(self, store: Store, fingerprint: str) -> StageRecord:
         """Download an artifact into the local store, its digest checked; the local run-cache record.
         Call while holding `store.claim(fingerprint)`."""
+        self.probe()
         record, upload = self.record(fingerprint)
         folder = f"{self.root}/artifacts/{fingerprint}/{upload}"
         workdir = store.new_workdir(f"pull-{fingerprint[:12]}")
@@ -198,6 +219,7 @@ class Shared:
 
     def push(self, store: Store, records: Iterable[StageRecord]) -> Transfer:
         assert self.remote is not None
+        self.remote.probe()  # with nothing to push, whether it could be pushed to is still the answer
         done, t0 = Transfer(), time.monotonic()
         for record in records:
             if not store.intact(record):

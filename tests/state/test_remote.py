@@ -3,6 +3,7 @@ S3-compatible server on loopback (moto's), with corrupted objects, concurrent pu
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
 import socket
@@ -113,7 +114,7 @@ def test_a_remote_that_is_down_is_a_warning_and_local_work_goes_on(project_dir, 
     (project_dir / "anvil.toml").write_text(DATA_ONLY + s3_store(f"http://127.0.0.1:{port}", "down"))
     plan = anvil("plan")
     assert plan.returncode == 0 and "+ dataset.domain: create" in plan.stdout
-    assert "cannot look up the run-cache" in plan.stderr and "going on without the remote store" in plan.stderr
+    assert f"cannot list bucket {BUCKET}" in plan.stderr and "going on without the remote store" in plan.stderr
     assert anvil("apply").returncode == 0
     pushed = anvil("push")
     assert pushed.returncode == 1 and pushed.stderr.startswith(f"error: s3://{BUCKET}/down: cannot")
@@ -121,6 +122,42 @@ def test_a_remote_that_is_down_is_a_warning_and_local_work_goes_on(project_dir, 
     pulled = anvil("pull")  # fails as push does: "pulled 0 artifacts" would be a guess
     assert pulled.returncode == 1 and pulled.stderr.startswith(f"error: cannot pull from s3://{BUCKET}/down: ")
     assert "Traceback" not in pulled.stderr and not pulled.stdout
+
+
+def test_a_store_that_cannot_be_used_is_named_never_taken_for_an_empty_one(project_dir, tmp_path, s3_server, aws_env):
+    not_s3 = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=not_s3.serve_forever, daemon=True).start()
+    (tmp_path / "a-file").write_text("")
+    unusable = {
+        s3_store(s3_server, "x").replace(BUCKET, "no-such-bucket"): "The specified bucket does not exist",
+        s3_store(f"http://127.0.0.1:{not_s3.server_port}", "x"): "does not answer as S3 does",
+        f'\n[store]\nremote = "{tmp_path / "a-file" / "store"}"\n': "a-file is a file, so no remote store folder",
+    }
+    try:
+        for store, why in unusable.items():
+            (project_dir / "anvil.toml").write_text(DATA_ONLY + store)
+            plan = anvil("plan")
+            assert why in plan.stderr and "going on without the remote store" in plan.stderr, plan.stderr
+            pulled = anvil("pull")
+            assert pulled.returncode == 1 and why in pulled.stderr and not pulled.stdout, pulled.stderr
+            pushed = anvil("push")
+            assert pushed.returncode == 1 and why in pushed.stderr, pushed.stderr
+    finally:
+        not_s3.shutdown()
+
+
+class Html(http.server.BaseHTTPRequestHandler):
+    """An endpoint that is not S3: every request gets a web page."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"<html>a web page</html>")
+
+    do_HEAD = do_PUT = do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
 
 
 def test_concurrent_pushes_of_one_artifact_leave_one_whole_copy(project_dir, tmp_path):
