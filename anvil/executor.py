@@ -128,7 +128,8 @@ def execute(
         )
         try:
             t0 = time.monotonic()
-            record, came = _apply_one(action, node, build, store, state, records, on_event, fetch)
+            inputs = {need: prints[need] for need in node.deps if need in prints}
+            record, came = _apply_one(action, node, build, store, state, records, on_event, fetch, inputs)
             if node.resource:
                 recorded(record)
         except StageFailed as e:
@@ -154,7 +155,7 @@ def execute(
     return applied
 
 
-def _apply_one(action, node, build, store, state, records, on_event, fetch) -> tuple[StageRecord, str]:
+def _apply_one(action, node, build, store, state, records, on_event, fetch, inputs) -> tuple[StageRecord, str]:
     """Build, restore or download one stage and record it: its record, and how it came without being
     built ("restored" from the run-cache, "downloaded" from the remote store; "" when it was built)."""
     if node.resource:
@@ -174,7 +175,9 @@ def _apply_one(action, node, build, store, state, records, on_event, fetch) -> t
             record = store.commit(workdir, build(workdir))
         else:
             record = cached
-        records[action.stage] = record.model_copy(update={"id": action.stage})
+        # a restored record may be another stage's of the same content: it is recorded as this one, its
+        # inputs by this stage's needs
+        records[action.stage] = record.model_copy(update={"id": action.stage, "inputs": inputs})
         state.save(records)  # under the claim: gc never sees a committed artifact no state refers to
     return records[action.stage], how
 

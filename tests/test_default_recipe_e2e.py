@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -158,6 +159,22 @@ def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):
             (project.store.artifact(m_fp := state["v3.train"].fingerprint) / "preference.json").read_text()
         )
         assert preference["after"]["margin"] == m["margin_after"], m_fp
+        # the README's figures of this round are this build's
+        composites = {name: eval_results(project, name)["suites"]["tiny"]["composite"] for name in ("v2", "v3")}
+        readme = " ".join((REPO / "README.md").read_text().split())
+        said = re.search(
+            r"margin goes from (\S+) to (\S+) \(chosen likelier on (\d+)% -> (\d+)% of pairs\) and the suite test "
+            r"it targets, `edge_unknowable`, from (\S+) to (\S+), while the composite falls from (\S+) to (\S+) ",
+            readme,
+        )
+        assert said is not None, "the README's DPO sentence"
+        built_figures = [m["margin_before"], m["margin_after"], 100 * m["accuracy_before"], 100 * m["accuracy_after"]]
+        built_figures += [targeted["v2"], targeted["v3"], composites["v2"], composites["v3"]]
+        tolerances = [0.1, 0.1, 1, 1, 0.01, 0.01, 0.01, 0.01]
+        assert all(
+            abs(float(text) - value) <= tolerance
+            for text, value, tolerance in zip(said.groups(), built_figures, tolerances, strict=True)
+        ), (said.groups(), built_figures)
     finally:
         project.down()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import time
+import statistics
 import warnings
 from pathlib import Path
 from typing import Any
@@ -55,9 +55,9 @@ def logits_against(reference: Path, other: Path, probes: list[list[int]], new_to
     return differences(runs[0], runs[1])
 
 
-def speed(folder: Path, prompts: list[str], max_tokens: int) -> dict[str, float]:
-    """Generation tokens/s (decode only, as mlx-vlm reports it) and peak memory of serving `folder` on
-    `prompts`, greedy, one at a time."""
+def decode_traces(folder: Path, prompts: list[str], max_tokens: int) -> tuple[list[list[float]], float]:
+    """Greedy generation of each prompt by `folder` as mlx-vlm serves it, after one warm-up pass: per prompt,
+    the decode rate mlx-vlm reports after each generated token (prefill excluded), and the peak memory."""
     import mlx.core as mx
     from mlx_vlm import stream_generate
     from mlx_vlm.prompt_utils import apply_chat_template
@@ -66,19 +66,46 @@ def speed(folder: Path, prompts: list[str], max_tokens: int) -> dict[str, float]
     mx.clear_cache()
     mx.reset_peak_memory()
     model, processor = load_vlm_with_processor(folder)
-    tokens, seconds = 0, 0.0
-    for prompt in prompts:
-        formatted = apply_chat_template(processor, model.config, [{"role": "user", "content": prompt}])
-        t0 = time.perf_counter()
-        responses = list(stream_generate(model, processor, formatted, max_tokens=max_tokens, temperature=0.0))
-        seconds += time.perf_counter() - t0
-        tokens += responses[-1].generation_tokens if responses else 0
+    chats = [apply_chat_template(processor, model.config, [{"role": "user", "content": p}]) for p in prompts]
+    traces = []
+    for warm_up in (True, False):
+        traces = [
+            [r.generation_tps for r in stream_generate(model, processor, c, max_tokens=max_tokens, temperature=0.0)]
+            for c in chats
+        ]
+        if not warm_up:
+            break
     peak = mx.get_peak_memory()
     del model, processor
     gc.collect()
     mx.clear_cache()
+    return traces, peak / 1e9
+
+
+def speeds(folders: dict[str, Path], prompts: list[str], max_tokens: int, repeats: int = 2) -> dict[str, Any]:
+    """Decode tokens/s of each checkpoint on the same prompts, compared on the same number of tokens (per
+    prompt, as many as every checkpoint generated before its end-of-turn) and measured in interleaved
+    repeats (A B A B: one model in memory at a time, drift in the machine's speed shared), as the median
+    with its spread; with each one's peak memory."""
+    rates: dict[str, list[float]] = {role: [] for role in folders}
+    peaks: dict[str, float] = dict.fromkeys(folders, 0.0)
+    runs = []
+    for _ in range(repeats):
+        for role, folder in folders.items():
+            traces, peak = decode_traces(folder, prompts, max_tokens)
+            runs.append((role, traces))
+            peaks[role] = max(peaks[role], peak)
+    common = [min(len(traces[i]) for _, traces in runs) for i in range(len(prompts))]
+    for role, traces in runs:
+        compared = [trace[n - 1] for trace, n in zip(traces, common, strict=True) if n > 0]
+        rates[role].append(statistics.fmean(compared) if compared else 0.0)
     return {
-        "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
-        "peak_memory_gb": peak / 1e9,
-        "tokens": tokens,
+        role: {
+            "tokens_per_second": statistics.median(found),
+            "tokens_per_second_range": [min(found), max(found)],
+            "repeats": len(found),
+            "tokens": sum(common),
+            "peak_memory_gb": peaks[role],
+        }
+        for role, found in rates.items()
     }

@@ -24,7 +24,7 @@ from anvil.stages.report import shipped
 from anvil.stages.stage import Result, Shown, Stage, StageRun, Suites, weights_of
 from anvil.state.checkpoint import sizes, weight_dtype
 
-CODE_VERSION = 1
+CODE_VERSION = 2
 # Prompts for the parity and speed figures: the serving validation's, so that the page compares like with like
 PROMPTS = ["What is 17 * 23?", "At what temperature do I forge iron?", "Which is better, tea or coffee?", "Thanks!"]
 NEW_TOKENS = 8  # greedy continuation compared per probe
@@ -77,10 +77,7 @@ def run(ctx: StageRun[QuantizeConfig]) -> Result:
     probes = parity.probe_ids(parent, [{"messages": [{"role": "user", "content": p}]} for p in PROMPTS], len(PROMPTS))
     found = backend.logits_against(parent, ctx.out, probes, NEW_TOKENS)
     ctx.progress(0.7, "generation speed and peak memory, parent then quantized")
-    speeds = {
-        role: backend.speed(folder, PROMPTS, SPEED_TOKENS)
-        for role, folder in (("parent", parent), ("quantized", ctx.out))
-    }
+    speeds = backend.speeds({"parent": parent, "quantized": ctx.out}, PROMPTS, SPEED_TOKENS)
     metrics = {
         "label": ctx.config.quantize.label,
         "parent_dtype": weight_dtype(parent),
@@ -106,8 +103,9 @@ def summary(record: StageRecord) -> str:
     )
 
 
-# Converted, then parent and quantized each loaded twice and asked a few prompts (parity and speed).
-ASKED_TOKENS = 2 * 4 * (8 + 48)
+# Converted; then parent and quantized each asked the prompts for parity (8 tokens), and for speed twice,
+# interleaved, each time a warm-up pass and a measured one (48 tokens).
+ASKED_TOKENS = 2 * 4 * 8 + 2 * 2 * 2 * 4 * 48
 
 
 COST = Cost(
