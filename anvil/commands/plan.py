@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from anvil.planning.plan import Plan
     from anvil.planning.record import StageRecord
     from anvil.planning.standing import Standing
+    from anvil.project import Project
 
 
 def add_to(sub) -> None:
@@ -54,7 +55,7 @@ def run(args) -> int:
         plan_lines(plan, lines(), project.state.load(), args.verbose, project.standings())
         sweep_lines(project, plan, lines())
     memory_lines(project, plan, "apply will refuse")
-    warning_lines(project.shared.warnings)
+    warning_lines(project.shared.warnings + preflight_lines(project, plan))
     if args.out:
         request = {"targets": args.target, "replace": args.replace, "exclude": args.exclude}
         saved = to_saved(plan, str(Path(args.recipe).resolve()), project.state.load(), request)
@@ -159,6 +160,16 @@ def memory_lines(project, plan: Plan, refusal: str) -> None:
             console.print(f"! {line}: {refusal}", style="red", markup=False, highlight=False)
         for line in tight:
             console.print(f"! {line}: close to the limit", style="yellow", markup=False, highlight=False)
+
+
+def preflight_lines(project: Project, plan: Plan) -> list[str]:
+    """What each stage the plan would run warns of before apply tries it (a port another process holds)."""
+    records, found = project.state.load(), list[str]()
+    for action in plan.changes:
+        stage, node = BY_KIND.get(action.kind), project.graph.nodes.get(action.stage)
+        if stage is not None and stage.preflight is not None and node is not None:
+            found += filter(None, [stage.preflight(node, records.get(action.stage))])
+    return found
 
 
 def warning_lines(lines: list[str]) -> None:

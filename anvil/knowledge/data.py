@@ -48,7 +48,7 @@ def metric_name(spec: KnowledgeSpec) -> str:
     name = spec.benchmark
     if not bench.default_shots and not exemplars:
         name += "_0shot"
-    elif bench.default_shots and spec.fewshot:
+    elif spec.fewshot and spec.fewshot != bench.hub_fewshot:  # the user's exemplars, not the published ones
         name += "_customshots"
     if spec.max_tokens is not None and spec.max_tokens != bench.max_tokens:
         name += f"_max{spec.max_tokens}"

@@ -103,6 +103,20 @@ def recorded(record: StageRecord, ledger) -> object:
     return process.release(_owned(record), ledger)
 
 
+def preflight(node: Node, previous: StageRecord | None) -> str | None:
+    """A planned (re)start whose port something else already holds: apply would fail there, and keep what
+    runs now."""
+    options = node.config
+    assert isinstance(options, Serve)
+    recorded = (previous.metrics.get("host"), previous.metrics.get("port")) if previous is not None else None
+    if recorded == (options.host, options.port) or not backend.port_in_use(options.host, options.port):
+        return None  # free, or held by the server the restart stops first
+    holder = process.listener(options.port) or "another process"
+    return (
+        f"serve: port {options.port} on {options.host} is held by {holder}: apply would fail to start the server there"
+    )
+
+
 def is_mine(record: StageRecord, project: str) -> bool:
     """The check before any signal: the project that runs now started it (a copied project's state records
     the original's server), and it is still the very process that was started."""
@@ -302,4 +316,5 @@ STAGE = Stage(
     recorded=recorded,
     cost=COST,
     shown=Shown("served", figures, eval_lines),
+    preflight=preflight,
 )

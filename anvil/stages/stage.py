@@ -108,6 +108,8 @@ class Stage:
     # What the live page draws of it while it runs, from its scratch folder (a round's loss curve so far).
     so_far: Callable[[Path], Any] | None = None
     shown: Shown | None = None  # what `eval show MODEL` adds from this stage of the model
+    # What `plan` warns of a planned run before apply tries it (a port another process holds), if anything.
+    preflight: Callable[[Node, StageRecord | None], str | None] | None = None
 
 
 def artifact_json(artifact: Path, name: str) -> Any:

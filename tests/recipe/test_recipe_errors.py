@@ -222,6 +222,7 @@ def test_a_departure_from_the_protocol_goes_by_another_name():
     assert name(benchmark="gsm8k_cot", max_tokens=32) == "gsm8k_cot_max32"
     assert name(benchmark="mmlu_pro", data="path:a.jsonl") == "mmlu_pro_0shot"
     assert name(benchmark="mmlu_pro") == "mmlu_pro"
+    assert name(benchmark="mmlu_pro", data="path:a.jsonl", fewshot="path:s.jsonl") == "mmlu_pro_customshots"
     assert name(benchmark="mmlu_pro", max_tokens=4096, chat="system_header") == "mmlu_pro_max4096_system"
 
 
