@@ -67,7 +67,7 @@ def status_table(rows: list[dict], console: Console, verbose: bool = False) -> N
     that does not fit the terminal goes on the lines below, wrapped, never cut; `verbose` adds when it ran
     and every metric."""
 
-    widths = {"stage": max((len(row["stage"]) for row in rows), default=5), "state": 7, "fingerprint": 8}
+    widths = {"stage": max((len(row["stage"]) for row in rows), default=5), "state": 7, "fingerprint": 11}
     widths |= ({"started": 16} if verbose else {}) | {"took": 6}
     indent = sum(widths.values()) + 2 * len(widths)
     room = console.width - indent - 1

@@ -71,14 +71,18 @@ def _one(node: Node, record, records, found, held: Held, problems, foreign) -> S
         if blocked:
             return Standing(State.BLOCKED, blocked, current=False)
         return Standing(State.NONE if node.available else State.UNAVAILABLE, current=False)
+    gone = [need for need in node.deps if need not in records]
     moved = [
         need
         for need in node.deps
-        if need not in records or records[need].fingerprint != record.inputs.get(need, records[need].fingerprint)
+        if need in records and records[need].fingerprint != record.inputs.get(need, records[need].fingerprint)
     ]
-    stale = [need for need in node.deps if need in found and not found[need].current]
-    current = not blocked and not moved and not stale
-    why = blocked or (f"{', '.join(moved or stale)} changed since" if not current else "")
+    stale = [need for need in node.deps if need in found and not found[need].current and need not in gone]
+    current = not blocked and not gone and not moved and not stale
+    parts = [f"{', '.join(gone)} no longer recorded"] if gone else []
+    parts += [f"{', '.join(moved)} changed since"] if moved else []
+    parts += [f"{', '.join(stale)} not current"] if stale else []
+    why = blocked or "; ".join(parts)
     since = record.started
     if node.resource:
         if problem := problems.get(node.id):
