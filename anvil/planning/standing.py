@@ -59,7 +59,8 @@ def standings(
     held, found = Held(), dict[str, Standing]()
     for node in graph.order():
         found[node.id] = standing = _one(node, records.get(node.id), records, found, held, problems, foreign)
-        held.note(node.id, standing.state is State.BLOCKED, standing.state is State.FAILED)
+        # the planner's rule: a failure blocks what needs it while it stands (one from older inputs reruns)
+        held.note(node.id, standing.state is State.BLOCKED, standing.state is State.FAILED and standing.current)
     return found
 
 

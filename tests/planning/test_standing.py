@@ -114,3 +114,12 @@ def test_a_missing_artifact_and_a_changed_input():
     found = standings(graph, records, {})
     assert found["scores"].state is State.BUILT and not found["scores"].current
     assert found["scores"].reason == "judge changed since" and not found["gate"].current
+
+
+def test_a_failure_from_older_inputs_blocks_nothing_as_in_the_plan():
+    graph = toy()
+    records = built(graph, {"gate": Outcome.FAILED}, {"gate": "failed 1 of 1 gates"})
+    records["scores"] = built(Graph({"scores": Node("scores", "eval", Cfg(v=3))}))["scores"]  # scored again
+    found = standings(graph, records, {})
+    assert found["gate"].state is State.FAILED and not found["gate"].current
+    assert found["serve"].state is State.UP and "blocked" not in found["serve"].reason
