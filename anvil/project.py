@@ -238,10 +238,11 @@ class Project:
         foreign = {sid for sid, record in known.items() if self.graph.nodes[sid].resource and self.foreign(record)}
         return standings(self.graph, records, problems, foreign)
 
-    def failures(self) -> list[Failure]:
-        """Every stage whose outcome, as it now stands, is a failure, with what failed."""
+    def failures(self, standings: Mapping[str, Standing] | None = None) -> list[Failure]:
+        """Every stage whose outcome, as it now stands (`standings`, or probed now), is a failure, with what
+        failed."""
         records, found = self.state.load(), []
-        for sid, standing in self.standings().items():
+        for sid, standing in (standings if standings is not None else self.standings()).items():
             if standing.state is State.FAILED and standing.current:
                 stage, record = BY_KIND[self.graph.nodes[sid].kind], records[sid]
                 lines = stage.failure_lines(record) if stage.failure_lines else []

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from anvil.planning.plan import Action, Plan
     from anvil.planning.record import StageRecord
+    from anvil.planning.standing import Standing
     from anvil.project import Project
 
 
@@ -80,8 +81,9 @@ def run(args) -> int:
             f"Applied: {len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} "
             f"removed{errors}{note}."
         )
-    code = report_failures(project)  # the failure tables first, then the summary, the last line what is served
-    summary = overview(project)
+    standings = project.standings()  # probed once, after the apply: every line below reads it
+    code = report_failures(project, standings)  # the failure tables first, the summary, the last line what is served
+    summary = overview(project, standings)
     summary_lines(summary, out())
     if not plan.changes:
         page.close()
@@ -139,11 +141,11 @@ def both(*callbacks):
     return lambda *args: [callback(*args) for callback in callbacks] and None
 
 
-def report_failures(project: Project) -> int:
+def report_failures(project: Project, standings: dict[str, Standing] | None = None) -> int:
     """Every failed stage with what failed (the seed's GATE table for a gate), on stderr; the exit code its
     kind gives (EXIT_ERROR for any failed stage, EXIT_GATES when only gates and judges failed)."""
 
-    failures = project.failures()
+    failures = project.failures(standings)
     for failure in failures:
         err().print(f"\n{failure.stage} FAILED ({failure.means}):\n  " + "\n  ".join(failure.lines), markup=False)
     return min((f.exit_code for f in failures), default=EXIT_OK)

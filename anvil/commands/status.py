@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from anvil.commands import command, duration, open_project
 from anvil.console import out
 from anvil.errors import EXIT_OK
+from anvil.planning.graph import Node
 from anvil.planning.record import StageRecord
-from anvil.planning.standing import BAD
+from anvil.planning.standing import BAD, Standing, State
 from anvil.stages.registry import summary_of
 
 if TYPE_CHECKING:
@@ -55,11 +56,19 @@ def status_rows(project: Project) -> list[dict[str, Any]]:
                 "artifact": str(project.store.artifact(record.fingerprint)) if record and not node.resource else None,
                 "summary": summary_of(record) if record else None,
                 "metrics": record.metrics if record else {},
-                "problem": project.problem(record, node.resource) if record else None,
-                "foreign": bool(record and node.resource and project.foreign(record)),
+                "problem": problem(project, node, record, standing[node.id]) if record else None,
+                "foreign": standing[node.id].state is State.FOREIGN,
             }
         )
     return rows
+
+
+def problem(project: Project, node: Node, record: StageRecord, standing: Standing) -> str | None:
+    """What is wrong with a record: a server as the standing probed it (not probed twice), an artifact
+    looked for."""
+    if node.resource:
+        return standing.reason if standing.state in (State.DOWN, State.FOREIGN) else None
+    return project.problem(record, resource=False)
 
 
 def status_table(rows: list[dict], console: Console, verbose: bool = False) -> None:

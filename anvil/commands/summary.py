@@ -15,10 +15,10 @@ if TYPE_CHECKING:
     from anvil.project import Project
 
 
-def summary(project: Project) -> dict[str, Any]:
+def summary(project: Project, standings: dict[str, Standing]) -> dict[str, Any]:
     """Figures that are not current (a blocked evaluation's, from before) carry `stale`: when they were
     built and why they are not current."""
-    records, standings = project.state.load(), project.standings()
+    records = project.state.load()
     scores: dict[str, dict[str, dict]] = {}
     gates: dict[str, list[dict]] = {}
     stale: dict[str, str] = {}
