@@ -10,15 +10,16 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError, StageFailed
+from anvil.planning.fingerprint import fingerprint
 from anvil.planning.graph import Graph, Node
-from anvil.planning.plan import FORCED, Act, Action, Held, Plan
+from anvil.planning.plan import FORCED, Act, Action, Held, Plan, passed_on
 from anvil.planning.record import Outcome, StageRecord
 from anvil.stages.stage import Result
 from anvil.state.project_state import ProjectState
@@ -35,7 +36,8 @@ Recorded = Callable[[StageRecord], object]
 Fetch = Callable[[str], StageRecord | None]
 # (event, action, seconds): "start"; "done", "warned" or "failed" (finished with that outcome); "error" (ended
 # in an error, not recorded); "restored" (from the run-cache) or "downloaded" (from the remote store);
-# "removed"; "blocked" (needs a failed stage); "waiting" (another project is building the same stage)
+# "removed"; "blocked" (needs a failed stage); "waiting" (another project is building the same stage);
+# "unchanged" (planned to rerun after a select, which passed on what it passed on before)
 OnEvent = Callable[[str, Action, float], None]
 
 
@@ -46,28 +48,31 @@ class Applied:
     removed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # finished with a failed outcome (a gate not met)
     blocked: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # planned after a select that chose as before: as built
     errors: list[StageFailed] = field(default_factory=list)  # stages that ended in an error, not recorded
 
 
 def new_record(
     node: Node,
     fingerprint: str,
-    prints: dict[str, str],
+    inputs: dict[str, str],
     files: dict[str, str],
     started: datetime,
     seconds: float,
     metrics: dict[str, Any],
     outcome: Outcome = Outcome.OK,
     reason: str = "",
+    identity: str = "",
 ) -> StageRecord:
-    """What the state remembers of a finished stage: enough to explain, later, why it must rerun."""
+    """What the state remembers of a finished stage: enough to explain, later, why it must rerun.
+    `inputs`: what its needs are keyed by, by stage id (`keyed`)."""
     return StageRecord(
         id=node.id,
         kind=node.kind,
         fingerprint=fingerprint,
         code_version=node.code_version,
         config=node.settings,
-        inputs={need: prints[need] for need in node.deps if need in prints},  # an observer's excluded needs: none
+        inputs=keyed(node, inputs),
         files={path: files[path] for path in node.files},
         outputs="",  # set by Store.commit once the folder is in place
         started=started.isoformat(timespec="seconds"),
@@ -75,7 +80,13 @@ def new_record(
         outcome=outcome,
         reason=reason if outcome is not Outcome.OK else "",
         metrics=metrics,
+        identity=identity,
     )
+
+
+def keyed(node: Node, keys: dict[str, str]) -> dict[str, str]:
+    """Its needs' keys by stage id (an observer's excluded needs: none)."""
+    return {need: keys[need] for need in node.deps if need in keys}
 
 
 def execute(
@@ -90,7 +101,9 @@ def execute(
     recorded: Recorded = lambda record: None,
 ) -> Applied:
     records = state.load()
-    prints = {a.stage: a.fingerprint for a in plan.actions}
+    prints = {a.stage: a.fingerprint for a in plan.actions}  # each stage's fingerprint: where its artifact is
+    # what its dependents are keyed by (planning.plan.passed_on): re-keyed as a select chooses
+    keys = {a.stage: passed_on(records.get(a.stage), a.fingerprint) for a in plan.actions}
     held, applied = Held(), Applied()
     for action in plan.actions:
         if action.act is Act.ORPHANED:
@@ -104,6 +117,15 @@ def execute(
         if action.act not in (Act.CREATE, Act.RERUN, Act.RESTORE):
             continue
         node = graph.nodes[action.stage]
+        action = _rekeyed(action, node, prints, keys, plan.files)
+        prints[action.stage] = action.fingerprint
+        record = records.get(action.stage)
+        if record is not None and _unchanged(action, record, plan):
+            keys[action.stage] = passed_on(record, action.fingerprint)
+            applied.unchanged.append(action.stage)
+            held.note(action.stage, blocked=False, failed=record.outcome is Outcome.FAILED)
+            on_event("unchanged", action, 0.0)
+            continue
         if not node.observer and held.why(action.needs):
             held.note(action.stage, blocked=True, failed=False)
             applied.blocked.append(action.stage)
@@ -122,14 +144,16 @@ def execute(
             built=built,
             store=store,
             prints=prints,
+            keys=keys,
             plan=plan,
             run_stage=run_stage,
             on_event=on_event,
         )
         try:
             t0 = time.monotonic()
-            inputs = {need: prints[need] for need in node.deps if need in prints}
+            inputs = keyed(node, prints if node.observer else keys)
             record, came = _apply_one(action, node, build, store, state, records, on_event, fetch, inputs)
+            keys[action.stage] = passed_on(record, action.fingerprint)
             if node.resource:
                 recorded(record)
         except StageFailed as e:
@@ -199,7 +223,7 @@ def _disk_note(workdir: Path | None) -> str:
     return f" (the disk holding {workdir.parent} is full: {free >> 20} MB free; free some space and apply again)"
 
 
-def _build(node, action, workdir, *, built, store, prints, plan, run_stage, on_event) -> StageRecord:
+def _build(node, action, workdir, *, built, store, prints, keys, plan, run_stage, on_event) -> StageRecord:
     """Run one stage into `workdir`; an observer gets only the needs that are `built` (by fingerprint)."""
     inputs = {
         role: store.artifact(built[need] if need in built else prints[need])
@@ -224,5 +248,36 @@ def _build(node, action, workdir, *, built, store, prints, plan, run_stage, on_e
         result = Result(result)
     seconds = time.monotonic() - t0
     return new_record(
-        node, action.fingerprint, prints, plan.files, started, seconds, result.metrics, result.outcome, result.reason
+        node,
+        action.fingerprint,
+        prints if node.observer else keys,
+        plan.files,
+        started,
+        seconds,
+        result.metrics,
+        result.outcome,
+        result.reason,
+        identity=keys[node.needs[result.passes_on]] if result.passes_on else "",
+    )
+
+
+def _rekeyed(action: Action, node: Node, prints, keys, files: dict[str, str]) -> Action:
+    """The action with its fingerprint from its needs' keys as they now are: a select that ran may pass on
+    what it passed on before, and what follows it is then what it was (every need known, else as planned)."""
+    by = prints if node.observer else keys
+    if action.act is Act.ORPHANED or not all(need in by for need in node.deps):
+        return action
+    node_files = {path: files[path] for path in node.files}
+    fp = fingerprint(node, {role: by[need] for role, need in node.needs.items()}, node_files)
+    return action if fp == action.fingerprint else replace(action, fingerprint=fp)
+
+
+def _unchanged(action: Action, record: StageRecord, plan: Plan) -> bool:
+    """Whether a change, re-keyed, is what its record already holds, and nothing else made it a change (a
+    drifted artifact or server, --replace)."""
+    return (
+        action.act in (Act.RERUN, Act.RESTORE)
+        and record.fingerprint == action.fingerprint
+        and FORCED not in action.reasons
+        and action.stage not in plan.drifted
     )

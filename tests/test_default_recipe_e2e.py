@@ -276,12 +276,29 @@ def test_a_sweep_selects_its_winner_and_v2_means_the_winner(built, monkeypatch):
             assert value == state[f"{variant}.eval"].metrics["suites"]["tiny"]["composite"]
         selected, won = project.weights("v2"), project.store.artifact(state[f"{winner}.fuse"].fingerprint)
         assert [p.read_bytes() for p in shards(selected)] == [p.read_bytes() for p in shards(won)]
-        assert state["v2q4.quantize"].inputs["v2.select"] == state["v2.select"].fingerprint, "the child follows"
+        # what follows the select is keyed by the winner's weights (what it passes on), not by every variant
+        assert state["v2.select"].identity == state[f"{winner}.fuse"].fingerprint
+        assert state["v2q4.quantize"].inputs["v2.select"] == state["v2.select"].identity, "the child follows"
         assert state["serve"].config["model"] == "v2" and state["serve"].inputs["v2.select"] == (
-            state["v2.select"].fingerprint
+            state["v2.select"].identity
         ), "the server serves the winner"
         page = json.loads((project.state.folder / "report.json").read_text())
         assert page["sweeps"][0]["winner"] == winner and len(page["sweeps"][0]["variants"]) == 2
+
+        # a rule changed that picks the same winner reruns the select (and the page), nothing after it
+        recipe.write_text(text.replace('tie = "simplest"', 'tie = "first"'))
+        planned = run("plan").stdout
+        quantize = next(line for line in planned.splitlines() if "v2q4.quantize" in line)
+        assert "may stay as built: known once v2.select has run" in quantize, planned
+        again = run("apply")
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+        assert "= v2q4.quantize up to date after all" in again.stdout and "= serve up to date after all" in again.stdout
+        assert "Applied: 2 ran, 0 restored, 0 removed" in again.stdout, again.stdout[-2000:]
+        after = open_project(recipe).state.load()
+        assert after["v2.select"].metrics["winner"] == winner and after["serve"].metrics["pid"] == (
+            state["serve"].metrics["pid"]
+        ), "the server kept serving"
+        assert "No changes" in run("plan").stdout
 
         # a third rate: only its own variant is trained (apply runs exactly what the plan lists; planned,
         # not applied, to spend no second round on it)

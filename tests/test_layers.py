@@ -91,7 +91,10 @@ LAYERS = (
     ("anvil", "anvil.assets", "anvil.errors", "anvil.settings", "anvil.console"),  # the package, its errors, settings
     ("anvil.knowledge", "anvil.planning"),  # pure: benchmark protocols; the planner
     ("anvil.state",),  # what is recorded: the store, the state, the stat cache
-    ("anvil.recipe", "anvil.methods"),  # the recipe and the training methods it names
+    # the training methods, with what every recipe model shares (its strictness, its name rules): a method's
+    # settings are its own module's, and the recipe names them
+    ("anvil.recipe.base", "anvil.methods"),
+    ("anvil.recipe",),
     ("anvil.backends",),  # the only code that starts processes, talks to the network or imports MLX
     ("anvil.evaluation",),
     ("anvil.estimates",),  # pure arithmetic of time and memory; each stage kind declares its Cost with it

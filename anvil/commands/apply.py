@@ -77,9 +77,10 @@ def run(args) -> int:
         out().print(estimate_error(plan, applied.ran, project.state.load(), took), highlight=False)
         note = f"; {held} stage{'s' * (held != 1)} not available or blocked" if held else ""
         errors = f"; {len(applied.errors)} ended in an error" if applied.errors else ""
+        kept = f", {len(applied.unchanged)} up to date after all" if applied.unchanged else ""
         ended = (
             f"Applied: {len(applied.ran)} ran, {len(applied.restored)} restored, {len(applied.removed)} "
-            f"removed{errors}{note}."
+            f"removed{kept}{errors}{note}."
         )
     standings = project.standings()  # probed once, after the apply: every line below reads it
     code = report_failures(project, standings)  # the failure tables first, the summary, the last line what is served
@@ -244,6 +245,7 @@ class ApplyDisplay:
             "restored": f"< {action.stage} restored from the run-cache",
             "downloaded": f"< {action.stage} downloaded from the remote store ({seconds:.1f}s)",
             "removed": f"- {action.stage} removed from the state",
+            "unchanged": f"= {action.stage} up to date after all: what it needs passed on what it did before",
             "blocked": f"! {action.stage} blocked: it needs a stage that failed",
             "error": f"✗ {action.stage} ended in an error (below); what does not need it goes on",
         }[event]

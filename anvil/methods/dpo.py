@@ -9,8 +9,8 @@ from typing import Any
 
 from anvil.methods import pairs
 from anvil.methods.method import Session
+from anvil.methods.preference import Preference
 from anvil.recipe.base import Strict
-from anvil.recipe.preference import Preference
 
 NAME = "dpo"
 ROWS = "preference"
@@ -19,6 +19,13 @@ SETTINGS_FIELDS: frozenset[str] | None = None  # beta, loss_type, delta (DPOP's)
 DISTRIBUTED = False  # one process, for now
 SEQUENCES_PER_ROW = 2  # chosen and rejected, each through the policy
 REFERENCE = True
+
+
+def problem(settings: Strict | None) -> str | None:
+    """DPOP's penalty belongs to DPOP."""
+    if isinstance(settings, Preference) and "delta" in settings.model_fields_set and settings.loss_type != "dpop":
+        return f"preference.delta is DPOP's (loss_type = 'dpop'), not {settings.loss_type!r}'s"
+    return None
 
 
 class DpoTrainer(pairs.PairTrainer):

@@ -52,6 +52,10 @@ class Method(Protocol):
     SEQUENCES_PER_ROW: int  # sequences through the policy per row of a batch (a pair is two)
     REFERENCE: bool  # whether a frozen copy of the parent is held beside the policy
 
+    def problem(self, settings: Strict | None) -> str | None:
+        """What the method refuses in its settings beyond their types (read with the recipe), if anything."""
+        ...
+
     def measure(self, session: Session) -> dict[str, float] | None:
         """What the round is meant to move, measured on held-out data: the child asks on the parent (before
         any adapter) and once trained. None: nothing beyond the loss."""

@@ -9,8 +9,8 @@ from typing import Any
 
 from anvil.methods import pairs
 from anvil.methods.method import Session
+from anvil.methods.preference import Preference
 from anvil.recipe.base import Strict
-from anvil.recipe.preference import Preference
 
 NAME = "orpo"
 ROWS = "preference"
@@ -19,6 +19,10 @@ SETTINGS_FIELDS: frozenset[str] | None = frozenset({"beta"})
 DISTRIBUTED = False  # one process, for now
 SEQUENCES_PER_ROW = 2  # chosen and rejected, each through the policy
 REFERENCE = False
+
+
+def problem(settings: Strict | None) -> str | None:
+    return None  # its one field, beta, is checked by its type; the others are refused by SETTINGS_FIELDS
 
 
 def _dataset(rows: list[dict[str, Any]], tokenizer):

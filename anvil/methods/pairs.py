@@ -13,7 +13,7 @@ from typing import Any
 
 from anvil.errors import AnvilError
 from anvil.methods.method import Session
-from anvil.recipe.preference import Preference
+from anvil.methods.preference import Preference
 
 
 def pairs(data: Path, split: str) -> list[dict[str, Any]]:

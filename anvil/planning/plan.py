@@ -90,6 +90,7 @@ class Plan:
     actions: tuple[Action, ...]
     files: dict[str, str] = field(default_factory=dict)  # the digests planned against
     estimates: dict[str, Estimate] = field(default_factory=dict)  # time and memory of each change
+    drifted: frozenset[str] = frozenset()  # stages whose artifact or process no longer matches their record
 
     def estimated_seconds(self) -> float | None:
         """The whole apply's time, when every change has an estimate."""
@@ -154,17 +155,21 @@ def make_plan(
     scope = graph.closure(set(targets)) if targets else set(graph.nodes)
     scope -= graph.dependents(set(exclude))
     prints: dict[str, str] = {}
+    keys: dict[str, str] = {}  # what each stage's dependents are keyed by (passed_on)
+    undecided: set[str] = set()  # reruns whose key is known only once they ran (a select yet to choose)
     unavailable: set[str] = set()
     held = Held()
     actions: list[Action] = []
     for node in graph.order():
-        inputs = {need: prints[need] for need in node.deps}  # by stage id: what a plan's reasons name
+        by = prints if node.observer else keys
+        inputs = {need: by[need] for need in node.deps}  # by stage id: what a plan's reasons name
         node_files = {path: files[path] for path in node.files}
         # by role: a stage is its content, whatever its inputs' ids (a sweep's variant equal to a built round)
-        fp = prints[node.id] = fingerprint(node, {role: prints[need] for role, need in node.needs.items()}, node_files)
+        fp = prints[node.id] = fingerprint(node, {role: by[need] for role, need in node.needs.items()}, node_files)
+        record = records.get(node.id)
+        keys[node.id] = passed_on(record, fp)
         if node.id not in scope:
             continue
-        record = records.get(node.id)
         brief: tuple[str, ...] = ()
         waiting = [need for need in node.deps if need in unavailable and not node.observer]
         if not node.available:
@@ -183,6 +188,15 @@ def make_plan(
             )
         if act is Act.UNAVAILABLE:
             unavailable.add(node.id)
+        if (
+            act is Act.RERUN
+            and record is not None
+            and (record.identity or _only_undecided(node, record, inputs, node_files, undecided))
+        ):
+            undecided.add(node.id)
+            if not record.identity:
+                note = f"may stay as built: known once {', '.join(n for n in node.deps if n in undecided)} has run"
+                reasons, brief = [*reasons, note], (*brief, note) if brief else ()
         failed = act is Act.UP_TO_DATE and record is not None and record.outcome is Outcome.FAILED
         held.note(node.id, act is Act.BLOCKED, failed)
         actions.append(Action(node.id, node.kind, act, fp, tuple(reasons), node.deps, node.detail, brief))
@@ -190,7 +204,24 @@ def make_plan(
         for stage, record in records.items():
             if stage not in graph.nodes:
                 actions.append(Action(stage, record.kind, Act.ORPHANED, record.fingerprint, ("orphaned",)))
-    return Plan(tuple(actions), dict(files))
+    return Plan(tuple(actions), dict(files), drifted=frozenset(drifted))
+
+
+def passed_on(record: StageRecord | None, fingerprint: str) -> str:
+    """What the stages that need a stage are keyed by: its fingerprint, or, for a current record that
+    passes an input on (a sweep's select: its winner's weights), that input's fingerprint. A select that
+    reruns and chooses the same winner so reruns nothing after it (the executor re-keys as it goes)."""
+    if record is not None and record.identity and record.fingerprint == fingerprint:
+        return record.identity
+    return fingerprint
+
+
+def _only_undecided(node: Node, record: StageRecord, inputs, files, undecided: set[str]) -> bool:
+    """Whether a stage reruns only because of inputs not decided yet (what a rerunning select passes on)."""
+    moved = [need for need in record.inputs.keys() | inputs.keys() if record.inputs.get(need) != inputs.get(need)]
+    if not moved or not all(need in undecided for need in moved):
+        return False
+    return len(changes(node, record, inputs, files)) == len(moved)
 
 
 FORCED = "forced by --replace"  # the one reason to build what the store already holds

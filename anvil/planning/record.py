@@ -36,3 +36,8 @@ class StageRecord(BaseModel):
     outcome: Outcome = Outcome.OK
     reason: str = Field("", description="Why it ended `warned` or `failed`: one line, shown by every surface.")
     metrics: dict[str, Any] = {}
+    identity: str = Field(
+        "",
+        description="What the stages that read its artifact are keyed by when that is not its fingerprint: "
+        "a sweep's select passes on its winner's weights, so a new variant that does not win reruns nothing after it.",
+    )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from anvil.planning.graph import Graph, Node
-from anvil.planning.plan import Held
+from anvil.planning.plan import Held, passed_on
 from anvil.planning.record import Outcome, StageRecord
 
 
@@ -76,7 +76,7 @@ def _one(node: Node, record, records, found, held: Held, problems, foreign) -> S
     moved = [
         need
         for need in node.deps
-        if need in records and records[need].fingerprint != record.inputs.get(need, records[need].fingerprint)
+        if need in records and (key := _key(node, records[need])) != record.inputs.get(need, key)
     ]
     stale = [need for need in node.deps if need in found and not found[need].current and need not in gone]
     current = not blocked and not gone and not moved and not stale
@@ -99,6 +99,11 @@ def _one(node: Node, record, records, found, held: Held, problems, foreign) -> S
     if not current:
         return Standing(state, why, False, since)
     return Standing(state, _reason(record), True, since)
+
+
+def _key(node: Node, need: StageRecord) -> str:
+    """What a need's record keys `node` by (the planner's rule: an observer reads every artifact as built)."""
+    return need.fingerprint if node.observer else passed_on(need, need.fingerprint)
 
 
 def _reason(record: StageRecord) -> str:

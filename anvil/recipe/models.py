@@ -8,12 +8,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from anvil.methods.registry import METHODS
+from anvil.methods.preference import Preference
+from anvil.methods.registry import METHODS, Method
 from anvil.recipe.base import NAME_PATTERN, ONE_LINE, SOURCE_PATTERN, Seed, Strict
 from anvil.recipe.datasets import Dataset
 from anvil.recipe.evaluation import Eval, Gate
 from anvil.recipe.infrastructure import Distributed, Machine, StoreConfig
-from anvil.recipe.preference import Method, Preference
 from anvil.recipe.quantization import Quantize
 from anvil.recipe.serving import Parity, Serve
 from anvil.recipe.sweep import MAX_VARIANTS, Select, combinations, setting_problem, variants
@@ -158,8 +158,8 @@ class Model(Strict):
             taking = " or ".join(repr(name) for name, m in METHODS.items() if m.SETTINGS is not None)
             return f"preference settings belong to method = {taking}, not {self.method!r}"
         chosen = self.preference.model_fields_set if self.preference else set()
-        if "delta" in chosen and self.preference and self.preference.loss_type != "dpop":
-            return f"preference.delta is DPOP's (loss_type = 'dpop'), not {self.preference.loss_type!r}'s"
+        if problem := method.problem(self.preference):
+            return problem
         if method.SETTINGS_FIELDS is not None and chosen - method.SETTINGS_FIELDS:
             extra, taken = ", ".join(sorted(chosen - method.SETTINGS_FIELDS)), ", ".join(sorted(method.SETTINGS_FIELDS))
             return f"{self.method.upper()} takes only preference.{taken} ({extra} are DPO's)"

@@ -1,4 +1,4 @@
-"""Preference rounds (DPO, ORPO): their settings in the recipe and the rows their datasets hold.
+"""The rows a preference round (DPO, ORPO) trains on; its settings are anvil/methods/preference.py's.
 
 A preference row is what mlx-lm-lora's preference datasets read: a user `prompt`, the `chosen` and the
 `rejected` assistant answer, an optional `system` prompt; the trainer renders each answer after the
@@ -7,14 +7,10 @@ the JSON Schema (schema/preference-record.schema.json); rows are checked against
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, TypeAdapter
 from typing_extensions import NotRequired, TypedDict
-
-from anvil.recipe.base import Strict
-
-Method = Literal["sft", "dpo", "orpo"]  # the names of anvil/methods/registry.py (a test holds them together)
 
 
 class PreferenceRecord(TypedDict):
@@ -42,27 +38,6 @@ def preference_record_schema() -> dict[str, Any]:
 def holds(record: PreferenceRecord) -> bool:
     """The rule the types cannot say: two different answers."""
     return record["chosen"] != record["rejected"]
-
-
-class Preference(Strict):
-    """How a preference round (`method = "dpo"` or `"orpo"`) weighs chosen against rejected answers."""
-
-    beta: float = Field(
-        default=0.1,
-        gt=0,
-        le=100,
-        description="DPO's temperature on the log-ratio margin; ORPO's weight of the odds-ratio term.",
-    )
-    loss_type: Literal["sigmoid", "hinge", "ipo", "dpop"] = Field(
-        default="sigmoid", description="DPO loss: `sigmoid` (the paper's), `hinge`, `ipo` or `dpop` (DPO only)."
-    )
-    delta: float = Field(
-        default=50.0, ge=0, le=1e4, description="DPOP's penalty on a chosen answer less likely than the reference's."
-    )
-    reference: Literal["parent"] = Field(
-        default="parent",
-        description="DPO's frozen reference model: the parent's fused weights, the model the round starts from.",
-    )
 
 
 def as_chat(row: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def recipe_schema() -> dict:
 
 
 def _type_name(annotation) -> str:
-    text = re.sub(r"anvil\.recipe\.\w+\.", "", str(annotation).replace("typing.", ""))
+    text = re.sub(r"anvil\.(recipe|methods)\.\w+\.", "", str(annotation).replace("typing.", ""))
     text = text.replace("<class '", "").replace("'>", "")
     return text.removesuffix(" | None") + (" (optional)" if text.endswith(" | None") else "")
 

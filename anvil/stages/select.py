@@ -122,7 +122,8 @@ def run(ctx: StageRun[SelectConfig]) -> Result:
     write_json(ctx.out / ARTIFACT, chosen)
     return Result(
         {k: chosen[k] for k in ("winner", "rule", "metric", "reason")}
-        | {"values": {row["variant"]: row["value"] for row in chosen["variants"]}}
+        | {"values": {row["variant"]: row["value"] for row in chosen["variants"]}},
+        passes_on=f"weights:{chosen['winner']}",
     )
 
 

@@ -66,6 +66,9 @@ class Result:
     metrics: dict[str, Any] = field(default_factory=dict)
     outcome: Outcome = Outcome.OK
     reason: str = ""  # why it is `warned` or `failed`, in one line
+    # The role of the input it passes on unchanged (a sweep's winner: "weights:v2(rank=8)"): what needs it
+    # is keyed by that input's fingerprint, not by this stage's (StageRecord.identity).
+    passes_on: str = ""
 
     @classmethod
     def judged(cls, metrics: dict[str, Any], problems: list[str], outcome: Outcome) -> Result:

@@ -13,13 +13,14 @@ from anvil.backends import lora, samples
 from anvil.backends.lora import curve_so_far
 from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost, Work
-from anvil.methods.registry import METHODS
+from anvil.methods.preference import Preference
+from anvil.methods.registry import METHODS, Method
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.infrastructure import Distributed
 from anvil.recipe.models import Lora, Recipe, Train, lora_keys
-from anvil.recipe.preference import Method, Preference, as_chat
+from anvil.recipe.preference import as_chat
 from anvil.stages import dataset, source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 
