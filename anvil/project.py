@@ -230,11 +230,17 @@ class Project:
             raise AnvilError(f"{model} is not built yet: run `anvil apply --target {model}` first")
         return source.checkpoint(self.store.artifact(record.fingerprint), self.loaded.root)
 
-    def standings(self) -> dict[str, Standing]:
-        """Where every stage stands, its processes and artifacts probed (`planning/standing.py`)."""
+    def standings(self, probed: Plan | None = None) -> dict[str, Standing]:
+        """Where every stage stands, its processes and artifacts probed (`planning/standing.py`); its
+        processes as `probed` (a plan made just now) found them, rather than asked again."""
         records = self.state.load()
         known = {sid: record for sid, record in records.items() if sid in self.graph.nodes}
-        problems = {sid: self.problem(record, self.graph.nodes[sid].resource) for sid, record in known.items()}
+        problems = {
+            sid: probed.drifted.get(sid)
+            if probed is not None and self.graph.nodes[sid].resource
+            else self.problem(record, self.graph.nodes[sid].resource)
+            for sid, record in known.items()
+        }
         foreign = {sid for sid, record in known.items() if self.graph.nodes[sid].resource and self.foreign(record)}
         return standings(self.graph, records, problems, foreign)
 

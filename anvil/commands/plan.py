@@ -52,7 +52,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
-        plan_lines(plan, lines(), project.state.load(), args.verbose, project.standings())
+        plan_lines(plan, lines(), project.state.load(), args.verbose, project.standings(probed=plan))
         sweep_lines(project, plan, lines())
     memory_lines(project, plan, "apply will refuse")
     warning_lines(project.shared.warnings + preflight_lines(project, plan))

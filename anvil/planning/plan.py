@@ -90,7 +90,8 @@ class Plan:
     actions: tuple[Action, ...]
     files: dict[str, str] = field(default_factory=dict)  # the digests planned against
     estimates: dict[str, Estimate] = field(default_factory=dict)  # time and memory of each change
-    drifted: frozenset[str] = frozenset()  # stages whose artifact or process no longer matches their record
+    # stages whose artifact or process no longer matched their record when planned, with why (as probed)
+    drifted: Mapping[str, str] = field(default_factory=dict)
 
     def estimated_seconds(self) -> float | None:
         """The whole apply's time, when every change has an estimate."""
@@ -204,7 +205,7 @@ def make_plan(
         for stage, record in records.items():
             if stage not in graph.nodes:
                 actions.append(Action(stage, record.kind, Act.ORPHANED, record.fingerprint, ("orphaned",)))
-    return Plan(tuple(actions), dict(files), drifted=frozenset(drifted))
+    return Plan(tuple(actions), dict(files), drifted=dict(drifted))
 
 
 def passed_on(record: StageRecord | None, fingerprint: str) -> str:

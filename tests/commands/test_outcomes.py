@@ -106,3 +106,24 @@ def test_plan_says_running_only_for_a_server_it_probed(tmp_path, monkeypatch):
     assert downed.returncode == 0
     rows = {row["stage"]: row for row in json.loads(anvil(tmp_path / "s", "status", "--json").stdout)}
     assert rows["serve"]["state"] == "down", "after `anvil down` the server is down, not never built"
+
+
+def test_plan_probes_a_recorded_server_once(tmp_path, monkeypatch):
+    """What plan says of the server (its action, its `[running: ...]`) comes from one probe."""
+    import dataclasses
+
+    from anvil.cli import main
+    from anvil.stages.registry import BY_KIND
+    from tests.conftest import chat_endpoint, serve_models_from
+    from tests.stages.test_knowledge import FAKE, answer, make
+
+    with chat_endpoint(answer) as (port, _):
+        serve_models_from(monkeypatch, port)
+        apply_without_mlx(make(tmp_path / "s"), FAKE)
+    probes: list[str] = []
+    stage = BY_KIND["serve"]
+    assert stage.check is not None
+    counted = dataclasses.replace(stage, check=lambda record: probes.append(record.id) or stage.check(record))
+    monkeypatch.setitem(BY_KIND, "serve", counted)
+    monkeypatch.chdir(tmp_path / "s")
+    assert main(["plan"]) in (0, 2) and probes == ["serve"], probes
