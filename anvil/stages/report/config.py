@@ -4,6 +4,8 @@ the page and nothing else."""
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from importlib import resources
 
 from anvil.planning.fingerprint import digest
@@ -12,11 +14,29 @@ from anvil.recipe.datasets import Category
 from anvil.recipe.models import Recipe
 from anvil.recipe.sweep import variants
 
-TEMPLATE = "report.html.jinja"  # in anvil/assets
+TEMPLATE = "report.html.jinja"  # in anvil/assets: the page around the sections (head, lineage, sources)
+# A stage kind's section of the page is a partial beside its module (anvil/stages/<kind>[.<part>].html.jinja)
+# whose first line gives its place on the page: `{#- page 50: what it shows -#}`. The page includes every
+# partial in place order: a new kind's section is its partial, and the page is not edited.
+PLACE = re.compile(r"\{#- page (\d+): ")
 
 
 def template_text() -> str:
     return resources.files("anvil.assets").joinpath(TEMPLATE).read_text("utf-8")
+
+
+@cache
+def partials() -> dict[str, str]:
+    """Each stage kind's section of the page by file name, in page order."""
+    found = []
+    for file in resources.files("anvil.stages").iterdir():
+        if file.name.endswith(".html.jinja"):
+            text = file.read_text("utf-8")
+            place = PLACE.match(text)
+            if place is None:
+                raise ValueError(f"anvil/stages/{file.name}: its first line must be {{#- page N: what it shows -#}}")
+            found.append((int(place.group(1)), file.name, text))
+    return {name: text for _, name, text in sorted(found)}
 
 
 class ModelNotes(Strict):
@@ -62,5 +82,5 @@ def report_config(recipe: Recipe) -> ReportConfig:
         },
         evaluated=list(recipe.eval.compare) if recipe.eval else [],
         served=recipe.serve.model if recipe.serve else None,
-        template=digest(template_text())[:16],
+        template=digest([template_text(), partials()])[:16],
     )

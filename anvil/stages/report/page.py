@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 
 from anvil.estimates.arithmetic import parameter_count
 from anvil.stages.report import charts
-from anvil.stages.report.config import template_text
+from anvil.stages.report.config import TEMPLATE, partials, template_text
 
 REFRESH_S = 5  # how often a page open in a browser reloads itself while an apply runs
 
@@ -46,6 +46,7 @@ def render(data: dict[str, Any]) -> str:
         figure=figure,
         source=source_link,
         section_number=itertools.count(1).__next__,
+        partials=list(partials()),
     )
 
 
@@ -53,9 +54,15 @@ def render(data: dict[str, Any]) -> str:
 def _template():
     import jinja2
 
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader({TEMPLATE: template_text(), **partials()}),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.globals.update(fmt=_format, state_badge=_badge, signed=_signed)
-    return env.from_string(template_text())
+    return env.get_template(TEMPLATE)
 
 
 _DRAWN: dict[str, str | None] = {}
