@@ -16,6 +16,7 @@ from anvil.commands import (
     apply,
     down,
     eval_show,
+    export,
     graph,
     plan,
     report,
@@ -28,7 +29,7 @@ from anvil.commands import (
 from anvil.commands import gc as collect
 from anvil.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
 
-COMMANDS = (validate, schema, plan, apply, serve, down, eval_show, status, report, transfer, graph, collect)
+COMMANDS = (validate, schema, plan, apply, serve, down, eval_show, status, report, export, transfer, graph, collect)
 
 
 def parser() -> argparse.ArgumentParser:

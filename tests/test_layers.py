@@ -102,6 +102,7 @@ LAYERS = (
     ("anvil.estimates.for_project",),  # a plan's estimates for a project: asks each stage's Cost
     ("anvil.executor",),
     ("anvil.project",),
+    ("anvil.release",),  # what a release is made of: read from a project, written beside it
     ("anvil.commands",),
     ("anvil.cli", "anvil.__main__"),
 )

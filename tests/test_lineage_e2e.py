@@ -429,3 +429,32 @@ def test_an_orpo_round_trains_on_top_of_the_lineage_and_fuses(lineage):
 
     fused = orpo.store.artifact(state["v3.fuse"].fingerprint)
     assert load_config(fused)["model_type"] == "gemma4" and state["v3.fuse"].metrics["merged_modules"] > 0
+
+
+def test_an_exported_release_loads_in_mlx_vlm_and_its_adapter_in_mlx_lm(lineage, tmp_path):
+    from mlx_lm import load as load_text
+    from mlx_vlm import load
+
+    project, artifacts = lineage
+    shown = subprocess.run(
+        [sys.executable, "-m", "anvil", "export", "v2", str(tmp_path / "v2")],
+        capture_output=True,
+        text=True,
+        cwd=project.loaded.root,
+    )
+    assert shown.returncode == 0 and "Exported v2 to" in shown.stdout, shown.stderr
+    model, processor = load(str(tmp_path / "v2"))
+    assert model.vision_tower is not None and processor is not None
+    assert (tmp_path / "v2" / "model.safetensors").read_bytes() == (
+        artifacts["v2.fuse"] / "model.safetensors"
+    ).read_bytes()
+    shown = subprocess.run(
+        [sys.executable, "-m", "anvil", "export", "v2", str(tmp_path / "adapter"), "--adapter", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=project.loaded.root,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "adapters.safetensors" in json.loads(shown.stdout)["files"]
+    model, tokenizer = load_text(str(artifacts["v1.fuse"]), adapter_path=str(tmp_path / "adapter"))
+    assert model is not None and tokenizer is not None

@@ -21,6 +21,13 @@ from anvil.recipe.sweep import MAX_VARIANTS, Select, combinations, setting_probl
 
 class ProjectInfo(Strict):
     name: str = Field(description="The lineage's name (one line).", min_length=1, max_length=200, pattern=ONE_LINE)
+    license: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9.-]*$",
+        description="The license its models are released under, as the Hugging Face Hub names it (`apache-2.0`, "
+        "`gemma`, `other` ...): `anvil export` writes it on the model card.",
+    )
 
 
 LoraTarget = Literal["attention", "mlp", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -27,7 +27,7 @@ def render(data: dict[str, Any]) -> str:
         """A number as the page shows it, tagged with what it is and where it comes from."""
         found = sources.get(source or "")
         origin = f"{source} · fingerprint {found['fingerprint'][:12]}" if found else (source or "")
-        shown = _format(value, style)
+        shown = figure_text(value, style)
         return Markup('<span class="n" data-metric="{}" title="{}">{}</span>').format(metric, origin, shown)
 
     def source_link(sid: str) -> Markup:
@@ -61,7 +61,7 @@ def _template():
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(fmt=_format, state_badge=_badge, signed=_signed)
+    env.globals.update(fmt=figure_text, state_badge=_badge, signed=_signed)
     return env.get_template(TEMPLATE)
 
 
@@ -102,7 +102,7 @@ def _charts(data: dict[str, Any]) -> dict[str, str | None]:
     return found
 
 
-def _format(value: Any, style: str = ".2f") -> str:
+def figure_text(value: Any, style: str = ".2f") -> str:
     """.2f: 4.15; +2f: +0.31; pct: 96.0%; pp: -0.2pp; p: 0.87 / <0.01; int: 1,234; params: 24.5M; s: 1.5s."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"

@@ -21,7 +21,7 @@ from anvil.planning.plan import Act, make_plan
 from anvil.planning.record import Outcome, StageRecord
 from anvil.project import open_project
 from anvil.recipe.base import Strict
-from anvil.stages.report.page import _format
+from anvil.stages.report.page import figure_text
 from tests.conftest import apply_without_mlx, chat_endpoint, chat_row, serve_models_from
 
 RECIPE = """\
@@ -249,7 +249,7 @@ def test_an_observer_runs_after_a_failed_stage_that_blocks_the_others():
 
 def test_figures_are_formatted_for_people():
     assert [
-        _format(v, s)
+        figure_text(v, s)
         for v, s in (
             (4.149, ".2f"),
             (0.3, "+.2f"),

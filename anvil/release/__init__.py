@@ -1,0 +1,1 @@
+"""Releases of what a lineage built: `anvil export`'s folder and its model card."""
