@@ -13,6 +13,7 @@ import sys
 from anvil import __version__, errors
 from anvil.commands import (
     Parser,
+    adopt,
     apply,
     down,
     eval_show,
@@ -29,7 +30,22 @@ from anvil.commands import (
 from anvil.commands import gc as collect
 from anvil.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AnvilError, InvalidInput
 
-COMMANDS = (validate, schema, plan, apply, serve, down, eval_show, status, report, export, transfer, graph, collect)
+COMMANDS = (
+    validate,
+    schema,
+    plan,
+    apply,
+    serve,
+    down,
+    eval_show,
+    status,
+    report,
+    adopt,
+    export,
+    transfer,
+    graph,
+    collect,
+)
 
 
 def parser() -> argparse.ArgumentParser:

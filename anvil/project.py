@@ -4,6 +4,7 @@ plan, apply, status, gc. Where the pure planner meets the file system; the CLI o
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,12 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anvil.backends import process
-from anvil.errors import AnvilError, StalePlan
+from anvil.errors import AnvilError, StageFailed, StalePlan
 from anvil.estimates import for_project as estimating
 from anvil.executor import execute
 from anvil.planning.graph import Graph
-from anvil.planning.plan import Action, Plan, make_plan
-from anvil.planning.record import StageRecord
+from anvil.planning.plan import Act, Action, Plan, make_plan
+from anvil.planning.record import Outcome, StageRecord
 from anvil.planning.saved import differences
 from anvil.planning.standing import Standing, State, standings
 from anvil.recipe import contamination, rows
@@ -123,12 +124,14 @@ class Project:
         """Whether another project started what the record stands for (a state file copied with its project)."""
         return record.metrics.get("project", self.state.id) != self.state.id
 
-    def run_stage(self, on_progress: OnProgress | None = None):
+    def run_stage(self, on_progress: OnProgress | None = None, adopting: Path | None = None):
+        """The function that runs a planned stage; with `adopting`, one that adopts that folder as the
+        stage's artifact instead (`anvil import`: Stage.adopt), refusing a failed outcome whole."""
         previous = self.state.load()
 
         def run(action: Action, workdir: Path | None, inputs: dict[str, Path]):
             stage = BY_KIND[action.kind]
-            assert stage.run is not None, "the planner never schedules unavailable stages"
+            assert stage.run is not None and (adopting is None or stage.adopt is not None), "planned as buildable"
             node, now = self.graph.nodes[action.stage], self.state.load()
             records = {role: now[need] for role, need in node.needs.items() if role in inputs and need in now}
             ctx = StageRun(
@@ -146,7 +149,13 @@ class Project:
             )
             if on_progress:
                 ctx.progress = lambda fraction, message: on_progress(action, fraction, message)
-            result = stage.run(ctx)
+            if adopting is not None and stage.adopt is not None:
+                result = stage.adopt(ctx, adopting)
+                if result.outcome is Outcome.FAILED:
+                    raise AnvilError(f"{adopting}: {result.reason}")
+                result = dataclasses.replace(result, metrics={**result.metrics, "imported_from": str(adopting)})
+            else:
+                result = stage.run(ctx)
             if node.resource:  # whose process it is: a copy of this project's state must not stop it
                 result = dataclasses.replace(result, metrics={**result.metrics, "project": self.state.id})
             return result
@@ -207,6 +216,49 @@ class Project:
                 )
             finally:
                 self.state.hashes.save()
+
+    def adopt(self, sid: str, folder: Path, dry_run: bool = False) -> tuple[Action, dict[str, Any]]:
+        """`anvil import`: adopt `folder` (made outside Anvil) as stage `sid`'s artifact, under the fingerprint
+        the recipe gives the stage now, once its kind has checked it (Stage.adopt); the planned action and
+        the metrics recorded (with `dry_run`, that would be). Refused whole: a kind that cannot be imported,
+        a stage built or in the run-cache, needs not built, a folder that does not fit."""
+        node = self.graph.nodes.get(sid)
+        stage = BY_KIND[node.kind] if node is not None else None
+        importable = [n for n, x in self.graph.nodes.items() if BY_KIND[x.kind].adopt is not None]
+        if node is None or stage is None or stage.adopt is None:
+            raise AnvilError(f"{sid}: not a stage that can be imported (expected one of: {', '.join(importable)})")
+        if not folder.is_dir():
+            raise AnvilError(f"{folder}: no such folder (expected the folder of what {sid} would build)")
+        with self._locked():
+            plan = dataclasses.replace(self.plan(targets=[sid]), estimates={})
+            action = next(a for a in plan.actions if a.stage == sid)
+            pending = [a.stage for a in plan.actions if a.stage != sid and a.act is not Act.UP_TO_DATE]
+            if action.act is Act.UP_TO_DATE:
+                raise AnvilError(f"{sid} is built (fingerprint {action.fingerprint[:12]}): nothing was imported")
+            if action.act is Act.RESTORE:
+                raise AnvilError(
+                    f"{sid} was built before: `anvil apply` restores it from the store; nothing was imported"
+                )
+            if pending:
+                raise AnvilError(
+                    f"{sid} cannot be imported yet: it needs {', '.join(pending)}, not built (import "
+                    f"{pending[-1]}, or build it: `anvil apply --target {pending[-1]}`)"
+                )
+            if action.act not in (Act.CREATE, Act.RERUN):
+                raise AnvilError(f"{sid} cannot be imported: {'; '.join(action.reasons)}")
+            run = self.run_stage(adopting=folder.resolve())
+            if dry_run:
+                records = self.state.load()
+                inputs = {role: self.store.artifact(records[need].fingerprint) for role, need in node.needs.items()}
+                with tempfile.TemporaryDirectory(dir=self.store.root) as scratch:
+                    return action, run(action, Path(scratch), inputs).metrics
+            plan = dataclasses.replace(plan, actions=(action,))
+            self.store.register(self.state.id, self.loaded.path, self.state.file)
+            try:
+                execute(plan, self.graph, self.store, self.state, run)
+            except StageFailed as e:  # the folder's own error, not a stage that failed to build
+                raise AnvilError(f"{e.__cause__ or e}\nNothing was imported.") from None
+            return action, self.state.load()[sid].metrics
 
     def down(self) -> list[str]:
         """Stop every running resource (the server) this project started and forget it. Records of another

@@ -458,3 +458,89 @@ def test_an_exported_release_loads_in_mlx_vlm_and_its_adapter_in_mlx_lm(lineage,
     assert "adapters.safetensors" in json.loads(shown.stdout)["files"]
     model, tokenizer = load_text(str(artifacts["v1.fuse"]), adapter_path=str(tmp_path / "adapter"))
     assert model is not None and tokenizer is not None
+
+
+TRAINED_BY_HAND = """\
+import runpy, sys
+import mlx.core as mx
+info = mx.device_info  # mlx-lm-lora asks Metal's working-set size, which a CPU does not report
+mx.device_info = lambda: {"max_recommended_working_set_size": 1 << 34, **info()}
+sys.argv[0] = sys.argv.pop(1)
+runpy.run_module(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_an_adapter_trained_by_hand_is_imported_and_the_lineage_builds_on_it(tmp_path):
+    """v1's adapter trained outside Anvil (mlx-lm's trainer, its documented format), imported: v1.train is up
+    to date, the rest of the lineage builds on it; a rank that differs is refused by field, and an adapter
+    of every linear layer (mlx-lm-lora's CLI, which takes no `keys`) by its modules."""
+    folder = make(tmp_path / "hand")
+
+    def anvil(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "anvil", *args], cwd=folder, capture_output=True, text=True)
+
+    assert anvil("apply", "--target", "base", "--target", "dataset.domain").returncode == 0
+    project = open_project(folder / "anvil.toml")
+    base = project.weights("base")
+    data = project.store.artifact(project.state.load()["dataset.domain"].fingerprint)
+    keys = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"]
+    keys += ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]  # the recipe's default targets, attention + mlp
+
+    def train(trainer: str, out: Path, **lora) -> None:
+        config = tmp_path / f"{out.name}.yaml"  # YAML is a superset of JSON
+        config.write_text(json.dumps({"lora_parameters": {"scale": 10.0, "dropout": 0.0, **lora}}))
+        (tmp_path / "by_hand.py").write_text(TRAINED_BY_HAND)
+        done = subprocess.run(
+            [sys.executable, str(tmp_path / "by_hand.py"), trainer, "--model", str(base), "--train"]
+            + ["--data", str(data), "--iters", "4", "--batch-size", "2", "--num-layers", "2", "--max-seq-length"]
+            + ["128", "--val-batches", "1", "--steps-per-eval", "100", "--adapter-path", str(out), "-c", str(config)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    train("mlx_lm.lora", tmp_path / "rank8", rank=8, keys=keys)
+    refused = anvil("import", "v1", str(tmp_path / "rank8"))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "lora_parameters.rank: the recipe's models.v1.lora.rank is 4, the file's is 8" in refused.stderr
+    train("mlx_lm_lora.train", tmp_path / "every_linear", rank=4)
+    refused = anvil("import", "v1.train", str(tmp_path / "every_linear"))
+    assert refused.returncode == 1 and "per_layer_input_gate" in refused.stderr, refused.stderr
+    assert "v1.train" not in open_project(folder / "anvil.toml").state.load(), "nothing recorded"
+
+    train("mlx_lm.lora", tmp_path / "adapter", rank=4, keys=keys)
+    dry = anvil("import", "v1", str(tmp_path / "adapter"), "--dry-run")
+    assert dry.returncode == 0 and "Would record v1.train" in dry.stdout and "Nothing was recorded" in dry.stdout
+    done = anvil("import", "v1", str(tmp_path / "adapter"))
+    assert done.returncode == 0 and "Recorded v1.train as imported" in done.stdout, done.stderr
+    acts = {a["stage"]: a["act"] for a in json.loads(anvil("plan", "--json").stdout)["actions"]}
+    assert acts["v1.train"] == "up_to_date" and acts["v1.fuse"] == "create" and acts["v2.train"] == "create"
+    again = anvil("import", "v1", str(tmp_path / "adapter"))
+    assert again.returncode == 1 and "v1.train is built" in again.stderr
+    applied = anvil("apply")
+    assert applied.returncode == 0, applied.stdout[-2000:] + applied.stderr[-2000:]
+    state = open_project(folder / "anvil.toml").state.load()
+    assert state["v1.fuse"].metrics["parity"]["verdict"] == "within tolerance" and "v2.fuse" in state
+    status = {row["stage"]: row for row in json.loads(anvil("status", "--json").stdout)}
+    assert status["v1.train"]["summary"].startswith(f"imported from {tmp_path / 'adapter'} on ")
+    page = (project.state.folder / "report.html").read_text()
+    assert 'data-metric="imported:v1"' in page
+
+    # the same recipe elsewhere: the adapter and the fused checkpoint exported from here, both imported
+    assert anvil("export", "v1", str(tmp_path / "v1")).returncode == 0
+    other = make(tmp_path / "other")
+
+    def elsewhere(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "anvil", *args], cwd=other, capture_output=True, text=True)
+
+    early = elsewhere("import", "v1.fuse", str(tmp_path / "v1"))
+    assert early.returncode == 1 and "v1.train, not built (import v1.train, or build it" in early.stderr, early.stderr
+    assert elsewhere("apply", "--target", "base", "--target", "dataset.domain").returncode == 0
+    assert elsewhere("import", "v1", str(tmp_path / "adapter")).returncode == 0
+    text_only = elsewhere("import", "v1.fuse", str(tmp_path / "every_linear"))  # mlx-lm-lora's fuse drops towers
+    assert text_only.returncode == 1 and "tensor(s) missing: audio_tower" in text_only.stderr, text_only.stderr
+    fused = elsewhere("import", "v1.fuse", str(tmp_path / "v1"))
+    assert fused.returncode == 0 and "served = trained: max |dlogit|" in fused.stdout, fused.stderr
+    acts = {a["stage"]: a["act"] for a in json.loads(elsewhere("plan", "--json").stdout)["actions"]}
+    assert acts["v1.fuse"] == "up_to_date" and acts["v2.train"] == "create"

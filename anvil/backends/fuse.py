@@ -18,6 +18,7 @@ from pathlib import Path
 from anvil.backends import shards as stream
 from anvil.backends import tensors
 from anvil.errors import AnvilError
+from anvil.state.adapters import checkpoint_names
 from anvil.state.checkpoint import read_header, shards
 
 
@@ -41,15 +42,6 @@ def _adapter_modules(adapter: Path) -> tuple[float, dict[str, tuple]]:
     return float(config["lora_parameters"]["scale"]), modules
 
 
-def _checkpoint_names(module: str) -> tuple[str, ...]:
-    """Where an adapter module (mlx naming: language_model.model.layers.N...) lives in a checkpoint:
-    the same name in mlx-vlm's layout, `model.language_model.layers.N...` in Hugging Face's."""
-    names: tuple[str, ...] = (module,)
-    if module.startswith("language_model.model."):
-        names += ("model.language_model." + module.removeprefix("language_model.model."),)
-    return names
-
-
 def fuse(parent: Path, adapter: Path, out: Path, progress: Callable[[float, str], None] = lambda f, m: None) -> dict:
     """Merge the adapter into `parent`'s shards, written to `out` one tensor at a time, each merged
     projection then checked from the written file (`verify`)."""
@@ -62,7 +54,7 @@ def fuse(parent: Path, adapter: Path, out: Path, progress: Callable[[float, str]
     import numpy as np
 
     scale, modules = _adapter_modules(adapter)
-    by_weight = {f"{name}.weight": module for module in modules for name in _checkpoint_names(module)}
+    by_weight = {f"{name}.weight": module for module in modules for name in checkpoint_names(module)}
 
     def merge(name: str, rows: slice, w):
         a, b = modules[by_weight[name]]

@@ -6,6 +6,8 @@ it is blocked. The artifact is the fused checkpoint itself (see `source.checkpoi
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from anvil.backends import fuse, parity, samples
@@ -20,7 +22,7 @@ from anvil.recipe.preference import as_chat
 from anvil.recipe.serving import Parity
 from anvil.stages import dataset, source
 from anvil.stages.stage import Result, Shown, Stage, StageRun, Suites, weights_of
-from anvil.state.checkpoint import weight_dtype
+from anvil.state.checkpoint import layout_differences, weight_dtype
 
 CODE_VERSION = 3  # 3: the training-against-serving check
 # Largest relative difference accepted between a fused projection's outputs and parent + adapter's on
@@ -63,6 +65,29 @@ def run(ctx: StageRun[FuseConfig]) -> Result:
             f"a fused projection differs from parent + adapter by {metrics['max_projection_diff']:.2e} "
             f"(tolerance {tolerance:.0e})"
         )
+    return _served_as_trained(ctx, parent, adapter, metrics | {"tolerance": tolerance})
+
+
+def adopt(ctx: StageRun[FuseConfig], folder: Path) -> Result:
+    """A checkpoint fused outside Anvil as this round's: the parent's architecture, tensor for tensor, and
+    the parity check a fuse runs (parent + adapter in training's runtime against it in serving's)."""
+    parent, adapter = source.checkpoint(ctx.inputs["parent"], ctx.root), ctx.inputs["adapter"]
+    if not (folder / "config.json").is_file():
+        raise AnvilError(f"{folder}: not a checkpoint (no config.json; expected a fused model's folder)")
+    problems = layout_differences(parent, folder)
+    if problems:
+        raise AnvilError(
+            f"{folder}: not {ctx.node.model}'s parent with an adapter fused in:\n  " + "\n  ".join(problems)
+        )
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        (ctx.out / file.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file, ctx.out / file.relative_to(folder))
+    return _served_as_trained(ctx, parent, adapter, {})
+
+
+def _served_as_trained(ctx: StageRun[FuseConfig], parent: Path, adapter: Path, metrics: dict[str, Any]) -> Result:
+    """The fused checkpoint in ctx.out loads in mlx-vlm, and serves what parent + adapter compute in training."""
+    dtype = weight_dtype(ctx.out)
     ctx.progress(0.9, "loading with mlx-vlm")
     vlm = fuse.load_vlm(ctx.out, lazy=True)  # every name and shape checked, no weight read
     towers = {tower: getattr(vlm, tower, None) is not None for tower in ("vision_tower", "audio_tower")}
@@ -81,7 +106,7 @@ def run(ctx: StageRun[FuseConfig]) -> Result:
             f"{SERVING} differs from {TRAINING}: max |logit| difference {found['max_logit_diff']:.3g} "
             f"> {limit:g} ({dtype}) on the held-out prompt {prompt[:80]!r}"
         )
-    result = metrics | {"tolerance": tolerance, "loads_in_mlx_vlm": True, **towers, "parity": found}
+    result = metrics | {"loads_in_mlx_vlm": True, **towers, "parity": found}
     return Result.judged(result, [] if within else [found["message"]], Outcome.FAILED)
 
 
@@ -92,7 +117,8 @@ def summary(record: StageRecord) -> str:
         return merged
     if p["verdict"] != "within tolerance":
         return p["message"]
-    return f"{merged}; served = trained: max |dlogit| {p['max_logit_diff']:.1e}, top-1 {p['top1_agreement']:.0%}"
+    served = f"served = trained: max |dlogit| {p['max_logit_diff']:.1e}, top-1 {p['top1_agreement']:.0%}"
+    return f"{merged}; {served}" if "merged_modules" in m else served  # an imported fuse merged nothing here
 
 
 COST = Cost(
@@ -117,4 +143,13 @@ def parity_lines(p: dict[str, Any], report: dict[str, Any]) -> list[str]:
 SHOWN = Shown("parity", lambda record, recipe, model: record.metrics.get("parity"), parity_lines)
 
 
-STAGE = Stage(kind="fuse", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, shown=SHOWN)
+STAGE = Stage(
+    kind="fuse",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    cost=COST,
+    shown=SHOWN,
+    adopt=adopt,
+)

@@ -46,9 +46,14 @@ BY_KIND = {stage.kind: stage for stage in STAGES}
 
 
 def summary_of(record: StageRecord) -> str | None:
-    """The figures that matter of a recorded stage (its stage's `summary`), or None."""
+    """The figures that matter of a recorded stage (its stage's `summary`), or None; for one adopted by
+    `anvil import`, where from and when first (the figures of what Anvil checked, if its kind has any)."""
     stage = BY_KIND.get(record.kind)
-    return stage.summary(record) if stage is not None and stage.summary is not None else None
+    own = stage.summary(record) if stage is not None and stage.summary is not None else None
+    if imported := record.metrics.get("imported_from"):
+        checked = f"; {own}" if own else ""
+        return f"imported from {imported} on {record.started[:10]}{checked}"
+    return own
 
 
 def build_graph(recipe: Recipe, suites: Suites | None = None) -> Graph:

@@ -113,6 +113,10 @@ class Stage:
     shown: Shown | None = None  # what `eval show MODEL` adds from this stage of the model
     # What `plan` warns of a planned run before apply tries it (a port another process holds), if anything.
     preflight: Callable[[Node, StageRecord | None], str | None] | None = None
+    # `anvil import`: a folder made outside Anvil adopted as this stage's artifact. It checks the folder
+    # against the recipe and the stage's inputs (an error naming each field that differs), copies it into
+    # the work folder, and returns the Result to record; None: this kind cannot be imported.
+    adopt: Callable[[StageRun, Path], Result] | None = None
 
 
 def artifact_json(artifact: Path, name: str) -> Any:

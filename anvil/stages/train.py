@@ -5,12 +5,16 @@ before/after samples on held-out prompts: `adapters.safetensors`, `adapter_confi
 
 from __future__ import annotations
 
+import math
+import shutil
+from pathlib import Path
 from typing import cast
 
 from pydantic import model_serializer
 
 from anvil.backends import lora, samples
 from anvil.backends.lora import curve_so_far
+from anvil.errors import AnvilError
 from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost, Work
 from anvil.methods.preference import Preference
@@ -23,6 +27,7 @@ from anvil.recipe.models import Lora, Recipe, Train, lora_keys
 from anvil.recipe.preference import as_chat
 from anvil.stages import dataset, source
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+from anvil.state import adapters
 
 CODE_VERSION = 3
 
@@ -98,10 +103,36 @@ def run(ctx: StageRun[TrainConfig]) -> Result:
     return Result(metrics)
 
 
+def adopt(ctx: StageRun[TrainConfig], folder: Path) -> Result:
+    """An adapter trained outside Anvil (mlx-lm-lora, mlx-lm) as this round's: its config must say what the
+    round's `lora` says, its tensors must fit the parent. What it cannot show (the data and steps it was
+    trained with) is recorded as imported, not as built."""
+    config, shapes = adapters.read(folder)
+    at = f"models.{ctx.node.model}.lora"
+    names = {
+        "num_layers": f"{at}.last_layers",
+        "lora_parameters.rank": f"{at}.rank",
+        "lora_parameters.scale": f"{at}.scale",
+        "lora_parameters.dropout": f"{at}.dropout",
+        "lora_parameters.keys": f"{at}.targets, as mlx-lm's keys,",
+        "fine_tune_type": "method (LoRA)",
+    }
+    expected = lora.adapter_config(ctx.config.lora, "")
+    problems = adapters.mismatches(config, expected, names)
+    keys, parent = expected["lora_parameters"]["keys"], source.checkpoint(ctx.inputs["parent"], ctx.root)
+    problems += adapters.fit(shapes, parent, config, keys, f"{at}.targets {ctx.config.lora.targets}")
+    if problems:
+        raise AnvilError(f"{folder}: does not fit {ctx.node.id}:\n  " + "\n  ".join(problems))
+    for name in adapters.FILES:
+        shutil.copyfile(folder / name, ctx.out / name)
+    trainable = sum(math.prod(shape) for shape in shapes.values())
+    return Result({"trainable_parameters": trainable})
+
+
 def summary(record: StageRecord) -> str:
     m = record.metrics
-    if m.get("train_loss_first") is None:
-        return f"{m.get('steps', 0)} steps"
+    if m.get("train_loss_first") is None:  # nothing logged (an adapter imported: trained elsewhere)
+        return f"{m['steps']} steps" if m.get("steps") else ""
     if own := METHODS[record.config.get("method", "sft")].summary(m):
         return own
     valid = f", valid {m['valid_loss_last']:.3f}" if m.get("valid_loss_last") is not None else ""
@@ -133,5 +164,12 @@ COST = Cost(
 
 
 STAGE = Stage(
-    kind="train", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, so_far=curve_so_far
+    kind="train",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    cost=COST,
+    so_far=curve_so_far,
+    adopt=adopt,
 )

@@ -27,8 +27,14 @@ def shards(folder: Path) -> list[Path]:
 def read_header(path: Path) -> tuple[dict[str, Any], int]:
     """The header of a shard and where its data starts."""
     with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(length)), 8 + length
+        try:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > path.stat().st_size:
+                raise ValueError(f"a header of {length} bytes in a file of {path.stat().st_size}")
+            header = json.loads(f.read(length))
+        except (struct.error, ValueError) as e:
+            raise AnvilError(f"{path}: not a safetensors file ({e})") from None
+        return header, 8 + length
 
 
 def weight_dtype(folder: Path) -> str:
@@ -66,3 +72,37 @@ def sizes(folder: Path) -> dict[str, int]:
     found = shard_sizes(folder).values()
     total, language = sum(s[0] for s in found), sum(s[2] for s in found)
     return {"language": language, "towers": total - language, "total": total}
+
+
+def layout(folder: Path) -> dict[str, list[int]]:
+    """Every tensor of a checkpoint by name, with its shape: what a fuse keeps (it changes values only)."""
+    return {
+        name: entry["shape"]
+        for shard in shards(folder)
+        for name, entry in read_header(shard)[0].items()
+        if name != "__metadata__"
+    }
+
+
+def layout_differences(expected: Path, found: Path) -> list[str]:
+    """How checkpoint `found` departs from `expected`'s architecture: its model type, and tensors missing,
+    extra or of another shape (a few of each, counted)."""
+    try:
+        types = [json.loads((f / "config.json").read_text()).get("model_type") for f in (expected, found)]
+    except (OSError, ValueError) as e:
+        return [f"config.json unreadable ({type(e).__name__}: {e})"]
+    if types[0] != types[1]:
+        return [f"model_type is {types[1]!r}, the parent's is {types[0]!r} (another architecture)"]
+    want, have = layout(expected), layout(found)
+    out = []
+    for what, names in (
+        ("missing", sorted(want.keys() - have.keys())),
+        ("not in the parent", sorted(have.keys() - want.keys())),
+    ):
+        if names:
+            out.append(f"{len(names)} tensor(s) {what}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}")
+    reshaped = [n for n in sorted(want.keys() & have.keys()) if want[n] != have[n]]
+    if reshaped:
+        first = reshaped[0]
+        out.append(f"{len(reshaped)} tensor(s) of another shape: {first} {have[first]}, the parent's {want[first]}")
+    return out

@@ -75,7 +75,7 @@ def test_unknown_key_suggests_the_close_one(project_dir):
 
 def test_unknown_table_key_lists_what_is_allowed(project_dir):
     [msg] = problems(project_dir, LINEAGE.replace('[project]\nname = "t"', '[project]\nname = "t"\nzzz = 1'))
-    assert msg == "anvil.toml:3:1: project.zzz: unknown key (expected one of: name)"
+    assert msg == "anvil.toml:3:1: project.zzz: unknown key (expected one of: license, name)"
 
 
 def test_undefined_model_and_dataset(project_dir):

@@ -97,6 +97,10 @@ def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
         "peak_memory_gb": metrics.get("peak_memory_gb"),
         "seconds_per_step": metrics.get("seconds_per_step"),
         "duration_s": record.duration_s if view.built(sid) else None,
+        # adopted by `anvil import`: trained elsewhere, so no curve or time of its own
+        "imported": {"from": metrics["imported_from"], "on": record.started[:10]}
+        if "imported_from" in metrics
+        else None,
     }
 
 
