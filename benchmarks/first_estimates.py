@@ -3,8 +3,8 @@
 machine's measured speed), then `anvil apply` and the seconds each stage took (the store's history).
 Prints each stage's ratio measured / estimated and the whole apply's; the target is within 30%.
 
-Also prints the first-run estimate of the seed's 31B round (recipes/gemma4-31b-pe.toml's v1.train) on
-this machine, for scale; the seed's ~10 min is on a Mac this benchmark cannot run on.
+Also prints the estimate of the seed's 31B round (recipes/gemma4-31b-pe.toml's v2.train) on the Mac the
+recipe names (`[machine] profile = "m3-ultra"`) next to the seed's measured ~10 min.
 
 Run by hand (about 10 minutes on 2 CPU cores): python benchmarks/first_estimates.py"""
 
@@ -51,9 +51,9 @@ def main() -> None:
     seed = anvil(REPO, "plan", "--json", str(REPO / "recipes" / "gemma4-31b-pe.toml"))
     if seed.returncode == 0:
         actions = {a["stage"]: a for a in json.loads(seed.stdout)["actions"]}
-        guess = actions.get("v1.train", {}).get("estimate", {}).get("seconds")
+        guess = actions.get("v2.train", {}).get("estimate", {}).get("seconds")
         if guess:
-            print(f"seed's 31B v1.train on this machine: {guess / 60:.0f} min (the seed's Mac: ~10 min)")
+            print(f"seed's 31B v2.train on its M3 Ultra profile: {guess / 60:.1f} min (the seed measured ~10 min)")
 
 
 if __name__ == "__main__":

@@ -113,8 +113,10 @@ def plan_lines(
         console.print(f"\nPlan: {summary}.", markup=False, highlight=False)
         if (total := plan.estimated_seconds()) is not None and total > 0:
             bases = sorted({e.basis for e in plan.estimates.values() if e.basis not in ("", "no work", "restore")})
+            evaluating = plan.evaluation_seconds()
+            share = f"; evaluation {duration(evaluating)} of it ({evaluating / total:.0%})" if evaluating else ""
             console.print(
-                f"Estimated time: {duration(total)} (from {', '.join(bases) or 'nothing yet'}).",
+                f"Estimated time: {duration(total)} (from {', '.join(bases) or 'nothing yet'}){share}.",
                 markup=False,
                 highlight=False,
             )

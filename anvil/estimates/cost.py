@@ -35,6 +35,7 @@ class Cost:
     memory: Callable[[Work], float | None] = lambda work: None  # peak bytes; None: nothing to speak of
     weighs: str = ""  # the role of the need whose model it loads in full ("parent"), "" for its own model
     reads_rows: bool = False  # its time depends on its dataset's tokens per sequence (a training round)
+    evaluation: bool = False  # its time is evaluating a model (the plan says what share of the total that is)
 
 
 def weights(work: Work) -> float:

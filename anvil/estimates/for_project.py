@@ -15,6 +15,7 @@ from anvil.estimates import arithmetic as estimate
 from anvil.estimates import first_run, history, sizing
 from anvil.estimates.arithmetic import GB, Run, Shape
 from anvil.estimates.cost import Cost, Work
+from anvil.estimates.machines import PROFILES
 from anvil.planning.graph import Graph, Node
 from anvil.planning.plan import Act, Estimate, Plan
 from anvil.planning.record import StageRecord
@@ -53,8 +54,11 @@ def for_plan(
     plan: Plan, graph: Graph, loaded: LoadedRecipe, records: Mapping[str, StageRecord], store: Store
 ) -> dict[str, Estimate]:
     model_shapes = shapes(loaded, records, store)
-    runs = history.read(history_file(store))
+    profile = PROFILES.get(loaded.recipe.machine.profile or "")
+    # planned for another machine: its profile, never this machine's history or probe
+    runs = [] if profile else history.read(history_file(store))
     here = sizing.machine()
+    speed, probed = (profile.speed(), f"{profile.chip} profile") if profile else (None, "machine probe")
     out = {}
     for action in plan.changes:
         node = graph.nodes.get(action.stage)
@@ -72,8 +76,8 @@ def for_plan(
         amount = cost.units(work)
         seconds, basis = estimate.seconds(node.id, node.kind, cost.unit, amount, size, here, runs)
         if seconds is None:
-            seconds, basis = first_run.seconds(cost, work, amount, machine.measure()), "machine probe"
-        out[node.id] = Estimate(seconds, basis, cost.memory(work) if shape else None, amount)
+            seconds, basis = first_run.seconds(cost, work, amount, speed or machine.measure()), probed
+        out[node.id] = Estimate(seconds, basis, cost.memory(work) if shape else None, amount, cost.evaluation)
     return out
 
 
@@ -129,8 +133,11 @@ def model_of(node: Node) -> str | None:
 
 def memory_limit(loaded: LoadedRecipe) -> tuple[float, str]:
     machine = loaded.recipe.machine
-    if machine.memory_gb is not None:
-        return machine.memory_gb * GB, machine.name or "the recipe's [machine]"
+    profile = PROFILES.get(machine.profile or "")
+    memory_gb = machine.memory_gb or (max(profile.memory_gb) if profile else None)
+    if memory_gb is not None:
+        named = machine.name or (f"the {profile.chip} ({memory_gb:g} GB)" if profile else "the recipe's [machine]")
+        return memory_gb * GB, named
     return sizing.total_memory(), "this machine"
 
 

@@ -62,6 +62,7 @@ class Estimate:
     basis: str  # "last run", "history" or "machine probe" (a first run: estimates/first_run.py)
     memory_bytes: float | None = None
     units: float | None = None  # the work the seconds rest on, in UNIT[kind]: recorded beside the time taken
+    evaluation: bool = False  # time spent evaluating a model (transcripts, scores, benchmarks, serving checks)
 
     def to_json(self) -> dict[str, Any]:
         memory_gb = None if self.memory_bytes is None else round(self.memory_bytes / 1e9, 3)
@@ -92,6 +93,10 @@ class Plan:
     estimates: dict[str, Estimate] = field(default_factory=dict)  # time and memory of each change
     # stages whose artifact or process no longer matched their record when planned, with why (as probed)
     drifted: Mapping[str, str] = field(default_factory=dict)
+
+    def evaluation_seconds(self) -> float:
+        """The part of the estimated time that evaluates models."""
+        return sum(e.seconds or 0.0 for e in self.estimates.values() if e.evaluation)
 
     def estimated_seconds(self) -> float | None:
         """The whole apply's time, when every change has an estimate."""

@@ -108,10 +108,23 @@ class StoreConfig(Strict):
     )
 
 
+# The machines anvil/estimates/machines.py describes (a test holds the two together).
+MachineProfile = Literal["m1-max", "m1-ultra", "m2-max", "m2-ultra", "m3-max", "m3-ultra", "m4-max"]
+
+
 class Machine(Strict):
     """The machine the recipe is planned for, when it is not this one (plan here, train on the Mac)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200, description="What to call it in the plan.")
     memory_gb: float | None = Field(
-        default=None, gt=0, le=1_000_000, description="Its memory in GB (default: this machine's)."
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="Its memory in GB (default: the profile's largest, else this machine's).",
+    )
+    profile: MachineProfile | None = Field(
+        default=None,
+        description="The Apple Silicon chip it has, for the plan's times: its memory bandwidth, GPU throughput and "
+        "latency (anvil/estimates/machines.py gives each figure and where it comes from). Default: this machine, "
+        "as a probe measures it.",
     )

@@ -196,6 +196,7 @@ def summary(record: StageRecord) -> str:
 
 
 COST = Cost(
+    evaluation=True,
     start_s=0.25,
     unit="answers",
     units=lambda work: sum(len(suite) for suite in work.settings["tests"].values()) * work.settings["runs"],

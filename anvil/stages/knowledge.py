@@ -197,6 +197,7 @@ def summary(record: StageRecord) -> str:
 
 
 COST = Cost(
+    evaluation=True,
     start_s=2.5,
     unit="tokens",
     units=lambda work: sum(b["n"] * (b["max_tokens"] or 256) for b in work.settings["benchmarks"]),

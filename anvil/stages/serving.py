@@ -132,7 +132,7 @@ def _asked_once(work: Work, units: float, speed: Speed) -> float:
     return first_run.generation(asked, work.shape, tests * asked["max_tokens"], speed, work.in_flight)
 
 
-COST = Cost(start_s=0.5, first_run=_asked_once)
+COST = Cost(evaluation=True, start_s=0.5, first_run=_asked_once)
 
 
 STAGE = Stage(kind="serving", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)

@@ -157,6 +157,7 @@ def _tokens(work: Work) -> float:
 
 
 COST = Cost(
+    evaluation=True,
     start_s=2.5,
     unit="tokens",
     units=_tokens,
