@@ -281,8 +281,11 @@ def test_a_sweep_selects_its_winner_and_v2_means_the_winner(built, monkeypatch):
             assert value == state[f"{variant}.eval"].metrics["suites"]["tiny"]["composite"]
         selected, won = project.weights("v2"), project.store.artifact(state[f"{winner}.fuse"].fingerprint)
         assert [p.read_bytes() for p in shards(selected)] == [p.read_bytes() for p in shards(won)]
-        # what follows the select is keyed by the winner's weights (what it passes on), not by every variant
+        # what follows the select is keyed by the winner's weights (what it passes on), not by every variant:
+        # v2's transcripts are the winner's, restored, never generated a second time
         assert state["v2.select"].identity == state[f"{winner}.fuse"].fingerprint
+        assert "< v2.transcripts restored from the run-cache" in applied.stdout, applied.stdout[-3000:]
+        assert state["v2.transcripts"].fingerprint == state[f"{winner}.transcripts"].fingerprint
         assert state["v2q4.quantize"].inputs["v2.select"] == state["v2.select"].identity, "the child follows"
         assert state["serve"].config["model"] == "v2" and state["serve"].inputs["v2.select"] == (
             state["v2.select"].identity
