@@ -252,7 +252,6 @@ class Project:
                 inputs = {role: self.store.artifact(records[need].fingerprint) for role, need in node.needs.items()}
                 with tempfile.TemporaryDirectory(dir=self.store.root) as scratch:
                     return action, run(action, Path(scratch), inputs).metrics
-            plan = dataclasses.replace(plan, actions=(action,))
             self.store.register(self.state.id, self.loaded.path, self.state.file)
             try:
                 execute(plan, self.graph, self.store, self.state, run)

@@ -516,6 +516,8 @@ def test_an_adapter_trained_by_hand_is_imported_and_the_lineage_builds_on_it(tmp
     assert done.returncode == 0 and "Recorded v1.train as imported" in done.stdout, done.stderr
     acts = {a["stage"]: a["act"] for a in json.loads(anvil("plan", "--json").stdout)["actions"]}
     assert acts["v1.train"] == "up_to_date" and acts["v1.fuse"] == "create" and acts["v2.train"] == "create"
+    imported = open_project(folder / "anvil.toml").state.load()["v1.train"]
+    assert set(imported.inputs) == {"base.source", "dataset.domain"}, "recorded with what it was checked against"
     again = anvil("import", "v1", str(tmp_path / "adapter"))
     assert again.returncode == 1 and "v1.train is built" in again.stderr
     applied = anvil("apply")
