@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError, StageFailed
-from anvil.planning.fingerprint import fingerprint
 from anvil.planning.graph import Graph, Node
-from anvil.planning.plan import FORCED, Act, Action, Held, Plan, passed_on
+from anvil.planning.plan import FORCED, Act, Action, Held, Plan, keyed_by, passed_on, stage_print
 from anvil.planning.record import Outcome, StageRecord
 from anvil.stages.stage import Result
 from anvil.state.project_state import ProjectState
@@ -55,7 +54,7 @@ class Applied:
 def new_record(
     node: Node,
     fingerprint: str,
-    inputs: dict[str, str],
+    inputs: Mapping[str, str],
     files: dict[str, str],
     started: datetime,
     seconds: float,
@@ -84,7 +83,7 @@ def new_record(
     )
 
 
-def keyed(node: Node, keys: dict[str, str]) -> dict[str, str]:
+def keyed(node: Node, keys: Mapping[str, str]) -> dict[str, str]:
     """Its needs' keys by stage id (an observer's excluded needs: none)."""
     return {need: keys[need] for need in node.deps if need in keys}
 
@@ -151,7 +150,7 @@ def execute(
         )
         try:
             t0 = time.monotonic()
-            inputs = keyed(node, prints if node.observer else keys)
+            inputs = keyed(node, keyed_by(node, prints, keys))
             record, came = _apply_one(action, node, build, store, state, records, on_event, fetch, inputs)
             keys[action.stage] = passed_on(record, action.fingerprint)
             if node.resource:
@@ -250,7 +249,7 @@ def _build(node, action, workdir, *, built, store, prints, keys, plan, run_stage
     return new_record(
         node,
         action.fingerprint,
-        prints if node.observer else keys,
+        keyed_by(node, prints, keys),
         plan.files,
         started,
         seconds,
@@ -264,11 +263,9 @@ def _build(node, action, workdir, *, built, store, prints, keys, plan, run_stage
 def _rekeyed(action: Action, node: Node, prints, keys, files: dict[str, str]) -> Action:
     """The action with its fingerprint from its needs' keys as they now are: a select that ran may pass on
     what it passed on before, and what follows it is then what it was (every need known, else as planned)."""
-    by = prints if node.observer else keys
-    if action.act is Act.ORPHANED or not all(need in by for need in node.deps):
+    if action.act is Act.ORPHANED or not all(need in keyed_by(node, prints, keys) for need in node.deps):
         return action
-    node_files = {path: files[path] for path in node.files}
-    fp = fingerprint(node, {role: by[need] for role, need in node.needs.items()}, node_files)
+    fp = stage_print(node, prints, keys, files)
     return action if fp == action.fingerprint else replace(action, fingerprint=fp)
 
 

@@ -227,8 +227,6 @@ class Project:
         importable = [n for n, x in self.graph.nodes.items() if BY_KIND[x.kind].adopt is not None]
         if node is None or stage is None or stage.adopt is None:
             raise AnvilError(f"{sid}: not a stage that can be imported (expected one of: {', '.join(importable)})")
-        if not folder.is_dir():
-            raise AnvilError(f"{folder}: no such folder (expected the folder of what {sid} would build)")
         with self._locked():
             plan = dataclasses.replace(self.plan(targets=[sid]), estimates={})
             action = next(a for a in plan.actions if a.stage == sid)

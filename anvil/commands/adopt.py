@@ -31,12 +31,12 @@ def add_to(sub) -> None:
 
 
 def run(args) -> int:
+    if not args.path.is_dir():  # before the folder's files decide what a round's name means
+        raise AnvilError(f"{args.path}: no such folder (expected an adapter or checkpoint folder)")
     project = open_project(args.recipe)
     sid = args.stage
     if sid in project.loaded.recipe.models:  # a round: its adapter or its fused weights, by the folder's files
         sid = stage_id("train" if (args.path / "adapter_config.json").is_file() else "fuse", sid)
-    if not args.path.is_dir():
-        raise AnvilError(f"{args.path}: no such folder (expected an adapter or checkpoint folder)")
     action, metrics = project.adopt(sid, args.path, dry_run=args.dry_run)
     if args.json:
         shown = {"stage": sid, "fingerprint": action.fingerprint, "recorded": not args.dry_run, "metrics": metrics}

@@ -167,11 +167,10 @@ def make_plan(
     held = Held()
     actions: list[Action] = []
     for node in graph.order():
-        by = prints if node.observer else keys
+        by = keyed_by(node, prints, keys)
         inputs = {need: by[need] for need in node.deps}  # by stage id: what a plan's reasons name
         node_files = {path: files[path] for path in node.files}
-        # by role: a stage is its content, whatever its inputs' ids (a sweep's variant equal to a built round)
-        fp = prints[node.id] = fingerprint(node, {role: by[need] for role, need in node.needs.items()}, node_files)
+        fp = prints[node.id] = stage_print(node, prints, keys, files)
         record = records.get(node.id)
         keys[node.id] = passed_on(record, fp)
         if node.id not in scope:
@@ -211,6 +210,19 @@ def make_plan(
             if stage not in graph.nodes:
                 actions.append(Action(stage, record.kind, Act.ORPHANED, record.fingerprint, ("orphaned",)))
     return Plan(tuple(actions), dict(files), drifted=dict(drifted))
+
+
+def keyed_by(node: Node, prints: Mapping[str, str], keys: Mapping[str, str]) -> Mapping[str, str]:
+    """What a stage's needs are keyed by: what each passes on (`keys`), or, for an observer (the report,
+    which reads every artifact as built), their fingerprints (`prints`)."""
+    return prints if node.observer else keys
+
+
+def stage_print(node: Node, prints: Mapping[str, str], keys: Mapping[str, str], files: Mapping[str, str]) -> str:
+    """A stage's fingerprint from its needs as they are keyed now, by role: a stage is its content, whatever
+    its inputs' ids (a sweep's variant equal to a built round)."""
+    by = keyed_by(node, prints, keys)
+    return fingerprint(node, {role: by[need] for role, need in node.needs.items()}, {p: files[p] for p in node.files})
 
 
 def passed_on(record: StageRecord | None, fingerprint: str) -> str:

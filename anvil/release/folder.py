@@ -20,6 +20,7 @@ from anvil.planning.graph import stage_id
 from anvil.project import Project
 from anvil.release import card
 from anvil.stages.report.stage import DATA, PAGE
+from anvil.state.atomic import fsync_dir, fsync_tree
 
 ADAPTER_FILES = ("adapters.safetensors", "adapter_config.json")
 TOKENIZER_FILES = re.compile(r"^(tokenizer.*\.json|.*\.jinja|special_tokens_map\.json|.*\.model)$")
@@ -39,7 +40,7 @@ def export(project: Project, model: str, out: Path, adapter: bool = False, force
     weights = project.weights(model)  # refuses an unknown or unbuilt model by name
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise AnvilError(f"{out}: already exists and is not an empty folder (expected a new folder to write into)")
-    report = _current_report(project, model)
+    report, page = _current_report(project, model)
     lineage = _lineage(project, model)
     forced = card.failed_gates(report, model)
     if forced and not force:
@@ -47,28 +48,27 @@ def export(project: Project, model: str, out: Path, adapter: bool = False, force
             f"{model} failed {len(forced)} gate(s): {'; '.join(forced)}. Export it anyway with --force "
             "(the card then says it was not gated)"
         )
-    sources = _adapter_files(project, model) if adapter else sorted(p for p in weights.rglob("*") if p.is_file())
+    adapter_files = _adapter_files(project, model) if adapter else []  # refused before anything is written
     meta = card.metadata(report, lineage, adapter)
     text = hub.card_text(meta.to_dict(), card.body(report, lineage, adapter, forced))
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        partial.mkdir(parents=True)
-        page = project.store.artifact(project.state.load()["report"].fingerprint) / PAGE
-        for file in sources:
-            target = partial / (file.name if adapter else file.relative_to(weights))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(file, target)  # copies, never links: an edit in the release must not reach the store
+        # copies, never links: an edit in the release must not reach the store
+        if adapter:
+            partial.mkdir(parents=True)
+            for file in adapter_files:
+                shutil.copyfile(file, partial / file.name)
+        else:
+            shutil.copytree(weights, partial, copy_function=shutil.copyfile)
         shutil.copyfile(page, partial / DASHBOARD)
         (partial / REPORT).write_text(json.dumps(report, indent=1))
         (partial / CARD).write_text(text)
-        for written in partial.rglob("*"):
-            if written.is_file():
-                with open(written, "rb") as f:
-                    os.fsync(f.fileno())
+        fsync_tree(partial)
         if out.exists():
             out.rmdir()
         partial.rename(out)
+        fsync_dir(out.parent)
     except OSError as e:
         shutil.rmtree(partial, ignore_errors=True)
         raise AnvilError(f"{out}: cannot write the release folder ({e.strerror or e}); nothing was written") from None
@@ -77,14 +77,15 @@ def export(project: Project, model: str, out: Path, adapter: bool = False, force
     return Exported(out, files, size, meta, forced)
 
 
-def _current_report(project: Project, model: str) -> dict[str, Any]:
-    """The dashboard's data, when every stage the card reads of the model (its own, and all they need) is
-    current and the page was drawn from it: the card's figures are the page's."""
+def _current_report(project: Project, model: str) -> tuple[dict[str, Any], Path]:
+    """The dashboard's data and its page, when every stage the card reads of the model (its own, and all
+    they need) is current and the page was drawn from it: the card's figures are the page's."""
     records, standings = project.state.load(), project.standings()
     record = records.get("report")
     if record is None or not project.store.intact(record):
         raise AnvilError("the dashboard is not built: run `anvil apply` first")
-    report = json.loads((project.store.artifact(record.fingerprint) / DATA).read_text())
+    folder = project.store.artifact(record.fingerprint)
+    report = json.loads((folder / DATA).read_text())
     graph = project.graph
     # what is served comes and goes (`anvil down`): the card reads what was built
     served = graph.dependents({sid for sid, node in graph.nodes.items() if node.resource})
@@ -101,7 +102,7 @@ def _current_report(project: Project, model: str) -> dict[str, Any]:
     if stale:
         shown = ", ".join(stale[:4]) + (f" and {len(stale) - 4} more" if len(stale) > 4 else "")
         raise AnvilError(f"{model}: {shown} not built as the dashboard shows them: run `anvil apply` first")
-    return report
+    return report, folder / PAGE
 
 
 def _lineage(project: Project, model: str) -> card.Lineage:

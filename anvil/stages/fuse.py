@@ -79,9 +79,7 @@ def adopt(ctx: StageRun[FuseConfig], folder: Path) -> Result:
         raise AnvilError(
             f"{folder}: not {ctx.node.model}'s parent with an adapter fused in:\n  " + "\n  ".join(problems)
         )
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        (ctx.out / file.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(file, ctx.out / file.relative_to(folder))
+    shutil.copytree(folder, ctx.out, dirs_exist_ok=True, copy_function=shutil.copyfile)
     return _served_as_trained(ctx, parent, adapter, {})
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError
-from anvil.state.checkpoint import layout, read_header
+from anvil.state.checkpoint import layout, tensor_shapes
 
 FILES = ("adapters.safetensors", "adapter_config.json")
 LAYER = re.compile(r"\.layers\.(\d+)\.")
@@ -26,12 +26,12 @@ def read(folder: Path) -> tuple[dict[str, Any], dict[str, list[int]]]:
         )
     try:
         config = json.loads((folder / "adapter_config.json").read_text())
-        header, _ = read_header(folder / "adapters.safetensors")
+        shapes = tensor_shapes(folder / "adapters.safetensors")
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise AnvilError(f"{folder}: unreadable adapter ({type(e).__name__}: {e})") from None
     if not isinstance(config, dict):
         raise AnvilError(f"{folder / 'adapter_config.json'}: expected a JSON object")
-    return config, {name: entry["shape"] for name, entry in header.items() if name != "__metadata__"}
+    return config, shapes
 
 
 def mismatches(config: dict[str, Any], expected: dict[str, Any], names: dict[str, str]) -> list[str]:

@@ -74,14 +74,14 @@ def sizes(folder: Path) -> dict[str, int]:
     return {"language": language, "towers": total - language, "total": total}
 
 
+def tensor_shapes(path: Path) -> dict[str, list[int]]:
+    """Each tensor of one safetensors file by name, with its shape."""
+    return {name: entry["shape"] for name, entry in read_header(path)[0].items() if name != "__metadata__"}
+
+
 def layout(folder: Path) -> dict[str, list[int]]:
     """Every tensor of a checkpoint by name, with its shape: what a fuse keeps (it changes values only)."""
-    return {
-        name: entry["shape"]
-        for shard in shards(folder)
-        for name, entry in read_header(shard)[0].items()
-        if name != "__metadata__"
-    }
+    return {name: shape for shard in shards(folder) for name, shape in tensor_shapes(shard).items()}
 
 
 def layout_differences(expected: Path, found: Path) -> list[str]:
