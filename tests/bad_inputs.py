@@ -524,7 +524,7 @@ def cases() -> list[Case]:
             "models",
         ),
     ]
-    out += files() + runtime()
+    out += files() + runtime() + lm_eval_tasks()
     return out
 
 
@@ -548,6 +548,79 @@ def _data(folder: Path, content: bytes) -> None:
 def _swept(folder: Path, matrix: str) -> None:
     swept = f'checkpoint_interval = 2 }}\nmatrix = {matrix}\nselect = {{ metric = "suite.composite" }}'
     (folder / "anvil.toml").write_text(RECIPE.replace("checkpoint_interval = 2 }", swept))
+
+
+TASK = """task: mine
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: rows.jsonl
+test_split: test
+output_type: generate_until
+doc_to_text: "{{question}}"
+doc_to_target: "{{answer}}"
+generation_kwargs:
+  until: ["\\n"]
+metric_list:
+  - metric: exact_match
+"""
+
+
+def _task(folder: Path, yaml: str, setting: str = "", rows: bool = True, n: int = 2) -> None:
+    """The recipe's knowledge as an lm-eval task file (tasks/mine.yaml), with `yaml` as its text."""
+    (folder / "tasks").mkdir()
+    (folder / "tasks" / "mine.yaml").write_text(yaml)
+    if rows:
+        (folder / "tasks" / "rows.jsonl").write_text('{"question": "q", "answer": "a"}\n' * 3)
+    entry = f'{{ task = "tasks/mine.yaml", n = {n}{setting} }}'
+    (folder / "anvil.toml").write_text(RECIPE.replace('{ benchmark = "gsm8k_cot", n = 5 }', entry))
+
+
+def lm_eval_tasks() -> list[Case]:
+    """A task lm-eval rejects, one without its data, one that needs the network, a log-likelihood task, a metric
+    or filter it does not have, a name lm-eval does not know: each one line at validate."""
+    return [
+        file_case(
+            "task: YAML lm-eval cannot read", lambda f: _task(f, "task: [unclosed\n"), "is not a task lm-eval can read"
+        ),
+        file_case("task: no task key", lambda f: _task(f, "dataset_path: json\n"), "names no task"),
+        file_case(
+            "task: an unknown key",
+            lambda f: _task(f, TASK + "doc_to_txt: x\n"),
+            "tasks/mine.yaml is refused by lm-eval",
+        ),
+        file_case("task: its data file missing", lambda f: _task(f, TASK, rows=False), "needs the network"),
+        file_case(
+            "task: a Hub dataset",
+            lambda f: _task(f, TASK.replace("dataset_path: json", "dataset_path: openai/gsm8k")),
+            "reads 'openai/gsm8k' from the Hugging Face Hub",
+        ),
+        file_case(
+            "task: log-likelihood",
+            lambda f: _task(f, TASK.replace("generate_until", "multiple_choice")),
+            "is a multiple_choice task: a chat server returns no log-probabilities",
+        ),
+        file_case("task: no such metric", lambda f: _task(f, TASK, ', metric = "f1"'), "has no metric 'f1'"),
+        file_case("task: no such filter", lambda f: _task(f, TASK, ', filter = "strict"'), "has no filter 'strict'"),
+        file_case(
+            "task: n above its rows", lambda f: _task(f, TASK, n=9), "asks for 9 items but tasks/mine.yaml has 3"
+        ),
+        file_case("task: the file missing", lambda f: _task_missing(f), "tasks/none.yaml does not exist"),
+        file_case("task: unknown name", lambda f: _task_named(f, "gsm8k_cott"), "gsm8k_cott is no lm-eval task"),
+        file_case("task: a group", lambda f: _task_named(f, "mmlu_pro"), "is an lm-eval group"),
+        file_case("task and benchmark", lambda f: _task(f, TASK, ', benchmark = "qa"'), "exactly one of"),
+    ]
+
+
+def _task_missing(folder: Path) -> None:
+    entry = '{ task = "tasks/none.yaml", n = 2 }'
+    (folder / "anvil.toml").write_text(RECIPE.replace('{ benchmark = "gsm8k_cot", n = 5 }', entry))
+
+
+def _task_named(folder: Path, name: str) -> None:
+    (folder / "rows.jsonl").write_text('{"question": "q", "answer": "a"}\n' * 3)
+    entry = f'{{ task = "{name}", data = "path:rows.jsonl", n = 2 }}'
+    (folder / "anvil.toml").write_text(RECIPE.replace('{ benchmark = "gsm8k_cot", n = 5 }', entry))
 
 
 def _calibration(folder: Path, content: bytes) -> None:

@@ -67,6 +67,12 @@ def test_default_recipe_applies_and_learns(built):
     assert v2["delta_vs_base"] >= 1.0 and state["v2.gate"].metrics["passed"], v2
     for category in ("edge_cases", "conversational"):
         assert v2["categories"][category] > base["categories"][category], (category, base, v2)
+    # The knowledge section means something: v1 learnt its domain's answers, base did not, and v2's delta vs
+    # its parent (kept or lost) has a real interval.
+    forging = {m: state[f"{m}.knowledge"].metrics["benchmarks"]["forging"] for m in ("base", "v1", "v2")}
+    assert forging["base"]["score"] <= 0.1 and forging["v1"]["score"] >= 0.8, forging
+    kept = forging["v2"]["delta_vs_parent"]
+    assert kept["ci_low"] <= kept["delta"] <= kept["ci_high"] and kept["ci_high"] - kept["ci_low"] > 0, kept
     # No special token leaks into what the models said: generation stops at them, as a real model's does.
     specials = ("<pad>", "<bos>", "<start_of_turn>", "<end_of_turn>", "<eos>", "<image>", "<boa>")
     for m in ("base", "v1", "v2"):
@@ -347,7 +353,7 @@ def test_the_dashboard_in_a_real_browser_shows_what_the_artifacts_say(built, tmp
     tests = json.loads((artifact("v1.eval") / "results.json").read_text())["suites"]["tiny"]["tests"]
     weakest = sorted(tests, key=lambda t: tests[t]["mean"])[:3] + [t for t in tests if tests[t]["high_variance"]]
     expected |= {f"target:v2:{t}": f"{tests[t]['mean']:.2f}" for t in weakest}
-    assert "knowledge-delta-parent:v2:gsm8k_cot_max32" in expected
+    assert "knowledge-delta-parent:v2:forging" in expected
     for m, data in (("v1", "domain"), ("v2", "behavioral")):
         curve = json.loads((artifact(f"{m}.train") / "loss.json").read_text())
         expected |= {f"loss:{m}:valid:{p['step']}": f"{p['loss']:.4f}" for p in curve["valid"]}

@@ -90,6 +90,7 @@ def test_every_method_the_recipe_accepts_has_a_module():
 LAYERS = (
     ("anvil", "anvil.assets", "anvil.errors", "anvil.settings", "anvil.console"),  # the package, its errors, settings
     ("anvil.knowledge", "anvil.planning"),  # pure: benchmark protocols; the planner
+    ("anvil.backends.harness",),  # lm-evaluation-harness: the recipe reads its tasks, the knowledge stage runs them
     ("anvil.state",),  # what is recorded: the store, the state, the stat cache
     # the training methods, with what every recipe model shares (its strictness, its name rules): a method's
     # settings are its own module's, and the recipe names them
@@ -187,6 +188,7 @@ HEAVY = (
     "s3fs",
     "numpy",
     "jsonschema",
+    "lm_eval",
 )
 WRAPPERS = {
     "anvil.evaluation.stats": "numpy, scipy: the paired tests and intervals",

@@ -245,6 +245,11 @@ def knowledge_table(report: dict, console: Console) -> None:
     standard error (±), the other filters' and, for MMLU-Pro, each subject's."""
     for name, b in report.get("knowledge", {}).items():
         line = f"{b['title']} ({b['filter']}, n={b['n']}) [{name}]  {report['model']} {_share(b)}"
+        notes = ["run by lm-eval"] * bool(b.get("lm_eval_task")) + ["overlaps training by design"] * bool(
+            b.get("overlaps_training")
+        )
+        if notes:
+            line += f"\n  {'; '.join(notes)}"
         others = [
             f"{f} {_share({'score': v, 'stderr': b.get('stderrs', {}).get(f)})}"
             for f, v in b.get("scores", {}).items()

@@ -20,7 +20,11 @@ MAX_PROBLEMS = 20
 
 class KnowledgeSpec(Protocol):  # a recipe's `[[eval.knowledge]]` entry (recipe/evaluation.py's Knowledge)
     @property
-    def benchmark(self) -> str: ...
+    def benchmark(self) -> str | None: ...
+    @property
+    def task(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
     @property
     def data(self) -> str | None: ...
     @property
@@ -43,7 +47,17 @@ def metric_name(spec: KnowledgeSpec) -> str:
     protocol so that a score is never compared with a published one by mistake: `_0shot` without the
     exemplars it needs (MMLU-Pro's come from a split that does not ship with Anvil), `_customshots` with
     exemplars other than the ones it fixes, `_maxN` with a generation budget of N tokens other than its
-    own, `_system` with its header in a system turn (lm-eval's chat form)."""
+    own, `_system` with its header in a system turn (lm-eval's chat form). A task and `qa` go by the recipe's
+    `name`, else the task's name (a file's stem) or `qa`, marked the same way: a task's protocol is its file."""
+    if spec.task is not None or spec.benchmark == "qa":
+        task = spec.task or ""
+        name = spec.name or (Path(task).stem if task.endswith((".yaml", ".yml")) else task) or "qa"
+        if spec.fewshot:
+            name += "_customshots"
+        if spec.max_tokens is not None and (spec.task is not None or spec.max_tokens != BENCHMARKS["qa"].max_tokens):
+            name += f"_max{spec.max_tokens}"
+        return name + ("_system" if spec.chat == "system_header" else "")
+    assert spec.benchmark is not None
     bench, exemplars = BENCHMARKS[spec.benchmark], sources(spec.benchmark, spec.data, spec.fewshot)[1]
     name = spec.benchmark
     if not bench.default_shots and not exemplars:

@@ -35,10 +35,13 @@ class Benchmark:
     shots_by: str | None = None  # the item field its exemplars must share (MMLU-Pro: the subject); None: any
     header: Callable[[Item], str] | None = None  # lm-eval's `description` before the exemplars; None: none
     groups: str | None = None  # the item field lm-eval reports sub-scores by (MMLU-Pro: its 14 subjects)
+    chat_turns: Callable[[Item, list[Item], str], list[dict[str, str]]] | None = None  # its own turns (qa)
 
     def messages(self, item: Item, shots: list[Item], form: str) -> list[dict[str, str]]:
         """The chat turns of an item: one user turn (`one_turn`), or the header as a system turn and the rest
         as the user's (`system_header`, lm-eval's `--apply_chat_template`)."""
+        if self.chat_turns is not None:
+            return self.chat_turns(item, shots, form)
         head, body = self.header(item) if self.header else "", self.prompt(item, shots)
         if form == "system_header" and head:
             return [{"role": "system", "content": head}, {"role": "user", "content": body}]

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from anvil.backends import harness
 from anvil.errors import InvalidInput, Problem
 from anvil.knowledge.data import metric_name, read, shots_missing, sources
 from anvil.knowledge.registry import BENCHMARKS
@@ -194,6 +195,10 @@ def check_knowledge(
         if name in names:
             yield ("eval", "knowledge", i), f"{name} is also eval.knowledge[{names[name]}] (expected each once)"
         names[name] = i
+        if spec.task is not None:
+            yield from _check_task(spec, i, root)
+            continue
+        assert spec.benchmark is not None
         if spec.chat == "system_header" and BENCHMARKS[spec.benchmark].header is None:
             yield (
                 ("eval", "knowledge", i, "chat"),
@@ -219,9 +224,58 @@ def check_knowledge(
                 yield loc, f"{file} {why} (expected enough exemplars, or no fewshot file)"
 
 
+def _check_task(spec: Knowledge, i: int, root: Path) -> Iterator[Finding]:
+    """An lm-eval task: lm-eval installed, its files local, the task one lm-eval reads and runs offline as a
+    generation task, its metric and filter there, enough documents for `n`."""
+    assert spec.task is not None
+    where = ("eval", "knowledge", i)
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", metric_name(spec)):
+        yield (
+            (*where, "name"),
+            f"{spec.task} gives the name {metric_name(spec)!r} (expected a `name` of letters, digits, _ or -)",
+        )
+        return
+    if harness.version() is None:
+        yield (*where, "task"), f"{spec.task} is an lm-eval task, and lm-eval is not installed ({harness.EXTRA})"
+        return
+    files: dict[str, Path | None] = {}
+    for field in ("data", "fewshot"):
+        setting = getattr(spec, field)
+        if setting is not None and not setting.startswith("path:"):
+            yield (*where, field), f"{setting} is not a local file (expected path:FILE: a task runs offline)"
+            return
+        file = setting.removeprefix("path:") if setting else None
+        if file is not None and (what := not_a_file(root / file)):
+            yield (*where, field), f"{file} {what} (expected a file of the task's rows)"
+            return
+        files[field] = root / file if file else None
+    try:
+        task = harness.load(
+            spec.task,
+            root,
+            data=files["data"],
+            fewshot=files["fewshot"],
+            metric=spec.metric,
+            max_tokens=spec.max_tokens,
+        )
+        if spec.filter is not None and spec.filter not in task.filters:
+            yield (
+                (*where, "filter"),
+                f"{spec.task} has no filter {spec.filter!r} (expected one of: {', '.join(task.filters)})",
+            )
+            return
+        count = harness.size(harness.build(task))
+    except harness.TaskError as e:
+        yield (*where, "task"), f"{spec.task} {e}"
+        return
+    if spec.n > count:
+        yield (*where, "n"), f"asks for {spec.n} items but {spec.task} has {count} (expected at most {count})"
+
+
 def _shots_missing(spec: Knowledge, data: str | None, root: Path, shots_file: str) -> str | None:
     """The few-shot file against the protocol's count; exemplars by subject against the subjects of the items,
     where their rows are local (the only case that reads them)."""
+    assert spec.benchmark is not None
     shots = read(root / shots_file, spec.benchmark, shots_file, shots=True)
     items: list = []
     file = data.removeprefix("path:") if data and data.startswith("path:") else None

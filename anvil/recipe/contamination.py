@@ -100,14 +100,15 @@ def scan(index: Index, lines: Iterable[bytes], shown_as: str) -> Iterator[Findin
 
 def prompts_of(loaded: LoadedRecipe) -> list[Prompt]:
     """Every prompt a recipe evaluates with: the suites' user turns, and the questions of the
-    knowledge benchmarks read from local files (`path:`; rows on the Hub are not downloaded to check)."""
+    knowledge benchmarks read from local files (`path:`; rows on the Hub are not downloaded to check), but
+    those that say they overlap training on purpose (`overlaps_training`)."""
     found = []
     for folder, tests in loaded.suites.items():
         for test in tests:
             for text in test.turns:  # not the system prompt: sharing one with training is no leak
                 found.append(Prompt(f"suite {folder}: test {test.id}", text))
     for bench in loaded.recipe.eval.knowledge if loaded.recipe.eval else []:
-        if bench.data and bench.data.startswith("path:"):
+        if bench.data and bench.data.startswith("path:") and not bench.overlaps_training:
             with open(loaded.root / bench.data.removeprefix("path:"), "rb") as lines:
                 for lineno, raw in enumerate(lines, start=1):
                     try:
@@ -116,7 +117,10 @@ def prompts_of(loaded: LoadedRecipe) -> list[Prompt]:
                         continue
                     if isinstance(question, str):
                         found.append(
-                            Prompt(f"{bench.benchmark} item at {bench.data.removeprefix('path:')}:{lineno}", question)
+                            Prompt(
+                                f"{bench.benchmark or bench.task} item at {bench.data.removeprefix('path:')}:{lineno}",
+                                question,
+                            )
                         )
     return found
 

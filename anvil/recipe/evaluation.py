@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from anvil.recipe.base import DATA_PATTERN, ENV_PATTERN, NonEmpty, Seed, Strict
+from anvil.recipe.base import DATA_PATTERN, ENV_PATTERN, NAME_PATTERN, NonEmpty, Seed, Strict
 
 DETERMINISTIC = {"rules"}  # judges that answer the same when asked again: repeats are not asked of them
 
@@ -74,22 +74,53 @@ class JudgeAgreement(Strict):
 
 
 class Knowledge(Strict):
-    benchmark: Literal["gsm8k_cot", "mmlu_pro"] = Field(
-        description="Knowledge-preservation benchmark, run as lm-evaluation-harness runs it."
+    """One knowledge benchmark: a protocol Anvil ships (`benchmark`) or an lm-evaluation-harness task (`task`)."""
+
+    benchmark: Literal["gsm8k_cot", "mmlu_pro", "qa"] | None = Field(
+        default=None,
+        description="A protocol Anvil ships: `gsm8k_cot` and `mmlu_pro` as lm-evaluation-harness runs them; "
+        "`qa`, questions with one exact answer each (rows of `question`, `answer`, optional `system` and "
+        "`pattern`). Either this or `task`.",
+    )
+    task: str | None = Field(
+        default=None,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="An lm-evaluation-harness task, run by lm-eval itself (`pip install 'anvil[lm-eval]'`): a "
+        "task YAML file (`.yaml`, relative to the recipe's folder; its data files beside it) or the name of a "
+        "task lm-eval ships, with `data`. Generation tasks only (`generate_until`), read offline. Either this "
+        "or `benchmark`.",
+    )
+    name: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="The name its scores go by (`qa` and tasks; default: the task's name or the file's stem, "
+        "`qa`). The published protocols keep their own, which say every departure.",
+    )
+    metric: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="A task's metric scored per item, 0 or 1 (default: the first of its `metric_list`).",
+    )
+    filter: str | None = Field(
+        default=None,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="The headline filter (`qa`: `exact` or `pattern`; a task: one of its `filter_list` names; "
+        "default: the first). Every filter's score is kept and shown.",
     )
     data: str | None = Field(
         default=None,
         pattern=DATA_PATTERN,
         description="Its rows: `path:FILE` (JSONL, relative to the recipe's folder) or `hf:ORG/NAME/FILE` (a "
         "JSONL or Parquet file of a Hugging Face dataset repo, downloaded once); default: the benchmark's "
-        "test split on the Hub.",
+        "test split on the Hub. For a task, a local file that replaces its test split.",
     )
     fewshot: str | None = Field(
         default=None,
         pattern=DATA_PATTERN,
         description="Few-shot exemplars, as `data` (MMLU-Pro: rows of its validation split, with `cot_content`; "
         "from the Hub by default when `data` is). Without them MMLU-Pro runs 0-shot and its metric says so "
-        "(`mmlu_pro_0shot`), so that scores of different protocols are never compared.",
+        "(`mmlu_pro_0shot`), so that scores of different protocols are never compared; so does a task whose "
+        "exemplars are on the Hub.",
     )
     n: int = Field(
         default=100, ge=1, le=1_000_000, description="Items sampled from the rows; the same for every model."
@@ -99,15 +130,40 @@ class Knowledge(Strict):
         default=None,
         ge=1,
         le=1_000_000,
-        description="Generated tokens per item (default: the protocol's: GSM8K-CoT 256, MMLU-Pro 2048); another "
-        "budget is another protocol, and the metric says so (`gsm8k_cot_max32`).",
+        description="Generated tokens per item (default: the protocol's: GSM8K-CoT 256, MMLU-Pro 2048, qa 32, a "
+        "task's max_gen_toks); another budget is another protocol, and the metric says so (`gsm8k_cot_max32`).",
     )
     chat: Literal["one_turn", "system_header"] = Field(
         default="one_turn",
         description="How the prompt meets the model's chat template: `one_turn`, the whole prompt as one user "
-        "turn; `system_header`, the benchmark's header (MMLU-Pro's subject line) as a system turn and the rest "
-        "as the user's, as lm-eval's `--apply_chat_template` does; its metric says so (`mmlu_pro_system`).",
+        "turn; `system_header`, the benchmark's header (MMLU-Pro's subject line, a task's description) as a "
+        "system turn and the rest as the user's, as lm-eval's `--apply_chat_template` does; its metric says so "
+        "(`mmlu_pro_system`).",
     )
+    overlaps_training: bool = Field(
+        default=False,
+        description="Its items ask what a round is trained on, on purpose (a benchmark of what a domain round "
+        "taught, kept by the next round or not): said beside its scores, and its items are not reported as "
+        "contamination.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Knowledge:
+        if (self.benchmark is None) == (self.task is None):
+            raise ValueError("a knowledge benchmark needs exactly one of `benchmark` or `task`")
+        if self.name is not None and self.benchmark in ("gsm8k_cot", "mmlu_pro"):
+            raise ValueError(f"{self.benchmark} goes by its own name, which says every departure (expected no name)")
+        if self.metric is not None and self.task is None:
+            raise ValueError("`metric` chooses a task's metric (expected it only with `task`)")
+        if self.filter is not None and self.benchmark in ("gsm8k_cot", "mmlu_pro"):
+            raise ValueError(f"{self.benchmark} keeps its published headline filter (expected no filter)")
+        if self.benchmark == "qa" and self.data is None:
+            raise ValueError('qa needs its rows (expected `data = "path:FILE"`)')
+        if self.benchmark == "qa" and self.fewshot is not None:
+            raise ValueError("qa asks without exemplars (expected no fewshot)")
+        if self.benchmark == "qa" and self.filter not in (None, "exact", "pattern"):
+            raise ValueError(f"qa has no filter {self.filter!r} (expected exact or pattern)")
+        return self
 
 
 class Eval(Strict):

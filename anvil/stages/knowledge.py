@@ -8,11 +8,16 @@ folder: an interrupted run generates only what is missing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import contextlib
+import hashlib
+import json
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from anvil.backends import hub
+from anvil.backends import harness, hub
 from anvil.backends.server import chat_until
 from anvil.errors import AnvilError
 from anvil.estimates import arithmetic, first_run
@@ -32,7 +37,7 @@ from anvil.stages import transcripts
 from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, artifact_json, weights_of
 from anvil.state.atomic import write_json
 
-CODE_VERSION = 4  # 4: answers streamed to the stop sequence, chat forms, per-subject scores
+CODE_VERSION = 5  # 5: lm-eval tasks; answers kept by prompt
 RESULTS = "results.json"
 
 
@@ -40,15 +45,23 @@ class KnowledgeConfig(Strict):
     benchmarks: list[Knowledge]
     kv_cache: KvCache
     alpha: float = 0.05
+    lm_eval: str | None = None  # lm-eval's version, when a benchmark is one of its tasks
 
 
 def files_of(spec: Knowledge) -> list[str]:
-    """The local files a benchmark reads (Hub files are pinned by their repo's cache instead)."""
-    return [
-        w.removeprefix("path:")
-        for w in benchmark_data.sources(spec.benchmark, spec.data, spec.fewshot)
-        if w is not None and w.startswith("path:")
-    ]
+    """The local files a benchmark reads: its rows and exemplars (Hub files are pinned by their repo's cache
+    instead); a task file's whole folder, with what it includes, imports and reads (the file alone when it sits
+    in the recipe's own folder); a task lm-eval ships is pinned by lm-eval's version."""
+    settings = (
+        [spec.data, spec.fewshot]
+        if spec.benchmark is None
+        else list(benchmark_data.sources(spec.benchmark, spec.data, spec.fewshot))
+    )
+    local = [w.removeprefix("path:") for w in settings if w is not None and w.startswith("path:")]
+    if spec.task and harness.is_file_task(spec.task):
+        folder = PurePosixPath(spec.task).parent
+        local.append(spec.task if str(folder) in ("", ".") else str(folder))
+    return local
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
@@ -56,7 +69,10 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     if settings is None or not settings.knowledge:
         return []
     config = KnowledgeConfig(
-        benchmarks=settings.knowledge, kv_cache=(recipe.serve or Serve()).kv_cache, alpha=settings.alpha
+        benchmarks=settings.knowledge,
+        kv_cache=(recipe.serve or Serve()).kv_cache,
+        alpha=settings.alpha,
+        lm_eval=harness.version() if any(spec.task for spec in settings.knowledge) else None,
     )
     options = Parallel(concurrency=settings.concurrency)
     files = tuple(dict.fromkeys(f for spec in settings.knowledge for f in files_of(spec)))
@@ -82,6 +98,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 def items_of(spec: Knowledge, root: Path) -> tuple[list[dict], list[dict]]:
     """The sampled items of a benchmark and its few-shot exemplars."""
+    assert spec.benchmark is not None
     data, fewshot = benchmark_data.sources(spec.benchmark, spec.data, spec.fewshot)
     rows = benchmark_data.read(local_file(data, root), spec.benchmark, data)
     if spec.n > len(rows):
@@ -104,81 +121,160 @@ def local_file(data: str, root: Path) -> Path:
     return hub.dataset_file(where, data)
 
 
+@dataclass
+class Graded:
+    """A benchmark's items graded, whichever path ran it."""
+
+    title: str
+    headline: str  # the filter whose score is the benchmark's
+    filters: list[str]
+    items: list[dict[str, Any]]  # {key, messages, response, extracted, correct} by filter
+    groups: list[str] | None = None  # each item's group, for sub-scores (MMLU-Pro's subjects)
+    task: str | None = None  # the lm-eval task that graded it
+
+
 def run(ctx: StageRun[KnowledgeConfig]) -> Result:
     config = ctx.config
-    plans: dict[str, tuple[Knowledge, list[dict], list[list[dict]]]] = {}
-    for spec in config.benchmarks:
-        items, shots = items_of(spec, ctx.root)
-        bench = BENCHMARKS[spec.benchmark]
-        name = benchmark_data.metric_name(spec)
-        plans[name] = (spec, items, [bench.messages(item, shots, spec.chat) for item in items])
-    names = [f"{name}.{i:05d}" for name, (_, items, _) in plans.items() for i in range(len(items))]
-    budget = max((s.max_tokens or BENCHMARKS[s.benchmark].max_tokens) for s, _, _ in plans.values())
+    tasks = {benchmark_data.metric_name(spec): _task(spec, ctx) for spec in config.benchmarks if spec.task}
+    budget = max(
+        tasks[benchmark_data.metric_name(s)][0].max_tokens
+        if s.task
+        else (s.max_tokens or BENCHMARKS[s.benchmark or ""].max_tokens)
+        for s in config.benchmarks
+    )
+    with contextlib.ExitStack() as stack:
+        server: list[Any] = []
 
-    def produce(missing: list[str]) -> Iterator[tuple[str, Any]]:
-        with transcripts.model_server(ctx, budget, config.kv_cache) as server:
+        def answer(prompts: list[harness.Prompt], what: str) -> list[str]:
+            """Each prompt answered greedily until its stop sequences, through the model's server (started for
+            the first prompt not answered by an earlier, interrupted run)."""
+            names = [hashlib.sha256(json.dumps(p).encode()).hexdigest()[:24] for p in prompts]
+            by_name = dict(zip(names, prompts, strict=True))
 
-            def answer(item_name: str) -> dict:
-                name, index = item_name.rsplit(".", 1)
-                spec, _, turns = plans[name]
-                bench = BENCHMARKS[spec.benchmark]
-                text, stopped = chat_until(server, turns[int(index)], spec.max_tokens or bench.max_tokens, bench.stop)
-                return {"response": text, "stopped": stopped}
+            def produce(missing: list[str]) -> Iterator[tuple[str, Any]]:
+                if not server:
+                    server.append(stack.enter_context(transcripts.model_server(ctx, budget, config.kv_cache)))
 
-            for i, (item_name, value) in enumerate(in_order(answer, missing, ctx.concurrency)):
-                ctx.progress(i / len(missing), f"{item_name}")
-                yield item_name, value
+                def one(name: str) -> dict:
+                    turns, max_tokens, stop = by_name[name]
+                    text, stopped = chat_until(server[0], turns, max_tokens, stop)
+                    return {"response": text, "stopped": stopped}
 
-    done = transcripts.resumable(ctx.scratch, names, produce)
+                for i, (name, value) in enumerate(in_order(one, missing, ctx.concurrency)):
+                    ctx.progress(i / len(missing), what)
+                    yield name, value
+
+            done = transcripts.resumable(ctx.scratch, list(dict.fromkeys(names)), produce)
+            return [truncate(done[name]["response"], prompt[2]) for name, prompt in zip(names, prompts, strict=True)]
+
+        graded = {
+            benchmark_data.metric_name(spec): _run_task(spec, tasks[benchmark_data.metric_name(spec)], answer)
+            if spec.task
+            else _run_protocol(spec, ctx.root, answer)
+            for spec in config.benchmarks
+        }
     others = {role: results_of(ctx.inputs[role]) for role in ("base", "parent") if role in ctx.inputs}
     results, metrics = {}, {}
-    for name, (spec, items, prompts) in plans.items():
-        bench = BENCHMARKS[spec.benchmark]
-        graded: list[dict[str, Any]] = []
-        for i, (item, turns) in enumerate(zip(items, prompts, strict=True)):
-            response = truncate(done[f"{name}.{i:05d}"]["response"], bench.stop)
-            grades = {f: filt(response, item) for f, filt in bench.filters.items()}
-            graded.append(
-                {
-                    "key": bench.key(item),
-                    "messages": turns,
-                    "response": response,
-                    "extracted": {f: g.extracted for f, g in grades.items()},
-                    "correct": {f: g.correct for f, g in grades.items()},
-                }
-            )
-        headline = next(iter(bench.filters))
-        scores = {f: accuracy([g["correct"][f] for g in graded]) for f in bench.filters}
-        summary: dict[str, Any] = {
-            "title": bench.title,
-            "n": len(graded),
-            "filter": headline,
-            "chat": spec.chat,
-            "scores": {f: a["score"] for f, a in scores.items()},
-            "stderrs": {f: a["stderr"] for f, a in scores.items()},
-            "score": scores[headline]["score"],
-            "stderr": scores[headline]["stderr"],
-        }
-        if bench.groups:  # lm-eval's sub-scores (MMLU-Pro's subjects), each with its own standard error
-            by: dict[str, list[bool]] = {}
-            for item, g in zip(items, graded, strict=True):
-                by.setdefault(str(item[bench.groups]), []).append(g["correct"][headline])
-            summary["groups"] = {group: accuracy(correct) for group, correct in sorted(by.items())}
+    for spec in config.benchmarks:
+        name = benchmark_data.metric_name(spec)
+        found = graded[name]
+        summary = _summary(found, spec)
         for role, other in others.items():
-            theirs = {g["key"]: g["correct"][headline] for g in other["benchmarks"].get(name, {}).get("items", [])}
-            if len(theirs) == len(graded) and all(g["key"] in theirs for g in graded):
-                mine = [g["correct"][headline] for g in graded]
-                alpha = ctx.config.alpha
-                compared = stats.mcnemar(mine, [theirs[g["key"]] for g in graded], alpha).to_json()
-                compared |= {
-                    "alpha": alpha,
-                    "significant": stats.significant(compared["p_value"], alpha),
-                }
-                summary[f"delta_vs_{role}"] = {**compared, "score": other["benchmarks"][name]["score"]}
-        results[name] = {**summary, "items": graded}
+            if (compared := _paired(found, other["benchmarks"].get(name), config.alpha)) is not None:
+                summary[f"delta_vs_{role}"] = compared
+        results[name] = {**summary, "items": found.items}
         metrics[name] = summary
     write_json(ctx.out / RESULTS, {"benchmarks": results})
     return Result({"benchmarks": metrics})
+
+
+def _task(spec: Knowledge, ctx: StageRun[KnowledgeConfig]) -> tuple[harness.Task, Any]:
+    """An lm-eval task as the recipe sets it, its rows loaded (datasets' cache in the stage's scratch)."""
+    assert spec.task is not None
+    files = {f: ctx.root / v.removeprefix("path:") if v else None for f, v in (("d", spec.data), ("f", spec.fewshot))}
+    try:
+        task = harness.load(
+            spec.task, ctx.root, data=files["d"], fewshot=files["f"], metric=spec.metric, max_tokens=spec.max_tokens
+        )
+        return task, harness.build(task, ctx.scratch / "datasets")
+    except harness.TaskError as e:
+        raise AnvilError(f"{spec.task} {e}") from None
+
+
+def _run_task(spec: Knowledge, loaded: tuple[harness.Task, Any], answer: Callable) -> Graded:
+    task, built = loaded
+    count = harness.size(built)
+    if spec.n > count:
+        raise AnvilError(f"{spec.task}: {spec.n} items asked, {count} there (expected n <= {count})")
+    indices = sorted(random.Random(spec.seed).sample(range(count), spec.n))
+    try:
+        items = harness.run(task, built, indices, lambda prompts: answer(prompts, task.name), spec.chat)
+    except harness.TaskError as e:
+        raise AnvilError(f"{spec.task} {e}") from None
+    filters = [spec.filter] + [f for f in task.filters if f != spec.filter] if spec.filter else task.filters
+    return Graded(title=task.name, headline=filters[0], filters=filters, items=items, task=task.name)
+
+
+def _run_protocol(spec: Knowledge, root: Path, answer: Callable) -> Graded:
+    assert spec.benchmark is not None
+    bench = BENCHMARKS[spec.benchmark]
+    items, shots = items_of(spec, root)
+    turns = [bench.messages(item, shots, spec.chat) for item in items]
+    max_tokens = spec.max_tokens or bench.max_tokens
+    responses = answer([(t, max_tokens, bench.stop) for t in turns], bench.title)
+    graded = []
+    for item, messages, response in zip(items, turns, responses, strict=True):
+        grades = {f: filt(response, item) for f, filt in bench.filters.items()}
+        graded.append(
+            {
+                "key": bench.key(item),
+                "messages": messages,
+                "response": response,
+                "extracted": {f: g.extracted for f, g in grades.items()},
+                "correct": {f: g.correct for f, g in grades.items()},
+            }
+        )
+    filters = list(bench.filters)
+    if spec.filter:
+        filters = [spec.filter] + [f for f in filters if f != spec.filter]
+    groups = [str(item[bench.groups]) for item in items] if bench.groups else None
+    return Graded(title=bench.title, headline=filters[0], filters=filters, items=graded, groups=groups)
+
+
+def _summary(found: Graded, spec: Knowledge) -> dict[str, Any]:
+    scores = {f: accuracy([g["correct"][f] for g in found.items]) for f in found.filters}
+    summary: dict[str, Any] = {
+        "title": found.title,
+        "n": len(found.items),
+        "filter": found.headline,
+        "chat": spec.chat,
+        "scores": {f: a["score"] for f, a in scores.items()},
+        "stderrs": {f: a["stderr"] for f, a in scores.items()},
+        "score": scores[found.headline]["score"],
+        "stderr": scores[found.headline]["stderr"],
+    }
+    if found.task:
+        summary["lm_eval_task"] = found.task
+    if spec.overlaps_training:
+        summary["overlaps_training"] = True
+    if found.groups:  # lm-eval's sub-scores (MMLU-Pro's subjects), each with its own standard error
+        by: dict[str, list[bool]] = {}
+        for group, g in zip(found.groups, found.items, strict=True):
+            by.setdefault(group, []).append(g["correct"][found.headline])
+        summary["groups"] = {group: accuracy(correct) for group, correct in sorted(by.items())}
+    return summary
+
+
+def _paired(found: Graded, other: dict[str, Any] | None, alpha: float) -> dict[str, Any] | None:
+    """The delta vs another model's run of the same benchmark, paired item by item (McNemar); None when the
+    two did not ask the same items."""
+    theirs = {g["key"]: g["correct"][found.headline] for g in (other or {}).get("items", [])}
+    if other is None or len(theirs) != len(found.items) or not all(g["key"] in theirs for g in found.items):
+        return None
+    mine = [g["correct"][found.headline] for g in found.items]
+    compared = stats.mcnemar(mine, [theirs[g["key"]] for g in found.items], alpha).to_json()
+    compared |= {"alpha": alpha, "significant": stats.significant(compared["p_value"], alpha)}
+    return {**compared, "score": other["score"]}
 
 
 def accuracy(correct: list[bool]) -> dict[str, Any]:
@@ -196,11 +292,19 @@ def summary(record: StageRecord) -> str:
     return ", ".join(f"{name} {100 * b['score']:.0f}%" for name, b in record.metrics.get("benchmarks", {}).items())
 
 
+def budget_of(settings: dict[str, Any]) -> int:
+    """A benchmark's generation budget per item, as its settings say before anything runs (a task's own
+    budget is known once lm-eval reads it: lm-eval's default stands in)."""
+    if settings.get("max_tokens"):
+        return settings["max_tokens"]
+    return BENCHMARKS[settings["benchmark"]].max_tokens if settings.get("benchmark") else harness.DEFAULT_MAX_TOKENS
+
+
 COST = Cost(
     evaluation=True,
     start_s=2.5,
     unit="tokens",
-    units=lambda work: sum(b["n"] * (b["max_tokens"] or 256) for b in work.settings["benchmarks"]),
+    units=lambda work: sum(b["n"] * budget_of(b) for b in work.settings["benchmarks"]),
     first_run=first_run.generated,
     memory=lambda work: arithmetic.served_memory(work.settings, work.shape, work.in_flight) if work.shape else None,
 )

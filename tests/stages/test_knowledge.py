@@ -130,7 +130,7 @@ def test_an_interrupted_run_generates_only_what_is_missing(tmp_path, monkeypatch
         serve_models_from(monkeypatch, port)
         with pytest.raises(StageFailed):
             apply_without_mlx(folder, FAKE)
-    assert len(list(folder.glob(".anvil/scratch/*/gsm8k_cot_max16.*.json"))) == 4, "the answers before the failure"
+    assert len(list(folder.glob(".anvil/scratch/*/*.json"))) == 4, "the answers before the failure"
     with chat_endpoint(answer) as (port, requests):
         serve_models_from(monkeypatch, port)
         apply_without_mlx(folder, FAKE)
@@ -144,6 +144,46 @@ def test_a_knowledge_gate_blocks_promotion(tmp_path, monkeypatch):
     assert state["v1.gate"].outcome.value == "failed" and "serve" not in state
     [failure] = state["v1.gate"].metrics["failures"]
     assert failure["metric"] == "knowledge.gsm8k_cot_max16.delta_vs_base.ci_low" and failure["value"] < 0.99
+
+
+FORGING = [json.loads(row) for row in (REPO / "evals/knowledge/forging/test.jsonl").read_text().splitlines()]
+
+
+def forging_answer(body: dict) -> str:
+    """v1 knows every forging fact, base none; lm-eval's chat form sends the system prompt as its own turn."""
+    turns = body["messages"]
+    row = next(r for r in FORGING if r["question"] == turns[-1]["content"])
+    assert turns[0] == {"role": "system", "content": row["system"]}, turns
+    return f"{row['answer']}\nand more" if body["model"] == "v1" else "No idea."
+
+
+def test_an_lm_eval_task_is_a_knowledge_benchmark(tmp_path, monkeypatch):
+    """The forging benchmark as an lm-eval task file: lm-eval builds the prompts and grades the answers, the
+    stage pairs the models item by item and keeps every answer in its scratch folder."""
+    pytest.importorskip("lm_eval")
+    folder = make(tmp_path / "t")
+    shutil.copytree(REPO / "evals/knowledge/forging", folder / "forging")
+    recipe = (folder / "anvil.toml").read_text()
+    start, end = recipe.index("knowledge = ["), recipe.index("[[gates]]")
+    task = 'knowledge = [{ task = "forging/forging.yaml", n = 12, chat = "system_header" }]\n\n'
+    gate = 'metric = "knowledge.forging_system.delta_vs_base.ci_low"'
+    recipe = (
+        recipe[:start] + task + recipe[end:].replace('metric = "knowledge.gsm8k_cot_max16.delta_vs_base.ci_low"', gate)
+    )
+    (folder / "anvil.toml").write_text(recipe)
+    with chat_endpoint(forging_answer) as (port, requests):
+        serve_models_from(monkeypatch, port)
+        _, state = apply_without_mlx(folder, FAKE)
+    mine, base = results(folder, "v1")["forging_system"], results(folder, "base")["forging_system"]
+    assert mine["lm_eval_task"] == "forging" and mine["filter"] == "exact"
+    assert mine["score"] == 1.0 and base["score"] == 0.0 and mine["n"] == 12
+    assert [i["key"] for i in mine["items"]] == [i["key"] for i in base["items"]], "paired by document"
+    assert all(i["response"] == i["extracted"]["exact"] for i in mine["items"]), "cut at the task's stop"
+    delta = mine["delta_vs_base"]
+    assert delta["delta"] == 1.0 and delta["p_value"] == pytest.approx(2 / 2**12, abs=1e-6)
+    assert all(r["body"]["stop"] == ["\n"] for r in requests), "the task's `until` sent"
+    assert len(requests) == 24 and state["v1.gate"].outcome.value == "ok"
+    assert len(list(folder.glob(".anvil/scratch/*/*.json"))) == 0, "the scratch folder goes with the stage"
 
 
 def test_a_stop_sequence_ends_the_generation_instead_of_the_token_budget():

@@ -238,6 +238,8 @@ def knowledge_rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
                 "score": b["score"],
                 "stderr": b.get("stderr"),
                 "groups": b.get("groups", {}),
+                "lm_eval_task": b.get("lm_eval_task"),
+                "overlaps_training": b.get("overlaps_training", False),
                 "from": sid,
             }
             rows.append(row | against)
