@@ -132,6 +132,36 @@ def test_default_recipe_applies_and_learns(built):
     assert usage[1] - usage[0] == 18, "the image became <boi>, 16 soft tokens, <eoi>"
 
 
+def test_an_lm_eval_task_through_the_real_server_grades_as_the_qa_protocol(built):
+    """The forging benchmark twice in one recipe beside the default build: as Anvil's qa protocol and as the
+    lm-eval task file. Same items, same server, greedy: lm-eval's exact-match grades equal qa's `exact`."""
+    pytest.importorskip("lm_eval")
+    folder, _, done = built
+    assert done.returncode == 0, done.stderr[-2000:]
+    task = '  { task = "evals/knowledge/forging/forging.yaml", n = 30, chat = "system_header" },\n]'
+    text = (
+        (folder / "anvil.toml")
+        .read_text()
+        .replace("overlaps_training = true },\n]", f"overlaps_training = true }},\n{task}")
+    )
+    (folder / "tasks.toml").write_text(text)
+    targets = [arg for m in ("base", "v1", "v2") for arg in ("--target", f"{m}.knowledge")]
+    applied = subprocess.run(
+        [sys.executable, "-m", "anvil", "apply", "tasks.toml", *targets], cwd=folder, capture_output=True, text=True
+    )
+    assert applied.returncode == 0 and "Applied: 3 ran" in applied.stdout, applied.stdout[-2000:] + applied.stderr
+    assert "Traceback" not in applied.stderr and "Generating" not in applied.stderr, applied.stderr[-2000:]
+    state = open_project(folder / "tasks.toml").state.load()
+    for model in ("base", "v1", "v2"):
+        found = json.loads(
+            (folder / ".anvil/artifacts" / state[f"{model}.knowledge"].fingerprint / "results.json").read_text()
+        )
+        qa, lm_eval = (found["benchmarks"][name]["items"] for name in ("forging", "forging_system"))
+        assert [i["messages"] for i in qa] == [i["messages"] for i in lm_eval]
+        assert [i["correct"]["exact"] for i in qa] == [i["correct"]["exact"] for i in lm_eval], model
+        assert [i["response"].strip() for i in qa] == [i["response"].strip() for i in lm_eval], model
+
+
 def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):
     """recipes/tiny-dpo.toml beside the default build, in its store: base, v1 and v2 come from the run-cache,
     v3 is trained by DPO against v2's fused weights; its held-out margin grows and the test it targets improves."""
