@@ -54,6 +54,7 @@ class Project:
     shared: Shared = field(default_factory=lambda: Shared(None))  # the remote store, if the recipe has one
     forgotten: list[str] = field(default_factory=list)  # by `down`: records of processes another project started
     gone: list[str] = field(default_factory=list)  # by `down`: records of processes no longer running
+    concurrency: dict[str, str] = field(default_factory=dict)  # by stage: what `concurrency = "auto"` chose, why
 
     def file_digests(self) -> dict[str, str]:
         root = self.loaded.root
@@ -340,7 +341,8 @@ def open_project(recipe_path: str | Path) -> Project:
     store = Store(store_path(loaded.root), hashes, owner=state.id)
     url = remote_url(loaded.recipe.store.remote, loaded.root)
     shared = Shared(Remote(url, loaded.recipe.store.endpoint_url) if url else None)
-    return Project(loaded, state, store, build_graph(loaded.recipe, loaded.suites), shared)
+    graph, chosen = estimating.with_concurrency(build_graph(loaded.recipe, loaded.suites), loaded, state.load(), store)
+    return Project(loaded, state, store, graph, shared, concurrency=chosen)
 
 
 def _resource(record: StageRecord) -> bool:

@@ -54,6 +54,7 @@ def run(args) -> int:
     else:
         plan_lines(plan, lines(), project.state.load(), args.verbose, project.standings(probed=plan))
         sweep_lines(project, plan, lines())
+        concurrency_lines(project, plan, lines())
     memory_lines(project, plan, "apply will refuse")
     warning_lines(project.shared.warnings + preflight_lines(project, plan))
     if args.out:
@@ -148,6 +149,18 @@ def sweep_lines(project, plan: Plan, console: Console | Plain) -> None:
             markup=False,
             highlight=False,
         )  # type: ignore[union-attr]
+
+
+def concurrency_lines(project: Project, plan: Plan, console: Console | Plain) -> None:
+    """What `concurrency = "auto"` chose for the stages this plan runs, one line per distinct choice."""
+    running = {a.stage for a in plan.changes}
+    by_reason: dict[str, list[str]] = {}
+    for stage, why in project.concurrency.items():
+        if stage in running:
+            by_reason.setdefault(why, []).append(stage)
+    for why, stages in by_reason.items():
+        kinds = ", ".join(dict.fromkeys(s.rpartition(".")[2] for s in stages))
+        console.print(f"Requests at once (auto) for {kinds}: {why}.", markup=False, highlight=False)
 
 
 def memory_lines(project, plan: Plan, refusal: str) -> None:

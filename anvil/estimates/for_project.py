@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from anvil.backends import machine
 from anvil.errors import AnvilError
 from anvil.estimates import arithmetic as estimate
-from anvil.estimates import first_run, history, sizing
+from anvil.estimates import concurrency, first_run, history, sizing
 from anvil.estimates.arithmetic import GB, Run, Shape
 from anvil.estimates.cost import Cost, Work
 from anvil.estimates.machines import PROFILES
@@ -129,6 +130,38 @@ def row_lengths(path: Path) -> tuple[list[int], int]:
 
 def model_of(node: Node) -> str | None:
     return node.model or node.settings.get("model")
+
+
+def with_concurrency(
+    graph: Graph, loaded: LoadedRecipe, records: Mapping[str, StageRecord], store: Store
+) -> tuple[Graph, dict[str, str]]:
+    """The graph with every `concurrency = "auto"` chosen for its stage's model on the planned machine, and
+    why, by stage."""
+    auto = [n for n in graph.nodes.values() if getattr(n.options, "concurrency", 1) == "auto"]
+    if not auto:
+        return graph, {}
+    model_shapes, (limit, where) = shapes(loaded, records, store), memory_limit(loaded)
+    found: dict[str, tuple[int, str] | None] = {}
+    for node in auto:
+        shape = model_shapes.get(model_of(node) or "")
+
+        def peak(in_flight: int, node: Node = node, shape: Shape | None = shape) -> float | None:
+            return cost_of(node).memory(Work(node.settings, shape, None, in_flight)) if shape else None
+
+        found[node.id] = concurrency.chosen(peak, limit, WARN_FRACTION)
+    by_model: dict[str, tuple[int, str]] = {}
+    for node in auto:  # a stage asking another stage's server (serving) takes what that model's stages chose
+        if (choice := found[node.id]) is not None:
+            by_model[model_of(node) or ""] = min(by_model.get(model_of(node) or "", choice), choice)
+    nodes, why = dict(graph.nodes), {}
+    for node in auto:
+        count, reason = (
+            found[node.id] or by_model.get(model_of(node) or "") or (1, "1 at once: its memory is not known yet")
+        )
+        assert node.options is not None  # an auto node has its options
+        nodes[node.id] = replace(node, options=node.options.model_copy(update={"concurrency": count}))
+        why[node.id] = f"{reason} ({where})"
+    return replace(graph, nodes=nodes), why
 
 
 def memory_limit(loaded: LoadedRecipe) -> tuple[float, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -196,8 +196,11 @@ class Eval(Strict):
     )
     suites: list[NonEmpty] = Field(default=[], description="Suite folders, relative to the recipe's folder.")
     knowledge: list[Knowledge] = Field(default=[], description="Knowledge-preservation benchmarks.")
-    concurrency: int = Field(
-        default=1, ge=1, le=256, description="Requests sent at once to a model's server while generating."
+    concurrency: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(
+        default=1,
+        description="Requests sent at once to a model's server while generating, or `auto`: as many as the "
+        "machine's memory holds KV caches for (at the served KV bits, the longest answer each), at most 8, "
+        "chosen by the plan and printed with it. Results do not depend on it: it is in no fingerprint.",
     )
     # exclude: a check of the recipe's files, not something any artifact is made from
     contamination: Literal["warn", "error", "off"] = Field(

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -41,7 +41,8 @@ class StageRun(Generic[C]):
     @property
     def concurrency(self) -> int:
         """Requests to send at once (a `Parallel` option; one without it)."""
-        return getattr(self.options, "concurrency", 1)
+        chosen = getattr(self.options, "concurrency", 1)
+        return chosen if isinstance(chosen, int) else 1
 
     progress: Callable[[float, str], None] = lambda fraction, message: None
 
@@ -56,7 +57,7 @@ class Parallel(BaseModel):
     """Options of the stages that send many requests: how many at once. Outputs never depend on it."""
 
     model_config = ConfigDict(defer_build=True)
-    concurrency: int = 1
+    concurrency: int | Literal["auto"] = 1  # "auto": the project chooses (estimates/concurrency.py)
 
 
 @dataclass(frozen=True)
