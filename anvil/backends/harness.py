@@ -14,6 +14,7 @@ server returns no log-probabilities (lm-eval#1174)."""
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -194,22 +195,51 @@ def _flat(files: Any) -> Iterator[str]:
             yield from _flat(f)
 
 
-def build(task: Task, cache: Path | None = None) -> Any:
-    """lm-eval's task object, its rows loaded (datasets' cache under `cache`, a temporary folder without it, so
-    that reading a task writes nothing the project keeps). TaskError when lm-eval refuses the task."""
+def build(task: Task) -> Any:
+    """lm-eval's task object, its rows loaded into memory (datasets' cache in a temporary folder, so that
+    reading a task writes nothing anywhere and the object outlives the folder). TaskError when lm-eval refuses
+    the task."""
     _offline()
     from lm_eval.api.task import ConfigurableTask
 
     config = copy.deepcopy(task.config)  # lm-eval may change it
-    config["dataset_kwargs"] = {**(config.get("dataset_kwargs") or {})}
+    config["dataset_kwargs"] = {**(config.get("dataset_kwargs") or {}), "keep_in_memory": True}
     with tempfile.TemporaryDirectory() as scratch:
-        config["dataset_kwargs"]["cache_dir"] = str(cache or scratch)
+        config["dataset_kwargs"]["cache_dir"] = scratch
         try:
             built = ConfigurableTask(config=config)
             built.eval_docs  # noqa: B018 (loads the rows now, while the cache folder exists)
         except Exception as e:
             raise TaskError(f"is refused by lm-eval ({type(e).__name__}: {_one_line(e)})") from None
     return built
+
+
+@functools.lru_cache(maxsize=8)
+def loaded(
+    task: str,
+    root: Path,
+    data: Path | None,
+    fewshot: Path | None,
+    metric: str | None,
+    max_tokens: int | None,
+    stamp: tuple[tuple[str, int, int], ...],
+) -> tuple[Task, Any]:
+    """`load` and `build`, once per process for the same task and files (`stamp`: each file the task reads,
+    with its size and modification time): the knowledge stages of every model in one apply share one prompt
+    build. lm-eval's `evaluate` builds its requests anew from the task object each time."""
+    task_read = load(task, root, data=data, fewshot=fewshot, metric=metric, max_tokens=max_tokens)
+    return task_read, build(task_read)
+
+
+def stamp_of(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    """Files (or folders, file by file) as `loaded` keys them: path, size and modification time."""
+    found = []
+    for path in paths:
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                stat = file.stat()
+                found.append((str(file), stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
 
 
 def size(built: Any) -> int:

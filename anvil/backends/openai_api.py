@@ -7,7 +7,7 @@ import json
 import os
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, NamedTuple
 
 from anvil.errors import AnvilError
 
@@ -63,15 +63,21 @@ def _chat_request(base_url: str, body: dict[str, Any], headers: dict[str, str]) 
     )
 
 
+class Streamed(NamedTuple):
+    text: str  # up to the first stop sequence
+    stopped: bool  # whether one was met
+    chunks: int  # content chunks received: mlx-vlm's server streams one per generated token
+
+
 def chat_until(
     base_url: str, body: dict[str, Any], headers: dict[str, str], timeout: float, stop: tuple[str, ...]
-) -> tuple[str, bool]:
+) -> Streamed:
     """A streamed chat completion, read until the first of the `stop` sequences and then hung up on: a
     server that takes OpenAI's `stop` ends there itself, and one that ignores it (mlx-vlm's) cancels the
     generation when its client goes (it closes the stream's token iterator), instead of spending the rest
-    of `max_tokens`. The text before the stop sequence, and whether one was met."""
+    of `max_tokens`. The text before the stop sequence, whether one was met, and the chunks streamed."""
     request = _chat_request(base_url, {**body, "stream": True, "stop": list(stop)}, headers)
-    text, longest = "", max((len(s) for s in stop), default=0)
+    text, longest, chunks = "", max((len(s) for s in stop), default=0), 0
     with urllib.request.urlopen(request, timeout=timeout) as response:
         for raw in response:
             line = raw.decode("utf-8", "replace").strip()
@@ -80,8 +86,8 @@ def chat_until(
             chunk = json.loads(line.removeprefix("data:"))
             delta = ((chunk.get("choices") or [{}])[0].get("delta") or {}).get("content") or ""
             start = max(0, len(text) - longest)  # a stop sequence may straddle two chunks
-            text += delta
+            text, chunks = text + delta, chunks + bool(delta)
             found = [i for i in (text.find(s, start) for s in stop) if i >= 0]
             if found:
-                return text[: min(found)], True
-    return text, False
+                return Streamed(text[: min(found)], True, chunks)
+    return Streamed(text, False, chunks)

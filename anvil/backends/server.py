@@ -230,7 +230,7 @@ def chat(server: Server, messages: list[dict], max_tokens: int = 32, timeout: fl
 
 def chat_until(
     server: Server, messages: list[dict], max_tokens: int, stop: tuple[str, ...], timeout: float = 120.0
-) -> tuple[str, bool]:
+) -> openai_api.Streamed:
     """One greedy chat completion streamed until a stop sequence (openai_api.chat_until)."""
     body = {"model": server.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0.0}
     return openai_api.chat_until(f"{server.url}/v1", body, server.headers, timeout, stop)

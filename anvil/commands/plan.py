@@ -152,15 +152,18 @@ def sweep_lines(project, plan: Plan, console: Console | Plain) -> None:
 
 
 def concurrency_lines(project: Project, plan: Plan, console: Console | Plain) -> None:
-    """What `concurrency = "auto"` chose for the stages this plan runs, one line per distinct choice."""
+    """What `concurrency = "auto"` chose for the stages this plan runs: one line per count chosen, with the
+    first such stage's reason."""
     running = {a.stage for a in plan.changes}
-    by_reason: dict[str, list[str]] = {}
+    by_count: dict[str, list[str]] = {}
     for stage, why in project.concurrency.items():
         if stage in running:
-            by_reason.setdefault(why, []).append(stage)
-    for why, stages in by_reason.items():
+            by_count.setdefault(why.split(" at once", 1)[0], []).append(stage)
+    for count, stages in by_count.items():
         kinds = ", ".join(dict.fromkeys(s.rpartition(".")[2] for s in stages))
-        console.print(f"Requests at once (auto) for {kinds}: {why}.", markup=False, highlight=False)
+        console.print(
+            f"Requests at once (auto) for {kinds}: {project.concurrency[stages[0]]}.", markup=False, highlight=False
+        )
 
 
 def memory_lines(project, plan: Plan, refusal: str) -> None:

@@ -13,6 +13,10 @@ from collections.abc import Callable
 from anvil.estimates.arithmetic import GB
 
 AUTO_CAP = 8
+SAMPLED = (
+    "1 at once: its answers are sampled with a seed each, which mlx-vlm's server reproduces one at a time "
+    "only (measured: batched, the default recipe's transcripts came out different)"
+)
 
 
 def chosen(peak: Callable[[int], float | None], limit: float, share: float) -> tuple[int, str] | None:

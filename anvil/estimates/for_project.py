@@ -148,10 +148,14 @@ def with_concurrency(
         def peak(in_flight: int, node: Node = node, shape: Shape | None = shape) -> float | None:
             return cost_of(node).memory(Work(node.settings, shape, None, in_flight)) if shape else None
 
-        found[node.id] = concurrency.chosen(peak, limit, WARN_FRACTION)
+        found[node.id] = (
+            (1, concurrency.SAMPLED)
+            if getattr(node.options, "sampled", False)
+            else concurrency.chosen(peak, limit, WARN_FRACTION)
+        )
     by_model: dict[str, tuple[int, str]] = {}
     for node in auto:  # a stage asking another stage's server (serving) takes what that model's stages chose
-        if (choice := found[node.id]) is not None:
+        if (choice := found[node.id]) is not None and not getattr(node.options, "sampled", False):
             by_model[model_of(node) or ""] = min(by_model.get(model_of(node) or "", choice), choice)
     nodes, why = dict(graph.nodes), {}
     for node in auto:

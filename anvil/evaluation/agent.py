@@ -15,12 +15,13 @@ from anvil.recipe.suite import Prompt
 def converse(server, test: Prompt, seed: int, temperature: float, max_tokens: int) -> dict[str, Any]:
     messages: list[dict[str, Any]] = [{"role": "system", "content": test.system}] if test.system else []
     tools_called: list[str] = []
-    turn_limit_hit = False
+    turn_limit_hit, generated = False, 0
     extra: dict[str, Any] = {"tools": openai_tools(test)} if test.tools else {}
     for user in test.turns:
         messages.append({"role": "user", "content": user})
         for _ in range(test.max_turns):
             reply = chat(server, messages, max_tokens, seed=seed, temperature=temperature, **extra)
+            generated += int((reply.get("usage") or {}).get("completion_tokens") or 0)
             message = reply["choices"][0]["message"]
             calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
             if not calls:
@@ -42,7 +43,13 @@ def converse(server, test: Prompt, seed: int, temperature: float, max_tokens: in
         else:
             turn_limit_hit = True
     final = next((m["content"] for m in reversed(messages) if m["role"] == "assistant" and m.get("content")), "")
-    return {"messages": messages, "final": final, "tools_called": tools_called, "turn_limit_hit": turn_limit_hit}
+    return {
+        "messages": messages,
+        "final": final,
+        "tools_called": tools_called,
+        "turn_limit_hit": turn_limit_hit,
+        "completion_tokens": generated,
+    }
 
 
 def _function(call: dict) -> dict:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -34,7 +35,7 @@ from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import transcripts
-from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, artifact_json, weights_of
+from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, artifact_json, throughput, weights_of
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 5  # 5: lm-eval tasks; answers kept by prompt
@@ -142,6 +143,7 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
         else (s.max_tokens or BENCHMARKS[s.benchmark or ""].max_tokens)
         for s in config.benchmarks
     )
+    generation = {"tokens": 0, "seconds": 0.0}  # what this run generated (not what an interrupted one did)
     with contextlib.ExitStack() as stack:
         server: list[Any] = []
 
@@ -157,12 +159,17 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
 
                 def one(name: str) -> dict:
                     turns, max_tokens, stop = by_name[name]
-                    text, stopped = chat_until(server[0], turns, max_tokens, stop)
-                    return {"response": text, "stopped": stopped}
+                    text, stopped, chunks = chat_until(server[0], turns, max_tokens, stop)
+                    return {"response": text, "stopped": stopped, "tokens": chunks}
 
+                # the longest prompts first: requests sent together then end nearer together
+                missing = sorted(missing, key=lambda name: -len(json.dumps(by_name[name][0])))
+                started = time.perf_counter()
                 for i, (name, value) in enumerate(in_order(one, missing, ctx.concurrency)):
                     ctx.progress(i / len(missing), what)
+                    generation["tokens"] += value["tokens"]
                     yield name, value
+                generation["seconds"] += time.perf_counter() - started
 
             done = transcripts.resumable(ctx.scratch, list(dict.fromkeys(names)), produce)
             return [truncate(done[name]["response"], prompt[2]) for name, prompt in zip(names, prompts, strict=True)]
@@ -185,18 +192,16 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
         results[name] = {**summary, "items": found.items}
         metrics[name] = summary
     write_json(ctx.out / RESULTS, {"benchmarks": results})
-    return Result({"benchmarks": metrics})
+    return Result({"benchmarks": metrics} | throughput(int(generation["tokens"]), generation["seconds"]))
 
 
 def _task(spec: Knowledge, ctx: StageRun[KnowledgeConfig]) -> tuple[harness.Task, Any]:
     """An lm-eval task as the recipe sets it, its rows loaded (datasets' cache in the stage's scratch)."""
     assert spec.task is not None
     files = {f: ctx.root / v.removeprefix("path:") if v else None for f, v in (("d", spec.data), ("f", spec.fewshot))}
+    stamp = harness.stamp_of([ctx.root / f for f in files_of(spec)])
     try:
-        task = harness.load(
-            spec.task, ctx.root, data=files["d"], fewshot=files["f"], metric=spec.metric, max_tokens=spec.max_tokens
-        )
-        return task, harness.build(task, ctx.scratch / "datasets")
+        return harness.loaded(spec.task, ctx.root, files["d"], files["f"], spec.metric, spec.max_tokens, stamp)
     except harness.TaskError as e:
         raise AnvilError(f"{spec.task} {e}") from None
 

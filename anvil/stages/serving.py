@@ -50,7 +50,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
             needs={"serve": "serve", "scores": stage_id("eval", model)},
             code_version=CODE_VERSION,
             model=model,
-            options=Parallel(concurrency=recipe.eval.concurrency),
+            options=Parallel(concurrency=recipe.eval.concurrency, sampled=recipe.eval.temperature > 0),
         )
     ]
 

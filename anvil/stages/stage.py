@@ -58,6 +58,16 @@ class Parallel(BaseModel):
 
     model_config = ConfigDict(defer_build=True)
     concurrency: int | Literal["auto"] = 1  # "auto": the project chooses (estimates/concurrency.py)
+    # answers sampled with a seed each: mlx-vlm's server reproduces them one at a time only (a batch draws
+    # from one random stream), so "auto" sends them one at a time
+    sampled: bool = False
+
+
+def throughput(tokens: int, seconds: float) -> dict[str, Any]:
+    """A generating stage's figures for the page: tokens this run generated and their rate (none resumed)."""
+    if tokens <= 0 or seconds <= 0:
+        return {}
+    return {"generated_tokens": tokens, "tokens_per_s": tokens / seconds}
 
 
 @dataclass(frozen=True)

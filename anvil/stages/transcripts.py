@@ -9,6 +9,7 @@ generates only what is missing. `model_server` and `resumable` are what other ge
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,7 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.recipe.suite import Prompt
 from anvil.stages import source
-from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, artifact_json, weights_of
+from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, artifact_json, throughput, weights_of
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 1
@@ -65,7 +66,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     if recipe.eval is None or config is None:
         return []
     settings = recipe.eval
-    options = Parallel(concurrency=settings.concurrency)
+    options = Parallel(concurrency=settings.concurrency, sampled=settings.temperature > 0)
     return [
         Node(
             stage_id("transcripts", name),
@@ -110,11 +111,12 @@ def run(ctx: StageRun[TranscriptsConfig]) -> Result:
         for test_id, prompt in tests.items()
         for r in range(config.runs)
     }
-    generated = 0
+    generated, tokens, seconds = 0, 0, 0.0
 
     def produce(missing: list[str]) -> Iterator[tuple[str, Any]]:
-        nonlocal generated
+        nonlocal generated, tokens, seconds
         with model_server(ctx, config.max_tokens, config.kv_cache) as server:
+            started = time.perf_counter()
 
             def talk(name: str) -> dict:
                 prompt, r = items[name]
@@ -126,8 +128,9 @@ def run(ctx: StageRun[TranscriptsConfig]) -> Result:
 
             for i, (name, value) in enumerate(in_order(talk, missing, ctx.concurrency)):
                 ctx.progress(i / len(missing), f"{name.rsplit('.', 1)[0]} run {items[name][1] + 1}")
-                generated += 1
+                generated, tokens = generated + 1, tokens + value["transcript"].get("completion_tokens", 0)
                 yield name, value
+            seconds = time.perf_counter() - started
 
     done = resumable(ctx.scratch, list(items), produce)
     out = {
@@ -137,7 +140,7 @@ def run(ctx: StageRun[TranscriptsConfig]) -> Result:
         for suite, tests in config.suites.items()
     }
     write_json(ctx.out / ARTIFACT, {"suites": out})
-    return Result({"conversations": len(items), "generated": generated})
+    return Result({"conversations": len(items), "generated": generated} | throughput(tokens, seconds))
 
 
 def read(artifact: Path) -> dict[str, dict[str, list[dict]]]:

@@ -216,7 +216,7 @@ def test_a_stop_sequence_ends_the_generation_instead_of_the_token_budget():
     server = http.server.HTTPServer(("127.0.0.1", 0), Endless)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        text, stopped = chat_until(f"http://127.0.0.1:{server.server_port}/v1", {"messages": []}, {}, 10, ("Q:",))
+        text, stopped, _ = chat_until(f"http://127.0.0.1:{server.server_port}/v1", {"messages": []}, {}, 10, ("Q:",))
         assert (text, stopped) == ("The answer is 4.\n\n", True)
         assert ended.wait(10), "the client hung up: the server could not go on"
     finally:
