@@ -159,7 +159,7 @@ def concurrency_lines(project: Project, plan: Plan, console: Console | Plain) ->
     for stage, why in project.concurrency.items():
         if stage in running:
             by_count.setdefault(why.split(" at once", 1)[0], []).append(stage)
-    for count, stages in by_count.items():
+    for stages in by_count.values():
         kinds = ", ".join(dict.fromkeys(s.rpartition(".")[2] for s in stages))
         console.print(
             f"Requests at once (auto) for {kinds}: {project.concurrency[stages[0]]}.", markup=False, highlight=False
