@@ -297,12 +297,19 @@ def summary(record: StageRecord) -> str:
     return ", ".join(f"{name} {100 * b['score']:.0f}%" for name, b in record.metrics.get("benchmarks", {}).items())
 
 
+TYPICAL_ANSWER = 256  # tokens: a chain of thought usually ends (stop sequence, end of turn) well before its budget
+
+
 def budget_of(settings: dict[str, Any]) -> int:
-    """A benchmark's generation budget per item, as its settings say before anything runs (a task's own
-    budget is known once lm-eval reads it: lm-eval's default stands in)."""
+    """Tokens an item is expected to generate, as its settings say before anything runs: its budget (a task's
+    is known once lm-eval reads it: lm-eval's default stands in), at most a typical answer's length."""
     if settings.get("max_tokens"):
-        return settings["max_tokens"]
-    return BENCHMARKS[settings["benchmark"]].max_tokens if settings.get("benchmark") else harness.DEFAULT_MAX_TOKENS
+        budget = settings["max_tokens"]
+    elif settings.get("benchmark"):
+        budget = BENCHMARKS[settings["benchmark"]].max_tokens
+    else:
+        budget = harness.DEFAULT_MAX_TOKENS
+    return min(budget, TYPICAL_ANSWER)
 
 
 COST = Cost(

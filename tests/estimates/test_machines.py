@@ -22,7 +22,8 @@ def planned(tmp_path, machine: str | None, extra: str = ""):
     (tmp_path / "recipes").mkdir(parents=True)
     for folder in ("data", "evals"):
         shutil.copytree(REPO / folder, tmp_path / folder)
-    text = (REPO / "recipes" / "gemma4-31b-pe.toml").read_text().replace("runs = 3\n", f"runs = 3\n{extra}")
+    text = (REPO / "recipes" / "gemma4-31b-pe.toml").read_text().replace('concurrency = "auto"\n', "")
+    text = text.replace("runs = 3\n", f"runs = 3\n{extra}")
     if machine is not None:
         head, _, rest = text.partition("[machine]\n")  # the recipe's own machine, replaced
         text = head + f"[machine]\n{machine}\n" + rest[rest.index("\n[") :]
@@ -56,6 +57,9 @@ def test_evaluation_concurrency_divides_the_time_generation_takes(tmp_path):
     eight = planned(tmp_path / "eight", 'profile = "m3-ultra"', extra="concurrency = 8\n")
     assert eight.estimates["v2.knowledge"].seconds < one.estimates["v2.knowledge"].seconds / 6
     assert eight.estimates["v2.train"].seconds == one.estimates["v2.train"].seconds
+    auto = planned(tmp_path / "auto", 'profile = "m3-ultra"', extra='concurrency = "auto"\n')
+    assert auto.estimates["v2.knowledge"].seconds == eight.estimates["v2.knowledge"].seconds, "greedy: 8 fit"
+    assert auto.estimates["v2.transcripts"].seconds == one.estimates["v2.transcripts"].seconds, "sampled: one"
 
 
 def test_a_slower_chip_plans_slower_and_its_memory_is_the_profiles(tmp_path):
