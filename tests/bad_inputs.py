@@ -524,7 +524,7 @@ def cases() -> list[Case]:
             "models",
         ),
     ]
-    out += files() + runtime() + lm_eval_tasks()
+    out += files() + runtime() + lm_eval_tasks() + grpo_rounds()
     return out
 
 
@@ -609,6 +609,68 @@ def lm_eval_tasks() -> list[Case]:
         file_case("task: unknown name", lambda f: _task_named(f, "gsm8k_cott"), "gsm8k_cott is no lm-eval task"),
         file_case("task: a group", lambda f: _task_named(f, "mmlu_pro"), "is an lm-eval group"),
         file_case("task and benchmark", lambda f: _task(f, TASK, ', benchmark = "qa"'), "exactly one of"),
+    ]
+
+
+def _grpo(folder: Path, table: str, rows: str = '{"prompt": "Hi", "answer": "Hello."}\n' * 8) -> None:
+    """v1 as a GRPO round on prompt rows (data/prompts.jsonl), with `table` as its `grpo` settings."""
+    (folder / "data" / "prompts.jsonl").write_text(rows)
+    text = RECIPE.replace('dataset = "d"', f'dataset = "p"\nmethod = "grpo"\ngrpo = {table}')
+    text = text.replace(
+        "[datasets.d]",
+        '[datasets.p]\nformat = "prompt"\nsources = [{ path = "data/prompts.jsonl", category = "voice" }]\n\n[datasets.d]',
+    )
+    (folder / "anvil.toml").write_text(text)
+
+
+def grpo_rounds() -> list[Case]:
+    """A reward that names a missing field, a judge as reward, a group of 1, a regex that does not compile, no
+    reward, a grpo table on another method, a dataset of chat rows: each one line at validate."""
+    exact = '{ reward = [{ kind = "exact", field = "answer" }] }'
+    return [
+        file_case(
+            "grpo: a field no row has",
+            lambda f: _grpo(f, '{ reward = [{ kind = "exact", field = "solution" }] }'),
+            "'solution' is not in data/prompts.jsonl:1 (expected every row the reward reads to have it)",
+        ),
+        file_case(
+            "grpo: a field one row lacks",
+            lambda f: _grpo(f, exact, '{"prompt": "Hi", "answer": "Hello."}\n{"prompt": "Yo"}\n'),
+            "'answer' is not in data/prompts.jsonl:2",
+        ),
+        file_case(
+            "grpo: a judge reward",
+            lambda f: _grpo(f, '{ reward = [{ kind = "judge" }] }'),
+            "a judge reward is not built yet",
+        ),
+        file_case(
+            "grpo: a group of one",
+            lambda f: _grpo(f, '{ group_size = 1, reward = [{ kind = "regex", pattern = "x" }] }'),
+            "models.v1.grpo.group_size",
+        ),
+        file_case(
+            "grpo: a regex that does not compile",
+            lambda f: _grpo(f, '{ reward = [{ kind = "regex", pattern = "(x" }] }'),
+            "pattern '(x' does not compile",
+        ),
+        file_case("grpo: no reward", lambda f: _grpo(f, "{ beta = 0.1 }"), "models.v1.grpo.reward"),
+        file_case(
+            "grpo: no grpo table",
+            lambda f: (f / "anvil.toml").write_text(RECIPE.replace('dataset = "d"', 'dataset = "d"\nmethod = "grpo"')),
+            "a grpo round is trained by its reward",
+        ),
+        file_case(
+            "grpo: chat rows",
+            lambda f: (f / "anvil.toml").write_text(
+                RECIPE.replace('dataset = "d"', f'dataset = "d"\nmethod = "grpo"\ngrpo = {exact}')
+            ),
+            "trains on prompt rows",
+        ),
+        file_case(
+            "grpo table on sft",
+            lambda f: (f / "anvil.toml").write_text(RECIPE.replace('dataset = "d"', f'dataset = "d"\ngrpo = {exact}')),
+            "grpo settings belong to method = 'grpo', not 'sft'",
+        ),
     ]
 
 

@@ -162,6 +162,46 @@ def test_an_lm_eval_task_through_the_real_server_grades_as_the_qa_protocol(built
         assert [i["response"].strip() for i in qa] == [i["response"].strip() for i in lm_eval], model
 
 
+def test_a_grpo_round_on_top_of_v2_raises_its_reward_and_is_guarded(built):
+    """recipes/tiny-grpo.toml beside the default build: v3 is trained by GRPO on v2's fused weights with a
+    verifiable reward; the reward rises step by step, the per-step figures are kept, the held-out reward is
+    measured before and after, v3 is evaluated against v2, and its gate says whether the reward outran the
+    evaluation."""
+    folder, _, done = built
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = (REPO / "recipes" / "tiny-grpo.toml").read_text().replace('"../', '"').replace("path:../", "path:")
+    (folder / "grpo.toml").write_text(text.replace("port = 8092", f"port = {free_port()}"))
+    plan = subprocess.run(
+        [sys.executable, "-m", "anvil", "plan", "grpo.toml"], cwd=folder, capture_output=True, text=True
+    )
+    assert "+ v3.train (grpo): create" in plan.stdout and "v2.train: built before: restored" in plan.stdout, plan.stdout
+    applied = subprocess.run(
+        [sys.executable, "-m", "anvil", "apply", "grpo.toml", "--target", "v3.gate"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
+    assert applied.returncode == 0, applied.stdout[-2000:] + applied.stderr[-2000:]
+    project = open_project(folder / "grpo.toml")
+    state = project.state.load()
+    m = state["v3.train"].metrics
+    assert m["method"] == "grpo" and m["reward_mean_last"] > m["reward_mean_first"], m
+    assert m["held_out_prompts"] == 12 and m["held_out_reward_after"] >= m["held_out_reward_before"], m
+    steps = json.loads((project.store.artifact(state["v3.train"].fingerprint) / "steps.json").read_text())
+    assert len(steps) == 40 and {"reward_mean", "reward_std", "kl", "completion_tokens", "no_signal"} <= set(steps[0])
+    assert steps[0]["kl"] == 0.0 and max(s["kl"] for s in steps) > 0, "the policy moved away from v2"
+    # The held-out rate (forging's answer form, other wordings) moves the same way as the reward, or not down.
+    v2, v3 = (state[f"{m}.knowledge"].metrics["benchmarks"]["forging"] for m in ("v2", "v3"))
+    assert v3["score"] >= v2["score"], (v2, v3)
+    gate = state["v3.gate"]
+    assert gate.outcome.value in ("ok", "warned"), gate
+    assert (gate.outcome.value == "warned") == (gate.metrics["reward_guard"] is not None), gate.metrics
+    status = subprocess.run(
+        [sys.executable, "-m", "anvil", "status", "grpo.toml"], cwd=folder, capture_output=True, text=True
+    )
+    assert "held-out reward" in status.stdout, status.stdout
+
+
 def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):
     """recipes/tiny-dpo.toml beside the default build, in its store: base, v1 and v2 come from the run-cache,
     v3 is trained by DPO against v2's fused weights; its held-out margin grows and the test it targets improves."""

@@ -70,7 +70,7 @@ class Recorder:
         log: Path,
         offset: int,
         settings: Train,
-        validate: Callable[[], float],
+        validate: Callable[[], float | None],
         checkpoint: Callable[[int], None],
         lead: bool = True,
     ):
@@ -89,7 +89,12 @@ class Recorder:
             log.write_text("".join(json.dumps(e) + "\n" for e in kept))
         self.entries = kept
         if offset == 0:
-            self._add({"kind": "valid", "step": 0, "loss": round(validate(), 5), "time": time.time()})
+            self._validated(0)
+
+    def _validated(self, step: int) -> None:
+        """The validation loss at `step`, for a method that has one."""
+        if (loss := self.validate()) is not None:
+            self._add({"kind": "valid", "step": step, "loss": round(loss, 5), "time": time.time()})
 
     def _add(self, entry: dict) -> None:
         self.entries.append(entry)
@@ -114,9 +119,10 @@ class Recorder:
                 "peak_memory_gb": round(float(info["peak_memory"]), 4),
                 "time": time.time(),
             }
+            | ({"figures": info["figures"]} if "figures" in info else {})  # a method's own (GRPO's reward)
         )
         if step % self.settings.val_interval == 0 or step == self.settings.steps:
-            self._add({"kind": "valid", "step": step, "loss": round(self.validate(), 5), "time": time.time()})
+            self._validated(step)
         if step % self.settings.checkpoint_interval == 0 and self.lead:
             self.checkpoint(step)
 
@@ -215,6 +221,8 @@ def train(job: dict) -> dict:
         for kind, log in (("train", train_log), ("valid", valid_log))
     }
     (out / "loss.json").write_text(json.dumps(curve, indent=1))
+    if figures := [{"step": e["step"], **e["figures"]} for e in train_log if "figures" in e]:
+        (out / "steps.json").write_text(json.dumps(figures, indent=1))
     steady = train_log[1:] or train_log  # the first step includes the one-time compile
     metrics = {
         "steps": settings.steps,

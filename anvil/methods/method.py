@@ -34,8 +34,9 @@ class Session:
 
 
 class Trainer(Protocol):
-    def validate(self, model: Any) -> float:
-        """The validation loss at this step, leaving every random generator as it found it."""
+    def validate(self, model: Any) -> float | None:
+        """The validation loss at this step, leaving every random generator as it found it (None: the method
+        has no loss to hold out, and measures what it is for before and after instead)."""
         ...
 
     def train(self, model: Any, optimizer: Any, done: int, recorder: Any) -> None:
@@ -45,8 +46,8 @@ class Trainer(Protocol):
 
 class Method(Protocol):
     NAME: str  # what `method =` says in the recipe
-    ROWS: str  # the dataset format it trains on: "chat" or "preference"
-    SETTINGS: type[Strict] | None  # its table in a round (`preference`), None if it takes none
+    ROWS: str  # the dataset format it trains on: "chat", "preference" or "prompt"
+    SETTINGS: type[Strict] | None  # its table in a round (`preference`, `grpo`), None if it takes none
     SETTINGS_FIELDS: frozenset[str] | None  # the fields of SETTINGS it reads (None: all)
     DISTRIBUTED: bool  # whether a round may train data-parallel over processes
     SEQUENCES_PER_ROW: int  # sequences through the policy per row of a batch (a pair is two)
@@ -56,7 +57,7 @@ class Method(Protocol):
         """What the method refuses in its settings beyond their types (read with the recipe), if anything."""
         ...
 
-    def measure(self, session: Session) -> dict[str, float] | None:
+    def measure(self, session: Session) -> dict[str, Any] | None:
         """What the round is meant to move, measured on held-out data: the child asks on the parent (before
         any adapter) and once trained. None: nothing beyond the loss."""
         ...
@@ -65,7 +66,7 @@ class Method(Protocol):
         """The round's training, once the adapters are in place."""
         ...
 
-    def results(self, before: dict[str, float] | None, after: dict[str, float] | None, out: Path) -> dict[str, Any]:
+    def results(self, before: dict[str, Any] | None, after: dict[str, Any] | None, out: Path) -> dict[str, Any]:
         """The method's metrics from what `measure` found before and after (and the files it writes in `out`)."""
         ...
 

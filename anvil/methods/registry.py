@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from anvil.methods import dpo, orpo, sft
+from anvil.methods import dpo, grpo, orpo, sft
 from anvil.methods import method as protocol
 
-Method = Literal["sft", "dpo", "orpo"]  # what `method =` may say: the names below
+Method = Literal["sft", "dpo", "orpo", "grpo"]  # what `method =` may say: the names below
 
-METHODS: dict[str, protocol.Method] = {sft.NAME: sft, dpo.NAME: dpo, orpo.NAME: orpo}
+METHODS: dict[str, protocol.Method] = {sft.NAME: sft, dpo.NAME: dpo, orpo.NAME: orpo, grpo.NAME: grpo}

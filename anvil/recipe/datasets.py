@@ -54,10 +54,10 @@ class Category(Strict):
 
 class Dataset(Strict):
     sources: list[DatasetSource] = Field(description="The files mixed into this dataset.", min_length=1)
-    format: Literal["chat", "preference"] = Field(
+    format: Literal["chat", "preference", "prompt"] = Field(
         default="chat",
         description="What its rows are: `chat` records (supervised rounds) or `preference` pairs (prompt, chosen, "
-        "rejected: DPO and ORPO rounds).",
+        "rejected: DPO and ORPO rounds) or `prompt` rows (a prompt and the fields its rewards read: GRPO rounds).",
     )
     # Notes for the report, excluded from the fingerprint: rewording them retrains nothing.
     description: str | None = Field(

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from anvil.methods.preference import Preference
 from anvil.methods.registry import METHODS, Method
+from anvil.methods.rewards import Grpo
 from anvil.recipe.base import NAME_PATTERN, ONE_LINE, SOURCE_PATTERN, Seed, Strict
 from anvil.recipe.datasets import Dataset
 from anvil.recipe.evaluation import Eval, Gate
@@ -129,11 +130,14 @@ class Model(Strict):
     dataset: str | None = Field(default=None, description="Dataset this round trains on (needs a parent).")
     method: Method = Field(
         default="sft",
-        description="How the round trains: `sft` on chat records, or on preference pairs `dpo` (against the parent "
-        "as reference) or `orpo` (no reference model).",
+        description="How the round trains: `sft` on chat records, on preference pairs `dpo` (against the parent "
+        "as reference) or `orpo` (no reference model), or `grpo` on prompt rows with a reward.",
     )
     preference: Preference | None = Field(
         default=None, description="Settings of a `dpo` or `orpo` round; defaults when omitted."
+    )
+    grpo: Grpo | None = Field(
+        default=None, description="Settings of a `grpo` round: its reward (required), group size, KL weight."
     )
     lora: Lora | None = Field(default=None, description="LoRA adapter settings (needs a parent).")
     train: Train | None = Field(default=None, description="Optimiser settings (needs a parent).")
@@ -161,11 +165,16 @@ class Model(Strict):
     def _method_problem(self) -> str | None:
         """What the round's method (anvil/methods/) says against its settings, if anything."""
         method = METHODS[self.method]
-        if self.preference is not None and method.SETTINGS is None:
-            taking = " or ".join(repr(name) for name, m in METHODS.items() if m.SETTINGS is not None)
-            return f"preference settings belong to method = {taking}, not {self.method!r}"
-        chosen = self.preference.model_fields_set if self.preference else set()
-        if problem := method.problem(self.preference):
+        for table in ("preference", "grpo"):
+            given = getattr(self, table)
+            if given is not None and not isinstance(given, method.SETTINGS or type(None)):
+                taking = " or ".join(repr(name) for name, m in METHODS.items() if m.SETTINGS is type(given))
+                return f"{table} settings belong to method = {taking}, not {self.method!r}"
+        if method.SETTINGS is Grpo and self.grpo is None and self.parent is not None:
+            return "a grpo round is trained by its reward (expected a `grpo` table with `reward`)"
+        settings = self.preference or self.grpo
+        chosen = settings.model_fields_set if settings else set()
+        if problem := method.problem(settings):
             return problem
         if method.SETTINGS_FIELDS is not None and chosen - method.SETTINGS_FIELDS:
             extra, taken = ", ".join(sorted(chosen - method.SETTINGS_FIELDS)), ", ".join(sorted(method.SETTINGS_FIELDS))
@@ -186,6 +195,7 @@ class Model(Strict):
                     "lora",
                     "train",
                     "preference",
+                    "grpo",
                     "distributed",
                     "method",
                     "revision",
@@ -212,8 +222,9 @@ class Model(Strict):
             raise ValueError("a root model (source) takes no dataset, lora or train; those belong to rounds")
         if self.parent is not None and self.dataset is None:
             raise ValueError("a training round (parent) needs a dataset (or `quantize`, to quantize its parent)")
-        if self.parent is None and (self.method != Model.model_fields["method"].default or self.preference is not None):
-            raise ValueError("a root model (source) takes no method or preference; those belong to rounds")
+        trained_by = self.preference is not None or self.grpo is not None
+        if self.parent is None and (self.method != Model.model_fields["method"].default or trained_by):
+            raise ValueError("a root model (source) takes no method, preference or grpo; those belong to rounds")
         if problem := self._method_problem():
             raise ValueError(problem)
         if (self.matrix is None) != (self.select is None):

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, TypeAdapter
 from typing_extensions import NotRequired, TypedDict
 
+from anvil.recipe import prompts
+
 
 class PreferenceRecord(TypedDict):
     """One preference pair: the same prompt answered twice, the first answer preferred."""
@@ -45,6 +47,8 @@ def as_chat(row: dict[str, Any]) -> dict[str, Any]:
     held-out samples and contamination read."""
     if "messages" in row:
         return row
+    if "chosen" not in row:  # a reinforcement round's prompt row
+        return prompts.as_chat(row)
     system = [{"role": "system", "content": row["system"]}] if row.get("system") else []
     return {
         "messages": [

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from anvil.errors import InvalidInput, Problem
 from anvil.knowledge import data
-from anvil.recipe import chat, preference
+from anvil.recipe import chat, preference, prompts
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -41,6 +41,7 @@ FORMATS = {
     "preference": RowFormat(
         preference.PreferenceRecord, preference.holds, preference.preference_record_schema, "preference-record"
     ),
+    "prompt": RowFormat(prompts.PromptRecord, prompts.holds, prompts.prompt_record_schema, "prompt-record"),
 }
 
 

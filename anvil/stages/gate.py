@@ -7,7 +7,7 @@ is not promoted to the served model. Writes `gates.json`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from anvil.errors import EXIT_GATES
 from anvil.estimates.cost import Cost
@@ -25,13 +25,30 @@ CODE_VERSION = 2
 GATES = "gates.json"
 
 
+class Guard(Strict):
+    """A reinforcement round's guard against reward hacking: its held-out reward against its evaluations."""
+
+    mode: Literal["warn", "gate"]
+    alpha: float
+
+
 class GateConfig(Strict):
     gates: list[Gate]
+    guard: Guard | None = None  # a grpo round's
 
 
 def knowledge_needs(recipe: Recipe, model: str) -> dict[str, str]:
     wanted = any(g.model == model and g.metric.startswith("knowledge.") for g in recipe.gates)
+    wanted = wanted or guard_of(recipe, model) is not None
     return {"knowledge": stage_id("knowledge", model)} if wanted and recipe.eval and recipe.eval.knowledge else {}
+
+
+def guard_of(recipe: Recipe, model: str) -> Guard | None:
+    """The guard of a trained grpo round (a swept one's variants are not gated one by one)."""
+    node = recipe.models[model]
+    if node.grpo is None or not node.trains or recipe.eval is None:
+        return None
+    return Guard(mode=node.grpo.guard, alpha=recipe.eval.alpha)
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
@@ -42,8 +59,8 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         Node(
             id=stage_id("gate", name),
             kind="gate",
-            config=GateConfig(gates=[g for g in recipe.gates if g.model == name]),
-            needs={**scores(name), **knowledge_needs(recipe, name)},
+            config=GateConfig(gates=[g for g in recipe.gates if g.model == name], guard=guard_of(recipe, name)),
+            needs={**scores(name), **knowledge_needs(recipe, name), **trained(recipe, name)},
             code_version=CODE_VERSION,
             model=name,
         )
@@ -51,16 +68,58 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     ]
 
 
+def trained(recipe: Recipe, model: str) -> dict[str, str]:
+    return {"train": stage_id("train", model)} if guard_of(recipe, model) is not None else {}
+
+
 def run(ctx: StageRun[GateConfig]) -> Result:
     suites = evaluate.results_of(ctx.inputs["scores"])["suites"] if "scores" in ctx.inputs else {}
     benchmarks = knowledge.results_of(ctx.inputs["knowledge"])["benchmarks"] if "knowledge" in ctx.inputs else None
     checked = check_gates(suites, ctx.config.gates, benchmarks)
+    guard = ctx.config.guard
+    hacked = (
+        reward_outran_evaluation(ctx.records["train"].metrics, suites, benchmarks or {}, guard.alpha) if guard else None
+    )
+    if guard is not None and hacked is not None and guard.mode == "gate":
+        checked.append(
+            {"metric": "reward guard", "value": None, "min": None, "max": None, "passed": False, "reason": hacked}
+        )
     failures = [g for g in checked if not g["passed"]]
-    write_json(ctx.out / GATES, {"gates": checked})
-    metrics = {"passed": not failures, "gates": len(checked), "failures": failures}
-    if not failures:
-        return Result(metrics)
-    return Result(metrics, Outcome.FAILED, f"failed {len(failures)} of {len(checked)} gates: {_missed(failures)}")
+    write_json(ctx.out / GATES, {"gates": checked, "reward_guard": hacked})
+    metrics = {"passed": not failures, "gates": len(checked), "failures": failures, "reward_guard": hacked}
+    if failures:
+        return Result(metrics, Outcome.FAILED, f"failed {len(failures)} of {len(checked)} gates: {_missed(failures)}")
+    if hacked is not None:
+        return Result(metrics, Outcome.WARNED, hacked)
+    return Result(metrics)
+
+
+def reward_outran_evaluation(
+    trained: dict[str, Any], suites: dict[str, Any], benchmarks: dict[str, Any], alpha: float
+) -> str | None:
+    """Why a reinforcement round looks like it learnt its reward rather than the task: its reward on held-out
+    prompts rose significantly, and none of its gated evaluations did against the parent (no suite composite,
+    no knowledge benchmark significantly up). None when the reward did not rise, or an evaluation rose with it."""
+    before, after, p = (trained.get(k) for k in ("held_out_reward_before", "held_out_reward_after", "held_out_p_value"))
+    if before is None or after is None or p is None or not (after > before and p < alpha):
+        return None
+    compared = [
+        (f"{name} composite", d, 1, "")
+        for name, s in suites.items()
+        if (d := ((s.get("delta_vs_parent") or {}).get("significance") or {}).get("composite"))
+    ]
+    compared += [(name, d, 100, "pp") for name, b in benchmarks.items() if (d := b.get("delta_vs_parent"))]
+    moved = [
+        f"{name} {scale * d['delta']:+.2f}{unit}" + (f" (p={d['p_value']:.2g})" if d.get("p_value") is not None else "")
+        for name, d, scale, unit in compared
+    ]
+    rose = [name for name, d, _, _ in compared if d.get("significant") and d["delta"] > 0]
+    if rose:
+        return None
+    return (
+        f"the reward rose on held-out prompts ({before:.2f} -> {after:.2f}, p={p:.2g}) and no evaluation did vs "
+        f"the parent ({', '.join(moved) or 'none evaluated'}): the round may have learnt its reward, not the task"
+    )
 
 
 def checked(artifact: Path) -> list[dict[str, Any]]:
@@ -76,7 +135,10 @@ def failure_lines(record: StageRecord) -> list[str]:
 def table(gates: list[dict[str, Any]], marked: bool = False, width: int = 78) -> list[str]:
     """Gates as rows of metric, value and threshold, the metrics in one column (`marked`: a ✓ or ✗ first);
     a metric too long for the column is printed whole on its own line, its figures on the next."""
-    bounds = [f">= {g['min']:g}" if g["min"] is not None else f"<= {g['max']:g}" for g in gates]
+    bounds = [
+        f">= {g['min']:g}" if g["min"] is not None else f"<= {g['max']:g}" if g["max"] is not None else "none"
+        for g in gates
+    ]
     bounds = [f"{b} ({g['reason']})" if g.get("reason") else b for b, g in zip(bounds, gates, strict=True)]
     column = max((len(g["metric"]) for g in gates), default=0)
     fits = 2 * marked + column + len("  12345.00  needs ") + max(map(len, bounds), default=0) <= width

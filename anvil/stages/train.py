@@ -19,6 +19,7 @@ from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost, Work
 from anvil.methods.preference import Preference
 from anvil.methods.registry import METHODS, Method
+from anvil.methods.rewards import Grpo
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
@@ -41,13 +42,14 @@ class TrainConfig(Strict):
     processes: int = 1
     method: Method = "sft"
     preference: Preference | None = None  # a dpo or orpo round's settings
+    grpo: Grpo | None = None  # a grpo round's: its reward is part of what the round is
 
     @model_serializer(mode="wrap")
     def _without_defaults(self, handler):
         """1 process, the sft method and no preference settings are left out of what is fingerprinted, so that
         rounds that do not use them keep the fingerprints they had before these existed."""
         data = handler(self)
-        for key, default in (("processes", 1), ("method", "sft"), ("preference", None)):
+        for key, default in (("processes", 1), ("method", "sft"), ("preference", None), ("grpo", None)):
             if key in data and data[key] == default:
                 data.pop(key)
         return data
@@ -63,7 +65,8 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
                 train=model.train or Train(),
                 processes=model.distributed.world_size if model.distributed else 1,
                 method=model.method,
-                preference=_settings(model.method, model.preference),
+                preference=_preference(model.method, model.preference),
+                grpo=model.grpo if METHODS[model.method].SETTINGS is Grpo else None,
             ),
             needs={"parent": weights_of(recipe, model.parent), "dataset": stage_id("dataset", model.dataset)},
             code_version=CODE_VERSION,
@@ -76,10 +79,10 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     ]
 
 
-def _settings(method: str, given: Preference | None) -> Preference | None:
-    """A method's settings as the round gives them, its defaults when omitted; None for a method with none."""
+def _preference(method: str, given: Preference | None) -> Preference | None:
+    """A preference method's settings as the round gives them, its defaults when omitted; None for another."""
     settings = METHODS[method].SETTINGS
-    return None if settings is None else given or cast(Preference, settings())
+    return given or cast(Preference, settings()) if settings is Preference else None
 
 
 def run(ctx: StageRun[TrainConfig]) -> Result:
@@ -93,7 +96,7 @@ def run(ctx: StageRun[TrainConfig]) -> Result:
         ctx.scratch,
         prompts=samples.held_out([(as_chat(row), category) for row, category in dataset.validation_rows(data)]),
         method=ctx.config.method,
-        settings_of_method=ctx.config.preference,
+        settings_of_method=ctx.config.preference or ctx.config.grpo,
         base_model=f"anvil:{parent.name}",  # artifact folders are named by their fingerprint
         launch=ctx.options if isinstance(ctx.options, Distributed) else None,
         ledger=ctx.local.processes,

@@ -19,3 +19,31 @@ def test_a_name_too_long_for_the_column_goes_on_its_own_line():
     name = "tiny." + "x" * 60
     rows = table([{**SHORT, "metric": name}])
     assert rows == [name, "      2.17  needs >= 1.5"]
+
+
+def _suite(delta: float, p: float | None, significant: bool) -> dict:
+    composite = {"delta": delta, "p_value": p, "significant": significant}
+    return {"tiny": {"delta_vs_parent": {"composite": delta, "significance": {"composite": composite}}}}
+
+
+TRAINED = {"held_out_reward_before": 0.1, "held_out_reward_after": 0.8, "held_out_p_value": 0.004}
+
+
+def test_a_reward_that_rose_alone_is_named():
+    from anvil.stages.gate import reward_outran_evaluation
+
+    benchmarks = {"forging": {"delta_vs_parent": {"delta": -0.1, "p_value": 0.5, "significant": False}}}
+    why = reward_outran_evaluation(TRAINED, _suite(0.1, 0.6, False), benchmarks, 0.05)
+    assert why is not None and "0.10 -> 0.80, p=0.004" in why
+    assert "tiny composite +0.10 (p=0.6)" in why and "forging -10.00pp (p=0.5)" in why
+
+
+def test_a_reward_that_rose_with_an_evaluation_or_did_not_rise_is_not():
+    from anvil.stages.gate import reward_outran_evaluation
+
+    assert reward_outran_evaluation(TRAINED, _suite(1.2, 0.01, True), {}, 0.05) is None
+    risen = {"forging": {"delta_vs_parent": {"delta": 0.5, "p_value": 0.001, "significant": True}}}
+    assert reward_outran_evaluation(TRAINED, _suite(0.0, 0.9, False), risen, 0.05) is None
+    flat = TRAINED | {"held_out_p_value": 0.3}
+    assert reward_outran_evaluation(flat, _suite(0.0, 0.9, False), {}, 0.05) is None
+    assert reward_outran_evaluation({}, {}, {}, 0.05) is None, "not a reinforcement round"

@@ -93,7 +93,9 @@ def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
         "learning_rate": train["learning_rate"],
         "max_seq_length": train["max_seq_length"],
         "grad_checkpoint": train["grad_checkpoint"],
-        **_method_rows(record.config.get("method", "sft"), record.config.get("preference"), metrics),
+        **_method_rows(
+            record.config.get("method", "sft"), record.config.get("preference") or record.config.get("grpo"), metrics
+        ),
         "peak_memory_gb": metrics.get("peak_memory_gb"),
         "seconds_per_step": metrics.get("seconds_per_step"),
         "duration_s": record.duration_s if view.built(sid) else None,

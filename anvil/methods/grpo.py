@@ -1,0 +1,223 @@
+"""grpo: Group Relative Policy Optimization on prompt rows, through mlx-lm-lora's GRPO trainer: each prompt
+answered `group_size` times by sampling, each answer scored by the recipe's reward (methods/rewards.py), the
+policy pushed towards the answers that beat their group, held near the parent (its fused weights, loaded a
+second time as the reference: memory counts it) by a KL penalty.
+
+Per step it records what a reinforcement round is judged by: the reward's mean and spread, the KL to the
+parent, the answers' length, and the share of groups whose answers all scored alike (no signal: nothing to
+learn from). Before and after, it measures the reward on the held-out prompts (one greedy answer each): the
+figure the reward-hacking guard compares with the gated evaluation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from anvil.errors import AnvilError
+from anvil.methods import rewards
+from anvil.methods.method import Session
+from anvil.methods.rewards import Grpo
+from anvil.recipe.base import Strict
+
+NAME = "grpo"
+ROWS = "prompt"
+SETTINGS: type[Strict] | None = Grpo
+SETTINGS_FIELDS: frozenset[str] | None = None
+DISTRIBUTED = False
+SEQUENCES_PER_ROW = 4  # the default group: answers sampled and scored per prompt
+REFERENCE = True
+STEPS = "steps.json"  # the per-step figures, beside the adapter
+
+
+def problem(settings: Strict | None) -> str | None:
+    return rewards.problem(settings) if isinstance(settings, Grpo) else None
+
+
+def rows(data: Path, split: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines() if line.strip()]
+
+
+def prompt_of(row: dict[str, Any]) -> list[dict[str, str]]:
+    system = [{"role": "system", "content": row["system"]}] if row.get("system") else []
+    return [*system, {"role": "user", "content": row["prompt"]}]
+
+
+class GrpoTrainer:
+    def __init__(self, session: Session):
+        from mlx_lm import load
+
+        self.session, self.settings = session, session.settings
+        self.grpo = session.extra if isinstance(session.extra, Grpo) else None
+        if self.grpo is None:
+            raise AnvilError("a grpo round needs its `grpo` table (the reward)")
+        self.train_set = [self._example(row) for row in rows(session.data, "train")]
+        if len(self.train_set) < self.settings.batch_size:
+            raise AnvilError(f"train.jsonl has {len(self.train_set)} prompts, fewer than batch_size")
+        self.reference, _ = load(session.parent)  # the parent's fused weights: the model the round starts from
+        self.reference.freeze()
+        self.no_signal: list[float] = []  # each scored batch's share of groups with one reward for all
+
+    def _example(self, row: dict[str, Any]) -> tuple:
+        """What mlx-lm-lora's GRPO batches hold: the prompt's tokens (the chat template, the row's own system
+        prompt or none: not mlx-lm-lora's default one), and the row itself as the `answer` the reward reads."""
+        tokens = self.session.tokenizer.apply_chat_template(prompt_of(row), add_generation_prompt=True, tokenize=True)
+        carried = json.dumps(row, ensure_ascii=False)
+        return (tokens, self.session.tokenizer.encode(carried), row["prompt"], carried, None)
+
+    def reward(self, prompts: list[str], completions: list[str], answer: list[str], types=None) -> list[float]:
+        """The recipe's reward of each sampled answer; notes the share of groups without signal."""
+        assert self.grpo is not None
+        scores = [rewards.total(self.grpo, c, json.loads(a)) for c, a in zip(completions, answer, strict=True)]
+        groups: dict[str, set[float]] = {}
+        for a, s in zip(answer, scores, strict=True):
+            groups.setdefault(a, set()).add(round(s, 9))
+        self.no_signal.append(sum(len(g) == 1 for g in groups.values()) / max(len(groups), 1))
+        return scores
+
+    def validate(self, model: Any) -> float | None:
+        return None  # no loss to hold out: the held-out reward is measured before and after (`measure`)
+
+    def train(self, model: Any, optimizer: Any, done: int, recorder: Any) -> None:
+        import numpy as np
+        from mlx_lm_lora.trainer import grpo_trainer
+
+        s, g = self.settings, self.grpo
+        assert g is not None
+        np.random.seed([s.seed, done])
+        args = grpo_trainer.GRPOTrainingArgs(
+            batch_size=s.batch_size,
+            iters=s.steps - done,
+            val_batches=s.val_batches,
+            steps_per_report=1,
+            steps_per_eval=s.steps + 1,
+            steps_per_save=s.steps + 1,  # checkpoints are Anvil's own (the recorder's)
+            adapter_file="adapters.safetensors",
+            max_seq_length=s.max_seq_length,
+            grad_checkpoint=s.grad_checkpoint,
+            group_size=g.group_size,
+            beta=g.beta,
+            max_completion_length=g.max_completion_length,
+            temperature=g.temperature,
+            grpo_loss_type=g.loss_type,
+        )
+        reward = self.reward
+        with self.session.guarded(grpo_trainer):
+            grpo_trainer.train_grpo(
+                model,
+                self.reference if g.beta > 0 else None,
+                self.session.tokenizer,
+                optimizer,
+                self.train_set,
+                None,
+                reward_funcs=[reward],
+                args=args,
+                training_callback=_Figures(recorder, self.no_signal),
+            )
+
+
+class _Figures:
+    """The recorder, told each step's reinforcement figures beside its loss."""
+
+    def __init__(self, recorder: Any, no_signal: list[float]):
+        self.recorder, self.no_signal = recorder, no_signal
+
+    def on_train_loss_report(self, info: dict) -> None:
+        shares, self.no_signal[:] = list(self.no_signal), []
+        figures = {
+            "reward_mean": info.get("train_total_rewards_mean"),
+            "reward_std": info.get("train_total_rewards_std"),
+            "kl": info.get("train_kl"),
+            "completion_tokens": info.get("train_average_generated_tokens"),
+            "no_signal": sum(shares) / len(shares) if shares else None,
+        }
+        self.recorder.on_train_loss_report(info | {"figures": {k: _plain(v) for k, v in figures.items()}})
+
+    def on_val_loss_report(self, info: dict) -> None:
+        pass
+
+
+def _plain(value: Any) -> float | None:
+    return None if value is None else round(float(value), 5)
+
+
+def measure(session: Session) -> dict[str, Any]:
+    """The reward of one greedy answer to each held-out prompt."""
+    from mlx_lm import generate
+
+    settings = session.extra if isinstance(session.extra, Grpo) else None
+    assert settings is not None
+    scores = []
+    for row in rows(session.data, "valid"):
+        prompt = session.tokenizer.apply_chat_template(prompt_of(row), add_generation_prompt=True, tokenize=False)
+        answer = generate(session.model, session.tokenizer, prompt, max_tokens=settings.max_completion_length)
+        scores.append(rewards.total(settings, answer, row))
+    return {"held_out_rewards": scores}
+
+
+def trainer(session: Session) -> GrpoTrainer:
+    return GrpoTrainer(session)
+
+
+def results(before: dict[str, Any] | None, after: dict[str, Any] | None, out: Path) -> dict[str, Any]:
+    """The held-out reward before and after, paired prompt by prompt (a sign test on those that moved), and
+    the per-step figures' first and last."""
+    mine, theirs = (after or {}).get("held_out_rewards", []), (before or {}).get("held_out_rewards", [])
+    metrics: dict[str, Any] = {"method": NAME}
+    if mine and len(mine) == len(theirs):
+        pairs = list(zip(mine, theirs, strict=True))
+        up, down = sum(a > b for a, b in pairs), sum(a < b for a, b in pairs)
+        metrics |= {
+            "held_out_prompts": len(mine),
+            "held_out_reward_before": round(sum(theirs) / len(theirs), 5),
+            "held_out_reward_after": round(sum(mine) / len(mine), 5),
+            "held_out_improved": up,
+            "held_out_worsened": down,
+            "held_out_p_value": _sign_test(up, down),
+        }
+    steps = json.loads((out / STEPS).read_text()) if (out / STEPS).exists() else []
+    for key in ("reward_mean", "kl", "completion_tokens", "no_signal"):
+        values = [s[key] for s in steps if s.get(key) is not None]
+        if values:
+            metrics[f"{key}_first"], metrics[f"{key}_last"] = values[0], values[-1]
+    return metrics
+
+
+def _sign_test(up: int, down: int) -> float:
+    """The two-sided exact sign test of prompts whose reward rose against those whose reward fell."""
+    from scipy.stats import binomtest
+
+    return 1.0 if up + down == 0 else float(binomtest(up, up + down, 0.5).pvalue)
+
+
+def summary(metrics: Mapping[str, Any]) -> str | None:
+    if "held_out_reward_after" not in metrics:
+        return None
+    return (
+        f"held-out reward {metrics['held_out_reward_before']:.2f} -> {metrics['held_out_reward_after']:.2f} "
+        f"(p={metrics['held_out_p_value']:.2g}), KL {metrics.get('kl_last', 0.0):.3f}"
+    )
+
+
+def _term(term: Mapping[str, Any]) -> str:
+    """A reward term in a few words: `regex(^Forge)`, `exact(answer) x2`."""
+    what = term.get("field") or term.get("pattern") or ("schema" if term.get("json_schema") else "")
+    weight = term.get("weight", 1.0)
+    return f"{term['kind']}({what})" + (f" x{weight:g}" if weight != 1.0 else "")
+
+
+def dashboard(settings: Mapping[str, Any] | None, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    s = settings or {}
+    terms = ", ".join(_term(t) for t in s.get("reward", []))
+    return {
+        "method": NAME,
+        "reward": terms,
+        "group_size": s.get("group_size"),
+        "beta": s.get("beta"),
+        "held_out_reward": (metrics.get("held_out_reward_before"), metrics.get("held_out_reward_after")),
+        "held_out_p_value": metrics.get("held_out_p_value"),
+        "reward_per_step": (metrics.get("reward_mean_first"), metrics.get("reward_mean_last")),
+        "kl_last": metrics.get("kl_last"),
+        "no_signal_last": metrics.get("no_signal_last"),
+    }

@@ -1,0 +1,83 @@
+"""GRPO's settings and rewards, pure: what each reward term scores, what the recipe refuses, and what a round
+reports from its held-out rewards and per-step figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from anvil.methods import grpo
+from anvil.methods.rewards import Grpo, Term, problem, score, total
+
+ROW = {"prompt": "How much is 2 + 2?", "answer": "The answer is 4.", "number": "4"}
+
+
+@pytest.mark.parametrize(
+    ("term", "answer", "expected"),
+    [
+        ({"kind": "exact", "field": "answer"}, "the answer is 4\nand more", 1.0),
+        ({"kind": "exact", "field": "answer"}, "The answer is 5.", 0.0),
+        ({"kind": "contains", "field": "number"}, "so 4 it is", 1.0),
+        ({"kind": "number", "field": "number"}, "2 + 2 = 4.", 1.0),
+        ({"kind": "number", "field": "number"}, "4, or maybe 1,000", 0.0),
+        ({"kind": "number", "field": "number"}, "no digits", 0.0),
+        ({"kind": "regex", "pattern": r"answer is \d+"}, "The answer is 4.", 1.0),
+        ({"kind": "regex", "pattern": r"answer is \d+", "full": True}, "The answer is 4.", 0.0),
+        ({"kind": "json", "schema": {"type": "object", "required": ["a"]}}, '{"a": 1}', 1.0),
+        ({"kind": "json", "schema": {"type": "object", "required": ["a"]}}, '{"b": 1}', 0.0),
+        ({"kind": "json", "schema": {"type": "object"}}, "not json", 0.0),
+    ],
+)
+def test_each_term_scores_an_answer(term, answer, expected):
+    assert score(Term.model_validate(term), answer, ROW) == expected
+
+
+def test_the_reward_is_the_terms_weighted_mean():
+    settings = Grpo.model_validate(
+        {"reward": [{"kind": "regex", "pattern": "4"}, {"kind": "exact", "field": "answer", "weight": 3}]}
+    )
+    assert total(settings, "4", ROW) == pytest.approx(0.25)
+    assert total(settings, "The answer is 4.", ROW) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("settings", "expect"),
+    [
+        ({"reward": []}, "at least 1"),
+        ({"reward": [{"kind": "exact"}]}, "a exact term needs `field`"),
+        ({"reward": [{"kind": "regex", "pattern": "(unclosed"}]}, "does not compile"),
+        ({"reward": [{"kind": "regex", "pattern": "x", "field": "answer"}]}, "a regex term takes no field"),
+        ({"reward": [{"kind": "json", "schema": {"type": 12}}]}, "is not a JSON Schema"),
+        ({"reward": [{"kind": "regex", "pattern": "x"}], "group_size": 1}, "greater than or equal to 2"),
+        ({"reward": [{"kind": "regex", "pattern": "x", "weight": 0}]}, "greater than 0"),
+    ],
+)
+def test_bad_settings_are_refused_by_what_they_say(settings, expect):
+    with pytest.raises(ValidationError, match=expect):
+        Grpo.model_validate(settings)
+
+
+def test_a_judge_reward_is_refused_until_it_can_be_calibrated():
+    settings = Grpo.model_validate({"reward": [{"kind": "judge"}]})
+    assert "a judge reward is not built yet" in (problem(settings) or "")
+
+
+def test_results_pair_the_held_out_prompts_and_report_the_steps(tmp_path):
+    (tmp_path / grpo.STEPS).write_text(
+        json.dumps(
+            [
+                {"step": 1, "reward_mean": 0.0, "kl": 0.0, "no_signal": 1.0},
+                {"step": 2, "reward_mean": 0.5, "kl": 0.2, "no_signal": 0.5},
+            ]
+        )
+    )
+    before, after = {"held_out_rewards": [0.0] * 10}, {"held_out_rewards": [1.0] * 9 + [0.0]}
+    metrics = grpo.results(before, after, tmp_path)
+    assert metrics["held_out_reward_before"] == 0.0 and metrics["held_out_reward_after"] == 0.9
+    assert metrics["held_out_improved"] == 9 and metrics["held_out_worsened"] == 0
+    assert metrics["held_out_p_value"] == pytest.approx(2 / 2**9)
+    assert (metrics["reward_mean_first"], metrics["reward_mean_last"]) == (0.0, 0.5)
+    assert metrics["no_signal_last"] == 0.5
+    assert "held-out reward 0.00 -> 0.90" in (grpo.summary(metrics) or "")
