@@ -82,7 +82,14 @@ def run(ctx: StageRun[GateConfig]) -> Result:
     )
     if guard is not None and hacked is not None and guard.mode == "gate":
         checked.append(
-            {"metric": "reward guard", "value": None, "min": None, "max": None, "passed": False, "reason": hacked}
+            {
+                "metric": "reward guard",
+                "value": ctx.records["train"].metrics.get("held_out_reward_after"),  # the held-out reward
+                "min": None,
+                "max": None,
+                "passed": False,
+                "reason": hacked,
+            }
         )
     failures = [g for g in checked if not g["passed"]]
     write_json(ctx.out / GATES, {"gates": checked, "reward_guard": hacked})
@@ -136,7 +143,11 @@ def table(gates: list[dict[str, Any]], marked: bool = False, width: int = 78) ->
     """Gates as rows of metric, value and threshold, the metrics in one column (`marked`: a ✓ or ✗ first);
     a metric too long for the column is printed whole on its own line, its figures on the next."""
     bounds = [
-        f">= {g['min']:g}" if g["min"] is not None else f"<= {g['max']:g}" if g["max"] is not None else "none"
+        f">= {g['min']:g}"
+        if g["min"] is not None
+        else f"<= {g['max']:g}"
+        if g["max"] is not None
+        else "an evaluation that rose with it"
         for g in gates
     ]
     bounds = [f"{b} ({g['reason']})" if g.get("reason") else b for b, g in zip(bounds, gates, strict=True)]
@@ -156,8 +167,12 @@ def table(gates: list[dict[str, Any]], marked: bool = False, width: int = 78) ->
 def summary(record: StageRecord) -> str:
     """The last verdict, shown beside the gate in `plan`."""
     failures, total = record.metrics.get("failures", []), record.metrics.get("gates", 0)
+    guarded = "reward_guard" in record.metrics  # a grpo round's gate
+    if record.outcome is Outcome.WARNED and guarded:
+        return "reward guard: the reward rose and no evaluation did"
     if record.outcome is not Outcome.FAILED:
-        return f"passed {total} gate{'s' if total > 1 else ''}" if total else "no gates"
+        said = f"passed {total} gate{'s' if total > 1 else ''}" if total else "no gates"
+        return said + ("; reward guard: no warning" if guarded else "")
     return f"FAILED {len(failures)} of {total}: {_missed(failures[:3])}"
 
 

@@ -47,3 +47,8 @@ def test_a_reward_that_rose_with_an_evaluation_or_did_not_rise_is_not():
     flat = TRAINED | {"held_out_p_value": 0.3}
     assert reward_outran_evaluation(flat, _suite(0.0, 0.9, False), {}, 0.05) is None
     assert reward_outran_evaluation({}, {}, {}, 0.05) is None, "not a reinforcement round"
+
+
+def test_a_guard_that_fails_is_one_gate_row_with_its_reason():
+    row = {"metric": "reward guard", "value": 0.8, "min": None, "max": None, "passed": False, "reason": "why"}
+    assert table([row]) == ["reward guard     0.80  needs an evaluation that rose with it (why)"]
