@@ -58,29 +58,46 @@ def generated(work: Work, units: float, speed: Speed) -> float:
     return generation(work.settings, work.shape, units, speed, work.in_flight)
 
 
-def training(settings: Mapping[str, Any], shape: Shape | None, speed: Speed, sequence: float | None) -> float:
+def training(
+    settings: Mapping[str, Any],
+    shape: Shape | None,
+    speed: Speed,
+    sequence: float | None,
+    sequences: int = 1,
+    generated: int = 0,
+    reference: bool = False,
+) -> float:
+    """A round's time: each step's forward and backward over `sequences` per row (and a frozen reference's
+    forward), after decoding `generated` tokens for all its rows at once (a method that samples answers)."""
     train, lora = settings["train"], settings["lora"]
     parameters, layers = _parameters(shape)
-    length = sequence or train["max_seq_length"]
-    tokens = train["batch_size"] * length
+    length = (sequence or train["max_seq_length"]) + generated
+    tokens = train["batch_size"] * sequences * length
     trained = min(lora["last_layers"], layers) / layers
     # per token: 2 per weight, and attention's 4 per key and width in each layer; backward twice that
     # through the trained layers only
     attention = 4 * length * (shape.heads * shape.head_dim if shape else 128) * layers
     forward = tokens * (2 * parameters + attention)
     backward = 2 * trained + (trained if train.get("grad_checkpoint") else 0)  # checkpoints: forward again
-    step = STEP_LATENCIES * speed.op_s + TRAIN_FLOP_FACTOR * forward * (1 + backward) / speed.flops
+    step = STEP_LATENCIES * speed.op_s + TRAIN_FLOP_FACTOR * forward * (1 + backward + reference) / speed.flops
+    step += generated * decode_token(shape, speed)
     validate = STEP_LATENCIES / 3 * speed.op_s + TRAIN_FLOP_FACTOR * forward / speed.flops
     validations = train["steps"] // (train.get("val_interval") or train["steps"]) + 1
     saves = train["steps"] // (train.get("checkpoint_interval") or train["steps"]) + 1
     return train["steps"] * step + validations * train.get("val_batches", 8) * validate + saves * SAVE_S
 
 
-def generation(settings: Mapping[str, Any], shape: Shape | None, units: float, speed: Speed, in_flight: int) -> float:
+def decode_token(shape: Shape | None, speed: Speed) -> float:
+    """One decoding step: its fixed and per-layer latencies, and the weights read once."""
     parameters, layers = _parameters(shape)
     weight_bytes = shape.weight_bytes if shape else 2 * parameters
     fixed, per_layer = TOKEN_LATENCIES
-    per_token = (fixed + per_layer * layers) * speed.op_s + weight_bytes / speed.bandwidth
+    return (fixed + per_layer * layers) * speed.op_s + weight_bytes / speed.bandwidth
+
+
+def generation(settings: Mapping[str, Any], shape: Shape | None, units: float, speed: Speed, in_flight: int) -> float:
+    parameters, _ = _parameters(shape)
+    per_token = decode_token(shape, speed)
     prompt = PREFILL_LATENCIES * speed.op_s + 2 * parameters / speed.flops  # per prompt token
     return (units * per_token + prompt_tokens(settings) * prompt) / max(in_flight, 1) + requests(settings) * REQUEST_S
 

@@ -26,9 +26,14 @@ ROWS = "prompt"
 SETTINGS: type[Strict] | None = Grpo
 SETTINGS_FIELDS: frozenset[str] | None = None
 DISTRIBUTED = False
-SEQUENCES_PER_ROW = 4  # the default group: answers sampled and scored per prompt
 REFERENCE = True
 STEPS = "steps.json"  # the per-step figures, beside the adapter
+
+
+def per_row(settings: Mapping[str, Any] | None) -> tuple[int, int]:
+    """A group of answers per prompt, each sampled to at most max_completion_length tokens, then trained on."""
+    s = settings or {}
+    return s.get("group_size", 4), s.get("max_completion_length", 64)
 
 
 def problem(settings: Strict | None) -> str | None:

@@ -50,8 +50,13 @@ class Method(Protocol):
     SETTINGS: type[Strict] | None  # its table in a round (`preference`, `grpo`), None if it takes none
     SETTINGS_FIELDS: frozenset[str] | None  # the fields of SETTINGS it reads (None: all)
     DISTRIBUTED: bool  # whether a round may train data-parallel over processes
-    SEQUENCES_PER_ROW: int  # sequences through the policy per row of a batch (a pair is two)
     REFERENCE: bool  # whether a frozen copy of the parent is held beside the policy
+
+    def per_row(self, settings: Mapping[str, Any] | None) -> tuple[int, int]:
+        """What a row of a batch costs a step, for the plan: sequences through the policy (a pair is two, a
+        GRPO group `group_size`), and tokens generated before the step, all rows decoding together (0 but
+        for a method that samples its own answers)."""
+        ...
 
     def problem(self, settings: Strict | None) -> str | None:
         """What the method refuses in its settings beyond their types (read with the recipe), if anything."""

@@ -17,8 +17,11 @@ ROWS = "preference"
 SETTINGS: type[Strict] | None = Preference
 SETTINGS_FIELDS: frozenset[str] | None = frozenset({"beta"})
 DISTRIBUTED = False  # one process, for now
-SEQUENCES_PER_ROW = 2  # chosen and rejected, each through the policy
 REFERENCE = False
+
+
+def per_row(settings: Mapping[str, Any] | None) -> tuple[int, int]:
+    return 2, 0  # chosen and rejected, each through the policy
 
 
 def problem(settings: Strict | None) -> str | None:

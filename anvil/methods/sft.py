@@ -17,8 +17,11 @@ ROWS = "chat"
 SETTINGS: type[Strict] | None = None
 SETTINGS_FIELDS: frozenset[str] | None = None
 DISTRIBUTED = True
-SEQUENCES_PER_ROW = 1
 REFERENCE = False
+
+
+def per_row(settings: Mapping[str, Any] | None) -> tuple[int, int]:
+    return 1, 0
 
 
 def problem(settings: Strict | None) -> str | None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from pydantic import model_serializer
 
@@ -145,10 +146,22 @@ def summary(record: StageRecord) -> str:
 def _memory(work: Work) -> float | None:
     assert work.shape is not None
     method, train = METHODS[work.settings.get("method", "sft")], work.settings["train"]
-    train = {**train, "batch_size": method.SEQUENCES_PER_ROW * train["batch_size"]}  # a pair is two sequences
+    sequences, _ = method.per_row(_method_settings(work.settings))
+    train = {**train, "batch_size": sequences * train["batch_size"]}  # a pair is two sequences, a group more
     lora = work.settings["lora"]
     peak = arithmetic.train_memory(work.shape, lora, train, lora_keys(lora["targets"]))
     return peak + (work.shape.text_bytes if method.REFERENCE else 0)  # a frozen reference: the parent again
+
+
+def _method_settings(settings: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return settings.get("preference") or settings.get("grpo")
+
+
+def _first_run(work: Work, speed: Any) -> float:
+    """A first run's time on a machine: the method's sequences per row and the answers it samples first."""
+    method = METHODS[work.settings.get("method", "sft")]
+    sequences, generated = method.per_row(_method_settings(work.settings))
+    return first_run.training(work.settings, work.shape, speed, work.sequence, sequences, generated, method.REFERENCE)
 
 
 def _tokens(work: Work) -> float:
@@ -160,7 +173,7 @@ COST = Cost(
     start_s=3.0,
     unit="tokens",
     units=_tokens,
-    first_run=lambda work, units, speed: first_run.training(work.settings, work.shape, speed, work.sequence),
+    first_run=lambda work, units, speed: _first_run(work, speed),
     memory=_memory,
     reads_rows=True,
 )

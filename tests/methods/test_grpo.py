@@ -81,3 +81,17 @@ def test_results_pair_the_held_out_prompts_and_report_the_steps(tmp_path):
     assert (metrics["reward_mean_first"], metrics["reward_mean_last"]) == (0.0, 0.5)
     assert metrics["no_signal_last"] == 0.5
     assert "held-out reward 0.00 -> 0.90" in (grpo.summary(metrics) or "")
+
+
+def test_a_grpo_step_is_planned_with_its_group_and_what_it_samples_first():
+    from anvil.backends.machine import Speed
+    from anvil.estimates.first_run import training
+
+    speed = Speed(python_s=0.01, op_s=1e-5, flops=1e11, bandwidth=1e10)
+    settings = {"train": {"steps": 10, "batch_size": 2, "max_seq_length": 128}, "lora": {"last_layers": 4}}
+    sft = training(settings, None, speed, 64.0)
+    group, sampled = grpo.per_row({"group_size": 8, "max_completion_length": 32})
+    assert (group, sampled) == (8, 32)
+    rl = training(settings, None, speed, 64.0, group, sampled, grpo.REFERENCE)
+    assert rl > 3 * sft, "eight answers of 64 + 32 tokens, sampled first, and the reference's forward"
+    assert training(settings, None, speed, 64.0, 4, 32, True) < rl
