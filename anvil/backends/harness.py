@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from anvil.errors import AnvilError
@@ -214,8 +214,29 @@ def build(task: Task) -> Any:
     return built
 
 
-@functools.lru_cache(maxsize=8)
+def fingerprinted(task: str) -> str | None:
+    """What of a task file its fingerprint reads, relative to the recipe's folder: the file's whole folder,
+    with what it includes, imports and reads (the file alone when it sits in the recipe's own folder). None
+    for a task lm-eval ships: lm-eval's version pins it."""
+    if not is_file_task(task):
+        return None
+    folder = PurePosixPath(task).parent
+    return task if str(folder) in ("", ".") else str(folder)
+
+
 def loaded(
+    task: str, root: Path, *, data: Path | None, fewshot: Path | None, metric: str | None, max_tokens: int | None
+) -> tuple[Task, Any]:
+    """`load` and `build`, once per process for the same task and files (each file it reads, with its size and
+    modification time): the recipe's check and the knowledge stages of every model in one apply share one
+    read. lm-eval's `evaluate` builds its requests anew from the task object each time."""
+    own = fingerprinted(task)
+    read = ([root / own] if own else []) + [f for f in (data, fewshot) if f is not None]
+    return _loaded(task, root, data, fewshot, metric, max_tokens, _stamp(read))
+
+
+@functools.lru_cache(maxsize=8)
+def _loaded(
     task: str,
     root: Path,
     data: Path | None,
@@ -224,14 +245,11 @@ def loaded(
     max_tokens: int | None,
     stamp: tuple[tuple[str, int, int], ...],
 ) -> tuple[Task, Any]:
-    """`load` and `build`, once per process for the same task and files (`stamp`: each file the task reads,
-    with its size and modification time): the knowledge stages of every model in one apply share one prompt
-    build. lm-eval's `evaluate` builds its requests anew from the task object each time."""
     task_read = load(task, root, data=data, fewshot=fewshot, metric=metric, max_tokens=max_tokens)
     return task_read, build(task_read)
 
 
-def stamp_of(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+def _stamp(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
     """Files (or folders, file by file) as `loaded` keys them: path, size and modification time."""
     found = []
     for path in paths:

@@ -155,10 +155,10 @@ def concurrency_lines(project: Project, plan: Plan, console: Console | Plain) ->
     """What `concurrency = "auto"` chose for the stages this plan runs: one line per count chosen, with the
     first such stage's reason."""
     running = {a.stage for a in plan.changes}
-    by_count: dict[str, list[str]] = {}
-    for stage, why in project.concurrency.items():
+    by_count: dict[int, list[str]] = {}
+    for stage in project.concurrency:
         if stage in running:
-            by_count.setdefault(why.split(" at once", 1)[0], []).append(stage)
+            by_count.setdefault(getattr(project.graph.nodes[stage].options, "concurrency", 1), []).append(stage)
     for stages in by_count.values():
         kinds = ", ".join(dict.fromkeys(s.rpartition(".")[2] for s in stages))
         console.print(

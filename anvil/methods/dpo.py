@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from anvil.methods import pairs
-from anvil.methods.method import Session
+from anvil.methods.method import Session, trainer_args
 from anvil.methods.preference import Preference
 from anvil.recipe.base import Strict
 
@@ -61,7 +61,9 @@ class DpoTrainer(pairs.PairTrainer):
         from mlx_lm_lora.trainer import dpo_trainer
 
         p = self.preference
-        args = dpo_trainer.DPOTrainingArgs(beta=p.beta, loss_type=p.loss_type, delta=p.delta, **self.common(done))
+        args = dpo_trainer.DPOTrainingArgs(
+            beta=p.beta, loss_type=p.loss_type, delta=p.delta, **trainer_args(self.settings, done)
+        )
         with self.session.guarded(dpo_trainer):
             dpo_trainer.train_dpo(
                 model,

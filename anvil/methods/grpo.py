@@ -17,7 +17,7 @@ from typing import Any
 
 from anvil.errors import AnvilError
 from anvil.methods import rewards
-from anvil.methods.method import Session
+from anvil.methods.method import Session, split_rows, trainer_args
 from anvil.methods.rewards import Grpo
 from anvil.recipe.base import Strict
 
@@ -40,10 +40,6 @@ def problem(settings: Strict | None) -> str | None:
     return rewards.problem(settings) if isinstance(settings, Grpo) else None
 
 
-def rows(data: Path, split: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines() if line.strip()]
-
-
 def prompt_of(row: dict[str, Any]) -> list[dict[str, str]]:
     system = [{"role": "system", "content": row["system"]}] if row.get("system") else []
     return [*system, {"role": "user", "content": row["prompt"]}]
@@ -57,7 +53,7 @@ class GrpoTrainer:
         self.grpo = session.extra if isinstance(session.extra, Grpo) else None
         if self.grpo is None:
             raise AnvilError("a grpo round needs its `grpo` table (the reward)")
-        self.train_set = [self._example(row) for row in rows(session.data, "train")]
+        self.train_set = [self._example(row) for row in split_rows(session.data, "train")]
         if len(self.train_set) < self.settings.batch_size:
             raise AnvilError(f"train.jsonl has {len(self.train_set)} prompts, fewer than batch_size")
         self.reference, _ = load(session.parent)  # the parent's fused weights: the model the round starts from
@@ -85,29 +81,18 @@ class GrpoTrainer:
         return None  # no loss to hold out: the held-out reward is measured before and after (`measure`)
 
     def train(self, model: Any, optimizer: Any, done: int, recorder: Any) -> None:
-        import numpy as np
         from mlx_lm_lora.trainer import grpo_trainer
 
-        s, g = self.settings, self.grpo
+        g = self.grpo
         assert g is not None
-        np.random.seed([s.seed, done])
         args = grpo_trainer.GRPOTrainingArgs(
-            batch_size=s.batch_size,
-            iters=s.steps - done,
-            val_batches=s.val_batches,
-            steps_per_report=1,
-            steps_per_eval=s.steps + 1,
-            steps_per_save=s.steps + 1,  # checkpoints are Anvil's own (the recorder's)
-            adapter_file="adapters.safetensors",
-            max_seq_length=s.max_seq_length,
-            grad_checkpoint=s.grad_checkpoint,
+            **trainer_args(self.settings, done),
             group_size=g.group_size,
             beta=g.beta,
             max_completion_length=g.max_completion_length,
             temperature=g.temperature,
             grpo_loss_type=g.loss_type,
         )
-        reward = self.reward
         with self.session.guarded(grpo_trainer):
             grpo_trainer.train_grpo(
                 model,
@@ -116,7 +101,7 @@ class GrpoTrainer:
                 optimizer,
                 self.train_set,
                 None,
-                reward_funcs=[reward],
+                reward_funcs=[self.reward],
                 args=args,
                 training_callback=_Figures(recorder, self.no_signal),
             )
@@ -154,7 +139,7 @@ def measure(session: Session) -> dict[str, Any]:
     settings = session.extra if isinstance(session.extra, Grpo) else None
     assert settings is not None
     scores = []
-    for row in rows(session.data, "valid"):
+    for row in split_rows(session.data, "valid"):
         prompt = session.tokenizer.apply_chat_template(prompt_of(row), add_generation_prompt=True, tokenize=False)
         answer = generate(session.model, session.tokenizer, prompt, max_tokens=settings.max_completion_length)
         scores.append(rewards.total(settings, answer, row))

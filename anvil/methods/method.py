@@ -8,6 +8,7 @@ outside backends/ that imports mlx-lm-lora, so that a method is one module."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,31 @@ class Session:
     batches: Callable[[int], Any]  # iterate_batches from a resumed step, drawn by Anvil's seed
     shared_validation: Any  # this process's share of validation batches (None in one process)
     guarded: Callable[..., Any]  # a context manager for a trainer module's Metal-only calls on the CPU
+
+
+def split_rows(data: Path, split: str) -> list[dict[str, Any]]:
+    """The rows of a round's data folder split (train.jsonl, valid.jsonl), as the dataset stage wrote them."""
+    return [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines() if line.strip()]
+
+
+def trainer_args(settings: Any, done: int) -> dict[str, Any]:
+    """The arguments every mlx-lm-lora trainer beyond SFT takes from a round's `train` settings, resuming at step
+    `done`; numpy seeded by the seed and that step, so a rerun from the same checkpoint draws the same batches.
+    Checkpoints are Anvil's own (the recorder's): the trainer's evaluation and saving never come."""
+    import numpy as np
+
+    np.random.seed([settings.seed, done])
+    return dict(
+        batch_size=settings.batch_size,
+        iters=settings.steps - done,
+        val_batches=settings.val_batches,
+        steps_per_report=1,
+        steps_per_eval=settings.steps + 1,
+        steps_per_save=settings.steps + 1,
+        adapter_file="adapters.safetensors",
+        max_seq_length=settings.max_seq_length,
+        grad_checkpoint=settings.grad_checkpoint,
+    )
 
 
 class Trainer(Protocol):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from anvil.methods import pairs
-from anvil.methods.method import Session
+from anvil.methods.method import Session, trainer_args
 from anvil.methods.preference import Preference
 from anvil.recipe.base import Strict
 
@@ -47,7 +47,7 @@ class OrpoTrainer(pairs.PairTrainer):
     def train(self, model, optimizer, done: int, recorder) -> None:
         from mlx_lm_lora.trainer import orpo_trainer
 
-        args = orpo_trainer.ORPOTrainingArgs(beta=self.preference.beta, **self.common(done))
+        args = orpo_trainer.ORPOTrainingArgs(beta=self.preference.beta, **trainer_args(self.settings, done))
         with self.session.guarded(orpo_trainer):
             orpo_trainer.train_orpo(model, optimizer, self.train_set, None, args=args, training_callback=recorder)
 

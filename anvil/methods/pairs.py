@@ -12,12 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from anvil.errors import AnvilError
-from anvil.methods.method import Session
+from anvil.methods.method import Session, split_rows
 from anvil.methods.preference import Preference
-
-
-def pairs(data: Path, split: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines() if line.strip()]
 
 
 def dpo_dataset(rows: list[dict[str, Any]], tokenizer):
@@ -53,8 +49,8 @@ class PairTrainer:
     def __init__(self, session: Session, dataset):
         self.session, self.settings = session, session.settings
         self.preference = session.extra if isinstance(session.extra, Preference) else Preference()
-        self.train_set = dataset(pairs(session.data, "train"), session.tokenizer)
-        self.valid_set = dataset(pairs(session.data, "valid"), session.tokenizer)
+        self.train_set = dataset(split_rows(session.data, "train"), session.tokenizer)
+        self.valid_set = dataset(split_rows(session.data, "valid"), session.tokenizer)
         for name, rows in (("train", self.train_set), ("valid", self.valid_set)):
             if len(rows) < self.settings.batch_size:
                 raise AnvilError(
@@ -77,29 +73,10 @@ class PairTrainer:
     def _loss(self, model) -> float:
         raise NotImplementedError
 
-    def common(self, done: int) -> dict[str, Any]:
-        """The training arguments both trainers take; numpy seeded by the seed and the step it starts from, so
-        a rerun from the same checkpoint trains on the same pairs."""
-        import numpy as np
-
-        s = self.settings
-        np.random.seed([s.seed, done])
-        return dict(
-            batch_size=s.batch_size,
-            iters=s.steps - done,
-            val_batches=s.val_batches,
-            steps_per_report=1,
-            steps_per_eval=s.steps + 1,
-            steps_per_save=s.steps + 1,
-            adapter_file="adapters.safetensors",
-            max_seq_length=s.max_seq_length,
-            grad_checkpoint=s.grad_checkpoint,
-        )
-
 
 def measure(session: Session) -> dict[str, float]:
     """The held-out margin and accuracy of the session's model as it is now."""
-    held_out = pairs(session.data, "valid")
+    held_out = split_rows(session.data, "valid")
     return margins(session.model, session.tokenizer, held_out, session.settings.max_seq_length)
 
 

@@ -283,7 +283,7 @@ def _check_task(spec: Knowledge, i: int, root: Path) -> Iterator[Finding]:
             return
         files[field] = root / file if file else None
     try:
-        task = harness.load(
+        task, built = harness.loaded(
             spec.task,
             root,
             data=files["data"],
@@ -297,7 +297,7 @@ def _check_task(spec: Knowledge, i: int, root: Path) -> Iterator[Finding]:
                 f"{spec.task} has no filter {spec.filter!r} (expected one of: {', '.join(task.filters)})",
             )
             return
-        count = harness.size(harness.build(task))
+        count = harness.size(built)
     except harness.TaskError as e:
         yield (*where, "task"), f"{spec.task} {e}"
         return

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from anvil.backends import harness, hub
@@ -59,10 +59,8 @@ def files_of(spec: Knowledge) -> list[str]:
         else list(benchmark_data.sources(spec.benchmark, spec.data, spec.fewshot))
     )
     local = [w.removeprefix("path:") for w in settings if w is not None and w.startswith("path:")]
-    if spec.task and harness.is_file_task(spec.task):
-        folder = PurePosixPath(spec.task).parent
-        local.append(spec.task if str(folder) in ("", ".") else str(folder))
-    return local
+    task_files = harness.fingerprinted(spec.task) if spec.task else None
+    return local + ([task_files] if task_files else [])
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
@@ -199,9 +197,10 @@ def _task(spec: Knowledge, ctx: StageRun[KnowledgeConfig]) -> tuple[harness.Task
     """An lm-eval task as the recipe sets it, its rows loaded (datasets' cache in the stage's scratch)."""
     assert spec.task is not None
     files = {f: ctx.root / v.removeprefix("path:") if v else None for f, v in (("d", spec.data), ("f", spec.fewshot))}
-    stamp = harness.stamp_of([ctx.root / f for f in files_of(spec)])
     try:
-        return harness.loaded(spec.task, ctx.root, files["d"], files["f"], spec.metric, spec.max_tokens, stamp)
+        return harness.loaded(
+            spec.task, ctx.root, data=files["d"], fewshot=files["f"], metric=spec.metric, max_tokens=spec.max_tokens
+        )
     except harness.TaskError as e:
         raise AnvilError(f"{spec.task} {e}") from None
 
@@ -216,7 +215,7 @@ def _run_task(spec: Knowledge, loaded: tuple[harness.Task, Any], answer: Callabl
         items = harness.run(task, built, indices, lambda prompts: answer(prompts, task.name), spec.chat)
     except harness.TaskError as e:
         raise AnvilError(f"{spec.task} {e}") from None
-    filters = [spec.filter] + [f for f in task.filters if f != spec.filter] if spec.filter else task.filters
+    filters = headline_first(task.filters, spec.filter)
     return Graded(title=task.name, headline=filters[0], filters=filters, items=items, task=task.name)
 
 
@@ -239,11 +238,14 @@ def _run_protocol(spec: Knowledge, root: Path, answer: Callable) -> Graded:
                 "correct": {f: g.correct for f, g in grades.items()},
             }
         )
-    filters = list(bench.filters)
-    if spec.filter:
-        filters = [spec.filter] + [f for f in filters if f != spec.filter]
+    filters = headline_first(list(bench.filters), spec.filter)
     groups = [str(item[bench.groups]) for item in items] if bench.groups else None
     return Graded(title=bench.title, headline=filters[0], filters=filters, items=graded, groups=groups)
+
+
+def headline_first(filters: list[str], chosen: str | None) -> list[str]:
+    """A benchmark's filters with the recipe's headline first (without one, the protocol's or task's own)."""
+    return [chosen] + [f for f in filters if f != chosen] if chosen else filters
 
 
 def _summary(found: Graded, spec: Knowledge) -> dict[str, Any]:
