@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import to_jsonable_python
+
 from anvil.commands import DEFAULT_RECIPE, Parser, open_project
 from anvil.console import fitted
 from anvil.errors import EXIT_OK, AnvilError
 from anvil.evaluation.agent import render
+from anvil.evaluation.results import Run, SuiteScores
 from anvil.planning.graph import stage_id
 from anvil.stages import calibration, evaluate, knowledge
 from anvil.stages.registry import BY_KIND, STAGES
@@ -35,7 +38,7 @@ def add_to(sub) -> None:
 def run(args) -> int:
     report = eval_results(open_project(args.recipe), args.model)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(to_jsonable_python(report), indent=2))
     else:
         fitted(lambda console: eval_table(report, args.test, console))
     return EXIT_OK
@@ -64,7 +67,8 @@ def eval_results(project: Project, model: str) -> dict[str, Any]:
     results: dict[str, Any] = {"model": model, "against": against, "suites": {}, "runs": []}
     results["not_current"] = {sid: label for sid, label in stale.items() if label}
     if scored is not None:
-        results |= evaluate.results_of(project.store.artifact(scored.fingerprint))
+        scores = evaluate.results_of(project.store.artifact(scored.fingerprint))
+        results |= {"format": scores.format, "suites": scores.suites, "runs": scores.runs}
         results["calibration"] = {
             suite: records[sid].metrics if sid in records else None
             for suite, sid in calibration.calibrated_suites(recipe, project.loaded.suites).items()
@@ -82,34 +86,33 @@ def eval_results(project: Project, model: str) -> dict[str, Any]:
 def eval_table(report: dict, test: str | None, console: Console) -> None:
     """Scores per suite (tests, categories, composite, deltas), or one test's runs in full."""
     if test is not None:
-        runs = [r for r in report["runs"] if r["test"] == test]
+        runs: list[Run] = [r for r in report["runs"] if r.test == test]
         if not runs:
-            known = sorted({r["test"] for r in report["runs"]})
+            known = sorted({r.test for r in report["runs"]})
             raise AnvilError(f"no test {test!r} in {report['model']}'s results (expected one of: {', '.join(known)})")
 
         for r in runs:
-            v = r["verdict"]
-            console.print(f"[bold]{r['suite']}/{test} run {r['run']}: score {v['score']:.2f}[/bold]")
-            console.print(render(r["transcript"]), markup=False, highlight=False)
-            console.print(f"judge: {v['rationale']}\n", markup=False, highlight=False)
+            console.print(f"[bold]{r.suite}/{test} run {r.run}: score {r.verdict.score:.2f}[/bold]")
+            console.print(render(r.transcript), markup=False, highlight=False)
+            console.print(f"judge: {r.verdict.rationale}\n", markup=False, highlight=False)
         return
     for stage, label in report.get("not_current", {}).items():
         console.print(f"! {stage}: figures {label}", style="yellow", highlight=False, markup=False)
-    for suite, summary in report["suites"].items():
+    suites: dict[str, SuiteScores] = report["suites"]
+    for suite, summary in suites.items():
         rows = []
-        for test_id, t in summary["tests"].items():
-            failed = t["gate"] is not None and t["mean"] < t["gate"]
-            flags = " ".join(["GATE"] * failed + ["high variance"] * bool(t["high_variance"]))
-            judge = f"{t['judge_std']:.2f}" if t.get("judge_std") is not None else ""
+        for test_id, t in summary.tests.items():
+            failed = t.gate is not None and t.mean < t.gate
+            flags = " ".join(["GATE"] * failed + ["high variance"] * t.high_variance)
             rows.append(
                 [
                     test_id,
-                    t["category"],
-                    f"{t['mean']:.2f}",
-                    f"{t['std']:.2f}",
-                    judge,
-                    " ".join(f"{x:.1f}" for x in t["runs"]),
-                    "" if t["gate"] is None else f"{t['gate']:.1f}",
+                    t.category,
+                    f"{t.mean:.2f}",
+                    f"{t.std:.2f}",
+                    "" if t.judge_std is None else f"{t.judge_std:.2f}",
+                    " ".join(f"{x:.1f}" for x in t.runs),
+                    "" if t.gate is None else f"{t.gate:.1f}",
                     flags,
                 ]
             )
@@ -119,13 +122,12 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
             )
         )
         judge_lines(suite, summary, report.get("calibration", {}), console)
-        console.print(f"composite {summary['composite']:.2f}", highlight=False)
+        console.print(f"composite {summary.composite:.2f}", highlight=False)
         for role in ("base", "parent"):
-            delta = summary.get(f"delta_vs_{role}")
-            if delta:
-                tested = delta["significance"]["composite"] | {"alpha": delta["significance"].get("alpha", 0.05)}
+            if delta := summary.delta(role):
+                tested = delta.significance.composite.model_dump() | {"alpha": delta.significance.alpha}
                 console.print(
-                    f"delta vs {role} ({report['against'][role]}): {delta['composite']:+.2f}{_significance(tested)}",
+                    f"delta vs {role} ({report['against'][role]}): {delta.composite:+.2f}{_significance(tested)}",
                     highlight=False,
                 )
         category_table(summary, report["against"], console)
@@ -136,7 +138,7 @@ def eval_table(report: dict, test: str | None, console: Console) -> None:
                 console.print(line, highlight=False, markup=False)
 
 
-def judge_lines(suite: str, summary: dict, calibrated: dict, console: Console) -> None:
+def judge_lines(suite: str, summary: SuiteScores, calibrated: dict, console: Console) -> None:
     """The judge behind a suite's scores: its agreement with a person (or that it was never checked), and
     its own spread beside the runs'."""
     if suite not in calibrated:
@@ -150,20 +152,20 @@ def judge_lines(suite: str, summary: dict, calibrated: dict, console: Console) -
         console.print(f"judge vs a person on {c['n']} answers: {_figures(c)}", highlight=False, markup=False)
         ok = not c.get("shortfalls") and c.get("thresholds")
         console.print(f"  {calibration.verdict(c)}", style=None if ok else "yellow", highlight=False, markup=False)
-    if panel := summary.get("panel"):
+    if panel := summary.panel:
         pairs = ", ".join(
             f"{p['a']} ~ {p['b']}: kappa {_value(p['kappa'])}, rho {_value(p['spearman'])}, MAE {_value(p['mae'])}"
-            for p in panel["pairs"]
+            for p in panel.pairs
         )
         console.print(
-            f"panel ({panel['combine']} of {', '.join(panel['judges'])}) on this model's answers: {pairs}",
+            f"panel ({panel.combine} of {', '.join(panel.judges)}) on this model's answers: {pairs}",
             highlight=False,
             markup=False,
         )
-    if noise := summary.get("noise"):
+    if noise := summary.noise:
         console.print(
-            f"judge spread (repeated judgements of one transcript): sd {noise['judge_std']:.2f}, against "
-            f"the runs' sd {noise['run_std']:.2f}",
+            f"judge spread (repeated judgements of one transcript): sd {noise.judge_std:.2f}, against "
+            f"the runs' sd {noise.run_std:.2f}",
             highlight=False,
             markup=False,
         )
@@ -185,26 +187,27 @@ def _figures(c: dict) -> str:
     return ", ".join(shown)
 
 
-def category_table(summary: dict, against: dict, console: Console) -> None:
+def category_table(summary: SuiteScores, against: dict, console: Console) -> None:
     """Category scores with their deltas vs base and parent, and Holm-adjusted p-values over the suite's
     categories; a drop vs the parent is flagged only when it is significant at the recipe's alpha."""
     rows, styles = [], []
-    deltas = {role: summary.get(f"delta_vs_{role}") or {} for role in ("base", "parent")}
-    alpha = next((d["significance"].get("alpha") for d in deltas.values() if d), None)
-    for category, score in summary["categories"].items():
+    deltas = {role: delta for role in ("base", "parent") if (delta := summary.delta(role))}
+    alpha = next((d.significance.alpha for d in deltas.values()), None)
+    for category, score in summary.categories.items():
         cells, regressed = [category, f"{score:.2f}"], False
-        for role, delta in deltas.items():
-            d = delta.get("categories", {}).get(category)
-            tested = delta.get("significance", {}).get("categories", {}).get(category, {})
-            p = tested.get("p_holm", tested.get("p_value"))
+        for role in ("base", "parent"):
+            delta = deltas.get(role)
+            d = delta.categories.get(category) if delta else None
+            tested = delta.significance.categories.get(category) if delta else None
+            p = tested.p_shown if tested else None
             cells += ["" if d is None else f"{d:+.2f}", "" if d is None else "n/a" if p is None else f"{p:.2f}"]
-            regressed |= role == "parent" and d is not None and d < 0 and bool(tested.get("significant"))
+            regressed |= role == "parent" and d is not None and d < 0 and bool(tested and tested.significant)
         rows.append([*cells, f"regressed vs {against['parent']}" if regressed else ""])
         styles.append("red" if regressed else None)
     console.print(compact_table(["category", "score", "vs base", "p", "vs parent", "p", ""], rows, styles=styles))
     if alpha is not None:
         console.print(
-            f"p: Holm-adjusted over the {len(summary['categories'])} categories (n/a: too few tests, or "
+            f"p: Holm-adjusted over the {len(summary.categories)} categories (n/a: too few tests, or "
             f"all moved alike); flagged: p < {alpha:g}. Single tests: deltas only (3 seed-paired runs "
             "cannot reach p < 0.25).",
             highlight=False,

@@ -19,6 +19,7 @@ from anvil.estimates.cost import Cost
 from anvil.evaluation.agreement import pairwise
 from anvil.evaluation.judges import Judging
 from anvil.evaluation.parallel import in_order
+from anvil.evaluation.results import EvalResults, Noise, Panel, Run, SuiteScores
 from anvil.evaluation.scores import deltas, summarize
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
@@ -28,7 +29,7 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.suite import Scoring
 from anvil.stages import transcripts
 from anvil.stages.calibration import calibrated_suites
-from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
+from anvil.stages.stage import Result, Stage, StageRun, Suites
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 3
@@ -129,60 +130,66 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
         scores = {t: [results[(suite, t, r)]["verdict"]["score"] for r in range(config.runs)] for t in tests}
         summary = summarize(list(tests.values()), scores, config.high_variance)
         if config.judge_repeats > 1:
-            noise_floor(summary, {t: [results[(suite, t, r)]["verdict"] for r in range(config.runs)] for t in tests})
+            summary = noise_floor(
+                summary, {t: [results[(suite, t, r)]["verdict"] for r in range(config.runs)] for t in tests}
+            )
         if config.judge.judges:
             rows = [results[(suite, t, r)]["verdict"]["panel"] for t in tests for r in range(config.runs)]
             names = [label(j) for j in config.judge.judges]
-            summary["panel"] = {
-                "judges": names,
-                "combine": config.judge.combine,
-                "pairs": pairwise(names, rows, config.alpha),
-            }
-        for role in ("base", "parent"):
-            theirs = others[role]["suites"].get(suite) if role in others else None
-            summary[f"delta_vs_{role}"] = deltas(summary, theirs, config.alpha)
-        summaries[suite] = summary
-    runs = [{"suite": s, "test": t, "run": r + 1, **item} for (s, t, r), item in results.items()]
-    write_json(ctx.out / RESULTS, {"suites": summaries, "runs": runs})
+            panel = Panel(judges=names, combine=config.judge.combine, pairs=pairwise(names, rows, config.alpha))
+            summary = summary.model_copy(update={"panel": panel})
+        against = {
+            f"delta_vs_{role}": deltas(
+                summary, others[role].suites.get(suite) if role in others else None, config.alpha
+            )
+            for role in ("base", "parent")
+        }
+        summaries[suite] = summary.model_copy(update=against)
+    runs = [Run(suite=s, test=t, run=r + 1, **item) for (s, t, r), item in results.items()]
+    scored = EvalResults(suites=summaries, runs=runs)
+    write_json(ctx.out / RESULTS, scored.model_dump(mode="json"))
     return Result(
         {
-            "suites": {
-                s: {
-                    "composite": v["composite"],
-                    "categories": v["categories"],
-                    "delta_vs_base": (v["delta_vs_base"] or {}).get("composite"),
-                    "delta_vs_parent": (v["delta_vs_parent"] or {}).get("composite"),
-                    "significance": {
-                        k: v[k]["significance"]["composite"] for k in ("delta_vs_base", "delta_vs_parent") if v[k]
-                    },
-                    "high_variance": [t for t, x in v["tests"].items() if x["high_variance"]],
-                }
-                for s, v in summaries.items()
-            },
+            "suites": {s: headline(v) for s, v in scored.suites.items()},
             "judge_calls": judging.counts[0],
             "judge_cache_hits": judging.counts[1],
         }
     )
 
 
-def noise_floor(summary: dict[str, Any], verdicts: dict[str, list[dict[str, Any]]]) -> None:
-    """Each test's judge spread beside its runs' spread: the standard deviation of the judge's repeated
-    judgements of one transcript (averaged over runs), so that a high-variance test can be put down to
-    the model or to the judge; the suite's means of both."""
-
-    for test, judged in verdicts.items():
-        spreads = [statistics.stdev(v["judgements"]) for v in judged if len(v.get("judgements", [])) > 1]
-        summary["tests"][test]["judge_std"] = sum(spreads) / len(spreads) if spreads else 0.0
-    tests = summary["tests"].values()
-    summary["noise"] = {
-        "judge_std": statistics.fmean(t["judge_std"] for t in tests),
-        "run_std": statistics.fmean(t["std"] for t in tests),
+def headline(scores: SuiteScores) -> dict[str, Any]:
+    """What the state records of a suite's scores (`status`, the page's cards): the composite, category
+    means, deltas with their composite's test, and the high-variance tests."""
+    tested = {f"delta_vs_{role}": d for role in ("base", "parent") if (d := scores.delta(role)) is not None}
+    return {
+        "composite": scores.composite,
+        "categories": scores.categories,
+        "delta_vs_base": scores.delta_vs_base.composite if scores.delta_vs_base else None,
+        "delta_vs_parent": scores.delta_vs_parent.composite if scores.delta_vs_parent else None,
+        "significance": {k: d.significance.composite.model_dump(exclude_none=True) for k, d in tested.items()},
+        "high_variance": [t for t, x in scores.tests.items() if x.high_variance],
     }
 
 
-def results_of(artifact: Path) -> dict[str, Any]:
-    """{"suites": {suite: summary}, "runs": [...]} of a built eval stage."""
-    return artifact_json(artifact, RESULTS)
+def noise_floor(summary: SuiteScores, verdicts: dict[str, list[dict[str, Any]]]) -> SuiteScores:
+    """Each test's judge spread beside its runs' spread: the standard deviation of the judge's repeated
+    judgements of one transcript (averaged over runs), so that a high-variance test can be put down to
+    the model or to the judge; the suite's means of both."""
+    tests = {}
+    for test, judged in verdicts.items():
+        spreads = [statistics.stdev(v["judgements"]) for v in judged if len(v.get("judgements", [])) > 1]
+        judge_std = sum(spreads) / len(spreads) if spreads else 0.0
+        tests[test] = summary.tests[test].model_copy(update={"judge_std": judge_std})
+    noise = Noise(
+        judge_std=statistics.fmean(t.judge_std or 0.0 for t in tests.values()),
+        run_std=statistics.fmean(t.std for t in tests.values()),
+    )
+    return summary.model_copy(update={"tests": tests, "noise": noise})
+
+
+def results_of(artifact: Path) -> EvalResults:
+    """The typed results of a built eval stage."""
+    return EvalResults.read(artifact / RESULTS)
 
 
 def summary(record: StageRecord) -> str:

@@ -6,11 +6,13 @@ is not promoted to the served model. Writes `gates.json`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from anvil.errors import EXIT_GATES
 from anvil.estimates.cost import Cost
+from anvil.evaluation.results import SuiteScores
 from anvil.evaluation.scores import check_gates
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
@@ -73,7 +75,7 @@ def trained(recipe: Recipe, model: str) -> dict[str, str]:
 
 
 def run(ctx: StageRun[GateConfig]) -> Result:
-    suites = evaluate.results_of(ctx.inputs["scores"])["suites"] if "scores" in ctx.inputs else {}
+    suites = evaluate.results_of(ctx.inputs["scores"]).suites if "scores" in ctx.inputs else {}
     benchmarks = knowledge.results_of(ctx.inputs["knowledge"])["benchmarks"] if "knowledge" in ctx.inputs else None
     checked = check_gates(suites, ctx.config.gates, benchmarks)
     guard = ctx.config.guard
@@ -102,7 +104,7 @@ def run(ctx: StageRun[GateConfig]) -> Result:
 
 
 def reward_outran_evaluation(
-    trained: dict[str, Any], suites: dict[str, Any], benchmarks: dict[str, Any], alpha: float
+    trained: dict[str, Any], suites: Mapping[str, SuiteScores], benchmarks: dict[str, Any], alpha: float
 ) -> str | None:
     """Why a reinforcement round looks like it learnt its reward rather than the task: its reward on held-out
     prompts rose significantly, and none of its gated evaluations did against the parent (no suite composite,
@@ -111,9 +113,9 @@ def reward_outran_evaluation(
     if before is None or after is None or p is None or not (after > before and p < alpha):
         return None
     compared = [
-        (f"{name} composite", d, 1, "")
+        (f"{name} composite", s.delta_vs_parent.significance.composite.model_dump(), 1, "")
         for name, s in suites.items()
-        if (d := ((s.get("delta_vs_parent") or {}).get("significance") or {}).get("composite"))
+        if s.delta_vs_parent is not None
     ]
     compared += [(name, d, 100, "pp") for name, b in benchmarks.items() if (d := b.get("delta_vs_parent"))]
     moved = [

@@ -18,10 +18,10 @@ from anvil.evaluation.scores import deltas, metric
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
-from anvil.recipe.metrics import parse_metric
+from anvil.recipe.metrics import KNOWLEDGE, parse_metric
 from anvil.recipe.models import Recipe
 from anvil.recipe.sweep import Select, simplicity, variants
-from anvil.stages import evaluate
+from anvil.stages import evaluate, knowledge
 from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
 from anvil.state.atomic import write_json
 
@@ -85,17 +85,17 @@ def choose(config: SelectConfig, results: dict[str, dict[str, Any]]) -> dict[str
     against = {
         v: deltas(results[v]["suites"][suite], results[best]["suites"][suite], config.alpha) for v in order if v != best
     }
-    adjusted = stats.holm({v: d["significance"]["composite"]["p_value"] for v, d in against.items() if d})
+    adjusted = stats.holm({v: d.significance.composite.p_value for v, d in against.items() if d})
     for row in table:
         d = against.get(row["variant"])
-        row |= {"delta_vs_best": None if d is None else d["composite"], "p_holm": adjusted.get(row["variant"])}
+        row |= {"delta_vs_best": None if d is None else d.composite, "p_holm": adjusted.get(row["variant"])}
 
     def worse(v: str) -> bool:
         d = against.get(v)
-        if d is None or d["composite"] >= 0:
+        if d is None or d.composite >= 0:
             return False
         # lower by the same amount on every test: no noise for it to be within
-        alike = d["significance"]["composite"].get("reason") == stats.ALIKE
+        alike = d.significance.composite.reason == stats.ALIKE
         return alike or stats.significant(adjusted.get(v), config.alpha)
 
     within = [v for v in order if v == best or not worse(v)]
@@ -115,8 +115,7 @@ def choose(config: SelectConfig, results: dict[str, dict[str, Any]]) -> dict[str
 
 
 def run(ctx: StageRun[SelectConfig]) -> Result:
-    # an eval's {"suites": ...} or a knowledge stage's {"benchmarks": ...}: one file name for both
-    results = {name: evaluate.results_of(ctx.inputs[f"results:{name}"]) for name in ctx.config.variants}
+    results = {name: found_in(ctx.inputs[f"results:{name}"], ctx.config.select.metric) for name in ctx.config.variants}
     chosen = choose(ctx.config, results)
     _link_tree(ctx.inputs[f"weights:{chosen['winner']}"], ctx.out)
     write_json(ctx.out / ARTIFACT, chosen)
@@ -138,6 +137,15 @@ def _link_tree(source: Path, out: Path) -> None:
                 os.link(Path(folder, name), target / name)
             except OSError:
                 shutil.copy2(Path(folder, name), target / name)
+
+
+def found_in(artifact: Path, path: str) -> dict[str, Any]:
+    """A variant's results that `path` is read from: an eval's {"suites": ...} or a knowledge stage's
+    {"benchmarks": ...}."""
+    parsed = parse_metric(path)
+    if parsed is not None and parsed.source == KNOWLEDGE:
+        return {"benchmarks": knowledge.results_of(artifact)["benchmarks"]}
+    return {"suites": evaluate.results_of(artifact).suites}
 
 
 def results_of(artifact: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from anvil.estimates.cost import Cost, Work
 from anvil.evaluation.agent import converse
 from anvil.evaluation.judges import Judging
 from anvil.evaluation.parallel import in_order
+from anvil.evaluation.results import SuiteScores
 from anvil.evaluation.scores import summarize
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
@@ -77,7 +78,7 @@ def run(ctx: StageRun[ServingConfig]) -> Result:
             scores[(suite, test_id)] = verdict.score
     if failures:
         raise AnvilError("judge failures on the served model's answers:\n  " + "\n  ".join(failures))
-    evaluated = evaluate.results_of(ctx.inputs["scores"])["suites"]
+    evaluated = evaluate.results_of(ctx.inputs["scores"]).suites
     found = {
         suite: compare(scored, suite, {t: scores[(suite, t)] for t in tests}, evaluated[suite])
         for suite, tests in scored.tests.items()
@@ -93,24 +94,24 @@ def run(ctx: StageRun[ServingConfig]) -> Result:
     return Result.judged({"suites": found, "warnings": warnings}, warnings, Outcome.WARNED)
 
 
-def compare(scored: EvalConfig, suite: str, served: dict[str, float], summary: dict[str, Any]) -> dict[str, Any]:
+def compare(scored: EvalConfig, suite: str, served: dict[str, float], summary: SuiteScores) -> dict[str, Any]:
     """The served run's composite against the evaluation's, the composite of each of its runs alone, and the
     tests whose served score departs most from their evaluated mean."""
 
     tests = list(scored.tests[suite].values())
-    composite = lambda runs: summarize(tests, runs, scored.high_variance)["composite"]  # noqa: E731
-    per_run = [composite({t.id: [summary["tests"][t.id]["runs"][r]] for t in tests}) for r in range(scored.runs)]
+    composite = lambda runs: summarize(tests, runs, scored.high_variance).composite  # noqa: E731
+    per_run = [composite({t.id: [summary.tests[t.id].runs[r]] for t in tests}) for r in range(scored.runs)]
     one = composite({t: [score] for t, score in served.items()})
-    gaps = sorted(((t.id, served[t.id] - summary["tests"][t.id]["mean"]) for t in tests), key=lambda g: -abs(g[1]))
+    gaps = sorted(((t.id, served[t.id] - summary.tests[t.id].mean) for t in tests), key=lambda g: -abs(g[1]))
     drivers = [
-        {"test": t, "served": served[t], "evaluated": summary["tests"][t]["mean"], "gap": round(gap, 3)}
+        {"test": t, "served": served[t], "evaluated": summary.tests[t].mean, "gap": round(gap, 3)}
         for t, gap in gaps
         if abs(gap) > 1e-9
     ][:DRIVERS]
     return {
         "served": one,
-        "evaluated": summary["composite"],
-        "gap": round(one - summary["composite"], 3),
+        "evaluated": summary.composite,
+        "gap": round(one - summary.composite, 3),
         "runs": per_run,
         "within_noise": min(per_run) - 1e-9 <= one <= max(per_run) + 1e-9,
         "driven_by": drivers,

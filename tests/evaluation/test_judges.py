@@ -140,13 +140,13 @@ def test_scores_categories_composite_deltas_and_variance():
     a = SuiteTest(id="a", category="x", turns=["q"], rubric="r", weight=2.0, gate=3.0)
     b = SuiteTest(id="b", category="y", turns=["q"], rubric="r")
     mine = summarize([a, b], {"a": [5.0, 1.0, 3.0], "b": [2.0, 2.0, 2.0]}, high_variance=2.0)
-    assert mine["tests"]["a"]["mean"] == 3.0 and mine["tests"]["a"]["high_variance"]
-    assert not mine["tests"]["b"]["high_variance"]
-    assert mine["categories"] == {"x": 3.0, "y": 2.0} and mine["composite"] == round((3 * 2 + 2) / 3, 3)
+    assert mine.tests["a"].mean == 3.0 and mine.tests["a"].high_variance
+    assert not mine.tests["b"].high_variance
+    assert mine.categories == {"x": 3.0, "y": 2.0} and mine.composite == round((3 * 2 + 2) / 3, 3)
     base = summarize([a, b], {"a": [1.0] * 3, "b": [1.0] * 3}, 2.0)
-    mine["delta_vs_base"] = deltas(mine, base)
+    mine = mine.model_copy(update={"delta_vs_base": deltas(mine, base)})
     suites = {"behavioral": mine}
-    assert metric(suites, "behavioral.delta_vs_base") == round(mine["composite"] - 1.0, 3)
+    assert metric(suites, "behavioral.delta_vs_base") == round(mine.composite - 1.0, 3)
     assert metric(suites, "behavioral.category.y") == 2.0 and metric(suites, "behavioral.test.a") == 3.0
     assert metric(suites, "nope.composite") is None
     results = check_gates(suites, [Gate(model="v2", metric="behavioral.composite", min=4.0)])

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from anvil.evaluation import stats
+from anvil.evaluation.results import Delta, ScoredTest, SuiteScores
 from anvil.evaluation.scores import deltas, summarize
 
 
@@ -105,10 +106,13 @@ def test_holm_adjusts_a_family():
     assert adjusted == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06, "d": None})
 
 
-def _summary(means: dict[str, tuple[str, float]]) -> dict:
-    tests = {t: {"mean": m, "weight": 1.0, "category": c, "runs": [m] * 3, "gate": None} for t, (c, m) in means.items()}
+def _summary(means: dict[str, tuple[str, float]]) -> SuiteScores:
+    tests = {
+        t: ScoredTest(mean=m, weight=1.0, category=c, runs=[m] * 3, std=0.0, high_variance=False, gate=None)
+        for t, (c, m) in means.items()
+    }
     categories = {c: float(np.mean([m for cc, m in means.values() if cc == c])) for c, _ in means.values()}
-    return {"tests": tests, "categories": categories, "composite": float(np.mean([m for _, m in means.values()]))}
+    return SuiteScores(tests=tests, categories=categories, composite=float(np.mean([m for _, m in means.values()])))
 
 
 def moved(i: int) -> float:
@@ -128,10 +132,10 @@ def test_json_flags_only_significant_deltas_after_holm():
         }
     )
     found = deltas(after, before)
-    tone, voice = (found["significance"]["categories"][c] for c in ("tone", "voice"))
-    assert tone["significant"] and tone["p_holm"] >= tone["p_value"]
-    assert found["categories"]["voice"] < 0 and not voice["significant"], voice
-    assert found["significance"]["tests"] == stats.PER_TEST
+    tone, voice = (found.significance.categories[c] for c in ("tone", "voice"))
+    assert tone.significant and tone.p_holm >= tone.p_value
+    assert found.categories["voice"] < 0 and not voice.significant, voice
+    assert found.significance.tests == stats.PER_TEST
 
 
 def test_a_gate_on_an_interval_there_is_not_says_why():
@@ -142,7 +146,7 @@ def test_a_gate_on_an_interval_there_is_not_says_why():
         _summary({"a": ("tone", 2.0), "b": ("tone", 3.0)}),
         _summary({"a": ("tone", 1.0), "b": ("tone", 2.5)}),
     )
-    suite = after | {"delta_vs_parent": deltas(after, before)}
+    suite = after.model_copy(update={"delta_vs_parent": deltas(after, before)})
     [found] = check_gates({"s": suite}, [Gate(model="v2", metric="s.delta_vs_parent.tone.ci_high", min=0)])
     assert found["value"] is None and not found["passed"] and "too few tests" in found["reason"]
 
@@ -176,15 +180,15 @@ def test_a_flag_the_interval_and_p_agree_on_random_suites_as_stored():
         else:
             after = {t: [float(min(5, max(0, s + rng.integers(-2, 3)))) for s in runs] for t, runs in before.items()}
         found = deltas(summarize(tests, after, 9.0), summarize(tests, before, 9.0))
-        stored = json.loads(json.dumps(found))  # as results.json holds it
+        stored = Delta.model_validate_json(found.model_dump_json())  # as results.json holds it
         if trial % 3 == 0:
-            assert stored["significance"]["composite"]["p_value"] is None, "no spread, nothing to test"
-        for tested in [stored["significance"]["composite"], *stored["significance"]["categories"].values()]:
-            p = tested.get("p_holm", tested["p_value"])
-            excludes = tested["ci_low"] is not None and (tested["ci_low"] > 0 or tested["ci_high"] < 0)
-            assert tested["significant"] == (p is not None and p < 0.05)
-            if "p_holm" not in tested:
-                assert tested["significant"] == excludes, tested
+            assert stored.significance.composite.p_value is None, "no spread, nothing to test"
+        for tested in [stored.significance.composite, *stored.significance.categories.values()]:
+            p = tested.p_shown
+            excludes = tested.ci_low is not None and (tested.ci_low > 0 or tested.ci_high < 0)
+            assert tested.significant == (p is not None and p < 0.05)
+            if tested.p_holm is None:
+                assert tested.significant == excludes, tested
 
 
 def test_the_stored_mcnemar_result_flags_what_its_own_p_and_interval_say():

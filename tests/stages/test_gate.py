@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from anvil.evaluation.results import Delta, SuiteScores
 from anvil.stages.gate import table
 
 SHORT = {"metric": "tiny.composite", "value": 2.17, "min": 1.5, "max": None, "passed": True}
@@ -21,9 +22,11 @@ def test_a_name_too_long_for_the_column_goes_on_its_own_line():
     assert rows == [name, "      2.17  needs >= 1.5"]
 
 
-def _suite(delta: float, p: float | None, significant: bool) -> dict:
+def _suite(delta: float, p: float | None, significant: bool) -> dict[str, SuiteScores]:
     composite = {"delta": delta, "p_value": p, "significant": significant}
-    return {"tiny": {"delta_vs_parent": {"composite": delta, "significance": {"composite": composite}}}}
+    significance = {"alpha": 0.05, "composite": composite, "categories": {}, "tests": "deltas only"}
+    against = {"composite": delta, "categories": {}, "tests": {}, "significance": significance}
+    return {"tiny": SuiteScores(tests={}, categories={}, composite=2.0, delta_vs_parent=Delta.model_validate(against))}
 
 
 TRAINED = {"held_out_reward_before": 0.1, "held_out_reward_after": 0.8, "held_out_p_value": 0.004}

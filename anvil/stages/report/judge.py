@@ -59,8 +59,9 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
 
 
 def _noise(view: View, model: str, suite: str) -> dict[str, float] | None:
-    summary = ((eval_results(view, model) or {}).get("suites") or {}).get(suite) or {}
-    return summary.get("noise")
+    results = eval_results(view, model)
+    summary = results.suites.get(suite) if results else None
+    return summary.noise.model_dump() if summary and summary.noise else None
 
 
 def uncalibrated(judge_rows: list[dict[str, Any]]) -> set[str]:

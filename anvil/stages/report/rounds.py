@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from anvil.errors import AnvilError
+from anvil.evaluation.results import EvalResults
 from anvil.methods.registry import METHODS
 from anvil.planning.graph import stage_id
 from anvil.recipe.metrics import Metric
@@ -159,26 +160,24 @@ def targets(config: ReportConfig, view: View, model: str, categories: list[dict]
 def _weakest(view: View, model: str) -> list[dict[str, Any]]:
     """A model's lowest-scoring tests and its high-variance ones, lowest first, with the judge's rationale
     for the lowest run."""
-    results = eval_results(view, model) or {"suites": {}, "runs": []}
-    tests = [(suite, test_id, t) for suite, s in results["suites"].items() for test_id, t in s["tests"].items()]
-    lowest = sorted(tests, key=lambda x: x[2]["mean"])[:WEAKEST]
-    chosen = lowest + [x for x in tests if x[2]["high_variance"] and x not in lowest]
+    results = eval_results(view, model) or EvalResults(suites={})
+    tests = [(suite, test_id, t) for suite, s in results.suites.items() for test_id, t in s.tests.items()]
+    lowest = sorted(tests, key=lambda x: x[2].mean)[:WEAKEST]
+    chosen = lowest + [x for x in tests if x[2].high_variance and x not in lowest]
     rows = []
-    for suite, test_id, t in sorted(chosen, key=lambda x: x[2]["mean"]):
-        runs = [r for r in results["runs"] if r["suite"] == suite and r["test"] == test_id]
-        worst = min(runs, key=lambda r: r["verdict"]["score"], default=None)
-        why = [
-            w for w, yes in (("low score", (suite, test_id, t) in lowest), ("high variance", t["high_variance"])) if yes
-        ]
+    for suite, test_id, t in sorted(chosen, key=lambda x: x[2].mean):
+        worst = min(results.runs_of(suite, test_id), key=lambda r: r.verdict.score, default=None)
+        reasons = (("low score", (suite, test_id, t) in lowest), ("high variance", t.high_variance))
+        why = [w for w, yes in reasons if yes]
         rows.append(
             {
                 "metric": str(Metric(suite, "test", test_id)),
                 "test": test_id,
-                "value": t["mean"],
-                "std": t["std"],
-                "category": t["category"],
+                "value": t.mean,
+                "std": t.std,
+                "category": t.category,
                 "why": ", ".join(why),
-                "rationale": worst["verdict"]["rationale"] if worst else None,
+                "rationale": worst.verdict.rationale if worst else None,
                 "from": stage_id("eval", model),
             }
         )

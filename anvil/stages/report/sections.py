@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from anvil.errors import AnvilError
+from anvil.evaluation.results import EvalResults
 from anvil.planning.graph import stage_id
 from anvil.recipe.metrics import Metric, parse_metric
 from anvil.stages import evaluate, gate, knowledge
@@ -52,7 +53,7 @@ def lineage(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     ]
 
 
-def eval_results(view: View, model: str) -> dict[str, Any] | None:
+def eval_results(view: View, model: str) -> EvalResults | None:
     sid = stage_id("eval", model)
     return read_artifact(view, sid, evaluate.results_of)
 
@@ -103,15 +104,15 @@ def composites(config: ReportConfig, view: View) -> list[dict[str, Any]]:
 def gate_failures(view: View, model: str) -> list[dict[str, Any]]:
     """A model's failed gates with the test's category and the judge's rationale for its lowest run."""
     checked = read_artifact(view, stage_id("gate", model), gate.checked) or []
-    results = eval_results(view, model) or {"suites": {}, "runs": []}
+    results = eval_results(view, model) or EvalResults(suites={})
     rows = []
     for g in (g for g in checked if not g["passed"]):
         parsed = parse_metric(g["metric"]) or Metric("", "")
         suite, kind, name = parsed.source, parsed.kind, parsed.name
-        test = results["suites"].get(suite, {}).get("tests", {}).get(name) if kind == "test" else None
-        runs = [r for r in results["runs"] if r["suite"] == suite and r["test"] == name] if test else []
-        worst = min(runs, key=lambda r: r["verdict"]["score"], default=None)
-        category = test["category"] if test else (name if kind == "category" else None)
+        scores = results.suites.get(suite)
+        test = scores.tests.get(name) if scores and kind == "test" else None
+        worst = min(results.runs_of(suite, name) if test else [], key=lambda r: r.verdict.score, default=None)
+        category = test.category if test else (name if kind == "category" else None)
         rows.append(
             {
                 "metric": g["metric"],
@@ -121,7 +122,7 @@ def gate_failures(view: View, model: str) -> list[dict[str, Any]]:
                 "max": g["max"],
                 "category": category,
                 "from": stage_id("gate", model),
-                "rationale": worst["verdict"]["rationale"] if worst else None,
+                "rationale": worst.verdict.rationale if worst else None,
             }
         )
     return rows
@@ -151,16 +152,16 @@ def categories(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     out = []
     for model in config.evaluated:
         results = eval_results(view, model)
-        for suite, s in (results or {}).get("suites", {}).items():
+        for suite, s in (results.suites if results else {}).items():
             rows = []
-            for name, score in s["categories"].items():
+            for name, score in s.categories.items():
                 row: dict[str, Any] = {"category": name, "score": score}
                 for role in ("base", "parent"):
-                    delta = s.get(f"delta_vs_{role}") or {}
-                    row[f"delta_vs_{role}"] = delta.get("categories", {}).get(name)
-                    tested = delta.get("significance", {}).get("categories", {}).get(name, {})
-                    row[f"p_vs_{role}"] = tested.get("p_holm", tested.get("p_value"))
-                    row[f"sig_vs_{role}"] = bool(tested.get("significant"))
+                    delta = s.delta(role)
+                    tested = delta.significance.categories.get(name) if delta else None
+                    row[f"delta_vs_{role}"] = delta.categories.get(name) if delta else None
+                    row[f"p_vs_{role}"] = tested.p_shown if tested else None
+                    row[f"sig_vs_{role}"] = bool(tested and tested.significant)
                 rows.append(row)
             out.append({"model": model, "suite": suite, "rows": rows, "from": stage_id("eval", model)})
     return out
@@ -169,20 +170,21 @@ def categories(config: ReportConfig, view: View) -> list[dict[str, Any]]:
 def high_variance(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     rows = []
     for model in config.evaluated:
-        for suite, s in ((eval_results(view, model) or {}).get("suites") or {}).items():
+        results = eval_results(view, model)
+        for suite, s in (results.suites if results else {}).items():
             rows += [
                 {
                     "model": model,
                     "suite": suite,
                     "test": test,
-                    "category": t["category"],
-                    "runs": t["runs"],
-                    "mean": t["mean"],
-                    "std": t["std"],
+                    "category": t.category,
+                    "runs": t.runs,
+                    "mean": t.mean,
+                    "std": t.std,
                     "from": stage_id("eval", model),
                 }
-                for test, t in s["tests"].items()
-                if t["high_variance"]
+                for test, t in s.tests.items()
+                if t.high_variance
             ]
     return rows
 

@@ -5,8 +5,10 @@ the non-inferiority verdict."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from anvil.evaluation.results import SuiteScores
 from anvil.planning.graph import stage_id
 from anvil.stages import evaluate, knowledge
 from anvil.stages.report.config import ReportConfig
@@ -73,29 +75,31 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
 
 def _deltas(view: View, model: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The model's deltas vs its parent, read from its eval and knowledge stages (`paired`)."""
-    scored = read_artifact(view, stage_id("eval", model), evaluate.results_of) or {}
+    scored = read_artifact(view, stage_id("eval", model), evaluate.results_of)
     known = read_artifact(view, stage_id("knowledge", model), knowledge.results_of) or {}
-    composites, benchmarks = paired(scored.get("suites", {}), known.get("benchmarks", {}))
+    composites, benchmarks = paired(scored.suites if scored else {}, known.get("benchmarks", {}))
     return (
         [c | {"from": stage_id("eval", model)} for c in composites],
         [b | {"from": stage_id("knowledge", model)} for b in benchmarks],
     )
 
 
-def paired(suites: dict[str, Any], benchmarks: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def paired(
+    suites: Mapping[str, SuiteScores], benchmarks: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Deltas vs the parent, as `verdict` reads them: each suite's composite and each knowledge benchmark's
     score, with their intervals (`suites`: an eval's summaries; `benchmarks`: a knowledge stage's)."""
     composites, known = [], []
     for suite, summary in suites.items():
-        if delta := summary.get("delta_vs_parent"):
-            tested = delta.get("significance", {}).get("composite", {})
+        if delta := summary.delta_vs_parent:
+            tested = delta.significance.composite
             composites.append(
                 {
                     "suite": suite,
-                    "delta": delta["composite"],
-                    "ci_low": tested.get("ci_low"),
-                    "ci_high": tested.get("ci_high"),
-                    "p_value": tested.get("p_value"),
+                    "delta": delta.composite,
+                    "ci_low": tested.ci_low,
+                    "ci_high": tested.ci_high,
+                    "p_value": tested.p_value,
                 }
             )
     for name, b in benchmarks.items():

@@ -16,6 +16,7 @@ from rich.console import Console
 from anvil.commands import report as live
 from anvil.commands.eval_show import eval_results, eval_table
 from anvil.commands.status import status_rows, status_table
+from anvil.evaluation.results import SuiteScores
 from anvil.planning.graph import Graph, Node
 from anvil.planning.plan import Act, make_plan
 from anvil.planning.record import Outcome, StageRecord
@@ -188,11 +189,12 @@ def test_status_fits_80_columns_and_eval_show_never_cuts_a_test_name(built):
 
 def test_eval_show_flags_only_a_significant_regression_against_the_parent():
     tested = {
-        "tone": {"p_value": 0.004, "p_holm": 0.012, "significant": True},
-        "greeting": {"p_value": 0.01, "p_holm": 0.02, "significant": True},
-        "voice": {"p_value": 0.5, "p_holm": 0.5, "significant": False},
+        "tone": {"delta": -1.5, "p_value": 0.004, "p_holm": 0.012, "significant": True},
+        "greeting": {"delta": 1.5, "p_value": 0.01, "p_holm": 0.02, "significant": True},
+        "voice": {"delta": -3.75, "p_value": 0.5, "p_holm": 0.5, "significant": False},
     }
-    significance = {"alpha": 0.05, "composite": {"p_value": 1.0, "ci_low": -1, "ci_high": 1}, "categories": tested}
+    composite = {"delta": 0.0, "p_value": 1.0, "ci_low": -1, "ci_high": 1}
+    significance = {"alpha": 0.05, "composite": composite, "categories": tested, "tests": "deltas only"}
     summary = {
         "tests": {},
         "composite": 2.0,
@@ -200,12 +202,18 @@ def test_eval_show_flags_only_a_significant_regression_against_the_parent():
         "delta_vs_parent": {
             "composite": 0.0,
             "categories": {"tone": -1.5, "greeting": 1.5, "voice": -3.75},
+            "tests": {},
             "significance": significance,
         },
     }
     console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     eval_table(
-        {"model": "v2", "against": {"base": "base", "parent": "v1"}, "suites": {"s": summary}, "runs": []},
+        {
+            "model": "v2",
+            "against": {"base": "base", "parent": "v1"},
+            "suites": {"s": SuiteScores.model_validate(summary)},
+            "runs": [],
+        },
         None,
         console,
     )
