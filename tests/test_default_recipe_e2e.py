@@ -76,7 +76,7 @@ def test_default_recipe_applies_and_learns(built):
     # No special token leaks into what the models said: generation stops at them, as a real model's does.
     specials = ("<pad>", "<bos>", "<start_of_turn>", "<end_of_turn>", "<eos>", "<image>", "<boa>")
     for m in ("base", "v1", "v2"):
-        said = [r["transcript"]["final"] for r in eval_results(project, m)["runs"]]
+        said = [r.transcript["final"] for r in eval_results(project, m)["runs"]]
         assert not [s for s in said if any(t in s for t in specials)], (m, said)
     # samples.json (mlx-lm, as trained), the server with the recipe's KV cache and in-process mlx-vlm agree.
     served_check = state["serve"].metrics
@@ -226,8 +226,7 @@ def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):
         assert m["method"] == "dpo" and m["margin_after"] > m["margin_before"] + 10, m
         assert m["accuracy_after"] > m["accuracy_before"], m
         targeted = {
-            name: eval_results(project, name)["suites"]["tiny"]["tests"]["edge_unknowable"]["mean"]
-            for name in ("v2", "v3")
+            name: eval_results(project, name)["suites"]["tiny"].tests["edge_unknowable"].mean for name in ("v2", "v3")
         }
         assert targeted["v3"] > targeted["v2"], targeted
         assert state["v3.gate"].metrics["passed"]
@@ -237,7 +236,7 @@ def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):
         assert preference["after"]["margin"] == m["margin_after"], m_fp
         # what the README says of this round holds for this build: its figures are one build's, and MLX's
         # float reductions differ between processors, so each claim is checked, not each digit
-        composites = {name: eval_results(project, name)["suites"]["tiny"]["composite"] for name in ("v2", "v3")}
+        composites = {name: eval_results(project, name)["suites"]["tiny"].composite for name in ("v2", "v3")}
         readme = " ".join((REPO / "README.md").read_text().split())
         said = re.search(
             r"margin goes from (\S+) to (\S+) \(chosen likelier on (\d+)% -> (\d+)% of pairs\) and the suite test "

@@ -112,10 +112,10 @@ def test_judge_failures_gates_and_promotion(tmp_path):
     assert "serve" not in state, "a model whose gates fail is not served"
     results = eval_results(project, "v1")
     summary = results["suites"]["suite"]
-    assert summary["composite"] == 4.0 and summary["delta_vs_base"]["composite"] == 0.0
-    assert len(results["runs"]) == 4 and all(r["verdict"]["rationale"] == "answered" for r in results["runs"])
+    assert summary.composite == 4.0 and summary.delta_vs_base.composite == 0.0
+    assert len(results["runs"]) == 4 and all(r.verdict.rationale == "answered" for r in results["runs"])
     base_runs = eval_results(project, "base")["runs"]  # the failed apply stopped at base.eval
-    assert "KEPT" in [r["transcript"]["final"] for r in base_runs], "finished transcripts are not regenerated"
+    assert "KEPT" in [r.transcript["final"] for r in base_runs], "finished transcripts are not regenerated"
     plan = anvil(tmp_path, "plan")
     assert "! serve: blocked: v1.gate failed" in plan.stdout
     assert "= v1.gate: up to date  [last: FAILED 1 of 1: suite.composite 4.00]" in plan.stdout
@@ -207,7 +207,7 @@ def test_a_judge_that_disagrees_with_a_person_blocks_its_scores_until_it_is_fixe
         calibrated = project.state.load()["suite.calibration"].metrics
         assert calibrated["kappa"]["value"] == 1.0 and calibrated["mae"]["value"] == 0 and not calibrated["shortfalls"]
         summary = eval_results(project, "v1")["suites"]["suite"]
-        assert summary["noise"]["judge_std"] == 0.0 and all(t["judge_std"] == 0.0 for t in summary["tests"].values())
+        assert summary.noise.judge_std == 0.0 and all(t.judge_std == 0.0 for t in summary.tests.values())
         shown = " ".join(anvil(tmp_path, "eval", "show", "v1").stdout.split())  # prose wraps at 80 columns
         assert "judge vs a person on 6 answers: kappa 1.00" in shown and "judge spread (repeated" in shown
         assert project.state.load()["serve"].config["model"] == "v1"

@@ -12,7 +12,7 @@ from anvil.commands import DEFAULT_RECIPE, Parser, open_project
 from anvil.console import fitted
 from anvil.errors import EXIT_OK, AnvilError
 from anvil.evaluation.agent import render
-from anvil.evaluation.results import Run, SuiteScores
+from anvil.evaluation.results import BenchmarkScores, Run, SuiteScores
 from anvil.planning.graph import stage_id
 from anvil.stages import calibration, evaluate, knowledge
 from anvil.stages.registry import BY_KIND, STAGES
@@ -74,7 +74,7 @@ def eval_results(project: Project, model: str) -> dict[str, Any]:
             for suite, sid in calibration.calibrated_suites(recipe, project.loaded.suites).items()
         }
     if known is not None:
-        results["knowledge"] = knowledge.results_of(project.store.artifact(known.fingerprint))["benchmarks"]
+        results["knowledge"] = knowledge.results_of(project.store.artifact(known.fingerprint)).benchmarks
     for node in project.graph.order():  # the model trained, quantized and served, as its stages found it
         shown, record = BY_KIND[node.kind].shown, records.get(node.id)
         figures = shown.figures(record, recipe, model) if node.model == model and shown and record else None
@@ -246,32 +246,26 @@ def knowledge_table(report: dict, console: Console) -> None:
     """The seed's knowledge-preservation lines: `GSM8K-CoT (flexible, n=500)  v1 96.0%  base 96.2%
     -0.2pp  p=0.87`, with the 95% interval, against base and against parent; every score with its
     standard error (±), the other filters' and, for MMLU-Pro, each subject's."""
-    for name, b in report.get("knowledge", {}).items():
-        line = f"{b['title']} ({b['filter']}, n={b['n']}) [{name}]  {report['model']} {_share(b)}"
-        notes = ["run by lm-eval"] * bool(b.get("lm_eval_task")) + ["overlaps training by design"] * bool(
-            b.get("overlaps_training")
-        )
+    benchmarks: dict[str, BenchmarkScores] = report.get("knowledge", {})
+    for name, b in benchmarks.items():
+        line = f"{b.title} ({b.filter}, n={b.n}) [{name}]  {report['model']} {_share(b.score, b.stderr)}"
+        notes = ["run by lm-eval"] * bool(b.lm_eval_task) + ["overlaps training by design"] * b.overlaps_training
         if notes:
             line += f"\n  {'; '.join(notes)}"
-        others = [
-            f"{f} {_share({'score': v, 'stderr': b.get('stderrs', {}).get(f)})}"
-            for f, v in b.get("scores", {}).items()
-            if f != b["filter"]
-        ]
+        others = [f"{f} {_share(v, b.stderrs.get(f))}" for f, v in b.scores.items() if f != b.filter]
         if others:
             line += f"\n  {', '.join(others)}"
-        for group, g in b.get("groups", {}).items():
-            line += f"\n  {group} {_share(g)} (n={g['n']})"
+        for group, g in b.groups.items():
+            line += f"\n  {group} {_share(g.score, g.stderr)} (n={g.n})"
         for role in ("base", "parent"):
-            delta = b.get(f"delta_vs_{role}")
-            if delta:
+            if delta := b.delta(role):
                 line += (
-                    f"\n  vs {role} {report['against'][role]} {100 * delta['score']:.1f}%  "
-                    f"{100 * delta['delta']:+.1f}pp{_significance(delta, 100, 'pp')}"
+                    f"\n  vs {role} {report['against'][role]} {100 * delta.score:.1f}%  "
+                    f"{100 * delta.delta:+.1f}pp{_significance(delta.model_dump(), 100, 'pp')}"
                 )
         console.print(line, highlight=False, markup=False)
 
 
-def _share(score: dict) -> str:
-    error = f" ±{100 * score['stderr']:.1f}" if score.get("stderr") is not None else ""
-    return f"{100 * score['score']:.1f}%{error}"
+def _share(score: float, stderr: float | None) -> str:
+    error = f" ±{100 * stderr:.1f}" if stderr is not None else ""
+    return f"{100 * score:.1f}%{error}"

@@ -1,24 +1,15 @@
-"""The typed, versioned result of scoring a model on the suites: what the eval stage writes to
-`results.json`, and what every reader (gates, the sweep's choice, the served check, the page, `eval show`,
-the model card) gets back through `EvalResults.read`, instead of a dict read by string key.
-
-`format` is the version of this shape: a reader refuses a version it does not know with an error naming
-the file, never a KeyError. Files written before the field existed have the shape of version 1."""
+"""The typed, versioned results of evaluating a model: its scores on the suites (what the eval stage writes
+to `results.json`) and its knowledge benchmarks (the knowledge stage's `results.json`). Every reader (gates,
+the sweep's choice, the served check, the reward guard, the page, `eval show`) gets them back through
+`EvalResults.read` and `KnowledgeResults.read` (state/figures.py), never as a dict read by string key.
+Files written before `format` existed have the shape of version 1."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from anvil.errors import AnvilError
-
-
-class Figures(BaseModel):
-    """Read back exactly as written; a field this version does not know is an error, not ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from anvil.state.figures import Figures, read
 
 
 class Comparison(Figures):
@@ -116,22 +107,60 @@ class EvalResults(Figures):
 
     @classmethod
     def read(cls, path: Path) -> EvalResults:
-        """The results in `path`: an error naming it when it is missing, damaged or of a version this Anvil
-        does not read."""
-        try:
-            return cls.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
-            why = "missing"
-        except OSError as e:
-            why = f"unreadable ({e.strerror})"
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "the file"
-            why = f"not results this Anvil reads ({where}: {first['msg']})"
-        raise AnvilError(
-            f"{path}: {why}: the artifact was changed outside Anvil or written by another version; "
-            "`anvil plan` shows what to rebuild"
-        )
+        return read(cls, path)
 
     def runs_of(self, suite: str, test: str) -> list[Run]:
         return [r for r in self.runs if r.suite == suite and r.test == test]
+
+
+class Share(Figures):
+    """A share correct with lm-eval's standard error (None for one item)."""
+
+    n: int
+    score: float
+    stderr: float | None
+
+
+class PairedItems(Figures):
+    """The delta against another model's run of the same items, paired item by item (McNemar's exact test
+    and the interval that inverts it; evaluation/stats.py), with that model's score."""
+
+    delta: float
+    p_value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = 0
+    reason: str | None = None
+    alpha: float
+    significant: bool
+    score: float
+
+
+class BenchmarkScores(Figures):
+    title: str
+    n: int
+    filter: str  # the headline filter; `scores` has every filter's
+    chat: str  # how the prompt was put to a chat model (the recipe's `chat`)
+    scores: dict[str, float]
+    stderrs: dict[str, float | None]
+    score: float
+    stderr: float | None
+    lm_eval_task: str | None = None  # run by lm-eval: the task's name
+    overlaps_training: bool = False
+    groups: dict[str, Share] = {}  # sub-scores (MMLU-Pro's subjects)
+    delta_vs_base: PairedItems | None = None
+    delta_vs_parent: PairedItems | None = None
+    items: list[dict[str, Any]] = []  # each item: key, prompt, response, extracted and correct per filter
+
+    def delta(self, role: str) -> PairedItems | None:
+        """The delta against "base" or "parent", if that model asked the same items."""
+        return self.delta_vs_base if role == "base" else self.delta_vs_parent if role == "parent" else None
+
+
+class KnowledgeResults(Figures):
+    format: Literal[1] = 1  # this shape's version: a later one adds its Literal and a conversion
+    benchmarks: dict[str, BenchmarkScores]
+
+    @classmethod
+    def read(cls, path: Path) -> KnowledgeResults:
+        return read(cls, path)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from anvil.evaluation import stats
-from anvil.evaluation.results import Comparison, Delta, ScoredTest, Significance, SuiteScores
+from anvil.evaluation.results import BenchmarkScores, Comparison, Delta, ScoredTest, Significance, SuiteScores
 from anvil.recipe.evaluation import Gate
 from anvil.recipe.metrics import KNOWLEDGE, Metric, parse_metric
 from anvil.recipe.suite import Scoring
@@ -75,19 +75,21 @@ def deltas(mine: SuiteScores, other: SuiteScores | None, alpha: float = stats.AL
     )
 
 
-def metric(suites: Mapping[str, SuiteScores], path: str, knowledge: dict[str, Any] | None = None) -> float | None:
+def metric(
+    suites: Mapping[str, SuiteScores], path: str, knowledge: Mapping[str, BenchmarkScores] | None = None
+) -> float | None:
     """A metric's value (its grammar: recipe/metrics.py), or None when the results have no such metric."""
     m = parse_metric(path)
     if m is None:
         return None
     if m.source == KNOWLEDGE:
-        results = (knowledge or {}).get(m.name)
-        if results is None:
+        benchmark = (knowledge or {}).get(m.name)
+        if benchmark is None:
             return None
         if m.kind == "score":
-            return results["score"]
-        delta = results.get(m.kind)
-        return None if delta is None else delta["delta"] if not m.part else delta.get(m.part)
+            return benchmark.score
+        paired = benchmark.delta(m.kind.removeprefix("delta_vs_"))
+        return None if paired is None else getattr(paired, m.part or "delta", None)
     summary = suites.get(m.source)
     if summary is None:
         return None
@@ -123,7 +125,7 @@ def _why_missing(suites: Mapping[str, SuiteScores], path: str) -> str | None:
 
 
 def check_gates(
-    suites: Mapping[str, SuiteScores], gates: list[Gate], knowledge: dict[str, Any] | None = None
+    suites: Mapping[str, SuiteScores], gates: list[Gate], knowledge: Mapping[str, BenchmarkScores] | None = None
 ) -> list[dict[str, Any]]:
     """Every recipe gate and every per-test gate of the suites, with its value and whether it passed."""
     results = []

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from anvil.errors import EXIT_GATES
 from anvil.estimates.cost import Cost
-from anvil.evaluation.results import SuiteScores
+from anvil.evaluation.results import BenchmarkScores, SuiteScores
 from anvil.evaluation.scores import check_gates
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
@@ -76,7 +76,7 @@ def trained(recipe: Recipe, model: str) -> dict[str, str]:
 
 def run(ctx: StageRun[GateConfig]) -> Result:
     suites = evaluate.results_of(ctx.inputs["scores"]).suites if "scores" in ctx.inputs else {}
-    benchmarks = knowledge.results_of(ctx.inputs["knowledge"])["benchmarks"] if "knowledge" in ctx.inputs else None
+    benchmarks = knowledge.results_of(ctx.inputs["knowledge"]).benchmarks if "knowledge" in ctx.inputs else None
     checked = check_gates(suites, ctx.config.gates, benchmarks)
     guard = ctx.config.guard
     hacked = (
@@ -104,7 +104,7 @@ def run(ctx: StageRun[GateConfig]) -> Result:
 
 
 def reward_outran_evaluation(
-    trained: dict[str, Any], suites: Mapping[str, SuiteScores], benchmarks: dict[str, Any], alpha: float
+    trained: dict[str, Any], suites: Mapping[str, SuiteScores], benchmarks: Mapping[str, BenchmarkScores], alpha: float
 ) -> str | None:
     """Why a reinforcement round looks like it learnt its reward rather than the task: its reward on held-out
     prompts rose significantly, and none of its gated evaluations did against the parent (no suite composite,
@@ -117,7 +117,7 @@ def reward_outran_evaluation(
         for name, s in suites.items()
         if s.delta_vs_parent is not None
     ]
-    compared += [(name, d, 100, "pp") for name, b in benchmarks.items() if (d := b.get("delta_vs_parent"))]
+    compared += [(name, d.model_dump(), 100, "pp") for name, b in benchmarks.items() if (d := b.delta_vs_parent)]
     moved = [
         f"{name} {scale * d['delta']:+.2f}{unit}" + (f" (p={d['p_value']:.2g})" if d.get("p_value") is not None else "")
         for name, d, scale, unit in compared

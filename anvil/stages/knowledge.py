@@ -25,6 +25,7 @@ from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost
 from anvil.evaluation import stats
 from anvil.evaluation.parallel import in_order
+from anvil.evaluation.results import BenchmarkScores, KnowledgeResults, PairedItems
 from anvil.knowledge import data as benchmark_data
 from anvil.knowledge.protocol import truncate
 from anvil.knowledge.registry import BENCHMARKS
@@ -35,7 +36,7 @@ from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import transcripts
-from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, artifact_json, throughput, weights_of
+from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, throughput, weights_of
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 5  # 5: lm-eval tasks; answers kept by prompt
@@ -179,17 +180,17 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
             for spec in config.benchmarks
         }
     others = {role: results_of(ctx.inputs[role]) for role in ("base", "parent") if role in ctx.inputs}
-    results, metrics = {}, {}
+    results = {}
     for spec in config.benchmarks:
         name = benchmark_data.metric_name(spec)
         found = graded[name]
-        summary = _summary(found, spec)
-        for role, other in others.items():
-            if (compared := _paired(found, other["benchmarks"].get(name), config.alpha)) is not None:
-                summary[f"delta_vs_{role}"] = compared
-        results[name] = {**summary, "items": found.items}
-        metrics[name] = summary
-    write_json(ctx.out / RESULTS, {"benchmarks": results})
+        against = {
+            f"delta_vs_{role}": _paired(found, other.benchmarks.get(name), config.alpha)
+            for role, other in others.items()
+        }
+        results[name] = BenchmarkScores.model_validate(_summary(found, spec) | against | {"items": found.items})
+    write_json(ctx.out / RESULTS, KnowledgeResults(benchmarks=results).model_dump(mode="json"))
+    metrics = {name: b.model_dump(mode="json", exclude={"items"}, exclude_defaults=True) for name, b in results.items()}
     return Result({"benchmarks": metrics} | throughput(int(generation["tokens"]), generation["seconds"]))
 
 
@@ -272,16 +273,16 @@ def _summary(found: Graded, spec: Knowledge) -> dict[str, Any]:
     return summary
 
 
-def _paired(found: Graded, other: dict[str, Any] | None, alpha: float) -> dict[str, Any] | None:
+def _paired(found: Graded, other: BenchmarkScores | None, alpha: float) -> PairedItems | None:
     """The delta vs another model's run of the same benchmark, paired item by item (McNemar); None when the
     two did not ask the same items."""
-    theirs = {g["key"]: g["correct"][found.headline] for g in (other or {}).get("items", [])}
+    theirs = {g["key"]: g["correct"][found.headline] for g in (other.items if other else [])}
     if other is None or len(theirs) != len(found.items) or not all(g["key"] in theirs for g in found.items):
         return None
     mine = [g["correct"][found.headline] for g in found.items]
     compared = stats.mcnemar(mine, [theirs[g["key"]] for g in found.items], alpha).to_json()
-    compared |= {"alpha": alpha, "significant": stats.significant(compared["p_value"], alpha)}
-    return {**compared, "score": other["score"]}
+    significant = stats.significant(compared["p_value"], alpha)
+    return PairedItems(**compared, alpha=alpha, significant=significant, score=other.score)
 
 
 def accuracy(correct: list[bool]) -> dict[str, Any]:
@@ -290,9 +291,9 @@ def accuracy(correct: list[bool]) -> dict[str, Any]:
     return {"n": n, "score": score, "stderr": (score * (1 - score) / (n - 1)) ** 0.5 if n > 1 else None}
 
 
-def results_of(artifact: Path) -> dict[str, Any]:
-    """{"benchmarks": {name: {title, n, filter, scores, score, delta_vs_base?, delta_vs_parent?, items}}}."""
-    return artifact_json(artifact, RESULTS)
+def results_of(artifact: Path) -> KnowledgeResults:
+    """The typed results of a built knowledge stage."""
+    return KnowledgeResults.read(artifact / RESULTS)
 
 
 def summary(record: StageRecord) -> str:

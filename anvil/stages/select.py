@@ -144,7 +144,7 @@ def found_in(artifact: Path, path: str) -> dict[str, Any]:
     {"benchmarks": ...}."""
     parsed = parse_metric(path)
     if parsed is not None and parsed.source == KNOWLEDGE:
-        return {"benchmarks": knowledge.results_of(artifact)["benchmarks"]}
+        return {"benchmarks": knowledge.results_of(artifact).benchmarks}
     return {"suites": evaluate.results_of(artifact).suites}
 
 

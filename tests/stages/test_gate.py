@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anvil.evaluation.results import Delta, SuiteScores
+from anvil.evaluation.results import BenchmarkScores, Delta, PairedItems, SuiteScores
 from anvil.stages.gate import table
 
 SHORT = {"metric": "tiny.composite", "value": 2.17, "min": 1.5, "max": None, "passed": True}
@@ -32,10 +32,17 @@ def _suite(delta: float, p: float | None, significant: bool) -> dict[str, SuiteS
 TRAINED = {"held_out_reward_before": 0.1, "held_out_reward_after": 0.8, "held_out_p_value": 0.004}
 
 
+def _benchmark(delta: float, p: float, significant: bool) -> dict[str, BenchmarkScores]:
+    paired = PairedItems(delta=delta, p_value=p, significant=significant, alpha=0.05, score=0.5)
+    shares = {"scores": {"exact": 0.5}, "stderrs": {"exact": 0.1}, "score": 0.5, "stderr": 0.1}
+    scores = {"title": "Forging", "n": 30, "filter": "exact", "chat": "one_turn"} | shares
+    return {"forging": BenchmarkScores.model_validate(scores | {"delta_vs_parent": paired})}
+
+
 def test_a_reward_that_rose_alone_is_named():
     from anvil.stages.gate import reward_outran_evaluation
 
-    benchmarks = {"forging": {"delta_vs_parent": {"delta": -0.1, "p_value": 0.5, "significant": False}}}
+    benchmarks = _benchmark(-0.1, 0.5, False)
     why = reward_outran_evaluation(TRAINED, _suite(0.1, 0.6, False), benchmarks, 0.05)
     assert why is not None and "0.10 -> 0.80, p=0.004" in why
     assert "tiny composite +0.10 (p=0.6)" in why and "forging -10.00pp (p=0.5)" in why
@@ -45,7 +52,7 @@ def test_a_reward_that_rose_with_an_evaluation_or_did_not_rise_is_not():
     from anvil.stages.gate import reward_outran_evaluation
 
     assert reward_outran_evaluation(TRAINED, _suite(1.2, 0.01, True), {}, 0.05) is None
-    risen = {"forging": {"delta_vs_parent": {"delta": 0.5, "p_value": 0.001, "significant": True}}}
+    risen = _benchmark(0.5, 0.001, True)
     assert reward_outran_evaluation(TRAINED, _suite(0.0, 0.9, False), risen, 0.05) is None
     flat = TRAINED | {"held_out_p_value": 0.3}
     assert reward_outran_evaluation(flat, _suite(0.0, 0.9, False), {}, 0.05) is None

@@ -81,10 +81,12 @@ FAKE = {"train": {}, "fuse": {}, "serve": SERVED}
 
 
 def results(folder, model: str) -> dict:
+    """A model's knowledge results as `eval show --json` prints them."""
     from anvil.commands.eval_show import eval_results
     from anvil.project import open_project
 
-    return eval_results(open_project(folder / "anvil.toml"), model)["knowledge"]
+    found = eval_results(open_project(folder / "anvil.toml"), model)["knowledge"]
+    return {name: b.model_dump(mode="json") for name, b in found.items()}
 
 
 def test_paired_items_grades_and_deltas(tmp_path, monkeypatch):

@@ -223,25 +223,21 @@ def knowledge_rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
         if found is None:
             rows.append({"model": model, "state": view.states[sid], "from": sid})
             continue
-        for name, b in found["benchmarks"].items():
-            shown = ("score", "delta", "p_value", "ci_low", "ci_high", "significant", "alpha")
-            against = {
-                role: {k: b[f"delta_vs_{role}"].get(k) for k in shown}
-                for role in ("base", "parent")
-                if b.get(f"delta_vs_{role}")
-            }
+        for name, b in found.benchmarks.items():
+            shown = {"score", "delta", "p_value", "ci_low", "ci_high", "significant", "alpha"}
+            against = {role: d.model_dump(include=shown) for role in ("base", "parent") if (d := b.delta(role))}
             row: dict[str, Any] = {
                 "model": model,
                 "state": view.states[sid],
                 "benchmark": name,
-                "title": b["title"],
-                "filter": b["filter"],
-                "n": b["n"],
-                "score": b["score"],
-                "stderr": b.get("stderr"),
-                "groups": b.get("groups", {}),
-                "lm_eval_task": b.get("lm_eval_task"),
-                "overlaps_training": b.get("overlaps_training", False),
+                "title": b.title,
+                "filter": b.filter,
+                "n": b.n,
+                "score": b.score,
+                "stderr": b.stderr,
+                "groups": {group: share.model_dump() for group, share in b.groups.items()},
+                "lm_eval_task": b.lm_eval_task,
+                "overlaps_training": b.overlaps_training,
                 "from": sid,
             }
             rows.append(row | against)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from anvil.evaluation.results import SuiteScores
+from anvil.evaluation.results import BenchmarkScores, SuiteScores
 from anvil.planning.graph import stage_id
 from anvil.stages import evaluate, knowledge
 from anvil.stages.report.config import ReportConfig
@@ -76,8 +76,8 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
 def _deltas(view: View, model: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The model's deltas vs its parent, read from its eval and knowledge stages (`paired`)."""
     scored = read_artifact(view, stage_id("eval", model), evaluate.results_of)
-    known = read_artifact(view, stage_id("knowledge", model), knowledge.results_of) or {}
-    composites, benchmarks = paired(scored.suites if scored else {}, known.get("benchmarks", {}))
+    known = read_artifact(view, stage_id("knowledge", model), knowledge.results_of)
+    composites, benchmarks = paired(scored.suites if scored else {}, known.benchmarks if known else {})
     return (
         [c | {"from": stage_id("eval", model)} for c in composites],
         [b | {"from": stage_id("knowledge", model)} for b in benchmarks],
@@ -85,7 +85,7 @@ def _deltas(view: View, model: str) -> tuple[list[dict[str, Any]], list[dict[str
 
 
 def paired(
-    suites: Mapping[str, SuiteScores], benchmarks: dict[str, Any]
+    suites: Mapping[str, SuiteScores], benchmarks: Mapping[str, BenchmarkScores]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Deltas vs the parent, as `verdict` reads them: each suite's composite and each knowledge benchmark's
     score, with their intervals (`suites`: an eval's summaries; `benchmarks`: a knowledge stage's)."""
@@ -103,7 +103,7 @@ def paired(
                 }
             )
     for name, b in benchmarks.items():
-        if delta := b.get("delta_vs_parent"):
-            shown = ("delta", "ci_low", "ci_high", "p_value", "significant")
-            known.append({"benchmark": name, **{k: delta.get(k) for k in shown}})
+        if paired_items := b.delta_vs_parent:
+            shown = {"delta", "ci_low", "ci_high", "p_value", "significant"}
+            known.append({"benchmark": name, **paired_items.model_dump(include=shown)})
     return composites, known
