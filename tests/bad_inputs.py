@@ -657,7 +657,7 @@ def grpo_rounds() -> list[Case]:
         file_case(
             "grpo: no grpo table",
             lambda f: (f / "anvil.toml").write_text(RECIPE.replace('dataset = "d"', 'dataset = "d"\nmethod = "grpo"')),
-            "a grpo round is trained by its reward",
+            "a grpo round needs its `grpo` table",
         ),
         file_case(
             "grpo: chat rows",

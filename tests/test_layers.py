@@ -86,6 +86,21 @@ def test_every_method_the_recipe_accepts_has_a_module():
     assert set(METHODS) == set(typing.get_args(Model.model_fields["method"].annotation))
 
 
+def test_every_methods_table_is_a_field_of_the_round_and_of_the_train_stage():
+    """A method's settings table is declared twice (the recipe's round and the train stage's config, which
+    is fingerprinted) and read everywhere else through methods.registry.settings_in."""
+    from anvil.methods.registry import METHODS
+    from anvil.recipe.models import Model
+    from anvil.stages.train import TrainConfig
+
+    for method in METHODS.values():
+        if method.TABLE is None:
+            assert method.SETTINGS is None and not method.TABLE_REQUIRED
+            continue
+        for holder in (Model, TrainConfig):
+            assert typing.get_args(holder.model_fields[method.TABLE].annotation) == (method.SETTINGS, type(None))
+
+
 # Each layer may import its own and the layers above it in this list, never one below.
 LAYERS = (
     ("anvil", "anvil.assets", "anvil.errors", "anvil.settings", "anvil.console"),  # the package, its errors, settings

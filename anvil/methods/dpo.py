@@ -15,6 +15,8 @@ from anvil.recipe.base import Strict
 NAME = "dpo"
 ROWS = "preference"
 SETTINGS: type[Strict] | None = Preference
+TABLE: str | None = "preference"
+TABLE_REQUIRED = False
 SETTINGS_FIELDS: frozenset[str] | None = None  # beta, loss_type, delta (DPOP's), reference
 DISTRIBUTED = False  # one process, for now
 REFERENCE = True

@@ -24,6 +24,8 @@ from anvil.recipe.base import Strict
 NAME = "grpo"
 ROWS = "prompt"
 SETTINGS: type[Strict] | None = Grpo
+TABLE: str | None = "grpo"
+TABLE_REQUIRED = True
 SETTINGS_FIELDS: frozenset[str] | None = None
 DISTRIBUTED = False
 REFERENCE = True

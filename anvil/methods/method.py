@@ -73,7 +73,10 @@ class Trainer(Protocol):
 class Method(Protocol):
     NAME: str  # what `method =` says in the recipe
     ROWS: str  # the dataset format it trains on: "chat", "preference" or "prompt"
-    SETTINGS: type[Strict] | None  # its table in a round (`preference`, `grpo`), None if it takes none
+    SETTINGS: type[Strict] | None  # its settings, None if it takes none
+    TABLE: str | None  # the round's table that holds them (`preference`, `grpo`); methods may share one
+    # Whether a round must give that table (a GRPO round's reward); else its defaults stand in when omitted.
+    TABLE_REQUIRED: bool
     SETTINGS_FIELDS: frozenset[str] | None  # the fields of SETTINGS it reads (None: all)
     DISTRIBUTED: bool  # whether a round may train data-parallel over processes
     REFERENCE: bool  # whether a frozen copy of the parent is held beside the policy

@@ -15,6 +15,8 @@ from anvil.recipe.base import Strict
 NAME = "orpo"
 ROWS = "preference"
 SETTINGS: type[Strict] | None = Preference
+TABLE: str | None = "preference"
+TABLE_REQUIRED = False
 SETTINGS_FIELDS: frozenset[str] | None = frozenset({"beta"})
 DISTRIBUTED = False  # one process, for now
 REFERENCE = False

@@ -15,6 +15,8 @@ from anvil.recipe.base import Strict
 NAME = "sft"
 ROWS = "chat"
 SETTINGS: type[Strict] | None = None
+TABLE: str | None = None
+TABLE_REQUIRED = False
 SETTINGS_FIELDS: frozenset[str] | None = None
 DISTRIBUTED = True
 REFERENCE = False

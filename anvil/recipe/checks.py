@@ -352,8 +352,8 @@ def check_files(
                 if not test.checks:
                     yield ("eval", "suites", i), f"{suite}/{test.id}.toml has no checks, which the rules judge needs"
     for name, model in recipe.models.items():
-        if model.grpo is not None and model.dataset in recipe.datasets:
-            yield from _check_reward_fields(name, model.grpo, recipe.datasets[model.dataset], root)
+        if isinstance(grpo := model.method_settings, Grpo) and model.dataset in recipe.datasets:
+            yield from _check_reward_fields(name, grpo, recipe.datasets[model.dataset], root)
     yield from check_knowledge(recipe, root, check_rows)
     if recipe.eval is None or len(suites) == len(recipe.eval.suites):  # names can be checked against them all
         yield from check_gates(recipe, suites)

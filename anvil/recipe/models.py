@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from anvil.methods.preference import Preference
-from anvil.methods.registry import METHODS, Method
+from anvil.methods.registry import METHODS, TABLES, Method, settings_in
 from anvil.methods.rewards import Grpo
 from anvil.recipe.base import NAME_PATTERN, ONE_LINE, SOURCE_PATTERN, Seed, Strict
 from anvil.recipe.datasets import Dataset
@@ -158,6 +158,11 @@ class Model(Strict):
     )
 
     @property
+    def method_settings(self) -> Strict | None:
+        """The round's method settings, from whichever of the methods' tables it gives."""
+        return settings_in(self)
+
+    @property
     def trains(self) -> bool:
         """A training round (parent and dataset), not a root, a quantized node or a sweep (its variants train)."""
         return self.parent is not None and self.quantize is None and self.matrix is None
@@ -165,20 +170,19 @@ class Model(Strict):
     def _method_problem(self) -> str | None:
         """What the round's method (anvil/methods/) says against its settings, if anything."""
         method = METHODS[self.method]
-        for table in ("preference", "grpo"):
-            given = getattr(self, table)
-            if given is not None and not isinstance(given, method.SETTINGS or type(None)):
-                taking = " or ".join(repr(name) for name, m in METHODS.items() if m.SETTINGS is type(given))
+        for table in TABLES:
+            if getattr(self, table) is not None and table != method.TABLE:
+                taking = " or ".join(repr(name) for name, m in METHODS.items() if table == m.TABLE)
                 return f"{table} settings belong to method = {taking}, not {self.method!r}"
-        if method.SETTINGS is Grpo and self.grpo is None and self.parent is not None:
-            return "a grpo round is trained by its reward (expected a `grpo` table with `reward`)"
-        settings = self.preference or self.grpo
+        settings = self.method_settings
+        if method.TABLE_REQUIRED and settings is None and self.parent is not None:
+            return f"a {self.method} round needs its `{method.TABLE}` table (expected its settings there)"
         chosen = settings.model_fields_set if settings else set()
         if problem := method.problem(settings):
             return problem
         if method.SETTINGS_FIELDS is not None and chosen - method.SETTINGS_FIELDS:
             extra, taken = ", ".join(sorted(chosen - method.SETTINGS_FIELDS)), ", ".join(sorted(method.SETTINGS_FIELDS))
-            return f"{self.method.upper()} takes only preference.{taken} ({extra} are DPO's)"
+            return f"{self.method.upper()} takes only {method.TABLE}.{taken} ({extra} are DPO's)"
         if not method.DISTRIBUTED and self.distributed is not None:
             return f"a {self.method} round trains in one process (distributed is for sft rounds, for now)"
         return None
@@ -194,8 +198,7 @@ class Model(Strict):
                     "dataset",
                     "lora",
                     "train",
-                    "preference",
-                    "grpo",
+                    *TABLES,
                     "distributed",
                     "method",
                     "revision",
@@ -222,8 +225,7 @@ class Model(Strict):
             raise ValueError("a root model (source) takes no dataset, lora or train; those belong to rounds")
         if self.parent is not None and self.dataset is None:
             raise ValueError("a training round (parent) needs a dataset (or `quantize`, to quantize its parent)")
-        trained_by = self.preference is not None or self.grpo is not None
-        if self.parent is None and (self.method != Model.model_fields["method"].default or trained_by):
+        if self.parent is None and (self.method != Model.model_fields["method"].default or self.method_settings):
             raise ValueError("a root model (source) takes no method, preference or grpo; those belong to rounds")
         if problem := self._method_problem():
             raise ValueError(problem)

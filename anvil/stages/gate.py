@@ -14,6 +14,7 @@ from anvil.errors import EXIT_GATES
 from anvil.estimates.cost import Cost
 from anvil.evaluation.results import BenchmarkScores, SuiteScores
 from anvil.evaluation.scores import check_gates
+from anvil.methods.rewards import Grpo
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
@@ -48,9 +49,10 @@ def knowledge_needs(recipe: Recipe, model: str) -> dict[str, str]:
 def guard_of(recipe: Recipe, model: str) -> Guard | None:
     """The guard of a trained grpo round (a swept one's variants are not gated one by one)."""
     node = recipe.models[model]
-    if node.grpo is None or not node.trains or recipe.eval is None:
+    settings = node.method_settings
+    if not isinstance(settings, Grpo) or not node.trains or recipe.eval is None:
         return None
-    return Guard(mode=node.grpo.guard, alpha=recipe.eval.alpha)
+    return Guard(mode=settings.guard, alpha=recipe.eval.alpha)
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:

@@ -9,7 +9,7 @@ import math
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pydantic import model_serializer
 
@@ -19,7 +19,7 @@ from anvil.errors import AnvilError
 from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost, Work
 from anvil.methods.preference import Preference
-from anvil.methods.registry import METHODS, Method
+from anvil.methods.registry import METHODS, TABLES, Method, settings_in
 from anvil.methods.rewards import Grpo
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
@@ -42,15 +42,21 @@ class TrainConfig(Strict):
     # that single-process rounds keep the fingerprints they always had.
     processes: int = 1
     method: Method = "sft"
-    preference: Preference | None = None  # a dpo or orpo round's settings
-    grpo: Grpo | None = None  # a grpo round's: its reward is part of what the round is
+    # the method's settings, in its table (methods/registry.py's TABLES): a GRPO round's reward is part of
+    # what the round is
+    preference: Preference | None = None
+    grpo: Grpo | None = None
+
+    @property
+    def method_settings(self) -> Strict | None:
+        return settings_in(self)
 
     @model_serializer(mode="wrap")
     def _without_defaults(self, handler):
-        """1 process, the sft method and no preference settings are left out of what is fingerprinted, so that
+        """1 process, the sft method and no method settings are left out of what is fingerprinted, so that
         rounds that do not use them keep the fingerprints they had before these existed."""
         data = handler(self)
-        for key, default in (("processes", 1), ("method", "sft"), ("preference", None), ("grpo", None)):
+        for key, default in (("processes", 1), ("method", "sft"), *((table, None) for table in TABLES)):
             if key in data and data[key] == default:
                 data.pop(key)
         return data
@@ -66,8 +72,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
                 train=model.train or Train(),
                 processes=model.distributed.world_size if model.distributed else 1,
                 method=model.method,
-                preference=_preference(model.method, model.preference),
-                grpo=model.grpo if METHODS[model.method].SETTINGS is Grpo else None,
+                **method_table(model.method, model.method_settings),
             ),
             needs={"parent": weights_of(recipe, model.parent), "dataset": stage_id("dataset", model.dataset)},
             code_version=CODE_VERSION,
@@ -80,10 +85,13 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
     ]
 
 
-def _preference(method: str, given: Preference | None) -> Preference | None:
-    """A preference method's settings as the round gives them, its defaults when omitted; None for another."""
-    settings = METHODS[method].SETTINGS
-    return given or cast(Preference, settings()) if settings is Preference else None
+def method_table(name: str, given: Strict | None) -> dict[str, Any]:
+    """The method's settings in its table, as the round gives them or, when omitted, its defaults; nothing for
+    a method without settings."""
+    method = METHODS[name]
+    if method.TABLE is None or method.SETTINGS is None:
+        return {}
+    return {method.TABLE: given if given is not None else method.SETTINGS()}
 
 
 def run(ctx: StageRun[TrainConfig]) -> Result:
@@ -97,7 +105,7 @@ def run(ctx: StageRun[TrainConfig]) -> Result:
         ctx.scratch,
         prompts=samples.held_out([(as_chat(row), category) for row, category in dataset.validation_rows(data)]),
         method=ctx.config.method,
-        settings_of_method=ctx.config.preference or ctx.config.grpo,
+        settings_of_method=ctx.config.method_settings,
         base_model=f"anvil:{parent.name}",  # artifact folders are named by their fingerprint
         launch=ctx.options if isinstance(ctx.options, Distributed) else None,
         ledger=ctx.local.processes,
@@ -154,7 +162,7 @@ def _memory(work: Work) -> float | None:
 
 
 def _method_settings(settings: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    return settings.get("preference") or settings.get("grpo")
+    return settings_in(settings)
 
 
 def _first_run(work: Work, speed: Any) -> float:

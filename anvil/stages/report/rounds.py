@@ -8,7 +8,7 @@ from typing import Any
 
 from anvil.errors import AnvilError
 from anvil.evaluation.results import EvalResults
-from anvil.methods.registry import METHODS
+from anvil.methods.registry import METHODS, settings_in
 from anvil.planning.graph import stage_id
 from anvil.recipe.metrics import Metric
 from anvil.stages import dataset, source
@@ -94,9 +94,7 @@ def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
         "learning_rate": train["learning_rate"],
         "max_seq_length": train["max_seq_length"],
         "grad_checkpoint": train["grad_checkpoint"],
-        **_method_rows(
-            record.config.get("method", "sft"), record.config.get("preference") or record.config.get("grpo"), metrics
-        ),
+        **_method_rows(record.config.get("method", "sft"), settings_in(record.config), metrics),
         "peak_memory_gb": metrics.get("peak_memory_gb"),
         "seconds_per_step": metrics.get("seconds_per_step"),
         "duration_s": record.duration_s if view.built(sid) else None,
