@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from anvil.planning.graph import stage_id
 from anvil.planning.record import StageRecord
 from anvil.planning.standing import Standing, State
-from anvil.stages import gate
+from anvil.stages import evaluate, gate
 
 if TYPE_CHECKING:
     from anvil.project import Project
@@ -25,8 +25,9 @@ def summary(project: Project, standings: dict[str, Standing]) -> dict[str, Any]:
     for model in project.graph.models():
         scored, gated = stage_id("eval", model), stage_id("gate", model)
         if (record := records.get(scored)) is not None and scored in standings:
-            for suite, values in record.metrics.get("suites", {}).items():
-                scores.setdefault(suite, {})[model] = values | {"stale": standings[scored].stale}
+            for suite, values in evaluate.figures(record).suites.items():
+                stale = {"stale": standings[scored].stale}
+                scores.setdefault(suite, {})[model] = values.model_dump(mode="json") | stale
         if (record := records.get(gated)) is not None and gated in standings:
             gates[model] = gate.checked(project.store.artifact(record.fingerprint))
             stale[model] = standings[gated].stale

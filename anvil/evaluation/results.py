@@ -85,6 +85,38 @@ class SuiteScores(Figures):
         return self.delta_vs_base if role == "base" else self.delta_vs_parent if role == "parent" else None
 
 
+class SuiteHeadline(Figures):
+    """What the state records of a suite's scores, for `status`, apply's summary and the page's cards: the
+    composite, category means, the composite's deltas with their tests, and the high-variance tests."""
+
+    composite: float
+    categories: dict[str, float]
+    delta_vs_base: float | None = None
+    delta_vs_parent: float | None = None
+    significance: dict[str, Comparison] = {}  # by "delta_vs_base" / "delta_vs_parent": the composite's test
+    high_variance: list[str] = []
+
+    @classmethod
+    def of(cls, scores: SuiteScores) -> SuiteHeadline:
+        tested = {f"delta_vs_{role}": d for role in ("base", "parent") if (d := scores.delta(role)) is not None}
+        return cls(
+            composite=scores.composite,
+            categories=scores.categories,
+            delta_vs_base=scores.delta_vs_base.composite if scores.delta_vs_base else None,
+            delta_vs_parent=scores.delta_vs_parent.composite if scores.delta_vs_parent else None,
+            significance={k: d.significance.composite for k, d in tested.items()},
+            high_variance=[t for t, x in scores.tests.items() if x.high_variance],
+        )
+
+
+class EvalFigures(Figures):
+    """An eval stage's recorded figures (its StageRecord's metrics), read by `evaluate.figures`."""
+
+    suites: dict[str, SuiteHeadline]
+    judge_calls: int = 0
+    judge_cache_hits: int = 0
+
+
 class Verdict(Figures):
     score: float
     rationale: str

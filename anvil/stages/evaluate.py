@@ -19,7 +19,7 @@ from anvil.estimates.cost import Cost
 from anvil.evaluation.agreement import pairwise
 from anvil.evaluation.judges import Judging
 from anvil.evaluation.parallel import in_order
-from anvil.evaluation.results import EvalResults, Noise, Panel, Run, SuiteScores
+from anvil.evaluation.results import EvalFigures, EvalResults, Noise, Panel, Run, SuiteHeadline, SuiteScores
 from anvil.evaluation.scores import deltas, summarize
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
@@ -148,27 +148,12 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
     runs = [Run(suite=s, test=t, run=r + 1, **item) for (s, t, r), item in results.items()]
     scored = EvalResults(suites=summaries, runs=runs)
     write_json(ctx.out / RESULTS, scored.model_dump(mode="json"))
-    return Result(
-        {
-            "suites": {s: headline(v) for s, v in scored.suites.items()},
-            "judge_calls": judging.counts[0],
-            "judge_cache_hits": judging.counts[1],
-        }
+    recorded = EvalFigures(
+        suites={s: SuiteHeadline.of(v) for s, v in scored.suites.items()},
+        judge_calls=judging.counts[0],
+        judge_cache_hits=judging.counts[1],
     )
-
-
-def headline(scores: SuiteScores) -> dict[str, Any]:
-    """What the state records of a suite's scores (`status`, the page's cards): the composite, category
-    means, deltas with their composite's test, and the high-variance tests."""
-    tested = {f"delta_vs_{role}": d for role in ("base", "parent") if (d := scores.delta(role)) is not None}
-    return {
-        "composite": scores.composite,
-        "categories": scores.categories,
-        "delta_vs_base": scores.delta_vs_base.composite if scores.delta_vs_base else None,
-        "delta_vs_parent": scores.delta_vs_parent.composite if scores.delta_vs_parent else None,
-        "significance": {k: d.significance.composite.model_dump(exclude_none=True) for k, d in tested.items()},
-        "high_variance": [t for t, x in scores.tests.items() if x.high_variance],
-    }
+    return Result(recorded.model_dump(mode="json", exclude_none=True))
 
 
 def noise_floor(summary: SuiteScores, verdicts: dict[str, list[dict[str, Any]]]) -> SuiteScores:
@@ -192,13 +177,18 @@ def results_of(artifact: Path) -> EvalResults:
     return EvalResults.read(artifact / RESULTS)
 
 
+def figures(record: StageRecord) -> EvalFigures:
+    """The typed figures of a recorded eval stage."""
+    return EvalFigures.model_validate(record.metrics)
+
+
 def summary(record: StageRecord) -> str:
     """Each suite's composite with its delta against the base (or else the parent)."""
     parts = []
-    for suite, s in record.metrics.get("suites", {}).items():
-        role = "base" if s.get("delta_vs_base") is not None else "parent"
-        delta = s.get(f"delta_vs_{role}")
-        parts.append(f"{suite} {s['composite']:.2f}" + (f" ({delta:+.2f} vs {role})" if delta is not None else ""))
+    for suite, s in figures(record).suites.items():
+        role = "base" if s.delta_vs_base is not None else "parent"
+        delta = s.delta_vs_base if role == "base" else s.delta_vs_parent
+        parts.append(f"{suite} {s.composite:.2f}" + (f" ({delta:+.2f} vs {role})" if delta is not None else ""))
     return "; ".join(parts)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from anvil.planning.graph import stage_id
+from anvil.stages import evaluate
 from anvil.stages.calibration import verdict
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.sections import eval_results
@@ -25,7 +26,7 @@ def suites_of(view: View, config: ReportConfig) -> list[str]:
     found: dict[str, None] = {}
     for model in config.evaluated:
         record = view.built(stage_id("eval", model))
-        found |= dict.fromkeys(record.metrics.get("suites", {})) if record else {}
+        found |= dict.fromkeys(evaluate.figures(record).suites) if record else {}
     found |= dict.fromkeys(sid.removesuffix(".calibration") for sid in view.states if sid.endswith(".calibration"))
     return list(found)
 

@@ -69,7 +69,7 @@ def read_artifact(view: View, sid: str, reader) -> Any:
 
 def composites(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     """A card per evaluated model and suite: the composite (N-run average) with its deltas, or the state."""
-    cards = []
+    cards: list[dict[str, Any]] = []
     for model in config.evaluated:
         sid, record = stage_id("eval", model), view.built(stage_id("eval", model))
         if record is None:
@@ -78,22 +78,19 @@ def composites(config: ReportConfig, view: View) -> list[dict[str, Any]]:
             cards.append({"model": model, "suite": None, "state": state, "runs": None, "from": sid})
             continue
         runs = record.config.get("runs")
-        for suite, s in record.metrics.get("suites", {}).items():
-            tested = {role: s.get("significance", {}).get(f"delta_vs_{role}", {}) for role in ("base", "parent")}
-            p = {
-                f"{key}_vs_{role}": t.get(field)
-                for role, t in tested.items()
-                for key, field in (("p", "p_value"), ("sig", "significant"))
-            }
+        for suite, s in evaluate.figures(record).suites.items():
+            tested = {role: s.significance.get(f"delta_vs_{role}") for role in ("base", "parent")}
+            p: dict[str, Any] = {f"p_vs_{role}": t.p_value if t else None for role, t in tested.items()}
+            p |= {f"sig_vs_{role}": t.significant if t else None for role, t in tested.items()}
             cards.append(
                 {
                     "model": model,
                     "suite": suite,
                     "state": view.states[sid],
                     "runs": runs,
-                    "composite": s["composite"],
-                    "delta_vs_base": s.get("delta_vs_base"),
-                    "delta_vs_parent": s.get("delta_vs_parent"),
+                    "composite": s.composite,
+                    "delta_vs_base": s.delta_vs_base,
+                    "delta_vs_parent": s.delta_vs_parent,
                     **p,
                     "from": sid,
                 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from anvil.planning.graph import stage_id
+from anvil.stages import evaluate
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 
@@ -38,8 +39,9 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
                 }
             if scored is not None:
                 row["suites"] = {
-                    s: {"composite": v["composite"], "vs_parent": v.get("significance", {}).get("delta_vs_parent")}
-                    for s, v in scored.metrics.get("suites", {}).items()
+                    s: {"composite": v.composite, "vs_parent": tested.model_dump() if tested else None}
+                    for s, v in evaluate.figures(scored).suites.items()
+                    for tested in [v.significance.get("delta_vs_parent")]
                 }
             table.append(row)
         why = {k: chosen.metrics[k] for k in ("winner", "rule", "metric", "reason")} if chosen else {}
