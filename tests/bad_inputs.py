@@ -639,9 +639,32 @@ def grpo_rounds() -> list[Case]:
             "'answer' is not in data/prompts.jsonl:2",
         ),
         file_case(
-            "grpo: a judge reward",
+            "grpo: a judge reward without its test",
             lambda f: _grpo(f, '{ reward = [{ kind = "judge" }] }'),
-            "a judge reward is not built yet",
+            "a judge term needs `test`",
+        ),
+        file_case(
+            "grpo: a judge reward on a suite not evaluated",
+            lambda f: _grpo(f, '{ reward = [{ kind = "judge", test = "other/greet" }] }'),
+            "'other' is not a suite of eval.suites (expected one of: suite)",
+        ),
+        file_case(
+            "grpo: a judge reward on a test the suite lacks",
+            lambda f: _grpo(f, '{ reward = [{ kind = "judge", test = "suite/wave" }] }'),
+            "suite has no test 'wave' (expected one of: greet)",
+        ),
+        file_case(
+            "grpo: an uncalibrated judge as reward",
+            lambda f: _grpo(f, '{ reward = [{ kind = "judge", test = "suite/greet" }] }'),
+            "the judge is uncalibrated on suite (no suite/calibration/ answers a person scored)",
+        ),
+        file_case(
+            "grpo: a judge reward held to no threshold",
+            lambda f: (
+                _calibration(f, CALIBRATION_ROW),
+                _grpo(f, '{ reward = [{ kind = "judge", test = "suite/greet" }] }'),
+            ),
+            "eval.judge_agreement sets no threshold",
         ),
         file_case(
             "grpo: a group of one",

@@ -164,7 +164,7 @@ def test_an_lm_eval_task_through_the_real_server_grades_as_the_qa_protocol(built
 
 def test_a_grpo_round_on_top_of_v2_raises_its_reward_and_is_guarded(built):
     """recipes/tiny-grpo.toml beside the default build: v3 is trained by GRPO on v2's fused weights with a
-    verifiable reward; the reward rises step by step, the per-step figures are kept, the held-out reward is
+    verifiable reward and the suite's calibrated judge as a term; the reward rises step by step, the per-step figures are kept, the held-out reward is
     measured before and after, v3 is evaluated against v2, and its gate says whether the reward outran the
     evaluation."""
     folder, _, done = built
@@ -187,6 +187,10 @@ def test_a_grpo_round_on_top_of_v2_raises_its_reward_and_is_guarded(built):
     m = state["v3.train"].metrics
     assert m["method"] == "grpo" and m["reward_mean_last"] > m["reward_mean_first"], m
     assert m["held_out_prompts"] == 12 and m["held_out_reward_after"] >= m["held_out_reward_before"], m
+    # one term is the suite's judge on tiny/domain_forge_iron: its own held-out score (0-5) is kept beside
+    judged = m["held_out_judges"]["judge"]
+    assert judged["after"] >= judged["before"] and set(judged) >= {"before", "after", "p_value"}, m
+    assert "tiny.calibration" in project.graph.nodes["v3.train"].needs.values(), "a failed calibration blocks it"
     steps = json.loads((project.store.artifact(state["v3.train"].fingerprint) / "steps.json").read_text())
     assert len(steps) == 40 and {"reward_mean", "reward_std", "kl", "completion_tokens", "no_signal"} <= set(steps[0])
     assert steps[0]["kl"] == 0.0 and max(s["kl"] for s in steps) > 0, "the policy moved away from v2"

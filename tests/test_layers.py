@@ -120,7 +120,8 @@ LAYERS = (
     ("anvil.project",),
     ("anvil.release",),  # what a release is made of: read from a project, written beside it
     ("anvil.commands",),
-    ("anvil.cli", "anvil.__main__"),
+    # the entry points: the CLI, and the training child (a process of its own: it may ask the judge)
+    ("anvil.cli", "anvil.__main__", "anvil.backends.lora_worker"),
 )
 
 

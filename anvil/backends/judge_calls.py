@@ -20,10 +20,11 @@ class JudgeError(Exception):
         self.retry = retry
 
 
-def ask_command(judge: Judge, prompt: str) -> str:
+def ask_command(judge: Judge, prompt: str, cwd: str | None = None) -> str:
+    """The command's answer, run in `cwd` (None: this process's folder, which a recipe's relative argv means)."""
     argv = judge.argv or []  # the model requires argv for this kind
     try:
-        done = process.run(argv, prompt, judge.timeout_s)
+        done = process.run(argv, prompt, judge.timeout_s, cwd)
     except subprocess.TimeoutExpired:
         raise JudgeError(f"{argv[0]} timed out after {judge.timeout_s:g}s") from None
     except OSError as e:
@@ -33,7 +34,7 @@ def ask_command(judge: Judge, prompt: str) -> str:
     return done.stdout
 
 
-def ask_openai(judge: Judge, prompt: str) -> str:
+def ask_openai(judge: Judge, prompt: str, cwd: str | None = None) -> str:
     try:
         key = openai_api.key_from_environment(judge.api_key_env, "eval.judge.api_key_env", "the judge's")
     except AnvilError as e:

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from anvil.backends import distributed, process
 from anvil.errors import AnvilError
@@ -74,6 +75,7 @@ def train(
     log: Path | None = None,
     method: str = "sft",
     settings_of_method: Strict | None = None,
+    reward_judge: dict[str, Any] | None = None,
     progress: Callable[[float, str], None] = lambda f, m: None,
 ) -> dict:
     """Train an adapter on `parent` with `data/{train,valid}.jsonl` into `out`, resuming from the
@@ -93,6 +95,7 @@ def train(
         "base_model": base_model,
         "method": method,
         "settings": settings_of_method.model_dump(mode="json") if settings_of_method else None,
+        "reward_judge": reward_judge,
     }
     (checkpoints / JOB).write_text(json.dumps(job))
     progress(0.0, "loading the parent model")

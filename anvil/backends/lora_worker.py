@@ -22,7 +22,9 @@ from anvil.backends.lora import FAILED_EXIT, FAILURE, LOSS_LOG, RESULT, adapter_
 from anvil.errors import AnvilError
 from anvil.methods.method import Session
 from anvil.methods.registry import METHODS
+from anvil.recipe.evaluation import Judge, label
 from anvil.recipe.models import Lora, Train, lora_keys
+from anvil.recipe.suite import Scoring
 from anvil.state.atomic import write_json
 
 
@@ -171,6 +173,7 @@ def train(job: dict) -> dict:
         batches=lambda done: checkpoints.seeded_batches(settings.seed, done, world.rank(), world.size()),
         shared_validation=checkpoints.shared_validation(world.rank(), world.size()) if world.size() > 1 else None,
         guarded=metal_only_calls_guarded,
+        judge=RewardJudge(job["reward_judge"]) if job.get("reward_judge") else None,
     )
     before = method.measure(session)  # on the parent, before any adapter (a resumed run measures it again)
     layers = len(model.layers)
@@ -243,6 +246,30 @@ def train(job: dict) -> dict:
     results, sample_metrics = samples.before_and_after(model, tokenizer, job["prompts"])
     (out / "samples.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     return metrics | sample_metrics
+
+
+class RewardJudge:
+    """A judge reward's judge, asked from this child: each (SUITE/TEST, transcript) scored by the recipe's judge
+    against that test, through the evaluation's verdict cache, `concurrency` calls at once. A call that fails
+    after its retries fails the round (the next apply resumes from the last checkpoint)."""
+
+    def __init__(self, spec: dict):
+        from anvil.evaluation.judges import Judging
+
+        judge = Judge.model_validate(spec["judge"])
+        self.tests = {ref: Scoring.model_validate(s) for ref, s in spec["tests"].items()}
+        self.concurrency = spec["concurrency"]
+        self.judging = Judging(judge, Path(spec["cache"]), judge.retries, cwd=spec["cwd"])
+        self.members = [label(j) for j in judge.judges or []]  # a panel's judges, each scored apart
+
+    def __call__(self, asks: list[tuple[str, dict]]) -> list:
+        from anvil.evaluation.parallel import in_order
+
+        asked = in_order(lambda ask: self.judging(self.tests[ask[0]], ask[1]), asks, self.concurrency)
+        verdicts = [verdict for _, verdict in asked]
+        if failed := next((f"{ref}: {v.error}" for (ref, _), v in zip(asks, verdicts, strict=True) if v.error), None):
+            raise AnvilError(f"the reward's judge failed on {failed}")
+        return verdicts
 
 
 def main(job_file: str) -> int:

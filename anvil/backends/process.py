@@ -220,10 +220,16 @@ def sweep(ledger: Path, keep: Collection[int] = ()) -> list[int]:
     return stopped
 
 
-def run(argv: list[str], stdin: str, timeout_s: float) -> subprocess.CompletedProcess:
+def run(argv: list[str], stdin: str, timeout_s: float, cwd: str | None = None) -> subprocess.CompletedProcess:
     """Run a short program to completion (a judge): its own process group, killed whole on timeout."""
     with subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=cwd,
     ) as popen:
         try:
             out, err = popen.communicate(stdin, timeout=timeout_s)

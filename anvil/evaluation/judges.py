@@ -102,12 +102,13 @@ def _in_range(score: float, text: str) -> float:
 class Judging:
     """Scores transcripts with one judge, chosen from `JUDGES` by its kind."""
 
-    def __init__(self, judge: Judge, cache: Path, retries: int = 3, backoff_s: float = 1.0):
-        self.judge, self.cache, self.retries, self.backoff_s = judge, cache, retries, backoff_s
+    def __init__(self, judge: Judge, cache: Path, retries: int = 3, backoff_s: float = 1.0, cwd: str | None = None):
+        """`cwd`: where a command judge runs (None: here; a training child runs elsewhere and says where)."""
+        self.judge, self.cache, self.retries, self.backoff_s, self.cwd = judge, cache, retries, backoff_s, cwd
         self.calls = self.hits = 0
         self._counting = threading.Lock()  # judges may be called from several threads at once
         # a panel's judges, each with its own identity, so its own cache entries
-        self.members = [Judging(j, cache, j.retries, backoff_s) for j in judge.judges or []]
+        self.members = [Judging(j, cache, j.retries, backoff_s, cwd) for j in judge.judges or []]
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -126,7 +127,7 @@ class Judging:
         return JUDGES[self.judge.kind](self, test, transcript, repeat)
 
     def asked(
-        self, ask: Callable[[Judge, str], str], test: Scoring, transcript: dict[str, Any], repeat: int = 0
+        self, ask: Callable[[Judge, str, str | None], str], test: Scoring, transcript: dict[str, Any], repeat: int = 0
     ) -> Verdict:
         """A verdict from a judge that is asked: from the content-addressed cache, or asked with retries."""
         identity = {"judge": self.identity(), "rubric": test.rubric, "transcript": transcript["messages"]}
@@ -145,7 +146,7 @@ class Judging:
             with self._counting:
                 self.calls += 1
             try:
-                score, rationale = parse_score(ask(self.judge, prompt))
+                score, rationale = parse_score(ask(self.judge, prompt, self.cwd))
             except JudgeError as e:
                 error = str(e)
                 if not e.retry:
@@ -174,7 +175,7 @@ def panel_verdict(judging: Judging, test: Scoring, transcript: dict[str, Any], r
     return Verdict(combined, said, cached=all(v.cached for v in verdicts), panel=scores)
 
 
-def _asked(ask: Callable[[Judge, str], str]) -> JudgeFunction:
+def _asked(ask: Callable[[Judge, str, str | None], str]) -> JudgeFunction:
     return lambda judging, test, transcript, repeat: judging.asked(ask, test, transcript, repeat)
 
 

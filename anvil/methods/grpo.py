@@ -11,6 +11,7 @@ figure the reward-hacking guard compares with the gated evaluation."""
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ SETTINGS_FIELDS: frozenset[str] | None = None
 DISTRIBUTED = False
 REFERENCE = True
 STEPS = "steps.json"  # the per-step figures, beside the adapter
+JUDGE = "judge"  # the held-out score of a judge reward's judge, beside each panel member's
 
 
 def per_row(settings: Mapping[str, Any] | None) -> tuple[int, int]:
@@ -72,7 +74,12 @@ class GrpoTrainer:
     def reward(self, prompts: list[str], completions: list[str], answer: list[str], types=None) -> list[float]:
         """The recipe's reward of each sampled answer; notes the share of groups without signal."""
         assert self.grpo is not None
-        scores = [rewards.total(self.grpo, c, json.loads(a)) for c, a in zip(completions, answer, strict=True)]
+        rows = [json.loads(a) for a in answer]
+        verdicts = judged(self.session, self.grpo, rows, completions)
+        scores = [
+            rewards.total(self.grpo, c, row, {ref: v.score for ref, v in found.items()})
+            for c, row, found in zip(completions, rows, verdicts, strict=True)
+        ]
         groups: dict[str, set[float]] = {}
         for a, s in zip(answer, scores, strict=True):
             groups.setdefault(a, set()).add(round(s, 9))
@@ -134,18 +141,48 @@ def _plain(value: Any) -> float | None:
     return None if value is None else round(float(value), 5)
 
 
+def judged(session: Session, settings: Grpo, rows: list[dict[str, Any]], answers: list[str]) -> list[dict[str, Any]]:
+    """Each answer's verdicts by the judge terms' tests (SUITE/TEST -> verdict), all asked at once; {} each
+    without judge terms."""
+    refs = [t.test for t in settings.judged() if t.test]
+    if not refs:
+        return [{} for _ in answers]
+    if session.judge is None:
+        raise AnvilError("a judge reward needs the recipe's judge (the train stage passes it to the child)")
+    asks = [(ref, transcript(row, answer)) for row, answer in zip(rows, answers, strict=True) for ref in refs]
+    verdicts = iter(session.judge(asks))
+    return [{ref: next(verdicts) for ref in refs} for _ in answers]
+
+
+def transcript(row: dict[str, Any], answer: str) -> dict[str, Any]:
+    """A sampled answer as the judges read a suite's transcripts (evaluation/agent.py)."""
+    messages = [*prompt_of(row), {"role": "assistant", "content": answer}]
+    return {"messages": messages, "final": answer, "tools_called": [], "turn_limit_hit": False}
+
+
 def measure(session: Session) -> dict[str, Any]:
-    """The reward of one greedy answer to each held-out prompt."""
+    """The reward of one greedy answer to each held-out prompt; with a judge reward, also the judge's score
+    (0-5, the mean over its terms) and, of a panel, each member's: the second judges the guard asks."""
     from mlx_lm import generate
 
     settings = session.extra if isinstance(session.extra, Grpo) else None
     assert settings is not None
-    scores = []
-    for row in split_rows(session.data, "valid"):
+    rows, answers = split_rows(session.data, "valid"), []
+    for row in rows:
         prompt = session.tokenizer.apply_chat_template(prompt_of(row), add_generation_prompt=True, tokenize=False)
-        answer = generate(session.model, session.tokenizer, prompt, max_tokens=settings.max_completion_length)
-        scores.append(rewards.total(settings, answer, row))
-    return {"held_out_rewards": scores}
+        answers.append(generate(session.model, session.tokenizer, prompt, max_tokens=settings.max_completion_length))
+    verdicts = judged(session, settings, rows, answers)
+    scores = [
+        rewards.total(settings, answer, row, {ref: v.score for ref, v in found.items()})
+        for row, answer, found in zip(rows, answers, verdicts, strict=True)
+    ]
+    measured: dict[str, Any] = {"held_out_rewards": scores}
+    if settings.judged():
+        judges = {JUDGE: [statistics.fmean(v.score for v in found.values()) for found in verdicts]}
+        for i, member in enumerate(getattr(session.judge, "members", [])):
+            judges[member] = [statistics.fmean(v.panel[i] for v in found.values()) for found in verdicts]
+        measured["held_out_judges"] = judges
+    return measured
 
 
 def trainer(session: Session) -> GrpoTrainer:
@@ -158,15 +195,21 @@ def results(before: dict[str, Any] | None, after: dict[str, Any] | None, out: Pa
     mine, theirs = (after or {}).get("held_out_rewards", []), (before or {}).get("held_out_rewards", [])
     metrics: dict[str, Any] = {"method": NAME}
     if mine and len(mine) == len(theirs):
-        pairs = list(zip(mine, theirs, strict=True))
-        up, down = sum(a > b for a, b in pairs), sum(a < b for a, b in pairs)
+        moved = _paired(theirs, mine)
         metrics |= {
             "held_out_prompts": len(mine),
-            "held_out_reward_before": round(sum(theirs) / len(theirs), 5),
-            "held_out_reward_after": round(sum(mine) / len(mine), 5),
-            "held_out_improved": up,
-            "held_out_worsened": down,
-            "held_out_p_value": _sign_test(up, down),
+            "held_out_reward_before": moved["before"],
+            "held_out_reward_after": moved["after"],
+            "held_out_improved": moved["improved"],
+            "held_out_worsened": moved["worsened"],
+            "held_out_p_value": moved["p_value"],
+        }
+    judges_before, judges_after = ((m or {}).get("held_out_judges", {}) for m in (before, after))
+    if judges_after:  # the judge's own score (0-5) and each panel member's, before and after
+        metrics["held_out_judges"] = {
+            name: _paired(judges_before[name], scores)
+            for name, scores in judges_after.items()
+            if len(judges_before.get(name, [])) == len(scores)
         }
     steps = json.loads((out / STEPS).read_text()) if (out / STEPS).exists() else []
     for key in ("reward_mean", "kl", "completion_tokens", "no_signal"):
@@ -174,6 +217,20 @@ def results(before: dict[str, Any] | None, after: dict[str, Any] | None, out: Pa
         if values:
             metrics[f"{key}_first"], metrics[f"{key}_last"] = values[0], values[-1]
     return metrics
+
+
+def _paired(before: list[float], after: list[float]) -> dict[str, Any]:
+    """Held-out scores before and after, paired prompt by prompt: the means, the prompts that moved, and the
+    sign test on them."""
+    pairs = list(zip(after, before, strict=True))
+    up, down = sum(a > b for a, b in pairs), sum(a < b for a, b in pairs)
+    return {
+        "before": round(statistics.fmean(before), 5),
+        "after": round(statistics.fmean(after), 5),
+        "improved": up,
+        "worsened": down,
+        "p_value": _sign_test(up, down),
+    }
 
 
 def _sign_test(up: int, down: int) -> float:
@@ -194,7 +251,7 @@ def summary(metrics: Mapping[str, Any]) -> str | None:
 
 def _term(term: Mapping[str, Any]) -> str:
     """A reward term in a few words: `regex(^Forge)`, `exact(answer) x2`."""
-    what = term.get("field") or term.get("pattern") or ("schema" if term.get("json_schema") else "")
+    what = term.get("field") or term.get("pattern") or term.get("test") or ("schema" if term.get("json_schema") else "")
     weight = term.get("weight", 1.0)
     return f"{term['kind']}({what})" + (f" x{weight:g}" if weight != 1.0 else "")
 
@@ -212,4 +269,5 @@ def dashboard(settings: Mapping[str, Any] | None, metrics: Mapping[str, Any]) ->
         "reward_per_step": (metrics.get("reward_mean_first"), metrics.get("reward_mean_last")),
         "kl_last": metrics.get("kl_last"),
         "no_signal_last": metrics.get("no_signal_last"),
+        "held_out_judges": metrics.get("held_out_judges"),
     }

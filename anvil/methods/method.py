@@ -32,6 +32,9 @@ class Session:
     batches: Callable[[int], Any]  # iterate_batches from a resumed step, drawn by Anvil's seed
     shared_validation: Any  # this process's share of validation batches (None in one process)
     guarded: Callable[..., Any]  # a context manager for a trainer module's Metal-only calls on the CPU
+    # A judge reward's judge: called with (SUITE/TEST, transcript) pairs, it returns their verdicts (`score`
+    # 0-5, `panel`: each member's score, in the order of its `members` labels); None without a judge reward.
+    judge: Any = None
 
 
 def split_rows(data: Path, split: str) -> list[dict[str, Any]]:

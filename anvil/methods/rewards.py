@@ -8,14 +8,19 @@ A reward is a weighted sum of terms, each 0..1 per answer:
     number    the last number in the answer equals the number in the row's `field` (GSM8K-style extraction)
     regex     the answer matches `pattern` (a format check: searched, or in full with `full = true`)
     json      the answer is a JSON value that a JSON Schema (`schema`, a table in the recipe) accepts
-    judge     the suite's LLM judge (refused for now: see `problem`)
+    judge     the recipe's judge (`[eval] judge`: rules, command, openai or a panel) scores the answer to a
+              suite's test (`test = "SUITE/TEST"`: its rubric, its checks) 0-5, read as 0..1; only a judge
+              checked against a person on that suite (its calibration set and thresholds), through the
+              evaluation's cached, concurrent judge calls
 
-The reward is part of the round's identity: its terms are in the round's fingerprint."""
+The reward is part of the round's identity: its terms (a judge term's judge, rubric and checks included)
+are in the round's fingerprint."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -32,7 +37,7 @@ class Term(Strict):
 
     kind: Literal["exact", "contains", "number", "regex", "json", "judge"] = Field(
         description="How an answer is scored: `exact`, `contains` or `number` against a row's field, `regex` or "
-        "`json` as a format check, `judge` by the suite's judge."
+        "`json` as a format check, `judge` by the recipe's calibrated judge against a suite's test."
     )
     field: str | None = Field(
         default=None,
@@ -44,14 +49,32 @@ class Term(Strict):
     json_schema: dict[str, Any] | None = Field(
         default=None, alias="schema", description="A `json` term's JSON Schema, as a table."
     )
+    test: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        description="A `judge` term's `SUITE/TEST`: the suite test whose rubric (and checks) the judge scores the "
+        "answer against; the suite's calibration set vouches for the judge.",
+    )
     weight: float = Field(default=1.0, gt=0, le=100, description="Its weight in the sum.")
+
+    @property
+    def suite(self) -> str:
+        """A judge term's suite name (`tiny` of `tiny/edge_json`)."""
+        return (self.test or "").partition("/")[0]
 
     @model_validator(mode="after")
     def _complete(self) -> Term:
-        needs = {"exact": "field", "contains": "field", "number": "field", "regex": "pattern", "json": "json_schema"}
+        needs = {
+            "exact": "field",
+            "contains": "field",
+            "number": "field",
+            "regex": "pattern",
+            "json": "json_schema",
+            "judge": "test",
+        }
         if (key := needs.get(self.kind)) is not None and getattr(self, key) is None:
             raise ValueError(f"a {self.kind} term needs `{key.removeprefix('json_')}`")
-        given = {k for k in ("field", "pattern", "json_schema") if getattr(self, k) is not None}
+        given = {k for k in ("field", "pattern", "json_schema", "test") if getattr(self, k) is not None}
         if extra := given - {needs.get(self.kind)}:
             names = ", ".join(sorted(k.removeprefix("json_") for k in extra))
             raise ValueError(f"a {self.kind} term takes no {names}")
@@ -95,15 +118,13 @@ class Grpo(Strict):
         """(term index, row field) of every term that reads a field."""
         return [(i, t.field) for i, t in enumerate(self.reward) if t.field is not None]
 
+    def judged(self) -> list[Term]:
+        """Its `judge` terms."""
+        return [t for t in self.reward if t.kind == "judge"]
+
 
 def problem(settings: Grpo) -> str | None:
-    for i, term in enumerate(settings.reward):
-        if term.kind == "judge":
-            return (
-                f"grpo.reward[{i}]: a judge reward is not built yet: its calls would need the suite's calibrated "
-                "judge from inside the training process (expected exact, contains, number, regex or json terms)"
-            )
-    return None
+    return None  # a judge term is checked against the recipe's judge and suites (recipe/checks.py)
 
 
 def first_line(answer: str) -> str:
@@ -123,8 +144,12 @@ def _number(text: str) -> float | None:
         return None
 
 
-def score(term: Term, answer: str, row: dict[str, Any]) -> float:
-    """One term's score of an answer to a row, 0..1."""
+def score(term: Term, answer: str, row: dict[str, Any], judged: float | None = None) -> float:
+    """One term's score of an answer to a row, 0..1 (a judge term's: `judged`, the judge's 0-5 score)."""
+    if term.kind == "judge":
+        if judged is None:
+            raise ValueError(f"a judge term ({term.test}) scores only with the judge's verdict")
+        return judged / 5
     if term.kind == "exact":
         return float(_normal(first_line(answer)) == _normal(str(row[term.field or ""])))
     if term.kind == "contains":
@@ -146,7 +171,9 @@ def score(term: Term, answer: str, row: dict[str, Any]) -> float:
     raise ValueError(f"no scorer for a {term.kind} term")
 
 
-def total(settings: Grpo, answer: str, row: dict[str, Any]) -> float:
-    """The reward of an answer: the terms' weighted mean, 0..1."""
+def total(settings: Grpo, answer: str, row: dict[str, Any], judged: Mapping[str, float] | None = None) -> float:
+    """The reward of an answer: the terms' weighted mean, 0..1; `judged`: the judge's score (0-5) of the
+    answer against each judge term's test."""
     weights = sum(t.weight for t in settings.reward)
-    return sum(t.weight * score(t, answer, row) for t in settings.reward) / weights
+    found = judged or {}
+    return sum(t.weight * score(t, answer, row, found.get(t.test or "")) for t in settings.reward) / weights

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,9 +13,9 @@ from anvil.errors import InvalidInput, Problem
 from anvil.knowledge.data import metric_name, read, shots_missing, sources
 from anvil.knowledge.registry import BENCHMARKS
 from anvil.methods.registry import METHODS
-from anvil.methods.rewards import Grpo
+from anvil.recipe import reward_checks
 from anvil.recipe.base import NAME_PATTERN
-from anvil.recipe.datasets import Dataset, MixError
+from anvil.recipe.datasets import MixError
 from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.files import not_a_file
 from anvil.recipe.metrics import gate_metrics
@@ -25,36 +24,6 @@ from anvil.recipe.suite import SuiteFolderError, load_suite
 
 # (key path, message) pairs; the loader turns them into located problems.
 Finding = tuple[tuple[str | int, ...], str]
-
-
-def _check_reward_fields(name: str, grpo: Grpo, dataset: Dataset, root: Path) -> Iterator[Finding]:
-    """Every row a reward reads a field of has that field (the first row without it is named)."""
-    for index, field in grpo.fields():
-        for source in dataset.sources:
-            missing = _first_without(root / source.path, field)
-            if missing is not None:
-                yield (
-                    ("models", name, "grpo", "reward", index, "field"),
-                    f"{field!r} is not in {source.path}:{missing} (expected every row the reward reads to have it)",
-                )
-                break
-
-
-def _first_without(path: Path, field: str) -> int | None:
-    """The line of the first JSON object in a JSONL file without `field` (its other problems are the rows'
-    check's to report)."""
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except (OSError, UnicodeDecodeError):
-        return None
-    for lineno, line in enumerate(lines, start=1):
-        try:
-            row = json.loads(line) if line.strip() else None
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(row, dict) and field not in row:
-            return lineno
-    return None
 
 
 def _defined(names, kind: str, name: str) -> str:
@@ -351,11 +320,10 @@ def check_files(
             for test in tests:
                 if not test.checks:
                     yield ("eval", "suites", i), f"{suite}/{test.id}.toml has no checks, which the rules judge needs"
-    for name, model in recipe.models.items():
-        if isinstance(grpo := model.method_settings, Grpo) and model.dataset in recipe.datasets:
-            yield from _check_reward_fields(name, grpo, recipe.datasets[model.dataset], root)
+    yield from reward_checks.check_fields(recipe, root)
     yield from check_knowledge(recipe, root, check_rows)
     if recipe.eval is None or len(suites) == len(recipe.eval.suites):  # names can be checked against them all
+        yield from reward_checks.check_judges(recipe, suites)
         yield from check_gates(recipe, suites)
         yield from check_categories(recipe, suites)
     for name, dataset in recipe.datasets.items():

@@ -14,6 +14,7 @@ from anvil.errors import EXIT_GATES
 from anvil.estimates.cost import Cost
 from anvil.evaluation.results import BenchmarkScores, SuiteScores
 from anvil.evaluation.scores import check_gates
+from anvil.methods.grpo import JUDGE
 from anvil.methods.rewards import Grpo
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
@@ -81,9 +82,16 @@ def run(ctx: StageRun[GateConfig]) -> Result:
     benchmarks = knowledge.results_of(ctx.inputs["knowledge"]).benchmarks if "knowledge" in ctx.inputs else None
     checked = check_gates(suites, ctx.config.gates, benchmarks)
     guard = ctx.config.guard
-    hacked = (
-        reward_outran_evaluation(ctx.records["train"].metrics, suites, benchmarks or {}, guard.alpha) if guard else None
+    trained = ctx.records["train"].metrics if guard else {}
+    found = (
+        [
+            reward_outran_evaluation(trained, suites, benchmarks or {}, guard.alpha),
+            judges_disagree(trained, guard.alpha),
+        ]
+        if guard
+        else []
     )
+    hacked = "; ".join(why for why in found if why) or None
     if guard is not None and hacked is not None and guard.mode == "gate":
         checked.append(
             {
@@ -130,6 +138,29 @@ def reward_outran_evaluation(
     return (
         f"the reward rose on held-out prompts ({before:.2f} -> {after:.2f}, p={p:.2g}) and no evaluation did vs "
         f"the parent ({', '.join(moved) or 'none evaluated'}): the round may have learnt its reward, not the task"
+    )
+
+
+def judges_disagree(trained: dict[str, Any], alpha: float) -> str | None:
+    """Why a judge reward looks gamed: the judge's own held-out score rose significantly, and a panel member
+    scoring the same answers did not (its rise not significant, or none). None without a panel, or when every
+    member agrees."""
+    judges = trained.get("held_out_judges") or {}
+    combined = judges.get(JUDGE)
+    rose = lambda f: f["after"] > f["before"] and f["p_value"] < alpha  # noqa: E731
+    if combined is None or not rose(combined):
+        return None
+    dissent = [
+        f"{name} {f['before']:.2f} -> {f['after']:.2f} (p={f['p_value']:.2g})"
+        for name, f in judges.items()
+        if name != JUDGE and not rose(f)
+    ]
+    if not dissent:
+        return None
+    return (
+        f"the judge reward rose on held-out prompts ({combined['before']:.2f} -> {combined['after']:.2f} of 5, "
+        f"p={combined['p_value']:.2g}) but not by every judge of the panel ({', '.join(dissent)}): the round may "
+        "have learnt what one judge rewards, not the task"
     )
 
 

@@ -6,6 +6,7 @@ before/after samples on held-out prompts: `adapters.safetensors`, `adapter_confi
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,14 +25,23 @@ from anvil.methods.rewards import Grpo
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
+from anvil.recipe.evaluation import Judge
 from anvil.recipe.infrastructure import Distributed
 from anvil.recipe.models import Lora, Recipe, Train, lora_keys
 from anvil.recipe.preference import as_chat
-from anvil.stages import dataset, source
+from anvil.recipe.suite import Scoring
+from anvil.stages import dataset, source, transcripts
 from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
 from anvil.state import adapters
 
 CODE_VERSION = 3
+
+
+class RewardJudge(Strict):
+    """The recipe's judge and each test a judge term scores against, by `SUITE/TEST`."""
+
+    judge: Judge
+    tests: dict[str, Scoring]
 
 
 class TrainConfig(Strict):
@@ -46,6 +56,8 @@ class TrainConfig(Strict):
     # what the round is
     preference: Preference | None = None
     grpo: Grpo | None = None
+    # A judge reward's judge and the tests it scores against (their rubrics and checks): what the reward is
+    reward_judge: RewardJudge | None = None
 
     @property
     def method_settings(self) -> Strict | None:
@@ -56,7 +68,8 @@ class TrainConfig(Strict):
         """1 process, the sft method and no method settings are left out of what is fingerprinted, so that
         rounds that do not use them keep the fingerprints they had before these existed."""
         data = handler(self)
-        for key, default in (("processes", 1), ("method", "sft"), *((table, None) for table in TABLES)):
+        defaults = (("processes", 1), ("method", "sft"), ("reward_judge", None), *((table, None) for table in TABLES))
+        for key, default in defaults:
             if key in data and data[key] == default:
                 data.pop(key)
         return data
@@ -73,8 +86,10 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
                 processes=model.distributed.world_size if model.distributed else 1,
                 method=model.method,
                 **method_table(model.method, model.method_settings),
+                reward_judge=reward_judge(recipe, suites, model.method_settings),
             ),
-            needs={"parent": weights_of(recipe, model.parent), "dataset": stage_id("dataset", model.dataset)},
+            needs={"parent": weights_of(recipe, model.parent), "dataset": stage_id("dataset", model.dataset)}
+            | calibrations(model.method_settings),
             code_version=CODE_VERSION,
             model=name,
             options=model.distributed,  # where the processes run, never what they compute
@@ -83,6 +98,32 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         for name, model in recipe.models.items()
         if model.trains and model.parent is not None
     ]
+
+
+def judging(reward: RewardJudge | None, cache: Path) -> dict[str, Any] | None:
+    """What the training child needs to ask a judge reward's judge: the judge, the tests, how many calls at
+    once, the evaluation's verdict cache (an answer judged once is not asked again) and the folder a command
+    judge runs in (this one: the training child runs in its checkpoints folder)."""
+    if reward is None:
+        return None
+    asked = reward.model_dump(mode="json") | {"concurrency": reward.judge.concurrency}
+    return asked | {"cache": str(cache / "judge"), "cwd": os.getcwd()}
+
+
+def reward_judge(recipe: Recipe, suites: Suites, settings: Strict | None) -> RewardJudge | None:
+    """The judge and tests of a reward's judge terms (checked when the recipe was read), or None."""
+    terms = settings.judged() if isinstance(settings, Grpo) else []
+    if not terms or recipe.eval is None:
+        return None
+    by_name = {transcripts.suite_name(path): {t.id: t for t in tests} for path, tests in suites.items()}
+    tests = {t.test: by_name[t.suite][t.test.partition("/")[2]].scoring() for t in terms if t.test}
+    return RewardJudge(judge=recipe.eval.judge, tests=tests)
+
+
+def calibrations(settings: Strict | None) -> dict[str, str]:
+    """The calibration stage of each suite a judge reward's terms name: a judge that fails it blocks the round."""
+    terms = settings.judged() if isinstance(settings, Grpo) else []
+    return {f"calibration:{t.suite}": stage_id("calibration", t.suite) for t in terms}
 
 
 def method_table(name: str, given: Strict | None) -> dict[str, Any]:
@@ -106,6 +147,7 @@ def run(ctx: StageRun[TrainConfig]) -> Result:
         prompts=samples.held_out([(as_chat(row), category) for row, category in dataset.validation_rows(data)]),
         method=ctx.config.method,
         settings_of_method=ctx.config.method_settings,
+        reward_judge=judging(ctx.config.reward_judge, ctx.cache),
         base_model=f"anvil:{parent.name}",  # artifact folders are named by their fingerprint
         launch=ctx.options if isinstance(ctx.options, Distributed) else None,
         ledger=ctx.local.processes,

@@ -59,9 +59,63 @@ def test_bad_settings_are_refused_by_what_they_say(settings, expect):
         Grpo.model_validate(settings)
 
 
-def test_a_judge_reward_is_refused_until_it_can_be_calibrated():
-    settings = Grpo.model_validate({"reward": [{"kind": "judge"}]})
-    assert "a judge reward is not built yet" in (problem(settings) or "")
+def test_a_judge_term_scores_the_judges_verdict_and_only_that():
+    settings = Grpo.model_validate(
+        {"reward": [{"kind": "judge", "test": "tiny/domain_forge_iron"}, {"kind": "regex", "pattern": "Forge"}]}
+    )
+    assert problem(settings) is None and [t.suite for t in settings.judged()] == ["tiny"]
+    assert total(settings, "Forge iron at 1100 C.", ROW, {"tiny/domain_forge_iron": 2.5}) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="only with the judge's verdict"):
+        total(settings, "Forge", ROW)
+    with pytest.raises(ValidationError, match="a judge term takes no field"):
+        Term.model_validate({"kind": "judge", "test": "tiny/x", "field": "answer"})
+    with pytest.raises(ValidationError, match="test"):
+        Term.model_validate({"kind": "judge", "test": "no-slash"})
+
+
+def test_the_held_out_judges_are_paired_and_a_dissenting_panel_member_is_named(tmp_path):
+    from anvil.stages.gate import judges_disagree
+
+    before = {"held_out_rewards": [0.0] * 8, "held_out_judges": {"judge": [1.0] * 8, "a": [1.0] * 8, "b": [1.0] * 8}}
+    after = {"held_out_rewards": [1.0] * 8, "held_out_judges": {"judge": [4.0] * 8, "a": [5.0] * 8, "b": [1.0] * 8}}
+    metrics = grpo.results(before, after, tmp_path)
+    assert metrics["held_out_judges"]["judge"] == {
+        "before": 1.0,
+        "after": 4.0,
+        "improved": 8,
+        "worsened": 0,
+        "p_value": pytest.approx(2 / 2**8),
+    }
+    why = judges_disagree(metrics, 0.05)
+    assert why is not None and "1.00 -> 4.00 of 5" in why and "b 1.00 -> 1.00 (p=1)" in why and "a 1.00" not in why
+    agreed = {"held_out_judges": {**metrics["held_out_judges"], "b": metrics["held_out_judges"]["a"]}}
+    assert judges_disagree(agreed, 0.05) is None, "every member rose with it"
+    assert judges_disagree({}, 0.05) is None, "no judge reward"
+    single = {"held_out_judges": {"judge": metrics["held_out_judges"]["judge"]}}
+    assert judges_disagree(single, 0.05) is None, "one judge: no second to ask"
+
+
+def test_the_child_asks_the_judge_for_each_answer_and_term_at_once():
+    class Verdict:
+        def __init__(self, score):
+            self.score = score
+
+    asked = []
+
+    def judge(asks):
+        asked.extend(asks)
+        return [Verdict(5.0 if "Forge" in t["final"] else 0.0) for _, t in asks]
+
+    class Session:
+        pass
+
+    session = Session()
+    session.judge = judge
+    settings = Grpo.model_validate({"reward": [{"kind": "judge", "test": "s/t"}]})
+    rows = [{"prompt": "Iron?", "system": "Short."}, {"prompt": "Gold?"}]
+    found = grpo.judged(session, settings, rows, ["Forge iron.", "No."])
+    assert [f["s/t"].score for f in found] == [5.0, 0.0]
+    assert [m["role"] for m in asked[0][1]["messages"]] == ["system", "user", "assistant"] and asked[1][0] == "s/t"
 
 
 def test_results_pair_the_held_out_prompts_and_report_the_steps(tmp_path):
