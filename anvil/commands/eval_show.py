@@ -70,7 +70,7 @@ def eval_results(project: Project, model: str) -> dict[str, Any]:
         scores = evaluate.results_of(project.store.artifact(scored.fingerprint))
         results |= {"format": scores.format, "suites": scores.suites, "runs": scores.runs}
         results["calibration"] = {
-            suite: records[sid].metrics if sid in records else None
+            suite: calibration.figures(records[sid]) if sid in records else None
             for suite, sid in calibration.calibrated_suites(recipe, project.loaded.suites).items()
         }
     if known is not None:
@@ -149,8 +149,8 @@ def judge_lines(suite: str, summary: SuiteScores, calibrated: dict, console: Con
             markup=False,
         )
     elif (c := calibrated[suite]) is not None:
-        console.print(f"judge vs a person on {c['n']} answers: {_figures(c)}", highlight=False, markup=False)
-        ok = not c.get("shortfalls") and c.get("thresholds")
+        console.print(f"judge vs a person on {c.n} answers: {_figures(c.model_dump())}", highlight=False, markup=False)
+        ok = not c.shortfalls and c.thresholds
         console.print(f"  {calibration.verdict(c)}", style=None if ok else "yellow", highlight=False, markup=False)
     if panel := summary.panel:
         pairs = ", ".join(

@@ -109,14 +109,6 @@ class SuiteHeadline(Figures):
         )
 
 
-class EvalFigures(Figures):
-    """An eval stage's recorded figures (its StageRecord's metrics), read by `evaluate.figures`."""
-
-    suites: dict[str, SuiteHeadline]
-    judge_calls: int = 0
-    judge_cache_hits: int = 0
-
-
 class Verdict(Figures):
     score: float
     rationale: str

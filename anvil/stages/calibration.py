@@ -21,7 +21,7 @@ from anvil.recipe.evaluation import Judge, JudgeAgreement, label
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import Scoring
 from anvil.stages import transcripts
-from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
+from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, artifact_json, read_figures
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 1
@@ -133,29 +133,51 @@ def run(ctx: StageRun[CalibrationConfig]) -> Result:
         }
     missed = shortfalls(found, config.agreement.model_dump())
     write_json(ctx.out / ARTIFACT, {"agreement": found, "answers": judged, "shortfalls": missed})
-    metrics = {
+    metrics = Calibrated(
         **found,
-        "thresholds": config.agreement.model_dump(exclude_none=True),
-        "shortfalls": missed,
-        "judge_calls": judging.counts[0],
-        "judge_cache_hits": judging.counts[1],
-    }
+        thresholds=config.agreement.model_dump(exclude_none=True),
+        shortfalls=missed,
+        judge_calls=judging.counts[0],
+        judge_cache_hits=judging.counts[1],
+    )
     if missed:
-        return Result(metrics, Outcome.FAILED, "judge disagrees with the person: " + "; ".join(missed))
-    if not metrics["thresholds"]:
-        return Result(metrics, Outcome.WARNED, UNCHECKED)
-    return Result(metrics)
+        return Result.of(metrics, Outcome.FAILED, "judge disagrees with the person: " + "; ".join(missed))
+    if not metrics.thresholds:
+        return Result.of(metrics, Outcome.WARNED, UNCHECKED)
+    return Result.of(metrics)
+
+
+class Calibrated(Recorded):
+    """The judge against the person on the calibration set: each agreement figure (`value`, its interval or
+    why there is none; evaluation/agreement.py), a panel's members each alone and in pairs, the thresholds
+    the outcome was decided by and each one missed."""
+
+    n: int
+    alpha: float
+    kappa: dict[str, Any]
+    spearman: dict[str, Any]
+    mae: dict[str, Any]
+    bias: dict[str, Any]
+    panel: dict[str, Any] | None = None
+    thresholds: dict[str, float]
+    shortfalls: list[str]
+    judge_calls: int = 0
+    judge_cache_hits: int = 0
+
+
+def figures(record: StageRecord) -> Calibrated:
+    return read_figures(Calibrated, record)
 
 
 THRESHOLDS = ("min_kappa", "min_spearman", "max_mae", "max_abs_bias")  # as the recipe's judge_agreement lists them
 UNCHECKED = "no judge_agreement thresholds: the judge's agreement with the person is measured, not checked"
 
 
-def verdict(metrics: dict[str, Any]) -> str:
+def verdict(found: Calibrated) -> str:
     """The sentence that judges a judge, from the thresholds its outcome was decided by."""
-    if metrics.get("shortfalls"):
-        return "Failed: " + "; ".join(metrics["shortfalls"]) + "."
-    thresholds = metrics.get("thresholds") or {}
+    if found.shortfalls:
+        return "Failed: " + "; ".join(found.shortfalls) + "."
+    thresholds = found.thresholds
     if not thresholds:
         return f"Not judged: {UNCHECKED} (set [eval] judge_agreement)."
     met = ", ".join(f"{key} = {thresholds[key]:g}" for key in THRESHOLDS if key in thresholds)
@@ -167,21 +189,19 @@ def results_of(artifact) -> dict[str, Any]:
 
 
 def failure_lines(record: StageRecord) -> list[str]:
-    return [f"judge disagrees with the calibration set: {line}" for line in record.metrics.get("shortfalls", [])]
+    return [f"judge disagrees with the calibration set: {line}" for line in figures(record).shortfalls]
 
 
 def summary(record: StageRecord) -> str:
-    m = record.metrics
-    if m.get("shortfalls"):
-        return "; ".join(m["shortfalls"])
+    m = figures(record)
+    if m.shortfalls:
+        return "; ".join(m.shortfalls)
     shown = [
-        f"{label} {m[key]['value']:.2f}"
-        for key, label in (("kappa", "kappa"), ("spearman", "rho"))
-        if m.get(key, {}).get("value") is not None
+        f"{label} {found['value']:.2f}"
+        for found, label in ((m.kappa, "kappa"), (m.spearman, "rho"))
+        if found.get("value") is not None
     ]
-    return f"{m['n']} answers: " + ", ".join(
-        shown + [f"MAE {m['mae']['value']:.2f}", f"bias {m['bias']['value']:+.2f}"]
-    )
+    return f"{m.n} answers: " + ", ".join(shown + [f"MAE {m.mae['value']:.2f}", f"bias {m.bias['value']:+.2f}"])
 
 
 STAGE = Stage(
@@ -194,4 +214,5 @@ STAGE = Stage(
     failure_exit=EXIT_GATES,
     failure_lines=failure_lines,
     failure_means="its judge's scores do not count: evaluations blocked",
+    figures=Calibrated,
 )

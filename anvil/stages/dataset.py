@@ -18,7 +18,7 @@ from anvil.planning.record import StageRecord
 from anvil.recipe.datasets import Dataset
 from anvil.recipe.models import Recipe
 from anvil.recipe.rows import load_rows
-from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
+from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, artifact_json, read_figures
 
 CODE_VERSION = 3
 MANIFEST = "manifest.json"
@@ -76,6 +76,13 @@ def served_tool_order(row: str) -> str:
     return json.dumps(parsed | {"tools": sorted_keys(parsed["tools"])}, ensure_ascii=False)
 
 
+class DatasetFigures(Recorded):
+    rows: int
+    train: int
+    valid: int
+    categories: dict[str, int]  # rows per category
+
+
 def run(ctx: StageRun[Dataset]) -> Result:
     dataset = ctx.config
     rows = [load_rows(ctx.root / s.path, s.path, dataset.format) for s in dataset.sources]
@@ -101,13 +108,13 @@ def run(ctx: StageRun[Dataset]) -> Result:
         "valid_categories": [category for _, category in valid],  # row by row, for held-out samples
     }
     (ctx.out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    return Result(
-        {
-            "rows": manifest["rows"],
-            "train": len(train),
-            "valid": len(valid),
-            "categories": {c: v["rows"] for c, v in categories.items()},
-        }
+    return Result.of(
+        DatasetFigures(
+            rows=manifest["rows"],
+            train=len(train),
+            valid=len(valid),
+            categories={c: v["rows"] for c, v in categories.items()},
+        )
     )
 
 
@@ -122,12 +129,14 @@ def validation_rows(artifact: Path) -> list[tuple[dict, str]]:
 
 
 def summary(record: StageRecord) -> str:
-    m = record.metrics
-    count = len(m.get("categories", {}))
-    return f"{m.get('rows', 0)} rows in {count} categor{'y' if count == 1 else 'ies'} ({m.get('valid', 0)} held out)"
+    m = read_figures(DatasetFigures, record)
+    count = len(m.categories)
+    return f"{m.rows} rows in {count} categor{'y' if count == 1 else 'ies'} ({m.valid} held out)"
 
 
 COST = Cost(start_s=0.01)
 
 
-STAGE = Stage(kind="dataset", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)
+STAGE = Stage(
+    kind="dataset", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, figures=DatasetFigures
+)

@@ -19,7 +19,7 @@ from anvil.estimates.cost import Cost
 from anvil.evaluation.agreement import pairwise
 from anvil.evaluation.judges import Judging
 from anvil.evaluation.parallel import in_order
-from anvil.evaluation.results import EvalFigures, EvalResults, Noise, Panel, Run, SuiteHeadline, SuiteScores
+from anvil.evaluation.results import EvalResults, Noise, Panel, Run, SuiteHeadline, SuiteScores
 from anvil.evaluation.scores import deltas, summarize
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
@@ -29,7 +29,7 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.suite import Scoring
 from anvil.stages import transcripts
 from anvil.stages.calibration import calibrated_suites
-from anvil.stages.stage import Result, Stage, StageRun, Suites
+from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, read_figures
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 3
@@ -153,7 +153,7 @@ def run(ctx: StageRun[EvalConfig]) -> Result:
         judge_calls=judging.counts[0],
         judge_cache_hits=judging.counts[1],
     )
-    return Result(recorded.model_dump(mode="json", exclude_none=True))
+    return Result.of(recorded)
 
 
 def noise_floor(summary: SuiteScores, verdicts: dict[str, list[dict[str, Any]]]) -> SuiteScores:
@@ -177,9 +177,17 @@ def results_of(artifact: Path) -> EvalResults:
     return EvalResults.read(artifact / RESULTS)
 
 
+class EvalFigures(Recorded):
+    """What the state records of an eval stage: each suite's headline (evaluation/results.py) and the judge's
+    calls, those answered from the cache apart."""
+
+    suites: dict[str, SuiteHeadline]
+    judge_calls: int = 0
+    judge_cache_hits: int = 0
+
+
 def figures(record: StageRecord) -> EvalFigures:
-    """The typed figures of a recorded eval stage."""
-    return EvalFigures.model_validate(record.metrics)
+    return read_figures(EvalFigures, record)
 
 
 def summary(record: StageRecord) -> str:
@@ -201,4 +209,6 @@ COST = Cost(
 )
 
 
-STAGE = Stage(kind="eval", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)
+STAGE = Stage(
+    kind="eval", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, figures=EvalFigures
+)

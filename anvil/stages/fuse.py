@@ -21,7 +21,7 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.preference import as_chat
 from anvil.recipe.serving import Parity
 from anvil.stages import dataset, source
-from anvil.stages.stage import Result, Shown, Stage, StageRun, Suites, weights_of
+from anvil.stages.stage import Recorded, Result, Shown, Stage, StageRun, Suites, read_figures, weights_of
 from anvil.state.checkpoint import layout_differences, weight_dtype
 
 CODE_VERSION = 3  # 3: the training-against-serving check
@@ -105,18 +105,38 @@ def _served_as_trained(ctx: StageRun[FuseConfig], parent: Path, adapter: Path, m
             f"> {limit:g} ({dtype}) on the held-out prompt {prompt[:80]!r}"
         )
     result = metrics | {"loads_in_mlx_vlm": True, **towers, "parity": found}
-    return Result.judged(result, [] if within else [found["message"]], Outcome.FAILED)
+    recorded = FuseFigures.model_validate(result).recorded()
+    return Result.judged(recorded, [] if within else [found["message"]], Outcome.FAILED)
+
+
+class FuseFigures(Recorded):
+    """The merge (none for an imported fuse: it was fused elsewhere), the towers mlx-vlm loaded, and the
+    train/serve parity check (backends/parity.py's figures)."""
+
+    merged_modules: int | None = None
+    scale: float | None = None
+    shards: int | None = None
+    max_projection_diff: float | None = None
+    tolerance: float | None = None
+    loads_in_mlx_vlm: bool = False
+    vision_tower: bool = False
+    audio_tower: bool = False
+    parity: dict[str, Any] | None = None
+
+
+def figures(record: StageRecord) -> FuseFigures:
+    return read_figures(FuseFigures, record)
 
 
 def summary(record: StageRecord) -> str:
-    m = record.metrics
-    merged = f"{m.get('merged_modules', 0)} modules merged, outputs within {m.get('max_projection_diff', 0):.1e}"
-    if (p := m.get("parity")) is None:
+    m = figures(record)
+    merged = f"{m.merged_modules or 0} modules merged, outputs within {m.max_projection_diff or 0:.1e}"
+    if (p := m.parity) is None:
         return merged
     if p["verdict"] != "within tolerance":
         return p["message"]
     served = f"served = trained: max |dlogit| {p['max_logit_diff']:.1e}, top-1 {p['top1_agreement']:.0%}"
-    return f"{merged}; {served}" if "merged_modules" in m else served  # an imported fuse merged nothing here
+    return f"{merged}; {served}" if m.merged_modules is not None else served  # an imported fuse merged none
 
 
 COST = Cost(
@@ -150,4 +170,5 @@ STAGE = Stage(
     cost=COST,
     shown=SHOWN,
     adopt=adopt,
+    figures=FuseFigures,
 )

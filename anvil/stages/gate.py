@@ -21,8 +21,8 @@ from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Gate
 from anvil.recipe.models import Recipe
-from anvil.stages import evaluate, knowledge
-from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
+from anvil.stages import evaluate, knowledge, train
+from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, artifact_json, read_figures
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 2
@@ -82,7 +82,7 @@ def run(ctx: StageRun[GateConfig]) -> Result:
     benchmarks = knowledge.results_of(ctx.inputs["knowledge"]).benchmarks if "knowledge" in ctx.inputs else None
     checked = check_gates(suites, ctx.config.gates, benchmarks)
     guard = ctx.config.guard
-    trained = ctx.records["train"].metrics if guard else {}
+    trained = train.figures(ctx.records["train"]).of_method() if guard else {}
     found = (
         [
             reward_outran_evaluation(trained, suites, benchmarks or {}, guard.alpha),
@@ -96,7 +96,7 @@ def run(ctx: StageRun[GateConfig]) -> Result:
         checked.append(
             {
                 "metric": "reward guard",
-                "value": ctx.records["train"].metrics.get("held_out_reward_after"),  # the held-out reward
+                "value": trained.get("held_out_reward_after"),  # the held-out reward
                 "min": None,
                 "max": None,
                 "passed": False,
@@ -105,12 +105,31 @@ def run(ctx: StageRun[GateConfig]) -> Result:
         )
     failures = [g for g in checked if not g["passed"]]
     write_json(ctx.out / GATES, {"gates": checked, "reward_guard": hacked})
-    metrics = {"passed": not failures, "gates": len(checked), "failures": failures, "reward_guard": hacked}
+    metrics = Gated(
+        passed=not failures, gates=len(checked), failures=failures, reward_guard=hacked, guarded=guard is not None
+    )
     if failures:
-        return Result(metrics, Outcome.FAILED, f"failed {len(failures)} of {len(checked)} gates: {_missed(failures)}")
+        return Result.of(
+            metrics, Outcome.FAILED, f"failed {len(failures)} of {len(checked)} gates: {_missed(failures)}"
+        )
     if hacked is not None:
-        return Result(metrics, Outcome.WARNED, hacked)
-    return Result(metrics)
+        return Result.of(metrics, Outcome.WARNED, hacked)
+    return Result.of(metrics)
+
+
+class Gated(Recorded):
+    """Whether every gate passed, how many there were, each that failed (metric, value, min, max, reason),
+    and, for a reinforcement round (`guarded`), what its reward guard found (None: nothing)."""
+
+    passed: bool
+    gates: int
+    failures: list[dict[str, Any]]
+    reward_guard: str | None = None
+    guarded: bool = False
+
+
+def figures(record: StageRecord) -> Gated:
+    return read_figures(Gated, record)
 
 
 def reward_outran_evaluation(
@@ -171,7 +190,7 @@ def checked(artifact: Path) -> list[dict[str, Any]]:
 
 def failure_lines(record: StageRecord) -> list[str]:
     """The seed's GATE table: metric, value, threshold."""
-    return table(record.metrics.get("failures", []))
+    return table(figures(record).failures)
 
 
 def table(gates: list[dict[str, Any]], marked: bool = False, width: int = 78) -> list[str]:
@@ -201,10 +220,10 @@ def table(gates: list[dict[str, Any]], marked: bool = False, width: int = 78) ->
 
 def summary(record: StageRecord) -> str:
     """The last verdict, shown beside the gate in `plan`."""
-    failures, total = record.metrics.get("failures", []), record.metrics.get("gates", 0)
-    guarded = "reward_guard" in record.metrics  # a grpo round's gate
-    if record.outcome is Outcome.WARNED and guarded:
-        return "reward guard: the reward rose and no evaluation did"
+    m = figures(record)
+    failures, total, guarded = m.failures, m.gates, m.guarded
+    if record.outcome is Outcome.WARNED and m.reward_guard:
+        return "reward guard: the reward may have been learnt, not the task (`anvil status` says why)"
     if record.outcome is not Outcome.FAILED:
         said = f"passed {total} gate{'s' if total > 1 else ''}" if total else "no gates"
         return said + ("; reward guard: no warning" if guarded else "")
@@ -231,4 +250,5 @@ STAGE = Stage(
     failure_lines=failure_lines,
     failure_means="not promoted",
     cost=COST,
+    figures=Gated,
 )

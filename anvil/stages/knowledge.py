@@ -36,7 +36,18 @@ from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import transcripts
-from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites, throughput, weights_of
+from anvil.stages.stage import (
+    Parallel,
+    Recorded,
+    Result,
+    Stage,
+    StageRun,
+    Suites,
+    Throughput,
+    read_figures,
+    throughput,
+    weights_of,
+)
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 5  # 5: lm-eval tasks; answers kept by prompt
@@ -190,8 +201,18 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
         }
         results[name] = BenchmarkScores.model_validate(_summary(found, spec) | against | {"items": found.items})
     write_json(ctx.out / RESULTS, KnowledgeResults(benchmarks=results).model_dump(mode="json"))
-    metrics = {name: b.model_dump(mode="json", exclude={"items"}, exclude_defaults=True) for name, b in results.items()}
-    return Result({"benchmarks": metrics} | throughput(int(generation["tokens"]), generation["seconds"]))
+    headlines = {name: b.model_copy(update={"items": []}) for name, b in results.items()}
+    return Result.of(Known(benchmarks=headlines, **throughput(int(generation["tokens"]), generation["seconds"])))
+
+
+class Known(Recorded, Throughput):
+    """What the state records of a knowledge stage: each benchmark's scores and deltas, without its items."""
+
+    benchmarks: dict[str, BenchmarkScores]
+
+
+def figures(record: StageRecord) -> Known:
+    return read_figures(Known, record)
 
 
 def _task(spec: Knowledge, ctx: StageRun[KnowledgeConfig]) -> tuple[harness.Task, Any]:
@@ -297,7 +318,7 @@ def results_of(artifact: Path) -> KnowledgeResults:
 
 
 def summary(record: StageRecord) -> str:
-    return ", ".join(f"{name} {100 * b['score']:.0f}%" for name, b in record.metrics.get("benchmarks", {}).items())
+    return ", ".join(f"{name} {100 * b.score:.0f}%" for name, b in figures(record).benchmarks.items())
 
 
 TYPICAL_ANSWER = 256  # tokens: a chain of thought usually ends (stop sequence, end of turn) well before its budget
@@ -325,4 +346,6 @@ COST = Cost(
 )
 
 
-STAGE = Stage(kind="knowledge", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)
+STAGE = Stage(
+    kind="knowledge", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, figures=Known
+)

@@ -21,7 +21,7 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.quantization import Quantize
 from anvil.stages import source
 from anvil.stages.report import shipped
-from anvil.stages.stage import Result, Shown, Stage, StageRun, Suites, weights_of
+from anvil.stages.stage import Recorded, Result, Shown, Stage, StageRun, Suites, read_figures, weights_of
 from anvil.state.checkpoint import sizes, weight_dtype
 
 CODE_VERSION = 2
@@ -78,28 +78,45 @@ def run(ctx: StageRun[QuantizeConfig]) -> Result:
     found = backend.logits_against(parent, ctx.out, probes, NEW_TOKENS)
     ctx.progress(0.7, "generation speed and peak memory, parent then quantized")
     speeds = backend.speeds({"parent": parent, "quantized": ctx.out}, PROMPTS, SPEED_TOKENS)
-    metrics = {
-        "label": ctx.config.quantize.label,
-        "parent_dtype": weight_dtype(parent),
-        "bytes": after,
-        "parent_bytes": before,
-        "language_ratio": after["language"] / before["language"] if before["language"] else None,
-        "parity": found,
-        "speed": speeds,
-    }
-    return Result(metrics)
+    return Result.of(
+        QuantizeFigures(
+            label=ctx.config.quantize.label,
+            parent_dtype=weight_dtype(parent),
+            bytes=after,
+            parent_bytes=before,
+            language_ratio=after["language"] / before["language"] if before["language"] else None,
+            parity=found,
+            speed=speeds,
+        )
+    )
+
+
+class QuantizeFigures(Recorded):
+    """Sizes by part (`total`, `language`, ...), of the quantized model and its parent; its logits against
+    the parent's; generation speed and peak memory of both (`speed`: by "parent" and "quantized")."""
+
+    label: str
+    parent_dtype: str
+    bytes: dict[str, int]
+    parent_bytes: dict[str, int]
+    language_ratio: float | None
+    parity: dict[str, Any]
+    speed: dict[str, dict[str, Any]]
+
+
+def figures(record: StageRecord) -> QuantizeFigures:
+    return read_figures(QuantizeFigures, record)
 
 
 def summary(record: StageRecord) -> str:
-    m = record.metrics
-    size, parent = m["bytes"]["total"], m["parent_bytes"]["total"]
-    speed = m.get("speed", {})
+    m = figures(record)
+    size, parent = m.bytes["total"], m.parent_bytes["total"]
     rate = ""
-    if speed.get("parent", {}).get("tokens_per_second"):
-        rate = f", {speed['quantized']['tokens_per_second'] / speed['parent']['tokens_per_second']:.2f}x tokens/s"
+    if m.speed.get("parent", {}).get("tokens_per_second"):
+        rate = f", {m.speed['quantized']['tokens_per_second'] / m.speed['parent']['tokens_per_second']:.2f}x tokens/s"
     return (
-        f"{m['label']}: {size / 1e6:.1f} MB ({size / parent:.0%} of the parent){rate}, top-1 "
-        f"{m['parity']['top1_agreement']:.0%} with the parent"
+        f"{m.label}: {size / 1e6:.1f} MB ({size / parent:.0%} of the parent){rate}, top-1 "
+        f"{m.parity['top1_agreement']:.0%} with the parent"
     )
 
 
@@ -120,9 +137,9 @@ COST = Cost(
 )
 
 
-def figures(record: StageRecord, recipe: Recipe, model: str) -> dict[str, Any]:
+def shown(record: StageRecord, recipe: Recipe, model: str) -> dict[str, Any]:
     quantize = recipe.models[model].quantize
-    return record.metrics | {"margin": quantize.margin if quantize else None}
+    return figures(record).model_dump(mode="json") | {"margin": quantize.margin if quantize else None}
 
 
 def eval_lines(q: dict[str, Any], report: dict[str, Any]) -> list[str]:
@@ -146,5 +163,6 @@ STAGE = Stage(
     run=run,
     summary=summary,
     cost=COST,
-    shown=Shown("quantized", figures, eval_lines),
+    shown=Shown("quantized", shown, eval_lines),
+    figures=QuantizeFigures,
 )

@@ -22,7 +22,7 @@ from anvil.recipe.metrics import KNOWLEDGE, parse_metric
 from anvil.recipe.models import Recipe
 from anvil.recipe.sweep import Select, simplicity, variants
 from anvil.stages import evaluate, knowledge
-from anvil.stages.stage import Result, Stage, StageRun, Suites, artifact_json
+from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, artifact_json, read_figures
 from anvil.state.atomic import write_json
 
 CODE_VERSION = 1
@@ -119,11 +119,9 @@ def run(ctx: StageRun[SelectConfig]) -> Result:
     chosen = choose(ctx.config, results)
     _link_tree(ctx.inputs[f"weights:{chosen['winner']}"], ctx.out)
     write_json(ctx.out / ARTIFACT, chosen)
-    return Result(
-        {k: chosen[k] for k in ("winner", "rule", "metric", "reason")}
-        | {"values": {row["variant"]: row["value"] for row in chosen["variants"]}},
-        passes_on=f"weights:{chosen['winner']}",
-    )
+    values = {row["variant"]: row["value"] for row in chosen["variants"]}
+    figures = Chosen(**{k: chosen[k] for k in ("winner", "rule", "metric", "reason")}, values=values)
+    return Result(figures.recorded(), passes_on=f"weights:{chosen['winner']}")
 
 
 def _link_tree(source: Path, out: Path) -> None:
@@ -152,9 +150,25 @@ def results_of(artifact: Path) -> dict[str, Any]:
     return artifact_json(artifact, ARTIFACT)
 
 
+class Chosen(Recorded):
+    """The winner, the rule and metric it was chosen by and why, and each variant's value of the metric."""
+
+    winner: str
+    rule: str
+    metric: str
+    reason: str
+    values: dict[str, float]
+
+
+def figures(record: StageRecord) -> Chosen:
+    return read_figures(Chosen, record)
+
+
 def summary(record: StageRecord) -> str:
-    m = record.metrics
-    return f"winner {m['winner']}: {m['reason']}"
+    m = figures(record)
+    return f"winner {m.winner}: {m.reason}"
 
 
-STAGE = Stage(kind="select", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True)
+STAGE = Stage(
+    kind="select", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True, figures=Chosen
+)

@@ -24,7 +24,7 @@ from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import source
-from anvil.stages.stage import Result, Shown, Stage, StageRun, Suites, weights_of
+from anvil.stages.stage import Recorded, Result, Shown, Stage, StageRun, Suites, read_figures, weights_of
 
 if TYPE_CHECKING:
     from anvil.backends.process import Owned
@@ -57,28 +57,56 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 # `validate` does, needs none of them.
 
 
+class Served(Recorded):
+    """The running server (its process as the ledger proves it ours) and what its validation found: greedy
+    answers as in process (`validation_agreement`; `kv_validation_agreement` with a quantized KV cache,
+    against a reference server without one), logprobs, training's own samples; the server's settings as
+    validated (a later change is drift)."""
+
+    pid: int
+    process: dict[str, Any]  # backends/process.Owned, as JSON
+    host: str
+    port: int
+    url: str
+    model: str  # the name it serves the weights as
+    startup_s: float | None = None
+    log: str | None = None
+    validation_prompts: int = 0
+    samples_compared: int = 0
+    validation_agreement: float | None = None
+    kv_validation_agreement: float | None = None
+    validation_logprob_diff: float | None = None
+    samples_agreement: float | None = None
+    settings: dict[str, Any] = {}
+    warnings: list[str] = []
+
+
+def served(record: StageRecord) -> Served:
+    return read_figures(Served, record)
+
+
 def _owned(record: StageRecord) -> Owned:
-    return Owned.from_json(record.metrics["process"])
+    return Owned.from_json(served(record).process)
 
 
 def server_of(record: StageRecord):
     """The recorded server, to send requests to."""
 
-    m = record.metrics
+    m = served(record)
     key = backend.api_key(Serve.model_validate(record.config))
-    return backend.Server(_owned(record), m["host"], m["port"], key, m["model"])
+    return backend.Server(_owned(record), m.host, m.port, key, m.model)
 
 
 def check(record: StageRecord) -> str | None:
-    m = record.metrics
+    m = served(record)
     if not process.is_ours(_owned(record)):
-        if backend.port_in_use(m["host"], m["port"]):
-            return f"server process {m['pid']} is gone and another process holds port {m['port']}"
-        return f"server process {m['pid']} is not running"
+        if backend.port_in_use(m.host, m.port):
+            return f"server process {m.pid} is gone and another process holds port {m.port}"
+        return f"server process {m.pid} is not running"
     server = server_of(record)
     if not backend.healthy(server):
-        return f"server process {m['pid']} does not answer on {m['url']}"
-    return settings_drift(m.get("settings"), backend.settings(server))
+        return f"server process {m.pid} does not answer on {m.url}"
+    return settings_drift(m.settings, backend.settings(server))
 
 
 def settings_drift(started: dict[str, Any] | None, now: dict[str, Any] | None) -> str | None:
@@ -108,7 +136,7 @@ def preflight(node: Node, previous: StageRecord | None) -> str | None:
     runs now."""
     options = node.config
     assert isinstance(options, Serve)
-    recorded = (previous.metrics.get("host"), previous.metrics.get("port")) if previous is not None else None
+    recorded = (served(previous).host, served(previous).port) if previous is not None else None
     if recorded == (options.host, options.port) or not backend.port_in_use(options.host, options.port):
         return None  # free, or held by the server the restart stops first
     holder = process.listener(options.port) or "another process"
@@ -120,7 +148,7 @@ def preflight(node: Node, previous: StageRecord | None) -> str | None:
 def is_mine(record: StageRecord, project: str) -> bool:
     """The check before any signal: the project that runs now started it (a copied project's state records
     the original's server), and it is still the very process that was started."""
-    return record.metrics.get("project") == project and process.is_ours(_owned(record))
+    return served(record).project == project and process.is_ours(_owned(record))
 
 
 def stop(record: StageRecord) -> bool:
@@ -176,10 +204,10 @@ def run(ctx: StageRun[Serve]) -> Result:
     # (a copied project's state records the original's server: it is not ours to stop).
     previous = ctx.previous if ctx.previous is not None and ctx.previous.kind == "serve" else None
     mine = previous if previous is not None and is_mine(previous, ctx.local.id) else None
-    frees = mine is not None and (mine.metrics.get("host"), mine.metrics.get("port")) == (options.host, options.port)
+    frees = mine is not None and (served(mine).host, served(mine).port) == (options.host, options.port)
     if not frees and backend.port_in_use(options.host, options.port):
         holder = process.listener(options.port) or "another process"
-        kept = "" if mine is None else f"; the {mine.config.get('model')} at {mine.metrics.get('url')}/v1 keeps serving"
+        kept = "" if mine is None else f"; the {mine.config.get('model')} at {served(mine).url}/v1 keeps serving"
         raise AnvilError(
             f"serve: port {options.port} on {options.host} is already in use by {holder}{kept}; set another "
             "`[serve] port` in the recipe, or stop that process"
@@ -218,19 +246,19 @@ def run(ctx: StageRun[Serve]) -> Result:
         raise
     warnings = _warnings(validation, options.kv_cache)
     validation["settings"] = backend.settings(server)  # as validated: a later change is drift (`check`)
-    metrics = {
-        "pid": server.pid,
-        "process": server.owned.to_json(),
-        "host": server.host,
-        "port": server.port,
-        "url": server.url,
-        "model": server.model,
-        "startup_s": round(started_s, 2),
-        "log": str(log),
+    metrics = Served(
+        pid=server.pid,
+        process=server.owned.to_json(),
+        host=server.host,
+        port=server.port,
+        url=server.url,
+        model=server.model,
+        startup_s=round(started_s, 2),
+        log=str(log),
         **validation,
-        "warnings": warnings,
-    }
-    return Result.judged(metrics, warnings, Outcome.WARNED)
+        warnings=warnings,
+    )
+    return Result.judged(metrics.recorded(), warnings, Outcome.WARNED)
 
 
 def _warnings(validation: dict[str, Any], kv: KvCache) -> list[str]:
@@ -255,25 +283,28 @@ def _warnings(validation: dict[str, Any], kv: KvCache) -> list[str]:
     return warnings
 
 
-def figures(record: StageRecord, recipe: Recipe, model: str) -> dict[str, Any] | None:
+def shown(record: StageRecord, recipe: Recipe, model: str) -> dict[str, Any] | None:
     """What the server's validation found, for `eval show` of the model it serves."""
     if record.config.get("model") != model:
         return None
-    shown = (
-        "validation_prompts",
-        "validation_agreement",
-        "kv_validation_agreement",
-        "validation_logprob_diff",
-        "samples_compared",
-        "samples_agreement",
+    found = served(record).model_dump(
+        include={
+            "validation_prompts",
+            "validation_agreement",
+            "kv_validation_agreement",
+            "validation_logprob_diff",
+            "samples_compared",
+            "samples_agreement",
+        },
+        exclude_none=True,
     )
-    return {k: record.metrics[k] for k in shown if k in record.metrics} | {"kv_cache": record.config.get("kv_cache")}
+    return found | {"kv_cache": record.config.get("kv_cache")}
 
 
 def summary(record: StageRecord) -> str:
-    m = record.metrics
-    warned = "; WARNING: " + "; ".join(m["warnings"]) if m.get("warnings") else ""
-    return f"{record.config.get('model')} at {m['url']}/v1{warned}"
+    m = served(record)
+    warned = "; WARNING: " + "; ".join(m.warnings) if m.warnings else ""
+    return f"{record.config.get('model')} at {m.url}/v1{warned}"
 
 
 COST = Cost(
@@ -315,6 +346,7 @@ STAGE = Stage(
     stop=stop,
     recorded=recorded,
     cost=COST,
-    shown=Shown("served", figures, eval_lines),
+    shown=Shown("served", shown, eval_lines),
     preflight=preflight,
+    figures=Served,
 )

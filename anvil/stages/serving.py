@@ -24,7 +24,7 @@ from anvil.recipe.models import Recipe
 from anvil.stages import evaluate, transcripts
 from anvil.stages.evaluate import EvalConfig
 from anvil.stages.serve import server_of
-from anvil.stages.stage import Parallel, Result, Stage, StageRun, Suites
+from anvil.stages.stage import Parallel, Recorded, Result, Stage, StageRun, Suites, read_figures
 from anvil.stages.transcripts import TranscriptsConfig
 from anvil.state.atomic import write_json
 
@@ -91,7 +91,19 @@ def run(ctx: StageRun[ServingConfig]) -> Result:
         for suite, f in found.items()
         if not f["within_noise"]
     ]
-    return Result.judged({"suites": found, "warnings": warnings}, warnings, Outcome.WARNED)
+    return Result.judged(ServedScores(suites=found, warnings=warnings).recorded(), warnings, Outcome.WARNED)
+
+
+class ServedScores(Recorded):
+    """Per suite, the served model's one-run composite against the evaluation's runs (`compare`), and a
+    warning for each suite outside their spread."""
+
+    suites: dict[str, dict[str, Any]]
+    warnings: list[str] = []
+
+
+def figures(record: StageRecord) -> ServedScores:
+    return read_figures(ServedScores, record)
 
 
 def compare(scored: EvalConfig, suite: str, served: dict[str, float], summary: SuiteScores) -> dict[str, Any]:
@@ -120,7 +132,7 @@ def compare(scored: EvalConfig, suite: str, served: dict[str, float], summary: S
 
 def summary(record: StageRecord) -> str:
     parts = []
-    for suite, f in record.metrics.get("suites", {}).items():
+    for suite, f in figures(record).suites.items():
         verdict = "within the runs' spread" if f["within_noise"] else "outside the runs' spread"
         parts.append(f"{suite}: served 1-run {f['served']:.2f} vs evaluated {f['evaluated']:.2f} ({verdict})")
     return "; ".join(parts)
@@ -136,4 +148,6 @@ def _asked_once(work: Work, units: float, speed: Speed) -> float:
 COST = Cost(evaluation=True, start_s=0.5, first_run=_asked_once)
 
 
-STAGE = Stage(kind="serving", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)
+STAGE = Stage(
+    kind="serving", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, figures=ServedScores
+)

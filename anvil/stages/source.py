@@ -19,7 +19,7 @@ from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe, Synthetic
-from anvil.stages.stage import Result, Stage, StageRun, Suites
+from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, read_figures
 
 CODE_VERSION = 3  # 3: the synthetic base writes its config in full and has an audio tower
 POINTER = "source.json"
@@ -63,12 +63,22 @@ def checkpoint(artifact: Path, root: Path) -> Path:
     return (root / data["path"]).resolve()
 
 
+class SourceFigures(Recorded):
+    """A synthetic model's sizes as built; a Hub model's commit."""
+
+    parameters: int | None = None
+    language_parameters: int | None = None
+    tensors: int | None = None
+    vocab_size: int | None = None
+    revision: str | None = None
+
+
 def run(ctx: StageRun[SourceConfig]) -> Result:
     config = ctx.config
     scheme, _, where = config.source.partition(":")
     if scheme == "synthetic":
         ctx.progress(0.1, "building a tiny Gemma 4")
-        return Result(synthetic.build(config.synthetic or Synthetic(), ctx.out))
+        return Result.of(SourceFigures.model_validate(synthetic.build(config.synthetic or Synthetic(), ctx.out)))
     if scheme == "path":
         folder, pointer = (ctx.root / where).resolve(), {"source": config.source, "path": where}
     else:
@@ -78,17 +88,19 @@ def run(ctx: StageRun[SourceConfig]) -> Result:
     if not (folder / "config.json").exists():
         raise AnvilError(f"{config.source}: {folder} has no config.json (expected a Hugging Face / MLX checkpoint)")
     (ctx.out / POINTER).write_text(json.dumps(pointer))
-    return Result({"revision": pointer["revision"]} if "revision" in pointer else {})
+    return Result.of(SourceFigures(revision=pointer["revision"]) if "revision" in pointer else SourceFigures())
 
 
 def summary(record: StageRecord) -> str:
-    m, source = record.metrics, record.config.get("source", "")
-    if "parameters" in m:
-        return f"{source}, {parameter_count(m['parameters'])} parameters"
-    return f"{source} at {m['revision'][:12]}" if "revision" in m else source
+    m, source = read_figures(SourceFigures, record), record.config.get("source", "")
+    if m.parameters is not None:
+        return f"{source}, {parameter_count(m.parameters)} parameters"
+    return f"{source} at {m.revision[:12]}" if m.revision else source
 
 
 COST = Cost(start_s=0.9, unit="bytes", units=weights, first_run=first_run.streamed)
 
 
-STAGE = Stage(kind="source", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST)
+STAGE = Stage(
+    kind="source", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, figures=SourceFigures
+)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from anvil.errors import EXIT_ERROR, AnvilError
 from anvil.estimates.cost import Cost
@@ -18,6 +18,7 @@ from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import SuiteTest
+from anvil.state.figures import Figures
 from anvil.state.project_state import ProjectState
 
 C = TypeVar("C", bound=BaseModel)
@@ -63,11 +64,48 @@ class Parallel(BaseModel):
     sampled: bool = False
 
 
-def throughput(tokens: int, seconds: float) -> dict[str, Any]:
+class Throughput(Figures):
     """A generating stage's figures for the page: tokens this run generated and their rate (none resumed)."""
+
+    generated_tokens: int | None = None
+    tokens_per_s: float | None = None
+
+
+def throughput(tokens: int, seconds: float) -> dict[str, Any]:
+    """Throughput's fields, when this run generated anything."""
     if tokens <= 0 or seconds <= 0:
         return {}
     return {"generated_tokens": tokens, "tokens_per_s": tokens / seconds}
+
+
+class Recorded(Figures):
+    """What the state records of a finished stage (its StageRecord's metrics), typed: each kind's model derives
+    from this, and every reader outside the stage gets them through the stage's `figures`. `imported_from`:
+    the folder `anvil import` adopted; `project`: the project a resource (a server) belongs to."""
+
+    imported_from: str | None = None
+    project: str | None = None
+
+    def recorded(self) -> dict[str, Any]:
+        """As the state holds it: the fields the stage set (a reader's model fills in the rest)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+R = TypeVar("R", bound=Recorded)
+
+
+def read_figures(model: type[R], record: StageRecord) -> R:
+    """A record's figures as `model`: an error naming the stage when the state holds others (written by
+    another version of Anvil, or edited by hand), never a KeyError later."""
+    try:
+        return model.model_validate(record.metrics)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "its figures"
+        raise AnvilError(
+            f"{record.id}: the state's figures are not this Anvil's ({where}: {first['msg']}); "
+            "`anvil plan` shows what to rebuild"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -85,6 +123,11 @@ class Result:
     def judged(cls, metrics: dict[str, Any], problems: list[str], outcome: Outcome) -> Result:
         """`outcome` with `problems` as its reason when there are any, else ok."""
         return cls(metrics, outcome, "; ".join(problems)) if problems else cls(metrics)
+
+    @classmethod
+    def of(cls, figures: Recorded, outcome: Outcome = Outcome.OK, reason: str = "") -> Result:
+        """A stage's typed figures, recorded as the state holds them."""
+        return cls(figures.recorded(), outcome, reason)
 
 
 @dataclass(frozen=True)
@@ -119,6 +162,7 @@ class Stage:
     failure_lines: Callable[[StageRecord], list[str]] | None = None
     failure_means: str = "what needs it is blocked"
     cost: Cost = Cost()  # what its time and peak memory depend on, for the plan's estimates
+    figures: type[Recorded] = Recorded  # what its records hold, typed (`read_figures`)
     # What the live page draws of it while it runs, from its scratch folder (a round's loss curve so far).
     so_far: Callable[[Path], Any] | None = None
     shown: Shown | None = None  # what `eval show MODEL` adds from this stage of the model

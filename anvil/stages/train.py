@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import model_serializer
+from pydantic import ConfigDict, model_serializer
 
 from anvil.backends import lora, samples
 from anvil.backends.lora import curve_so_far
@@ -31,7 +31,7 @@ from anvil.recipe.models import Lora, Recipe, Train, lora_keys
 from anvil.recipe.preference import as_chat
 from anvil.recipe.suite import Scoring
 from anvil.stages import dataset, source, transcripts
-from anvil.stages.stage import Result, Stage, StageRun, Suites, weights_of
+from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, read_figures, weights_of
 from anvil.state import adapters
 
 CODE_VERSION = 3
@@ -106,7 +106,7 @@ def judging(reward: RewardJudge | None, cache: Path) -> dict[str, Any] | None:
     judge runs in (this one: the training child runs in its checkpoints folder)."""
     if reward is None:
         return None
-    asked = reward.model_dump(mode="json") | {"concurrency": reward.judge.concurrency}
+    asked = reward.model_dump(mode="json", by_alias=True) | {"concurrency": reward.judge.concurrency}
     return asked | {"cache": str(cache / "judge"), "cwd": os.getcwd()}
 
 
@@ -154,7 +154,41 @@ def run(ctx: StageRun[TrainConfig]) -> Result:
         log=ctx.local.logs / f"{ctx.node.id}.trainer.log",
         progress=ctx.progress,
     )
-    return Result(metrics)
+    return Result.of(Trained.model_validate(metrics))
+
+
+class Trained(Recorded):
+    """A round's training: the loss curve's ends, speed and peak memory, the adapter's size, training's own
+    greedy samples before and after; beside these, the method's own figures (its module's `results`: a DPO
+    round's held-out margin, a GRPO round's held-out reward), which its `summary` and `dashboard` read. An
+    imported adapter has its size only."""
+
+    model_config = Recorded.model_config | ConfigDict(extra="allow")
+
+    steps: int | None = None
+    processes: int | None = None
+    resumed_from_step: int | None = None
+    train_loss_first: float | None = None
+    train_loss_last: float | None = None
+    valid_loss_first: float | None = None
+    valid_loss_last: float | None = None
+    tokens_per_second: float | None = None
+    seconds_per_step: float | None = None
+    peak_memory_gb: float | None = None
+    trainable_parameters: int | None = None
+    total_parameters: int | None = None
+    trainable_percent: float | None = None
+    samples: int | None = None
+    sample_similarity_before: float | None = None
+    sample_similarity_after: float | None = None
+
+    def of_method(self) -> dict[str, Any]:
+        """Every figure, the method's own among them, as its module reads them."""
+        return self.model_dump()
+
+
+def figures(record: StageRecord) -> Trained:
+    return read_figures(Trained, record)
 
 
 def adopt(ctx: StageRun[TrainConfig], folder: Path) -> Result:
@@ -180,17 +214,17 @@ def adopt(ctx: StageRun[TrainConfig], folder: Path) -> Result:
     for name in adapters.FILES:
         shutil.copyfile(folder / name, ctx.out / name)
     trainable = sum(math.prod(shape) for shape in shapes.values())
-    return Result({"trainable_parameters": trainable})
+    return Result.of(Trained(trainable_parameters=trainable))
 
 
 def summary(record: StageRecord) -> str:
-    m = record.metrics
-    if m.get("train_loss_first") is None:  # nothing logged (an adapter imported: trained elsewhere)
-        return f"{m['steps']} steps" if m.get("steps") else ""
-    if own := METHODS[record.config.get("method", "sft")].summary(m):
+    m = figures(record)
+    if m.train_loss_first is None or m.train_loss_last is None:  # nothing logged (imported: trained elsewhere)
+        return f"{m.steps} steps" if m.steps else ""
+    if own := METHODS[record.config.get("method", "sft")].summary(m.of_method()):
         return own
-    valid = f", valid {m['valid_loss_last']:.3f}" if m.get("valid_loss_last") is not None else ""
-    return f"loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}{valid}"
+    valid = f", valid {m.valid_loss_last:.3f}" if m.valid_loss_last is not None else ""
+    return f"loss {m.train_loss_first:.3f} -> {m.train_loss_last:.3f}{valid}"
 
 
 def _memory(work: Work) -> float | None:
@@ -238,4 +272,5 @@ STAGE = Stage(
     cost=COST,
     so_far=curve_so_far,
     adopt=adopt,
+    figures=Trained,
 )

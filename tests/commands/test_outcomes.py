@@ -49,7 +49,7 @@ def test_a_fuse_that_failed_parity_fails_the_apply_with_its_reason(tmp_path):
 def test_status_at_80_columns_shows_every_figure_and_pads_nothing(tmp_path):
     folder = lineage(tmp_path / "p")
     long = "the server agrees on 60% of the validation prompts (with 4-bit turboquant KV quantization from token 0)"
-    warned = Result({"url": "http://127.0.0.1:8092"}, Outcome.WARNED, long)
+    warned = Result({}, Outcome.WARNED, long)
     apply_without_mlx(folder, {"train": {}, "fuse": lambda workdir: warned})
     console = Console(width=80, record=True)
     status_table(status_rows(open_project(folder / "anvil.toml")), console)
@@ -68,12 +68,13 @@ def test_a_kv_quantized_server_that_changes_any_answer_warns():
 
 
 def test_the_judge_sentence_comes_from_its_thresholds():
-    figures = {"kappa": {"value": 0.11}, "mae": {"value": 2.51}}
-    unchecked = calibration.verdict(figures | {"thresholds": {}, "shortfalls": []})
+    agreement = {"kappa": {"value": 0.11}, "spearman": {"value": 0.2}, "mae": {"value": 2.51}, "bias": {"value": 0}}
+    figures = lambda **decided: calibration.Calibrated(n=6, alpha=0.05, **agreement, **decided)  # noqa: E731
+    unchecked = calibration.verdict(figures(thresholds={}, shortfalls=[]))
     assert unchecked.startswith("Not judged: no judge_agreement thresholds") and "Agrees" not in unchecked
-    failed = calibration.verdict(figures | {"thresholds": {"min_kappa": 0.6}, "shortfalls": ["kappa 0.11 < 0.6"]})
+    failed = calibration.verdict(figures(thresholds={"min_kappa": 0.6}, shortfalls=["kappa 0.11 < 0.6"]))
     assert failed == "Failed: kappa 0.11 < 0.6."
-    met = calibration.verdict(figures | {"thresholds": {"min_kappa": 0.1, "max_mae": 3.0}, "shortfalls": []})
+    met = calibration.verdict(figures(thresholds={"min_kappa": 0.1, "max_mae": 3.0}, shortfalls=[]))
     assert met == "Agrees with the person within every threshold (min_kappa = 0.1, max_mae = 3)."
 
 

@@ -15,6 +15,8 @@ from anvil.project import open_project
 from tests.conftest import DATA_ONLY
 from tests.test_executor import Recorder, apply_fake
 
+WHERE = {"host": "127.0.0.1", "port": 1, "url": "http://127.0.0.1:1", "model": "v1"}  # a server record's address
+
 
 def two_projects(project_dir, monkeypatch, tmp_path_factory):
     """The fixture's data-only recipe, and a copy in another folder that mixes differently; one store."""
@@ -98,7 +100,7 @@ def test_down_stops_only_the_projects_own_server(project_dir, monkeypatch, tmp_p
                 outputs="",
                 started=now,
                 duration_s=0.0,
-                metrics={"pid": child.pid, "process": child.owned.to_json()},
+                metrics={"pid": child.pid, "process": child.owned.to_json()} | WHERE,
             )
         }
     )
@@ -119,7 +121,7 @@ def test_a_copied_project_forgets_the_originals_server_without_stopping_it(proje
     original = open_project(project_dir / "anvil.toml")
     child = process.spawn([sys.executable, "-c", "import time; time.sleep(60)"], None, tethered=False)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    metrics = {"pid": child.pid, "process": child.owned.to_json(), "project": original.state.id}
+    metrics = {"pid": child.pid, "process": child.owned.to_json(), "project": original.state.id} | WHERE
     original.state.save(
         {
             "serve": StageRecord(

@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from anvil.planning.graph import stage_id
-from anvil.stages import evaluate
-from anvil.stages.calibration import verdict
+from anvil.stages import calibration, evaluate
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.sections import eval_results
 from anvil.stages.report.view import View
@@ -43,14 +42,14 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
         }
         record = view.built(sid) if sid in view.states else None
         if record is not None:
-            m = record.metrics
+            m = calibration.figures(record)
             row |= {
-                "n": m["n"],
-                "thresholds": m.get("thresholds", {}),
-                "shortfalls": m.get("shortfalls", []),
-                "verdict": verdict(m),
-                "figures": [{"key": key, "label": label, **m[key]} for key, label in FIGURES],
-                "panel": m.get("panel"),
+                "n": m.n,
+                "thresholds": m.thresholds,
+                "shortfalls": m.shortfalls,
+                "verdict": calibration.verdict(m),
+                "figures": [{"key": key, "label": label, **getattr(m, key)} for key, label in FIGURES],
+                "panel": m.panel,
             }
         row["noise"] = [
             {"model": model, **noise} for model in config.evaluated if (noise := _noise(view, model, suite))

@@ -18,7 +18,7 @@ from anvil.stages.report.collect import dashboard
 from anvil.stages.report.config import ReportConfig, report_config
 from anvil.stages.report.page import render
 from anvil.stages.report.view import View
-from anvil.stages.stage import Result, Stage, StageRun, Suites
+from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, read_figures
 from anvil.state.atomic import write_bytes, write_json
 
 CODE_VERSION = 1
@@ -47,11 +47,25 @@ def run(ctx: StageRun[ReportConfig]) -> Result:
     write_json(ctx.out / DATA, data)
     page = render(data)
     write_bytes(ctx.out / PAGE, page.encode())
-    return Result({"bytes": len(page.encode()), "stages": len(ctx.records)})
+    return Result.of(Page(bytes=len(page.encode()), stages=len(ctx.records)))
+
+
+class Page(Recorded):
+    bytes: int
+    stages: int  # the stages it read
 
 
 def summary(record: StageRecord) -> str:
-    return f"{record.metrics.get('bytes', 0) / 1000:.0f} kB page of {record.metrics.get('stages', 0)} stages"
+    m = read_figures(Page, record)
+    return f"{m.bytes / 1000:.0f} kB page of {m.stages} stages"
 
 
-STAGE = Stage(kind="report", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=Cost(start_s=0.05))
+STAGE = Stage(
+    kind="report",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    cost=Cost(start_s=0.05),
+    figures=Page,
+)
