@@ -21,6 +21,8 @@ from anvil.commands.eval_show import eval_results
 from anvil.planning.plan import Act
 from anvil.planning.record import Outcome
 from anvil.project import open_project
+from anvil.stages.registry import BY_KIND
+from anvil.stages.stage import read_figures
 from anvil.state.checkpoint import shards, sizes
 from tests.browser import needs_chromium, visit
 from tests.conftest import REPO
@@ -53,6 +55,8 @@ def test_default_recipe_applies_and_learns(built):
         assert not [p for p in (str(tmp_path), sys.prefix, str(REPO)) if p.encode() in data], file
     project = open_project(tmp_path / "anvil.toml")
     state = project.state.load()
+    for record in state.values():  # every record reads back as its kind's typed figures, exactly
+        assert read_figures(BY_KIND[record.kind].figures, record).recorded() == record.metrics, record.id
     for round_ in ("v1", "v2"):  # the model served is the model trained: one function in both runtimes
         parity = state[f"{round_}.fuse"].metrics["parity"]
         assert parity["verdict"] == "within tolerance" and parity["max_logit_diff"] <= 1e-4, parity

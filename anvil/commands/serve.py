@@ -14,6 +14,7 @@ from anvil.console import say
 from anvil.errors import EXIT_ERROR, AnvilError
 from anvil.recipe.load import load_recipe
 from anvil.recipe.serving import Serve
+from anvil.stages import serve
 
 if TYPE_CHECKING:
     from anvil.recipe.serving import Serve
@@ -62,10 +63,11 @@ def serve_target(model: str, recipe: str | Path, port: int | None) -> ServeTarge
     options = project.loaded.recipe.serve or Serve()
     options = options.model_copy(update={"port": port}) if port else options
     served = project.state.load().get("serve")
-    if served is not None and served.metrics.get("port") == options.port and project.drift(served) is None:
+    running = serve.served(served) if served is not None else None
+    if served is not None and running is not None and running.port == options.port and project.drift(served) is None:
         raise AnvilError(
             f"port {options.port} is held by the server `apply` keeps running for "
-            f"{served.config.get('model')} (pid {served.metrics['pid']}): stop it with `anvil down`, "
+            f"{served.config.get('model')} (pid {running.pid}): stop it with `anvil down`, "
             "or choose another port with --port"
         )
     return ServeTarget(project.weights(model), options, model, project.state.names)

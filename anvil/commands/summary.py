@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from anvil.planning.graph import stage_id
 from anvil.planning.record import StageRecord
 from anvil.planning.standing import Standing, State
-from anvil.stages import evaluate, gate
+from anvil.stages import evaluate, gate, serve
 
 if TYPE_CHECKING:
     from anvil.project import Project
@@ -50,12 +50,12 @@ def served(
     if record is None or standing is None:
         return None
     model = record.config.get("model")
-    m = record.metrics
+    m = serve.served(record)
     checked = gates.get(model, []) if isinstance(model, str) else []
     return {
         "model": model,
-        "url": m.get("url"),
-        "name": m.get("model"),
+        "url": m.url,
+        "name": m.model,
         "since": record.started,
         "problem": standing.reason if standing.state in (State.DOWN, State.FOREIGN) else None,
         "foreign": standing.state is State.FOREIGN,

@@ -6,6 +6,7 @@ evaluated, gated and served like a fused round (`weights_of`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -14,13 +15,13 @@ from anvil.backends import quantize as backend
 from anvil.errors import AnvilError
 from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost, weights
+from anvil.evaluation.results import BenchmarkScores, SuiteScores
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
 from anvil.recipe.quantization import Quantize
 from anvil.stages import source
-from anvil.stages.report import shipped
 from anvil.stages.stage import Recorded, Result, Shown, Stage, StageRun, Suites, read_figures, weights_of
 from anvil.state.checkpoint import sizes, weight_dtype
 
@@ -137,6 +138,58 @@ COST = Cost(
 )
 
 
+def verdict(composites: list[dict[str, Any]], benchmarks: list[dict[str, Any]], margin: float) -> dict[str, str]:
+    """Non-inferiority against the parent, with the intervals the rest of Anvil computes:
+    `non-inferior` when every suite composite's delta has its lower 95% bound above -margin and no
+    knowledge benchmark is significantly worse; `inferior` when a composite's upper bound is below -margin
+    or a benchmark is significantly worse; `undecided` otherwise (an interval too wide to tell), or
+    when nothing paired was measured."""
+    worse = [b["benchmark"] for b in benchmarks if b.get("significant") and (b.get("delta") or 0) < 0]
+    lows = [c for c in composites if c.get("ci_low") is not None]
+    if worse or any(c["ci_high"] < -margin for c in lows):
+        why = [
+            f"{c['suite']} composite {c['delta']:+.2f} (95% CI up to {c['ci_high']:+.2f}) is below -{margin:g}"
+            for c in lows
+            if c["ci_high"] < -margin
+        ] + [f"{name} significantly worse" for name in worse]
+        return {"verdict": "inferior", "why": "; ".join(why)}
+    if not lows:
+        return {"verdict": "undecided", "why": "no paired evaluation against the parent yet"}
+    if all(c["ci_low"] >= -margin for c in lows):
+        bound = min(c["ci_low"] for c in lows)
+        return {
+            "verdict": "non-inferior",
+            "why": f"composite delta's lower 95% bound {bound:+.2f} >= -{margin:g}"
+            + (", no knowledge benchmark significantly worse" if benchmarks else ""),
+        }
+    return {"verdict": "undecided", "why": f"an interval reaches below -{margin:g}: more runs or tests narrow it"}
+
+
+def paired(
+    suites: Mapping[str, SuiteScores], benchmarks: Mapping[str, BenchmarkScores]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Deltas vs the parent, as `verdict` reads them: each suite's composite and each knowledge benchmark's
+    score, with their intervals (`suites`: an eval's summaries; `benchmarks`: a knowledge stage's)."""
+    composites, known = [], []
+    for suite, summary in suites.items():
+        if delta := summary.delta_vs_parent:
+            tested = delta.significance.composite
+            composites.append(
+                {
+                    "suite": suite,
+                    "delta": delta.composite,
+                    "ci_low": tested.ci_low,
+                    "ci_high": tested.ci_high,
+                    "p_value": tested.p_value,
+                }
+            )
+    for name, b in benchmarks.items():
+        if paired_items := b.delta_vs_parent:
+            shown = {"delta", "ci_low", "ci_high", "p_value", "significant"}
+            known.append({"benchmark": name, **paired_items.model_dump(include=shown)})
+    return composites, known
+
+
 def shown(record: StageRecord, recipe: Recipe, model: str) -> dict[str, Any]:
     quantize = recipe.models[model].quantize
     return figures(record).model_dump(mode="json") | {"margin": quantize.margin if quantize else None}
@@ -145,7 +198,7 @@ def shown(record: StageRecord, recipe: Recipe, model: str) -> dict[str, Any]:
 def eval_lines(q: dict[str, Any], report: dict[str, Any]) -> list[str]:
     """A quantized node against its parent: what it costs and buys, and the non-inferiority verdict."""
     parent = report["against"]["parent"]
-    judged = shipped.verdict(*shipped.paired(report["suites"], report.get("knowledge", {})), q["margin"])
+    judged = verdict(*paired(report["suites"], report.get("knowledge", {})), q["margin"])
     mine, theirs = q["speed"]["quantized"], q["speed"]["parent"]
     return [
         f"quantized {q['label']} from {parent}: {q['bytes']['total'] / 1e6:.1f} MB "

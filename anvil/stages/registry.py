@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from anvil.errors import AnvilError
 from anvil.planning.graph import Graph
 from anvil.planning.record import StageRecord
 from anvil.recipe.models import Recipe
@@ -49,7 +50,10 @@ def summary_of(record: StageRecord) -> str | None:
     """The figures that matter of a recorded stage (its stage's `summary`), or None; for one adopted by
     `anvil import`, where from and when first (the figures of what Anvil checked, if its kind has any)."""
     stage = BY_KIND.get(record.kind)
-    own = stage.summary(record) if stage is not None and stage.summary is not None else None
+    try:
+        own = stage.summary(record) if stage is not None and stage.summary is not None else None
+    except AnvilError as e:  # a record this Anvil cannot read (another version's): said, not raised
+        own = str(e)
     if imported := record.metrics.get("imported_from"):
         checked = f"; {own}" if own else ""
         return f"imported from {imported} on {record.started[:10]}{checked}"

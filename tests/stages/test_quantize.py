@@ -10,8 +10,8 @@ from anvil.estimates.arithmetic import Shape
 from anvil.estimates.sizing import quantized_shape
 from anvil.recipe.models import Recipe
 from anvil.recipe.quantization import Quantize
+from anvil.stages.quantize import verdict
 from anvil.stages.registry import build_graph
-from anvil.stages.report.shipped import verdict
 from tests.conftest import LINEAGE
 
 QUANTIZED = LINEAGE + '\n[models.v2q4]\nparent = "v2"\nquantize = { bits = 4, group_size = 64 }\n'

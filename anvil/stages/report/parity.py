@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from anvil.planning.graph import stage_id
+from anvil.stages import fuse, serving
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 
@@ -29,7 +30,7 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
     for model, m in config.models.items():
         sid = stage_id("fuse", model)
         record = view.built(sid) if m.parent else None
-        if record is not None and (found := record.metrics.get("parity")) is not None:
+        if record is not None and (found := fuse.figures(record).parity) is not None:
             out.append({"model": model, **{k: found.get(k) for k in FIGURES}, "from": sid})
     return out
 
@@ -42,5 +43,5 @@ def served(view: View) -> list[dict[str, Any]]:
         return []
     return [
         {"suite": suite, "model": record.config.get("model"), **found, "from": "serving"}
-        for suite, found in record.metrics.get("suites", {}).items()
+        for suite, found in serving.figures(record).suites.items()
     ]

@@ -15,6 +15,7 @@ from anvil.stages import dataset, source
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.sections import eval_results, gate_failures, read_artifact, weights_stage
 from anvil.stages.report.view import View
+from anvil.stages.train import figures
 from anvil.state.checkpoint import weight_dtype
 
 
@@ -79,7 +80,8 @@ def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
     parent = config.models[model].parent
     assert parent is not None
     facts = _weights_facts(view, weights_stage(config, parent))
-    lora, train, metrics = record.config["lora"], record.config["train"], record.metrics
+    lora, train, trained = record.config["lora"], record.config["train"], figures(record)
+    metrics = trained.of_method()
     return {
         "state": view.states.get(sid, "pending"),
         "from": sid,
@@ -88,20 +90,20 @@ def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
         "scale": lora["scale"],
         "last_layers": lora["last_layers"],
         "targets": lora["targets"],
-        **{k: metrics.get(k) for k in ("trainable_parameters", "total_parameters", "trainable_percent")},
+        "trainable_parameters": trained.trainable_parameters,
+        "total_parameters": trained.total_parameters,
+        "trainable_percent": trained.trainable_percent,
         "steps": train["steps"],
         "batch_size": train["batch_size"],
         "learning_rate": train["learning_rate"],
         "max_seq_length": train["max_seq_length"],
         "grad_checkpoint": train["grad_checkpoint"],
         **_method_rows(record.config.get("method", "sft"), settings_in(record.config), metrics),
-        "peak_memory_gb": metrics.get("peak_memory_gb"),
-        "seconds_per_step": metrics.get("seconds_per_step"),
+        "peak_memory_gb": trained.peak_memory_gb,
+        "seconds_per_step": trained.seconds_per_step,
         "duration_s": record.duration_s if view.built(sid) else None,
         # adopted by `anvil import`: trained elsewhere, so no curve or time of its own
-        "imported": {"from": metrics["imported_from"], "on": record.started[:10]}
-        if "imported_from" in metrics
-        else None,
+        "imported": {"from": trained.imported_from, "on": record.started[:10]} if trained.imported_from else None,
     }
 
 

@@ -10,7 +10,8 @@ from anvil.errors import AnvilError
 from anvil.evaluation.results import EvalResults
 from anvil.planning.graph import stage_id
 from anvil.recipe.metrics import Metric, parse_metric
-from anvil.stages import evaluate, gate, knowledge
+from anvil.stages import evaluate, gate, knowledge, serve
+from anvil.stages import fuse as fused
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 from anvil.stages.stage import weights_kind
@@ -193,18 +194,18 @@ def serving(config: ReportConfig, view: View) -> dict[str, Any] | None:
     if record is None or state not in ("served", "warned"):
         held = view.states.get(stage_id("gate", config.served)) == "failed"
         return {"model": config.served, "state": "held back: gates failed" if held else state, "from": "serve"}
-    m, kv = record.metrics, record.config.get("kv_cache", {})
+    m, kv = serve.served(record), record.config.get("kv_cache", {})
     return {
         "model": config.served,
         "state": state,
-        "url": m.get("url"),
-        "name": m.get("model"),
+        "url": m.url,
+        "name": m.model,
         "kv_cache": kv,
-        "prompts": m.get("validation_prompts"),
-        "agreement": m.get("validation_agreement"),
-        "kv_agreement": m.get("kv_validation_agreement"),
-        "warnings": m.get("warnings", []),
-        "startup_s": m.get("startup_s"),
+        "prompts": m.validation_prompts,
+        "agreement": m.validation_agreement,
+        "kv_agreement": m.kv_validation_agreement,
+        "warnings": m.warnings,
+        "startup_s": m.startup_s,
         "from": "serve",
     }
 
@@ -251,10 +252,9 @@ def architecture(config: ReportConfig, view: View) -> dict[str, Any]:
         if fuse is None
         else {
             "method": "W + scale * (A @ B).T streamed through the parent's shards; vision and audio towers kept",
-            **{
-                k: fuse.metrics.get(k)
-                for k in ("merged_modules", "max_projection_diff", "loads_in_mlx_vlm", "vision_tower")
-            },
+            **fused.figures(fuse).model_dump(
+                include={"merged_modules", "max_projection_diff", "loads_in_mlx_vlm", "vision_tower"}
+            ),
         },
         "judge": None if scored is None else {**scored.config["judge"], "runs": scored.config.get("runs")},
         "eval_kv_cache": None if generated is None else generated.config.get("kv_cache"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from anvil.planning.graph import stage_id
-from anvil.stages import evaluate
+from anvil.stages import evaluate, select, train
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 
@@ -19,7 +19,8 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
             continue
         sid = stage_id("select", model)
         chosen = view.built(sid)
-        values = chosen.metrics.get("values", {}) if chosen else {}
+        picked = select.figures(chosen) if chosen else None
+        values = picked.values if picked else {}
         table = []
         for variant in notes.variants:
             trained, scored = view.built(stage_id("train", variant)), view.built(stage_id("eval", variant))
@@ -30,12 +31,12 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
                 "from": sid,
             }
             if trained is not None:
-                m = trained.metrics
+                m = train.figures(trained)
                 row |= {
                     "seconds": trained.duration_s,
-                    "peak_memory_gb": m.get("peak_memory_gb"),
-                    "valid_loss": m.get("valid_loss_last"),
-                    "train_loss": m.get("train_loss_last"),
+                    "peak_memory_gb": m.peak_memory_gb,
+                    "valid_loss": m.valid_loss_last,
+                    "train_loss": m.train_loss_last,
                 }
             if scored is not None:
                 row["suites"] = {
@@ -44,6 +45,6 @@ def rows(config: ReportConfig, view: View) -> list[dict[str, Any]]:
                     for tested in [v.significance.get("delta_vs_parent")]
                 }
             table.append(row)
-        why = {k: chosen.metrics[k] for k in ("winner", "rule", "metric", "reason")} if chosen else {}
+        why = picked.model_dump(include={"winner", "rule", "metric", "reason"}) if picked else {}
         out.append({"model": model, "state": view.states.get(sid), "from": sid, "variants": table, **why})
     return out
