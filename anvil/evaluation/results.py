@@ -145,18 +145,11 @@ class Share(Figures):
     stderr: float | None
 
 
-class PairedItems(Figures):
+class PairedItems(Comparison):
     """The delta against another model's run of the same items, paired item by item (McNemar's exact test
-    and the interval that inverts it; evaluation/stats.py), with that model's score."""
+    and the interval that inverts it; evaluation/stats.py), at `alpha`, with that model's score."""
 
-    delta: float
-    p_value: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    n: int = 0
-    reason: str | None = None
     alpha: float
-    significant: bool
     score: float
 
 
