@@ -245,7 +245,21 @@ def _first_run(work: Work, speed: Any) -> float:
     """A first run's time on a machine: the method's sequences per row and the answers it samples first."""
     method = METHODS[work.settings.get("method", "sft")]
     sequences, generated = method.per_row(_method_settings(work.settings))
-    return first_run.training(work.settings, work.shape, speed, work.sequence, sequences, generated, method.REFERENCE)
+    reference = method.REFERENCE
+    trained = first_run.training(work.settings, work.shape, speed, work.sequence, sequences, generated, reference)
+    return trained + _judged(work.settings, sequences)
+
+
+def _judged(settings: Mapping[str, Any], answers_per_prompt: int) -> float:
+    """A judge reward's calls, one at a time: each sampled answer against each judge term's test, every step
+    (a panel asks each of its judges)."""
+    reward = settings.get("reward_judge")
+    if not reward:
+        return 0.0
+    judges = reward["judge"].get("judges") or [reward["judge"]]
+    per_call = sum(first_run.JUDGE_S.get(j["kind"], 3.0) for j in judges)
+    train = settings["train"]
+    return train["steps"] * train["batch_size"] * answers_per_prompt * len(reward["tests"]) * per_call
 
 
 def _tokens(work: Work) -> float:

@@ -149,3 +149,14 @@ def test_a_grpo_step_is_planned_with_its_group_and_what_it_samples_first():
     rl = training(settings, None, speed, 64.0, group, sampled, grpo.REFERENCE)
     assert rl > 3 * sft, "eight answers of 64 + 32 tokens, sampled first, and the reference's forward"
     assert training(settings, None, speed, 64.0, 4, 32, True) < rl
+
+
+def test_a_judge_reward_counts_its_calls_in_the_plan():
+    from anvil.stages.train import _judged
+
+    train = {"steps": 10, "batch_size": 2}
+    command = {"train": train, "reward_judge": {"judge": {"kind": "command"}, "tests": {"s/t": {}, "s/u": {}}}}
+    assert _judged(command, 4) == 10 * 2 * 4 * 2 * 5.0, "every answer, every term's test, 5 s a command call"
+    panel = {"kind": "panel", "judges": [{"kind": "command"}, {"kind": "openai"}]}
+    assert _judged({"train": train, "reward_judge": {"judge": panel, "tests": {"s/t": {}}}}, 4) == 80 * 8.0
+    assert _judged({"train": train}, 4) == 0.0
