@@ -650,8 +650,10 @@ def grpo_rounds() -> list[Case]:
         ),
         file_case(
             "grpo: a judge reward on a test the suite lacks",
-            lambda f: _grpo(f, '{ reward = [{ kind = "judge", test = "suite/wave" }] }'),
-            "suite has no test 'wave' (expected one of: greet)",
+            lambda f: _grpo(
+                f, '{ reward = [{ kind = "regex", pattern = "x" }, { kind = "judge", test = "suite/wave" }] }'
+            ),
+            "models.v1.grpo.reward[1].test: suite has no test 'wave' (expected one of: greet)",
         ),
         file_case(
             "grpo: an uncalibrated judge as reward",

@@ -42,7 +42,9 @@ def check_judges(recipe: Recipe, suites: dict[str, list]) -> Iterator[Finding]:
     by_name = {Path(path).name: tests for path, tests in suites.items()}
     for name, model in recipe.models.items():
         settings = model.method_settings
-        for index, term in enumerate(settings.judged() if isinstance(settings, Grpo) else []):
+        for index, term in enumerate(settings.reward if isinstance(settings, Grpo) else []):
+            if term.kind != "judge":
+                continue
             where = ("models", name, "grpo", "reward", index, "test")
             if recipe.eval is None:
                 yield where, "a judge reward needs [eval]: its judge, and the suite whose calibration vouches for it"
