@@ -5,7 +5,10 @@ from __future__ import annotations
 import errno
 import signal
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 # Exit codes, documented in the README. 2 is Terraform's "changes pending" for `plan --detailed-exitcode`.
 EXIT_OK = 0
@@ -19,6 +22,12 @@ class AnvilError(Exception):
     """An error the user can act on; `str()` is the whole message."""
 
     exit_code = EXIT_ERROR
+
+
+def first_error(e: ValidationError) -> tuple[str, str]:
+    """Where pydantic's first complaint is (its key path, dotted; "" at the top) and what it says."""
+    first = e.errors()[0]
+    return ".".join(str(part) for part in first["loc"]), first["msg"]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from anvil.errors import AnvilError
+from anvil.errors import AnvilError, first_error
 from anvil.planning.plan import Plan
 from anvil.planning.record import StageRecord
 
@@ -100,10 +100,9 @@ def parse(text: str, shown_as: str) -> dict[str, Any]:
     try:
         checked = SavedPlan.model_validate(saved)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
+        where, said = first_error(e)
         raise AnvilError(
-            f"{shown_as}: {where}: {first['msg'].lower()} (the file was edited or cut short; run "
+            f"{shown_as}: {where}: {said.lower()} (the file was edited or cut short; run "
             f"`anvil plan -out {shown_as}` again)"
         ) from None
     return checked.model_dump()

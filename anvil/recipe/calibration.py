@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
-from anvil.errors import Problem
+from anvil.errors import Problem, first_error
 from anvil.recipe.base import NAME_PATTERN, Strict
 from anvil.recipe.files import not_a_file
 
@@ -78,9 +78,8 @@ def _item(line: str, tests: set[str]) -> CalibrationItem | tuple[str, str]:
     try:
         item = CalibrationItem.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        return key, f'{first["msg"]} (expected {{"test": ID, "answer": TEXT, "score": 0-5}})'
+        key, said = first_error(e)
+        return key, f'{said} (expected {{"test": ID, "answer": TEXT, "score": 0-5}})'
     if item.test not in tests:
         return "test", f"no test {item.test!r} in the suite (expected one of: {', '.join(sorted(tests))})"
     return item

@@ -12,7 +12,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from anvil.errors import EXIT_ERROR, AnvilError
+from anvil.errors import EXIT_ERROR, AnvilError, first_error
 from anvil.estimates.cost import Cost
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
@@ -100,10 +100,9 @@ def read_figures(model: type[R], record: StageRecord) -> R:
     try:
         return model.model_validate(record.metrics)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "its figures"
+        where, said = first_error(e)
         raise AnvilError(
-            f"{record.id}: the state's figures are not this Anvil's ({where}: {first['msg']}); "
+            f"{record.id}: the state's figures are not this Anvil's ({where or 'its figures'}: {said}); "
             "`anvil plan` shows what to rebuild"
         ) from None
 

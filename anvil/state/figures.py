@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from anvil.errors import AnvilError
+from anvil.errors import AnvilError, first_error
 
 F = TypeVar("F", bound="Figures")
 
@@ -29,9 +29,8 @@ def read(cls: type[F], path: Path) -> F:
     except OSError as e:
         why = f"unreadable ({e.strerror})"
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the file"
-        why = f"not results this Anvil reads ({where}: {first['msg']})"
+        where, said = first_error(e)
+        why = f"not results this Anvil reads ({where or 'the file'}: {said})"
     raise AnvilError(
         f"{path}: {why}: the artifact was changed outside Anvil or written by another version; "
         "`anvil plan` shows what to rebuild"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from anvil.errors import AnvilError
+from anvil.errors import AnvilError, first_error
 from anvil.planning.record import StageRecord
 from anvil.state import state_folder
 from anvil.state.atomic import write_json
@@ -77,7 +77,6 @@ def load_records(file: Path) -> dict[str, StageRecord]:
         try:
             records[sid] = StageRecord.model_validate(rec)
         except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "record"
-            raise AnvilError(f"{file}: damaged state: stages.{sid}.{where}: {first['msg']}; {recover}") from None
+            where, said = first_error(e)
+            raise AnvilError(f"{file}: damaged state: stages.{sid}.{where or 'record'}: {said}; {recover}") from None
     return records
