@@ -62,6 +62,11 @@ class Term(Strict):
         """A judge term's suite name (`tiny` of `tiny/edge_json`)."""
         return (self.test or "").partition("/")[0]
 
+    @property
+    def test_id(self) -> str:
+        """A judge term's test id in its suite (`edge_json` of `tiny/edge_json`)."""
+        return (self.test or "").partition("/")[2]
+
     @model_validator(mode="after")
     def _complete(self) -> Term:
         needs = {

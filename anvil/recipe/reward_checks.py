@@ -50,12 +50,11 @@ def check_judges(recipe: Recipe, suites: dict[str, list]) -> Iterator[Finding]:
                 yield where, "a judge reward needs [eval]: its judge, and the suite whose calibration vouches for it"
                 continue
             tests = by_name.get(term.suite)
-            test_id = (term.test or "").partition("/")[2]
             if tests is None:
                 known = ", ".join(Path(p).name for p in recipe.eval.suites) or "none"
                 yield where, f"{term.suite!r} is not a suite of eval.suites (expected one of: {known})"
-            elif test_id not in (ids := [t.id for t in tests]):
-                yield where, f"{term.suite} has no test {test_id!r} (expected one of: {', '.join(ids)})"
+            elif term.test_id not in (ids := [t.id for t in tests]):
+                yield where, f"{term.suite} has no test {term.test_id!r} (expected one of: {', '.join(ids)})"
             elif not getattr(tests, "calibration", None):
                 yield (
                     where,

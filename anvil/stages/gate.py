@@ -81,17 +81,14 @@ def run(ctx: StageRun[GateConfig]) -> Result:
     suites = evaluate.results_of(ctx.inputs["scores"]).suites if "scores" in ctx.inputs else {}
     benchmarks = knowledge.results_of(ctx.inputs["knowledge"]).benchmarks if "knowledge" in ctx.inputs else None
     checked = check_gates(suites, ctx.config.gates, benchmarks)
-    guard = ctx.config.guard
-    trained = train.figures(ctx.records["train"]).of_method() if guard else {}
-    found = (
-        [
+    guard, trained, hacked = ctx.config.guard, {}, None
+    if guard is not None:
+        trained = train.figures(ctx.records["train"]).model_dump()
+        found = (
             reward_outran_evaluation(trained, suites, benchmarks or {}, guard.alpha),
             judges_disagree(trained, guard.alpha),
-        ]
-        if guard
-        else []
-    )
-    hacked = "; ".join(why for why in found if why) or None
+        )
+        hacked = "; ".join(why for why in found if why) or None
     if guard is not None and hacked is not None and guard.mode == "gate":
         checked.append(
             {

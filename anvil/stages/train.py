@@ -21,7 +21,7 @@ from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost, Work
 from anvil.methods.preference import Preference
 from anvil.methods.registry import METHODS, TABLES, Method, settings_in
-from anvil.methods.rewards import Grpo
+from anvil.methods.rewards import Grpo, Term
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
@@ -110,20 +110,24 @@ def judging(reward: RewardJudge | None, cache: Path) -> dict[str, Any] | None:
     return asked | {"cache": str(cache / "judge"), "cwd": os.getcwd()}
 
 
+def judge_terms(settings: Strict | None) -> list[Term]:
+    """A reward's judge terms (none but for a GRPO round's)."""
+    return settings.judged() if isinstance(settings, Grpo) else []
+
+
 def reward_judge(recipe: Recipe, suites: Suites, settings: Strict | None) -> RewardJudge | None:
     """The judge and tests of a reward's judge terms (checked when the recipe was read), or None."""
-    terms = settings.judged() if isinstance(settings, Grpo) else []
+    terms = judge_terms(settings)
     if not terms or recipe.eval is None:
         return None
     by_name = {transcripts.suite_name(path): {t.id: t for t in tests} for path, tests in suites.items()}
-    tests = {t.test: by_name[t.suite][t.test.partition("/")[2]].scoring() for t in terms if t.test}
+    tests = {t.test: by_name[t.suite][t.test_id].scoring() for t in terms if t.test}
     return RewardJudge(judge=recipe.eval.judge, tests=tests)
 
 
 def calibrations(settings: Strict | None) -> dict[str, str]:
     """The calibration stage of each suite a judge reward's terms name: a judge that fails it blocks the round."""
-    terms = settings.judged() if isinstance(settings, Grpo) else []
-    return {f"calibration:{t.suite}": stage_id("calibration", t.suite) for t in terms}
+    return {f"calibration:{t.suite}": stage_id("calibration", t.suite) for t in judge_terms(settings)}
 
 
 def method_table(name: str, given: Strict | None) -> dict[str, Any]:
@@ -182,10 +186,6 @@ class Trained(Recorded):
     sample_similarity_before: float | None = None
     sample_similarity_after: float | None = None
 
-    def of_method(self) -> dict[str, Any]:
-        """Every figure, the method's own among them, as its module reads them."""
-        return self.model_dump()
-
 
 def figures(record: StageRecord) -> Trained:
     return read_figures(Trained, record)
@@ -221,7 +221,7 @@ def summary(record: StageRecord) -> str:
     m = figures(record)
     if m.train_loss_first is None or m.train_loss_last is None:  # nothing logged (imported: trained elsewhere)
         return f"{m.steps} steps" if m.steps else ""
-    if own := METHODS[record.config.get("method", "sft")].summary(m.of_method()):
+    if own := METHODS[record.config.get("method", "sft")].summary(m.model_dump()):
         return own
     valid = f", valid {m.valid_loss_last:.3f}" if m.valid_loss_last is not None else ""
     return f"loss {m.train_loss_first:.3f} -> {m.train_loss_last:.3f}{valid}"
@@ -230,21 +230,17 @@ def summary(record: StageRecord) -> str:
 def _memory(work: Work) -> float | None:
     assert work.shape is not None
     method, train = METHODS[work.settings.get("method", "sft")], work.settings["train"]
-    sequences, _ = method.per_row(_method_settings(work.settings))
+    sequences, _ = method.per_row(settings_in(work.settings))
     train = {**train, "batch_size": sequences * train["batch_size"]}  # a pair is two sequences, a group more
     lora = work.settings["lora"]
     peak = arithmetic.train_memory(work.shape, lora, train, lora_keys(lora["targets"]))
     return peak + (work.shape.text_bytes if method.REFERENCE else 0)  # a frozen reference: the parent again
 
 
-def _method_settings(settings: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    return settings_in(settings)
-
-
 def _first_run(work: Work, speed: Any) -> float:
     """A first run's time on a machine: the method's sequences per row and the answers it samples first."""
     method = METHODS[work.settings.get("method", "sft")]
-    sequences, generated = method.per_row(_method_settings(work.settings))
+    sequences, generated = method.per_row(settings_in(work.settings))
     reference = method.REFERENCE
     trained = first_run.training(work.settings, work.shape, speed, work.sequence, sequences, generated, reference)
     return trained + _judged(work.settings, sequences)

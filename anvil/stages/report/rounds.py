@@ -81,7 +81,7 @@ def training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
     assert parent is not None
     facts = _weights_facts(view, weights_stage(config, parent))
     lora, train, trained = record.config["lora"], record.config["train"], figures(record)
-    metrics = trained.of_method()
+    metrics = trained.model_dump()  # the method's own figures among them, for its dashboard rows
     return {
         "state": view.states.get(sid, "pending"),
         "from": sid,
