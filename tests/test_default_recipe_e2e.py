@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import openai
 import pytest
@@ -166,15 +167,20 @@ def test_an_lm_eval_task_through_the_real_server_grades_as_the_qa_protocol(built
         assert [i["response"].strip() for i in qa] == [i["response"].strip() for i in lm_eval], model
 
 
+def beside_the_build(folder: Path, recipe: str, name: str) -> None:
+    """recipes/RECIPE as `name` in the default build's folder, its paths made the folder's and its port free."""
+    text = (REPO / "recipes" / recipe).read_text().replace('"../', '"').replace("path:../", "path:")
+    (folder / name).write_text(text.replace("port = 8092", f"port = {free_port()}"))
+
+
 def test_a_grpo_round_on_top_of_v2_raises_its_reward_and_is_guarded(built):
     """recipes/tiny-grpo.toml beside the default build: v3 is trained by GRPO on v2's fused weights with a
-    verifiable reward and the suite's calibrated judge as a term; the reward rises step by step, the per-step figures are kept, the held-out reward is
-    measured before and after, v3 is evaluated against v2, and its gate says whether the reward outran the
-    evaluation."""
+    verifiable reward and the suite's calibrated judge as a term; the reward rises step by step, the per-step
+    figures are kept, the held-out reward is measured before and after, v3 is evaluated against v2, and its
+    gate says whether the reward outran the evaluation."""
     folder, _, done = built
     assert done.returncode == 0, done.stderr[-2000:]
-    text = (REPO / "recipes" / "tiny-grpo.toml").read_text().replace('"../', '"').replace("path:../", "path:")
-    (folder / "grpo.toml").write_text(text.replace("port = 8092", f"port = {free_port()}"))
+    beside_the_build(folder, "tiny-grpo.toml", "grpo.toml")
     plan = subprocess.run(
         [sys.executable, "-m", "anvil", "plan", "grpo.toml"], cwd=folder, capture_output=True, text=True
     )
@@ -215,8 +221,7 @@ def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):
     v3 is trained by DPO against v2's fused weights; its held-out margin grows and the test it targets improves."""
     folder, _, done = built
     assert done.returncode == 0, done.stderr[-2000:]
-    text = (REPO / "recipes" / "tiny-dpo.toml").read_text().replace('"../', '"').replace("path:../", "path:")
-    (folder / "dpo.toml").write_text(text.replace("port = 8092", f"port = {free_port()}"))
+    beside_the_build(folder, "tiny-dpo.toml", "dpo.toml")
     plan = subprocess.run(
         [sys.executable, "-m", "anvil", "plan", "dpo.toml"], cwd=folder, capture_output=True, text=True
     )
