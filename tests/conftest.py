@@ -125,6 +125,14 @@ def chat_endpoint(content: Callable[[dict], str], status: Callable[[int], int] =
         server.shutdown()
 
 
+def stage_record(sid: str, kind: str, **fields):
+    """A StageRecord as a state holds one, with what a test sets and the rest empty."""
+    from anvil.planning.record import StageRecord
+
+    empty = {"fingerprint": "f", "code_version": 1, "config": {}, "inputs": {}, "files": {}, "outputs": ""}
+    return StageRecord.model_validate({"id": sid, "kind": kind, **empty, "started": "", "duration_s": 0.0} | fields)
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text))
     return path

@@ -6,25 +6,13 @@ from __future__ import annotations
 import pytest
 
 from anvil.errors import AnvilError
-from anvil.planning.record import StageRecord
 from anvil.stages.registry import STAGES, summary_of
 from anvil.stages.stage import Recorded, read_figures
+from tests.conftest import stage_record
 
 
-def record(kind: str, metrics: dict) -> StageRecord:
-    return StageRecord(
-        id=f"v1.{kind}",
-        kind=kind,
-        fingerprint="f",
-        code_version=1,
-        config={},
-        inputs={},
-        files={},
-        outputs="",
-        started="2026-12-07T00:00:00+00:00",
-        duration_s=1.0,
-        metrics=metrics,
-    )
+def record(kind: str, metrics: dict):
+    return stage_record(f"v1.{kind}", kind, metrics=metrics)
 
 
 def test_every_kind_declares_its_own_figures():

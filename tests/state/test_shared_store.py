@@ -10,9 +10,8 @@ from datetime import datetime, timezone
 
 from anvil.backends import process
 from anvil.planning.plan import Act
-from anvil.planning.record import StageRecord
 from anvil.project import open_project
-from tests.conftest import DATA_ONLY
+from tests.conftest import DATA_ONLY, stage_record
 from tests.test_executor import Recorder, apply_fake
 
 WHERE = {"host": "127.0.0.1", "port": 1, "url": "http://127.0.0.1:1", "model": "v1"}  # a server record's address
@@ -89,18 +88,8 @@ def test_down_stops_only_the_projects_own_server(project_dir, monkeypatch, tmp_p
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     theirs.state.save(
         {
-            "serve": StageRecord(
-                id="serve",
-                kind="serve",
-                fingerprint="f",
-                code_version=1,
-                config={},
-                inputs={},
-                files={},
-                outputs="",
-                started=now,
-                duration_s=0.0,
-                metrics={"pid": child.pid, "process": child.owned.to_json()} | WHERE,
+            "serve": stage_record(
+                "serve", "serve", started=now, metrics={"pid": child.pid, "process": child.owned.to_json()} | WHERE
             )
         }
     )
@@ -122,23 +111,7 @@ def test_a_copied_project_forgets_the_originals_server_without_stopping_it(proje
     child = process.spawn([sys.executable, "-c", "import time; time.sleep(60)"], None, tethered=False)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     metrics = {"pid": child.pid, "process": child.owned.to_json(), "project": original.state.id} | WHERE
-    original.state.save(
-        {
-            "serve": StageRecord(
-                id="serve",
-                kind="serve",
-                fingerprint="f",
-                code_version=1,
-                config={},
-                inputs={},
-                files={},
-                outputs="",
-                started=now,
-                duration_s=0.0,
-                metrics=metrics,
-            )
-        }
-    )
+    original.state.save({"serve": stage_record("serve", "serve", started=now, metrics=metrics)})
     copy = tmp_path_factory.mktemp("copy") / "project"
     shutil.copytree(project_dir, copy)
     try:

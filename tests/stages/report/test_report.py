@@ -19,11 +19,11 @@ from anvil.commands.status import status_rows, status_table
 from anvil.evaluation.results import SuiteScores
 from anvil.planning.graph import Graph, Node
 from anvil.planning.plan import Act, make_plan
-from anvil.planning.record import Outcome, StageRecord
+from anvil.planning.record import Outcome
 from anvil.project import open_project
 from anvil.recipe.base import Strict
 from anvil.stages.report.page import figure_text
-from tests.conftest import apply_without_mlx, chat_endpoint, chat_row, serve_models_from
+from tests.conftest import apply_without_mlx, chat_endpoint, chat_row, serve_models_from, stage_record
 
 RECIPE = """\
 [project]
@@ -237,18 +237,8 @@ def test_an_observer_runs_after_a_failed_stage_that_blocks_the_others():
     ]
     graph = Graph({n.id: n for n in nodes})
     records = {
-        "gate": StageRecord(
-            id="gate",
-            kind="gate",
-            fingerprint=make_plan(graph, {}, {}).actions[0].fingerprint,
-            code_version=1,
-            config={},
-            inputs={},
-            files={},
-            outputs="",
-            started="",
-            duration_s=0,
-            outcome=Outcome.FAILED,
+        "gate": stage_record(
+            "gate", "gate", fingerprint=make_plan(graph, {}, {}).actions[0].fingerprint, outcome=Outcome.FAILED
         )
     }
     acts = {a.stage: a.act for a in make_plan(graph, records, {}).actions}
