@@ -14,7 +14,8 @@ import time
 
 from timing import timed  # benchmarks/timing.py, beside this script
 
-from anvil.stages.report import charts, environment, page
+from anvil.backends.machine import machine
+from anvil.stages.report import charts, page
 
 
 def dashboard(rounds: int, steps: int) -> dict:
@@ -28,10 +29,16 @@ def dashboard(rounds: int, steps: int) -> dict:
         "sources": {},
         "high_variance": [],
         "gates": [],
+        "targets": [],
+        "judge": [],
+        "sweeps": [],
+        "parity": [],
+        "served": [],
+        "shipped": [],
         "serving": None,
         "architecture": {
             "packages": {},
-            "machine": environment.machine(),
+            "machine": machine(),
             "fuse": None,
             "judge": None,
             "eval_kv_cache": None,
@@ -61,6 +68,9 @@ def dashboard(rounds: int, steps: int) -> dict:
             "delta_vs_parent": 0.1,
             "p_vs_base": 0.2,
             "p_vs_parent": 0.5,
+            "sig_vs_base": False,
+            "sig_vs_parent": False,
+            "uncalibrated": False,
             "from": f"{m}.eval",
         }
         for m in models
@@ -78,6 +88,8 @@ def dashboard(rounds: int, steps: int) -> dict:
                     "p_vs_base": 0.3,
                     "delta_vs_parent": 0.1,
                     "p_vs_parent": 0.4,
+                    "sig_vs_base": False,
+                    "sig_vs_parent": False,
                 }
                 for c in "abcde"
             ],
@@ -93,6 +105,10 @@ def dashboard(rounds: int, steps: int) -> dict:
             "filter": "f",
             "n": 500,
             "score": rng.uniform(0.5, 1),
+            "stderr": 0.02,
+            "groups": {},
+            "lm_eval_task": None,
+            "overlaps_training": None,
             "from": f"{m}.knowledge",
         }
         for m in models
@@ -111,7 +127,6 @@ def dashboard(rounds: int, steps: int) -> dict:
             {
                 "model": m,
                 "parent": "base",
-                "targets": [],
                 "dataset": {
                     "name": "d",
                     "description": None,

@@ -214,6 +214,14 @@ def test_a_grpo_round_on_top_of_v2_raises_its_reward_and_is_guarded(built):
         [sys.executable, "-m", "anvil", "status", "grpo.toml"], cwd=folder, capture_output=True, text=True
     )
     assert "held-out reward" in status.stdout, status.stdout
+    # the page draws a GRPO round beside the SFT rounds (each round's table has every method's rows)
+    page = subprocess.run(
+        [sys.executable, "-m", "anvil", "report", "grpo.toml", "--json"], cwd=folder, capture_output=True, text=True
+    )
+    assert page.returncode == 0, page.stderr
+    rounds = {r["model"]: r["training"] for r in json.loads(page.stdout)["rounds"]}
+    assert "judge(tiny/domain_forge_iron)" in rounds["v3"]["reward"] and rounds["v1"]["reward"] is None, rounds
+    assert "Reward (GRPO)" in (project.state.folder / "report.html").read_text()
 
 
 def test_a_dpo_round_on_top_of_v2_moves_the_preference_it_was_given(built):

@@ -14,7 +14,7 @@ from anvil.errors import EXIT_OK, AnvilError
 from anvil.evaluation.agent import render
 from anvil.evaluation.results import BenchmarkScores, Run, SuiteScores
 from anvil.planning.graph import stage_id
-from anvil.stages import calibration, evaluate, knowledge
+from anvil.stages import calibration, evaluate, knowledge, transcripts
 from anvil.stages.registry import BY_KIND, STAGES
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def eval_results(project: Project, model: str) -> dict[str, Any]:
         results |= {"format": scores.format, "suites": scores.suites, "runs": scores.runs}
         results["calibration"] = {
             suite: calibration.figures(records[sid]) if sid in records else None
-            for suite, sid in calibration.calibrated_suites(recipe, project.loaded.suites).items()
+            for suite, sid in transcripts.calibrated_suites(recipe, project.loaded.suites).items()
         }
     if known is not None:
         results["knowledge"] = knowledge.results_of(project.store.artifact(known.fingerprint)).benchmarks

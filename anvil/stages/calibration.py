@@ -20,7 +20,9 @@ from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Judge, JudgeAgreement, label
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import Scoring
-from anvil.stages import transcripts
+from anvil.stages import evaluate, transcripts
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, artifact_json, read_figures
 from anvil.state.atomic import write_json
 
@@ -44,16 +46,6 @@ class CalibrationConfig(Strict):
     cases: list[Case]
     agreement: JudgeAgreement
     alpha: float
-
-
-def calibrated_suites(recipe: Recipe, suites: Suites) -> dict[str, str]:
-    """Suite name -> its calibration stage, for the suites that ship a calibration set."""
-    paths = recipe.eval.suites if recipe.eval else []
-    return {
-        transcripts.suite_name(p): stage_id("calibration", transcripts.suite_name(p))
-        for p in paths
-        if getattr(suites.get(p), "calibration", None)
-    }
 
 
 def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
@@ -204,6 +196,54 @@ def summary(record: StageRecord) -> str:
     return f"{m.n} answers: " + ", ".join(shown + [f"MAE {m.mae['value']:.2f}", f"bias {m.bias['value']:+.2f}"])
 
 
+FIGURES = (
+    ("kappa", "quadratic-weighted kappa"),
+    ("spearman", "Spearman's rank correlation"),
+    ("mae", "mean absolute error"),
+    ("bias", "bias (judge - person)"),
+)
+
+
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """The Judge section: for each suite, the judge against a person (its calibration set's agreement figures
+    with their intervals, the thresholds and what was missed) or a warning that it was never checked, and the
+    judge's own spread from repeated judgements beside the models' run-to-run spread."""
+    rows = []
+    for suite in _suites(config, view):
+        sid = stage_id("calibration", suite)
+        row: dict[str, Any] = {"suite": suite, "calibrated": sid in view.states, "state": view.states.get(sid)}
+        record = view.built(sid) if sid in view.states else None
+        if record is not None:
+            m = figures(record)
+            row |= {
+                "n": m.n,
+                "thresholds": m.thresholds,
+                "shortfalls": m.shortfalls,
+                "verdict": verdict(m),
+                "figures": [{"key": key, "label": label, **getattr(m, key)} for key, label in FIGURES],
+                "panel": m.panel,
+            }
+        row["noise"] = [
+            {"model": model, **noise.model_dump()}
+            for model in config.evaluated
+            if (results := evaluate.scored(view, model))
+            and (scores := results.suites.get(suite))
+            and (noise := scores.noise)
+        ]
+        rows.append(row | {"from": sid})
+    return {"judge": rows}
+
+
+def _suites(config: ReportConfig, view: View) -> list[str]:
+    """The suites the evaluated models were scored on, and those with a calibration stage."""
+    found: dict[str, None] = {}
+    for model in config.evaluated:
+        record = view.built(stage_id("eval", model))
+        found |= dict.fromkeys(evaluate.figures(record).suites) if record else {}
+    found |= dict.fromkeys(sid.removesuffix(".calibration") for sid in view.states if sid.endswith(".calibration"))
+    return list(found)
+
+
 STAGE = Stage(
     kind="calibration",
     code_version=CODE_VERSION,
@@ -215,4 +255,5 @@ STAGE = Stage(
     failure_lines=failure_lines,
     failure_means="its judge's scores do not count: evaluations blocked",
     figures=Calibrated,
+    page=page,
 )

@@ -18,6 +18,8 @@ from anvil.planning.record import StageRecord
 from anvil.recipe.datasets import Dataset
 from anvil.recipe.models import Recipe
 from anvil.recipe.rows import load_rows
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, artifact_json, read_figures
 
 CODE_VERSION = 3
@@ -126,6 +128,33 @@ def validation_rows(artifact: Path) -> list[tuple[dict, str]]:
     """The held-out conversations of a built dataset, each with its category."""
     rows = [json.loads(line) for line in (artifact / "valid.jsonl").read_text().splitlines()]
     return list(zip(rows, manifest(artifact)["valid_categories"], strict=True))
+
+
+def mix(config: ReportConfig, view: View, name: str) -> dict[str, Any]:
+    """A dataset as a round's section of the page shows it: its rows by category, each with its note."""
+    notes, sid = config.datasets.get(name), stage_id("dataset", name)
+    found = view.read(sid, manifest) or {}
+    categories = []
+    for category, counts in found.get("categories", {}).items():
+        note = notes.categories.get(category) if notes else None
+        categories.append(
+            {
+                "name": category,
+                "rows": counts["rows"],
+                "train": counts["train"],
+                "valid": counts["valid"],
+                "description": note.description if note else None,
+                "addresses": (note.addresses or [category]) if note else [category],
+            }
+        )
+    return {
+        "name": name,
+        "description": notes.description if notes else None,
+        "rows": found.get("rows"),
+        "state": view.states.get(sid, "pending"),
+        "categories": categories,
+        "from": sid,
+    }
 
 
 def summary(record: StageRecord) -> str:

@@ -28,7 +28,8 @@ from anvil.recipe.evaluation import DETERMINISTIC, Judge, label
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import Scoring
 from anvil.stages import transcripts
-from anvil.stages.calibration import calibrated_suites
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, read_figures
 from anvil.state.atomic import write_json
 
@@ -70,7 +71,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
         against = {"base": recipe.root_of(name), "parent": recipe.models[name].parent}
         needs = {"transcripts": stage_id("transcripts", name)}
         # a judge that fails its calibration blocks every score it would give
-        needs |= {f"calibration:{suite}": sid for suite, sid in calibrated_suites(recipe, suites).items()}
+        needs |= {f"calibration:{suite}": sid for suite, sid in transcripts.calibrated_suites(recipe, suites).items()}
         needs |= {role: stage_id("eval", m) for role, m in against.items() if m in settings.compare and m != name}
         out.append(Node(stage_id("eval", name), "eval", config, needs=needs, code_version=CODE_VERSION, model=name))
     return out
@@ -200,6 +201,90 @@ def summary(record: StageRecord) -> str:
     return "; ".join(parts)
 
 
+def scored(view: View, model: str) -> EvalResults | None:
+    """A model's results as the page reads them: None until its eval stage is built and readable."""
+    return view.read(stage_id("eval", model), results_of)
+
+
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """Each evaluated model's composites (the cards at the top), its category scores and its high-variance
+    tests, each with its deltas and p-values; and the judge's settings for the pipeline table."""
+    first = view.first_built("eval")
+    return {
+        "composites": [card for model in config.evaluated for card in _cards(view, model)],
+        "categories": [table for model in config.evaluated for table in _categories(view, model)],
+        "high_variance": [row for model in config.evaluated for row in _high_variance(view, model)],
+        "architecture": {"judge": {**first.config["judge"], "runs": first.config.get("runs")} if first else None},
+    }
+
+
+def _cards(view: View, model: str) -> list[dict[str, Any]]:
+    """A card per suite: the composite (N-run average) with its deltas, or the state. A suite no calibration
+    stage checks carries a warning: no person vouched for its judge."""
+    sid, record = stage_id("eval", model), view.built(stage_id("eval", model))
+    if record is None:
+        waiting = [s for s in (stage_id("transcripts", model), sid) if view.states.get(s) == "running"]
+        state = "running" if waiting else view.states.get(sid, "pending")
+        return [{"model": model, "suite": None, "state": state, "runs": None, "from": sid, "uncalibrated": False}]
+    cards = []
+    for suite, s in figures(record).suites.items():
+        tested = {role: s.significance.get(f"delta_vs_{role}") for role in ("base", "parent")}
+        p: dict[str, Any] = {f"p_vs_{role}": t.p_value if t else None for role, t in tested.items()}
+        p |= {f"sig_vs_{role}": t.significant if t else None for role, t in tested.items()}
+        cards.append(
+            {
+                "model": model,
+                "suite": suite,
+                "state": view.states[sid],
+                "runs": record.config.get("runs"),
+                "composite": s.composite,
+                "delta_vs_base": s.delta_vs_base,
+                "delta_vs_parent": s.delta_vs_parent,
+                **p,
+                "from": sid,
+                "uncalibrated": stage_id("calibration", suite) not in view.states,
+            }
+        )
+    return cards
+
+
+def _categories(view: View, model: str) -> list[dict[str, Any]]:
+    """Category scores per suite, with deltas vs base and parent and their p-values."""
+    results, out = scored(view, model), []
+    for suite, s in (results.suites if results else {}).items():
+        rows = []
+        for name, score in s.categories.items():
+            row: dict[str, Any] = {"category": name, "score": score}
+            for role in ("base", "parent"):
+                delta = s.delta(role)
+                tested = delta.significance.categories.get(name) if delta else None
+                row[f"delta_vs_{role}"] = delta.categories.get(name) if delta else None
+                row[f"p_vs_{role}"] = tested.p_shown if tested else None
+                row[f"sig_vs_{role}"] = bool(tested and tested.significant)
+            rows.append(row)
+        out.append({"model": model, "suite": suite, "rows": rows, "from": stage_id("eval", model)})
+    return out
+
+
+def _high_variance(view: View, model: str) -> list[dict[str, Any]]:
+    results = scored(view, model)
+    return [
+        {
+            "model": model,
+            "suite": suite,
+            "test": test,
+            "category": t.category,
+            "runs": t.runs,
+            "mean": t.mean,
+            "std": t.std,
+            "from": stage_id("eval", model),
+        }
+        for suite, s in (results.suites if results else {}).items()
+        for test, t in s.tests.items()
+        if t.high_variance
+    ]
+
+
 COST = Cost(
     evaluation=True,
     start_s=0.25,
@@ -210,5 +295,12 @@ COST = Cost(
 
 
 STAGE = Stage(
-    kind="eval", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, figures=EvalFigures
+    kind="eval",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    cost=COST,
+    figures=EvalFigures,
+    page=page,
 )

@@ -21,6 +21,8 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.preference import as_chat
 from anvil.recipe.serving import Parity
 from anvil.stages import dataset, source
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.stage import Recorded, Result, Shown, Stage, StageRun, Suites, read_figures, weights_of
 from anvil.state.checkpoint import layout_differences, weight_dtype
 
@@ -28,6 +30,7 @@ CODE_VERSION = 3  # 3: the training-against-serving check
 # Largest relative difference accepted between a fused projection's outputs and parent + adapter's on
 # random inputs. Merging in float32 and storing in the checkpoint's dtype leaves rounding only.
 TOLERANCE = {"float32": 1e-4, "bfloat16": 2e-2, "float16": 5e-3}
+METHOD = "W + scale * (A @ B).T streamed through the parent's shards; vision and audio towers kept"
 TRAINING, SERVING = "mlx-lm (parent + adapter, as trained)", "mlx-vlm (the fused checkpoint, as served)"
 
 
@@ -158,7 +161,35 @@ def parity_lines(p: dict[str, Any], report: dict[str, Any]) -> list[str]:
 
 
 # the model evaluated is the model trained: its fuse's parity check
-SHOWN = Shown("parity", lambda record, recipe, model: record.metrics.get("parity"), parity_lines)
+SHOWN = Shown("parity", lambda record, recipe, model: figures(record).parity, parity_lines)
+
+PARITY = (
+    "probes",
+    "max_logit_diff",
+    "mean_logit_diff",
+    "top1_agreement",
+    "greedy_agreement",
+    "tolerance",
+    "dtype",
+    "verdict",
+    "message",
+)
+
+
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """A row per fused round that was checked against its training (figures, tolerance, verdict), and how
+    the fuse works for the page's pipeline table."""
+    parity = []
+    for model, m in config.models.items():
+        record = view.built(stage_id("fuse", model)) if m.parent else None
+        if record is not None and (found := figures(record).parity) is not None:
+            parity.append({"model": model, **{key: found.get(key) for key in PARITY}, "from": record.id})
+    first, shown = (
+        view.first_built("fuse"),
+        {"merged_modules", "max_projection_diff", "loads_in_mlx_vlm", "vision_tower"},
+    )
+    how = None if first is None else {"method": METHOD, **figures(first).model_dump(include=shown)}
+    return {"parity": parity, "architecture": {"fuse": how}}
 
 
 STAGE = Stage(
@@ -171,4 +202,5 @@ STAGE = Stage(
     shown=SHOWN,
     adopt=adopt,
     figures=FuseFigures,
+    page=page,
 )

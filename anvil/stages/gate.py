@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from anvil.errors import EXIT_GATES
 from anvil.estimates.cost import Cost
-from anvil.evaluation.results import BenchmarkScores, SuiteScores
+from anvil.evaluation.results import BenchmarkScores, EvalResults, SuiteScores
 from anvil.evaluation.scores import check_gates
 from anvil.methods.grpo import JUDGE
 from anvil.methods.rewards import Grpo
@@ -20,8 +20,11 @@ from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.evaluation import Gate
+from anvil.recipe.metrics import Metric, parse_metric
 from anvil.recipe.models import Recipe
-from anvil.stages import evaluate, knowledge, train
+from anvil.stages import dataset, evaluate, knowledge, train
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, artifact_json, read_figures
 from anvil.state.atomic import write_json
 
@@ -233,6 +236,96 @@ def _missed(failures: list[dict[str, Any]]) -> str:
     )
 
 
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """Every evaluated model's gates with what failed, and what each round targets in its parent."""
+    gates = [
+        {
+            "model": model,
+            "state": view.states[sid],
+            "gates": view.read(sid, checked),
+            "failures": failures(view, model),
+            "from": sid,
+        }
+        for model in config.evaluated
+        if (sid := stage_id("gate", model)) in view.states
+    ]
+    rounds = [name for name, m in config.models.items() if m.dataset and m.parent and not m.variants]
+    return {"gates": gates, "targets": [found for name in rounds if (found := targets(config, view, name))]}
+
+
+def failures(view: View, model: str) -> list[dict[str, Any]]:
+    """A model's failed gates with the test's category and the judge's rationale for its lowest run."""
+    results = evaluate.scored(view, model) or EvalResults(suites={})
+    rows = []
+    for g in (g for g in view.read(stage_id("gate", model), checked) or [] if not g["passed"]):
+        parsed = parse_metric(g["metric"]) or Metric("", "")
+        scores = results.suites.get(parsed.source)
+        test = scores.tests.get(parsed.name) if scores and parsed.kind == "test" else None
+        runs = results.runs_of(parsed.source, parsed.name) if test else []
+        worst = min(runs, key=lambda r: r.verdict.score, default=None)
+        rows.append(
+            {
+                "metric": g["metric"],
+                "test": parsed.name if test else None,
+                "value": g["value"],
+                "min": g["min"],
+                "max": g["max"],
+                "category": test.category if test else (parsed.name if parsed.kind == "category" else None),
+                "from": stage_id("gate", model),
+                "rationale": worst.verdict.rationale if worst else None,
+            }
+        )
+    return rows
+
+
+WEAKEST = 3  # a parent without failed gates: its lowest-scoring tests, and every high-variance one
+
+
+def targets(config: ReportConfig, view: View, model: str) -> dict[str, Any] | None:
+    """The seed's "what v2 targets": each failure of the parent's gates, or, when the parent failed none
+    (or has no gates), its weakest tests (lowest scores, highest variance), beside the category of this
+    round's data that addresses it (by its `addresses`: a suite category or a test id)."""
+    m = config.models[model]
+    assert m.parent is not None and m.dataset is not None
+    if view.states.get(stage_id("gate", m.parent)) == "failed":
+        kind, rows = "gate failures", failures(view, m.parent)
+    else:
+        kind, rows = "weakest tests", _weakest(view, m.parent)
+    if not rows:
+        return None
+    categories = dataset.mix(config, view, m.dataset)["categories"]
+    for row in rows:
+        wanted = {row["test"], row["category"]} - {None}
+        row["addressed_by"] = [c["name"] for c in categories if wanted & set(c["addresses"])]
+    return {"model": model, "parent": m.parent, "kind": kind, "rows": rows}
+
+
+def _weakest(view: View, model: str) -> list[dict[str, Any]]:
+    """A model's lowest-scoring tests and its high-variance ones, lowest first, with the judge's rationale
+    for the lowest run."""
+    results = evaluate.scored(view, model) or EvalResults(suites={})
+    tests = [(suite, test_id, t) for suite, s in results.suites.items() for test_id, t in s.tests.items()]
+    lowest = sorted(tests, key=lambda x: x[2].mean)[:WEAKEST]
+    chosen = lowest + [x for x in tests if x[2].high_variance and x not in lowest]
+    rows = []
+    for suite, test_id, t in sorted(chosen, key=lambda x: x[2].mean):
+        worst = min(results.runs_of(suite, test_id), key=lambda r: r.verdict.score, default=None)
+        reasons = (("low score", (suite, test_id, t) in lowest), ("high variance", t.high_variance))
+        rows.append(
+            {
+                "metric": str(Metric(suite, "test", test_id)),
+                "test": test_id,
+                "value": t.mean,
+                "std": t.std,
+                "category": t.category,
+                "why": ", ".join(why for why, yes in reasons if yes),
+                "rationale": worst.verdict.rationale if worst else None,
+                "from": stage_id("eval", model),
+            }
+        )
+    return rows
+
+
 COST = Cost(start_s=0.01)
 
 
@@ -248,4 +341,5 @@ STAGE = Stage(
     failure_means="not promoted",
     cost=COST,
     figures=Gated,
+    page=page,
 )

@@ -36,6 +36,8 @@ from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import transcripts
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.stage import (
     Parallel,
     Recorded,
@@ -346,6 +348,48 @@ COST = Cost(
 )
 
 
+SHOWN = {"score", "delta", "p_value", "ci_low", "ci_high", "significant", "alpha"}  # of a delta, on the page
+
+
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """Per model and benchmark: n, score and, against base and parent, their score, the delta, p and CI."""
+    rows: list[dict[str, Any]] = []
+    for model in config.evaluated:
+        sid = stage_id("knowledge", model)
+        if sid not in view.states:
+            continue
+        found = view.read(sid, results_of)
+        if found is None:
+            rows.append({"model": model, "state": view.states[sid], "from": sid})
+            continue
+        rows += [
+            {
+                "model": model,
+                "state": view.states[sid],
+                "benchmark": name,
+                "title": b.title,
+                "filter": b.filter,
+                "n": b.n,
+                "score": b.score,
+                "stderr": b.stderr,
+                "groups": {group: share.model_dump() for group, share in b.groups.items()},
+                "lm_eval_task": b.lm_eval_task,
+                "overlaps_training": b.overlaps_training,
+                "from": sid,
+            }
+            | {role: d.model_dump(include=SHOWN) for role in ("base", "parent") if (d := b.delta(role))}
+            for name, b in found.benchmarks.items()
+        ]
+    return {"knowledge": rows}
+
+
 STAGE = Stage(
-    kind="knowledge", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, figures=Known
+    kind="knowledge",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    cost=COST,
+    figures=Known,
+    page=page,
 )

@@ -21,7 +21,9 @@ from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
 from anvil.recipe.quantization import Quantize
-from anvil.stages import source
+from anvil.stages import evaluate, knowledge, source
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.stage import Recorded, Result, Shown, Stage, StageRun, Suites, read_figures, weights_of
 from anvil.state.checkpoint import sizes, weight_dtype
 
@@ -209,6 +211,43 @@ def eval_lines(q: dict[str, Any], report: dict[str, Any]) -> list[str]:
     ]
 
 
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """The shipped candidates: each quantized node against its parent, in the seed's style: size, peak memory
+    and generation speed (measured on the same prompts by `run`), agreement of their logits, the quality
+    deltas (suite composites and knowledge benchmarks, paired, with intervals) and the verdict."""
+    rows = []
+    for model, notes in config.models.items():
+        if notes.quantize is None:
+            continue
+        sid = stage_id("quantize", model)
+        record = view.built(sid)
+        row: dict[str, Any] = {
+            "model": model,
+            "parent": notes.parent,
+            "method": notes.quantize,
+            "state": view.states.get(sid),
+            "from": sid,
+        }
+        if record is not None:
+            m = figures(record)
+            row |= {
+                "bytes": m.bytes["total"],
+                "parent_bytes": m.parent_bytes["total"],
+                "language_ratio": m.language_ratio,
+                "speed": m.speed,
+                "parity": m.parity,
+            }
+        scored, known = stage_id("eval", model), stage_id("knowledge", model)
+        suites, benchmarks = view.read(scored, evaluate.results_of), view.read(known, knowledge.results_of)
+        composites, deltas = paired(suites.suites if suites else {}, benchmarks.benchmarks if benchmarks else {})
+        row |= {
+            "composites": [c | {"from": scored} for c in composites],
+            "benchmarks": [b | {"from": known} for b in deltas],
+        }
+        rows.append(row | verdict(row["composites"], row["benchmarks"], notes.margin or 0.25))
+    return {"shipped": rows}
+
+
 STAGE = Stage(
     kind="quantize",
     code_version=CODE_VERSION,
@@ -218,4 +257,5 @@ STAGE = Stage(
     cost=COST,
     shown=Shown("quantized", shown, eval_lines),
     figures=QuantizeFigures,
+    page=page,
 )

@@ -1,5 +1,5 @@
-"""The stage registry: one module per stage, listed here in pipeline order. A new stage is a module and
-one entry in `STAGES`."""
+"""The stage registry: every kind of stages/kinds.py, then the report that observes them. What the planner,
+the commands and the estimates ask of a stage, they ask here, by kind."""
 
 from __future__ import annotations
 
@@ -9,40 +9,11 @@ from anvil.errors import AnvilError
 from anvil.planning.graph import Graph
 from anvil.planning.record import StageRecord
 from anvil.recipe.models import Recipe
-from anvil.stages import (
-    calibration,
-    dataset,
-    evaluate,
-    fuse,
-    gate,
-    knowledge,
-    quantize,
-    select,
-    serve,
-    serving,
-    source,
-    train,
-    transcripts,
-)
+from anvil.stages.kinds import KINDS
 from anvil.stages.report import stage as report
 from anvil.stages.stage import Stage, Suites
 
-STAGES: tuple[Stage, ...] = (
-    dataset.STAGE,
-    source.STAGE,
-    train.STAGE,
-    fuse.STAGE,
-    quantize.STAGE,
-    transcripts.STAGE,
-    calibration.STAGE,
-    evaluate.STAGE,
-    knowledge.STAGE,
-    select.STAGE,
-    gate.STAGE,
-    serve.STAGE,
-    serving.STAGE,
-    report.STAGE,
-)
+STAGES: tuple[Stage, ...] = (*KINDS, report.STAGE)
 BY_KIND = {stage.kind: stage for stage in STAGES}
 
 

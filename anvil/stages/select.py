@@ -21,7 +21,9 @@ from anvil.recipe.base import Strict
 from anvil.recipe.metrics import KNOWLEDGE, parse_metric
 from anvil.recipe.models import Recipe
 from anvil.recipe.sweep import Select, simplicity, variants
-from anvil.stages import evaluate, knowledge
+from anvil.stages import evaluate, knowledge, train
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, artifact_json, read_figures
 from anvil.state.atomic import write_json
 
@@ -169,6 +171,55 @@ def summary(record: StageRecord) -> str:
     return f"winner {m.winner}: {m.reason}"
 
 
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """Each swept round: every variant's settings, its training time, peak memory and losses, its composite
+    with the interval of its delta vs the parent, the value the selection compared, and the winner with why."""
+    sweeps = []
+    for model, notes in config.models.items():
+        if not notes.variants:
+            continue
+        sid = stage_id("select", model)
+        chosen = view.built(sid)
+        picked = figures(chosen) if chosen else None
+        values = picked.values if picked else {}
+        rows = [_variant(view, variant, values.get(variant), sid) for variant in notes.variants]
+        why = picked.model_dump(include={"winner", "rule", "metric", "reason"}) if picked else {}
+        sweeps.append({"model": model, "state": view.states.get(sid), "from": sid, "variants": rows, **why})
+    return {"sweeps": sweeps}
+
+
+def _variant(view: View, variant: str, value: float | None, sid: str) -> dict[str, Any]:
+    trained, scored = view.built(stage_id("train", variant)), view.built(stage_id("eval", variant))
+    row: dict[str, Any] = {
+        "variant": variant,
+        "value": value,
+        "state": view.states.get(stage_id("train", variant)),
+        "from": sid,
+    }
+    if trained is not None:
+        m = train.figures(trained)
+        row |= {
+            "seconds": trained.duration_s,
+            "peak_memory_gb": m.peak_memory_gb,
+            "valid_loss": m.valid_loss_last,
+            "train_loss": m.train_loss_last,
+        }
+    if scored is not None:
+        row["suites"] = {
+            suite: {"composite": v.composite, "vs_parent": tested.model_dump() if tested else None}
+            for suite, v in evaluate.figures(scored).suites.items()
+            for tested in [v.significance.get("delta_vs_parent")]
+        }
+    return row
+
+
 STAGE = Stage(
-    kind="select", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, in_plan=True, figures=Chosen
+    kind="select",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    in_plan=True,
+    figures=Chosen,
+    page=page,
 )

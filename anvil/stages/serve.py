@@ -24,6 +24,8 @@ from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import source
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.stage import Recorded, Result, Shown, Stage, StageRun, Suites, read_figures, weights_of
 
 if TYPE_CHECKING:
@@ -335,6 +337,34 @@ def eval_lines(s: dict[str, Any], report: dict[str, Any]) -> list[str]:
     return [f"served (mlx-vlm server, {cache}): " + ", ".join(shares)]
 
 
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """The served model: where, its KV cache and how its answers agreed with in-process ones; or its state
+    (held back when its gates failed). Its KV cache for the page's pipeline table."""
+    record, state = view.records.get("serve"), view.states.get("serve", "pending")
+    architecture = {"serve_kv_cache": record.config.get("kv_cache") if record else None}
+    if config.served is None:
+        return {"serving": None, "architecture": architecture}
+    if record is None or state not in ("served", "warned"):
+        held = view.states.get(stage_id("gate", config.served)) == "failed"
+        held_back = {"model": config.served, "state": "held back: gates failed" if held else state, "from": "serve"}
+        return {"serving": held_back, "architecture": architecture}
+    m = served(record)
+    serving = {
+        "model": config.served,
+        "state": state,
+        "url": m.url,
+        "name": m.model,
+        "kv_cache": record.config.get("kv_cache", {}),
+        "prompts": m.validation_prompts,
+        "agreement": m.validation_agreement,
+        "kv_agreement": m.kv_validation_agreement,
+        "warnings": m.warnings,
+        "startup_s": m.startup_s,
+        "from": "serve",
+    }
+    return {"serving": serving, "architecture": architecture}
+
+
 STAGE = Stage(
     kind="serve",
     code_version=CODE_VERSION,
@@ -349,4 +379,5 @@ STAGE = Stage(
     shown=Shown("served", shown, eval_lines),
     preflight=preflight,
     figures=Served,
+    page=page,
 )

@@ -23,6 +23,8 @@ from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe
 from anvil.stages import evaluate, transcripts
 from anvil.stages.evaluate import EvalConfig
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.serve import server_of
 from anvil.stages.stage import Parallel, Recorded, Result, Stage, StageRun, Suites, read_figures
 from anvil.stages.transcripts import TranscriptsConfig
@@ -148,6 +150,23 @@ def _asked_once(work: Work, units: float, speed: Speed) -> float:
 COST = Cost(evaluation=True, start_s=0.5, first_run=_asked_once)
 
 
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """A row per suite: the served model's 1-run composite, the evaluation's, each of its runs' and the tests
+    that drive the gap (the seed's "within noise" question)."""
+    record = view.built("serving")
+    if record is None:
+        return {"served": []}
+    model = record.config.get("model")
+    return {"served": [{"suite": s, "model": model, **f, "from": "serving"} for s, f in figures(record).suites.items()]}
+
+
 STAGE = Stage(
-    kind="serving", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, figures=ServedScores
+    kind="serving",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    cost=COST,
+    figures=ServedScores,
+    page=page,
 )

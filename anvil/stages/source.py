@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from anvil.backends import hub, synthetic
 from anvil.backends.synthetic import asset
@@ -19,7 +20,10 @@ from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import StageRecord
 from anvil.recipe.base import Strict
 from anvil.recipe.models import Recipe, Synthetic
-from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, read_figures
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
+from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, read_figures, weights_kind
+from anvil.state.checkpoint import weight_dtype
 
 CODE_VERSION = 3  # 3: the synthetic base writes its config in full and has an audio tower
 POINTER = "source.json"
@@ -98,9 +102,71 @@ def summary(record: StageRecord) -> str:
     return f"{source} at {m.revision[:12]}" if m.revision else source
 
 
+def weights_stage(config: ReportConfig, model: str) -> str:
+    """The stage whose artifact is a model's weights, from the page's notes (`stage.weights_of`)."""
+    notes = config.models[model]
+    return stage_id(weights_kind(bool(notes.source), bool(notes.quantize), bool(notes.variants)), model)
+
+
+def facts(view: View, sid: str) -> dict[str, Any]:
+    """Layers, dtype and size of a built checkpoint; {} when it cannot be read (a Hub cache cleared)."""
+    if view.built(sid) is None or sid not in view.artifacts:
+        return {}
+    try:
+        folder = checkpoint(view.artifacts[sid], view.root)
+        config = json.loads((folder / "config.json").read_text())
+        dtype = weight_dtype(folder)
+    except (AnvilError, OSError, ValueError):
+        return {}
+    layers = config.get("text_config", config).get("num_hidden_layers")
+    size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    return {"layers": layers, "dtype": dtype, "bytes": size, "from": sid}
+
+
+def model_state(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
+    """The most telling state of a model's stages: running (and which), failed, served, built, pending."""
+    own = {sid: s for sid, s in view.states.items() if sid.startswith(f"{model}.")}
+    if config.served == model and view.states.get("serve") in ("served", "running"):
+        own["serve"] = view.states["serve"]
+    for state in ("running", "failed"):
+        found = [sid for sid, s in own.items() if s == state]
+        if found:
+            return {"state": state, "stage": found[0]}
+    if own.get("serve") == "served":
+        return {"state": "served", "stage": "serve"}
+    weights = own.get(weights_stage(config, model))
+    if weights in ("built", "warned"):
+        return {"state": "built", "stage": weights_stage(config, model)}
+    pending = [s for s in own.values() if s not in ("built", "warned")]
+    return {"state": pending[0] if pending else "pending", "stage": None}
+
+
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """The lineage: each model, what it came from and its most telling state."""
+    lineage = [
+        {
+            "model": name,
+            "parent": m.parent,
+            "source": m.source,
+            "dataset": m.dataset,
+            **model_state(config, view, name),
+            "from": weights_stage(config, name),
+        }
+        for name, m in config.models.items()
+    ]
+    return {"lineage": lineage}
+
+
 COST = Cost(start_s=0.9, unit="bytes", units=weights, first_run=first_run.streamed)
 
 
 STAGE = Stage(
-    kind="source", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, figures=SourceFigures
+    kind="source",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    cost=COST,
+    figures=SourceFigures,
+    page=page,
 )

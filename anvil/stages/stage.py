@@ -18,6 +18,8 @@ from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import SuiteTest
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.state.figures import Figures
 from anvil.state.project_state import ProjectState
 
@@ -165,6 +167,9 @@ class Stage:
     # What the live page draws of it while it runs, from its scratch folder (a round's loss curve so far).
     so_far: Callable[[Path], Any] | None = None
     shown: Shown | None = None  # what `eval show MODEL` adds from this stage of the model
+    # Its sections of the dashboard's data (`report.json`), by key: what its partial draws, read from the View
+    # of every stage's record and artifact. An `architecture` entry adds rows to the page's pipeline table.
+    page: Callable[[ReportConfig, View], dict[str, Any]] | None = None
     # What `plan` warns of a planned run before apply tries it (a port another process holds), if anything.
     preflight: Callable[[Node, StageRecord | None], str | None] | None = None
     # `anvil import`: a folder made outside Anvil adopted as this stage's artifact. It checks the folder

@@ -5,6 +5,7 @@ before/after samples on held-out prompts: `adapters.safetensors`, `adapter_confi
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -31,6 +32,8 @@ from anvil.recipe.models import Lora, Recipe, Train, lora_keys
 from anvil.recipe.preference import as_chat
 from anvil.recipe.suite import Scoring
 from anvil.stages import dataset, source, transcripts
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, read_figures, weights_of
 from anvil.state import adapters
 
@@ -227,6 +230,74 @@ def summary(record: StageRecord) -> str:
     return f"loss {m.train_loss_first:.3f} -> {m.train_loss_last:.3f}{valid}"
 
 
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """Each round's data mix, training settings and loss curve (a swept round's rounds are its variants')."""
+    return {"rounds": [_round(config, view, name) for name, m in config.models.items() if m.dataset and not m.variants]}
+
+
+def _round(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
+    m, sid = config.models[model], stage_id("train", model)
+    assert m.parent is not None and m.dataset is not None
+    curve = view.read(sid, lambda folder: json.loads((folder / "loss.json").read_text()))
+    curve = curve or view.curves.get(sid) or {"train": [], "valid": []}
+    return {
+        "model": model,
+        "parent": m.parent,
+        "dataset": dataset.mix(config, view, m.dataset),
+        "training": _training(config, view, model),
+        "loss": {**curve, "table": loss_table(curve), "state": view.states.get(sid, "pending"), "from": sid},
+    }
+
+
+def loss_table(curve: dict[str, list[dict]]) -> list[dict[str, Any]]:
+    """The curve at its validation steps, its first and its last step: train and valid loss side by side."""
+    train = {p["step"]: p["loss"] for p in curve["train"]}
+    valid = {p["step"]: p["loss"] for p in curve["valid"]}
+    ends = {min(train), max(train)} if train else set()
+    return [{"step": step, "train": train.get(step), "valid": valid.get(step)} for step in sorted(set(valid) | ends)]
+
+
+def _training(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
+    """The seed's training-parameters table, from the train record and the parent's weights."""
+    sid = stage_id("train", model)
+    record = view.records.get(sid)
+    if record is None:
+        return {"state": view.states.get(sid, "pending"), "from": sid}
+    parent = config.models[model].parent
+    assert parent is not None
+    lora, train, trained = record.config["lora"], record.config["train"], figures(record)
+    method = record.config.get("method", "sft")
+    return {
+        "state": view.states.get(sid, "pending"),
+        "from": sid,
+        "base": {
+            "model": parent,
+            "fused": config.models[parent].parent is not None,
+            **source.facts(view, source.weights_stage(config, parent)),
+        },
+        "rank": lora["rank"],
+        "scale": lora["scale"],
+        "last_layers": lora["last_layers"],
+        "targets": lora["targets"],
+        "trainable_parameters": trained.trainable_parameters,
+        "total_parameters": trained.total_parameters,
+        "trainable_percent": trained.trainable_percent,
+        "steps": train["steps"],
+        "batch_size": train["batch_size"],
+        "learning_rate": train["learning_rate"],
+        "max_seq_length": train["max_seq_length"],
+        "grad_checkpoint": train["grad_checkpoint"],
+        # every method's rows, None where this round's method has none of them (one table for all rounds)
+        **{row: None for each in METHODS.values() for row in each.dashboard(None, {})},
+        **METHODS[method].dashboard(settings_in(record.config), trained.model_dump()),
+        "peak_memory_gb": trained.peak_memory_gb,
+        "seconds_per_step": trained.seconds_per_step,
+        "duration_s": record.duration_s if view.built(sid) else None,
+        # adopted by `anvil import`: trained elsewhere, so no curve or time of its own
+        "imported": {"from": trained.imported_from, "on": record.started[:10]} if trained.imported_from else None,
+    }
+
+
 def _memory(work: Work) -> float | None:
     assert work.shape is not None
     method, train = METHODS[work.settings.get("method", "sft")], work.settings["train"]
@@ -283,4 +354,5 @@ STAGE = Stage(
     so_far=curve_so_far,
     adopt=adopt,
     figures=Trained,
+    page=page,
 )

@@ -27,6 +27,8 @@ from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.recipe.suite import Prompt
 from anvil.stages import source
+from anvil.stages.report.config import ReportConfig
+from anvil.stages.report.view import View
 from anvil.stages.stage import (
     Parallel,
     Recorded,
@@ -57,6 +59,16 @@ class TranscriptsConfig(Strict):
 def suite_name(path: str) -> str:
     """A suite's name in metrics (`tiny.composite`): its folder's name."""
     return Path(path).name
+
+
+def calibrated_suites(recipe: Recipe, suites: Suites) -> dict[str, str]:
+    """Suite name -> its calibration stage, for the suites that ship a calibration set."""
+    paths = recipe.eval.suites if recipe.eval else []
+    return {
+        suite_name(p): stage_id("calibration", suite_name(p))
+        for p in paths
+        if getattr(suites.get(p), "calibration", None)
+    }
 
 
 def config_of(recipe: Recipe, suites: Suites) -> TranscriptsConfig | None:
@@ -176,6 +188,12 @@ def _tokens(work: Work) -> float:
     return tests * work.settings["runs"] * work.settings["max_tokens"]
 
 
+def page(config: ReportConfig, view: View) -> dict[str, Any]:
+    """The KV cache the evaluation generated with, for the page's pipeline table."""
+    generated = view.first_built("transcripts")
+    return {"architecture": {"eval_kv_cache": generated.config.get("kv_cache") if generated else None}}
+
+
 COST = Cost(
     evaluation=True,
     start_s=2.5,
@@ -187,5 +205,12 @@ COST = Cost(
 
 
 STAGE = Stage(
-    kind="transcripts", code_version=CODE_VERSION, nodes=nodes, run=run, summary=summary, cost=COST, figures=Generated
+    kind="transcripts",
+    code_version=CODE_VERSION,
+    nodes=nodes,
+    run=run,
+    summary=summary,
+    cost=COST,
+    figures=Generated,
+    page=page,
 )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from anvil.errors import AnvilError
 from anvil.planning.record import StageRecord
+
+T = TypeVar("T")
 
 # The states a stage is shown in; a model's state is the most telling state of its stages.
 STATES = ("running", "failed", "served", "warned", "built", "pending", "blocked", "unavailable")
@@ -32,3 +36,13 @@ class View:
     def first_built(self, kind: str) -> StageRecord | None:
         """The first readable record of a stage of `kind` (the pipeline section's settings: any fuse, any eval)."""
         return next((r for sid, r in self.records.items() if r.kind == kind and self.built(sid)), None)
+
+    def read(self, sid: str, reader: Callable[[Path], T]) -> T | None:
+        """A built stage's artifact as `reader` reads it; None when it is not built, gone or damaged: shown as
+        missing, never guessed."""
+        if self.built(sid) is None or sid not in self.artifacts:
+            return None
+        try:
+            return reader(self.artifacts[sid])
+        except (OSError, ValueError, KeyError, AnvilError):
+            return None

@@ -115,8 +115,9 @@ def test_the_report_is_built_after_a_failed_gate_and_pairs_it_with_the_data_that
         ("tool_use", 4, "DESCRIPTION"),
         ("voice", 8, None),
     ]
-    assert round_["targets"]["kind"] == "gate failures"
-    [target] = round_["targets"]["rows"]
+    [targets] = data["targets"]  # the gate's section: what v1 targets in base, beside v1's data
+    assert (targets["model"], targets["parent"], targets["kind"]) == ("v1", "base", "gate failures")
+    [target] = targets["rows"]
     assert (target["test"], target["value"], target["addressed_by"]) == (
         "a_rather_long_test_name_greets",
         0.0,
@@ -278,9 +279,9 @@ def test_a_parent_without_gates_shows_its_weakest_tests_and_the_data_that_target
         serve_models_from(monkeypatch, port)
         apply_without_mlx(folder, {"train": fake_train, "fuse": {}})
     _, data, html = page_data(folder)
-    [round_] = data["rounds"]
-    assert round_["targets"]["kind"] == "weakest tests", "the seed's section, for a parent without gates"
-    rows = {r["test"]: r for r in round_["targets"]["rows"]}
+    [targets] = data["targets"]
+    assert targets["kind"] == "weakest tests", "the seed's section, for a parent without gates"
+    rows = {r["test"]: r for r in targets["rows"]}
     assert set(rows) == {"a_rather_long_test_name_greets", "a_rather_long_test_name_gruff"}
     assert (
         rows["a_rather_long_test_name_greets"]["addressed_by"] == ["tool_use"]
