@@ -28,6 +28,7 @@ from anvil.recipe.evaluation import DETERMINISTIC, Judge, label
 from anvil.recipe.models import Recipe
 from anvil.recipe.suite import Scoring
 from anvil.stages import transcripts
+from anvil.stages.report.charts import bars, drawn
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, read_figures
@@ -218,6 +219,19 @@ def page(config: ReportConfig, view: View) -> dict[str, Any]:
     }
 
 
+def charts(data: dict[str, Any]) -> dict[str, str | None]:
+    """Per suite, every evaluated model's category scores side by side."""
+    by_suite: dict[str, dict[str, dict[str, float]]] = {}
+    for table in data["categories"]:
+        by_suite.setdefault(table["suite"], {})[table["model"]] = {r["category"]: r["score"] for r in table["rows"]}
+    found = {}
+    for suite, models in by_suite.items():
+        labels = list(dict.fromkeys(c for scores in models.values() for c in scores))
+        series = {m: [s.get(c) for c in labels] for m, s in models.items()}
+        found[f"categories-{suite}"] = drawn(bars, f"categories-{suite}", labels, series, "score")
+    return found
+
+
 def _cards(view: View, model: str) -> list[dict[str, Any]]:
     """A card per suite: the composite (N-run average) with its deltas, or the state. A suite no calibration
     stage checks carries a warning: no person vouched for its judge."""
@@ -303,4 +317,5 @@ STAGE = Stage(
     cost=COST,
     figures=EvalFigures,
     page=page,
+    charts=charts,
 )

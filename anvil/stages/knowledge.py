@@ -14,7 +14,6 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,9 @@ from anvil.backends.server import chat_until
 from anvil.errors import AnvilError
 from anvil.estimates import arithmetic, first_run
 from anvil.estimates.cost import Cost
-from anvil.evaluation import stats
+from anvil.evaluation.graded import Graded, headline_first, paired, scores_of
 from anvil.evaluation.parallel import in_order
-from anvil.evaluation.results import BenchmarkScores, KnowledgeResults, PairedItems
+from anvil.evaluation.results import BenchmarkScores, KnowledgeResults
 from anvil.knowledge import data as benchmark_data
 from anvil.knowledge.protocol import truncate
 from anvil.knowledge.registry import BENCHMARKS
@@ -36,6 +35,7 @@ from anvil.recipe.evaluation import Knowledge
 from anvil.recipe.models import Recipe
 from anvil.recipe.serving import KvCache, Serve
 from anvil.stages import transcripts
+from anvil.stages.report.charts import bars, drawn
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 from anvil.stages.stage import (
@@ -134,18 +134,6 @@ def local_file(data: str, root: Path) -> Path:
     return hub.dataset_file(where, data)
 
 
-@dataclass
-class Graded:
-    """A benchmark's items graded, whichever path ran it."""
-
-    title: str
-    headline: str  # the filter whose score is the benchmark's
-    filters: list[str]
-    items: list[dict[str, Any]]  # {key, messages, response, extracted, correct} by filter
-    groups: list[str] | None = None  # each item's group, for sub-scores (MMLU-Pro's subjects)
-    task: str | None = None  # the lm-eval task that graded it
-
-
 def run(ctx: StageRun[KnowledgeConfig]) -> Result:
     config = ctx.config
     tasks = {benchmark_data.metric_name(spec): _task(spec, ctx) for spec in config.benchmarks if spec.task}
@@ -198,10 +186,10 @@ def run(ctx: StageRun[KnowledgeConfig]) -> Result:
         name = benchmark_data.metric_name(spec)
         found = graded[name]
         against = {
-            f"delta_vs_{role}": _paired(found, other.benchmarks.get(name), config.alpha)
+            f"delta_vs_{role}": paired(found, other.benchmarks.get(name), config.alpha)
             for role, other in others.items()
         }
-        results[name] = BenchmarkScores.model_validate(_summary(found, spec) | against | {"items": found.items})
+        results[name] = BenchmarkScores.model_validate(scores_of(found, spec) | against | {"items": found.items})
     write_json(ctx.out / RESULTS, KnowledgeResults(benchmarks=results).model_dump(mode="json"))
     headlines = {name: b.model_copy(update={"items": []}) for name, b in results.items()}
     return Result.of(Known(benchmarks=headlines, **throughput(int(generation["tokens"]), generation["seconds"])))
@@ -250,10 +238,10 @@ def _run_protocol(spec: Knowledge, root: Path, answer: Callable) -> Graded:
     turns = [bench.messages(item, shots, spec.chat) for item in items]
     max_tokens = spec.max_tokens or bench.max_tokens
     responses = answer([(t, max_tokens, bench.stop) for t in turns], bench.title)
-    graded = []
+    answered = []
     for item, messages, response in zip(items, turns, responses, strict=True):
         grades = {f: filt(response, item) for f, filt in bench.filters.items()}
-        graded.append(
+        answered.append(
             {
                 "key": bench.key(item),
                 "messages": messages,
@@ -264,54 +252,7 @@ def _run_protocol(spec: Knowledge, root: Path, answer: Callable) -> Graded:
         )
     filters = headline_first(list(bench.filters), spec.filter)
     groups = [str(item[bench.groups]) for item in items] if bench.groups else None
-    return Graded(title=bench.title, headline=filters[0], filters=filters, items=graded, groups=groups)
-
-
-def headline_first(filters: list[str], chosen: str | None) -> list[str]:
-    """A benchmark's filters with the recipe's headline first (without one, the protocol's or task's own)."""
-    return [chosen] + [f for f in filters if f != chosen] if chosen else filters
-
-
-def _summary(found: Graded, spec: Knowledge) -> dict[str, Any]:
-    scores = {f: accuracy([g["correct"][f] for g in found.items]) for f in found.filters}
-    summary: dict[str, Any] = {
-        "title": found.title,
-        "n": len(found.items),
-        "filter": found.headline,
-        "chat": spec.chat,
-        "scores": {f: a["score"] for f, a in scores.items()},
-        "stderrs": {f: a["stderr"] for f, a in scores.items()},
-        "score": scores[found.headline]["score"],
-        "stderr": scores[found.headline]["stderr"],
-    }
-    if found.task:
-        summary["lm_eval_task"] = found.task
-    if spec.overlaps_training:
-        summary["overlaps_training"] = True
-    if found.groups:  # lm-eval's sub-scores (MMLU-Pro's subjects), each with its own standard error
-        by: dict[str, list[bool]] = {}
-        for group, g in zip(found.groups, found.items, strict=True):
-            by.setdefault(group, []).append(g["correct"][found.headline])
-        summary["groups"] = {group: accuracy(correct) for group, correct in sorted(by.items())}
-    return summary
-
-
-def _paired(found: Graded, other: BenchmarkScores | None, alpha: float) -> PairedItems | None:
-    """The delta vs another model's run of the same benchmark, paired item by item (McNemar); None when the
-    two did not ask the same items."""
-    theirs = {g["key"]: g["correct"][found.headline] for g in (other.items if other else [])}
-    if other is None or len(theirs) != len(found.items) or not all(g["key"] in theirs for g in found.items):
-        return None
-    mine = [g["correct"][found.headline] for g in found.items]
-    compared = stats.mcnemar(mine, [theirs[g["key"]] for g in found.items], alpha).to_json()
-    significant = stats.significant(compared["p_value"], alpha)
-    return PairedItems(**compared, alpha=alpha, significant=significant, score=other.score)
-
-
-def accuracy(correct: list[bool]) -> dict[str, Any]:
-    """The share correct and its standard error as lm-eval reports it (the sample's, over n - 1)."""
-    n, score = len(correct), sum(correct) / len(correct)
-    return {"n": n, "score": score, "stderr": (score * (1 - score) / (n - 1)) ** 0.5 if n > 1 else None}
+    return Graded(title=bench.title, headline=filters[0], filters=filters, items=answered, groups=groups)
 
 
 def results_of(artifact: Path) -> KnowledgeResults:
@@ -383,6 +324,16 @@ def page(config: ReportConfig, view: View) -> dict[str, Any]:
     return {"knowledge": rows}
 
 
+def charts(data: dict[str, Any]) -> dict[str, str | None]:
+    """Every benchmark's score by model; none when every score is 0% (bars of no height: said in words)."""
+    scored = [row for row in data["knowledge"] if "score" in row]
+    benchmarks = list(dict.fromkeys(row["benchmark"] for row in scored))
+    score = {(row["model"], row["benchmark"]): row["score"] for row in scored}
+    series = {m: [score.get((m, b)) for b in benchmarks] for m in dict.fromkeys(row["model"] for row in scored)}
+    drawn_at_all = any(row["score"] for row in scored)
+    return {"knowledge": drawn(bars, "knowledge", benchmarks, series, "%") if drawn_at_all else None}
+
+
 STAGE = Stage(
     kind="knowledge",
     code_version=CODE_VERSION,
@@ -392,4 +343,5 @@ STAGE = Stage(
     cost=COST,
     figures=Known,
     page=page,
+    charts=charts,
 )

@@ -170,6 +170,8 @@ class Stage:
     # Its sections of the dashboard's data (`report.json`), by key: what its partial draws, read from the View
     # of every stage's record and artifact. An `architecture` entry adds rows to the page's pipeline table.
     page: Callable[[ReportConfig, View], dict[str, Any]] | None = None
+    # The charts its partial inlines (SVG by name), drawn from the page's data (report/charts.py).
+    charts: Callable[[dict[str, Any]], dict[str, str | None]] | None = None
     # What `plan` warns of a planned run before apply tries it (a port another process holds), if anything.
     preflight: Callable[[Node, StageRecord | None], str | None] | None = None
     # `anvil import`: a folder made outside Anvil adopted as this stage's artifact. It checks the folder

@@ -32,6 +32,8 @@ from anvil.recipe.models import Lora, Recipe, Train, lora_keys
 from anvil.recipe.preference import as_chat
 from anvil.recipe.suite import Scoring
 from anvil.stages import dataset, source, transcripts
+from anvil.stages.report import charts as chart
+from anvil.stages.report.charts import drawn
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, read_figures, weights_of
@@ -235,6 +237,17 @@ def page(config: ReportConfig, view: View) -> dict[str, Any]:
     return {"rounds": [_round(config, view, name) for name, m in config.models.items() if m.dataset and not m.variants]}
 
 
+def charts(data: dict[str, Any]) -> dict[str, str | None]:
+    """Every round's loss curve in one chart, and each round's data mix."""
+    curves = [{"model": r["model"], "loss": {k: r["loss"][k] for k in ("train", "valid")}} for r in data["rounds"]]
+    found = {"loss": drawn(chart.loss, curves)}
+    for r in data["rounds"]:
+        categories, name = r["dataset"]["categories"], f"mix-{r['model']}"
+        counts = {"rows": [c["rows"] for c in categories]}
+        found[name] = drawn(chart.bars, name, [c["name"] for c in categories], counts, "n", True)
+    return found
+
+
 def _round(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
     m, sid = config.models[model], stage_id("train", model)
     assert m.parent is not None and m.dataset is not None
@@ -355,4 +368,5 @@ STAGE = Stage(
     adopt=adopt,
     figures=Trained,
     page=page,
+    charts=charts,
 )

@@ -5,11 +5,26 @@ ids, no date), so the same data gives the same page byte for byte."""
 from __future__ import annotations
 
 import io
+import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 COLORS = ("#2563eb", "#d97706", "#059669", "#7c3aed", "#dc2626", "#0891b2", "#65a30d", "#db2777")
 WIDTH = 7.2  # inches: the page's column at 100 dpi
+
+
+_DRAWN: dict[str, str | None] = {}
+
+
+def drawn(draw: Callable[..., str | None], *args: Any) -> str | None:
+    """A chart drawn once per content: a live page is written after every stage, its charts seldom change."""
+    key = json.dumps([draw.__name__, args], sort_keys=True)
+    if key not in _DRAWN:
+        if len(_DRAWN) > 64:
+            _DRAWN.clear()
+        _DRAWN[key] = draw(*args)
+    return _DRAWN[key]
 
 
 def _figure(height: float):

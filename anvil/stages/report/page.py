@@ -5,16 +5,14 @@ tooltip naming the stage and fingerprint it was read from."""
 from __future__ import annotations
 
 import itertools
-import json
 import math
-from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 from markupsafe import Markup, escape
 
 from anvil.estimates.arithmetic import parameter_count
-from anvil.stages.report import charts
+from anvil.stages.kinds import KINDS
 from anvil.stages.report.config import TEMPLATE, partials, template_text
 
 REFRESH_S = 5  # how often a page open in a browser reloads itself while an apply runs
@@ -65,41 +63,9 @@ def _template():
     return env.get_template(TEMPLATE)
 
 
-_DRAWN: dict[str, str | None] = {}
-
-
-def _drawn(draw: Callable[..., str | None], *args: Any) -> str | None:
-    """A chart drawn once per content: a live page is written after every stage, its charts seldom change."""
-    key = json.dumps([draw.__name__, args], sort_keys=True)
-    if key not in _DRAWN:
-        if len(_DRAWN) > 64:
-            _DRAWN.clear()
-        _DRAWN[key] = draw(*args)
-    return _DRAWN[key]
-
-
 def _charts(data: dict[str, Any]) -> dict[str, str | None]:
-    curves = [{"model": r["model"], "loss": {k: r["loss"][k] for k in ("train", "valid")}} for r in data["rounds"]]
-    found: dict[str, str | None] = {"loss": _drawn(charts.loss, curves)}
-    for r in data["rounds"]:
-        categories, name = r["dataset"]["categories"], f"mix-{r['model']}"
-        counts = {"rows": [c["rows"] for c in categories]}
-        found[name] = _drawn(charts.bars, name, [c["name"] for c in categories], counts, "n", True)
-    by_suite: dict[str, dict[str, dict[str, float]]] = {}
-    for table in data["categories"]:
-        by_suite.setdefault(table["suite"], {})[table["model"]] = {r["category"]: r["score"] for r in table["rows"]}
-    for suite, models in by_suite.items():
-        labels = list(dict.fromkeys(c for scores in models.values() for c in scores))
-        series = {m: [s.get(c) for c in labels] for m, s in models.items()}
-        found[f"categories-{suite}"] = _drawn(charts.bars, f"categories-{suite}", labels, series, "score")
-    scored = [row for row in data["knowledge"] if "score" in row]
-    benchmarks = list(dict.fromkeys(row["benchmark"] for row in scored))
-    score = {(row["model"], row["benchmark"]): row["score"] for row in scored}
-    series = {m: [score.get((m, b)) for b in benchmarks] for m in dict.fromkeys(row["model"] for row in scored)}
-    # Every score 0% would be bars of no height: the page says so in words instead.
-    drawn = any(row["score"] for row in scored)
-    found["knowledge"] = _drawn(charts.bars, "knowledge", benchmarks, series, "%") if drawn else None
-    return found
+    """Every kind's charts (SVG by name), drawn from the page's data, for its partial to inline."""
+    return {name: svg for stage in KINDS if stage.charts for name, svg in stage.charts(data).items()}
 
 
 def figure_text(value: Any, style: str = ".2f") -> str:

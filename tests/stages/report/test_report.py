@@ -296,9 +296,9 @@ def test_a_parent_without_gates_shows_its_weakest_tests_and_the_data_that_target
 
 
 def test_a_knowledge_chart_of_zeros_is_said_in_words():
-    from anvil.stages.report.page import _charts
+    from anvil.stages.knowledge import charts
 
     rows = [{"model": m, "benchmark": b, "score": 0.0} for m in ("base", "v1") for b in ("gsm8k_cot_max32", "x")]
-    assert _charts({"rounds": [], "categories": [], "knowledge": rows})["knowledge"] is None
+    assert charts({"knowledge": rows})["knowledge"] is None
     rows[0]["score"] = 0.25
-    assert "gsm8k_cot_max32" in _charts({"rounds": [], "categories": [], "knowledge": rows})["knowledge"]
+    assert "gsm8k_cot_max32" in charts({"knowledge": rows})["knowledge"]
