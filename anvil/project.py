@@ -102,7 +102,7 @@ class Project:
         """Why what a record stands for no longer matches it: an edited artifact, a dead server, a server
         of another project (a state file copied with its project)."""
         if self.foreign(record):
-            return f"the recorded process {record.metrics.get('pid')} was started by another project; left alone"
+            return f"the recorded process {record.envelope.pid} was started by another project; left alone"
         stage = BY_KIND.get(record.kind)
         if stage is not None and stage.check is not None:
             return stage.check(record)
@@ -123,7 +123,7 @@ class Project:
 
     def foreign(self, record: StageRecord) -> bool:
         """Whether another project started what the record stands for (a state file copied with its project)."""
-        return record.metrics.get("project", self.state.id) != self.state.id
+        return (record.envelope.project or self.state.id) != self.state.id
 
     def run_stage(self, on_progress: OnProgress | None = None, adopting: Path | None = None):
         """The function that runs a planned stage; with `adopting`, one that adopts that folder as the
@@ -169,7 +169,7 @@ class Project:
         and the processes it started that nothing records."""
         with self.state.lock():
             self.store.clear_debris()
-            resources = {int(r.metrics.get("pid", 0)) for r in self.state.load().values() if _resource(r)}
+            resources = {r.envelope.pid or 0 for r in self.state.load().values() if _resource(r)}
 
             process.sweep(self.state.processes, keep=resources)
             yield

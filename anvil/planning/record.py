@@ -6,7 +6,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from anvil.errors import AnvilError, first_error
 
 
 class Outcome(str, Enum):
@@ -16,6 +18,22 @@ class Outcome(str, Enum):
     OK = "ok"
     WARNED = "warned"
     FAILED = "failed"
+
+
+class Envelope(BaseModel):
+    """What a record's figures may carry whatever its kind, read by the executor, the planner and the page
+    (each kind reads the rest through its own model): the project a resource belongs to and the process it
+    runs, the folder `anvil import` adopted, a generating stage's rate, and the warnings of a record written
+    before records carried a reason."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+
+    project: str | None = None
+    pid: int | None = None
+    imported_from: str | None = None
+    tokens_per_s: float | None = None
+    warnings: list[str] = []
+    shortfalls: list[str] = []
 
 
 class StageRecord(BaseModel):
@@ -41,3 +59,11 @@ class StageRecord(BaseModel):
         description="What the stages that read its artifact are keyed by when that is not its fingerprint: "
         "a sweep's select passes on its winner's weights, so a new variant that does not win reruns nothing after it.",
     )
+
+    @property
+    def envelope(self) -> Envelope:
+        try:
+            return Envelope.model_validate(self.metrics)
+        except ValidationError as e:
+            where, said = first_error(e)
+            raise AnvilError(f"{self.id}: the state's figures are not this Anvil's ({where}: {said})") from None

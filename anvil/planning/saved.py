@@ -26,7 +26,7 @@ def bound_state(records: Mapping[str, StageRecord]) -> dict[str, str]:
     """What a plan assumed of the recorded state, one short line per stage: a stage built again since
     (even to the same fingerprint, as `--replace` does) makes a saved plan stale, as Terraform's does."""
     return {
-        sid: " ".join(filter(None, (r.fingerprint[:16], r.outcome.value, r.started, str(r.metrics.get("pid", "")))))
+        sid: " ".join(filter(None, (r.fingerprint[:16], r.outcome.value, r.started, str(r.envelope.pid or ""))))
         for sid, r in sorted(records.items())
     }
 

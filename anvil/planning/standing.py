@@ -110,5 +110,5 @@ def _reason(record: StageRecord) -> str:
     """Why a record is warned or failed; for one written before records carried a reason, its warnings."""
     if record.outcome is Outcome.OK or record.reason:
         return record.reason
-    warnings = record.metrics.get("warnings") or record.metrics.get("shortfalls") or []
+    warnings = record.envelope.warnings or record.envelope.shortfalls
     return "; ".join(map(str, warnings)) or f"recorded as {record.outcome.value}"

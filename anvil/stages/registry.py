@@ -23,9 +23,10 @@ def summary_of(record: StageRecord) -> str | None:
     stage = BY_KIND.get(record.kind)
     try:
         own = stage.summary(record) if stage is not None and stage.summary is not None else None
+        imported = record.envelope.imported_from
     except AnvilError as e:  # a record this Anvil cannot read (another version's): said, not raised
-        own = str(e)
-    if imported := record.metrics.get("imported_from"):
+        return str(e)
+    if imported:
         checked = f"; {own}" if own else ""
         return f"imported from {imported} on {record.started[:10]}{checked}"
     return own

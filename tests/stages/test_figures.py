@@ -44,3 +44,14 @@ def test_a_record_of_another_version_is_an_error_naming_it_and_status_says_it(me
         read_figures(Gated, record("gate", metrics))
     assert named in str(e.value)
     assert "not this Anvil's" in (summary_of(record("gate", metrics)) or ""), "status goes on"
+
+
+def test_the_envelope_every_kind_may_carry_is_typed_too():
+    """The executor's fields (a resource's project and pid, an import's folder) are read through one model."""
+    adopted = record("gate", {"passed": True, "gates": 0, "failures": [], "imported_from": "/x/v1-gate"})
+    assert adopted.envelope.imported_from == "/x/v1-gate" and adopted.envelope.pid is None
+    assert (summary_of(adopted) or "").startswith("imported from /x/v1-gate")
+    damaged = record("gate", {"passed": True, "gates": 0, "failures": [], "pid": "not a number"})
+    with pytest.raises(AnvilError, match=r"v1.gate: the state's figures are not this Anvil's \(pid: "):
+        damaged.envelope  # noqa: B018
+    assert "not this Anvil's (pid" in (summary_of(damaged) or ""), "status says it and goes on"

@@ -31,7 +31,7 @@ def dashboard(config: ReportConfig, view: View) -> dict[str, Any]:
             "state": view.states.get(sid),
             "started": record.started,
             "duration_s": record.duration_s,
-            "tokens_per_s": record.metrics.get("tokens_per_s"),  # of the stages that generate (`Throughput`)
+            "tokens_per_s": record.envelope.tokens_per_s,  # of the stages that generate (`Throughput`)
         }
         for sid, record in sorted(view.records.items())
         if sid in view.states

@@ -34,7 +34,7 @@ def nodes(recipe: Recipe, suites: Suites) -> list[Node]:
 
 def state_of(record: StageRecord) -> str:
     """A recorded stage as the page shows it: a warning or a failure first, whatever the stage."""
-    built = "served" if "process" in record.metrics else "built"  # a resource records the process it runs
+    built = "served" if record.envelope.pid is not None else "built"  # a resource records the process it runs
     return {Outcome.FAILED: "failed", Outcome.WARNED: "warned"}.get(record.outcome, built)
 
 
