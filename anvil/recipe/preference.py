@@ -42,6 +42,13 @@ def holds(record: PreferenceRecord) -> bool:
     return record["chosen"] != record["rejected"]
 
 
+def broken(row: dict[str, Any]) -> tuple[str, str] | None:
+    """Where and why a pair breaks `holds`, which its JSON Schema cannot say."""
+    if row.get("chosen") == row.get("rejected"):
+        return "rejected", "is the chosen answer (expected a different answer)"
+    return None
+
+
 def as_chat(row: dict[str, Any]) -> dict[str, Any]:
     """A preference pair as the chat record of its chosen answer (a chat record is returned as it is): what
     held-out samples and contamination read."""

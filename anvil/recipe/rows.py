@@ -34,12 +34,18 @@ class RowFormat:
     holds: Callable[[Any], bool]  # the rules its types cannot say, on a row they accept
     schema: Callable[[], dict]  # its published JSON Schema, which explains a rejected row
     file: str  # the schema's file in schema/
+    # where and why a row its types accept breaks a rule its schema cannot say either (None: the schema says)
+    broken: Callable[[dict], tuple[str, str] | None] = lambda row: None
 
 
 FORMATS = {
     "chat": RowFormat(chat.ChatRecord, chat.holds, chat.chat_record_schema, "chat-record"),
     "preference": RowFormat(
-        preference.PreferenceRecord, preference.holds, preference.preference_record_schema, "preference-record"
+        preference.PreferenceRecord,
+        preference.holds,
+        preference.preference_record_schema,
+        "preference-record",
+        preference.broken,
     ),
     "prompt": RowFormat(prompts.PromptRecord, prompts.holds, prompts.prompt_record_schema, "prompt-record"),
 }
@@ -129,8 +135,8 @@ def _row_problems(raw: bytes, lineno: int, shown_as: str, kind: str = "chat") ->
         return [Problem(shown_as, lineno, 1, "", f"nested too deeply (expected a {kind} record)")]
     if errors:
         return [Problem(shown_as, lineno, 1, _where(error) or "row", _explain(error, kind)) for error in errors]
-    if kind == "preference" and isinstance(row, dict) and row.get("chosen") == row.get("rejected"):
-        return [Problem(shown_as, lineno, 1, "rejected", "is the chosen answer (expected a different answer)")]
+    if isinstance(row, dict) and (found := FORMATS[kind].broken(row)):
+        return [Problem(shown_as, lineno, 1, *found)]
     # The schema accepts what the model did not (a number where JSON allows NaN, say): the model's word holds.
     return [
         Problem(
