@@ -154,7 +154,7 @@ def main() -> None:
     first = time.perf_counter() - t0
     full_s, full = timed(lambda: charts._DRAWN.clear() or page.render(data), args.repeat)
     again_s, _ = timed(lambda: page.render(data), args.repeat)
-    loss_s, loss_svg = timed(lambda: charts.loss(data["rounds"]), args.repeat)
+    loss_s, loss_svg = timed(lambda: charts.loss_curves(data["rounds"]), args.repeat)
     real_charts = page._charts
     page._charts = lambda d: {}  # the baseline: the same page, no chart drawn
     try:

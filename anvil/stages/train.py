@@ -5,7 +5,6 @@ before/after samples on held-out prompts: `adapters.safetensors`, `adapter_confi
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -32,11 +31,19 @@ from anvil.recipe.models import Lora, Recipe, Train, lora_keys
 from anvil.recipe.preference import as_chat
 from anvil.recipe.suite import Scoring
 from anvil.stages import dataset, source, transcripts
-from anvil.stages.report import charts as chart
-from anvil.stages.report.charts import drawn
+from anvil.stages.report.charts import bars, drawn, loss_curves
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
-from anvil.stages.stage import Recorded, Result, Stage, StageRun, Suites, read_figures, weights_of
+from anvil.stages.stage import (
+    Recorded,
+    Result,
+    Stage,
+    StageRun,
+    Suites,
+    artifact_json,
+    read_figures,
+    weights_of,
+)
 from anvil.state import adapters
 
 CODE_VERSION = 3
@@ -240,18 +247,18 @@ def page(config: ReportConfig, view: View) -> dict[str, Any]:
 def charts(data: dict[str, Any]) -> dict[str, str | None]:
     """Every round's loss curve in one chart, and each round's data mix."""
     curves = [{"model": r["model"], "loss": {k: r["loss"][k] for k in ("train", "valid")}} for r in data["rounds"]]
-    found = {"loss": drawn(chart.loss, curves)}
+    found = {"loss": drawn(loss_curves, curves)}
     for r in data["rounds"]:
         categories, name = r["dataset"]["categories"], f"mix-{r['model']}"
         counts = {"rows": [c["rows"] for c in categories]}
-        found[name] = drawn(chart.bars, name, [c["name"] for c in categories], counts, "n", True)
+        found[name] = drawn(bars, name, [c["name"] for c in categories], counts, "n", True)
     return found
 
 
 def _round(config: ReportConfig, view: View, model: str) -> dict[str, Any]:
     m, sid = config.models[model], stage_id("train", model)
     assert m.parent is not None and m.dataset is not None
-    curve = view.read(sid, lambda folder: json.loads((folder / "loss.json").read_text()))
+    curve = view.read(sid, lambda folder: artifact_json(folder, "loss.json"))
     curve = curve or view.curves.get(sid) or {"train": [], "valid": []}
     return {
         "model": model,

@@ -59,7 +59,7 @@ def _svg(fig, name: str) -> str:
     return svg.replace(' id="', f' id="{name}-').replace("url(#", f"url(#{name}-").replace('href="#', f'href="#{name}-')
 
 
-def loss(rounds: list[dict[str, Any]]) -> str | None:
+def loss_curves(rounds: list[dict[str, Any]]) -> str | None:
     """Train (line) and validation (dashed, dots) loss per step, one colour per round, on one chart."""
     curves = [r for r in rounds if r["loss"]["train"] or r["loss"]["valid"]]
     if not curves:

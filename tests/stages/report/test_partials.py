@@ -25,3 +25,16 @@ def test_the_page_holds_only_what_belongs_to_no_kind():
     assert sections == {"live", "architecture", "sources"}, sections
     assert "{% include partial %}" in page
     assert resources.files("anvil.assets").joinpath(TEMPLATE).is_file()
+
+
+def test_the_report_reads_every_kind_through_the_kinds_page():
+    """No module of the report imports a kind: each section's data comes from its kind's `page`, and every
+    kind with a partial has one."""
+    from anvil.stages.kinds import KINDS
+    from tests.test_layers import PACKAGE, imports
+
+    modules = {stage.nodes.__module__: stage for stage in KINDS}
+    for path in (PACKAGE / "stages" / "report").glob("*.py"):
+        assert not imports(path) & set(modules), f"{path.name} reads a kind itself"
+    for name in partials():
+        assert modules[f"anvil.stages.{name.split('.')[0]}"].page is not None, f"{name}: its kind has no page"
