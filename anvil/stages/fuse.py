@@ -184,10 +184,8 @@ def page(config: ReportConfig, view: View) -> dict[str, Any]:
         record = view.built(stage_id("fuse", model)) if m.parent else None
         if record is not None and (found := figures(record).parity) is not None:
             parity.append({"model": model, **{key: found.get(key) for key in PARITY}, "from": record.id})
-    first, shown = (
-        view.first_built("fuse"),
-        {"merged_modules", "max_projection_diff", "loads_in_mlx_vlm", "vision_tower"},
-    )
+    first = view.first_built("fuse")
+    shown = {"merged_modules", "max_projection_diff", "loads_in_mlx_vlm", "vision_tower"}
     how = None if first is None else {"method": METHOD, **figures(first).model_dump(include=shown)}
     return {"parity": parity, "architecture": {"fuse": how}}
 
