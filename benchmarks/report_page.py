@@ -23,7 +23,7 @@ def dashboard(rounds: int, steps: int) -> dict:
     rng = random.Random(0)
     models = ["base"] + [f"v{i + 1}" for i in range(rounds)]
     out: dict = {
-        "format": 1,
+        "format": 2,
         "project": "bench",
         "live": None,
         "sources": {},

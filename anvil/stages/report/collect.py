@@ -12,7 +12,7 @@ from anvil.stages.kinds import KINDS
 from anvil.stages.report.config import ReportConfig
 from anvil.stages.report.view import View
 
-FORMAT = 1
+FORMAT = 2  # 2: what a round targets is `targets` (the gate's), no longer inside `rounds`
 
 
 def dashboard(config: ReportConfig, view: View) -> dict[str, Any]:
