@@ -4,11 +4,13 @@ records, the state layer stores them, neither owns the other."""
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from anvil.errors import AnvilError, first_error
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Outcome(str, Enum):
@@ -60,10 +62,18 @@ class StageRecord(BaseModel):
         "a sweep's select passes on its winner's weights, so a new variant that does not win reruns nothing after it.",
     )
 
-    @property
-    def envelope(self) -> Envelope:
+    def figures_as(self, model: type[M]) -> M:
+        """Its figures as `model`: an error naming the stage when the state holds others (written by another
+        version of Anvil, or edited by hand), never a KeyError later."""
         try:
-            return Envelope.model_validate(self.metrics)
+            return model.model_validate(self.metrics)
         except ValidationError as e:
             where, said = first_error(e)
-            raise AnvilError(f"{self.id}: the state's figures are not this Anvil's ({where}: {said})") from None
+            raise AnvilError(
+                f"{self.id}: the state's figures are not this Anvil's ({where or 'its figures'}: {said}); "
+                "`anvil plan` shows what to rebuild"
+            ) from None
+
+    @property
+    def envelope(self) -> Envelope:
+        return self.figures_as(Envelope)

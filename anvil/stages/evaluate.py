@@ -235,7 +235,8 @@ def charts(data: dict[str, Any]) -> dict[str, str | None]:
 def _cards(view: View, model: str) -> list[dict[str, Any]]:
     """A card per suite: the composite (N-run average) with its deltas, or the state. A suite no calibration
     stage checks carries a warning: no person vouched for its judge."""
-    sid, record = stage_id("eval", model), view.built(stage_id("eval", model))
+    sid = stage_id("eval", model)
+    record = view.built(sid)
     if record is None:
         waiting = [s for s in (stage_id("transcripts", model), sid) if view.states.get(s) == "running"]
         state = "running" if waiting else view.states.get(sid, "pending")

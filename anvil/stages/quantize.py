@@ -238,7 +238,7 @@ def page(config: ReportConfig, view: View) -> dict[str, Any]:
                 "parity": m.parity,
             }
         scored, known = stage_id("eval", model), stage_id("knowledge", model)
-        suites, benchmarks = view.read(scored, evaluate.results_of), view.read(known, knowledge.results_of)
+        suites, benchmarks = evaluate.scored(view, model), view.read(known, knowledge.results_of)
         composites, deltas = paired(suites.suites if suites else {}, benchmarks.benchmarks if benchmarks else {})
         row |= {
             "composites": [c | {"from": scored} for c in composites],

@@ -110,17 +110,16 @@ def weights_stage(config: ReportConfig, model: str) -> str:
 
 def facts(view: View, sid: str) -> dict[str, Any]:
     """Layers, dtype and size of a built checkpoint; {} when it cannot be read (a Hub cache cleared)."""
-    if view.built(sid) is None or sid not in view.artifacts:
-        return {}
-    try:
-        folder = checkpoint(view.artifacts[sid], view.root)
-        config = json.loads((folder / "config.json").read_text())
-        dtype = weight_dtype(folder)
-    except (AnvilError, OSError, ValueError):
-        return {}
-    layers = config.get("text_config", config).get("num_hidden_layers")
-    size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
-    return {"layers": layers, "dtype": dtype, "bytes": size, "from": sid}
+    return view.read(sid, lambda artifact: _facts(checkpoint(artifact, view.root)) | {"from": sid}) or {}
+
+
+def _facts(folder: Path) -> dict[str, Any]:
+    config = json.loads((folder / "config.json").read_text())
+    return {
+        "layers": config.get("text_config", config).get("num_hidden_layers"),
+        "dtype": weight_dtype(folder),
+        "bytes": sum(f.stat().st_size for f in folder.glob("*.safetensors")),
+    }
 
 
 def model_state(config: ReportConfig, view: View, model: str) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from anvil.errors import EXIT_ERROR, AnvilError, first_error
+from anvil.errors import EXIT_ERROR, AnvilError
 from anvil.estimates.cost import Cost
 from anvil.planning.graph import Node, stage_id
 from anvil.planning.record import Outcome, StageRecord
@@ -97,16 +97,9 @@ R = TypeVar("R", bound=Recorded)
 
 
 def read_figures(model: type[R], record: StageRecord) -> R:
-    """A record's figures as `model`: an error naming the stage when the state holds others (written by
-    another version of Anvil, or edited by hand), never a KeyError later."""
-    try:
-        return model.model_validate(record.metrics)
-    except ValidationError as e:
-        where, said = first_error(e)
-        raise AnvilError(
-            f"{record.id}: the state's figures are not this Anvil's ({where or 'its figures'}: {said}); "
-            "`anvil plan` shows what to rebuild"
-        ) from None
+    """A record's figures as its kind's model (`StageRecord.figures_as`: an error naming the stage when the
+    state holds others)."""
+    return record.figures_as(model)
 
 
 @dataclass(frozen=True)
